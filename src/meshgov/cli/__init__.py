@@ -1,0 +1,35 @@
+"""The ``meshgov`` command line. Each command group lives in its own module here.
+
+Exit codes: 0 ok, 1 violations, 2 invalid input or usage, 3 access denied, 4 backend unavailable.
+Heavy modules (regopy, sqlglot, duckdb, pyarrow, fastapi) are imported inside commands so that a
+cold ``meshgov check`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from meshgov.cli import check, graph, policy, query, serve
+
+app = typer.Typer(
+    name="meshgov",
+    help="Federated governance for a data mesh: release gate, read-time enforcement, entity graph.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+check.register(app)
+query.register(app)
+app.add_typer(graph.app, name="graph")
+app.add_typer(policy.app, name="policy")
+serve.register(app)
+
+
+def main() -> None:
+    """Console entry point: usage errors exit 2 (click's default), as the contract says."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,47 @@
+"""What every command shares: error reporting and exit codes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from meshgov.errors import MeshgovError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EXIT_OK = 0
+EXIT_VIOLATIONS = 1
+EXIT_INVALID = 2
+EXIT_DENIED = 3
+EXIT_BACKEND = 4
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(error: MeshgovError) -> typer.Exit:
+    """Print one clear line on stderr and return the exit matching the error's kind."""
+    err_console.print(f"[bold red]error[/] [dim]{error.code}[/] {error}", markup=True)
+    return typer.Exit(error.exit_code)
+
+
+def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn ``MeshgovError`` (and unexpected errors) into one stderr line and an exit code."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except MeshgovError as exc:
+            raise fail(exc) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:  # never a traceback for the user
+            err_console.print(f"[bold red]error[/] internal_error {type(exc).__name__}: {exc}")
+            raise typer.Exit(EXIT_BACKEND) from None
+
+    return wrapper

@@ -1,0 +1,147 @@
+"""Safe YAML (and JSON) loading that remembers where every key was written.
+
+Manifests come from domain teams and from HTTP bodies, so the loader is defensive: it refuses
+oversized documents and alias bombs (expansion is counted, not trusted), and it records the line of
+every mapping key so that a validation error can name the place in the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from meshgov.errors import InputError, Location
+
+MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
+# A manifest with 10,000 columns has ~150,000 nodes; an alias bomb expands to billions.
+MAX_EXPANDED_NODES = 2_000_000
+
+Path = tuple[str | int, ...]
+
+
+@dataclass
+class SourceDocument:
+    """A parsed document and the 1-based line of each path inside it."""
+
+    data: Any
+    source: str
+    lines: dict[Path, int] = field(default_factory=dict)
+
+    def line_of(self, path: Path) -> int | None:
+        """Line of the deepest known prefix of ``path``."""
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(tuple(path[:end]))
+            if line is not None:
+                return line
+        return None
+
+
+class _NodeBudget:
+    def __init__(self, source: str) -> None:
+        self.left = MAX_EXPANDED_NODES
+        self.source = source
+        # SafeLoader's scalar resolution (ints, bools, dates) without its alias expansion.
+        self.scalars = yaml.SafeLoader("")
+
+    def spend(self, node: yaml.Node) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise InputError(
+                "document expands to too many nodes (YAML alias bomb?)",
+                Location(file=self.source, line=node.start_mark.line + 1),
+            )
+
+
+def _construct(node: yaml.Node, path: Path, doc: SourceDocument, budget: _NodeBudget) -> Any:
+    budget.spend(node)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise InputError(
+                    "mapping keys must be plain strings",
+                    Location(file=doc.source, line=key_node.start_mark.line + 1),
+                )
+            key = str(key_node.value)
+            if key == "<<":
+                raise InputError(
+                    "YAML merge keys ('<<') are not supported; write the keys out",
+                    Location(file=doc.source, line=key_node.start_mark.line + 1),
+                )
+            if key in out:
+                raise InputError(
+                    f"duplicate key '{key}'",
+                    Location(file=doc.source, line=key_node.start_mark.line + 1),
+                )
+            child = (*path, key)
+            doc.lines.setdefault(child, key_node.start_mark.line + 1)
+            out[key] = _construct(value_node, child, doc, budget)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for index, item in enumerate(node.value):
+            child = (*path, index)
+            doc.lines.setdefault(child, item.start_mark.line + 1)
+            items.append(_construct(item, child, doc, budget))
+        return items
+    return budget.scalars.construct_object(node, deep=True)
+
+
+def decode_text(raw: bytes, source: str) -> str:
+    """Decode UTF-8 input, naming the byte offset of the first bad byte."""
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise InputError(
+            f"file is {len(raw) / 1e6:.1f} MB, over the {MAX_DOCUMENT_BYTES / 1e6:.0f} MB limit",
+            Location(file=source),
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+            Location(file=source, line=line),
+        ) from None
+
+
+def load_yaml(text: str, source: str) -> SourceDocument:
+    """Parse one YAML (or JSON) document into plain Python values with key lines.
+
+    >>> load_yaml("a:\\n  b: 1\\n", "x.yaml").lines[("a", "b")]
+    2
+    """
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise InputError(
+            f"document is {len(text) / 1e6:.1f} MB, "
+            f"over the {MAX_DOCUMENT_BYTES / 1e6:.0f} MB limit",
+            Location(file=source),
+        )
+    doc = SourceDocument(data=None, source=source)
+    try:
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        col = mark.column + 1 if mark else None
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise InputError(
+            f"invalid YAML: {problem}", Location(file=source, line=line, column_number=col)
+        ) from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"invalid YAML: {exc}", Location(file=source)) from None
+    if not nodes or nodes[0] is None:
+        raise InputError("empty document", Location(file=source))
+    if len(nodes) > 1:
+        raise InputError(
+            "several YAML documents in one file; put one product per file",
+            Location(file=source, line=nodes[1].start_mark.line + 1),
+        )
+    try:
+        doc.data = _construct(nodes[0], (), doc, _NodeBudget(source))
+    except yaml.YAMLError as exc:
+        raise InputError(f"invalid YAML value: {exc}", Location(file=source)) from None
+    except RecursionError:
+        raise InputError("document is nested too deeply", Location(file=source)) from None
+    return doc

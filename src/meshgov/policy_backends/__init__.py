@@ -1,0 +1,61 @@
+"""Policy engines (implementations of ``meshgov.core.policy.PolicyEngine``) and bundle loading."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from meshgov.core.policy import PolicyBundle, PolicyEngine
+from meshgov.errors import InputError, Location, PolicyCompileError
+
+DATA_DIR = "data"
+
+
+def load_bundle_dir(root: str | Path) -> PolicyBundle:
+    """Read every ``*.rego`` under ``root`` and every JSON/YAML file under ``root/data``.
+
+    Data files are mounted at ``data.registry.<file stem>``.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise InputError(f"policy directory not found: {base}", Location(file=str(base)))
+    modules: dict[str, str] = {}
+    for path in sorted(base.rglob("*.rego")):
+        rel = path.relative_to(base).as_posix()
+        try:
+            modules[rel] = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise PolicyCompileError("not valid UTF-8", Location(file=rel)) from None
+    registry: dict[str, Any] = {}
+    data_dir = base / DATA_DIR
+    if data_dir.is_dir():
+        for path in sorted(data_dir.iterdir()):
+            if path.suffix not in {".json", ".yaml", ".yml"}:
+                continue
+            rel = path.relative_to(base).as_posix()
+            try:
+                text = path.read_text(encoding="utf-8")
+                value = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+            except (ValueError, yaml.YAMLError) as exc:
+                raise PolicyCompileError(f"invalid data file: {exc}", Location(file=rel)) from None
+            registry[path.stem] = value
+    if not modules:
+        raise InputError(f"no .rego files under {base}", Location(file=str(base)))
+    return PolicyBundle.create(modules, {"registry": registry})
+
+
+def engine_from_url(url: str | None) -> PolicyEngine:
+    """``None``/``embedded`` → regopy in-process; ``opa+http://host:port`` → an OPA server."""
+    if not url or url == "embedded":
+        from meshgov.policy_backends.embedded import EmbeddedEngine
+
+        return EmbeddedEngine()
+    if url.startswith(("opa+http://", "opa+https://")):
+        from meshgov.policy_backends.opa_server import OpaServerEngine  # type: ignore[import-not-found,unused-ignore]
+
+        engine: PolicyEngine = OpaServerEngine(url.removeprefix("opa+"))
+        return engine
+    raise InputError(f"unknown policy engine {url!r}; use 'embedded' or 'opa+http://host:port'")
