@@ -1,0 +1,64 @@
+"""Structural rules of the code base: a pure core, and a complete public API."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import meshgov
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "meshgov"
+# The core may compute, never reach outside the process.
+FORBIDDEN_IN_CORE = {
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "typer",
+    "rich",
+    "httpx",
+    "sqlite3",
+    "duckdb",
+    "psycopg",
+    "regopy",
+    "opa_client",
+    "subprocess",
+    "socket",
+    "requests",
+    "meshgov.api",
+    "meshgov.cli",
+    "meshgov.store",
+    "meshgov.engines",
+    "meshgov.policy_backends",
+    "meshgov.catalog",
+    "meshgov.gate",
+    "meshgov.gateway",
+}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("module", sorted(SRC.joinpath("core").rglob("*.py")), ids=lambda p: p.name)
+def test_core_modules_do_no_io(module: Path) -> None:
+    bad = {
+        name
+        for name in _imports(module)
+        if any(name == f or name.startswith(f + ".") for f in FORBIDDEN_IN_CORE)
+    }
+    assert not bad, f"{module.relative_to(SRC)} imports {sorted(bad)}"
+
+
+def test_public_api_is_declared_and_sorted() -> None:
+    assert list(meshgov.__all__) == sorted(meshgov.__all__)
+    for name in meshgov.__all__:
+        assert hasattr(meshgov, name)
