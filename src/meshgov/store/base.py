@@ -1,0 +1,137 @@
+"""What the service keeps: product versions, policy revisions, the active revision, decisions.
+
+Two implementations share this interface and the same tests: ``sqlite.py`` (default) and
+``postgres.py``. Times are UNIX seconds (float); JSON documents are stored as text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from meshgov.errors import BackendUnavailable, InputError
+
+# Revision states: a revision is only activatable when it compiled and every test passed.
+REVISION_VALID = "valid"
+REVISION_FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ProductVersion:
+    domain: str
+    name: str
+    version: str
+    manifest: str  # the manifest as published (YAML or JSON text)
+    publisher: str
+    published_at: float
+
+    @property
+    def product_id(self) -> str:
+        return f"{self.domain}/{self.name}"
+
+
+@dataclass(frozen=True)
+class PolicyRevision:
+    id: str  # the bundle's content hash
+    author: str
+    created_at: float
+    modules: dict[str, str]
+    data: dict[str, Any]
+    status: str  # REVISION_VALID | REVISION_FAILED
+    report: dict[str, Any] = field(default_factory=dict)  # compile/test/impact results
+
+    @property
+    def activatable(self) -> bool:
+        return self.status == REVISION_VALID
+
+
+@dataclass(frozen=True)
+class Activation:
+    seq: int
+    revision: str
+    actor: str
+    activated_at: float
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    id: str
+    time: float
+    kind: str  # check | authorize | execute | opa | trino | publish
+    principal: str
+    product: str | None
+    input_digest: str
+    allowed: bool
+    result: dict[str, Any]
+    revision: str
+
+
+@dataclass(frozen=True)
+class DecisionFilter:
+    principal: str | None = None
+    product: str | None = None
+    allowed: bool | None = None
+    since: float | None = None
+    until: float | None = None
+    kind: str | None = None
+    limit: int = 100
+
+
+class Store(Protocol):
+    """Durable state of one service; every method raises ``BackendUnavailable`` on I/O faults."""
+
+    url: str
+
+    def publish(self, version: ProductVersion) -> None:
+        """Record a product version; ``Conflict`` if that version already exists."""
+        ...
+
+    def latest_products(self) -> list[ProductVersion]: ...
+
+    def product_versions(self, domain: str, name: str) -> list[ProductVersion]:
+        """Every version of one product, oldest first."""
+        ...
+
+    def save_revision(self, revision: PolicyRevision) -> None:
+        """Insert or replace a policy revision (same content hash = same revision)."""
+        ...
+
+    def revision(self, revision_id: str) -> PolicyRevision | None: ...
+
+    def revisions(self) -> list[PolicyRevision]: ...
+
+    def activate(self, revision_id: str, actor: str, at: float) -> Activation: ...
+
+    def activations(self) -> list[Activation]:
+        """Activation history, oldest first; the last one is the active revision."""
+        ...
+
+    def append_decisions(self, records: Sequence[DecisionRecord]) -> None: ...
+
+    def decisions(self, query: DecisionFilter) -> list[DecisionRecord]:
+        """Matching decisions, newest first."""
+        ...
+
+    def count_decisions(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def open_store(url: str, *, schema: str | None = None) -> Store:
+    """``sqlite:///path`` or ``postgresql://…`` (``schema`` isolates a PostgreSQL store)."""
+    if url.startswith("sqlite://"):
+        from meshgov.store.sqlite import SqliteStore
+
+        return SqliteStore(url)
+    if url.startswith(("postgresql://", "postgres://")):
+        from meshgov.store.postgres import PostgresStore
+
+        return PostgresStore(url, schema=schema or "meshgov")
+    raise InputError(f"unknown store URL {url!r}; use sqlite:///path or postgresql://…")
+
+
+def unavailable(store: str, exc: Exception) -> BackendUnavailable:
+    # The driver's text may carry the DSN; keep only the exception type and first line.
+    first_line = str(exc).splitlines()[0] if str(exc) else ""
+    return BackendUnavailable(f"{store} store unavailable: {type(exc).__name__}: {first_line}")

@@ -1,0 +1,103 @@
+"""The same behaviour from the SQLite and the PostgreSQL store."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from meshgov.errors import Conflict
+from meshgov.store.base import (
+    REVISION_FAILED,
+    REVISION_VALID,
+    DecisionFilter,
+    DecisionRecord,
+    PolicyRevision,
+    ProductVersion,
+    Store,
+    open_store,
+)
+
+
+def _version(version: str, at: float, name: str = "customers") -> ProductVersion:
+    return ProductVersion("customer", name, version, f"version: {version}\n", "alice", at)
+
+
+def test_publish_lists_latest_and_versions(store: Store) -> None:
+    store.publish(_version("1.0.0", 1.0))
+    store.publish(_version("1.1.0", 2.0))
+    store.publish(_version("0.1.0", 3.0, name="segments"))
+    latest = {p.product_id: p.version for p in store.latest_products()}
+    assert latest == {"customer/customers": "1.1.0", "customer/segments": "0.1.0"}
+    versions = store.product_versions("customer", "customers")
+    assert [v.version for v in versions] == ["1.0.0", "1.1.0"]
+    assert versions[0].manifest == "version: 1.0.0\n"
+    assert store.product_versions("customer", "nope") == []
+
+
+def test_publishing_the_same_version_twice_conflicts(store: Store) -> None:
+    store.publish(_version("1.0.0", 1.0))
+    with pytest.raises(Conflict, match=r"customer/customers version 1\.0\.0"):
+        store.publish(_version("1.0.0", 2.0))
+
+
+def test_revisions_and_activation_history(store: Store) -> None:
+    good = PolicyRevision(
+        "aaa", "guild-gina", 1.0, {"a.rego": "package a"}, {"x": 1}, REVISION_VALID
+    )
+    bad = PolicyRevision("bbb", "guild-gina", 2.0, {"a.rego": "package"}, {}, REVISION_FAILED)
+    store.save_revision(good)
+    store.save_revision(bad)
+    assert store.revision("aaa") == good
+    assert store.revision("missing") is None
+    assert [r.id for r in store.revisions()] == ["aaa", "bbb"]
+    assert not store.revision("bbb").activatable  # type: ignore[union-attr]
+    first = store.activate("aaa", "guild-gina", 5.0)
+    second = store.activate("aaa", "guild-gina", 6.0)
+    assert second.seq > first.seq
+    assert [a.revision for a in store.activations()] == ["aaa", "aaa"]
+
+
+def test_decisions_filter_by_principal_product_allowed_and_time(store: Store) -> None:
+    now = time.time()
+    records = [
+        DecisionRecord(
+            f"d{i}",
+            now + i,
+            "authorize",
+            f"p{i % 2}",
+            "customer/customers" if i % 3 == 0 else None,
+            "digest",
+            i % 2 == 0,
+            {"reasons": [f"r{i}"]},
+            "rev1",
+        )
+        for i in range(6)
+    ]
+    store.append_decisions(records)
+    store.append_decisions(records[:2])  # replays are idempotent
+    assert store.count_decisions() == 6
+    assert [r.id for r in store.decisions(DecisionFilter(principal="p0"))] == ["d4", "d2", "d0"]
+    assert [r.id for r in store.decisions(DecisionFilter(product="customer/customers"))] == [
+        "d3",
+        "d0",
+    ]
+    assert {r.id for r in store.decisions(DecisionFilter(allowed=False))} == {"d1", "d3", "d5"}
+    window = store.decisions(DecisionFilter(since=now + 1, until=now + 2))
+    assert [r.id for r in window] == ["d2", "d1"]
+    assert store.decisions(DecisionFilter(limit=1))[0].result == {"reasons": ["r5"]}
+
+
+def test_state_survives_a_restart(store_url: tuple[str, str | None]) -> None:
+    url, schema = store_url
+    first = open_store(url, schema=schema)
+    first.publish(_version("2.0.0", 1.0))
+    first.save_revision(PolicyRevision("rev", "g", 1.0, {}, {}, REVISION_VALID))
+    first.activate("rev", "g", 2.0)
+    first.close()
+    second = open_store(url, schema=schema)
+    try:
+        assert [p.version for p in second.latest_products()] == ["2.0.0"]
+        assert second.activations()[-1].revision == "rev"
+    finally:
+        second.close()
