@@ -1,0 +1,538 @@
+"""The release gate: check manifests against the guild's policies and return a ``Report``.
+
+Used by ``meshgov check`` and by the HTTP service (publish is gated by the same check). The policy
+bundle is compiled once per ``Gate``; every manifest is then one evaluation of
+``data.meshgov.main.violations`` with the input
+``{"product", "previous", "scan", "identity_facts"}`` (see docs/architecture.md).
+
+Inputs that cannot be read (a manifest that does not parse, a missing snapshot, a previous version
+that does not parse) become ``invalid_input`` findings on their manifest, so that one bad file
+neither hides the others' results nor passes: the report's exit code is then 2. Policy compile and
+evaluation errors are raised (``PolicyError``, exit 4): without policies nothing can be judged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from meshgov.catalog import manifest_paths
+from meshgov.core.manifest import Manifest, manifest_from_document
+from meshgov.core.policy import PolicyBundle, PolicyEngine, PreparedPolicy
+from meshgov.core.report import Finding, ManifestResult, Report, policy_findings
+from meshgov.core.waivers import (
+    DEFAULT_WAIVER_FILE,
+    Waiver,
+    apply_waivers,
+    expired_waiver_findings,
+    parse_waivers,
+)
+from meshgov.core.yaml_source import SourceDocument, decode_text, load_yaml
+from meshgov.errors import InputError, Location, ManifestError, MeshgovError
+
+VIOLATIONS_QUERY = "data.meshgov.main.violations"
+VIOLATIONS_ENTRYPOINT = "meshgov/main/violations"
+# The policies shipped with meshgov: <repo>/policies next to src/meshgov.
+SHIPPED_POLICIES = Path(__file__).resolve().parents[2] / "policies"
+
+Progress = Callable[[int, int], None]
+
+
+# --- manifests with their source lines -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourcedManifest:
+    """A manifest and the line of each port and column in its file (for finding locations)."""
+
+    manifest: Manifest
+    # (port, column) → line; ("port", "") is the port, ("", "") the document.
+    lines: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    data_lines: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.manifest.id
+
+
+def _source_lines(doc: SourceDocument) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+    """Lines of ports and columns as written, for meshgov/v1 and ODCS layouts alike."""
+    lines: dict[tuple[str, str], int] = {("", ""): doc.line_of(("metadata",)) or 1}
+    data_lines: dict[str, int] = {}
+    data = doc.data if isinstance(doc.data, dict) else {}
+    spec = data.get("spec")
+    if isinstance(spec, dict) and isinstance(spec.get("outputPorts"), list):
+        layout: tuple[tuple[str | int, ...], list[Any], str] = (
+            ("spec", "outputPorts"),
+            spec["outputPorts"],
+            "columns",
+        )
+    elif isinstance(data.get("schema"), list):
+        layout = (("schema",), data["schema"], "properties")
+    else:
+        return lines, data_lines
+    prefix, ports, columns_key = layout
+    for i, port in enumerate(ports):
+        if not isinstance(port, dict) or not isinstance(port.get("name"), str):
+            continue
+        name = port["name"]
+        port_path = (*prefix, i)
+        lines[(name, "")] = doc.line_of((*port_path, "name")) or doc.line_of(port_path) or 1
+        if "data" in port:
+            data_lines[name] = doc.line_of((*port_path, "data")) or lines[(name, "")]
+        columns = port.get(columns_key)
+        if not isinstance(columns, list):
+            continue
+        for j, column in enumerate(columns):
+            if isinstance(column, dict) and isinstance(column.get("name"), str):
+                line = doc.line_of((*port_path, columns_key, j))
+                if line is not None:
+                    lines[(name, column["name"])] = line
+    return lines, data_lines
+
+
+def read_sourced_manifest(raw: str | bytes, source: str) -> SourcedManifest:
+    """Parse manifest text, keeping lines. Raises ``ManifestError`` naming ``source``."""
+    try:
+        text = decode_text(raw, source) if isinstance(raw, bytes) else raw
+        doc = load_yaml(text, source)
+    except InputError as exc:
+        raise ManifestError(exc.message, exc.location) from None
+    manifest = manifest_from_document(doc)
+    lines, data_lines = _source_lines(doc)
+    return SourcedManifest(manifest, lines, data_lines)
+
+
+def load_sourced_manifest(path: Path) -> SourcedManifest:
+    try:
+        if not path.is_file():
+            raise ManifestError(
+                "no such file" if not path.exists() else "not a file", Location(file=str(path))
+            )
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ManifestError(f"cannot read: {exc.strerror}", Location(file=str(path))) from None
+    return read_sourced_manifest(raw, str(path))
+
+
+# --- previous versions (--against) ---------------------------------------------------------------
+
+
+def _by_id(manifests: Iterable[Manifest]) -> dict[str, Manifest]:
+    return {m.id: m for m in manifests}
+
+
+def load_previous_dir(root: Path) -> dict[str, Manifest]:
+    """The previously released manifests in ``root``, by product id."""
+    return _by_id(load_sourced_manifest(p).manifest for p in manifest_paths([root]))
+
+
+def _git(
+    args: Sequence[str], cwd: Path, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    try:
+        return subprocess.run(
+            ["git", *args], cwd=cwd, input=stdin, capture_output=True, check=False, timeout=120
+        )
+    except FileNotFoundError:
+        raise InputError("--against a git revision needs git, which is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise InputError("git did not answer within 120 s") from None
+
+
+@dataclass
+class GitRevision:
+    """Reads files of one commit (``git cat-file --batch``: one process for every file)."""
+
+    ref: str
+    cwd: Path
+    top: Path = field(init=False)
+    commit: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        top = _git(["rev-parse", "--show-toplevel"], self.cwd)
+        if top.returncode != 0:
+            raise InputError(
+                f"--against {self.ref!r}: not a directory, and {self.cwd} is not in a git "
+                "repository to resolve it as a revision"
+            )
+        self.top = Path(top.stdout.decode().strip()).resolve()
+        verify = _git(
+            ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{self.ref}^{{commit}}"],
+            self.top,
+        )
+        if verify.returncode != 0 or self.ref.startswith("-"):
+            raise InputError(
+                f"--against {self.ref!r}: not a directory, and not a git revision of {self.top}"
+            )
+        self.commit = verify.stdout.decode().strip()
+
+    def relative(self, path: Path) -> str | None:
+        try:
+            return path.resolve().relative_to(self.top).as_posix()
+        except ValueError:
+            return None
+
+    def read_files(self, paths: Sequence[str]) -> dict[str, bytes]:
+        """Contents of ``paths`` (relative to the top) at the commit; absent files are left out."""
+        if not paths:
+            return {}
+        request = "".join(f"{self.commit}:{p}\n" for p in paths).encode()
+        proc = _git(["cat-file", "--batch"], self.top, request)
+        if proc.returncode != 0:
+            raise InputError(f"--against {self.ref!r}: git cat-file failed: {proc.stderr.decode()}")
+        out = proc.stdout
+        found: dict[str, bytes] = {}
+        pos = 0
+        for path in paths:
+            end = out.index(b"\n", pos)
+            header = out[pos:end].split()
+            pos = end + 1
+            if len(header) == 3 and header[1] == b"blob":
+                size = int(header[2])
+                found[path] = out[pos : pos + size]
+                pos += size + 1
+            elif len(header) == 3:  # a tree or another object: skip its body
+                pos += int(header[2]) + 1
+        return found
+
+
+def load_previous_git(
+    ref: str, paths: Sequence[Path]
+) -> dict[Path, SourcedManifest | MeshgovError]:
+    """The version of each manifest file at git revision ``ref`` (same path), when it existed."""
+    if not paths:
+        return {}
+    revision = GitRevision(ref, paths[0].resolve().parent)
+    relative = {path: revision.relative(path) for path in paths}
+    contents = revision.read_files(sorted({r for r in relative.values() if r}))
+    previous: dict[Path, SourcedManifest | MeshgovError] = {}
+    for path, rel in relative.items():
+        if rel is None or rel not in contents:
+            continue
+        try:
+            previous[path] = read_sourced_manifest(contents[rel], f"{ref}:{rel}")
+        except MeshgovError as exc:
+            previous[path] = exc
+    return previous
+
+
+# --- the gate ------------------------------------------------------------------------------------
+
+
+def default_policies_dir(cwd: Path | None = None) -> Path:
+    """``./policies`` when present, else the policies shipped next to the package."""
+    local = (cwd or Path.cwd()) / "policies"
+    if local.is_dir():
+        return local
+    if SHIPPED_POLICIES.is_dir():
+        return SHIPPED_POLICIES
+    raise InputError("no policies: pass --policies DIR (no ./policies and none shipped)")
+
+
+def load_waivers(path: Path) -> list[Waiver]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError("waiver file not found", Location(file=str(path))) from None
+    except OSError as exc:
+        raise InputError(
+            f"cannot read waiver file: {exc.strerror}", Location(file=str(path))
+        ) from None
+    return parse_waivers(decode_text(raw, str(path)), str(path))
+
+
+def default_waiver_file(cwd: Path | None = None) -> Path | None:
+    path = (cwd or Path.cwd()) / DEFAULT_WAIVER_FILE
+    return path if path.is_file() else None
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    enabled: bool = True
+    sample_size: int = 1000
+    threshold: float = 0.2
+
+
+def _identity_facts(
+    manifests: Sequence[Manifest], registry: Mapping[str, Any]
+) -> dict[str, list[dict[str, Any]]]:
+    """Identity facts per product id, computed once over the whole catalogue."""
+    try:
+        from meshgov.core.graph.identity import identity_facts
+    except ImportError:  # the graph package is optional in minimal installs
+        return {}
+    facts = identity_facts(manifests, registry.get("entities"))
+    per_product: dict[str, list[dict[str, Any]]] = {}
+    for fact in facts:
+        product = fact.get("product")
+        if isinstance(product, str):
+            per_product.setdefault(product, []).append(fact)
+    return per_product
+
+
+class Gate:
+    """A policy bundle compiled once, checking any number of manifests."""
+
+    def __init__(self, bundle: PolicyBundle, engine: PolicyEngine | None = None) -> None:
+        if engine is None:
+            from meshgov.policy_backends.embedded import EmbeddedEngine
+
+            engine = EmbeddedEngine()
+        self.bundle = bundle
+        self.prepared: PreparedPolicy = engine.prepare(bundle, entrypoints=[VIOLATIONS_ENTRYPOINT])
+
+    @classmethod
+    def from_dir(cls, policies: Path, engine: PolicyEngine | None = None) -> Gate:
+        from meshgov.policy_backends import load_bundle_dir
+
+        return cls(load_bundle_dir(policies), engine)
+
+    @property
+    def revision(self) -> str:
+        return self.prepared.revision
+
+    @property
+    def registry(self) -> Mapping[str, Any]:
+        registry = self.bundle.data.get("registry")
+        return registry if isinstance(registry, Mapping) else {}
+
+    def evaluate(
+        self,
+        sourced: SourcedManifest,
+        previous: Manifest | None,
+        scan: Sequence[Mapping[str, Any]] = (),
+        identity_facts: Sequence[Mapping[str, Any]] = (),
+    ) -> list[Finding]:
+        """The policy findings for one manifest (raises ``PolicyError`` when evaluation fails)."""
+        manifest = sourced.manifest
+        document = {
+            "product": manifest.policy_document(),
+            "previous": previous.policy_document() if previous is not None else None,
+            "scan": list(scan),
+            "identity_facts": list(identity_facts),
+        }
+        violations = self.prepared.evaluate(VIOLATIONS_QUERY, document)
+        return policy_findings(
+            violations, product=manifest.id, file=manifest.source, lines=sourced.lines
+        )
+
+    def check(
+        self,
+        manifests: Sequence[SourcedManifest | MeshgovError],
+        *,
+        sources: Sequence[str] | None = None,
+        previous: Mapping[str, Manifest | MeshgovError] | None = None,
+        catalog: Iterable[Manifest] = (),
+        waivers: Sequence[Waiver] = (),
+        scan: ScanOptions = ScanOptions(),
+        today: dt.date | None = None,
+        progress: Progress | None = None,
+    ) -> Report:
+        """Check manifests (or the errors met reading them) and return the report.
+
+        Args:
+            manifests: the products to check; a ``MeshgovError`` stands for one that could not
+                be read and becomes an ``invalid_input`` finding.
+            sources: the file of each entry (for the errors); defaults to the manifest source.
+            previous: the previous version by product id (or the error met reading it).
+            catalog: other products of the mesh, for identity facts (checked ones win).
+            waivers: active waivers suppress matching findings; expired ones become warnings.
+            scan: whether and how to scan the ports' data snapshots for undeclared PII.
+            today: the date waivers are judged against (UTC today by default).
+            progress: called with (done, total) after each manifest.
+        """
+        today = today or dt.datetime.now(dt.UTC).date()
+        previous = previous or {}
+        readable = [m for m in manifests if isinstance(m, SourcedManifest)]
+        duplicates = _duplicate_ids(readable)
+        mesh = {m.id: m for m in catalog}
+        mesh.update({m.id: m.manifest for m in readable})
+        facts = _identity_facts(list(mesh.values()), self.registry) if readable else {}
+        results: list[ManifestResult] = []
+        total = len(manifests)
+        for index, entry in enumerate(manifests):
+            source = sources[index] if sources else None
+            if isinstance(entry, MeshgovError):
+                file = source or (entry.location.file if entry.location else None) or "<input>"
+                results.append(ManifestResult(file=file, findings=(Finding.from_error(entry),)))
+            else:
+                results.append(
+                    self._check_one(
+                        entry, source, previous, facts, duplicates, waivers, scan, today
+                    )
+                )
+            if progress:
+                progress(index + 1, total)
+        return Report(
+            revision=self.revision,
+            results=tuple(results),
+            general=tuple(expired_waiver_findings(waivers, today)),
+        )
+
+    def _check_one(
+        self,
+        sourced: SourcedManifest,
+        source: str | None,
+        previous: Mapping[str, Manifest | MeshgovError],
+        facts: Mapping[str, list[dict[str, Any]]],
+        duplicates: Mapping[str, str],
+        waivers: Sequence[Waiver],
+        scan: ScanOptions,
+        today: dt.date,
+    ) -> ManifestResult:
+        manifest = sourced.manifest
+        file = source or manifest.source or "<manifest>"
+        base = ManifestResult(file=file, product=manifest.id, version=manifest.metadata.version)
+        if manifest.id in duplicates and duplicates[manifest.id] != file:
+            error = ManifestError(
+                f"product {manifest.id} is also defined in {duplicates[manifest.id]}",
+                Location(file=file, line=sourced.lines.get(("", "")), product=manifest.id),
+            )
+            return _with(base, findings=(Finding.from_error(error),))
+        prior = previous.get(manifest.id)
+        if isinstance(prior, MeshgovError):
+            error = ManifestError(f"previous version: {prior}", prior.location)
+            return _with(base, findings=(Finding.from_error(error, product=manifest.id),))
+        try:
+            scanned = _scan(sourced, scan)
+        except InputError as exc:
+            return _with(base, findings=(Finding.from_error(exc, product=manifest.id),))
+        findings = self.evaluate(sourced, prior, scanned, facts.get(manifest.id, ()))
+        outcome = apply_waivers(findings, waivers, today)
+        return _with(
+            base,
+            previous_version=prior.metadata.version if prior else None,
+            findings=outcome.kept,
+            waived=outcome.waived,
+        )
+
+    def check_paths(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        against: str | None = None,
+        catalog_dir: Path | None = None,
+        waivers: Sequence[Waiver] = (),
+        scan: ScanOptions = ScanOptions(),
+        today: dt.date | None = None,
+        progress: Progress | None = None,
+    ) -> Report:
+        """Check manifest files and directories (the CLI's entry point).
+
+        Raises:
+            InputError: ``against`` is neither a directory nor a git revision, a path does not
+                exist, or the catalogue cannot be read.
+        """
+        files = _expand(paths)
+        loaded: list[SourcedManifest | MeshgovError] = []
+        for path in files:
+            try:
+                loaded.append(load_sourced_manifest(path))
+            except MeshgovError as exc:
+                loaded.append(exc)
+        previous = self._previous(against, files, loaded)
+        catalog: list[Manifest] = []
+        if catalog_dir is not None:
+            if not catalog_dir.is_dir():
+                raise InputError("catalog directory not found", Location(file=str(catalog_dir)))
+            catalog = [load_sourced_manifest(p).manifest for p in manifest_paths([catalog_dir])]
+        return self.check(
+            loaded,
+            sources=[str(p) for p in files],
+            previous=previous,
+            catalog=catalog,
+            waivers=waivers,
+            scan=scan,
+            today=today,
+            progress=progress,
+        )
+
+    @staticmethod
+    def _previous(
+        against: str | None, files: Sequence[Path], loaded: Sequence[SourcedManifest | MeshgovError]
+    ) -> dict[str, Manifest | MeshgovError]:
+        if against is None:
+            return {}
+        against_dir = Path(against)
+        if against_dir.is_dir():
+            return dict(load_previous_dir(against_dir))
+        by_path = load_previous_git(against, files)
+        previous: dict[str, Manifest | MeshgovError] = {}
+        for path, current in zip(files, loaded, strict=True):
+            prior = by_path.get(path)
+            if not isinstance(current, SourcedManifest) or prior is None:
+                continue
+            if isinstance(prior, MeshgovError):
+                previous[current.id] = prior
+            elif prior.id == current.id:
+                previous[current.id] = prior.manifest
+        return previous
+
+
+def _with(base: ManifestResult, **changes: Any) -> ManifestResult:
+    return replace(base, **changes)
+
+
+def _duplicate_ids(manifests: Sequence[SourcedManifest]) -> dict[str, str]:
+    """Product ids defined by more than one file → the first file that defined them."""
+    first: dict[str, str] = {}
+    duplicates: dict[str, str] = {}
+    for sourced in manifests:
+        file = sourced.manifest.source or ""
+        if sourced.id in first and first[sourced.id] != file:
+            duplicates[sourced.id] = first[sourced.id]
+        first.setdefault(sourced.id, file)
+    return duplicates
+
+
+def _expand(paths: Sequence[str | Path]) -> list[Path]:
+    # A missing path stays in the list: reading it reports the invalid input.
+    files = manifest_paths(paths)
+    unique: list[Path] = []
+    seen: set[Path] = set()
+    for path in files:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(path)
+    return unique
+
+
+def _scan(sourced: SourcedManifest, options: ScanOptions) -> list[dict[str, Any]]:
+    manifest = sourced.manifest
+    if not options.enabled or not any(p.data for p in manifest.spec.output_ports):
+        return []
+    from meshgov.scan import ScanSettings, scan_manifest
+
+    settings = ScanSettings(sample_size=options.sample_size, threshold=options.threshold)
+    return [f.as_dict() for f in scan_manifest(manifest, settings, sourced.data_lines)]
+
+
+def check_paths(
+    paths: Sequence[str | Path],
+    *,
+    policies: Path | None = None,
+    against: str | None = None,
+    catalog_dir: Path | None = None,
+    waiver_file: Path | None = None,
+    scan: ScanOptions = ScanOptions(),
+    today: dt.date | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """One call for the whole gate: load policies and waivers, check ``paths``."""
+    waivers = load_waivers(waiver_file) if waiver_file is not None else []
+    gate = Gate.from_dir(policies or default_policies_dir())
+    return gate.check_paths(
+        paths,
+        against=against,
+        catalog_dir=catalog_dir,
+        waivers=waivers,
+        scan=scan,
+        today=today,
+        progress=progress,
+    )
