@@ -1,0 +1,303 @@
+"""What every query engine offers, and what every engine shares.
+
+An engine only ever receives SQL that the gateway generated from a rewritten tree. It still checks
+that the text is one read-only query (defence in depth), runs it locked down, and returns Arrow.
+Engine error text is never shown to a user: it can carry data values (``invalid input syntax for
+type integer: "alice@example.com"``). Errors become a generic message naming only their class.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from meshgov.errors import (
+    AccessDenied,
+    BackendUnavailable,
+    InputError,
+    Location,
+    ManifestError,
+    MeshgovError,
+    SqlUnsupportedError,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from sqlglot import exp
+
+    from meshgov.catalog import Catalog
+    from meshgov.core.manifest import Manifest, OutputPort
+
+log = logging.getLogger("meshgov.engines")
+
+DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
+# Names of the temporary barrier views an engine creates around each secure subquery.
+BARRIER_VIEW_PREFIX = "meshgov_barrier_"
+
+
+class QueryFailed(InputError):
+    """The engine rejected or failed the query; the message names only the error class."""
+
+    code = "query_failed"
+
+
+@runtime_checkable
+class QueryEngine(Protocol):
+    """One query engine: runs one generated read-only SQL statement and returns Arrow."""
+
+    name: str
+    dialect: str
+
+    def execute(self, sql: str) -> pa.Table: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class PhysicalTable:
+    """Where a port's rows live in an engine: ``[catalog.][schema.]table``, lower-cased."""
+
+    product: str
+    port: str
+    catalog: str | None
+    schema: str | None
+    table: str
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return tuple(p for p in (self.catalog, self.schema, self.table) if p)
+
+
+@dataclass(frozen=True)
+class PortSource:
+    """A table port with the physical name it is exposed under and its snapshot, if any."""
+
+    manifest: Manifest
+    port: OutputPort
+    physical: PhysicalTable
+    data_path: Path | None
+
+
+def physical_table(manifest: Manifest, port: OutputPort) -> PhysicalTable:
+    """Parse a port's ``table:`` with sqlglot into its parts (identifiers lower-cased)."""
+    from sqlglot import exp
+    from sqlglot.errors import ParseError
+
+    where = Location(file=manifest.source, product=manifest.id, port=port.name)
+    name = port.table or port.name
+    try:
+        table = exp.to_table(name)
+    except (ParseError, ValueError):
+        raise ManifestError(f"port table name {name!r} is not a table name", where) from None
+    if not isinstance(table, exp.Table) or not table.name:
+        raise ManifestError(f"port table name {name!r} is not a table name", where)
+    return PhysicalTable(
+        product=manifest.id,
+        port=port.name,
+        catalog=table.catalog.lower() or None,
+        schema=table.db.lower() or None,
+        table=table.name.lower(),
+    )
+
+
+def port_sources(catalog: Catalog) -> list[PortSource]:
+    """Every table port of the catalogue, in a stable order; two ports on one table are an error."""
+    from meshgov.core.manifest import PortKind
+
+    found: list[PortSource] = []
+    seen: dict[tuple[str | None, ...], str] = {}
+    for key in sorted(catalog.manifests):
+        manifest = catalog.manifests[key]
+        for port in manifest.spec.output_ports:
+            if port.kind is not PortKind.table:
+                continue
+            physical = physical_table(manifest, port)
+            ident = (physical.catalog, physical.schema or None, physical.table)
+            if ident in seen:
+                raise ManifestError(
+                    f"table {'.'.join(physical.parts)} is already the table of {seen[ident]}",
+                    Location(file=manifest.source, product=manifest.id, port=port.name),
+                )
+            seen[ident] = f"{manifest.id}:{port.name}"
+            data = catalog.resolve_data_path(manifest, port.data) if port.data else None
+            found.append(PortSource(manifest, port, physical, data))
+    return found
+
+
+def read_snapshot(source: PortSource) -> pa.Table:
+    """Read a port's snapshot (Parquet or CSV) with pyarrow, projected onto the declared columns.
+
+    Only declared columns are loaded, in manifest order: an undeclared snapshot column can never be
+    reached through the engine, even by a query the gateway failed to rewrite.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    assert source.data_path is not None
+    path = source.data_path
+    where = Location(file=str(path), product=source.manifest.id, port=source.port.name)
+    try:
+        if path.suffix.lower() in {".parquet", ".pq"}:
+            table = pq.read_table(path)
+        elif path.suffix.lower() in {".csv", ".tsv"}:
+            parse = pa_csv.ParseOptions(delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+            table = pa_csv.read_csv(path, parse_options=parse)
+        else:
+            raise ManifestError("snapshot must be .parquet or .csv", where)
+    except FileNotFoundError:
+        raise ManifestError("snapshot file not found", where) from None
+    except (OSError, pa.ArrowException) as exc:
+        raise ManifestError(f"cannot read snapshot: {type(exc).__name__}", where) from None
+    by_lower = {name.lower(): name for name in table.column_names}
+    arrays: list[pa.ChunkedArray] = []
+    names: list[str] = []
+    for column in source.port.columns:
+        actual = by_lower.get(column.name.lower())
+        if actual is None:
+            raise ManifestError(
+                f"snapshot has no column {column.name!r}",
+                Location(
+                    file=str(path),
+                    product=source.manifest.id,
+                    port=source.port.name,
+                    column=column.name,
+                ),
+            )
+        arrays.append(table.column(actual))
+        names.append(column.name.lower())
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def require_single_query(sql: str, dialect: str) -> exp.Query:
+    """Parse generated SQL again and accept exactly one read-only query (defence in depth)."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+    except SqlglotError:
+        raise SqlUnsupportedError("the engine accepts only generated SQL it can parse") from None
+    if len(statements) != 1 or not isinstance(statements[0], exp.Query):
+        raise SqlUnsupportedError("the engine accepts exactly one read-only query")
+    statement = statements[0]
+    for node in statement.walk():
+        if isinstance(node, exp.Command | exp.DDL | exp.DML | exp.Set | exp.Pragma):
+            raise SqlUnsupportedError("the engine accepts exactly one read-only query")
+    return statement
+
+
+def isolate_secure_subqueries(
+    statement: exp.Query, physical: set[tuple[str, ...]]
+) -> list[tuple[str, exp.Select]]:
+    """Replace each secure subquery by a reference to an engine barrier view; return the views.
+
+    A secure subquery is the gateway's ``(SELECT <masked> FROM <port table> WHERE <filters>) AS a``.
+    Engines do not treat a plain subquery as a barrier: they merge it with the user's query and can
+    run a user predicate (a cast, a division) on rows the filter drops, so its error says a hidden
+    row exists. Behind a DuckDB secure view or a PostgreSQL ``security_barrier`` view the filters
+    run first. Returns ``[(view_name, view_body)]`` and edits ``statement`` in place.
+    """
+    from sqlglot import exp
+
+    views: list[tuple[str, exp.Select]] = []
+    for subquery in list(statement.find_all(exp.Subquery)):
+        inner = subquery.this
+        if not isinstance(subquery.parent, exp.From | exp.Join) or not isinstance(
+            inner, exp.Select
+        ):
+            continue
+        if any(
+            inner.args.get(k)
+            for k in ("joins", "group", "having", "order", "limit", "offset", "with", "laterals")
+        ):
+            continue
+        tables = list(inner.find_all(exp.Table))
+        source = inner.args.get("from_") or inner.args.get("from")
+        if len(tables) != 1 or source is None or source.this is not tables[0]:
+            continue
+        parts = tuple(p.name.lower() for p in tables[0].parts)
+        if not _matches_physical(parts, physical):
+            continue
+        name = f"{BARRIER_VIEW_PREFIX}{len(views) + 1}"
+        views.append((name, inner))
+        alias = subquery.args.get("alias")
+        replacement = exp.Table(this=exp.to_identifier(name))
+        if alias is not None:
+            replacement.set("alias", alias.copy())
+        subquery.replace(replacement)
+    return views
+
+
+def _matches_physical(parts: tuple[str, ...], physical: set[tuple[str, ...]]) -> bool:
+    # The rewriter may qualify names with the engine's default catalog/schema; match on suffixes.
+    return any(parts[-len(known) :] == known or known[-len(parts) :] == parts for known in physical)
+
+
+# Engine error classes by the words in their type or SQLSTATE class; the text itself is dropped.
+_ERROR_CLASSES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("Conversion", "22P02", "22003", "22007", "22008", "InvalidTextRepresentation"), "conversion"),
+    (("DivisionByZero", "22012"), "division by zero"),
+    (("OutOfRange", "NumericValueOutOfRange"), "value out of range"),
+    (("Permission", "42501", "InsufficientPrivilege"), "permission denied"),
+    (("QueryCanceled", "57014", "Interrupt"), "timeout"),
+    (("Catalog", "42P01", "42883", "42703", "UndefinedTable", "UndefinedColumn"), "unknown name"),
+    (("Binder", "42804", "DatatypeMismatch", "42725"), "type error"),
+    (("Parser", "42601", "Syntax"), "syntax error"),
+    (("ReadOnly", "25006"), "read-only violation"),
+)
+
+
+def generic_engine_error(exc: BaseException, engine: str) -> MeshgovError:
+    """Map an engine exception to a message that carries no engine text (it may hold values)."""
+    marker = f"{type(exc).__module__}.{type(exc).__name__} {getattr(exc, 'sqlstate', '') or ''}"
+    # Details are for operators' logs only; the user sees the class.
+    log.debug("engine %s error %s", engine, marker)
+    if _is_connection_error(exc):
+        return BackendUnavailable(f"{engine} engine is unavailable ({type(exc).__name__})")
+    kind = next(
+        (label for words, label in _ERROR_CLASSES if any(w in marker for w in words)), "error"
+    )
+    if kind == "permission denied":
+        return AccessDenied(f"the {engine} engine refused the query ({kind})")
+    return QueryFailed(
+        f"the query failed in the {engine} engine ({kind}); engine messages are withheld "
+        "because they can contain data values"
+    )
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    name = type(exc).__name__
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    return (
+        name in {"OperationalError", "ConnectionException", "InterfaceError"}
+        and not sqlstate.startswith(("22", "42", "57014"))
+    ) or sqlstate.startswith("08")
+
+
+def open_engine(
+    url: str, catalog: Catalog | None, hash_key: bytes, *, timeout_ms: int | None = None
+) -> QueryEngine:
+    """``duckdb`` (embedded, loads the catalogue's snapshots) or ``postgresql://…`` (pre-loaded)."""
+    if url in {"", "duckdb", "duckdb://", "duckdb:memory"}:
+        if catalog is None:
+            raise InputError("the duckdb engine needs a catalog to load")
+        from meshgov.engines.duckdb import DuckDBEngine
+
+        return DuckDBEngine.from_catalog(catalog, hash_key)
+    if url.startswith(("postgresql://", "postgres://")):
+        from meshgov.engines.postgres import PostgresEngine
+
+        return PostgresEngine(url, catalog, timeout_ms=timeout_ms or DEFAULT_STATEMENT_TIMEOUT_MS)
+    raise InputError(f"unknown engine {url!r}: use 'duckdb' or 'postgresql://…'")
+
+
+def snapshot_location(source: PortSource) -> Location:
+    return Location(
+        file=str(source.data_path) if source.data_path else source.manifest.source,
+        product=source.manifest.id,
+        port=source.port.name,
+    )
