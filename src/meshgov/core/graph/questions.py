@@ -1,0 +1,468 @@
+"""The questions people ask of the mesh: entities, join paths, lineage, impact and PII flow.
+
+Every function takes an ``EntityGraph`` (or its ``MeshIndex``) and returns frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from dataclasses import dataclass
+from enum import StrEnum
+
+from meshgov.core.graph.model import ColumnRef, EntityGraph, MeshIndex, PortRef
+from meshgov.errors import InputError, Location, NotFound
+
+
+def _index(source: EntityGraph | MeshIndex) -> MeshIndex:
+    return source.index if isinstance(source, EntityGraph) else source
+
+
+def _require(index: MeshIndex, product: str) -> None:
+    if product not in index.manifests:
+        raise NotFound(f"no product '{product}' in the catalog", Location(product=product))
+
+
+# --- entities -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntityCarrier:
+    product: str
+    port: str
+    column: str
+    mapping: str  # canonical | mapped
+    owner: bool  # the product is in the entity's owner domain
+
+
+@dataclass(frozen=True)
+class EntitySummary:
+    name: str
+    registered: bool
+    owner_domain: str | None
+    owner_product: str | None
+    canonical_name: str | None
+    canonical_type: str | None
+    canonical_format: str | None
+    aliases: tuple[str, ...]
+    carriers: tuple[EntityCarrier, ...]
+
+    @property
+    def products(self) -> tuple[str, ...]:
+        return tuple(sorted({c.product for c in self.carriers}))
+
+
+def entities(source: EntityGraph | MeshIndex) -> list[EntitySummary]:
+    """Each entity (registered or only referenced), its owner, and every column carrying it."""
+    index = _index(source)
+    result: list[EntitySummary] = []
+    for name in sorted(set(index.registry) | set(index.carriers)):
+        entity = index.registry.get(name)
+        owner_domain = entity.owner_domain if entity else None
+        carriers = tuple(
+            sorted(
+                (
+                    EntityCarrier(
+                        c.ref.product,
+                        c.ref.port,
+                        c.ref.column,
+                        c.mapping.value,
+                        owner_domain is not None and c.ref.product.split("/", 1)[0] == owner_domain,
+                    )
+                    for c in index.carriers.get(name, [])
+                ),
+                key=lambda c: (c.product, c.port, c.column),
+            )
+        )
+        result.append(
+            EntitySummary(
+                name=name,
+                registered=entity is not None,
+                owner_domain=owner_domain,
+                owner_product=entity.owner_product if entity else None,
+                canonical_name=entity.canonical_name if entity else None,
+                canonical_type=entity.canonical_type if entity else None,
+                canonical_format=entity.canonical_format if entity else None,
+                aliases=entity.aliases if entity else (),
+                carriers=carriers,
+            )
+        )
+    return result
+
+
+# --- join paths ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JoinStep:
+    """Join ``left`` to ``right`` on ``entity`` using these identifier columns (``port:column``)."""
+
+    entity: str
+    left_product: str
+    left_columns: tuple[str, ...]
+    right_product: str
+    right_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class JoinPath:
+    products: tuple[str, ...]
+    entities: tuple[str, ...]
+    steps: tuple[JoinStep, ...]
+
+    @property
+    def hops(self) -> int:
+        return len(self.steps)
+
+
+def _columns(index: MeshIndex, product: str, entity: str) -> tuple[str, ...]:
+    return tuple(
+        sorted(f"{r.port}:{r.column}" for r in index.identifier_columns.get((product, entity), []))
+    )
+
+
+def join_paths(
+    source: EntityGraph | MeshIndex, left: str, right: str, *, max_hops: int = 3, limit: int = 10
+) -> list[JoinPath]:
+    """Ways to join ``left`` to ``right`` through shared entity identifiers, shortest first.
+
+    A hop joins two products on one entity both carry; a path of n hops goes through n-1
+    intermediate products, each carrying the entity of the hop before and the one after it. Within
+    a number of hops, paths are ordered by entity names, then intermediate product names.
+    """
+    index = _index(source)
+    _require(index, left)
+    _require(index, right)
+    if left == right:
+        raise InputError("join paths need two different products", Location(product=left))
+    if max_hops < 1 or limit < 1:
+        raise InputError("max_hops and limit must be at least 1")
+    left_entities = sorted(index.product_entities.get(left, ()))
+    right_entities = set(index.product_entities.get(right, ()))
+    all_entities = sorted(index.carrier_products)
+    bridges: dict[tuple[str, str], list[str]] = {}
+
+    def bridge(first: str, second: str) -> list[str]:
+        key = (first, second)
+        if key not in bridges:
+            common = index.carrier_products.get(first, set()) & index.carrier_products.get(
+                second, set()
+            )
+            bridges[key] = sorted(common - {left, right})
+        return bridges[key]
+
+    found: list[JoinPath] = []
+    for hops in range(1, max_hops + 1):
+        # Entity sequences of this length from the left product's entities to the right's.
+        sequences: list[tuple[str, ...]] = [(e,) for e in left_entities]
+        for _ in range(hops - 1):
+            sequences = [
+                (*seq, nxt)
+                for seq in sequences
+                for nxt in all_entities
+                if nxt not in seq and bridge(seq[-1], nxt)
+            ]
+        for seq in sequences:
+            if seq[-1] not in right_entities:
+                continue
+            middles = [bridge(a, b) for a, b in itertools.pairwise(seq)]
+            for chosen in itertools.product(*middles):
+                if len(set(chosen)) != len(chosen):
+                    continue
+                products = (left, *chosen, right)
+                steps = tuple(
+                    JoinStep(
+                        entity,
+                        products[i],
+                        _columns(index, products[i], entity),
+                        products[i + 1],
+                        _columns(index, products[i + 1], entity),
+                    )
+                    for i, entity in enumerate(seq)
+                )
+                found.append(JoinPath(products, seq, steps))
+                if len(found) >= limit:
+                    return found
+    return found
+
+
+# --- lineage ------------------------------------------------------------------------------------
+
+
+class Direction(StrEnum):
+    upstream = "upstream"
+    downstream = "downstream"
+
+
+@dataclass(frozen=True)
+class LineageNode:
+    product: str
+    domain: str
+    owner: str | None
+    depth: int
+    declared: bool  # false for inputs naming a product outside the catalog
+
+
+@dataclass(frozen=True)
+class LineageLink:
+    """``source`` (``product:port``) is read by ``target`` (a product)."""
+
+    source: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Lineage:
+    product: str
+    direction: Direction
+    nodes: tuple[LineageNode, ...]
+    links: tuple[LineageLink, ...]
+
+
+def _reads(index: MeshIndex, product: str) -> list[PortRef]:
+    """The ports ``product`` reads: declared inputs plus the ports of columns it derives from."""
+    refs = list(index.inputs.get(product, []))
+    seen = set(refs)
+    manifest = index.manifests.get(product)
+    if manifest is not None:
+        for port in manifest.spec.output_ports:
+            for col in port.columns:
+                for src in index.derived_from.get(ColumnRef(product, port.name, col.name), []):
+                    ref = PortRef(src.product, src.port)
+                    if ref not in seen and src.product != product:
+                        seen.add(ref)
+                        refs.append(ref)
+    return refs
+
+
+def _readers(index: MeshIndex) -> dict[str, list[tuple[str, PortRef]]]:
+    readers: dict[str, list[tuple[str, PortRef]]] = {}
+    for product, refs in index.consumers.items():
+        readers[product] = list(refs)
+    for target, sources in index.derived_from.items():
+        for src in sources:
+            pair = (target.product, PortRef(src.product, src.port))
+            if src.product != target.product and pair not in readers.setdefault(src.product, []):
+                readers[src.product].append(pair)
+    return readers
+
+
+def lineage(
+    source: EntityGraph | MeshIndex, product: str, direction: Direction | str = Direction.upstream
+) -> Lineage:
+    """Every product upstream (what ``product`` reads, transitively) or downstream of it."""
+    index = _index(source)
+    _require(index, product)
+    direction = Direction(direction)
+    readers = _readers(index) if direction is Direction.downstream else {}
+    depths = {product: 0}
+    links: list[LineageLink] = []
+    queue = deque([product])
+    while queue:
+        current = queue.popleft()
+        if direction is Direction.upstream:
+            edges = [(ref.product, ref, current) for ref in _reads(index, current)]
+        else:
+            edges = [(reader, ref, reader) for reader, ref in readers.get(current, [])]
+        for nxt, ref, target in edges:
+            links.append(LineageLink(str(ref), target))
+            if nxt not in depths:
+                depths[nxt] = depths[current] + 1
+                if nxt in index.manifests:
+                    queue.append(nxt)
+    nodes = tuple(
+        LineageNode(
+            p,
+            p.split("/", 1)[0],
+            index.owner_of(p),
+            depth,
+            p in index.manifests,
+        )
+        for p, depth in sorted(depths.items(), key=lambda item: (item[1], item[0]))
+        if p != product
+    )
+    return Lineage(product, direction, nodes, tuple(sorted(set(links), key=str)))
+
+
+# --- impact -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImpactedItem:
+    """Something that may break: a whole product (reads the changed port) or a derived column."""
+
+    product: str
+    port: str | None
+    column: str | None
+    depth: int
+    via: str  # the upstream port or column it depends on
+    precision: str  # column (declared derivedFrom) | port (reads the port)
+
+
+@dataclass(frozen=True)
+class OwnerToNotify:
+    owner: str | None
+    domain: str
+    products: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Impact:
+    target: str
+    items: tuple[ImpactedItem, ...]
+    owners: tuple[OwnerToNotify, ...]
+
+
+def parse_target(index: MeshIndex, target: str) -> tuple[str, str | None, str | None]:
+    """``domain/product[:port[:column]]`` checked against the catalog."""
+    product, _, rest = target.partition(":")
+    port, _, column = rest.partition(":")
+    manifest = index.manifests.get(product)
+    if manifest is None:
+        raise NotFound(f"no product '{product}' in the catalog", Location(product=product))
+    if port and manifest.port(port) is None:
+        raise NotFound(f"product {product} has no port '{port}'", Location(product=product))
+    if column:
+        found = manifest.port(port)
+        if found is None or all(c.name != column for c in found.columns):
+            raise NotFound(
+                f"port {product}:{port} has no column '{column}'",
+                Location(product=product, port=port),
+            )
+    return product, port or None, column or None
+
+
+def impact(source: EntityGraph | MeshIndex, target: str) -> Impact:
+    """What may break downstream if ``target`` (product, port or column) changes, and who to tell.
+
+    A column change reaches the columns derived from it (declared ``derivedFrom``, transitively)
+    precisely; every product reading the changed port (transitively) is reported at port
+    precision, since it may use the column without declaring so.
+    """
+    index = _index(source)
+    product, port, column = parse_target(index, target)
+    manifest = index.manifests[product]
+    readers = _readers(index)
+    items: dict[tuple[str, str | None, str | None], ImpactedItem] = {}
+    if column is not None and port is not None:
+        start = ColumnRef(product, port, column)
+        seen_columns = {start}
+        column_queue = deque([(start, 0)])
+        while column_queue:
+            changed, level = column_queue.popleft()
+            for derived in index.derivations.get(changed, []):
+                if derived not in seen_columns:
+                    seen_columns.add(derived)
+                    items[(derived.product, derived.port, derived.column)] = ImpactedItem(
+                        derived.product,
+                        derived.port,
+                        derived.column,
+                        level + 1,
+                        str(changed),
+                        "column",
+                    )
+                    column_queue.append((derived, level + 1))
+    start_ports = (
+        [PortRef(product, port)]
+        if port
+        else [PortRef(product, p.name) for p in manifest.spec.output_ports]
+    )
+    seen_products = {product}
+    queue = deque([(product, 0)])
+    while queue:
+        current, depth = queue.popleft()
+        for reader, ref in readers.get(current, []):
+            if current == product and ref not in start_ports:
+                continue
+            if reader in seen_products:
+                continue
+            seen_products.add(reader)
+            items.setdefault(
+                (reader, None, None), ImpactedItem(reader, None, None, depth + 1, str(ref), "port")
+            )
+            if reader in index.manifests:
+                queue.append((reader, depth + 1))
+    # A product already reported for a derived column needs no vaguer port-level entry.
+    precise = {key[0] for key, item in items.items() if item.precision == "column"}
+    ordered = tuple(
+        sorted(
+            (i for i in items.values() if i.precision == "column" or i.product not in precise),
+            key=lambda i: (i.depth, i.product, i.port or "", i.column or ""),
+        )
+    )
+    by_owner: dict[tuple[str | None, str], set[str]] = {}
+    for item in ordered:
+        owner_key = (index.owner_of(item.product), item.product.split("/", 1)[0])
+        by_owner.setdefault(owner_key, set()).add(item.product)
+    owners = tuple(
+        OwnerToNotify(owner, domain, tuple(sorted(products)))
+        for (owner, domain), products in sorted(
+            by_owner.items(), key=lambda kv: (kv[0][1], kv[0][0] or "")
+        )
+    )
+    return Impact(target, ordered, owners)
+
+
+# --- PII flow -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PiiSource:
+    """A PII-carrying port read by the product, and the lineage path from it to the product."""
+
+    product: str
+    port: str
+    columns: tuple[str, ...]  # ``column (category)``
+    path: tuple[str, ...]  # product:port of the source, then each product down to the reader
+
+
+@dataclass(frozen=True)
+class PiiFlow:
+    product: str
+    owner: str | None
+    sources: tuple[PiiSource, ...]
+
+
+def _pii_columns(index: MeshIndex, ref: PortRef) -> tuple[str, ...]:
+    manifest = index.manifests.get(ref.product)
+    port = manifest.port(ref.port) if manifest else None
+    if port is None:
+        return ()
+    return tuple(
+        f"{c.name} ({c.pii_category})" if c.pii_category else c.name for c in port.columns if c.pii
+    )
+
+
+def pii_flows(source: EntityGraph | MeshIndex) -> list[PiiFlow]:
+    """Products that declare no PII but read PII upstream, with the path the PII took.
+
+    Walking upstream from a product, the walk continues only through products that declare no
+    PII themselves (PII may have passed through them unnoticed) and stops at the first product
+    that declares PII; a port of it with PII columns is a source.
+    """
+    index = _index(source)
+    flows: list[PiiFlow] = []
+    for product in sorted(index.manifests):
+        if index.declares_pii(product):
+            continue
+        found: dict[PortRef, PiiSource] = {}
+        paths: dict[str, tuple[str, ...]] = {product: (product,)}
+        queue = deque([product])
+        while queue:
+            current = queue.popleft()
+            for ref in _reads(index, current):
+                columns = _pii_columns(index, ref)
+                if columns and ref not in found:
+                    found[ref] = PiiSource(
+                        ref.product, ref.port, columns, (str(ref), *paths[current])
+                    )
+                if ref.product in paths or ref.product not in index.manifests:
+                    continue
+                if index.declares_pii(ref.product):
+                    continue
+                paths[ref.product] = (ref.product, *paths[current])
+                queue.append(ref.product)
+        if found:
+            ordered = tuple(sorted(found.values(), key=lambda s: (len(s.path), s.product, s.port)))
+            flows.append(PiiFlow(product, index.owner_of(product), ordered))
+    return flows

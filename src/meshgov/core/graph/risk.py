@@ -1,0 +1,280 @@
+"""Re-identification risk: quasi-identifiers that become joinable through shared entity ids.
+
+Birth date, postcode and gender are each harmless; together, and tied to one person by a shared
+customer id, they identify most people. Given what a principal can see, this finds, for every
+entity, the quasi-identifiers reachable by joining visible products on that entity's identifier,
+and reports the combinations that reach the configured threshold or contain a configured set.
+
+Access is approximated from the manifests' own grants (the access policy may narrow it further,
+so this errs on the side of reporting): a principal sees a product of its own domain, or one
+whose grant names its id, one of its groups or its domain (and its purpose, when given; a grant
+with ``ports`` limits the ports). A ``restricted`` column is hidden without the ``restricted``
+clearance; a PII column is masked without the ``pii`` clearance. A masked quasi-identifier is not
+exposed unless its mask only generalises it (``year``, ``partial``); a masked identifier still
+joins when the mask is ``hash`` (keyed, the same key mesh-wide, so hashed ids join).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from meshgov.core.graph.model import EntityGraph, MeshIndex
+from meshgov.core.manifest import Column, Manifest, MaskKind
+from meshgov.errors import InputError, Location, PrincipalError
+
+DEFAULT_THRESHOLD = 3
+_GENERALISING_MASKS = {MaskKind.year, MaskKind.partial}
+
+
+@dataclass(frozen=True)
+class QuasiIdentifier:
+    name: str
+    aliases: tuple[str, ...] = ()  # other column names meaning it (lower case)
+    categories: tuple[str, ...] = ()  # piiCategory values meaning it
+
+
+@dataclass(frozen=True)
+class QuasiIdentifierPolicy:
+    identifiers: tuple[QuasiIdentifier, ...]
+    threshold: int = DEFAULT_THRESHOLD
+    combinations: tuple[frozenset[str], ...] = ()
+
+    def match(self, column: Column) -> str | None:
+        name = column.name.lower()
+        for qi in self.identifiers:
+            if name == qi.name or name in qi.aliases:
+                return qi.name
+            if column.pii_category and column.pii_category in qi.categories:
+                return qi.name
+        return None
+
+
+def _names(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value.lower(),)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(v.lower() for v in value)
+    raise InputError(f"{where} must be a name or a list of names", Location(file=_QI_FILE))
+
+
+_QI_FILE = "policies/data/quasi_identifiers.yaml"
+_LIST_KEYS = ("quasi_identifiers", "identifiers", "attributes", "columns")
+_THRESHOLD_KEYS = ("threshold", "max_combination", "k", "min_combination")
+_COMBINATION_KEYS = ("combinations", "risky_combinations", "sets")
+
+
+def _identifier(item: Any, name: str | None = None) -> QuasiIdentifier:
+    if isinstance(item, str) and name is None:
+        return QuasiIdentifier(item.lower(), (), (item.lower(),))
+    if isinstance(item, Mapping):
+        qi_name = name or item.get("name")
+        if not isinstance(qi_name, str) or not qi_name:
+            raise InputError("a quasi-identifier needs a name", Location(file=_QI_FILE))
+        categories = _names(item.get("categories", item.get("piiCategory")), qi_name)
+        return QuasiIdentifier(
+            qi_name.lower(),
+            _names(item.get("aliases", item.get("names")), qi_name),
+            categories or (qi_name.lower(),),
+        )
+    if isinstance(item, list) and name is not None:
+        return QuasiIdentifier(name.lower(), _names(item, name), (name.lower(),))
+    if item is None and name is not None:
+        return QuasiIdentifier(name.lower(), (), (name.lower(),))
+    raise InputError(f"cannot read quasi-identifier {item!r}", Location(file=_QI_FILE))
+
+
+def quasi_identifier_policy(data: Any) -> QuasiIdentifierPolicy:
+    """Read ``policies/data/quasi_identifiers.yaml`` in any of its reasonable shapes.
+
+    A list of names (or of ``{name, aliases, categories}``); or a mapping with such a list under
+    ``quasi_identifiers``/``identifiers``, an optional ``threshold`` (the smallest number of
+    distinct quasi-identifiers that is risky, default 3) and ``combinations`` (sets that are risky
+    whatever their size); or a mapping of name to aliases/definition.
+    """
+    if isinstance(data, list):
+        return QuasiIdentifierPolicy(tuple(_identifier(i) for i in data))
+    if not isinstance(data, Mapping):
+        raise InputError("quasi-identifiers must be a list or a mapping", Location(file=_QI_FILE))
+    list_key = next((k for k in _LIST_KEYS if k in data), None)
+    if list_key is None:
+        identifiers = tuple(_identifier(v, str(k)) for k, v in data.items())
+        return QuasiIdentifierPolicy(identifiers)
+    raw = data[list_key]
+    if isinstance(raw, Mapping):
+        identifiers = tuple(_identifier(v, str(k)) for k, v in raw.items())
+    elif isinstance(raw, list):
+        identifiers = tuple(_identifier(i) for i in raw)
+    else:
+        raise InputError(f"{list_key} must be a list or a mapping", Location(file=_QI_FILE))
+    threshold = DEFAULT_THRESHOLD
+    threshold_key = next((k for k in _THRESHOLD_KEYS if k in data), None)
+    if threshold_key is not None:
+        value = data[threshold_key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise InputError(f"{threshold_key} must be a positive integer", Location(file=_QI_FILE))
+        threshold = value
+    combinations: list[frozenset[str]] = []
+    combination_key = next((k for k in _COMBINATION_KEYS if k in data), None)
+    for combo in data.get(combination_key, []) if combination_key else []:
+        combinations.append(frozenset(_names(combo, "a combination")))
+    return QuasiIdentifierPolicy(identifiers, threshold, tuple(combinations))
+
+
+@dataclass(frozen=True)
+class PrincipalView:
+    """What the risk analysis needs of a principal (``{id, groups, domain, attributes}``)."""
+
+    id: str
+    groups: tuple[str, ...] = ()
+    domain: str | None = None
+    clearances: tuple[str, ...] = ()
+    purpose: str | None = None
+
+
+def principal_view(data: Any, purpose: str | None = None) -> PrincipalView:
+    if not isinstance(data, Mapping) or not isinstance(data.get("id"), str):
+        raise PrincipalError("a principal is a mapping with at least an 'id'")
+    attributes = data.get("attributes") or {}
+    if not isinstance(attributes, Mapping):
+        raise PrincipalError("principal attributes must be a mapping")
+    groups = data.get("groups") or []
+    clearances = attributes.get("clearances") or data.get("clearances") or []
+    if not isinstance(groups, list) or not isinstance(clearances, list):
+        raise PrincipalError("principal groups and clearances must be lists")
+    domain = data.get("domain")
+    return PrincipalView(
+        id=data["id"],
+        groups=tuple(str(g) for g in groups),
+        domain=str(domain) if domain else None,
+        clearances=tuple(str(c) for c in clearances),
+        purpose=purpose or (str(data["purpose"]) if data.get("purpose") else None),
+    )
+
+
+def visible_ports(manifest: Manifest, principal: PrincipalView) -> set[str]:
+    """Ports the principal may read under the product's own grants (owners read every port)."""
+    every = {p.name for p in manifest.spec.output_ports}
+    if principal.domain == manifest.metadata.domain:
+        return every
+    ports: set[str] = set()
+    for grant in manifest.spec.access.grants:
+        target = grant.to
+        matches = (
+            principal.id in target.ids
+            or bool(set(principal.groups) & set(target.groups))
+            or (principal.domain is not None and principal.domain in target.domains)
+        )
+        if not matches:
+            continue
+        if principal.purpose and grant.purposes and principal.purpose not in grant.purposes:
+            continue
+        ports |= set(grant.ports) & every if grant.ports else every
+    return ports
+
+
+def _column_visibility(column: Column, principal: PrincipalView) -> tuple[bool, bool]:
+    """(value exposed, can join on it) for one column."""
+    restricted = column.classification is not None and column.classification.value == "restricted"
+    if restricted and "restricted" not in principal.clearances:
+        return False, False
+    masked = column.pii and "pii" not in principal.clearances and column.mask is not None
+    if column.pii and "pii" not in principal.clearances and column.mask is None:
+        masked = True  # PII without a mask declared is hidden (fail closed)
+    if not masked:
+        return True, True
+    return column.mask in _GENERALISING_MASKS, column.mask is MaskKind.hash
+
+
+@dataclass(frozen=True)
+class ExposedQuasiIdentifier:
+    name: str
+    product: str
+    port: str
+    column: str
+    generalised: bool  # visible only through a generalising mask (year, partial)
+
+
+@dataclass(frozen=True)
+class RiskFinding:
+    entity: str
+    quasi_identifiers: tuple[str, ...]
+    exposed: tuple[ExposedQuasiIdentifier, ...]
+    join_columns: tuple[str, ...]  # product:port:column of the entity id used to join
+    products: tuple[str, ...]
+    cross_product: bool  # no single visible product exposes a risky combination alone
+    matched_combinations: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class RiskReport:
+    principal: str
+    threshold: int
+    visible_products: tuple[str, ...]
+    findings: tuple[RiskFinding, ...]
+
+
+def _risky(names: set[str], policy: QuasiIdentifierPolicy) -> tuple[bool, list[frozenset[str]]]:
+    matched = [c for c in policy.combinations if c and c <= names]
+    return len(names) >= policy.threshold or bool(matched), matched
+
+
+def reidentification_risk(
+    source: EntityGraph | MeshIndex, principal: PrincipalView, policy: QuasiIdentifierPolicy
+) -> RiskReport:
+    """Quasi-identifier combinations the principal can assemble by joining on entity ids."""
+    index = source.index if isinstance(source, EntityGraph) else source
+    visible: dict[str, set[str]] = {}
+    for pid, manifest in index.manifests.items():
+        ports = visible_ports(manifest, principal)
+        if ports:
+            visible[pid] = ports
+    findings: list[RiskFinding] = []
+    for entity in sorted(index.carrier_products):
+        exposed: list[ExposedQuasiIdentifier] = []
+        joins: list[str] = []
+        per_product: dict[str, set[str]] = {}
+        for pid in sorted(index.carrier_products[entity]):
+            readable = visible.get(pid)
+            if not readable:
+                continue
+            manifest = index.manifests[pid]
+            for port in manifest.spec.output_ports:
+                if port.name not in readable:
+                    continue
+                id_columns = [c for c in port.columns if c.entity == entity]
+                if not any(_column_visibility(c, principal)[1] for c in id_columns):
+                    continue
+                joins.extend(f"{pid}:{port.name}:{c.name}" for c in id_columns)
+                for col in port.columns:
+                    name = policy.match(col)
+                    if name is None:
+                        continue
+                    shown, _ = _column_visibility(col, principal)
+                    if not shown:
+                        continue
+                    generalised = col.pii and "pii" not in principal.clearances
+                    exposed.append(
+                        ExposedQuasiIdentifier(name, pid, port.name, col.name, generalised)
+                    )
+                    per_product.setdefault(pid, set()).add(name)
+        names = {e.name for e in exposed}
+        risky, matched = _risky(names, policy)
+        if not risky:
+            continue
+        alone = any(_risky(n, policy)[0] for n in per_product.values())
+        findings.append(
+            RiskFinding(
+                entity=entity,
+                quasi_identifiers=tuple(sorted(names)),
+                exposed=tuple(sorted(exposed, key=lambda e: (e.name, e.product, e.port, e.column))),
+                join_columns=tuple(sorted(joins)),
+                products=tuple(sorted(per_product)),
+                cross_product=not alone,
+                matched_combinations=tuple(tuple(sorted(c)) for c in matched),
+            )
+        )
+    return RiskReport(principal.id, policy.threshold, tuple(sorted(visible)), tuple(findings))
