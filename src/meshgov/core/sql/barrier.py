@@ -1,0 +1,92 @@
+"""Expressions that can fail on a value, over row-filtered tables.
+
+A subquery is not a security barrier: engines merge the secure view into the user's query and may
+evaluate a user predicate on rows the row filter would drop. A predicate that can *fail* on a value
+(``CAST(name AS INT)``, ``x / y``, parsing a date…) then turns a hidden row into an error message
+(its value in the text, or its existence as one bit). So when a query reads a row-filtered table,
+such expressions are allowed only where engines evaluate them after filtering: inside aggregate
+arguments, and in the output list (or ORDER BY) of the outermost query or of a grouped query.
+Everywhere else (WHERE, JOIN ON, HAVING, derived-table projections…) they are denied.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from meshgov.core.sql.validate import classes_named
+from meshgov.errors import SqlUnsupportedError
+
+_ALWAYS_FALLIBLE = tuple(
+    classes_named(
+        "StrToDate StrToTime TsOrDsToDate TsOrDsToTimestamp TimeStrToTime TimeStrToDate "
+        "DateStrToDate ToNumber ParseJSON JSONExtract JSONExtractScalar JSONBExtract "
+        "JSONBExtractScalar Ln Log Sqrt Pow Exp Asin Acos MakeInterval UnixToTime "
+        "DateFromParts TimestampFromParts Date Timestamp Time ToChar TimeToStr"
+    )
+)
+_REGEX = tuple(
+    classes_named(
+        "RegexpLike RegexpILike RegexpExtract RegexpExtractAll RegexpReplace RegexpSplit "
+        "RegexpCount RegexpSubstr RegexpInstr RegexpFullMatch SimilarTo"
+    )
+)
+_TEXT_TYPES = {
+    exp.DataType.Type.TEXT,
+    exp.DataType.Type.VARCHAR,
+    exp.DataType.Type.NVARCHAR,
+    exp.DataType.Type.CHAR,
+    exp.DataType.Type.NCHAR,
+}
+
+
+def _is_fallible(node: exp.Expr) -> bool:
+    if isinstance(node, exp.TryCast | exp.Try):
+        return False
+    if isinstance(node, exp.Cast):
+        target = node.args.get("to")
+        return not (isinstance(target, exp.DataType) and target.this in _TEXT_TYPES)
+    if isinstance(node, exp.Div | exp.IntDiv | exp.Mod):
+        divisor = node.expression
+        return not (
+            isinstance(divisor, exp.Literal) and not divisor.is_string and divisor.to_py() != 0
+        )
+    if isinstance(node, _REGEX):
+        pattern = node.args.get("expression")
+        return not isinstance(pattern, exp.Literal)
+    return isinstance(node, _ALWAYS_FALLIBLE)
+
+
+def _reads_columns(node: exp.Expr) -> bool:
+    return any(True for _ in node.find_all(exp.Column))
+
+
+def _evaluated_after_filtering(node: exp.Expr, root: exp.Expr) -> bool:
+    child: exp.Expr = node
+    parent = node.parent
+    while parent is not None:
+        if isinstance(parent, exp.AggFunc):
+            return True
+        if isinstance(parent, exp.Select):
+            in_output = child.arg_key in ("expressions", "order")
+            grouped = parent.args.get("group") is not None or any(
+                p.find(exp.AggFunc) for p in parent.expressions
+            )
+            return in_output and (parent is root or grouped)
+        if isinstance(parent, exp.Query | exp.Subquery):
+            return False
+        child, parent = parent, parent.parent
+    return False
+
+
+def check_fallible(statement: exp.Expr, filtered_tables: list[str]) -> None:
+    """Deny fallible expressions over columns outside the positions described above."""
+    for node in statement.walk():
+        if not _is_fallible(node) or not _reads_columns(node):
+            continue
+        if _evaluated_after_filtering(node, statement):
+            continue
+        tables = ", ".join(sorted(set(filtered_tables)))
+        raise SqlUnsupportedError(
+            f"'{node.sql()[:80]}' can fail on a value and would run before the row filter of "
+            f"{tables}; such expressions are only allowed in the output list or in aggregates"
+        )

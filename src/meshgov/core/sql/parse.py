@@ -1,0 +1,65 @@
+"""Parse exactly one statement in the read dialect; nothing else is ever forwarded."""
+
+from __future__ import annotations
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+
+from meshgov.errors import SqlParseError, SqlUnsupportedError
+
+MAX_SQL_CHARS = 200_000
+# Caps the AST so that a hostile query cannot make the gateway spend unbounded memory or time.
+MAX_NODES = 50_000
+
+DIALECTS = frozenset(
+    {"duckdb", "postgres", "trino", "presto", "spark", "databricks", "snowflake", "bigquery"}
+)
+
+
+def check_dialect(dialect: str) -> str:
+    name = dialect.lower()
+    if name == "postgresql":
+        name = "postgres"
+    if name not in DIALECTS:
+        raise SqlUnsupportedError(
+            f"unsupported SQL dialect '{dialect}' (one of: {', '.join(sorted(DIALECTS))})"
+        )
+    return name
+
+
+def parse_statement(sql: str, dialect: str) -> exp.Expr:
+    """The single statement of ``sql``.
+
+    Raises:
+        SqlParseError: not parseable, empty, too large.
+        SqlUnsupportedError: more than one statement.
+    """
+    if len(sql) > MAX_SQL_CHARS:
+        raise SqlParseError(f"query is {len(sql)} characters, over the {MAX_SQL_CHARS} limit")
+    try:
+        statements = [
+            s for s in sqlglot.parse(sql, read=dialect, max_nodes=MAX_NODES) if s is not None
+        ]
+    except (ParseError, TokenError) as exc:
+        raise SqlParseError(f"cannot parse the query as {dialect}: {_first_line(exc)}") from None
+    except RecursionError:
+        raise SqlParseError("query is nested too deeply") from None
+    if not statements:
+        raise SqlParseError("empty query")
+    if len(statements) > 1:
+        raise SqlUnsupportedError(
+            f"exactly one statement is allowed, found {len(statements)} (separated by ';')"
+        )
+    statement = statements[0]
+    if isinstance(statement, exp.Block):
+        raise SqlUnsupportedError("exactly one statement is allowed (found a block)")
+    return statement
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+__all__ = ["DIALECTS", "check_dialect", "parse_statement"]

@@ -1,0 +1,209 @@
+"""The rewriter: parse → validate → resolve → decide → check columns → substitute → generate.
+
+Every failure in any pass is a denial (``AccessDenied`` or ``InputError``); the caller never gets
+the unrewritten query, and only SQL generated from the rewritten tree leaves this module.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import ErrorLevel
+
+from meshgov.core.principal import Principal
+from meshgov.core.sql.barrier import check_fallible
+from meshgov.core.sql.model import (
+    AccessDecision,
+    Decide,
+    PortRef,
+    ResolvePort,
+    RewrittenQuery,
+    TableAccess,
+)
+from meshgov.core.sql.parse import check_dialect, parse_statement
+from meshgov.core.sql.resolve import ResolvedTable, resolve_tables
+from meshgov.core.sql.secure_views import SECURE_MARK, secure_select, substitute
+from meshgov.core.sql.validate import validate
+from meshgov.errors import AccessDenied, MeshgovError, SqlUnsupportedError
+
+
+def rewrite(
+    sql: str,
+    *,
+    read: str,
+    write: str | None = None,
+    resolve_port: ResolvePort,
+    decide: Decide,
+    principal: Principal,
+) -> RewrittenQuery:
+    """Rewrite ``sql`` (dialect ``read``) into secure SQL in dialect ``write`` (default ``read``).
+
+    Raises:
+        AccessDenied: the query, or a table or column in it, is not allowed; the message says
+            what and why.
+        InputError: the query cannot be parsed.
+    """
+    try:
+        return _rewrite(sql, read, write or read, resolve_port, decide, principal)
+    except MeshgovError:
+        raise
+    except RecursionError:
+        raise SqlUnsupportedError("query is nested too deeply") from None
+    except Exception as exc:  # any fault in any pass denies
+        raise AccessDenied(
+            f"the query could not be rewritten safely ({type(exc).__name__}); denied"
+        ) from None
+
+
+def _rewrite(
+    sql: str,
+    read: str,
+    write: str,
+    resolve_port: ResolvePort,
+    decide: Decide,
+    principal: Principal,
+) -> RewrittenQuery:
+    read = check_dialect(read)
+    write = check_dialect(write)
+    dialect = Dialect.get_or_raise(read)
+    statement = parse_statement(sql, read)
+    validate(statement)
+    tables = resolve_tables(statement, read, resolve_port)
+
+    decisions: dict[tuple[str, str], AccessDecision] = {}
+    for table in tables:
+        key = (table.port.product, table.port.port)
+        if key not in decisions:
+            decision = decide(table.port)
+            if not decision.allow:
+                why = "; ".join(decision.reasons) or "no grant allows it"
+                raise AccessDenied(
+                    f"access to table '{table.port.table_name}' "
+                    f"({table.port.product}:{table.port.port}) denied: {why}"
+                )
+            decisions[key] = decision
+
+    _check_hidden_columns(statement, tables, decisions, dialect)
+    filtered = [t.port.table_name for t in tables if decisions[_key(t)].row_filters]
+    if filtered:
+        check_fallible(statement, filtered)
+    _unqualify_schema_columns(statement)
+
+    secure_cache: dict[tuple[str, str], exp.Select] = {}
+    for table in tables:
+        key = _key(table)
+        if key not in secure_cache:
+            secure_cache[key] = secure_select(table.port, decisions[key], principal)
+        default_alias = table.node.this
+        substitute(table.node, secure_cache[key].copy(), default_alias)
+
+    _audit(statement)
+    generated = statement.sql(
+        dialect=write, unsupported_level=ErrorLevel.RAISE, comments=False, copy=False
+    )
+    accesses = tuple(_access(t.port, decisions[_key(t)]) for t in _unique(tables))
+    return RewrittenQuery(sql=generated, read=read, write=write, tables=accesses)
+
+
+def _key(table: ResolvedTable) -> tuple[str, str]:
+    return (table.port.product, table.port.port)
+
+
+def _unique(tables: list[ResolvedTable]) -> list[ResolvedTable]:
+    seen: set[tuple[str, str]] = set()
+    out: list[ResolvedTable] = []
+    for table in tables:
+        if _key(table) not in seen:
+            seen.add(_key(table))
+            out.append(table)
+    return out
+
+
+def _access(port: PortRef, decision: AccessDecision) -> TableAccess:
+    return TableAccess(
+        table=port.table_name,
+        product=port.product,
+        port=port.port,
+        revision=decision.revision,
+        version=port.version,
+        row_filters=decision.row_filters,
+        masks=decision.masks,
+        hidden_columns=decision.hidden_columns,
+        reasons=decision.reasons,
+    )
+
+
+def _norm(identifier: exp.Expr, dialect: Dialect) -> str:
+    if isinstance(identifier, exp.Identifier):
+        return dialect.normalize_identifier(identifier.copy()).name
+    return identifier.name.lower()
+
+
+def _check_hidden_columns(
+    statement: exp.Expr,
+    tables: list[ResolvedTable],
+    decisions: dict[tuple[str, str], AccessDecision],
+    dialect: Dialect,
+) -> None:
+    """Deny references to hidden columns by name (the secure views do not project them anyway)."""
+    hidden_by_table = [(t, decisions[_key(t)].hidden_columns) for t in tables]
+    if not any(hidden for _, hidden in hidden_by_table):
+        return
+    by_alias: dict[str, list[tuple[ResolvedTable, frozenset[str]]]] = {}
+    for table, hidden in hidden_by_table:
+        alias_node = table.node.args.get("alias")
+        name_node = alias_node.this if isinstance(alias_node, exp.TableAlias) else None
+        alias = _norm(name_node if name_node is not None else table.node.this, dialect)
+        by_alias.setdefault(alias, []).append((table, hidden))
+    # Names the query itself defines (output aliases, CTE and derived-table column lists).
+    defined = {
+        _norm(node.args["alias"], dialect)
+        for node in statement.find_all(exp.Alias)
+        if isinstance(node.args.get("alias"), exp.Identifier)
+    }
+    for table_alias in statement.find_all(exp.TableAlias):
+        defined.update(_norm(c, dialect) for c in table_alias.columns)
+    for column in statement.find_all(exp.Column):
+        if not isinstance(column.this, exp.Identifier):
+            continue
+        name = _norm(column.this, dialect)
+        qualifier = column.args.get("table")
+        if qualifier is not None:
+            candidates = by_alias.get(_norm(qualifier, dialect), [])
+        elif name in defined:
+            continue
+        else:
+            candidates = hidden_by_table
+        for table, hidden in candidates:
+            if name in hidden:
+                decision = decisions[_key(table)]
+                why = next((r for r in decision.reasons if name in r.lower()), "hidden by policy")
+                raise AccessDenied(
+                    f"column '{column.name}' of table '{table.port.table_name}' "
+                    f"({table.port.product}:{table.port.port}) is hidden: {why}"
+                )
+
+
+def _unqualify_schema_columns(statement: exp.Expr) -> None:
+    """``schema.table.col`` → ``table.col``: after substitution only the alias exists."""
+    for column in statement.find_all(exp.Column):
+        if column.args.get("db") is not None:
+            column.set("db", None)
+            column.set("catalog", None)
+
+
+def _audit(statement: exp.Expr) -> None:
+    """Invariant after substitution: every base table is inside a secure view."""
+    dialect_free_ctes: set[str] = set()
+    for cte in statement.find_all(exp.CTE):
+        dialect_free_ctes.add(cte.alias_or_name.lower())
+    for table in statement.find_all(exp.Table):
+        if table.meta.get(SECURE_MARK):
+            continue
+        if (
+            table.args.get("db") is None
+            and table.args.get("catalog") is None
+            and table.name.lower() in dialect_free_ctes
+        ):
+            continue
+        raise SqlUnsupportedError(f"table '{table.sql()}' was not secured; denied")

@@ -1,0 +1,62 @@
+"""Secure view substitution: each port table becomes ``(SELECT <visible, masked> FROM t WHERE f)``.
+
+Masks and filters therefore apply before any predicate, join, group or order of the user's query,
+as Trino, Ranger and Databricks apply them (filter on raw values, then mask).
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from meshgov.core.principal import Principal
+from meshgov.core.sql.filters import bind_filter, combine_filters
+from meshgov.core.sql.masks import mask_expression
+from meshgov.core.sql.model import AccessDecision, PortRef
+from meshgov.errors import AccessDenied
+
+SECURE_MARK = "meshgov_secure_view"
+
+
+def physical_table(port: PortRef) -> exp.Table:
+    """The port's physical table, every part quoted as declared in the catalogue."""
+    *qualifiers, name = port.table
+    db = qualifiers[-1] if qualifiers else None
+    catalog = qualifiers[-2] if len(qualifiers) > 1 else None
+    table = exp.table_(name, db=db, catalog=catalog, quoted=True)
+    table.meta[SECURE_MARK] = True
+    return table
+
+
+def secure_select(port: PortRef, decision: AccessDecision, principal: Principal) -> exp.Select:
+    """``SELECT <visible columns, masked> FROM <table> WHERE <row filters>`` for one port."""
+    projections: list[exp.Expr] = []
+    for column in port.columns:
+        key = column.name.lower()
+        if key in decision.hidden_columns:
+            continue
+        mask = decision.masks.get(key)
+        ref: exp.Expr = exp.column(column.name, quoted=True)
+        if mask is not None:
+            ref = exp.alias_(mask_expression(column, mask), column.name, quoted=True)
+        projections.append(ref)
+    if not projections:
+        raise AccessDenied(f"table {port.table_name}: every column is hidden from this principal")
+    select = exp.Select(expressions=projections).from_(physical_table(port), copy=False)
+    if decision.row_filters:
+        predicates = [bind_filter(f, principal, port) for f in decision.row_filters]
+        select = select.where(combine_filters(predicates), copy=False)
+    return select
+
+
+def substitute(table: exp.Table, secure: exp.Select, default_alias: exp.Identifier) -> exp.Subquery:
+    """Replace ``table`` in its tree by ``(secure) AS <its alias, or its own name>``."""
+    alias = table.args.get("alias")
+    if isinstance(alias, exp.TableAlias) and alias.this is not None:
+        table_alias = alias.copy()
+    else:
+        table_alias = exp.TableAlias(this=default_alias.copy())
+        if isinstance(alias, exp.TableAlias) and alias.columns:
+            table_alias.set("columns", [c.copy() for c in alias.columns])
+    subquery = exp.Subquery(this=secure, alias=table_alias)
+    table.replace(subquery)
+    return subquery

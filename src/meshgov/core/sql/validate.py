@@ -1,0 +1,132 @@
+"""Allow-list of statement and expression kinds; everything not listed is denied by name.
+
+The tree is walked once. Function calls must be on a fixed list of sqlglot function classes (no
+``Anonymous`` function, no table function, nothing that reads files, settings, session or
+catalogue state); other nodes must be on a fixed list of query, operator and literal kinds.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from meshgov.errors import SqlUnsupportedError
+
+ROOT_KINDS: tuple[type[exp.Expr], ...] = (exp.Select, exp.SetOperation, exp.Subquery)
+
+_NODE_NAMES = """
+Select Union Intersect Except Subquery From Join Where Group Having Qualify Order Ordered Limit
+Offset Fetch With CTE TableAlias Alias Aliases Column Identifier Star Literal Boolean Null Tuple
+Paren Neg Not And Or Xor EQ NEQ GT GTE LT LTE NullSafeEQ NullSafeNEQ Is In Between Like ILike
+SimilarTo Glob Escape Add Sub Mul Div Mod IntDiv DPipe BitwiseAnd BitwiseOr BitwiseXor BitwiseNot
+BitwiseLeftShift BitwiseRightShift Case If Cast TryCast DataType DataTypeParam Window WindowSpec
+Interval IntervalSpan Var Distinct Exists Any All Lateral Unnest Values Array Bracket Dot Filter
+WithinGroup IgnoreNulls RespectNulls Lambda Kwarg PropertyEQ Slice Table Cube Rollup
+GroupingSets Tuple Struct Coalesce Nullif Greatest Least Collate ColumnDef
+"""
+
+_FUNCTION_NAMES = """
+Abs Ceil Floor Round Trunc Sign Sqrt Cbrt Exp Ln Log Pow Pi Degrees Radians Sin Cos Tan Asin Acos
+Atan Atan2 Cot Sinh Cosh Tanh IsNan IsInf SafeDivide
+Ascii Chr Concat ConcatWs Contains EndsWith StartsWith Initcap Left Right Length BitLength
+ByteLength Levenshtein Lower Upper Pad Repeat Replace Reverse Split SplitPart StrPosition
+Substring Trim Translate Overlay Space RegexpLike RegexpILike RegexpExtract RegexpExtractAll
+RegexpReplace RegexpSplit RegexpCount RegexpSubstr RegexpInstr RegexpFullMatch MD5 SHA SHA2
+Soundex Hex LowerHex Unhex
+AddMonths CurrentDate CurrentTime CurrentTimestamp Date DateAdd DateDiff DateSub DateTrunc
+DateFromParts Datetime DatetimeAdd DatetimeDiff DatetimeSub DatetimeTrunc Day DayOfMonth DayOfWeek
+DayOfWeekIso DayOfYear Dayname Extract Hour LastDay Minute Month Monthname MonthsBetween Quarter
+Second StrToDate StrToTime Time TimeAdd TimeDiff TimeSub TimeToStr TimeTrunc Timestamp
+TimestampAdd TimestampDiff TimestampSub TimestampTrunc TimestampFromParts TsOrDsAdd TsOrDsDiff
+TsOrDsToDate TsOrDsToTimestamp TimeStrToTime TimeStrToDate DateStrToDate UnixToTime TimeToUnix
+UnixSeconds Week WeekOfYear Year YearOfWeek ToChar ToNumber MakeInterval GenerateDateArray
+AnyValue ApproxDistinct ApproxQuantile ArgMax ArgMin ArrayAgg Avg Corr Count CountIf CovarPop
+CovarSamp CumeDist DenseRank First FirstValue GroupConcat Grouping Kurtosis Lag Last LastValue
+Lead LogicalAnd LogicalOr Max Median Min Mode NthValue Ntile PercentRank PercentileCont
+PercentileDisc Quantile Rank RowNumber Skewness Stddev StddevPop StddevSamp Sum Variance
+VariancePop
+Array ArrayContains ArrayConcat ArrayDistinct ArrayFilter ArraySize ArraySort ArrayToString
+ArraySlice ArrayPosition Explode GenerateSeries Struct StructExtract Transform Unnest Map
+Case Cast TryCast Coalesce Greatest Least Nullif If Nvl2 EqualNull Try
+JSONExtract JSONExtractScalar JSONBExtract JSONBExtractScalar ParseJSON JSONObject JSONArray
+"""
+
+
+def classes_named(names: str) -> frozenset[type[exp.Expr]]:
+    # Only names this sqlglot version defines, so an upgrade cannot make an import fail.
+    found = (getattr(exp, name, None) for name in names.split())
+    return frozenset(c for c in found if isinstance(c, type) and issubclass(c, exp.Expr))
+
+
+ALLOWED_NODES = classes_named(_NODE_NAMES)
+ALLOWED_FUNCTIONS = classes_named(_FUNCTION_NAMES)
+
+# Table arguments that change what is read (time travel, sampling, partitions, hints…).
+_TABLE_MODIFIERS = (
+    "pivots",
+    "hints",
+    "system_time",
+    "version",
+    "format",
+    "pattern",
+    "when",
+    "only",
+    "partition",
+    "changes",
+    "rows_from",
+    "sample",
+    "indexed",
+    "laterals",
+)
+
+
+def _kind_name(node: exp.Expr) -> str:
+    if isinstance(node, exp.Anonymous):
+        return f"function {node.name}()"
+    if isinstance(node, exp.Func):
+        return f"function {node.sql_name()}()"
+    return f"'{node.key.upper()}'"
+
+
+def validate(statement: exp.Expr) -> None:
+    """Raise ``SqlUnsupportedError`` unless every node of ``statement`` is allow-listed."""
+    if not isinstance(statement, ROOT_KINDS):
+        raise SqlUnsupportedError(
+            f"only a read-only query (SELECT, WITH, set operations) is allowed; "
+            f"got a {statement.key.upper()} statement"
+        )
+    for node in statement.walk():
+        comments = node.comments
+        if comments and any("sqlglot" in c.lower() for c in comments):
+            raise SqlUnsupportedError("comments carrying sqlglot directives are not allowed")
+        kind = type(node)
+        if kind in ALLOWED_NODES or kind in ALLOWED_FUNCTIONS:
+            if kind is exp.Table:
+                _check_table(node)
+            continue
+        raise SqlUnsupportedError(f"{_kind_name(node)} is not allowed in a query")
+
+
+def _check_table(table: exp.Expr) -> None:
+    if isinstance(table.this, exp.Func) or not isinstance(table.this, exp.Identifier):
+        what = table.this.sql_name() if isinstance(table.this, exp.Func) else "expression"
+        if isinstance(table.this, exp.Anonymous):
+            what = table.this.name
+        raise SqlUnsupportedError(f"table function {what}() is not allowed in FROM")
+    for modifier in _TABLE_MODIFIERS:
+        if table.args.get(modifier):
+            raise SqlUnsupportedError(
+                f"table '{table.name}': {modifier.replace('_', ' ')} clauses are not allowed"
+            )
+
+
+_NOT_IN_FRAGMENTS = (exp.Query, exp.Table, exp.Star, exp.Subquery)
+
+
+def validate_fragment(fragment: exp.Expr, what: str) -> None:
+    """A row filter or mask template: allow-listed scalar expressions, no tables or subqueries."""
+    for node in fragment.walk():
+        if isinstance(node, _NOT_IN_FRAGMENTS):
+            raise SqlUnsupportedError(f"{what}: subqueries and table references are not allowed")
+        kind = type(node)
+        if kind not in ALLOWED_NODES and kind not in ALLOWED_FUNCTIONS:
+            raise SqlUnsupportedError(f"{what}: {_kind_name(node)} is not allowed")
