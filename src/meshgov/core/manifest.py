@@ -258,3 +258,22 @@ def parse_manifest(text: str, source: str = "<manifest>") -> Manifest:
     except InputError as exc:
         raise ManifestError(exc.message, exc.location) from None
     return manifest_from_document(doc)
+
+
+def manifest_json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of the meshgov/v1 format as written, for editors and CI.
+
+    Kept in sync with ``docs/manifest.schema.json`` by ``tests/core/test_manifest_schema.py``.
+    """
+    schema = Manifest.model_json_schema(by_alias=True, mode="validation")
+    # Bookkeeping fields that are not part of the format.
+    for internal in ("source", "source_format", "extensions"):
+        schema["properties"].pop(internal, None)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://meshgov.dev/schemas/meshgov-v1.schema.json",
+        **schema,
+        "title": "meshgov/v1 DataProduct manifest",
+        "description": "A data product: metadata, lineage inputs, output ports with typed, "
+        "classified columns, and the domain's access grants. See docs/manifest.md.",
+    }
