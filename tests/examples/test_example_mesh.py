@@ -183,8 +183,16 @@ def test_lineage_points_at_existing_ports(catalog: Catalog) -> None:
     derived = catalog.manifests["marketing/customer_360"]
     assert len(derived.spec.inputs) >= 3
     for manifest in catalog.manifests.values():
+        upstream_ids = {upstream.product for upstream in manifest.spec.inputs}
         for upstream in manifest.spec.inputs:
             assert catalog.manifests[upstream.product].port(upstream.port) is not None
+        for column in manifest.spec.output_ports[0].columns:
+            for reference in column.derived_from:  # domain/product:port:column
+                product, port_name, column_name = reference.split(":")
+                assert product in upstream_ids, reference
+                port = catalog.manifests[product].port(port_name)
+                assert port is not None, reference
+                assert column_name in {c.name for c in port.columns}, reference
 
 
 def test_region_row_filters_reference_existing_columns(catalog: Catalog) -> None:
