@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = ROOT / "examples" / "generate_mesh.py"
 ENTITIES = ROOT / "policies" / "data" / "entities.yaml"
 QUASI_IDENTIFIERS = ROOT / "policies" / "data" / "quasi_identifiers.yaml"
+PURPOSES = ROOT / "policies" / "data" / "purposes.yaml"
 
 ARROW_TYPES = {
     LogicalType.string: pa.types.is_string,
@@ -232,3 +233,31 @@ def test_principals_have_the_documented_shape(mesh_dir: Path) -> None:
 def test_quasi_identifiers_list_the_classic_triple() -> None:
     data = yaml.safe_load(QUASI_IDENTIFIERS.read_text())
     assert {"birth_date", "postcode", "gender"} <= set(data["columns"])
+
+
+def test_principals_parse_with_the_principal_model(mesh_dir: Path) -> None:
+    from meshgov.core.principal import parse_principal
+
+    for path in sorted((mesh_dir / "principals").glob("*.yaml")):
+        principal = parse_principal(path.read_text(), str(path))
+        assert principal.id == path.stem
+    fraud = parse_principal((mesh_dir / "principals" / "fraud-investigator.yaml").read_text())
+    assert fraud.clearances == ("pii",)
+
+
+def test_grants_name_registered_purposes_and_groups_principals_hold(
+    catalog: Catalog, mesh_dir: Path
+) -> None:
+    purposes = set(yaml.safe_load(PURPOSES.read_text()))
+    principal_groups = {
+        group
+        for path in (mesh_dir / "principals").glob("*.yaml")
+        for group in yaml.safe_load(path.read_text())["groups"]
+    }
+    granted_groups = set()
+    for manifest in catalog.manifests.values():
+        for grant in manifest.spec.access.grants:
+            assert grant.purposes, f"{manifest.id}: a grant without purposes"
+            assert set(grant.purposes) <= purposes, f"{manifest.id}: {grant.purposes}"
+            granted_groups.update(grant.to.groups)
+    assert {"analysts", "customer-owners", "fraud"} <= granted_groups & principal_groups
