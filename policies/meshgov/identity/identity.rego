@@ -1,18 +1,153 @@
 # METADATA
-# title: identity (placeholder)
-# description: Placeholder until the identity rules land.
+# title: Entity identity
+# description: |
+#   Columns that hold the identifier of a global entity declare it, match its canonical type and
+#   format, and the entity has exactly one owner that the product reaches through its inputs.
+#   The cross-product facts are computed in Python over the entity graph and arrive as
+#   input.identity_facts; this package turns each into a located violation and checks directly
+#   that every declared entity exists in data.registry.entities.
+# related_resources:
+#   - ref: docs/policies.md#identity
 # custom:
 #   owner: guild
 package meshgov.identity
 
 import rego.v1
 
+import data.meshgov.lib.result
+
 # METADATA
-# title: identity violations
-# description: None yet.
+# title: Identity violations of the product under release
+# description: Every identity violation of input (product, identity_facts) against data.registry.
 violations := report(input, data.registry)
 
 # METADATA
-# title: identity violations of a gate input
-# description: None yet.
-report(_, _) := set()
+# title: Identity violations of a gate input against a registry
+# description: |
+#   A fact is {kind, entity, product, port, column} plus optional expected, actual, owners, owner,
+#   alias and detail (free text). A fact of a kind this package does not know is itself an error.
+report(gate, registry) := (_from_facts(gate) | _unknown_entities(gate, registry)) | _unrecognised_facts(gate)
+
+# kind of fact -> rule id, how to fix
+_kinds := {
+	"entity_unowned": {
+		"rule": "identity/entity-unowned",
+		"fix": "Ask the guild to give the entity exactly one owning domain in policies/data/entities.yaml.",
+	},
+	"entity_multiple_owners": {
+		"rule": "identity/multiple-owners",
+		"fix": "Only one domain may own an entity: the others reference it with `entity:` and read it from the owner.",
+	},
+	"identifier_type_mismatch": {
+		"rule": "identity/type-mismatch",
+		"fix": "Give the column the canonical type of the entity (or convert it upstream).",
+	},
+	"identifier_format_mismatch": {
+		"rule": "identity/format-mismatch",
+		"fix": "Store the identifier in the canonical format (or declare the canonical `format:`).",
+	},
+	"undeclared_identifier": {
+		"rule": "identity/undeclared-identifier",
+		"fix": "Declare `entity: <name>` on the column (this is the mapping to the canonical id), or rename it.",
+	},
+	"unknown_entity": {
+		"rule": "identity/unknown-entity",
+		"fix": "Use an entity of policies/data/entities.yaml, or ask the guild to register it.",
+	},
+	"owner_unreachable": {
+		"rule": "identity/owner-unreachable",
+		"fix": "Add an input (spec.inputs) that leads to the owner's product, so the identifier comes from its owner.",
+	},
+}
+
+_field(fact, key) := object.get(fact, key, null)
+
+_location(gate, fact) := result.location(
+	object.get(fact, "product", object.get(gate.product, "id", null)),
+	_field(fact, "port"),
+	_field(fact, "column"),
+)
+
+_column_label(fact) := result.text(["column '", fact.column, "'"]) if _field(fact, "column") != null
+
+_column_label(fact) := "the product" if _field(fact, "column") == null
+
+_detail(fact) := result.text([" (", fact.detail, ")"]) if _field(fact, "detail") != null
+
+_detail(fact) := "" if _field(fact, "detail") == null
+
+_list(value) := concat(", ", [result.text([item]) | some item in value]) if is_array(value)
+
+_list(value) := result.text([value]) if not is_array(value)
+
+_message(fact) := result.text([
+	"entity '", fact.entity, "' has no owning domain in the entity registry",
+	_detail(fact),
+]) if fact.kind == "entity_unowned"
+
+_message(fact) := result.text([
+	"entity '", fact.entity, "' is claimed by several owners (", _list(object.get(fact, "owners", [])), ")",
+	_detail(fact),
+]) if fact.kind == "entity_multiple_owners"
+
+_message(fact) := result.text([
+	_column_label(fact), " identifies entity '", fact.entity, "' but has type '", _field(fact, "actual"),
+	"'; the canonical type is '", _field(fact, "expected"), "'", _detail(fact),
+]) if fact.kind == "identifier_type_mismatch"
+
+_message(fact) := result.text([
+	_column_label(fact), " identifies entity '", fact.entity, "' but its format '", _field(fact, "actual"),
+	"' differs from the canonical format '", _field(fact, "expected"), "'", _detail(fact),
+]) if fact.kind == "identifier_format_mismatch"
+
+_message(fact) := result.text([
+	_column_label(fact), " is named like an identifier of entity '", fact.entity,
+	"' but declares no `entity:`", _detail(fact),
+]) if fact.kind == "undeclared_identifier"
+
+_message(fact) := _unknown_entity_message(fact.column, fact.entity) if fact.kind == "unknown_entity"
+
+_message(fact) := result.text([
+	_column_label(fact), " references entity '", fact.entity, "', owned by '", _field(fact, "owner"),
+	"', but the product does not reach the owner's product through its inputs", _detail(fact),
+]) if fact.kind == "owner_unreachable"
+
+_from_facts(gate) := {v |
+	some fact in object.get(gate, "identity_facts", [])
+	kind := _kinds[fact.kind]
+	v := result.violation(kind.rule, "error", _message(fact), _location(gate, fact), kind.fix)
+}
+
+_unrecognised_facts(gate) := {v |
+	some fact in object.get(gate, "identity_facts", [])
+	not _kinds[object.get(fact, "kind", "")]
+	v := result.violation(
+		"identity/unrecognised-fact",
+		"error",
+		result.text(["identity fact of unknown kind '", object.get(fact, "kind", null), "'"]),
+		_location(gate, fact),
+		"Update policies/meshgov/identity to handle this kind of fact (the graph produces it).",
+	)
+}
+
+# Same message for the fact and for the direct check, so the two collapse into one violation.
+_unknown_entity_message(column, entity) := result.text([
+	"column '", column, "' declares entity '", entity, "', which is not in the entity registry",
+])
+
+_ports(gate) := object.get(object.get(gate.product, "spec", {}), "outputPorts", [])
+
+_unknown_entities(gate, registry) := {v |
+	some port in _ports(gate)
+	some col in port.columns
+	entity := object.get(col, "entity", null)
+	entity != null
+	not registry.entities[entity]
+	v := result.violation(
+		"identity/unknown-entity",
+		"error",
+		_unknown_entity_message(col.name, entity),
+		result.location(object.get(gate.product, "id", null), port.name, col.name),
+		_kinds.unknown_entity.fix,
+	)
+}
