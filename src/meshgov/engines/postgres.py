@@ -120,7 +120,16 @@ def create_database(admin_dsn: str, name: str) -> str:
     """Create database ``name`` (tests, demos) and return a DSN for it."""
     with connect(admin_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return psycopg.conninfo.make_conninfo(admin_dsn, dbname=name)
+    return dsn_for_database(admin_dsn, name)
+
+
+def dsn_for_database(dsn: str, name: str) -> str:
+    """The same server and user, another database (URLs stay URLs, so ``--engine`` takes them)."""
+    from urllib.parse import quote, urlsplit
+
+    if dsn.startswith(("postgresql://", "postgres://")):
+        return urlsplit(dsn)._replace(path="/" + quote(name)).geturl()
+    return psycopg.conninfo.make_conninfo(dsn, dbname=name)
 
 
 def drop_database(admin_dsn: str, name: str) -> None:

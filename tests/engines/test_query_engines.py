@@ -1,0 +1,331 @@
+"""Both engines behind one interface: loading, the keyed hash, lock-down, barriers, error text."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from meshgov.catalog import Catalog, load_catalog
+from meshgov.engines.base import QueryEngine, QueryFailed, open_engine
+from meshgov.engines.duckdb import DuckDBEngine
+from meshgov.errors import (
+    AccessDenied,
+    BackendUnavailable,
+    InputError,
+    ManifestError,
+    MeshgovError,
+    SqlUnsupportedError,
+)
+
+FIXTURE_MESH = Path(__file__).resolve().parents[1] / "fixtures" / "engines" / "mesh"
+HASH_KEY = b"engine-test-key-\x00\xff"  # the same key as conftest.py
+
+RAW_EMAILS = {
+    "alice.eu@example.com",
+    "bob.us@example.com",
+    "chloe.eu@example.com",
+    "dan.us@example.com",
+}
+# What the gateway emits for an EU analyst: masked columns, filtered rows, quoted names.
+SECURE_CUSTOMERS = (
+    '(SELECT "customer_id", meshgov_hash(CAST("email" AS TEXT)) AS "email", "region" '
+    'FROM "customer"."customers" WHERE "region" = \'EU\') AS c'
+)
+SECURE_ORDERS = '(SELECT "order_id", "customer_id", "amount" FROM "commerce"."orders") AS o'
+
+
+def expected_hash(value: str) -> str:
+    return hashlib.sha256(HASH_KEY + value.encode()).hexdigest()
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def engine(request: pytest.FixtureRequest, engine_catalog: Catalog) -> Iterator[QueryEngine]:
+    if request.param == "duckdb":
+        opened: QueryEngine = DuckDBEngine.from_catalog(engine_catalog, HASH_KEY)
+    else:
+        dsn = request.getfixturevalue("engine_pg_dsn")
+        opened = open_engine(dsn, engine_catalog, HASH_KEY)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def test_ports_are_exposed_under_their_physical_names(engine: QueryEngine) -> None:
+    table = engine.execute(
+        'SELECT "customer_id", "region" FROM "customer"."customers" ORDER BY "customer_id"'
+    )
+    assert isinstance(table, pa.Table)
+    assert table.column_names == ["customer_id", "region"]
+    assert table.column("customer_id").to_pylist() == ["c1", "c2", "c3", "c4", "c5"]
+    orders = engine.execute("SELECT count(*) AS n, sum(amount) AS total FROM commerce.orders")
+    assert orders.to_pylist() == [{"n": 5, "total": pytest.approx(142.65)}]
+
+
+def test_secure_query_masks_and_filters(engine: QueryEngine) -> None:
+    sql = (
+        f"SELECT c.customer_id, c.email, sum(o.amount) AS total FROM {SECURE_CUSTOMERS} "
+        f"JOIN {SECURE_ORDERS} ON c.customer_id = o.customer_id GROUP BY 1, 2 ORDER BY 1"
+    )
+    rows = engine.execute(sql).to_pylist()
+    assert rows == [
+        {"customer_id": "c1", "email": expected_hash("alice.eu@example.com"), "total": 30.5},
+        {"customer_id": "c3", "email": expected_hash("chloe.eu@example.com"), "total": 5.25},
+    ]
+
+
+def test_hash_is_keyed_sha256_and_null_stays_null(engine: QueryEngine) -> None:
+    rows = engine.execute(
+        "SELECT meshgov_hash('alice.eu@example.com') AS h, meshgov_hash(NULL) AS n, "
+        "meshgov_hash('Chloé') AS u"
+    ).to_pylist()
+    assert rows == [
+        {"h": expected_hash("alice.eu@example.com"), "n": None, "u": expected_hash("Chloé")}
+    ]
+    assert rows[0]["h"] != hashlib.sha256(b"alice.eu@example.com").hexdigest()
+
+
+@pytest.mark.parametrize(
+    "predicate",
+    [
+        "1 / (CASE WHEN c.region = 'US' THEN 0 ELSE 1 END) = 1",  # errors only on hidden rows
+        "CAST(CASE WHEN c.region = 'US' THEN 'x' ELSE '1' END AS INT) = 1",
+        "CAST(CASE WHEN c.region <> 'EU' THEN c.email ELSE '1' END AS INT) = 1",
+    ],
+)
+def test_user_predicates_run_behind_the_barrier(engine: QueryEngine, predicate: str) -> None:
+    # Each predicate fails only on a row the filter drops: behind the barrier it never sees one.
+    secure = (
+        '(SELECT "customer_id", "email", "region" FROM "customer"."customers" '
+        "WHERE \"region\" = 'EU') AS c"
+    )
+    rows = engine.execute(f"SELECT c.customer_id FROM {secure} WHERE {predicate}").to_pylist()
+    assert {r["customer_id"] for r in rows} == {"c1", "c3", "c5"}
+
+
+def test_engine_error_text_is_never_passed_on(engine: QueryEngine) -> None:
+    with pytest.raises(QueryFailed) as caught:
+        engine.execute('SELECT CAST("email" AS INT) FROM "customer"."customers"')
+    message = str(caught.value)
+    assert not any(email in message for email in RAW_EMAILS)
+    assert "conversion" in message
+    assert caught.value.code == "query_failed"
+    with pytest.raises(QueryFailed) as caught:
+        engine.execute('SELECT CAST("name" AS DATE) FROM "customer"."customers"')
+    assert "Alice Martin" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 1; SELECT 2",
+        "DROP TABLE customer.customers",
+        "CREATE TABLE x AS SELECT 1 AS a",
+        "INSERT INTO commerce.orders (order_id) VALUES (99)",
+        "COPY customer.customers TO '/tmp/meshgov-leak.csv'",
+        "SET search_path = pg_catalog",
+        "ATTACH '/tmp/meshgov.db' AS leak",
+        "PRAGMA database_list",
+        "",
+        "SELECT FROM WHERE",
+    ],
+)
+def test_only_one_read_only_query_is_accepted(engine: QueryEngine, sql: str) -> None:
+    with pytest.raises(SqlUnsupportedError):
+        engine.execute(sql)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM read_csv('{csv}')",
+        "SELECT * FROM read_text('/etc/passwd')",
+        "SELECT pg_read_file('/etc/passwd')",
+        "SELECT * FROM meshgov_internal.hash_key",
+        "SELECT set_config('role', 'postgres', true)",
+        "SELECT * FROM pg_stats",
+        "SELECT query_to_xml('SELECT email FROM customer.customers', true, true, '')",
+        "SELECT * FROM '{csv}'",
+        "SELECT * FROM getenv('HOME')",
+    ],
+)
+def test_engine_cannot_reach_files_settings_or_the_key(engine: QueryEngine, sql: str) -> None:
+    csv = str(FIXTURE_MESH / "data" / "customers.csv")
+    with pytest.raises(MeshgovError) as caught:
+        engine.execute(sql.format(csv=csv))
+    assert not any(email in str(caught.value) for email in RAW_EMAILS)
+    assert csv not in str(caught.value)
+
+
+def test_key_is_not_visible_in_engine_metadata(engine: QueryEngine) -> None:
+    probes = {
+        "duckdb": [
+            "SELECT * FROM duckdb_functions() WHERE function_name = 'meshgov_hash'",
+            "SELECT * FROM duckdb_settings()",
+            "SELECT * FROM duckdb_views()",
+            "SELECT * FROM duckdb_tables()",
+        ],
+        "postgresql": [
+            "SELECT prosrc, proconfig FROM pg_proc WHERE proname = 'meshgov_hash'",
+            "SELECT name, setting FROM pg_settings",
+        ],
+    }[engine.name]
+    for sql in probes:
+        text = str(engine.execute(sql).to_pylist()).encode()
+        assert b"engine-test-key" not in text
+
+
+def test_barrier_views_do_not_outlive_their_query(engine: QueryEngine) -> None:
+    engine.execute(f"SELECT count(*) AS n FROM {SECURE_CUSTOMERS}")
+    with pytest.raises(QueryFailed):
+        engine.execute("SELECT * FROM meshgov_barrier_1")
+
+
+def test_same_rows_and_hashes_on_both_engines(engine_catalog: Catalog, engine_pg_dsn: str) -> None:
+    duck = DuckDBEngine.from_catalog(engine_catalog, HASH_KEY)
+    pg = open_engine(engine_pg_dsn, engine_catalog, HASH_KEY)
+    try:
+        sql = (
+            f"SELECT c.customer_id, c.email, o.order_id, o.amount FROM {SECURE_CUSTOMERS} "
+            f"LEFT JOIN {SECURE_ORDERS} ON c.customer_id = o.customer_id "
+            "ORDER BY c.customer_id, o.order_id"
+        )
+        assert duck.execute(sql).to_pylist() == pg.execute(sql).to_pylist()
+        raw = 'SELECT * FROM "customer"."customers" ORDER BY "customer_id"'
+        assert duck.execute(raw).to_pylist() == pg.execute(raw).to_pylist()
+        orders = "SELECT * FROM commerce.orders ORDER BY order_id"
+        assert duck.execute(orders).to_pylist() == pg.execute(orders).to_pylist()
+    finally:
+        duck.close()
+        pg.close()
+
+
+def test_postgres_queries_run_as_the_read_only_reader(engine_pg_dsn: str) -> None:
+    from meshgov.engines.postgres import PostgresEngine, reader_role
+
+    pg = PostgresEngine(engine_pg_dsn)
+    try:
+        rows = pg.execute(
+            "SELECT current_user AS who, current_setting('transaction_read_only') AS ro"
+        ).to_pylist()
+        database = engine_pg_dsn.rsplit("/", 1)[-1]
+        assert rows == [{"who": reader_role(database), "ro": "on"}]
+        with pytest.raises(MeshgovError):
+            pg.execute("SELECT nextval('x')")
+    finally:
+        pg.close()
+
+
+def test_postgres_load_is_repeatable(engine_catalog: Catalog, engine_pg_dsn: str) -> None:
+    from meshgov.engines import postgres
+
+    loaded = postgres.load(engine_catalog, engine_pg_dsn, HASH_KEY)
+    assert sorted((p.table, p.rows) for p in loaded) == [
+        ("commerce.orders", 5),
+        ("customer.customers", 5),
+    ]
+
+
+def test_unloaded_postgres_database_is_reported(pg_admin_dsn: str) -> None:
+    import uuid
+
+    from meshgov.engines import postgres
+
+    name = f"meshgov_empty_{uuid.uuid4().hex[:12]}"
+    dsn = postgres.create_database(pg_admin_dsn, name)
+    try:
+        with pytest.raises(BackendUnavailable, match="not loaded"):
+            postgres.PostgresEngine(dsn)
+    finally:
+        postgres.drop_database(pg_admin_dsn, name)
+
+
+def test_unreachable_postgres_is_backend_unavailable() -> None:
+    with pytest.raises(BackendUnavailable):
+        open_engine("postgresql://nobody@127.0.0.1:1/none", None, HASH_KEY)
+
+
+def test_unknown_engine_url_is_invalid_input() -> None:
+    with pytest.raises(InputError, match="unknown engine"):
+        open_engine("mysql://x", None, HASH_KEY)
+
+
+def test_closed_duckdb_engine_is_unavailable(engine_catalog: Catalog) -> None:
+    duck = DuckDBEngine.from_catalog(engine_catalog, HASH_KEY)
+    duck.close()
+    with pytest.raises(BackendUnavailable):
+        duck.execute("SELECT 1 AS x")
+
+
+def _copy_mesh(tmp_path: Path) -> Path:
+    target = tmp_path / "mesh"
+    shutil.copytree(FIXTURE_MESH, target)
+    return target
+
+
+def test_only_declared_columns_are_loaded(tmp_path: Path) -> None:
+    mesh = _copy_mesh(tmp_path)
+    csv = mesh / "data" / "orders.csv"
+    lines = csv.read_text().splitlines()
+    csv.write_text(
+        "\n".join([lines[0] + ",card_number"] + [line + ",4111111111111111" for line in lines[1:]])
+    )
+    duck = DuckDBEngine.from_catalog(load_catalog(mesh), HASH_KEY)
+    try:
+        assert duck.execute("SELECT * FROM commerce.orders").column_names == [
+            "order_id",
+            "customer_id",
+            "amount",
+            "paid",
+        ]
+        with pytest.raises(QueryFailed):
+            duck.execute("SELECT card_number FROM commerce.orders")
+    finally:
+        duck.close()
+
+
+def test_snapshot_missing_a_declared_column_names_it(tmp_path: Path) -> None:
+    mesh = _copy_mesh(tmp_path)
+    csv = mesh / "data" / "orders.csv"
+    csv.write_text("order_id,customer_id,amount\n1,c1,2.0\n")
+    with pytest.raises(ManifestError) as caught:
+        DuckDBEngine.from_catalog(load_catalog(mesh), HASH_KEY)
+    assert caught.value.location is not None
+    assert caught.value.location.column == "paid"
+    assert caught.value.location.product == "commerce/orders"
+
+
+def test_missing_snapshot_names_the_port(tmp_path: Path) -> None:
+    mesh = _copy_mesh(tmp_path)
+    (mesh / "data" / "orders.csv").unlink()
+    with pytest.raises(ManifestError, match="snapshot file not found") as caught:
+        DuckDBEngine.from_catalog(load_catalog(mesh), HASH_KEY)
+    assert caught.value.location is not None
+    assert caught.value.location.port == "orders"
+
+
+def test_port_without_snapshot_is_an_empty_typed_table(tmp_path: Path) -> None:
+    mesh = _copy_mesh(tmp_path)
+    manifest = mesh / "orders.yaml"
+    manifest.write_text(manifest.read_text().replace("      data: data/orders.csv\n", ""))
+    duck = DuckDBEngine.from_catalog(load_catalog(mesh), HASH_KEY)
+    try:
+        table = duck.execute("SELECT * FROM commerce.orders")
+        assert table.num_rows == 0
+        assert table.schema.field("amount").type == pa.float64()
+    finally:
+        duck.close()
+
+
+def test_permission_errors_are_access_denied(engine_catalog: Catalog) -> None:
+    duck = DuckDBEngine.from_catalog(engine_catalog, HASH_KEY)
+    try:
+        with pytest.raises(AccessDenied):
+            duck.execute(f"SELECT * FROM read_csv('{FIXTURE_MESH / 'data' / 'orders.csv'}')")
+    finally:
+        duck.close()
