@@ -1,0 +1,97 @@
+"""execute_query: a denial never reaches the engine; results serialise to every format."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from meshgov.core.principal import Principal
+from meshgov.errors import AccessDenied, InputError
+from meshgov.execution import ResultFormat, execute_query, parse_format, serialize
+
+
+@dataclass
+class FakeAuthorization:
+    allowed: bool
+    sql: str | None
+    reason: str | None = None
+
+
+class RecordingEngine:
+    name = "recording"
+    dialect = "duckdb"
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def execute(self, sql: str) -> pa.Table:
+        self.seen.append(sql)
+        return pa.table({"a": [1, 2], "b": ["x", None]})
+
+    def close(self) -> None:
+        pass
+
+
+class FixedGateway:
+    def __init__(self, authorization: FakeAuthorization) -> None:
+        self.authorization = authorization
+        self.calls: list[tuple[Any, ...]] = []
+
+    def authorize(
+        self, sql: str, principal: Principal, purpose: str | None, read: str, write: str
+    ) -> FakeAuthorization:
+        self.calls.append((sql, principal.id, purpose, read, write))
+        return self.authorization
+
+
+PRINCIPAL = Principal(id="analyst-eu", groups=("analysts",), attributes={"region": "EU"})
+
+
+def test_allowed_query_runs_the_rewritten_sql_in_the_engine_dialect() -> None:
+    engine = RecordingEngine()
+    gateway = FixedGateway(FakeAuthorization(True, "SELECT secure"))
+    result = execute_query(gateway, engine, "SELECT raw", PRINCIPAL, "analytics", "postgres")
+    assert engine.seen == ["SELECT secure"]
+    assert gateway.calls == [("SELECT raw", "analyst-eu", "analytics", "postgres", "duckdb")]
+    assert result.table.num_rows == 2
+    assert result.engine == "recording"
+
+
+def test_denial_raises_with_the_reason_and_never_reaches_the_engine() -> None:
+    engine = RecordingEngine()
+    gateway = FixedGateway(FakeAuthorization(False, None, "column email is hidden"))
+    with pytest.raises(AccessDenied, match="column email is hidden"):
+        execute_query(gateway, engine, "SELECT email FROM t", PRINCIPAL)
+    assert engine.seen == []
+
+
+def test_allowed_without_sql_is_denied() -> None:
+    engine = RecordingEngine()
+    with pytest.raises(AccessDenied):
+        execute_query(FixedGateway(FakeAuthorization(True, "")), engine, "SELECT 1", PRINCIPAL)
+    assert engine.seen == []
+
+
+def test_serialize_every_format() -> None:
+    table = pa.table({"a": [1, 2], "b": ["x", None], "a_dup": [3, 4]}).rename_columns(
+        ["a", "b", "a"]
+    )
+    stream = serialize(table, ResultFormat.arrow)
+    assert pa.ipc.open_stream(stream).read_all().equals(table)
+    assert json.loads(serialize(table, "json")) == [
+        {"a": 1, "b": "x", "a_2": 3},
+        {"a": 2, "b": None, "a_2": 4},
+    ]
+    assert serialize(table, "csv").decode().splitlines()[0] == '"a","b","a"'
+    text = serialize(table, "table").decode()
+    assert "NULL" in text
+    assert "(2 rows)" in text
+
+
+def test_unknown_format_is_invalid_input() -> None:
+    with pytest.raises(InputError, match="unknown format"):
+        parse_format("xml")
