@@ -1,0 +1,200 @@
+# METADATA
+# title: Read-time access
+# description: |
+#   The access decision for one (principal, purpose, product, port): deny by default; the
+#   product's own grants (spec.access.grants) allow; global rules only narrow: PII is masked unless
+#   the principal holds the `pii` clearance and the purpose allows PII, `restricted` columns
+#   without a mask are hidden from principals without clearance, unknown purposes and retired
+#   products are denied. A principal of the owning domain sees its products unmasked and unfiltered.
+#   Catalogue products live at data.catalog.products["domain/name"] (loaded once per revision).
+# related_resources:
+#   - ref: docs/enforcement.md
+# custom:
+#   owner: guild
+package meshgov.access
+
+import rego.v1
+
+# METADATA
+# title: The access decision for input
+# description: "{allow, reasons, row_filters, masks, hidden_columns} for input {principal, purpose, product, port}."
+# entrypoint: true
+decision := decide(input, data.catalog, data.registry)
+
+# METADATA
+# title: The access decision for a request against a catalogue and a registry
+# description: |
+#   Arguments rather than input/data so that tests call it directly (regopy 1.5 mishandles
+#   `with input as` over rules that call functions). Everything is computed once here and passed
+#   down, which keeps one decision well under a millisecond.
+decide(request, catalog, registry) := result if {
+	product := catalog.products[request.product]
+	some port in object.get(product.spec, "outputPorts", [])
+	port.name == request.port
+	result := _decision(request, product, port, registry)
+} else := _denied([concat("", ["unknown product ", _str(request.product)])]) if {
+	not catalog.products[request.product]
+} else := _denied([concat("", ["product ", request.product, " has no output port '", _str(request.port), "'"])])
+
+_denied(reasons) := {"allow": false, "reasons": reasons, "row_filters": [], "masks": {}, "hidden_columns": []}
+
+_decision(request, product, port, registry) := result if {
+	principal := object.get(request, "principal", {})
+	purpose := object.get(request, "purpose", null)
+	denials := _global_denials(product, principal, purpose, registry)
+	count(denials) == 0
+	own := _is_own(product, principal)
+	grants := [grant |
+		some grant in object.get(object.get(product.spec, "access", {}), "grants", [])
+		_grant_matches(grant, principal, purpose, port.name)
+	]
+	_granted(own, grants)
+	narrowed := _narrowed(own, port, principal, purpose, registry)
+	masks := {col.name: {"kind": kind, "expr": object.get(col, "maskExpr", null)} |
+		some col in narrowed
+		kind := _mask_kind(col)
+	}
+	hidden := sort({col.name | some col in narrowed; not _mask_kind(col)})
+	result := {
+		"allow": true,
+		"reasons": array.concat(
+			_allow_reasons(own, grants, product, principal, request),
+			_column_reasons(narrowed, principal),
+		),
+		"row_filters": _row_filters(own, grants),
+		"masks": masks,
+		"hidden_columns": hidden,
+	}
+} else := _denied(_deny_reasons(request, product, registry))
+
+_is_own(product, principal) := true if {
+	domain := object.get(principal, "domain", null)
+	domain != null
+	domain == product.metadata.domain
+} else := false
+
+_granted(true, _)
+
+_granted(false, grants) if count(grants) > 0
+
+# --- global rules that only narrow -------------------------------------------------------------
+
+_global_denials(product, principal, purpose, registry) := {concat("", ["purpose '", _str(purpose), "' is not registered (data.registry.purposes)"]) |
+	purpose != null
+	not registry.purposes[purpose]
+} | {concat("", ["product ", product.id, " is retired"]) |
+	object.get(product.metadata, "status", null) == "retired"
+	not _is_own(product, principal)
+}
+
+# --- grants ------------------------------------------------------------------------------------
+
+_grant_matches(grant, principal, purpose, port_name) if {
+	_target_matches(object.get(grant, "to", {}), principal)
+	_listed_or_any(purpose, object.get(grant, "purposes", []))
+	_listed_or_any(port_name, object.get(grant, "ports", []))
+}
+
+_target_matches(to, principal) if principal.id in object.get(to, "ids", [])
+
+_target_matches(to, principal) if {
+	some group in object.get(principal, "groups", [])
+	group in object.get(to, "groups", [])
+}
+
+_target_matches(to, principal) if {
+	principal.domain != null
+	principal.domain in object.get(to, "domains", [])
+}
+
+_listed_or_any(_, values) if count(values) == 0
+
+_listed_or_any(value, values) if value in values
+
+# --- row filters: alternatives, one per matching grant; a grant without a filter sees all rows --
+
+_row_filters(true, _) := []
+
+_row_filters(false, grants) := [] if {
+	some grant in grants
+	object.get(grant, "rowFilter", null) == null
+} else := sort({grant.rowFilter | some grant in grants})
+
+# --- columns: masks and hidden columns ---------------------------------------------------------
+
+_narrowed(true, _, _, _, _) := []
+
+_narrowed(false, port, principal, purpose, registry) := [col |
+	clearances := object.get(object.get(principal, "attributes", {}), "clearances", [])
+	pii_cleared := _pii_cleared(clearances, purpose, registry)
+	some col in port.columns
+	_protected(col, clearances, pii_cleared)
+]
+
+_pii_cleared(clearances, purpose, registry) := true if {
+	"pii" in clearances
+	registry.purposes[purpose].pii == true
+} else := false
+
+_protected(col, _, false) if object.get(col, "pii", false) == true
+
+_protected(col, clearances, pii_cleared) if {
+	object.get(col, "classification", null) == "restricted"
+	not "restricted" in clearances
+	not _pii_opens(col, pii_cleared)
+}
+
+_pii_opens(col, true) if object.get(col, "pii", false) == true
+
+_mask_kind(col) := col.mask if {
+	object.get(col, "mask", null) != null
+} else := "null" if {
+	object.get(col, "classification", null) != "restricted"
+}
+
+# --- reasons -----------------------------------------------------------------------------------
+# Built with concat only: rego-cpp's sprintf re-quotes strings that come out of concat.
+
+_str(value) := value if is_string(value)
+
+else := sprintf("%v", [value])
+
+_list(values) := concat("", ["[", concat(", ", [_str(v) | some v in values]), "]"])
+
+_allow_reasons(true, _, product, principal, _) := [concat("", ["principal '", _str(principal.id), "' belongs to ", product.metadata.domain, ", the owning domain"])]
+
+_allow_reasons(false, grants, _, _, request) := [reason |
+	some grant in grants
+	reason := concat("", ["grant to ", _who(grant), " for purposes ", _list(object.get(grant, "purposes", [])), " allows ", request.product, ":", request.port])
+]
+
+_who(grant) := concat(", ", [text |
+	some key in ["ids", "groups", "domains"]
+	values := object.get(object.get(grant, "to", {}), key, [])
+	count(values) > 0
+	text := concat(" ", [key, _list(values)])
+])
+
+_column_reasons(narrowed, principal) := [reason |
+	some col in narrowed
+	reason := _column_reason(col, principal)
+]
+
+_column_reason(col, principal) := concat("", ["column ", col.name, " masked (", kind, "): ", _why(col)]) if {
+	kind := _mask_kind(col)
+} else := concat("", ["column ", col.name, " hidden: classified restricted, and principal '", _str(principal.id), "' has no clearance for it"])
+
+_why(col) := "personal data (pii), and the principal lacks the 'pii' clearance or the purpose does not allow PII" if {
+	object.get(col, "pii", false) == true
+} else := "classified restricted, and the principal has no clearance for it"
+
+_deny_reasons(request, product, registry) := sort(denials) if {
+	principal := object.get(request, "principal", {})
+	denials := _global_denials(product, principal, object.get(request, "purpose", null), registry)
+	count(denials) > 0
+} else := [concat("", [
+	"no grant of ", request.product, " allows principal '", _str(object.get(object.get(request, "principal", {}), "id", null)),
+	"' (groups ", _list(object.get(object.get(request, "principal", {}), "groups", [])),
+	", domain ", _str(object.get(object.get(request, "principal", {}), "domain", null)),
+	") for purpose ", _str(object.get(request, "purpose", null)), " (deny by default)",
+])]

@@ -1,0 +1,272 @@
+"""Read-time enforcement facade: access decisions and secure SQL for a catalogue and a policy.
+
+``Gateway`` prepares the policy once per (bundle revision, catalog revision) with the catalogue's
+products as data (``data.catalog.products``), so one decision's input is only the principal, the
+purpose and the product/port. Decisions and rewrites are cached in bounded, thread-safe LRUs keyed
+on everything they depend on. ``authorize`` never raises for policy or SQL problems: it returns
+``Authorization(allowed=False, reason=...)``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from meshgov.catalog import Catalog
+from meshgov.core.policy import PolicyBundle, PolicyEngine, PreparedPolicy
+from meshgov.core.principal import Principal
+from meshgov.core.sql.model import AccessDecision, PortRef, TableAccess, ports_of
+from meshgov.core.sql.rewrite import rewrite
+from meshgov.errors import MeshgovError
+
+ACCESS_QUERY = "data.meshgov.access.decision"
+ACCESS_ENTRYPOINT = "meshgov/access/decision"
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class LruCache(Generic[K, V]):
+    """A bounded LRU map guarded by a lock (gateways serve many threads)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """The outcome of ``Gateway.authorize``: the secure SQL to run, or a denial with a reason."""
+
+    allowed: bool
+    sql: str | None
+    reason: str | None
+    tables: tuple[TableAccess, ...] = ()
+    code: str | None = None
+    policy_revision: str = ""
+    catalog_revision: str = ""
+    read_dialect: str = ""
+    write_dialect: str = ""
+
+    def decision(self) -> dict[str, Any]:
+        """The decision as shown to users (``meshgov rewrite``, HTTP authorize)."""
+        return {
+            "allowed": self.allowed,
+            "reason": self.reason,
+            "code": self.code,
+            "policy_revision": self.policy_revision,
+            "catalog_revision": self.catalog_revision,
+            "tables": [t.as_dict() for t in self.tables],
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"allowed": self.allowed, "sql": self.sql, "decision": self.decision()}
+
+
+def _normalise_dialect(dialect: str | None, default: str) -> str:
+    name = (dialect or default).lower()
+    return "postgres" if name == "postgresql" else name
+
+
+class Gateway:
+    """Access decisions and query authorization for one catalogue under one policy bundle."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        bundle: PolicyBundle,
+        engine: PolicyEngine | None = None,
+        *,
+        decision_cache_size: int = 65_536,
+        rewrite_cache_size: int = 16_384,
+        default_dialect: str = "duckdb",
+    ) -> None:
+        if engine is None:
+            from meshgov.policy_backends.embedded import EmbeddedEngine
+
+            engine = EmbeddedEngine()
+        self.catalog = catalog
+        self.bundle = bundle
+        self.engine = engine
+        self.default_dialect = default_dialect
+        products = {pid: m.policy_document() for pid, m in catalog.manifests.items()}
+        # Compiled once per (bundle revision, catalog revision): the catalogue is data.
+        self.policy: PreparedPolicy = engine.prepare(
+            bundle, {"catalog": {"products": products}}, entrypoints=[ACCESS_ENTRYPOINT]
+        )
+        self._ports: dict[tuple[str, ...], PortRef] = {}
+        ambiguous: set[tuple[str, ...]] = set()
+        for port in ports_of(catalog.manifests):
+            if port.table in self._ports:
+                ambiguous.add(port.table)
+            self._ports[port.table] = port
+        # Two ports claiming one physical table: neither can be resolved safely (deny).
+        for parts in ambiguous:
+            del self._ports[parts]
+        self._decisions: LruCache[tuple[str, ...], AccessDecision] = LruCache(decision_cache_size)
+        self._rewrites: LruCache[tuple[str, ...], Authorization] = LruCache(rewrite_cache_size)
+
+    @property
+    def revision(self) -> str:
+        return f"{self.policy.revision}:{self.catalog.revision}"
+
+    def resolve_port(self, parts: tuple[str, ...]) -> PortRef | None:
+        """A port by its normalised physical name parts (exactly as declared)."""
+        return self._ports.get(parts)
+
+    def port(self, product: str, port: str) -> PortRef | None:
+        return next(
+            (p for p in self._ports.values() if p.product == product and p.port == port), None
+        )
+
+    def decide(
+        self, principal: Principal, purpose: str | None, product: str, port: str
+    ) -> AccessDecision:
+        """The access decision (cached); any policy fault is a denial, never an exception."""
+        purpose = purpose if purpose is not None else principal.purpose
+        key = (
+            self.policy.revision,
+            self.catalog.revision,
+            principal.cache_key(),
+            purpose or "",
+            product,
+            port,
+        )
+        cached = self._decisions.get(key)
+        if cached is not None:
+            return cached
+        request = {
+            "principal": principal.policy_document(),
+            "purpose": purpose,
+            "product": product,
+            "port": port,
+        }
+        try:
+            output = self.policy.evaluate(ACCESS_QUERY, request)
+            decision = AccessDecision.from_policy_output(output, self.policy.revision)
+        except MeshgovError as exc:
+            # Not cached: an engine fault may be transient.
+            return AccessDecision.deny(f"policy evaluation failed: {exc}", self.policy.revision)
+        self._decisions.put(key, decision)
+        return decision
+
+    def authorize(
+        self,
+        sql: str,
+        principal: Principal,
+        purpose: str | None = None,
+        read_dialect: str | None = None,
+        write_dialect: str | None = None,
+    ) -> Authorization:
+        """Rewrite ``sql`` into secure SQL for ``principal``/``purpose`` or deny with a reason."""
+        purpose = purpose if purpose is not None else principal.purpose
+        read = _normalise_dialect(read_dialect, self.default_dialect)
+        write = _normalise_dialect(write_dialect, read)
+        key = (
+            self.policy.revision,
+            self.catalog.revision,
+            principal.cache_key(),
+            purpose or "",
+            read,
+            write,
+            sql,
+        )
+        cached = self._rewrites.get(key)
+        if cached is not None:
+            return cached
+        result = self._authorize(sql, principal, purpose, read, write)
+        self._rewrites.put(key, result)
+        return result
+
+    def _authorize(
+        self, sql: str, principal: Principal, purpose: str | None, read: str, write: str
+    ) -> Authorization:
+        def outcome(
+            sql_out: str | None,
+            reason: str | None,
+            code: str | None,
+            tables: tuple[TableAccess, ...] = (),
+        ) -> Authorization:
+            return Authorization(
+                allowed=sql_out is not None,
+                sql=sql_out,
+                reason=reason,
+                tables=tables,
+                code=code,
+                policy_revision=self.policy.revision,
+                catalog_revision=self.catalog.revision,
+                read_dialect=read,
+                write_dialect=write,
+            )
+
+        try:
+            rewritten = rewrite(
+                sql,
+                read=read,
+                write=write,
+                resolve_port=self.resolve_port,
+                decide=lambda port: self.decide(principal, purpose, port.product, port.port),
+                principal=principal,
+            )
+        except MeshgovError as exc:
+            return outcome(None, exc.message, exc.code)
+        except Exception as exc:  # never the unrewritten query, never a traceback
+            reason = f"internal error while authorizing ({type(exc).__name__}); denied"
+            return outcome(None, reason, "internal_error")
+        return outcome(rewritten.sql, None, None, rewritten.tables)
+
+    def cache_stats(self) -> dict[str, int]:
+        return {
+            "decision_hits": self._decisions.hits,
+            "decision_misses": self._decisions.misses,
+            "rewrite_hits": self._rewrites.hits,
+            "rewrite_misses": self._rewrites.misses,
+        }
+
+
+def load_gateway(
+    catalog_dir: str, policies_dir: str | None = None, engine: PolicyEngine | None = None
+) -> Gateway:
+    """A gateway over a catalogue directory and a policy directory (default: ./policies)."""
+    from pathlib import Path
+
+    from meshgov.catalog import load_catalog
+    from meshgov.policy_backends import load_bundle_dir
+
+    if policies_dir is None:
+        from meshgov.gate import default_policies_dir
+
+        policies = default_policies_dir()
+    else:
+        policies = Path(policies_dir)
+    return Gateway(load_catalog(catalog_dir), load_bundle_dir(policies), engine)
