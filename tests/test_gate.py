@@ -165,7 +165,7 @@ def test_policy_compile_error_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(PolicyCompileError) as caught:
         Gate.from_dir(policies)
     assert caught.value.location is not None
-    assert caught.value.location.file == "meshgov/main/main.rego"
+    assert caught.value.location.file == str(rego)
     assert caught.value.location.line is not None
 
 

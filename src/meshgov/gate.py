@@ -32,7 +32,7 @@ from meshgov.core.waivers import (
     parse_waivers,
 )
 from meshgov.core.yaml_source import SourceDocument, decode_text, load_yaml
-from meshgov.errors import InputError, Location, ManifestError, MeshgovError
+from meshgov.errors import InputError, Location, ManifestError, MeshgovError, PolicyError
 
 VIOLATIONS_QUERY = "data.meshgov.main.violations"
 VIOLATIONS_ENTRYPOINT = "meshgov/main/violations"
@@ -290,7 +290,14 @@ class Gate:
     def from_dir(cls, policies: Path, engine: PolicyEngine | None = None) -> Gate:
         from meshgov.policy_backends import load_bundle_dir
 
-        return cls(load_bundle_dir(policies), engine)
+        try:
+            return cls(load_bundle_dir(policies), engine)
+        except PolicyError as exc:
+            # Bundle paths are relative to the bundle; the user needs them relative to here.
+            loc = exc.location
+            if loc is not None and loc.file and not Path(loc.file).is_absolute():
+                exc.location = replace(loc, file=str(policies / loc.file))
+            raise
 
     @property
     def revision(self) -> str:
