@@ -64,6 +64,7 @@ def _names(value: Any, where: str) -> tuple[str, ...]:
 _QI_FILE = "policies/data/quasi_identifiers.yaml"
 _LIST_KEYS = ("quasi_identifiers", "identifiers", "attributes", "columns")
 _THRESHOLD_KEYS = ("threshold", "max_combination", "k", "min_combination")
+_CATEGORY_KEYS = ("piiCategories", "pii_categories", "categories")
 _COMBINATION_KEYS = ("combinations", "risky_combinations", "sets")
 
 
@@ -91,7 +92,8 @@ def quasi_identifier_policy(data: Any) -> QuasiIdentifierPolicy:
     """Read ``policies/data/quasi_identifiers.yaml`` in any of its reasonable shapes.
 
     A list of names (or of ``{name, aliases, categories}``); or a mapping with such a list under
-    ``quasi_identifiers``/``identifiers``, an optional ``threshold`` (the smallest number of
+    ``quasi_identifiers``/``identifiers``/``columns``, optional ``piiCategories`` (columns
+    declaring them count as quasi-identifiers), an optional ``threshold`` (the smallest number of
     distinct quasi-identifiers that is risky, default 3) and ``combinations`` (sets that are risky
     whatever their size); or a mapping of name to aliases/definition.
     """
@@ -110,6 +112,11 @@ def quasi_identifier_policy(data: Any) -> QuasiIdentifierPolicy:
         identifiers = tuple(_identifier(i) for i in raw)
     else:
         raise InputError(f"{list_key} must be a list or a mapping", Location(file=_QI_FILE))
+    # Columns declaring one of these PII categories count as that quasi-identifier too.
+    category_key = next((k for k in _CATEGORY_KEYS if k in data), None)
+    if category_key is not None:
+        categories = _names(data[category_key], category_key)
+        identifiers += tuple(QuasiIdentifier(c, (), (c,)) for c in categories)
     threshold = DEFAULT_THRESHOLD
     threshold_key = next((k for k in _THRESHOLD_KEYS if k in data), None)
     if threshold_key is not None:
