@@ -36,6 +36,9 @@ decide(request, catalog, registry) := result if {
 	not catalog.products[request.product]
 } else := _denied([concat("", ["product ", request.product, " has no output port '", _str(request.port), "'"])])
 
+# rego-cpp's sort() of a set yields an array that compares unequal to an equal literal; re-collect it.
+_sorted(values) := [value | some value in sort(values)]
+
 _denied(reasons) := {"allow": false, "reasons": reasons, "row_filters": [], "masks": {}, "hidden_columns": []}
 
 _decision(request, product, port, registry) := result if {
@@ -54,7 +57,7 @@ _decision(request, product, port, registry) := result if {
 		some col in narrowed
 		kind := _mask_kind(col)
 	}
-	hidden := sort({col.name | some col in narrowed; not _mask_kind(col)})
+	hidden := _sorted({col.name | some col in narrowed; not _mask_kind(col)})
 	result := {
 		"allow": true,
 		"reasons": array.concat(
@@ -118,7 +121,7 @@ _row_filters(true, _) := []
 _row_filters(false, grants) := [] if {
 	some grant in grants
 	object.get(grant, "rowFilter", null) == null
-} else := sort({grant.rowFilter | some grant in grants})
+} else := _sorted({grant.rowFilter | some grant in grants})
 
 # --- columns: masks and hidden columns ---------------------------------------------------------
 
@@ -188,7 +191,7 @@ _why(col) := "personal data (pii), and the principal lacks the 'pii' clearance o
 	object.get(col, "pii", false) == true
 } else := "classified restricted, and the principal has no clearance for it"
 
-_deny_reasons(request, product, registry) := sort(denials) if {
+_deny_reasons(request, product, registry) := _sorted(denials) if {
 	principal := object.get(request, "principal", {})
 	denials := _global_denials(product, principal, object.get(request, "purpose", null), registry)
 	count(denials) > 0

@@ -1,0 +1,98 @@
+package meshgov.access_test
+
+import rego.v1
+
+import data.meshgov.access
+
+# Tests call access.decide(request, catalog, registry) rather than `decision with input as`:
+# regopy 1.5 mishandles `with input as` over rules that call functions.
+
+_registry := {"purposes": {
+	"analytics": {"pii": false},
+	"fraud_detection": {"pii": true},
+}}
+
+_column(name, extra) := object.union({"name": name, "type": "string", "classification": "internal", "pii": false, "mask": null, "maskExpr": null}, extra)
+
+_catalog := {"products": {"customer/customers": {
+	"id": "customer/customers",
+	"metadata": {"domain": "customer", "name": "customers", "status": "active"},
+	"spec": {
+		"outputPorts": [{"name": "customers", "columns": [
+			_column("customer_id", {}),
+			_column("email", {"classification": "confidential", "pii": true, "mask": "hash"}),
+			_column("ssn", {"classification": "restricted", "pii": true}),
+			_column("region", {}),
+		]}],
+		"access": {"grants": [
+			{"to": {"groups": ["analysts"]}, "purposes": ["analytics"], "rowFilter": "region = {principal.region}"},
+			{"to": {"groups": ["fraud"]}, "purposes": ["fraud_detection"]},
+		]},
+	},
+}}}
+
+_request(principal, purpose) := {"principal": principal, "purpose": purpose, "product": "customer/customers", "port": "customers"}
+
+_analyst := {"id": "ann", "groups": ["analysts"], "domain": "analytics", "attributes": {"region": "EU"}}
+
+test_deny_by_default if {
+	result := access.decide(_request({"id": "x", "groups": [], "domain": null, "attributes": {}}, "analytics"), _catalog, _registry)
+	result.allow == false
+	result.row_filters == []
+	result.masks == {}
+	result.hidden_columns == []
+	count(result.reasons) == 1
+}
+
+test_analyst_gets_filter_masks_and_hidden_columns if {
+	result := access.decide(_request(_analyst, "analytics"), _catalog, _registry)
+	result.allow == true
+	result.row_filters == ["region = {principal.region}"]
+	result.masks == {"email": {"kind": "hash", "expr": null}}
+	result.hidden_columns == ["ssn"]
+}
+
+test_output_has_exactly_the_contract_keys if {
+	result := access.decide(_request(_analyst, "analytics"), _catalog, _registry)
+	object.keys(result) == {"allow", "reasons", "row_filters", "masks", "hidden_columns"}
+}
+
+test_wrong_purpose_denied if {
+	result := access.decide(_request(_analyst, "fraud_detection"), _catalog, _registry)
+	result.allow == false
+}
+
+test_pii_cleared_with_pii_purpose_sees_everything if {
+	investigator := {"id": "fred", "groups": ["fraud"], "domain": "payments", "attributes": {"clearances": ["pii"]}}
+	result := access.decide(_request(investigator, "fraud_detection"), _catalog, _registry)
+	result.allow == true
+	result.masks == {}
+	result.hidden_columns == []
+	result.row_filters == []
+}
+
+test_clearance_without_pii_purpose_stays_masked if {
+	investigator := {"id": "fred", "groups": ["analysts"], "domain": "payments", "attributes": {"region": "EU", "clearances": ["pii"]}}
+	result := access.decide(_request(investigator, "analytics"), _catalog, _registry)
+	result.masks.email.kind == "hash"
+}
+
+test_own_domain_unmasked if {
+	owner := {"id": "olga", "groups": [], "domain": "customer", "attributes": {}}
+	result := access.decide(_request(owner, "analytics"), _catalog, _registry)
+	result.allow == true
+	result.masks == {}
+	result.row_filters == []
+}
+
+test_unregistered_purpose_denied_even_for_owner if {
+	owner := {"id": "olga", "groups": [], "domain": "customer", "attributes": {}}
+	result := access.decide(_request(owner, "gossip"), _catalog, _registry)
+	result.allow == false
+}
+
+test_unknown_port_denied if {
+	request := object.union(_request(_analyst, "analytics"), {"port": "nope"})
+	result := access.decide(request, _catalog, _registry)
+	result.allow == false
+}

@@ -1,0 +1,96 @@
+"""Decision cases of the access policy (policies/cases/access/*.yaml) on the embedded engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from meshgov.core.policy import PolicyBundle
+from meshgov.policy_backends import load_bundle_dir
+from meshgov.policy_backends.embedded import EmbeddedEngine, EmbeddedPrepared
+
+ROOT = Path(__file__).resolve().parents[2]
+CASES_DIR = ROOT / "policies" / "cases" / "access"
+QUERY = "data.meshgov.access.decision"
+
+
+def _case_files() -> list[Path]:
+    return sorted(CASES_DIR.glob("*.yaml"))
+
+
+def _cases() -> list[Any]:
+    params = []
+    for path in _case_files():
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for index, case in enumerate(doc["cases"]):
+            params.append(pytest.param(path.name, index, id=f"{path.stem}:{case['title']}"))
+    return params
+
+
+@pytest.fixture(scope="module")
+def access_bundle() -> PolicyBundle:
+    bundle = load_bundle_dir(ROOT / "policies")
+    modules = {p: t for p, t in bundle.modules.items() if p.startswith("meshgov/access/")}
+    return PolicyBundle.create(modules, bundle.data)
+
+
+_prepared: dict[str, EmbeddedPrepared] = {}
+
+
+def _policy_for(bundle: PolicyBundle, file_name: str, data: dict[str, Any]) -> EmbeddedPrepared:
+    if file_name not in _prepared:
+        _prepared[file_name] = EmbeddedEngine().prepare(
+            bundle, data, entrypoints=["meshgov/access/decision"]
+        )
+    return _prepared[file_name]
+
+
+def test_there_are_cases() -> None:
+    assert len(_cases()) >= 15
+
+
+@pytest.mark.parametrize(("file_name", "index"), _cases())
+def test_access_case(access_bundle: PolicyBundle, file_name: str, index: int) -> None:
+    doc = yaml.safe_load((CASES_DIR / file_name).read_text(encoding="utf-8"))
+    case = doc["cases"][index]
+    if "data" in case:
+        policy = EmbeddedEngine().prepare(
+            access_bundle, case["data"], entrypoints=["meshgov/access/decision"]
+        )
+    else:
+        policy = _policy_for(access_bundle, file_name, doc["data"])
+    decision = policy.evaluate(QUERY, case["input"])
+    expected = case["expected"]
+    assert set(decision) == {"allow", "reasons", "row_filters", "masks", "hidden_columns"}
+    for key in ("allow", "row_filters", "masks", "hidden_columns"):
+        assert decision[key] == expected[key], key
+    assert decision["reasons"], "every decision gives at least one reason"
+    for fragment in expected.get("reasons", []):
+        assert any(fragment in reason for reason in decision["reasons"]), (
+            fragment,
+            decision["reasons"],
+        )
+
+
+def _rego_tests() -> list[Any]:
+    from meshgov.core.policy import discover_tests
+
+    bundle = load_bundle_dir(ROOT / "policies")
+    modules = {p: t for p, t in bundle.modules.items() if p.startswith("meshgov/access/")}
+    return [
+        pytest.param(t.package, t.name, id=t.name)
+        for t in discover_tests(PolicyBundle.create(modules, bundle.data))
+    ]
+
+
+@pytest.fixture(scope="module")
+def access_with_tests(access_bundle: PolicyBundle) -> EmbeddedPrepared:
+    return EmbeddedEngine().prepare(access_bundle, include_tests=True)
+
+
+@pytest.mark.parametrize(("package", "name"), _rego_tests())
+def test_access_rego_test(access_with_tests: EmbeddedPrepared, package: str, name: str) -> None:
+    assert access_with_tests.evaluate(f"data.{package}.{name}", {}) is True
