@@ -10,6 +10,7 @@ order belongs to a generated customer, every payment to an order, and so on.
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
 import random
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ import pyarrow.parquet as pq
 
 DEFAULT_SEED = 20260601
 MESH_DIR = Path(__file__).resolve().parent / "mesh"
+BROKEN_DIR = Path(__file__).resolve().parent / "broken"
 
 CUSTOMER_COUNT = 3000
 PRODUCT_COUNT = 1200
@@ -471,16 +473,59 @@ def write_mesh(root: Path, seed: int = DEFAULT_SEED) -> dict[str, Path]:
     return written
 
 
+def broken_snapshots(seed: int = DEFAULT_SEED) -> dict[str, list[dict[str, str]]]:
+    """Small CSV snapshots for ``examples/broken``: PII where the manifests do not declare it."""
+    rng = random.Random(seed + 1)
+    customers = make_customers(random.Random(seed))[:40]
+    topics = ["delivery", "refund", "invoice", "account", "damaged item"]
+    tickets = [
+        {
+            "ticket_id": f"T{500_000 + index}",
+            "contact": customer.email,
+            "topic": rng.choice(topics),
+            "opened_on": _random_date(rng, dt.date(2026, 1, 1), LAST_DAY).isoformat(),
+        }
+        for index, customer in enumerate(customers)
+    ]
+    callbacks = [
+        {
+            "callback_id": f"CB{700_000 + index}",
+            "contact": _phone(rng, customer.region),
+            "requested_on": _random_date(rng, dt.date(2026, 1, 1), LAST_DAY).isoformat(),
+        }
+        for index, customer in enumerate(customers)
+    ]
+    return {"ticket_log": tickets, "callback_log": callbacks}
+
+
+def write_broken_snapshots(root: Path, seed: int = DEFAULT_SEED) -> dict[str, Path]:
+    written = {}
+    for name, rows in broken_snapshots(seed).items():
+        path = root / "data" / f"{name}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        written[name] = path
+    return written
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
         "--out", type=Path, default=MESH_DIR, help="mesh root (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--broken-out", type=Path, default=BROKEN_DIR, help="broken examples (default: %(default)s)"
     )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     args = parser.parse_args(argv)
     for product, path in write_mesh(args.out, args.seed).items():
         rows = pq.read_metadata(path).num_rows
         print(f"{product:30} {rows:6} rows  {path}")
+    for name, path in write_broken_snapshots(args.broken_out, args.seed).items():
+        print(f"{'broken: ' + name:30}     40 rows  {path}")
 
 
 if __name__ == "__main__":

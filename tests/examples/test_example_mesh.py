@@ -77,6 +77,10 @@ def test_regenerating_reproduces_the_committed_snapshots(tmp_path: Path, mesh_di
         fresh, stored = pq.read_table(path), pq.read_table(committed)
         assert fresh.schema.equals(stored.schema), product
         assert fresh.equals(stored), f"{product}: committed snapshot differs from the generator"
+    broken = ROOT / "examples" / "broken"
+    for name, path in generator.write_broken_snapshots(tmp_path / "broken").items():
+        committed_csv = broken / "data" / f"{name}.csv"
+        assert path.read_bytes() == committed_csv.read_bytes(), name
 
 
 def test_the_mesh_has_four_domains_and_six_products(catalog: Catalog) -> None:
