@@ -1,18 +1,536 @@
 # METADATA
-# title: release (placeholder)
-# description: Placeholder until the release rules land.
+# title: Release hygiene and breaking changes
+# description: |
+#   A product names its owner, description and status and carries a SemVer version that moves
+#   forward. Against the previous version (input.previous), breaking changes (rules B1-B14 of the
+#   manifest standards, columns matched by name within a port) need a major version bump; privacy
+#   downgrades and entity-link changes are errors even with one.
+# related_resources:
+#   - ref: docs/policies.md#release
 # custom:
 #   owner: guild
 package meshgov.release
 
 import rego.v1
 
+import data.meshgov.lib.result
+
 # METADATA
-# title: release violations
-# description: None yet.
+# title: Release violations of the product under release
+# description: Every release violation of input.product against input.previous.
 violations := report(input, data.registry)
 
 # METADATA
-# title: release violations of a gate input
-# description: None yet.
-report(_, _) := set()
+# title: Release violations of a gate input
+# description: |
+#   Metadata and version checks always; the breaking-change checks when gate.previous is an object.
+#   The registry argument keeps the shape of the other concerns (unused for now).
+report(gate, _) := _metadata_findings(gate) | _change_findings(gate)
+
+_metadata_findings(gate) := ((_missing_metadata(gate) | _invalid_semver(gate)) | _missing_end_of_support(gate))
+
+_change_findings(gate) := set() if not _has_previous(gate)
+
+_change_findings(gate) := ((((_version_findings(gate) | _port_findings(gate)) | _column_findings(gate)) | _grant_findings(gate)) | _retention_findings(gate)) if _has_previous(gate)
+
+_has_previous(gate) if is_object(object.get(gate, "previous", null))
+
+_release_id(gate) := object.get(gate.product, "id", null)
+
+_release_meta(doc) := object.get(doc, "metadata", {})
+
+_release_ports(doc) := object.get(object.get(doc, "spec", {}), "outputPorts", [])
+
+_release_value(obj, key) := object.get(obj, key, null)
+
+_release_blank(obj, key) if _release_value(obj, key) == null
+
+_release_blank(obj, key) if _release_value(obj, key) == ""
+
+_required_fields := {
+	"owner": "Add `metadata.owner:` (the accountable team's address).",
+	"description": "Add `metadata.description:` saying what one row means and where it comes from.",
+	"status": "Add `metadata.status:` (draft, active, deprecated or retired).",
+}
+
+_missing_metadata(gate) := {v |
+	some field
+	fix := _required_fields[field]
+	_release_blank(_release_meta(gate.product), field)
+	v := result.violation(
+		concat("", ["release/missing-", field]),
+		"error",
+		result.text(["product '", _release_id(gate), "' has no metadata.", field]),
+		result.location(_release_id(gate), null, null),
+		fix,
+	)
+}
+
+_semver_pattern := `^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`
+
+# input.product.semver_valid is computed in Python; the pattern is the fallback for other callers.
+_semver_valid(doc) if object.get(doc, "semver_valid", null) == true
+
+_semver_valid(doc) if {
+	object.get(doc, "semver_valid", null) == null
+	regex.match(_semver_pattern, result.text([_release_value(_release_meta(doc), "version")]))
+}
+
+_invalid_semver(gate) := {v |
+	not _semver_valid(gate.product)
+	v := result.violation(
+		"release/invalid-semver",
+		"error",
+		result.text(["version '", _release_value(_release_meta(gate.product), "version"), "' is not SemVer (MAJOR.MINOR.PATCH)"]),
+		result.location(_release_id(gate), null, null),
+		"Use a SemVer version such as 2.1.0 (https://semver.org).",
+	)
+}
+
+_missing_end_of_support(gate) := {v |
+	status := _release_value(_release_meta(gate.product), "status")
+	status in {"deprecated", "retired"}
+	some port in _release_ports(gate.product)
+	_release_blank(port, "endOfSupport")
+	v := result.violation(
+		"release/missing-end-of-support",
+		"error",
+		result.text(["product is ", status, " but port '", port.name, "' declares no endOfSupport"]),
+		result.location(_release_id(gate), port.name, null),
+		"Add `endOfSupport: <date>` to every port so consumers know until when they can rely on it.",
+	)
+}
+
+# [major, minor, patch] of a SemVer string, ignoring pre-release and build metadata.
+_version_core(version) := [to_number(part) | some part in split(split(split(version, "+")[0], "-")[0], ".")]
+
+_version_of(doc) := _release_value(_release_meta(doc), "version")
+
+_versions_comparable(gate) if {
+	_semver_valid(gate.product)
+	_semver_valid(gate.previous)
+}
+
+_version_greater(a, b) if a[0] > b[0]
+
+_version_greater(a, b) if {
+	a[0] == b[0]
+	a[1] > b[1]
+}
+
+_version_greater(a, b) if {
+	a[0] == b[0]
+	a[1] == b[1]
+	a[2] > b[2]
+}
+
+_comparable_doc(doc) := object.remove(doc, ["source", "sourceFormat", "semver_valid"])
+
+_version_findings(gate) := {v |
+	_versions_comparable(gate)
+	current := _version_core(_version_of(gate.product))
+	previous := _version_core(_version_of(gate.previous))
+	_version_greater(previous, current)
+	v := result.violation(
+		"release/version-decreased",
+		"error",
+		result.text(["version ", _version_of(gate.product), " is lower than the previous version ", _version_of(gate.previous)]),
+		result.location(_release_id(gate), null, null),
+		"Release with a version higher than the previous one.",
+	)
+} | {v |
+	_versions_comparable(gate)
+	_version_of(gate.product) == _version_of(gate.previous)
+	_comparable_doc(gate.product) != _comparable_doc(gate.previous)
+	v := result.violation(
+		"release/version-not-bumped",
+		"error",
+		result.text(["the manifest changed but its version is still ", _version_of(gate.product)]),
+		result.location(_release_id(gate), null, null),
+		"Bump the version: patch for fixes, minor for additions, major for breaking changes.",
+	)
+}
+
+_major_of(doc) := _version_core(_version_of(doc))[0]
+
+# Breaking changes are errors unless the major version went up, or the product is still 0.x.
+_breaking_allowed(gate) := "major" if {
+	_versions_comparable(gate)
+	_major_of(gate.product) > _major_of(gate.previous)
+} else := "zero" if {
+	_semver_valid(gate.product)
+	_major_of(gate.product) == 0
+} else := "no"
+
+_breaking_severity(gate) := "error" if _breaking_allowed(gate) == "no"
+
+_breaking_severity(gate) := "warning" if _breaking_allowed(gate) != "no"
+
+_bump_note(gate) := result.text([
+	" (allowed by the major version bump ", _version_of(gate.previous), " -> ", _version_of(gate.product), ")",
+]) if _breaking_allowed(gate) == "major"
+
+_bump_note(gate) := " (allowed while the major version is 0)" if _breaking_allowed(gate) == "zero"
+
+_bump_note(gate) := result.text([
+	" without a major version bump (", _version_of(gate.previous), " -> ", _version_of(gate.product), ")",
+]) if _breaking_allowed(gate) == "no"
+
+_breaking(gate, rule, message, location, fix) := result.violation(
+	rule,
+	_breaking_severity(gate),
+	result.text([message, _bump_note(gate)]),
+	location,
+	fix,
+)
+
+_bump_fix := "Keep the old shape, or release it as a new major version (and tell the consumers)."
+
+_port_findings(gate) := {v |
+	some old_port in _release_ports(gate.previous)
+	not _port_named(gate.product, old_port.name)
+	v := _breaking(
+		gate,
+		"release/port-removed",
+		result.text(["output port '", old_port.name, "' was removed"]),
+		result.location(_release_id(gate), old_port.name, null),
+		_bump_fix,
+	)
+}
+
+_port_named(doc, name) := port if {
+	some port in _release_ports(doc)
+	port.name == name
+}
+
+_column_named(port, name) := col if {
+	some col in port.columns
+	col.name == name
+}
+
+# Pairs of the same column in the previous and the current version, matched by port and name.
+_column_pairs(gate) := [[new_port.name, old_col, new_col] |
+	some old_port in _release_ports(gate.previous)
+	new_port := _port_named(gate.product, old_port.name)
+	some old_col in old_port.columns
+	new_col := _column_named(new_port, old_col.name)
+]
+
+_column_findings(gate) := ((((((_removed_columns(gate) | _retyped_columns(gate)) | _constraint_changes(gate)) | _key_changes(gate)) | _enum_changes(gate)) | _privacy_changes(gate)) | _entity_changes(gate))
+
+_removed_columns(gate) := {v |
+	some old_port in _release_ports(gate.previous)
+	new_port := _port_named(gate.product, old_port.name)
+	some old_col in old_port.columns
+	not _column_named(new_port, old_col.name)
+	v := _breaking(
+		gate,
+		"release/column-removed",
+		result.text(["column '", old_col.name, "' was removed from port '", old_port.name, "' (or renamed)"]),
+		result.location(_release_id(gate), old_port.name, old_col.name),
+		_bump_fix,
+	)
+}
+
+# Widenings that no reader can notice.
+_safe_widenings := {["integer", "number"], ["integer", "decimal"]}
+
+_retyped_columns(gate) := {v |
+	some pair in _column_pairs(gate)
+	[port, old_col, new_col] := pair
+	some field in ["type", "format"]
+	old_value := _release_value(old_col, field)
+	new_value := _release_value(new_col, field)
+	old_value != new_value
+	not [old_value, new_value] in _safe_widenings
+	v := _breaking(
+		gate,
+		"release/column-retyped",
+		result.text(["column '", old_col.name, "' changed ", field, " from '", old_value, "' to '", new_value, "'"]),
+		result.location(_release_id(gate), port, old_col.name),
+		_bump_fix,
+	)
+}
+
+_constraint_changes(gate) := {v |
+	some pair in _column_pairs(gate)
+	[port, old_col, new_col] := pair
+	some field in ["required", "unique"]
+	old_value := object.get(old_col, field, false) == true
+	new_value := object.get(new_col, field, false) == true
+	old_value != new_value
+	v := _breaking(
+		gate,
+		concat("", ["release/", field, "-changed"]),
+		result.text(["column '", old_col.name, "' changed ", field, " from ", old_value, " to ", new_value]),
+		result.location(_release_id(gate), port, old_col.name),
+		_bump_fix,
+	)
+}
+
+_is_key(col) if object.get(col, "primaryKey", false) == true
+
+_has_entity(col) if _release_value(col, "entity") != null
+
+_key_changes(gate) := {v |
+	some pair in _column_pairs(gate)
+	[port, old_col, new_col] := pair
+	old_key := object.get(old_col, "primaryKey", false) == true
+	new_key := object.get(new_col, "primaryKey", false) == true
+	old_key != new_key
+	message := result.text(["column '", old_col.name, "' changed primaryKey from ", old_key, " to ", new_key])
+	location := result.location(_release_id(gate), port, old_col.name)
+	v := _key_violation(gate, old_col, new_col, message, location)
+}
+
+# B4: an entity identifier's key is breaking; other keys only warn.
+_key_violation(gate, old_col, new_col, message, location) := _breaking(gate, "release/primary-key-changed", message, location, _bump_fix) if {
+	_identifier_involved(old_col, new_col)
+}
+
+_key_violation(gate, old_col, new_col, message, location) := result.violation(
+	"release/primary-key-changed",
+	"warning",
+	message,
+	location,
+	"Tell the consumers that join on this key.",
+) if {
+	not _identifier_involved(old_col, new_col)
+}
+
+_identifier_involved(old_col, _) if _has_entity(old_col)
+
+_identifier_involved(_, new_col) if _has_entity(new_col)
+
+_enum_changes(gate) := {v |
+	some pair in _column_pairs(gate)
+	[port, old_col, new_col] := pair
+	old_values := _release_value(old_col, "enum")
+	new_values := _release_value(new_col, "enum")
+	is_array(old_values)
+	is_array(new_values)
+	removed := {x | some x in old_values} - {x | some x in new_values}
+	count(removed) > 0
+	v := _breaking(
+		gate,
+		"release/enum-narrowed",
+		result.text(["column '", old_col.name, "' no longer allows ", concat(", ", sort(removed))]),
+		result.location(_release_id(gate), port, old_col.name),
+		_bump_fix,
+	)
+} | {v |
+	some pair in _column_pairs(gate)
+	[port, old_col, new_col] := pair
+	_release_value(old_col, "enum") == null
+	is_array(_release_value(new_col, "enum"))
+	v := _breaking(
+		gate,
+		"release/constraint-tightened",
+		result.text(["column '", old_col.name, "' gained an enum (", concat(", ", new_col.enum), ")"]),
+		result.location(_release_id(gate), port, old_col.name),
+		_bump_fix,
+	)
+} | _bound_changes(gate)
+
+# field -> the direction in which a larger value is tighter
+_bounds := {"minLength": "up", "minimum": "up", "maxLength": "down", "maximum": "down"}
+
+_tighter(direction, old_value, new_value) if {
+	direction == "up"
+	new_value > old_value
+}
+
+_tighter(direction, old_value, new_value) if {
+	direction == "down"
+	new_value < old_value
+}
+
+_bound_changes(gate) := {v |
+	some pair in _column_pairs(gate)
+	[port, old_col, new_col] := pair
+	some field
+	direction := _bounds[field]
+	old_value := _release_value(old_col, field)
+	new_value := _release_value(new_col, field)
+	old_value != new_value
+	v := _bound_violation(gate, port, old_col.name, field, direction, old_value, new_value)
+} | {v |
+	some pair in _column_pairs(gate)
+	[port, old_col, new_col] := pair
+	old_value := _release_value(old_col, "pattern")
+	new_value := _release_value(new_col, "pattern")
+	old_value != new_value
+	v := _pattern_violation(gate, port, old_col.name, old_value, new_value)
+}
+
+_constraint_message(column, field, old_value, new_value) := result.text([
+	"column '", column, "' changed ", field, " from ", _shown(old_value), " to ", _shown(new_value),
+])
+
+_shown(value) := "none" if value == null
+
+_shown(value) := result.text(["'", value, "'"]) if is_string(value)
+
+_shown(value) := result.text([value]) if {
+	value != null
+	not is_string(value)
+}
+
+# A bound that appears or moves inward is tightened; one that disappears or moves outward loosened.
+_bound_violation(gate, port, column, field, direction, old_value, new_value) := _breaking(
+	gate,
+	"release/constraint-tightened",
+	_constraint_message(column, field, old_value, new_value),
+	result.location(_release_id(gate), port, column),
+	_bump_fix,
+) if {
+	_bound_tightened(direction, old_value, new_value)
+} else := result.violation(
+	"release/constraint-loosened",
+	"warning",
+	_constraint_message(column, field, old_value, new_value),
+	result.location(_release_id(gate), port, column),
+	"Tell the consumers: values they never saw before may now arrive.",
+)
+
+_bound_tightened(_, old_value, new_value) if {
+	old_value == null
+	new_value != null
+}
+
+_bound_tightened(direction, old_value, new_value) if {
+	old_value != null
+	new_value != null
+	_tighter(direction, old_value, new_value)
+}
+
+# A pattern that is removed is loosened; added or changed, its direction is unknown: tightened.
+_pattern_violation(gate, port, column, old_value, new_value) := result.violation(
+	"release/constraint-loosened",
+	"warning",
+	_constraint_message(column, "pattern", old_value, new_value),
+	result.location(_release_id(gate), port, column),
+	"Tell the consumers: values they never saw before may now arrive.",
+) if {
+	new_value == null
+} else := _breaking(
+	gate,
+	"release/constraint-tightened",
+	_constraint_message(column, "pattern", old_value, new_value),
+	result.location(_release_id(gate), port, column),
+	_bump_fix,
+)
+
+_tier_rank(tier) := rank if {
+	rank := {"public": 0, "internal": 1, "confidential": 2, "restricted": 3}[tier]
+} else := -1
+
+_privacy_changes(gate) := {v |
+	some pair in _column_pairs(gate)
+	[port, old_col, new_col] := pair
+	old_tier := _release_value(old_col, "classification")
+	new_tier := _release_value(new_col, "classification")
+	_tier_rank(new_tier) < _tier_rank(old_tier)
+	v := result.violation(
+		"release/classification-lowered",
+		"error",
+		result.text(["column '", old_col.name, "' was lowered from classification ", _shown(old_tier), " to ", _shown(new_tier)]),
+		result.location(_release_id(gate), port, old_col.name),
+		"Restore the classification; a privacy downgrade needs the guild's approval (a waiver), never just a version bump.",
+	)
+} | {v |
+	some pair in _column_pairs(gate)
+	[port, old_col, new_col] := pair
+	object.get(old_col, "pii", false) == true
+	object.get(new_col, "pii", false) != true
+	v := result.violation(
+		"release/pii-removed",
+		"error",
+		result.text(["column '", old_col.name, "' is no longer declared pii (it was pii: true)"]),
+		result.location(_release_id(gate), port, old_col.name),
+		"Keep `pii: true`; if the column truly no longer holds personal data, ask the guild for a waiver.",
+	)
+} | {v |
+	some pair in _column_pairs(gate)
+	[port, old_col, new_col] := pair
+	old_tier := _release_value(old_col, "classification")
+	new_tier := _release_value(new_col, "classification")
+	old_tier != null
+	_tier_rank(new_tier) > _tier_rank(old_tier)
+	v := result.violation(
+		"release/classification-raised",
+		"warning",
+		result.text(["column '", old_col.name, "' was raised from classification ", _shown(old_tier), " to ", _shown(new_tier)]),
+		result.location(_release_id(gate), port, old_col.name),
+		"Expect consumers to lose access or see masked values; tell them before the release.",
+	)
+} | {v |
+	some pair in _column_pairs(gate)
+	[port, old_col, new_col] := pair
+	object.get(old_col, "pii", false) != true
+	object.get(new_col, "pii", false) == true
+	v := result.violation(
+		"release/pii-added",
+		"warning",
+		result.text(["column '", old_col.name, "' is now declared pii"]),
+		result.location(_release_id(gate), port, old_col.name),
+		"Expect consumers without PII clearance to see masked values; tell them before the release.",
+	)
+}
+
+_entity_changes(gate) := {v |
+	some pair in _column_pairs(gate)
+	[port, old_col, new_col] := pair
+	old_entity := _release_value(old_col, "entity")
+	old_entity != null
+	new_entity := _release_value(new_col, "entity")
+	old_entity != new_entity
+	v := result.violation(
+		"release/entity-changed",
+		"error",
+		result.text(["column '", old_col.name, "' changed its entity link from ", _shown(old_entity), " to ", _shown(new_entity)]),
+		result.location(_release_id(gate), port, old_col.name),
+		"Keep the entity link: other domains join on it. Publish a new column for a different entity.",
+	)
+}
+
+_grants(doc) := object.get(object.get(object.get(doc, "spec", {}), "access", {}), "grants", [])
+
+_grant_label(grant) := concat("; ", [part |
+	some key in ["ids", "groups", "domains"]
+	names := object.get(object.get(grant, "to", {}), key, [])
+	count(names) > 0
+	part := concat("", [key, " ", concat(", ", names)])
+])
+
+_grant_findings(gate) := {v |
+	some old_grant in _grants(gate.previous)
+	not old_grant in _grants(gate.product)
+	v := result.violation(
+		"release/grant-removed",
+		"warning",
+		result.text(["the grant to ", _grant_label(old_grant), " (purposes ", concat(", ", object.get(old_grant, "purposes", [])), ") was removed or narrowed"]),
+		result.location(_release_id(gate), null, null),
+		"Tell the consumers of that grant before the release; they lose access.",
+	)
+}
+
+_port_has_pii(port) if {
+	some col in port.columns
+	object.get(col, "pii", false) == true
+}
+
+_retention_findings(gate) := {v |
+	some old_port in _release_ports(gate.previous)
+	new_port := _port_named(gate.product, old_port.name)
+	_release_value(old_port, "retention") != _release_value(new_port, "retention")
+	some port in [old_port, new_port]
+	_port_has_pii(port)
+	v := result.violation(
+		"release/retention-changed",
+		"warning",
+		result.text(["retention of port '", old_port.name, "' (which holds PII) changed from ", _shown(_release_value(old_port, "retention")), " to ", _shown(_release_value(new_port, "retention"))]),
+		result.location(_release_id(gate), old_port.name, null),
+		"Have the change reviewed by the guild: retention of personal data is a legal commitment.",
+	)
+}
