@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     # YAML file of hashed bearer tokens; None = examples/tokens.yaml when it exists.
     tokens_file: Path | None = None
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+    # Trino's OPA plugin cannot send a bearer token: allow tokenless Data API calls (private
+    # networks only); Trino endpoints then trust input.context.identity.
+    data_api_anonymous: bool = False
+    # Purpose of Trino queries when the OPA context file gives none (context.properties.purpose).
+    trino_default_purpose: str = "analytics"
     # Where the mesh-wide hash-mask key comes from: `env:VAR` or `file:/path`. Never logged.
     hash_key_source: str = "env:MESHGOV_HASH_KEY"
     # Decision log batching: flush at this many records or after this many seconds.

@@ -1,0 +1,182 @@
+"""The FastAPI application: ``create_app(settings)`` (or ``app_from_env`` for uvicorn workers)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from meshgov import __version__
+from meshgov.api.errors import error_body, install_error_handlers
+from meshgov.api.security import TokenRegistry
+from meshgov.config import Settings
+from meshgov.service import Service
+
+log = logging.getLogger("meshgov.api")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await _reply(send, 400, "invalid_input", "invalid Content-Length header")
+                    return
+                if declared > self.limit:
+                    await _reply(send, 413, "request_too_large", self._message())
+                    return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await _reply(send, 413, "request_too_large", self._message())
+
+    def _message(self) -> str:
+        return f"request body exceeds the limit of {self.limit} bytes"
+
+
+async def _reply(send: Send, status: int, code: str, message: str) -> None:
+    body = json.dumps(error_body(code, message)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"%d" % len(body)),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class MetricsMiddleware:
+    """Count requests and their latency per route template (not per raw path: bounded labels)."""
+
+    def __init__(self, app: ASGIApp, service: Service) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.service.metrics.observe_request(
+                template, scope.get("method", ""), status, time.perf_counter() - start
+            )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    service: Service | None = None,
+    tokens: TokenRegistry | None = None,
+    bootstrap: bool = True,
+) -> FastAPI:
+    """The meshgov HTTP API. A given ``service`` is started and closed by the app's lifespan."""
+    from meshgov.api.routes import (
+        check,
+        data,
+        decisions,
+        graph,
+        health,
+        policies,
+        products,
+        query,
+    )
+
+    if tokens is None:
+        tokens_file = settings.resolved_tokens_file()
+        tokens = TokenRegistry.from_file(tokens_file) if tokens_file else TokenRegistry.empty()
+        if tokens_file is None:
+            log.warning("no tokens file: every authenticated endpoint answers 401")
+    owned = service or Service(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        owned.start(bootstrap=bootstrap)
+        try:
+            yield
+        finally:
+            owned.close()
+
+    app = FastAPI(
+        title="meshgov",
+        version=__version__,
+        summary="Data mesh governance: registry, query gateway, policies, OPA and Trino.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.service = owned
+    app.state.tokens = tokens
+    install_error_handlers(app)
+    for module in (health, products, check, query, graph, policies, decisions, data):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, service=owned)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` workers: settings from ``MESHGOV_*``; no re-seeding.
+
+    ``meshgov serve`` seeds the store once before starting workers, so workers only load state.
+    """
+    return create_app(Settings(), bootstrap=False)
+
+
+def openapi_document(app: FastAPI) -> dict[str, Any]:
+    return app.openapi()

@@ -1,0 +1,107 @@
+"""Prometheus text-format metrics, kept in-process (one set per worker process)."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+def _labels(pairs: tuple[tuple[str, str], ...]) -> str:
+    if not pairs:
+        return ""
+    escaped = (
+        f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+        for k, v in pairs
+    )
+    return "{" + ",".join(escaped) + "}"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: dict[tuple[tuple[str, str], ...], int] = defaultdict(int)
+        self._decisions: dict[tuple[tuple[str, str], ...], int] = defaultdict(int)
+        self._latency: dict[str, list[int]] = {}
+        self._latency_sum: dict[str, float] = defaultdict(float)
+        self._latency_count: dict[str, int] = defaultdict(int)
+        self.cache_hits = 0
+        self.cache_misses = 0
+        self.active_revision = ""
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        with self._lock:
+            self._requests[(("route", route), ("method", method), ("status", str(status)))] += 1
+            buckets = self._latency.setdefault(route, [0] * len(LATENCY_BUCKETS))
+            for index, bound in enumerate(LATENCY_BUCKETS):
+                if seconds <= bound:
+                    buckets[index] += 1
+            self._latency_sum[route] += seconds
+            self._latency_count[route] += 1
+
+    def observe_decision(self, kind: str, allowed: bool) -> None:
+        with self._lock:
+            self._decisions[(("kind", kind), ("allowed", "true" if allowed else "false"))] += 1
+
+    def observe_cache(self, hit: bool) -> None:
+        with self._lock:
+            if hit:
+                self.cache_hits += 1
+            else:
+                self.cache_misses += 1
+
+    def render(self) -> str:
+        with self._lock:
+            lines = [
+                "# HELP meshgov_http_requests_total HTTP requests by route, method and status.",
+                "# TYPE meshgov_http_requests_total counter",
+            ]
+            lines += [
+                f"meshgov_http_requests_total{_labels(k)} {v}" for k, v in self._requests.items()
+            ]
+            lines += [
+                "# HELP meshgov_decisions_total Decisions by kind and outcome.",
+                "# TYPE meshgov_decisions_total counter",
+            ]
+            lines += [
+                f"meshgov_decisions_total{_labels(k)} {v}" for k, v in self._decisions.items()
+            ]
+            denials = sum(v for k, v in self._decisions.items() if ("allowed", "false") in k)
+            lines += [
+                "# HELP meshgov_denials_total Decisions that denied.",
+                "# TYPE meshgov_denials_total counter",
+                f"meshgov_denials_total {denials}",
+                "# HELP meshgov_http_request_duration_seconds Request latency by route.",
+                "# TYPE meshgov_http_request_duration_seconds histogram",
+            ]
+            for route, buckets in self._latency.items():
+                for bound, count in zip(LATENCY_BUCKETS, buckets, strict=True):
+                    labels = _labels((("route", route), ("le", str(bound))))
+                    lines.append(f"meshgov_http_request_duration_seconds_bucket{labels} {count}")
+                labels = _labels((("route", route), ("le", "+Inf")))
+                lines.append(
+                    f"meshgov_http_request_duration_seconds_bucket{labels} "
+                    f"{self._latency_count[route]}"
+                )
+                route_label = _labels((("route", route),))
+                lines.append(
+                    f"meshgov_http_request_duration_seconds_sum{route_label} "
+                    f"{self._latency_sum[route]:.6f}"
+                )
+                lines.append(
+                    f"meshgov_http_request_duration_seconds_count{route_label} "
+                    f"{self._latency_count[route]}"
+                )
+            lines += [
+                "# HELP meshgov_decision_cache_hits_total Access decisions served from the cache.",
+                "# TYPE meshgov_decision_cache_hits_total counter",
+                f"meshgov_decision_cache_hits_total {self.cache_hits}",
+                "# HELP meshgov_decision_cache_misses_total Access decisions evaluated.",
+                "# TYPE meshgov_decision_cache_misses_total counter",
+                f"meshgov_decision_cache_misses_total {self.cache_misses}",
+                "# HELP meshgov_active_policy_revision The active policy revision (value 1).",
+                "# TYPE meshgov_active_policy_revision gauge",
+                f"meshgov_active_policy_revision{_labels((('revision', self.active_revision),))} 1",
+            ]
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,86 @@
+"""``GET /v1/decisions``: the decision log, filtered."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from meshgov.api.deps import CallerDep, ServiceDep
+from meshgov.api.security import GUILD_GROUP
+from meshgov.errors import AccessDenied
+from meshgov.store.base import DecisionFilter
+
+router = APIRouter(prefix="/v1", tags=["decisions"])
+
+
+class Decision(BaseModel):
+    id: str
+    time: dt.datetime
+    kind: str
+    principal: str
+    product: str | None
+    input_digest: str
+    allowed: bool
+    result: dict[str, Any]
+    revision: str
+
+
+class DecisionList(BaseModel):
+    decisions: list[Decision]
+
+
+@router.get("/decisions", response_model=DecisionList)
+def list_decisions(
+    service: ServiceDep,
+    caller: CallerDep,
+    principal: Annotated[str | None, Query(max_length=256)] = None,
+    product: Annotated[str | None, Query(max_length=256)] = None,
+    allowed: bool | None = None,
+    kind: Annotated[str | None, Query(max_length=32)] = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> DecisionList:
+    """Newest first. The guild sees every decision; anyone else only their own."""
+    if GUILD_GROUP not in caller.groups:
+        if principal is not None and principal != caller.id:
+            raise AccessDenied("only the guild may read other principals' decisions")
+        principal = caller.id
+    records = service.decisions(
+        DecisionFilter(
+            principal=principal,
+            product=product,
+            allowed=allowed,
+            kind=kind,
+            since=_epoch(since),
+            until=_epoch(until),
+            limit=limit,
+        )
+    )
+    return DecisionList(
+        decisions=[
+            Decision(
+                id=r.id,
+                time=dt.datetime.fromtimestamp(r.time, dt.UTC),
+                kind=r.kind,
+                principal=r.principal,
+                product=r.product,
+                input_digest=r.input_digest,
+                allowed=r.allowed,
+                result=r.result,
+                revision=r.revision,
+            )
+            for r in records
+        ]
+    )
+
+
+def _epoch(value: dt.datetime | None) -> float | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.timestamp()

@@ -1,0 +1,43 @@
+"""``/health`` and ``/metrics``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel
+
+from meshgov import __version__
+from meshgov.api.deps import ServiceDep
+
+router = APIRouter(tags=["health"])
+
+
+class Health(BaseModel):
+    status: str  # ok | degraded
+    version: str
+    revision: str | None
+    products: int
+    store: str
+
+
+@router.get("/health", response_model=Health, responses={503: {"model": Health}})
+def health(service: ServiceDep) -> JSONResponse:
+    """Liveness and readiness: 503 when no policy revision is active (every decision denies)."""
+    ready = service.ready
+    state = service._state
+    body = Health(
+        status="ok" if ready else "degraded",
+        version=__version__,
+        revision=state.revision if state else None,
+        products=len(state.products) if state else 0,
+        store=service.store.url.split("://", 1)[0],
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(service: ServiceDep) -> PlainTextResponse:
+    """Prometheus text format (version 0.0.4), per worker process."""
+    return PlainTextResponse(
+        service.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )

@@ -1,0 +1,138 @@
+"""Policy lifecycle: revisions, staging a change (compile, test, impact), activate, roll back."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from meshgov.api.deps import CallerDep, ServiceDep
+from meshgov.api.routes._body import text_body, text_request_body
+from meshgov.api.security import require_guild
+from meshgov.errors import NotFound
+from meshgov.store.base import PolicyRevision
+
+router = APIRouter(prefix="/v1/policies", tags=["policies"])
+
+
+class RevisionSummary(BaseModel):
+    id: str
+    author: str
+    created_at: dt.datetime
+    status: str
+    activatable: bool
+    active: bool
+    modules: int
+
+
+class RevisionReport(RevisionSummary):
+    report: dict[str, Any]
+
+
+class RevisionDetail(RevisionReport):
+    files: dict[str, str]
+    data: dict[str, Any]
+
+
+class RevisionList(BaseModel):
+    active: str | None
+    revisions: list[RevisionSummary]
+
+
+class ActivateRequest(BaseModel):
+    revision: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class ActivationResponse(BaseModel):
+    active: str
+    previous: str | None
+
+
+def _summary(revision: PolicyRevision, active: str | None) -> dict[str, Any]:
+    return {
+        "id": revision.id,
+        "author": revision.author,
+        "created_at": dt.datetime.fromtimestamp(revision.created_at, dt.UTC),
+        "status": revision.status,
+        "activatable": revision.activatable,
+        "active": revision.id == active,
+        "modules": len(revision.modules),
+    }
+
+
+@router.get("", response_model=RevisionList)
+def list_revisions(service: ServiceDep, _caller: CallerDep) -> RevisionList:
+    active = service.active_revision_id()
+    return RevisionList(
+        active=active,
+        revisions=[RevisionSummary(**_summary(r, active)) for r in service.store.revisions()],
+    )
+
+
+@router.get("/revisions/{revision}", response_model=RevisionDetail)
+def get_revision(
+    revision: Annotated[str, Path(max_length=64)], service: ServiceDep, _caller: CallerDep
+) -> RevisionDetail:
+    """A revision with its files, data and its compile/test/impact report."""
+    found = service.store.revision(revision)
+    if found is None:
+        raise NotFound(f"no policy revision {revision}")
+    return RevisionDetail(
+        **_summary(found, service.active_revision_id()),
+        report=found.report,
+        files=found.modules,
+        data=found.data,
+    )
+
+
+@router.post("/activate", response_model=ActivationResponse)
+async def activate(
+    request: ActivateRequest, service: ServiceDep, caller: CallerDep
+) -> ActivationResponse:
+    """Make a valid revision active, atomically; in-flight requests finish on theirs."""
+    require_guild(caller)
+    previous = service.active_revision_id()
+    revision = await run_in_threadpool(service.activate, caller.id, request.revision)
+    return ActivationResponse(active=revision.id, previous=previous)
+
+
+@router.post("/rollback", response_model=ActivationResponse)
+async def rollback(service: ServiceDep, caller: CallerDep) -> ActivationResponse:
+    """Re-activate the revision that was active before the current one."""
+    require_guild(caller)
+    previous = service.active_revision_id()
+    revision = await run_in_threadpool(service.rollback, caller.id)
+    return ActivationResponse(active=revision.id, previous=previous)
+
+
+@router.put(
+    "/{path:path}",
+    response_model=RevisionReport,
+    openapi_extra=text_request_body("content", "The new content of the Rego module or data file."),
+)
+async def stage_change(
+    path: str, request: Request, service: ServiceDep, caller: CallerDep
+) -> RevisionReport:
+    """Stage a change to one file of the active bundle: compile, run every Rego test, dry-run
+    the gate over every registered product. The new revision is stored (never activated here);
+    ``status`` says whether it may be activated, ``report.impact`` which findings would change.
+    """
+    require_guild(caller)
+    content = await text_body(request, json_field="content")
+    revision = await run_in_threadpool(service.stage_file, caller.id, path, content)
+    return RevisionReport(
+        **_summary(revision, service.active_revision_id()), report=revision.report
+    )
+
+
+@router.delete("/{path:path}", response_model=RevisionReport)
+async def stage_removal(path: str, service: ServiceDep, caller: CallerDep) -> RevisionReport:
+    """Stage the removal of one file of the active bundle (same checks as a change)."""
+    require_guild(caller)
+    revision = await run_in_threadpool(service.stage_file, caller.id, path, None)
+    return RevisionReport(
+        **_summary(revision, service.active_revision_id()), report=revision.report
+    )

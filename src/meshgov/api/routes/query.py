@@ -1,0 +1,124 @@
+"""``POST /v1/query/authorize`` (secure SQL and decision), ``/v1/query/execute`` (Arrow, JSON)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from meshgov.api.deps import CallerDep, ServiceDep
+from meshgov.api.security import require_self
+from meshgov.errors import AccessDenied
+
+router = APIRouter(prefix="/v1/query", tags=["query"])
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+MAX_SQL_CHARS = 100_000
+
+
+class QueryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sql: Annotated[str, Field(min_length=1, max_length=MAX_SQL_CHARS)]
+    purpose: Annotated[str | None, Field(max_length=128)] = None
+    dialect: Annotated[str | None, Field(max_length=32, description="dialect of `sql`")] = None
+    principal: Annotated[
+        str | None,
+        Field(
+            max_length=256, description="must be the caller's own id (queries run as the caller)"
+        ),
+    ] = None
+
+
+class AuthorizeRequest(QueryRequest):
+    to: Annotated[str | None, Field(max_length=32, description="dialect of the secure SQL")] = None
+
+
+class ExecuteRequest(QueryRequest):
+    format: Literal["arrow", "json"] | None = None
+
+
+class AuthorizeResponse(BaseModel):
+    allowed: bool
+    sql: str | None
+    decision: dict[str, Any]
+    decision_id: str
+    revision: str
+
+
+@router.post("/authorize", response_model=AuthorizeResponse)
+async def authorize(
+    request: AuthorizeRequest, service: ServiceDep, caller: CallerDep
+) -> JSONResponse:
+    """The secure SQL for the caller (masked, filtered), or a denial that says what and why.
+
+    A denial is still HTTP 200 with ``allowed: false``: the request itself was valid.
+    Runs on the event loop: decisions and rewrites are cached and take microseconds when warm.
+    """
+    require_self(caller, request.principal)
+    authorization, decision_id, state = service.authorize(
+        caller, request.sql, request.purpose, request.dialect, request.to
+    )
+    return JSONResponse(
+        {
+            "allowed": authorization.allowed,
+            "sql": authorization.sql,
+            "decision": authorization.decision(),
+            "decision_id": decision_id,
+            "revision": state.revision,
+        }
+    )
+
+
+@router.post(
+    "/execute",
+    response_model=None,
+    responses={
+        200: {
+            "content": {ARROW_STREAM: {}, "application/json": {}},
+            "description": "Arrow IPC stream (default) or JSON records",
+        },
+        403: {"description": "denied: the body says which table or column and which rule"},
+    },
+)
+async def execute(
+    request: ExecuteRequest,
+    service: ServiceDep,
+    caller: CallerDep,
+    accept: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Run the query through the gateway on the configured engine; rows come back masked and
+    filtered. Arrow IPC stream unless ``format: json`` or ``Accept: application/json``.
+    """
+    from meshgov.execution import records, serialize
+
+    require_self(caller, request.principal)
+    wants_json = request.format == "json" or (
+        request.format is None
+        and accept is not None
+        and "application/json" in accept
+        and ARROW_STREAM not in accept
+    )
+    table, authorization, decision_id = await run_in_threadpool(
+        service.execute, caller, request.sql, request.purpose, request.dialect
+    )
+    headers = {
+        "X-Meshgov-Decision-Id": decision_id,
+        "X-Meshgov-Policy-Revision": authorization.policy_revision,
+    }
+    if wants_json:
+        return JSONResponse(
+            {
+                "columns": [f.name for f in table.schema],
+                "rows": records(table),
+                "decision": authorization.decision(),
+                "decision_id": decision_id,
+            },
+            headers=headers,
+        )
+    if not authorization.allowed:  # execute raises first; kept as a guard
+        raise AccessDenied(authorization.reason or "access denied")
+    return Response(serialize(table, "arrow"), media_type=ARROW_STREAM, headers=headers)

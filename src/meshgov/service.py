@@ -1,0 +1,858 @@
+"""The policy service facade: what ``meshgov serve`` (and the HTTP API) does, independent of HTTP.
+
+A ``Service`` wires a store, a policy engine and the gateway together:
+
+- the **serving state** (policy revision + catalogue + compiled policies + gateway) is one immutable
+  ``ServingState``; a request takes a reference at its start and finishes on it, and activation or
+  a new publish swaps in a new state atomically (a reference assignment);
+- policy revisions are staged (compiled, tested, dry-run against every registered product) and only
+  a revision whose compile and tests passed can become active;
+- every decision is queued to the decision log, which writes in batches off the request path.
+
+Authorisation (who may publish, change policies…) is the adapters' job (``api/security.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from meshgov.api.metrics import Metrics
+from meshgov.catalog import Catalog, read_manifest_text
+from meshgov.config import Settings
+from meshgov.core.manifest import SEMVER, Manifest
+from meshgov.core.policy import PolicyBundle, PolicyEngine, PreparedPolicy, discover_tests
+from meshgov.core.principal import Principal
+from meshgov.core.sql.model import AccessDecision, PortRef, ports_of
+from meshgov.errors import (
+    AccessDenied,
+    BackendUnavailable,
+    Conflict,
+    InputError,
+    Location,
+    ManifestError,
+    MeshgovError,
+    NotFound,
+    PolicyError,
+)
+from meshgov.gate import Gate
+from meshgov.gateway import Authorization, Gateway
+from meshgov.store.base import (
+    REVISION_FAILED,
+    REVISION_VALID,
+    DecisionFilter,
+    DecisionRecord,
+    PolicyRevision,
+    ProductVersion,
+    Store,
+    open_store,
+)
+from meshgov.store.decision_log import DecisionLog
+
+if TYPE_CHECKING:
+    from meshgov.engines.base import QueryEngine
+
+log = logging.getLogger("meshgov.service")
+
+ACCESS_QUERY = "data.meshgov.access.decision"
+SYSTEM_ACTOR = "system:startup"
+CHILD_ENTRY = "from meshgov.service import check_bundle_child; check_bundle_child()"
+MAX_POLICY_FILE_BYTES = 512 * 1024
+
+
+@dataclass(frozen=True)
+class ServingState:
+    """Everything one request needs, fixed for the request's lifetime."""
+
+    revision: str
+    bundle: PolicyBundle
+    prepared: PreparedPolicy  # production modules + catalogue data: Data API and access queries
+    gate: Gate
+    catalog: Catalog
+    products: dict[str, ProductVersion]
+    gateway: Gateway  # access decisions and secure SQL (cached) for this revision and catalogue
+    activation_seq: int
+    products_signature: tuple[int, float]
+    # Derived views built on first use (port index, graph…); same lifetime as the state.
+    cache: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    published: bool
+    product: str
+    version: str
+    findings: list[dict[str, Any]]
+
+
+def catalog_data(catalog: Catalog) -> dict[str, Any]:
+    """``data.catalog.products["domain/name"]``: what the access policy sees of the catalogue."""
+    return {"catalog": {"products": {k: m.policy_document() for k, m in catalog.manifests.items()}}}
+
+
+def _manifest_of(version: ProductVersion) -> Manifest:
+    manifest = read_manifest_text(version.manifest, f"store:{version.product_id}@{version.version}")
+    if version.publisher.startswith("file:"):
+        # Seeded from disk: keep the original path so snapshot files resolve next to it.
+        manifest = manifest.model_copy(update={"source": version.publisher.removeprefix("file:")})
+    return manifest
+
+
+def _finding_key(finding: Mapping[str, Any]) -> str:
+    location = finding.get("location") or {}
+    return "|".join(
+        str(v)
+        for v in (
+            finding.get("rule"),
+            finding.get("severity"),
+            location.get("product") if isinstance(location, dict) else None,
+            location.get("port") if isinstance(location, dict) else None,
+            location.get("column") if isinstance(location, dict) else None,
+            finding.get("message"),
+        )
+    )
+
+
+class Service:
+    """One meshgov service process. Build with settings, ``start()``, use, ``close()``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        engine: PolicyEngine | None = None,
+    ) -> None:
+        self.settings = settings
+        self._store = store
+        self._engine = engine
+        self.metrics = Metrics()
+        self._state: ServingState | None = None
+        self._write_lock = threading.RLock()
+        self._decision_log: DecisionLog | None = None
+        self._stop = threading.Event()
+        self._refresher: threading.Thread | None = None
+        self._query_engine: Any = None
+        self._query_engine_catalog: str = ""
+        self._engine_lock = threading.Lock()
+        self.started_at = time.time()
+
+    # ----------------------------------------------------------------- lifecycle
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise BackendUnavailable("the service is not started")
+        return self._store
+
+    @property
+    def engine(self) -> PolicyEngine:
+        if self._engine is None:
+            from meshgov.policy_backends import engine_from_url
+
+            self._engine = engine_from_url(self.settings.policy_engine)
+        return self._engine
+
+    def start(self, *, bootstrap: bool = True, refresh_seconds: float = 1.0) -> None:
+        """Open the store, optionally seed it (policies dir, catalogue dir), load the state."""
+        if self._store is None:
+            self._store = open_store(self.settings.resolved_store_url())
+        self._decision_log = DecisionLog(
+            self._store,
+            batch_size=self.settings.decision_batch_size,
+            flush_seconds=self.settings.decision_flush_seconds,
+        )
+        if bootstrap:
+            self.bootstrap()
+        self.reload()
+        if refresh_seconds > 0:
+            self._refresher = threading.Thread(
+                target=self._refresh_loop,
+                args=(refresh_seconds,),
+                name="meshgov-refresh",
+                daemon=True,
+            )
+            self._refresher.start()
+
+    def bootstrap(self) -> None:
+        """Stage and activate ``policies_dir``; publish the products of ``catalog_dir``."""
+        from meshgov.policy_backends import load_bundle_dir
+
+        policies = Path(self.settings.policies_dir)
+        if policies.is_dir():
+            bundle = load_bundle_dir(policies)
+            revision = self.stage_bundle(bundle, author=SYSTEM_ACTOR)
+            active = self.active_revision_id()
+            if revision.activatable and active != revision.id:
+                self.store.activate(revision.id, SYSTEM_ACTOR, time.time())
+            elif not revision.activatable:
+                log.error("policies in %s do not pass their tests; not activated", policies)
+        if self.settings.catalog_dir is not None:
+            self.seed_catalog(Path(self.settings.catalog_dir))
+
+    def seed_catalog(self, root: Path) -> list[str]:
+        """Publish every manifest under ``root`` whose version is not yet in the store."""
+        from meshgov.catalog import load_catalog
+
+        catalog = load_catalog(root)
+        published: list[str] = []
+        known = {(v.product_id, v.version) for v in self.store.latest_products()}
+        for key in sorted(catalog.manifests):
+            manifest = catalog.manifests[key]
+            if (key, manifest.metadata.version) in known:
+                continue
+            text = Path(manifest.source or "").read_text(encoding="utf-8")
+            try:
+                self.store.publish(
+                    ProductVersion(
+                        manifest.metadata.domain,
+                        manifest.metadata.name,
+                        manifest.metadata.version,
+                        text,
+                        f"file:{Path(manifest.source or '').resolve()}",
+                        time.time(),
+                    )
+                )
+                published.append(f"{key}@{manifest.metadata.version}")
+            except Conflict:
+                continue  # another worker seeded it first
+        return published
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._refresher is not None:
+            self._refresher.join(timeout=5)
+        if self._decision_log is not None:
+            self._decision_log.close()
+        if self._query_engine is not None:
+            try:
+                self._query_engine.close()
+            except Exception:  # closing is best effort
+                log.debug("query engine close failed", exc_info=True)
+        if self._store is not None:
+            self._store.close()
+
+    def _refresh_loop(self, seconds: float) -> None:
+        # Other workers activate revisions and publish products; pick their changes up.
+        while not self._stop.wait(seconds):
+            try:
+                state = self._state
+                activations = self.store.activations()
+                seq = activations[-1].seq if activations else 0
+                if (
+                    state is None
+                    or seq != state.activation_seq
+                    or (self._products_signature() != state.products_signature)
+                ):
+                    self.reload()
+            except MeshgovError as exc:
+                log.warning("state refresh failed: %s", exc.message)
+
+    def _products_signature(self) -> tuple[int, float]:
+        latest = self.store.latest_products()
+        return len(latest), max((v.published_at for v in latest), default=0.0)
+
+    # ----------------------------------------------------------------- state
+    def active_revision_id(self) -> str | None:
+        activations = self.store.activations()
+        return activations[-1].revision if activations else None
+
+    @property
+    def state(self) -> ServingState:
+        state = self._state
+        if state is None:
+            raise PolicyError("no policy revision is active; the service denies everything")
+        return state
+
+    @property
+    def ready(self) -> bool:
+        return self._state is not None
+
+    def reload(self) -> None:
+        """Rebuild the serving state from the store (active revision + latest products)."""
+        with self._write_lock:
+            activations = self.store.activations()
+            if not activations:
+                self._state = None
+                return
+            revision = self.store.revision(activations[-1].revision)
+            if revision is None or not revision.activatable:
+                raise PolicyError(f"active revision {activations[-1].revision} is not valid")
+            versions = self.store.latest_products()
+            self._state = self._build_state(
+                PolicyBundle(revision.modules, revision.data, revision.id),
+                versions,
+                activations[-1].seq,
+            )
+            self.metrics.active_revision = revision.id
+
+    def _build_state(
+        self, bundle: PolicyBundle, versions: list[ProductVersion], seq: int
+    ) -> ServingState:
+        manifests: list[Manifest] = []
+        for version in versions:
+            try:
+                manifests.append(_manifest_of(version))
+            except ManifestError as exc:
+                log.error("stored manifest %s unreadable: %s", version.product_id, exc)
+        catalog = Catalog.from_manifests(manifests)
+        prepared = self.engine.prepare(bundle, catalog_data(catalog))
+        return ServingState(
+            revision=bundle.revision,
+            bundle=bundle,
+            prepared=prepared,
+            gate=Gate(bundle, self.engine),
+            catalog=catalog,
+            products={v.product_id: v for v in versions},
+            gateway=Gateway(catalog, bundle, self.engine),
+            activation_seq=seq,
+            products_signature=(
+                len(versions),
+                max((v.published_at for v in versions), default=0.0),
+            ),
+        )
+
+    # ----------------------------------------------------------------- decisions
+    def record(
+        self,
+        *,
+        kind: str,
+        principal: str,
+        product: str | None,
+        document: Any,
+        allowed: bool,
+        result: dict[str, Any],
+        revision: str,
+    ) -> str:
+        self.metrics.observe_decision(kind, allowed)
+        if self._decision_log is None:
+            raise BackendUnavailable("the decision log is not running")
+        return self._decision_log.record(
+            kind=kind,
+            principal=principal,
+            product=product,
+            document=document,
+            allowed=allowed,
+            result=result,
+            revision=revision,
+        )
+
+    def flush_decisions(self, timeout: float = 10.0) -> bool:
+        return self._decision_log.flush(timeout) if self._decision_log else True
+
+    def decisions(self, query: DecisionFilter) -> list[DecisionRecord]:
+        self.flush_decisions(2.0)
+        return self.store.decisions(query)
+
+    # ----------------------------------------------------------------- release gate
+    def findings(
+        self,
+        manifest: Manifest,
+        previous: Manifest | None,
+        *,
+        gate: Gate | None = None,
+        catalog: Catalog | None = None,
+    ) -> list[dict[str, Any]]:
+        """The gate's findings for one manifest (against its previous version) on a revision."""
+        state = self.state
+        return gate_findings(gate or state.gate, manifest, previous, catalog or state.catalog)
+
+    def check(
+        self, principal: Principal, manifest_text: str, previous_text: str | None
+    ) -> tuple[list[dict[str, Any]], str]:
+        state = self.state
+        manifest = read_manifest_text(manifest_text, "request:manifest")
+        previous: Manifest | None
+        if previous_text is not None:
+            previous = read_manifest_text(previous_text, "request:previous")
+        else:
+            stored = state.products.get(manifest.id)
+            previous = _manifest_of(stored) if stored else None
+        found = gate_findings(state.gate, manifest, previous, state.catalog)
+        passed = gate_passes(found)
+        decision_id = self.record(
+            kind="check",
+            principal=principal.id,
+            product=manifest.id,
+            document={"manifest": manifest_text, "previous": previous_text},
+            allowed=passed,
+            result={
+                "findings": len(found),
+                "errors": sum(f.get("severity") == "error" for f in found),
+            },
+            revision=state.revision,
+        )
+        return found, decision_id
+
+    # ----------------------------------------------------------------- registry
+    def publish(
+        self, principal: Principal, domain: str, name: str, manifest_text: str
+    ) -> PublishResult:
+        """Publish a version if the gate passes; the findings either way."""
+        with self._write_lock:
+            state = self.state
+            manifest = read_manifest_text(manifest_text, f"request:{domain}/{name}")
+            if (manifest.metadata.domain, manifest.metadata.name) != (domain, name):
+                raise InputError(
+                    f"the manifest describes {manifest.id}, not {domain}/{name} (the URL)",
+                    Location(product=manifest.id),
+                )
+            if not SEMVER.match(manifest.metadata.version):
+                raise ManifestError(
+                    f"metadata.version {manifest.metadata.version!r} is not SemVer",
+                    Location(product=manifest.id),
+                )
+            stored = state.products.get(manifest.id)
+            previous = _manifest_of(stored) if stored else None
+            others = [m for k, m in state.catalog.manifests.items() if k != manifest.id]
+            catalog = Catalog.from_manifests([*others, manifest])
+            found = gate_findings(state.gate, manifest, previous, catalog)
+            passed = gate_passes(found)
+            self.record(
+                kind="publish",
+                principal=principal.id,
+                product=manifest.id,
+                document={"manifest": manifest_text},
+                allowed=passed,
+                result={"version": manifest.metadata.version, "findings": len(found)},
+                revision=state.revision,
+            )
+            if not passed:
+                return PublishResult(False, manifest.id, manifest.metadata.version, found)
+            self.store.publish(
+                ProductVersion(
+                    domain,
+                    name,
+                    manifest.metadata.version,
+                    manifest_text,
+                    principal.id,
+                    time.time(),
+                )
+            )
+            self.reload()
+            return PublishResult(True, manifest.id, manifest.metadata.version, found)
+
+    def product_versions(self, domain: str, name: str) -> list[ProductVersion]:
+        versions = self.store.product_versions(domain, name)
+        if not versions:
+            raise NotFound(f"no product {domain}/{name} is registered")
+        return versions
+
+    # ----------------------------------------------------------------- policy lifecycle
+    def stage_bundle(self, bundle: PolicyBundle, *, author: str) -> PolicyRevision:
+        """Compile, test and dry-run ``bundle``; store it as a revision (valid or failed).
+
+        The same content hash gives the same result, so a known revision is not checked again.
+        """
+        known = self.store.revision(bundle.revision)
+        if known is not None:
+            return known
+        report: dict[str, Any] = {"compile": {"ok": False}, "tests": {}, "impact": []}
+        status = REVISION_FAILED
+        state = self._state
+        catalog = state.catalog if state else Catalog()
+        if self.settings.policy_engine == "embedded":
+            # A module can crash the native engine: compile and test in a child process first.
+            checked = check_bundle_isolated(bundle, catalog_data(catalog))
+        else:
+            checked = check_bundle(self.engine, bundle, catalog_data(catalog))
+        report.update(checked)
+        if checked["compile"]["ok"]:
+            try:
+                gate = Gate(bundle, self.engine)
+                if checked["tests"].get("failed") == 0:
+                    status = REVISION_VALID
+                report["impact"] = self._impact(gate, state)
+            except PolicyError as exc:
+                status = REVISION_FAILED
+                report["compile"] = {"ok": False, "error": str(exc)}
+        revision = PolicyRevision(
+            bundle.revision,
+            author,
+            time.time(),
+            dict(bundle.modules),
+            dict(bundle.data),
+            status,
+            report,
+        )
+        existing = self.store.revision(bundle.revision)
+        if existing is None or existing.status != status:
+            self.store.save_revision(revision)
+        return revision
+
+    def _impact(self, gate: Gate, state: ServingState | None) -> list[dict[str, Any]]:
+        """Findings that would change on every registered product (latest version)."""
+        if state is None:
+            return []
+        changes: list[dict[str, Any]] = []
+        for key in sorted(state.catalog.manifests):
+            manifest = state.catalog.manifests[key]
+            previous = self._previous_version(manifest)
+            try:
+                before = gate_findings(state.gate, manifest, previous, state.catalog)
+            except MeshgovError as exc:
+                before = [{"rule": "gate_error", "severity": "error", "message": exc.message}]
+            try:
+                after = gate_findings(gate, manifest, previous, state.catalog)
+            except MeshgovError as exc:
+                after = [{"rule": "gate_error", "severity": "error", "message": exc.message}]
+            before_keys = {_finding_key(f) for f in before}
+            after_keys = {_finding_key(f) for f in after}
+            added = [f for f in after if _finding_key(f) not in before_keys]
+            removed = [f for f in before if _finding_key(f) not in after_keys]
+            if added or removed:
+                changes.append(
+                    {
+                        "product": key,
+                        "version": manifest.metadata.version,
+                        "added": added,
+                        "removed": removed,
+                        "passes_before": gate_passes(before),
+                        "passes_after": gate_passes(after),
+                    }
+                )
+        return changes
+
+    def _previous_version(self, manifest: Manifest) -> Manifest | None:
+        versions = self.store.product_versions(manifest.metadata.domain, manifest.metadata.name)
+        older = [v for v in versions if v.version != manifest.metadata.version]
+        return _manifest_of(older[-1]) if older else None
+
+    def stage_file(self, author: str, path: str, content: str | None) -> PolicyRevision:
+        """Change (or delete, ``content=None``) one file of the active bundle and stage it."""
+        base = self.state.bundle
+        clean = _policy_path(path)
+        modules = dict(base.modules)
+        registry = dict(base.data.get("registry", {}))
+        if clean.endswith(".rego"):
+            if content is None:
+                if clean not in modules:
+                    raise NotFound(f"no policy module {clean}")
+                del modules[clean]
+            else:
+                modules[clean] = content
+        else:
+            stem = _data_stem(clean)
+            if content is None:
+                registry.pop(stem, None)
+            else:
+                registry[stem] = _parse_data_file(clean, content)
+        data = {**base.data, "registry": registry}
+        return self.stage_bundle(PolicyBundle.create(modules, data), author=author)
+
+    def activate(self, actor: str, revision_id: str) -> PolicyRevision:
+        with self._write_lock:
+            revision = self.store.revision(revision_id)
+            if revision is None:
+                raise NotFound(f"no policy revision {revision_id}")
+            if not revision.activatable:
+                raise Conflict(
+                    f"revision {revision_id} failed to compile or test and cannot be activated"
+                )
+            self.store.activate(revision_id, actor, time.time())
+            self.reload()
+            return revision
+
+    def rollback(self, actor: str) -> PolicyRevision:
+        """Re-activate the revision that was active before the current one."""
+        with self._write_lock:
+            activations = self.store.activations()
+            current = activations[-1].revision if activations else None
+            earlier = [a.revision for a in activations[:-1] if a.revision != current]
+            if not earlier:
+                raise Conflict("there is no earlier revision to roll back to")
+            return self.activate(actor, earlier[-1])
+
+    # ----------------------------------------------------------------- queries
+    def ports(self, state: ServingState) -> list[PortRef]:
+        ports = state.cache.get("ports")
+        if ports is None:
+            ports = ports_of(state.catalog.manifests)
+            state.cache["ports"] = ports
+        return list(ports)
+
+    def access_decision(
+        self, state: ServingState, principal: Principal, purpose: str | None, port: PortRef
+    ) -> AccessDecision:
+        """``data.meshgov.access.decision`` for one port (cached by the gateway; never raises)."""
+        return state.gateway.decide(principal, purpose, port.product, port.port)
+
+    def authorize(
+        self,
+        principal: Principal,
+        sql: str,
+        purpose: str | None,
+        read_dialect: str | None,
+        write_dialect: str | None,
+        *,
+        kind: str = "authorize",
+    ) -> tuple[Authorization, str, ServingState]:
+        """Secure SQL or a denial; the decision is logged. Returns (authorization, id, state)."""
+        state = self.state
+        authorization = state.gateway.authorize(
+            sql, principal, purpose, read_dialect, write_dialect
+        )
+        decision_id = self.record(
+            kind=kind,
+            principal=principal.id,
+            product=_single_product(authorization),
+            document={"sql": sql, "purpose": purpose, "read": read_dialect, "write": write_dialect},
+            allowed=authorization.allowed,
+            result={
+                "reason": authorization.reason,
+                "code": authorization.code,
+                "tables": [f"{t.product}:{t.port}" for t in authorization.tables],
+            },
+            revision=state.revision,
+        )
+        return authorization, decision_id, state
+
+    def query_engine(self, state: ServingState) -> QueryEngine:
+        """The engine for this state's catalogue (DuckDB reloads when the catalogue changes)."""
+        with self._engine_lock:
+            if self._query_engine is not None and self._query_engine_catalog == (
+                state.catalog.revision
+            ):
+                return cast("QueryEngine", self._query_engine)
+            from meshgov.engines.base import open_engine
+
+            engine = open_engine(
+                self.settings.query_engine,
+                state.catalog,
+                self.settings.hash_key(),
+                timeout_ms=int(self.settings.request_timeout_seconds * 1000),
+            )
+            # The previous engine may still serve in-flight queries; DuckDB frees it on GC.
+            self._query_engine = engine
+            self._query_engine_catalog = state.catalog.revision
+            return engine
+
+    def execute(
+        self, principal: Principal, sql: str, purpose: str | None, read_dialect: str | None
+    ) -> tuple[Any, Authorization, str]:
+        """Authorize, then run the secure SQL on the engine → (Arrow table, authorization, id)."""
+        state = self.state
+        engine = self.query_engine(state)
+        authorization, decision_id, _ = self.authorize(
+            principal, sql, purpose, read_dialect or engine.dialect, engine.dialect, kind="execute"
+        )
+        if not authorization.allowed:
+            raise AccessDenied(authorization.reason or "access denied")
+        if not authorization.sql:
+            raise AccessDenied("the gateway returned no SQL to run")
+        return engine.execute(authorization.sql), authorization, decision_id
+
+    # ----------------------------------------------------------------- Data API
+    def evaluate(self, path: str, input_document: Any) -> tuple[Any, str]:
+        """The value of ``data.<path>`` (``None`` = undefined) and the revision that computed it."""
+        state = self.state
+        query = data_query(path)
+        return state.prepared.evaluate(query, input_document), state.revision
+
+
+def _single_product(authorization: Authorization) -> str | None:
+    products = {t.product for t in authorization.tables}
+    return products.pop() if len(products) == 1 else None
+
+
+def data_query(path: str) -> str:
+    """``meshgov/access/decision`` → ``data.meshgov.access.decision`` (identifiers only)."""
+    parts = [p for p in path.strip("/").split("/") if p]
+    for part in parts:
+        if not part.replace("_", "a").isalnum() or part[0].isdigit():
+            raise InputError(f"invalid data path segment {part!r}")
+    return "data" + "".join(f".{p}" for p in parts)
+
+
+def _policy_path(path: str) -> str:
+    clean = path.strip("/")
+    parts = clean.split("/")
+    if not clean or any(p in {"", ".", ".."} for p in parts):
+        raise InputError(f"invalid policy path {path!r}")
+    if not (clean.endswith(".rego") or (parts[0] == "data" and len(parts) == 2)):
+        raise InputError(f"policy path {path!r} must be a .rego module or data/<name>.json|yaml")
+    return clean
+
+
+def _data_stem(path: str) -> str:
+    name = path.split("/")[-1]
+    for suffix in (".json", ".yaml", ".yml"):
+        if name.endswith(suffix):
+            return name.removesuffix(suffix)
+    raise InputError(f"policy data file {path!r} must end in .json, .yaml or .yml")
+
+
+def _parse_data_file(path: str, content: str) -> Any:
+    from meshgov.core.yaml_source import load_yaml
+
+    return load_yaml(content, path).data
+
+
+def check_bundle(
+    engine: PolicyEngine, bundle: PolicyBundle, extra_data: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Compile ``bundle`` for production, then run every Rego test.
+
+    Each ``_test.rego`` file is compiled with the modules it reaches (its package and every
+    ``data.<package>`` it refers to, transitively): smaller compiles, and a test cannot depend on
+    an unrelated package.
+    """
+    try:
+        engine.prepare(bundle, extra_data)
+    except PolicyError as exc:
+        return {"compile": {"ok": False, "error": str(exc)}, "tests": {}}
+    passed = 0
+    failures: list[dict[str, Any]] = []
+    for path in sorted(p for p in bundle.modules if p.endswith("_test.rego")):
+        modules = module_closure(bundle, path)
+        subset = PolicyBundle(modules, bundle.data, bundle.revision)
+        try:
+            tested = engine.prepare(subset, extra_data, include_tests=True)
+        except PolicyError as exc:
+            return {"compile": {"ok": False, "error": str(exc)}, "tests": {}}
+        result = run_tests(subset, tested)
+        passed += result["passed"]
+        failures.extend(result["failures"])
+    return {
+        "compile": {"ok": True},
+        "tests": {"passed": passed, "failed": len(failures), "failures": failures},
+    }
+
+
+def module_closure(bundle: PolicyBundle, path: str) -> dict[str, str]:
+    """``path`` and the production modules whose packages it reaches through ``data.x.y``."""
+    packages: dict[str, list[str]] = {}
+    for module in bundle.policy_modules():
+        package = bundle.package_of(module)
+        if package:
+            packages.setdefault(package, []).append(module)
+    chosen = {path: bundle.modules[path]}
+    pending = [path]
+    while pending:
+        text = bundle.modules[pending.pop()]
+        own = bundle.package_of(path) or ""
+        for package, files in packages.items():
+            if package == own or f"data.{package}" in text:
+                for file in files:
+                    if file not in chosen:
+                        chosen[file] = bundle.modules[file]
+                        pending.append(file)
+    return chosen
+
+
+def check_bundle_child() -> None:
+    """Entry point of the isolated check: JSON ``{modules, data, extra}`` on stdin → argv[1]."""
+    import json
+    import sys
+
+    from meshgov.policy_backends.embedded import EmbeddedEngine
+
+    request = json.load(sys.stdin)
+    bundle = PolicyBundle.create(request["modules"], request["data"])
+    result = check_bundle(EmbeddedEngine(), bundle, request["extra"])
+    Path(sys.argv[1]).write_text(json.dumps(result, default=str), encoding="utf-8")
+
+
+def check_bundle_isolated(
+    bundle: PolicyBundle, extra_data: Mapping[str, Any], timeout: float = 300.0
+) -> dict[str, Any]:
+    """``check_bundle`` on the embedded engine in a child process: a crash fails the revision."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    payload = json.dumps(
+        {"modules": dict(bundle.modules), "data": dict(bundle.data), "extra": dict(extra_data)},
+        default=str,
+    )
+    with tempfile.TemporaryDirectory(prefix="meshgov-check-") as tmp:
+        out = Path(tmp) / "result.json"
+        why = ""
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", CHILD_ENTRY, str(out)],
+                input=payload.encode(),
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+            )
+            code = done.returncode
+            why = f"signal {-code}" if code < 0 else f"exit code {code}"
+        except subprocess.TimeoutExpired:
+            why = f"no answer within {timeout:.0f} s"
+        if out.is_file():
+            result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+            return result
+    return {
+        "compile": {
+            "ok": False,
+            "error": f"the policy engine crashed compiling or testing this revision ({why})",
+        },
+        "tests": {},
+    }
+
+
+def run_tests(bundle: PolicyBundle, prepared: PreparedPolicy) -> dict[str, Any]:
+    """Run every ``test_*`` rule; a test passes only when it evaluates to ``true``."""
+    passed = 0
+    failures: list[dict[str, Any]] = []
+    for test in discover_tests(bundle):
+        try:
+            value = prepared.evaluate(f"data.{test.package}.{test.name}", {})
+        except PolicyError as exc:
+            failures.append(
+                {
+                    "test": f"{test.package}.{test.name}",
+                    "path": test.path,
+                    "line": test.line,
+                    "error": exc.message,
+                }
+            )
+            continue
+        if value is True:
+            passed += 1
+        else:
+            failures.append(
+                {
+                    "test": f"{test.package}.{test.name}",
+                    "path": test.path,
+                    "line": test.line,
+                    "error": "did not evaluate to true",
+                }
+            )
+    return {"passed": passed, "failed": len(failures), "failures": failures}
+
+
+def gate_findings(
+    gate: Gate,
+    manifest: Manifest,
+    previous: Manifest | None,
+    catalog: Catalog,
+    *,
+    scan: bool = False,
+) -> list[dict[str, Any]]:
+    """The release gate's findings for one manifest on one revision (as JSON-able dicts).
+
+    ``scan`` reads the ports' snapshots; only for manifests seeded from disk, never for uploads
+    (their ``data`` paths would otherwise reach files on the server).
+    """
+    from meshgov.gate import ScanOptions, SourcedManifest
+
+    report = gate.check(
+        [SourcedManifest(manifest)],
+        previous={manifest.id: previous} if previous else {},
+        catalog=[m for k, m in catalog.manifests.items() if k != manifest.id],
+        scan=ScanOptions(enabled=scan),
+    )
+    return [f.as_dict() for f in report.findings()]
+
+
+def gate_passes(findings: list[dict[str, Any]]) -> bool:
+    return not any(
+        f.get("severity") == "error" or f.get("kind") == "invalid_input" for f in findings
+    )
