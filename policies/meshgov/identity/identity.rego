@@ -24,8 +24,9 @@ violations := report(input, data.registry)
 # METADATA
 # title: Identity violations of a gate input against a registry
 # description: |
-#   A fact is {kind, entity, product, port, column} plus optional expected, actual, owners, owner,
-#   alias and detail (free text). A fact of a kind this package does not know is itself an error.
+#   A fact is {kind, entity, product, port, column, detail} as meshgov.core.graph.identity makes
+#   it; detail holds owner_domain, owners, expected, reason, type, format, matched or owner by kind.
+#   A fact of a kind this package does not know is itself an error.
 report(gate, registry) := (_from_facts(gate) | _unknown_entities(gate, registry)) | _unrecognised_facts(gate)
 
 # kind of fact -> rule id, how to fix
@@ -72,44 +73,62 @@ _column_label(fact) := result.text(["column '", fact.column, "'"]) if _field(fac
 
 _column_label(fact) := "the product" if _field(fact, "column") == null
 
-_detail(fact) := result.text([" (", fact.detail, ")"]) if _field(fact, "detail") != null
-
-_detail(fact) := "" if _field(fact, "detail") == null
+# A fact's particulars live in its `detail` object (also accepted at the top level).
+_info(fact, key) := value if {
+	detail := object.get(fact, "detail", {})
+	is_object(detail)
+	value := object.get(detail, key, null)
+	value != null
+} else := object.get(fact, key, null)
 
 _list(value) := concat(", ", [result.text([item]) | some item in value]) if is_array(value)
 
 _list(value) := result.text([value]) if not is_array(value)
 
 _message(fact) := result.text([
-	"entity '", fact.entity, "' has no owning domain in the entity registry",
-	_detail(fact),
+	"entity '", fact.entity, "' is carried by no product of its owning domain '",
+	_info(fact, "owner_domain"), "'",
 ]) if fact.kind == "entity_unowned"
 
 _message(fact) := result.text([
-	"entity '", fact.entity, "' is claimed by several owners (", _list(object.get(fact, "owners", [])), ")",
-	_detail(fact),
-]) if fact.kind == "entity_multiple_owners"
+	"entity '", fact.entity, "' has an inconsistent owner in the registry (", _info(fact, "reason"), ")",
+]) if {
+	fact.kind == "entity_multiple_owners"
+	_info(fact, "reason") != null
+}
 
 _message(fact) := result.text([
-	_column_label(fact), " identifies entity '", fact.entity, "' but has type '", _field(fact, "actual"),
-	"'; the canonical type is '", _field(fact, "expected"), "'", _detail(fact),
+	"entity '", fact.entity, "' is minted by several products (", _list(_info(fact, "owners")),
+	"); its owner is '", _info(fact, "expected"), "'",
+]) if {
+	fact.kind == "entity_multiple_owners"
+	_info(fact, "reason") == null
+}
+
+_message(fact) := result.text([
+	_column_label(fact), " identifies entity '", fact.entity, "' but has type '", _info(fact, "type"),
+	"'; the canonical type is '", _info(fact, "expected"), "'",
 ]) if fact.kind == "identifier_type_mismatch"
 
 _message(fact) := result.text([
-	_column_label(fact), " identifies entity '", fact.entity, "' but its format '", _field(fact, "actual"),
-	"' differs from the canonical format '", _field(fact, "expected"), "'", _detail(fact),
+	_column_label(fact), " identifies entity '", fact.entity, "' but declares format '",
+	_info(fact, "format"), "'; the canonical format is '", _info(fact, "expected"), "'",
 ]) if fact.kind == "identifier_format_mismatch"
 
 _message(fact) := result.text([
-	_column_label(fact), " is named like an identifier of entity '", fact.entity,
-	"' but declares no `entity:`", _detail(fact),
+	_column_label(fact), " is named like the ", _matched_label(fact), " of entity '", fact.entity,
+	"' (canonical '", _info(fact, "expected"), "') but declares no `entity:`",
 ]) if fact.kind == "undeclared_identifier"
+
+_matched_label(fact) := "canonical identifier" if _info(fact, "matched") == "canonical"
+
+_matched_label(fact) := "alias" if _info(fact, "matched") != "canonical"
 
 _message(fact) := _unknown_entity_message(fact.column, fact.entity) if fact.kind == "unknown_entity"
 
 _message(fact) := result.text([
-	_column_label(fact), " references entity '", fact.entity, "', owned by '", _field(fact, "owner"),
-	"', but the product does not reach the owner's product through its inputs", _detail(fact),
+	_column_label(fact), " carries entity '", fact.entity, "', owned by '", _info(fact, "owner"),
+	"', but the product does not reach the owner's product through its inputs",
 ]) if fact.kind == "owner_unreachable"
 
 _from_facts(gate) := {v |

@@ -54,38 +54,52 @@ test_unknown_entity_fact_and_direct_check_are_one_violation if {
 }
 
 test_type_mismatch_fact_names_both_types if {
-	v := _one(_fact("identifier_type_mismatch", {"expected": "string", "actual": "integer"}))
+	v := _one(_fact("identifier_type_mismatch", {"detail": {"expected": "string", "type": "integer"}}))
 	v.rule == "identity/type-mismatch"
 	v.message == "column 'cust_ref' identifies entity 'customer' but has type 'integer'; the canonical type is 'string'"
 }
 
 test_format_mismatch_fact_is_violation if {
-	v := _one(_fact("identifier_format_mismatch", {"expected": "^C[0-9]{7}$", "actual": "^[0-9]+$"}))
+	v := _one(_fact("identifier_format_mismatch", {"detail": {"expected": "^C[0-9]{7}$", "format": "^[0-9]+$"}}))
 	v.rule == "identity/format-mismatch"
-	contains(v.message, "'^[0-9]+$'")
+	v.message == "column 'cust_ref' identifies entity 'customer' but declares format '^[0-9]+$'; the canonical format is '^C[0-9]{7}$'"
 }
 
 test_undeclared_identifier_fact_is_violation if {
-	v := _one(_fact("undeclared_identifier", {"column": "client_id", "detail": "alias of customer_id"}))
+	detail := {"matched": "alias", "expected": "customer_id"}
+	v := _one(_fact("undeclared_identifier", {"column": "client_id", "detail": detail}))
 	v.rule == "identity/undeclared-identifier"
 	v.location.column == "client_id"
-	v.message == "column 'client_id' is named like an identifier of entity 'customer' but declares no `entity:` (alias of customer_id)"
+	v.message == "column 'client_id' is named like the alias of entity 'customer' (canonical 'customer_id') but declares no `entity:`"
 }
 
 test_unowned_entity_fact_is_violation if {
-	v := _one(_fact("entity_unowned", {"column": null, "port": null}))
+	v := _one(_fact("entity_unowned", {"column": null, "port": null, "detail": {"owner_domain": "customer"}}))
 	v.rule == "identity/entity-unowned"
+	v.message == "entity 'customer' is carried by no product of its owning domain 'customer'"
 	v.location == {"product": "marketing/audience", "port": null, "column": null}
 }
 
 test_multiple_owners_fact_lists_owners if {
-	v := _one(_fact("entity_multiple_owners", {"owners": ["customer", "crm"]}))
+	detail := {"owners": ["crm/contacts", "customer/customers"], "expected": "customer/customers"}
+	v := _one(_fact("entity_multiple_owners", {"detail": detail}))
 	v.rule == "identity/multiple-owners"
-	contains(v.message, "(customer, crm)")
+	v.message == "entity 'customer' is minted by several products (crm/contacts, customer/customers); its owner is 'customer/customers'"
+}
+
+test_inconsistent_registry_owner_fact_gives_the_reason if {
+	v := _one(_fact("entity_multiple_owners", {"detail": {"reason": "registry: owner outside domain"}}))
+	v.rule == "identity/multiple-owners"
+	contains(v.message, "(registry: owner outside domain)")
+}
+
+test_top_level_particulars_are_accepted if {
+	v := _one(_fact("owner_unreachable", {"owner": "customer/customers"}))
+	contains(v.message, "owned by 'customer/customers'")
 }
 
 test_unreachable_owner_fact_names_owner if {
-	v := _one(_fact("owner_unreachable", {"owner": "customer/customers"}))
+	v := _one(_fact("owner_unreachable", {"detail": {"owner": "customer/customers"}}))
 	v.rule == "identity/owner-unreachable"
 	contains(v.message, "owned by 'customer/customers'")
 }
@@ -98,7 +112,7 @@ test_fact_of_unknown_kind_fails_closed if {
 }
 
 test_fact_without_product_uses_the_gate_product if {
-	fact := object.remove(_fact("owner_unreachable", {"owner": "customer/customers"}), ["product"])
+	fact := object.remove(_fact("owner_unreachable", {"detail": {"owner": "customer/customers"}}), ["product"])
 	v := _one(fact)
 	v.location.product == "marketing/audience"
 }
@@ -107,7 +121,7 @@ test_every_fact_kind_has_a_rule if {
 	kinds := ["entity_unowned", "entity_multiple_owners", "identifier_type_mismatch",
 		"identifier_format_mismatch", "undeclared_identifier", "unknown_entity", "owner_unreachable"]
 	every kind in kinds {
-		v := _one(_fact(kind, {"owners": ["a"], "owner": "x", "expected": "e", "actual": "a"}))
+		v := _one(_fact(kind, {"detail": {"owners": ["a"], "owner": "x", "expected": "e", "type": "t"}}))
 		v.rule != "identity/unrecognised-fact"
 		startswith(v.rule, "identity/")
 	}
