@@ -64,7 +64,8 @@ def mask_expression(column: PortColumn, mask: Mask) -> exp.Expr:
         text = _as_text(ref)
         return exp.Pad(
             this=exp.Right(this=text, expression=exp.Literal.number(PARTIAL_KEEP)),
-            expression=exp.Length(this=text.copy()),
+            # DuckDB's lpad takes an INTEGER count; LENGTH returns BIGINT there.
+            expression=exp.cast(exp.Length(this=text.copy()), exp.DataType.build("INT")),
             fill_pattern=exp.Literal.string("*"),
             is_left=True,
         )

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from meshgov.errors import SqlParseError, SqlUnsupportedError
+
+# sqlglot logs unsupported syntax with the user's SQL; the denial reason is the only report.
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 MAX_SQL_CHARS = 200_000
 # Caps the AST so that a hostile query cannot make the gateway spend unbounded memory or time.

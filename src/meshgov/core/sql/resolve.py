@@ -32,8 +32,25 @@ def _normalized(identifier: exp.Expr | None, dialect: Dialect) -> str | None:
     raise SqlUnsupportedError(f"unsupported table name part '{identifier.sql()}'")
 
 
+def _catalogue_key(identifier: exp.Identifier, dialect: Dialect) -> str:
+    """The part as the catalogue spells it (lower case) when it names the same object.
+
+    Catalogue names are unquoted lower-case names. A part matches one when the dialect resolves
+    both to the same object: e.g. ``CUSTOMERS`` in Snowflake (folded to upper case, like the
+    catalogue's unquoted name) matches, ``"Customers"`` in PostgreSQL (kept as written) does not.
+    """
+    normalized = dialect.normalize_identifier(identifier.copy()).name
+    as_catalogue = dialect.normalize_identifier(
+        exp.Identifier(this=normalized.lower(), quoted=False)
+    ).name
+    if normalized == as_catalogue:
+        return normalized.lower()
+    # Not the catalogue's object: a key that no port has.
+    return '"' + normalized + '"'
+
+
 def table_parts(table: exp.Table, dialect: Dialect) -> tuple[str, ...]:
-    """``(catalog, db, name)`` as present, normalised for the dialect."""
+    """``(catalog, db, name)`` as present, as catalogue keys for the dialect."""
     parts: list[str] = []
     for key in ("catalog", "db", "this"):
         value = table.args.get(key)
@@ -41,8 +58,10 @@ def table_parts(table: exp.Table, dialect: Dialect) -> tuple[str, ...]:
             continue
         if isinstance(value, exp.Dot):
             raise SqlUnsupportedError(f"table name '{table.sql()}' has too many parts")
-        name = _normalized(value, dialect)
-        if name is None or name == "" or name != name.strip():
+        if not isinstance(value, exp.Identifier):
+            raise SqlUnsupportedError(f"unsupported table name part '{value.sql()}'")
+        name = _catalogue_key(value, dialect)
+        if name == "" or name != name.strip():
             raise SqlUnsupportedError(f"invalid table name '{table.sql()}'")
         parts.append(name)
     return tuple(parts)

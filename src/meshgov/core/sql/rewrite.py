@@ -93,7 +93,7 @@ def _rewrite(
     for table in tables:
         key = _key(table)
         if key not in secure_cache:
-            secure_cache[key] = secure_select(table.port, decisions[key], principal)
+            secure_cache[key] = secure_select(table.port, decisions[key], principal, write)
         default_alias = table.node.this
         substitute(table.node, secure_cache[key].copy(), default_alias)
 

@@ -7,6 +7,7 @@ as Trino, Ranger and Databricks apply them (filter on raw values, then mask).
 from __future__ import annotations
 
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 
 from meshgov.core.principal import Principal
 from meshgov.core.sql.filters import bind_filter, combine_filters
@@ -27,7 +28,15 @@ def physical_table(port: PortRef) -> exp.Table:
     return table
 
 
-def secure_select(port: PortRef, decision: AccessDecision, principal: Principal) -> exp.Select:
+def _fold_for(write: str) -> bool:
+    """Whether ``write`` folds unquoted names to upper case (Snowflake): quote them that way."""
+    probe = exp.Identifier(this="a", quoted=False)
+    return Dialect.get_or_raise(write).normalize_identifier(probe).name == "A"
+
+
+def secure_select(
+    port: PortRef, decision: AccessDecision, principal: Principal, write: str
+) -> exp.Select:
     """``SELECT <visible columns, masked> FROM <table> WHERE <row filters>`` for one port."""
     projections: list[exp.Expr] = []
     for column in port.columns:
@@ -45,6 +54,10 @@ def secure_select(port: PortRef, decision: AccessDecision, principal: Principal)
     if decision.row_filters:
         predicates = [bind_filter(f, principal, port) for f in decision.row_filters]
         select = select.where(combine_filters(predicates), copy=False)
+    if _fold_for(write):
+        # Catalogue names are unquoted names; quoted, they must be spelled as the engine folds them.
+        for identifier in select.find_all(exp.Identifier):
+            identifier.set("this", identifier.name.upper())
     return select
 
 
