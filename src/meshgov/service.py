@@ -710,8 +710,10 @@ def check_bundle(
     for path in sorted(p for p in bundle.modules if p.endswith("_test.rego")):
         modules = module_closure(bundle, path)
         subset = PolicyBundle(modules, bundle.data, bundle.revision)
+        # Tests as compiled entrypoints: an order of magnitude faster than ad-hoc queries.
+        entrypoints = [f"{t.package.replace('.', '/')}/{t.name}" for t in discover_tests(subset)]
         try:
-            tested = engine.prepare(subset, extra_data, include_tests=True)
+            tested = engine.prepare(subset, extra_data, include_tests=True, entrypoints=entrypoints)
         except PolicyError as exc:
             return {"compile": {"ok": False, "error": str(exc)}, "tests": {}}
         result = run_tests(subset, tested)

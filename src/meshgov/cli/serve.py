@@ -1,10 +1,101 @@
-"""`meshgov serve` (placeholder until its issue lands)."""
+"""`meshgov serve`: the policy service (registry, query gateway, policies, OPA and Trino APIs)."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import typer
+
+from meshgov.cli._common import err_console, reports_errors
+
+DEV_TOKENS_FILE = Path("examples/tokens.yaml")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
-    _ = app
+    app.command("serve")(serve_command)
+
+
+@reports_errors
+def serve_command(
+    catalog: Path | None = typer.Option(
+        None, "--catalog", "-c", help="Publish the manifests of this directory on start."
+    ),
+    policies: Path = typer.Option(Path("policies"), "--policies", "-p", help="Policy directory."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8181, "--port", help="Port to listen on."),
+    store: str = typer.Option(
+        "", "--store", help="sqlite:///file.db or postgresql://… (default .meshgov/meshgov.db)."
+    ),
+    policy_engine: str = typer.Option(
+        "embedded", "--policy-engine", help="embedded, or opa+http://host:port (an OPA server)."
+    ),
+    engine: str = typer.Option("duckdb", "--engine", help="duckdb, or postgresql://…"),
+    workers: int = typer.Option(1, "--workers", min=1, max=64, help="Worker processes."),
+    tokens: Path | None = typer.Option(
+        None, "--tokens", help="Hashed bearer tokens (default examples/tokens.yaml if present)."
+    ),
+) -> None:
+    """Run the HTTP service. Settings also come from MESHGOV_* environment variables."""
+    import uvicorn
+
+    from meshgov.config import Settings
+    from meshgov.service import Service
+
+    # Options win over the environment; workers re-read the same values from the environment.
+    overrides = {
+        "MESHGOV_HOST": host,
+        "MESHGOV_PORT": str(port),
+        "MESHGOV_POLICIES_DIR": str(policies.resolve()),
+        "MESHGOV_POLICY_ENGINE": policy_engine,
+        "MESHGOV_QUERY_ENGINE": engine,
+        "MESHGOV_WORKERS": str(workers),
+    }
+    if catalog is not None:
+        overrides["MESHGOV_CATALOG_DIR"] = str(catalog.resolve())
+    if store:
+        overrides["MESHGOV_STORE_URL"] = store
+    if tokens is not None:
+        overrides["MESHGOV_TOKENS_FILE"] = str(tokens.resolve())
+    os.environ.update(overrides)
+    settings = Settings()
+    found_tokens = settings.resolved_tokens_file()
+    if settings.tokens_file is None and found_tokens is not None:
+        os.environ["MESHGOV_TOKENS_FILE"] = str(found_tokens.resolve())
+        settings = Settings()
+
+    # Seed once here (policies staged and activated, catalogue published), not in every worker.
+    with err_console.status("checking policies and publishing the catalogue…"):
+        seeding = Service(settings)
+        try:
+            seeding.start(bootstrap=True, refresh_seconds=0)
+            revision = seeding.active_revision_id()
+            products = len(seeding.store.latest_products())
+        finally:
+            seeding.close()
+    base = f"http://{'127.0.0.1' if host in {'0.0.0.0', '::'} else host}:{port}"
+    err_console.print(
+        f"[bold]meshgov[/] policy revision [cyan]{revision or 'none (denying everything)'}[/], "
+        f"{products} products, store {settings.resolved_store_url().split('://')[0]}, "
+        f"engine {engine.split('://')[0]}, {workers} worker(s)"
+    )
+    err_console.print(f"OpenAPI docs: [link={base}/docs]{base}/docs[/]")
+    if found_tokens is not None and found_tokens.resolve() == DEV_TOKENS_FILE.resolve():
+        err_console.print("Try a query as the EU analyst (development token):")
+        err_console.print(
+            f"  curl -s -X POST {base}/v1/query/execute "
+            "-H 'Authorization: Bearer dev-analyst-eu' -H 'Content-Type: application/json' "
+            '-d \'{"sql": "SELECT customer_id, email, region FROM customer.customers LIMIT 5", '
+            '"purpose": "analytics", "format": "json"}\'',
+            markup=False,
+        )
+    uvicorn.run(
+        "meshgov.api.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )
