@@ -70,6 +70,20 @@ def test_graph_counts_every_kind_of_node_and_edge(graph: EntityGraph) -> None:
     assert set(stats.edges) == {k.value for k in EdgeKind}
 
 
+def test_fast_assembly_equals_networkx_public_construction(graph: EntityGraph) -> None:
+    import networkx as nx
+
+    g = graph.nx_graph
+    public: nx.MultiDiGraph[str] = nx.MultiDiGraph()
+    public.add_nodes_from(g.nodes(data=True))
+    public.add_edges_from(g.edges(keys=True, data=True))
+    assert nx.utils.graphs_equal(g, public)
+    assert sorted(g.in_edges("entity:customer", keys=True)) == sorted(
+        public.in_edges("entity:customer", keys=True)
+    )
+    assert g.number_of_edges() == 79
+
+
 def test_identifies_edges_record_canonical_or_mapped_names(graph: EntityGraph) -> None:
     g = graph.nx_graph
     mapped = sorted(

@@ -12,13 +12,15 @@ Two layers, both pure:
 
 from __future__ import annotations
 
+import gc
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from meshgov.core.manifest import Column, Manifest
+from meshgov.core.manifest import Classification, Column, LogicalType, Manifest
 from meshgov.errors import InputError, Location, ManifestError
 
 if TYPE_CHECKING:
@@ -197,6 +199,8 @@ class MeshIndex:
     # entity → products carrying it; (product, entity) → its identifier columns.
     carrier_products: dict[str, set[str]] = field(default_factory=dict)
     identifier_columns: dict[tuple[str, str], list[ColumnRef]] = field(default_factory=dict)
+    # Derived lookups computed on first use by the questions (the index is not changed after).
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def column(self, ref: ColumnRef) -> Column | None:
         manifest = self.manifests.get(ref.product)
@@ -220,10 +224,30 @@ class MeshIndex:
         return manifest
 
 
+@contextmanager
+def _collection_paused() -> Iterator[None]:
+    """Hundreds of thousands of small objects would trigger many full garbage collections; none
+    of them are cyclic garbage, so collection is paused while the graph is built."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
 def build_index(
     manifests: Iterable[Manifest], registry: Mapping[str, Any] | Mapping[str, EntityDef] | None
 ) -> MeshIndex:
     """Index manifests and the entity registry (raw ``entities.yaml`` data or ``EntityDef``s)."""
+    with _collection_paused():
+        return _build_index(manifests, registry)
+
+
+def _build_index(
+    manifests: Iterable[Manifest], registry: Mapping[str, Any] | Mapping[str, EntityDef] | None
+) -> MeshIndex:
     index = MeshIndex()
     if registry and all(isinstance(v, EntityDef) for v in registry.values()):
         index.registry = {k: v for k, v in registry.items() if isinstance(v, EntityDef)}
@@ -250,6 +274,8 @@ def build_index(
             index.consumers.setdefault(source.product, []).append((pid, source))
         for port in manifest.spec.output_ports:
             for col in port.columns:
+                if not col.entity and not col.derived_from:
+                    continue
                 ref = ColumnRef(pid, port.name, col.name)
                 if col.entity:
                     known = index.registry.get(col.entity)
@@ -286,9 +312,9 @@ def build_index(
     return index
 
 
-def node_id(kind: NodeKind, key: str) -> str:
+def node_id(kind: NodeKind | str, key: str) -> str:
     """Stable node identifiers: ``product:customer/customers``, ``column:p:port:col``."""
-    return f"{kind.value}:{key}"
+    return f"{kind}:{key}"
 
 
 @dataclass(frozen=True)
@@ -319,125 +345,129 @@ class EntityGraph:
         return GraphStats(dict(sorted(nodes.items())), dict(sorted(edges.items())))
 
 
+_DOMAIN, _PRODUCT, _PORT, _COLUMN, _ENTITY = (k.value for k in NodeKind)
+_OWNS, _EXPOSES, _IDENTIFIES, _DERIVES = (k.value for k in EdgeKind)
+_TYPE_NAMES = {t: t.value for t in LogicalType}
+_CLASS_NAMES: dict[Classification | None, str | None] = {c: c.value for c in Classification}
+_CLASS_NAMES[None] = None
+
+
 def build_graph(
     manifests: Iterable[Manifest],
     registry: Mapping[str, Any] | Mapping[str, EntityDef] | None = None,
 ) -> EntityGraph:
     """Build the entity linkage graph of ``manifests`` with the entity ``registry``."""
-    import networkx as nx  # lazily: the gate's identity facts need only the index
+    with _collection_paused():
+        return _build_graph(manifests, registry)
 
-    index = build_index(manifests, registry)
-    nodes: list[tuple[str, dict[str, Any]]] = []
+
+def _build_graph(
+    manifests: Iterable[Manifest],
+    registry: Mapping[str, Any] | Mapping[str, EntityDef] | None,
+) -> EntityGraph:
+    index = _build_index(manifests, registry)
+    nodes: dict[str, dict[str, Any]] = {}
     edges: list[tuple[str, str, str, dict[str, Any]]] = []
+    add_edge = edges.append
     for entity in index.registry.values():
-        nodes.append(
-            (
-                node_id(NodeKind.entity, entity.name),
-                {
-                    "kind": NodeKind.entity.value,
-                    "name": entity.name,
-                    "owner_domain": entity.owner_domain,
-                    "owner_product": entity.owner_product,
-                    "canonical_name": entity.canonical_name,
-                    "canonical_type": entity.canonical_type,
-                    "registered": True,
-                },
-            )
-        )
-    domains: set[str] = set()
+        nodes[f"{_ENTITY}:{entity.name}"] = {
+            "kind": _ENTITY,
+            "name": entity.name,
+            "owner_domain": entity.owner_domain,
+            "owner_product": entity.owner_product,
+            "canonical_name": entity.canonical_name,
+            "canonical_type": entity.canonical_type,
+            "registered": True,
+        }
     for pid, manifest in index.manifests.items():
         domain = manifest.metadata.domain
-        if domain not in domains:
-            domains.add(domain)
-            nodes.append((node_id(NodeKind.domain, domain), {"kind": "domain", "name": domain}))
-        product_node = node_id(NodeKind.product, pid)
-        nodes.append(
-            (
-                product_node,
-                {
-                    "kind": NodeKind.product.value,
-                    "name": pid,
-                    "domain": domain,
-                    "version": manifest.metadata.version,
-                    "owner": manifest.metadata.owner,
-                    "declared": True,
-                },
-            )
-        )
-        edges.append((node_id(NodeKind.domain, domain), product_node, EdgeKind.owns.value, {}))
+        domain_node = f"{_DOMAIN}:{domain}"
+        if domain_node not in nodes:
+            nodes[domain_node] = {"kind": _DOMAIN, "name": domain}
+        product_node = f"{_PRODUCT}:{pid}"
+        nodes[product_node] = {
+            "kind": _PRODUCT,
+            "name": pid,
+            "domain": domain,
+            "version": manifest.metadata.version,
+            "owner": manifest.metadata.owner,
+            "declared": True,
+        }
+        add_edge((domain_node, product_node, _OWNS, {}))
         for port in manifest.spec.output_ports:
             port_key = f"{pid}:{port.name}"
-            port_node = node_id(NodeKind.port, port_key)
-            nodes.append(
-                (
-                    port_node,
-                    {"kind": "port", "name": port.name, "product": pid, "table": port.table},
-                )
-            )
-            edges.append((product_node, port_node, EdgeKind.exposes.value, {}))
+            port_node = f"{_PORT}:{port_key}"
+            nodes[port_node] = {
+                "kind": _PORT,
+                "name": port.name,
+                "product": pid,
+                "table": port.table,
+            }
+            add_edge((product_node, port_node, _EXPOSES, {}))
             for source in index.inputs[pid]:
-                edges.append(
-                    (
-                        node_id(NodeKind.port, str(source)),
-                        port_node,
-                        EdgeKind.derives_from.value,
-                        {},
-                    )
-                )
+                add_edge((f"{_PORT}:{source.product}:{source.port}", port_node, _DERIVES, {}))
             for col in port.columns:
-                column_node = node_id(NodeKind.column, f"{port_key}:{col.name}")
-                nodes.append(
-                    (
-                        column_node,
-                        {
-                            "kind": "column",
-                            "name": col.name,
-                            "product": pid,
-                            "port": port.name,
-                            "type": col.type.value,
-                            "pii": col.pii,
-                            "pii_category": col.pii_category,
-                            "classification": col.classification.value
-                            if col.classification
-                            else None,
-                            "entity": col.entity,
-                        },
-                    )
-                )
-                edges.append((port_node, column_node, EdgeKind.exposes.value, {}))
+                column_node = f"{_COLUMN}:{port_key}:{col.name}"
+                nodes[column_node] = {
+                    "kind": _COLUMN,
+                    "name": col.name,
+                    "product": pid,
+                    "port": port.name,
+                    "type": _TYPE_NAMES[col.type],
+                    "pii": col.pii,
+                    "pii_category": col.pii_category,
+                    "classification": _CLASS_NAMES[col.classification],
+                    "entity": col.entity,
+                }
+                add_edge((port_node, column_node, _EXPOSES, {}))
     for entity_name, carriers in index.carriers.items():
-        entity_node = node_id(NodeKind.entity, entity_name)
+        entity_node = f"{_ENTITY}:{entity_name}"
         if entity_name not in index.registry:
-            nodes.append(
-                (entity_node, {"kind": "entity", "name": entity_name, "registered": False})
-            )
+            nodes[entity_node] = {"kind": _ENTITY, "name": entity_name, "registered": False}
         for carrier in carriers:
-            edges.append(
+            add_edge(
                 (
-                    node_id(NodeKind.column, str(carrier.ref)),
+                    f"{_COLUMN}:{carrier.ref}",
                     entity_node,
-                    EdgeKind.identifies.value,
+                    _IDENTIFIES,
                     {"mapping": carrier.mapping.value},
                 )
             )
     for derived, origins in index.derived_from.items():
         for origin in origins:
-            edges.append(
-                (
-                    node_id(NodeKind.column, str(origin)),
-                    node_id(NodeKind.column, str(derived)),
-                    EdgeKind.derives_from.value,
-                    {},
-                )
-            )
+            add_edge((f"{_COLUMN}:{origin}", f"{_COLUMN}:{derived}", _DERIVES, {}))
+    return EntityGraph(index, assemble_multidigraph(nodes, edges))
+
+
+def assemble_multidigraph(
+    nodes: dict[str, dict[str, Any]], edges: list[tuple[str, str, str, dict[str, Any]]]
+) -> nx.MultiDiGraph[str]:
+    """A ``MultiDiGraph`` equal to ``add_nodes_from`` + ``add_edges_from`` (keys given), filled
+    through networkx's documented adjacency layout (``_node``, ``_succ``, ``_pred``), which is
+    several times faster for 200,000+ edges. Nodes that only edges name (ports or columns of
+    products outside the catalog) get ``declared: False``. A test checks the equivalence.
+    """
+    import networkx as nx  # lazily: the gate's identity facts need only the index
+
     graph: nx.MultiDiGraph[str] = nx.MultiDiGraph()
-    graph.add_nodes_from(nodes)
-    # Edges may name ports/columns of products outside the catalog: mark those nodes undeclared.
-    known = len(graph)
-    graph.add_edges_from(edges)  # type: ignore[arg-type]  # (u, v, key, data) is valid
-    if len(graph) != known:
-        for name, data in graph.nodes(data=True):
-            if "kind" not in data:
-                kind_name, _, key = name.partition(":")
-                data.update({"kind": kind_name, "name": key, "declared": False})
-    return EntityGraph(index, graph)
+    node_attrs: dict[str, dict[str, Any]] = getattr(graph, "_node")  # noqa: B009
+    succ: dict[str, dict[str, dict[str, dict[str, Any]]]] = getattr(graph, "_succ")  # noqa: B009
+    pred: dict[str, dict[str, dict[str, dict[str, Any]]]] = getattr(graph, "_pred")  # noqa: B009
+    for name, attrs in nodes.items():
+        node_attrs[name] = attrs
+        succ[name] = {}
+        pred[name] = {}
+    for u, v, key, data in edges:
+        for end in (u, v):
+            if end not in succ:
+                kind_name, _, rest = end.partition(":")
+                node_attrs[end] = {"kind": kind_name, "name": rest, "declared": False}
+                succ[end] = {}
+                pred[end] = {}
+        keys = succ[u].get(v)
+        if keys is None:
+            keys = {}
+            succ[u][v] = keys
+            pred[v][u] = keys
+        keys[key] = data
+    return graph

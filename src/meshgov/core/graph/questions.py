@@ -221,6 +221,13 @@ class Lineage:
 
 def _reads(index: MeshIndex, product: str) -> list[PortRef]:
     """The ports ``product`` reads: declared inputs plus the ports of columns it derives from."""
+    cache: dict[str, list[PortRef]] = index.cache.setdefault("reads", {})
+    if product not in cache:
+        cache[product] = _compute_reads(index, product)
+    return cache[product]
+
+
+def _compute_reads(index: MeshIndex, product: str) -> list[PortRef]:
     refs = list(index.inputs.get(product, []))
     seen = set(refs)
     manifest = index.manifests.get(product)
@@ -236,6 +243,14 @@ def _reads(index: MeshIndex, product: str) -> list[PortRef]:
 
 
 def _readers(index: MeshIndex) -> dict[str, list[tuple[str, PortRef]]]:
+    """product → [(reading product, port it reads)], computed once per index."""
+    if "readers" not in index.cache:
+        index.cache["readers"] = _compute_readers(index)
+    readers: dict[str, list[tuple[str, PortRef]]] = index.cache["readers"]
+    return readers
+
+
+def _compute_readers(index: MeshIndex) -> dict[str, list[tuple[str, PortRef]]]:
     readers: dict[str, list[tuple[str, PortRef]]] = {}
     for product, refs in index.consumers.items():
         readers[product] = list(refs)
