@@ -19,6 +19,8 @@ MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 MAX_EXPANDED_NODES = 2_000_000
 
 Path = tuple[str | int, ...]
+# libyaml's parser when PyYAML was built with it: ~20x faster, same nodes and marks.
+_COMPOSER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass
@@ -120,7 +122,7 @@ def load_yaml(text: str, source: str) -> SourceDocument:
         )
     doc = SourceDocument(data=None, source=source)
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        nodes = list(yaml.compose_all(text, Loader=_COMPOSER))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
