@@ -14,11 +14,13 @@ evaluation errors are raised (``PolicyError``, exit 4): without policies nothing
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshgov.catalog import manifest_paths
 from meshgov.core.manifest import Manifest, manifest_from_document
@@ -34,12 +36,17 @@ from meshgov.core.waivers import (
 from meshgov.core.yaml_source import SourceDocument, decode_text, load_yaml
 from meshgov.errors import InputError, Location, ManifestError, MeshgovError, PolicyError
 
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
 VIOLATIONS_QUERY = "data.meshgov.main.violations"
 VIOLATIONS_ENTRYPOINT = "meshgov/main/violations"
 # The policies shipped with meshgov: <repo>/policies next to src/meshgov.
 SHIPPED_POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
 Progress = Callable[[int, int], None]
+MAX_WORKERS = 4
+PARALLEL_MIN_MANIFESTS = 40
 
 
 # --- manifests with their source lines -----------------------------------------------------------
@@ -278,13 +285,38 @@ def _identity_facts(
 class Gate:
     """A policy bundle compiled once, checking any number of manifests."""
 
-    def __init__(self, bundle: PolicyBundle, engine: PolicyEngine | None = None) -> None:
+    def __init__(
+        self,
+        bundle: PolicyBundle,
+        engine: PolicyEngine | None = None,
+        *,
+        workers: int | None = None,
+    ) -> None:
         if engine is None:
             from meshgov.policy_backends.embedded import EmbeddedEngine
 
             engine = EmbeddedEngine()
         self.bundle = bundle
+        # Compiled here, on the calling thread, so that a broken bundle fails before any manifest.
         self.prepared: PreparedPolicy = engine.prepare(bundle, entrypoints=[VIOLATIONS_ENTRYPOINT])
+        self.workers = workers if workers is not None else min(os.cpu_count() or 1, MAX_WORKERS)
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
+
+    def _pool(self) -> ThreadPoolExecutor:
+        """Worker threads kept for the gate's life: each compiles the bundle once, on first use."""
+        with self._executor_lock:
+            if self._executor is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="meshgov-gate")
+            return self._executor
+
+    def close(self) -> None:
+        with self._executor_lock:
+            if self._executor is not None:
+                self._executor.shutdown(wait=False)
+                self._executor = None
 
     @classmethod
     def from_dir(cls, policies: Path, engine: PolicyEngine | None = None) -> Gate:
@@ -360,21 +392,27 @@ class Gate:
         mesh = {m.id: m for m in catalog}
         mesh.update({m.id: m.manifest for m in readable})
         facts = _identity_facts(list(mesh.values()), self.registry) if readable else {}
-        results: list[ManifestResult] = []
-        total = len(manifests)
-        for index, entry in enumerate(manifests):
+
+        def check_entry(index: int) -> ManifestResult:
+            entry = manifests[index]
             source = sources[index] if sources else None
             if isinstance(entry, MeshgovError):
                 file = source or (entry.location.file if entry.location else None) or "<input>"
-                results.append(ManifestResult(file=file, findings=(Finding.from_error(entry),)))
-            else:
-                results.append(
-                    self._check_one(
-                        entry, source, previous, facts, duplicates, waivers, scan, today
-                    )
-                )
+                return ManifestResult(file=file, findings=(Finding.from_error(entry),))
+            return self._check_one(entry, source, previous, facts, duplicates, waivers, scan, today)
+
+        total = len(manifests)
+        # The embedded engine evaluates outside the GIL, so threads scale with cores; each one
+        # compiles the bundle once, which pays off only for larger runs.
+        if self.workers > 1 and len(readable) >= PARALLEL_MIN_MANIFESTS:
+            outcomes: Iterator[ManifestResult] = self._pool().map(check_entry, range(total))
+        else:
+            outcomes = map(check_entry, range(total))
+        results: list[ManifestResult] = []
+        for result in outcomes:
+            results.append(result)
             if progress:
-                progress(index + 1, total)
+                progress(len(results), total)
         return Report(
             revision=self.revision,
             results=tuple(results),
@@ -534,12 +572,15 @@ def check_paths(
     """One call for the whole gate: load policies and waivers, check ``paths``."""
     waivers = load_waivers(waiver_file) if waiver_file is not None else []
     gate = Gate.from_dir(policies or default_policies_dir())
-    return gate.check_paths(
-        paths,
-        against=against,
-        catalog_dir=catalog_dir,
-        waivers=waivers,
-        scan=scan,
-        today=today,
-        progress=progress,
-    )
+    try:
+        return gate.check_paths(
+            paths,
+            against=against,
+            catalog_dir=catalog_dir,
+            waivers=waivers,
+            scan=scan,
+            today=today,
+            progress=progress,
+        )
+    finally:
+        gate.close()

@@ -1,0 +1,174 @@
+"""Benchmark of `meshgov check`: one manifest from a cold process, and 1,000 manifests in one call.
+
+Every figure is measured in the same run, beside two baselines on the same machine: the start of a
+bare interpreter (``python -c pass``) and parsing the same YAML alone (PyYAML's safe loader, in a
+cold process too). Targets (docs/benchmarks.md): one manifest ≤ 1 s wall, 1,000 manifests ≤ 20 s.
+
+The single manifest is the example mesh's customer/customers with its Parquet snapshot (so the PII
+scan is part of the figure). The 1,000 manifests are the 7 example products (snapshots included)
+plus 993 generated consumer products spread over 50 domains, each reading customer/customers and
+carrying its customer id under a declared mapping, so that the identity graph and every rule run.
+
+    python bench/check_bench.py [--repeat 5] [--products 1000] [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MESH = ROOT / "examples" / "mesh"
+POLICIES = ROOT / "policies"
+MESHGOV = Path(sys.executable).parent / "meshgov"
+TARGET_ONE_S = 1.0
+TARGET_MANY_S = 20.0
+
+CONSUMER = """\
+apiVersion: meshgov/v1
+kind: DataProduct
+metadata:
+  domain: {domain}
+  name: {name}
+  version: 1.{minor}.0
+  owner: {domain}-data@acme.example
+  description: Generated consumer product {index} of the benchmark mesh.
+  status: active
+spec:
+  inputs:
+    - {{product: customer/customers, port: customers}}
+  outputPorts:
+    - name: {name}
+      kind: table
+      table: {domain}.{name}
+      retention: 1y
+      columns:
+        - {{name: client_ref, type: string, required: true, entity: customer,
+           classification: internal}}
+        - {{name: email, type: string, classification: confidential, pii: true,
+           piiCategory: email, mask: hash}}
+        - {{name: segment, type: string, classification: internal, enum: [a, b, c]}}
+        - {{name: score, type: number, classification: internal}}
+        - {{name: updated_at, type: timestamp, required: true, classification: internal}}
+  access:
+    grants:
+      - to: {{groups: [analysts]}}
+        purposes: [analytics]
+"""
+
+
+def wall(command: list[str], cwd: Path) -> tuple[float, int]:
+    start = time.perf_counter()
+    proc = subprocess.run(command, cwd=cwd, capture_output=True, check=False)
+    return time.perf_counter() - start, proc.returncode
+
+
+def median_wall(command: list[str], cwd: Path, repeat: int) -> tuple[float, int]:
+    times, codes = zip(*(wall(command, cwd) for _ in range(repeat)), strict=True)
+    return statistics.median(times), max(codes)
+
+
+def build_mesh(root: Path, products: int) -> Path:
+    """The example mesh plus generated consumers, ``products`` manifests in all."""
+    mesh = root / "mesh"
+    shutil.copytree(MESH, mesh, ignore=shutil.ignore_patterns("principals"))
+    for index in range(max(products - 7, 0)):
+        domain = f"team{index % 50:02d}"
+        name = f"audience_{index:04d}"
+        path = mesh / "generated" / domain / f"{name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            CONSUMER.format(domain=domain, name=name, index=index, minor=index % 7),
+            encoding="utf-8",
+        )
+    return mesh
+
+
+def parse_only(paths_file: Path) -> list[str]:
+    """A cold process that only parses the YAML files listed in ``paths_file``."""
+    code = (
+        "import sys, yaml\n"
+        "for p in open(sys.argv[1]).read().split('\\n'):\n"
+        "    p and yaml.safe_load(open(p, encoding='utf-8'))\n"
+    )
+    return [sys.executable, "-c", code, str(paths_file)]
+
+
+def row(label: str, seconds: float, baseline: float | None = None, extra: str = "") -> str:
+    ratio = f"{seconds / baseline:7.1f}×" if baseline else " " * 8
+    return f"  {label:<44} {seconds * 1000:9.1f} ms {ratio} {extra}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5, help="cold runs per single figure")
+    parser.add_argument("--products", type=int, default=1000, help="manifests in the big run")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args()
+    if not MESHGOV.exists():
+        print(f"{MESHGOV} not found: install meshgov in this environment first", file=sys.stderr)
+        return 2
+
+    with tempfile.TemporaryDirectory(prefix="meshgov-bench-") as tmp:
+        work = Path(tmp)
+        mesh = build_mesh(work, args.products)
+        one = mesh / "customer" / "customers.yaml"
+        manifests = sorted(p for p in mesh.rglob("*.yaml"))
+        list_one = work / "one.txt"
+        list_one.write_text(str(one))
+        list_all = work / "all.txt"
+        list_all.write_text("\n".join(str(p) for p in manifests))
+        check = [str(MESHGOV), "check", "--policies", str(POLICIES), "--format", "json"]
+
+        # Warm the file cache and the bytecode caches before any timing.
+        wall([*check, str(one)], work)
+        python_pass, _ = median_wall([sys.executable, "-c", "pass"], work, args.repeat)
+        yaml_one, _ = median_wall(parse_only(list_one), work, args.repeat)
+        check_one, code_one = median_wall([*check, str(one)], work, args.repeat)
+        yaml_all, _ = median_wall(parse_only(list_all), work, 2)
+        check_all, code_all = min(
+            (wall([*check, str(mesh)], work) for _ in range(2)), key=lambda t: t[0]
+        )
+
+    ok_one = check_one <= TARGET_ONE_S
+    ok_all = check_all <= TARGET_MANY_S
+    print(f"meshgov check benchmark ({sys.platform}, Python {sys.version.split()[0]})")
+    print(f"one manifest, cold process, median of {args.repeat}:")
+    print(row("python -c pass", python_pass))
+    print(row("parse the YAML alone (cold process)", yaml_one, python_pass))
+    print(
+        row(
+            "meshgov check customers.yaml (+ snapshot scan)",
+            check_one,
+            python_pass,
+            f"exit {code_one}; target ≤ {TARGET_ONE_S:.0f} s: {'met' if ok_one else 'MISSED'}",
+        )
+    )
+    print(f"  → check / parse-alone = {check_one / yaml_one:.1f}×")
+    print(f"{len(manifests)} manifests in one call (best of 2):")
+    print(row(f"parse the {len(manifests)} YAML files alone", yaml_all, python_pass))
+    print(
+        row(
+            f"meshgov check ({len(manifests)} manifests)",
+            check_all,
+            python_pass,
+            f"exit {code_all}; target ≤ {TARGET_MANY_S:.0f} s: {'met' if ok_all else 'MISSED'}",
+        )
+    )
+    print(
+        f"  → check / parse-alone = {check_all / yaml_all:.1f}×; "
+        f"{check_all / len(manifests) * 1000:.1f} ms per manifest"
+    )
+    if args.check and not (ok_one and ok_all):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
