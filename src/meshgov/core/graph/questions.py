@@ -250,6 +250,17 @@ def _readers(index: MeshIndex) -> dict[str, list[tuple[str, PortRef]]]:
     return readers
 
 
+def _reader_refs(index: MeshIndex) -> dict[str, list[tuple[str, str]]]:
+    """Like ``_readers`` with the port as text (``product:port``), for the impact walk."""
+    if "reader_refs" not in index.cache:
+        index.cache["reader_refs"] = {
+            product: [(reader, str(ref)) for reader, ref in pairs]
+            for product, pairs in _readers(index).items()
+        }
+    refs: dict[str, list[tuple[str, str]]] = index.cache["reader_refs"]
+    return refs
+
+
 def _compute_readers(index: MeshIndex) -> dict[str, list[tuple[str, PortRef]]]:
     readers: dict[str, list[tuple[str, PortRef]]] = {}
     for product, refs in index.consumers.items():
@@ -356,8 +367,7 @@ def impact(source: EntityGraph | MeshIndex, target: str) -> Impact:
     """
     index = _index(source)
     product, port, column = parse_target(index, target)
-    manifest = index.manifests[product]
-    readers = _readers(index)
+    reader_refs = _reader_refs(index)
     items: dict[tuple[str, str | None, str | None], ImpactedItem] = {}
     if column is not None and port is not None:
         start = ColumnRef(product, port, column)
@@ -377,38 +387,43 @@ def impact(source: EntityGraph | MeshIndex, target: str) -> Impact:
                         "column",
                     )
                     column_queue.append((derived, level + 1))
-    start_ports = (
-        [PortRef(product, port)]
-        if port
-        else [PortRef(product, p.name) for p in manifest.spec.output_ports]
-    )
-    seen_products = {product}
-    queue = deque([(product, 0)])
-    while queue:
-        current, depth = queue.popleft()
-        for reader, ref in readers.get(current, []):
-            if current == product and ref not in start_ports:
-                continue
-            if reader in seen_products:
-                continue
-            seen_products.add(reader)
-            items.setdefault(
-                (reader, None, None), ImpactedItem(reader, None, None, depth + 1, str(ref), "port")
-            )
-            if reader in index.manifests:
-                queue.append((reader, depth + 1))
+    start_ports = {str(PortRef(product, port))} if port else None
+    # Breadth-first over products, level by level; the loop is kept tight for large meshes.
+    reached: dict[str, tuple[int, str]] = {}
+    seen = {product}
+    frontier = [product]
+    depth = 0
+    while frontier:
+        depth += 1
+        next_frontier: list[str] = []
+        for current in frontier:
+            for reader, via in reader_refs.get(current, ()):
+                if reader in seen or (
+                    start_ports is not None and current == product and via not in start_ports
+                ):
+                    continue
+                seen.add(reader)
+                reached[reader] = (depth, via)
+                if reader in index.manifests:
+                    next_frontier.append(reader)
+        frontier = next_frontier
     # A product already reported for a derived column needs no vaguer port-level entry.
-    precise = {key[0] for key, item in items.items() if item.precision == "column"}
+    precise = {key[0] for key in items}
+    for reader, (level, via) in reached.items():
+        if reader not in precise:
+            items[(reader, None, None)] = ImpactedItem(reader, None, None, level, via, "port")
     ordered = tuple(
         sorted(
-            (i for i in items.values() if i.precision == "column" or i.product not in precise),
+            items.values(),
             key=lambda i: (i.depth, i.product, i.port or "", i.column or ""),
         )
     )
     by_owner: dict[tuple[str | None, str], set[str]] = {}
-    for item in ordered:
-        owner_key = (index.owner_of(item.product), item.product.split("/", 1)[0])
-        by_owner.setdefault(owner_key, set()).add(item.product)
+    manifests = index.manifests
+    for name in {i.product for i in ordered}:
+        found = manifests.get(name)
+        owner_key = (found.metadata.owner if found else None, name.split("/", 1)[0])
+        by_owner.setdefault(owner_key, set()).add(name)
     owners = tuple(
         OwnerToNotify(owner, domain, tuple(sorted(products)))
         for (owner, domain), products in sorted(
