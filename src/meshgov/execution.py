@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from meshgov.errors import AccessDenied, InputError
+from meshgov.errors import AccessDenied, InputError, SqlParseError, SqlUnsupportedError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -70,8 +70,13 @@ def execute_query(
         sql, principal, purpose, read_dialect or engine.dialect, engine.dialect
     )
     if not getattr(authorization, "allowed", False):
-        reason = getattr(authorization, "reason", None) or "access denied"
-        raise AccessDenied(str(reason))
+        reason = str(getattr(authorization, "reason", None) or "access denied")
+        # Unparseable SQL is invalid input (exit 2); every other refusal is a denial (exit 3).
+        if getattr(authorization, "code", None) == SqlParseError.code:
+            raise SqlParseError(reason)
+        if getattr(authorization, "code", None) == SqlUnsupportedError.code:
+            raise SqlUnsupportedError(reason)
+        raise AccessDenied(reason)
     secure_sql = getattr(authorization, "sql", None)
     if not secure_sql:
         raise AccessDenied("the gateway returned no SQL to run")
@@ -100,7 +105,7 @@ def serialize(table: pa.Table, result_format: ResultFormat | str) -> bytes:
         sink = pa.BufferOutputStream()
         try:
             pa_csv.write_csv(table, sink)
-        except pa.ArrowNotImplementedError:
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
             # Nested columns have no CSV form; write them as JSON text.
             return _csv_fallback(table)
         return bytes(sink.getvalue().to_pybytes())

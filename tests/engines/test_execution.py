@@ -19,6 +19,7 @@ class FakeAuthorization:
     allowed: bool
     sql: str | None
     reason: str | None = None
+    code: str | None = None
 
 
 class RecordingEngine:
@@ -95,3 +96,16 @@ def test_serialize_every_format() -> None:
 def test_unknown_format_is_invalid_input() -> None:
     with pytest.raises(InputError, match="unknown format"):
         parse_format("xml")
+
+
+def test_denial_codes_keep_their_kind() -> None:
+    from meshgov.errors import SqlParseError, SqlUnsupportedError
+
+    engine = RecordingEngine()
+    parse = FakeAuthorization(False, None, "cannot parse", "invalid_sql")
+    with pytest.raises(SqlParseError):
+        execute_query(FixedGateway(parse), engine, "SELEC", PRINCIPAL)
+    unsupported = FakeAuthorization(False, None, "COPY is not a query", "unsupported_sql")
+    with pytest.raises(SqlUnsupportedError) as caught:
+        execute_query(FixedGateway(unsupported), engine, "COPY t TO 'x'", PRINCIPAL)
+    assert caught.value.exit_code == 3

@@ -329,3 +329,46 @@ def test_permission_errors_are_access_denied(engine_catalog: Catalog) -> None:
             duck.execute(f"SELECT * FROM read_csv('{FIXTURE_MESH / 'data' / 'orders.csv'}')")
     finally:
         duck.close()
+
+
+PHYSICAL = frozenset({("customer", "customers"), ("commerce", "orders")})
+
+
+@pytest.mark.parametrize(
+    ("predicate", "barrier"),
+    [
+        ("c.region = 'EU'", False),
+        ("c.customer_id = o.customer_id AND o.amount > 10", False),
+        ("c.customer_id IN ('c1', 'c2') OR c.region IS NULL", False),
+        ("CAST(c.email AS INT) = 1", True),
+        ("1 / (CASE WHEN c.region = 'US' THEN 0 ELSE 1 END) = 1", True),
+        ("c.email = 5", True),  # DuckDB casts the column: the error would quote a value
+        ("c.email IN (1, 2)", True),
+        ("length(c.email) > 3", True),
+        ("EXISTS (SELECT 1 FROM commerce.orders x WHERE CAST(x.amount AS INT) = 1)", True),
+    ],
+)
+def test_barrier_views_only_when_a_predicate_can_fail(predicate: str, barrier: bool) -> None:
+    from meshgov.engines.base import prepare_query
+
+    sql = (
+        f"SELECT c.customer_id FROM {SECURE_CUSTOMERS} JOIN {SECURE_ORDERS} ON true "
+        f"WHERE {predicate}"
+    )
+    for dialect in ("duckdb", "postgres"):
+        prepared = prepare_query(sql, dialect, PHYSICAL, True)
+        assert bool(prepared.views) is barrier
+        if barrier:
+            assert len(prepared.views) == 2
+            assert "meshgov_barrier_1" in prepared.sql
+            assert ("SECURE VIEW" if dialect == "duckdb" else "security_barrier") in (
+                prepared.views[0]
+            )
+        assert prepare_query(sql, dialect, PHYSICAL, True) is prepared  # cached
+
+
+def test_join_condition_is_a_predicate() -> None:
+    from meshgov.engines.base import prepare_query
+
+    sql = f"SELECT 1 AS x FROM {SECURE_CUSTOMERS} JOIN {SECURE_ORDERS} ON CAST(c.email AS INT) = 1"
+    assert prepare_query(sql, "duckdb", PHYSICAL, True).views

@@ -8,10 +8,11 @@ type integer: "alice@example.com"``). Errors become a generic message naming onl
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from meshgov.errors import (
     AccessDenied,
@@ -190,21 +191,14 @@ def require_single_query(sql: str, dialect: str) -> exp.Query:
     return statement
 
 
-def isolate_secure_subqueries(
-    statement: exp.Query, physical: set[tuple[str, ...]]
-) -> list[tuple[str, exp.Select]]:
-    """Replace each secure subquery by a reference to an engine barrier view; return the views.
-
-    A secure subquery is the gateway's ``(SELECT <masked> FROM <port table> WHERE <filters>) AS a``.
-    Engines do not treat a plain subquery as a barrier: they merge it with the user's query and can
-    run a user predicate (a cast, a division) on rows the filter drops, so its error says a hidden
-    row exists. Behind a DuckDB secure view or a PostgreSQL ``security_barrier`` view the filters
-    run first. Returns ``[(view_name, view_body)]`` and edits ``statement`` in place.
-    """
+def secure_subqueries(
+    statement: exp.Query, physical: frozenset[tuple[str, ...]]
+) -> list[exp.Subquery]:
+    """The gateway's ``(SELECT <masked> FROM <port table> [WHERE <filters>]) AS a`` nodes."""
     from sqlglot import exp
 
-    views: list[tuple[str, exp.Select]] = []
-    for subquery in list(statement.find_all(exp.Subquery)):
+    found: list[exp.Subquery] = []
+    for subquery in statement.find_all(exp.Subquery):
         inner = subquery.this
         if not isinstance(subquery.parent, exp.From | exp.Join) or not isinstance(
             inner, exp.Select
@@ -220,19 +214,131 @@ def isolate_secure_subqueries(
         if len(tables) != 1 or source is None or source.this is not tables[0]:
             continue
         parts = tuple(p.name.lower() for p in tables[0].parts)
-        if not _matches_physical(parts, physical):
+        if _matches_physical(parts, physical):
+            found.append(subquery)
+    return found
+
+
+def needs_barrier(statement: exp.Query, secure: list[exp.Subquery]) -> bool:
+    """Whether a predicate of the query could fail on a value (and so reveal a filtered row).
+
+    Engines evaluate projections, aggregates and windows after the scan's filters; only predicates
+    (WHERE, JOIN ON, HAVING, QUALIFY, FILTER) are pushed down beside a row filter, where the
+    optimiser may run them first. A predicate built only from columns, literals, comparisons and
+    boolean logic cannot fail on a value, except ``=``/``<>``/``IN`` against a number, which DuckDB
+    answers by casting the column (``Could not convert string 'alice@…' to INT32``).
+    """
+    from sqlglot import exp
+
+    inside = {id(node) for sub in secure for node in sub.walk()}
+    for clause in statement.find_all(exp.Where, exp.Having, exp.Qualify, exp.Join):
+        if id(clause) in inside:
             continue
-        name = f"{BARRIER_VIEW_PREFIX}{len(views) + 1}"
-        views.append((name, inner))
-        alias = subquery.args.get("alias")
-        replacement = exp.Table(this=exp.to_identifier(name))
-        if alias is not None:
-            replacement.set("alias", alias.copy())
-        subquery.replace(replacement)
-    return views
+        condition = clause.args.get("on") if isinstance(clause, exp.Join) else clause.this
+        if condition is None:
+            continue
+        for node in condition.walk():
+            if isinstance(node, exp.Subquery | exp.Query):
+                continue  # its own clauses are visited on their own
+            if not isinstance(node, _SAFE_PREDICATE_NODES):
+                return True
+            if isinstance(
+                node, exp.EQ | exp.NEQ | exp.In | exp.NullSafeEQ | exp.NullSafeNEQ
+            ) and any(
+                isinstance(arg, exp.Literal) and not arg.is_string
+                for arg in (node.args.get("this"), node.args.get("expression"), *node.expressions)
+            ):
+                return True
+    return False
 
 
-def _matches_physical(parts: tuple[str, ...], physical: set[tuple[str, ...]]) -> bool:
+def _safe_predicate_nodes() -> tuple[type[exp.Expr], ...]:
+    from sqlglot import exp
+
+    return (
+        exp.Column, exp.Identifier, exp.Literal, exp.Boolean, exp.Null, exp.Paren, exp.Star,
+        exp.And, exp.Or, exp.Not, exp.Is, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE,
+        exp.NullSafeEQ, exp.NullSafeNEQ, exp.In, exp.Between, exp.Exists, exp.Subquery,
+        exp.Query, exp.Tuple, exp.TableAlias, exp.Count, exp.Min, exp.Max,
+    )  # fmt: skip
+
+
+_SAFE_PREDICATE_NODES = _safe_predicate_nodes()
+
+
+@dataclass(frozen=True)
+class PreparedQuery:
+    """What an engine runs: barrier view statements first (in order), then the query."""
+
+    views: tuple[str, ...]
+    sql: str
+
+
+@functools.lru_cache(maxsize=2048)
+def prepare_query(
+    sql: str, dialect: str, physical: frozenset[tuple[str, ...]], barriers: bool
+) -> PreparedQuery:
+    """Check ``sql`` is one read-only query, put its secure subqueries behind barrier views when
+    a predicate could fail on a value, and generate what runs (cached: the gateway's SQL repeats).
+
+    Barrier views replace the secure subqueries (a DuckDB ``SECURE VIEW``, a PostgreSQL
+    ``security_barrier`` view): behind them the row filters run before any user predicate. Only SQL
+    generated from the parsed tree is ever run.
+    """
+    from sqlglot import exp
+
+    statement = require_single_query(sql, dialect)
+    views: list[str] = []
+    secure = secure_subqueries(statement, physical)
+    if barriers and secure and needs_barrier(statement, secure):
+        for subquery in secure:
+            name = f"{BARRIER_VIEW_PREFIX}{len(views) + 1}"
+            views.append(_barrier_view_sql(name, subquery.this.copy(), dialect))
+            replacement = exp.Table(this=exp.to_identifier(name))
+            alias = subquery.args.get("alias")
+            if alias is not None:
+                replacement.set("alias", alias.copy())
+            subquery.replace(replacement)
+    return PreparedQuery(tuple(views), statement.sql(dialect=dialect))
+
+
+def _barrier_view_sql(name: str, body: exp.Select, dialect: str) -> str:
+    """``CREATE TEMPORARY SECURE VIEW`` (DuckDB) or ``… WITH (security_barrier)`` (PostgreSQL)."""
+    import sqlglot
+    from sqlglot import exp
+
+    barrier: exp.Expression = (
+        exp.SecureProperty()
+        if dialect == "duckdb"
+        else exp.Property(this=exp.var("security_barrier"), value=exp.true())
+    )
+    create = exp.Create(
+        kind="VIEW",
+        this=exp.to_table(name),
+        expression=body,
+        properties=exp.Properties(expressions=[exp.TemporaryProperty(), barrier]),
+    )
+    target: Any = _barrier_duckdb_dialect() if dialect == "duckdb" else dialect
+    return create.sql(dialect=target, unsupported_level=sqlglot.ErrorLevel.RAISE)
+
+
+@functools.cache
+def _barrier_duckdb_dialect() -> Any:
+    """DuckDB as sqlglot knows it, plus ``CREATE SECURE VIEW`` (DuckDB's optimiser barrier)."""
+    from sqlglot import exp
+    from sqlglot.dialects.duckdb import DuckDB
+
+    class BarrierDuckDB(DuckDB):
+        class Generator(DuckDB.Generator):  # type: ignore[misc,valid-type]
+            PROPERTIES_LOCATION: ClassVar[dict[type[exp.Expression], Any]] = {
+                **DuckDB.Generator.PROPERTIES_LOCATION,
+                exp.SecureProperty: exp.Properties.Location.POST_CREATE,
+            }
+
+    return BarrierDuckDB
+
+
+def _matches_physical(parts: tuple[str, ...], physical: frozenset[tuple[str, ...]]) -> bool:
     # The rewriter may qualify names with the engine's default catalog/schema; match on suffixes.
     return any(parts[-len(known) :] == known or known[-len(parts) :] == parts for known in physical)
 

@@ -11,25 +11,23 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
-import sqlglot
 from duckdb.func import PythonUDFType
 from sqlglot import exp
-from sqlglot.dialects.duckdb import DuckDB
 
 from meshgov.core.manifest import LogicalType
 from meshgov.engines.base import (
     DEFAULT_STATEMENT_TIMEOUT_MS,
     PortSource,
     generic_engine_error,
-    isolate_secure_subqueries,
     port_sources,
+    prepare_query,
     read_snapshot,
-    require_single_query,
     snapshot_location,
 )
 from meshgov.errors import BackendUnavailable, ManifestError
@@ -60,14 +58,45 @@ _LOCKED_CONFIG: dict[str, Any] = {
 }
 
 
-class _BarrierDuckDB(DuckDB):
-    """DuckDB as sqlglot knows it, plus ``CREATE SECURE VIEW`` (DuckDB's optimiser barrier)."""
+class _Watchdog:
+    """One daemon thread that interrupts queries past their deadline (DuckDB has no
+    statement timeout, and starting a timer thread per query costs milliseconds)."""
 
-    class Generator(DuckDB.Generator):  # type: ignore[misc,valid-type]
-        PROPERTIES_LOCATION: ClassVar[dict[type[exp.Expression], Any]] = {
-            **DuckDB.Generator.PROPERTIES_LOCATION,
-            exp.SecureProperty: exp.Properties.Location.POST_CREATE,
-        }
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._deadlines: dict[int, tuple[float, duckdb.DuckDBPyConnection]] = {}
+        self._next_token = 0
+        self._thread: threading.Thread | None = None
+
+    def watch(self, cursor: duckdb.DuckDBPyConnection, seconds: float) -> int:
+        with self._condition:
+            token = self._next_token
+            self._next_token += 1
+            self._deadlines[token] = (time.monotonic() + seconds, cursor)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="meshgov-duckdb-watchdog")
+                self._thread.daemon = True
+                self._thread.start()
+            self._condition.notify()
+            return token
+
+    def release(self, token: int) -> None:
+        with self._condition:
+            self._deadlines.pop(token, None)
+
+    def _run(self) -> None:
+        with self._condition:
+            while True:
+                now = time.monotonic()
+                for token, (deadline, cursor) in list(self._deadlines.items()):
+                    if deadline <= now:
+                        del self._deadlines[token]
+                        cursor.interrupt()
+                next_deadline = min((d for d, _ in self._deadlines.values()), default=now + 60)
+                self._condition.wait(timeout=max(next_deadline - now, 0.005))
+
+
+_WATCHDOG = _Watchdog()
 
 
 def keyed_hash(key: bytes) -> Callable[[pa.Array], pa.Array]:
@@ -102,7 +131,7 @@ class DuckDBEngine:
         barriers: bool = True,
     ) -> None:
         self._connection = connection
-        self._physical = physical
+        self._physical = frozenset(physical)
         self._timeout_s = timeout_ms / 1000
         self._barriers = barriers
         self._lock = threading.Lock()
@@ -174,22 +203,20 @@ class DuckDBEngine:
 
     def execute(self, sql: str) -> pa.Table:
         """Run one generated query in a fresh cursor (no session state survives) → Arrow."""
-        statement = require_single_query(sql, self.dialect)
-        views = isolate_secure_subqueries(statement, self._physical) if self._barriers else []
+        prepared = prepare_query(sql, self.dialect, self._physical, self._barriers)
         with self._lock:
             if self._closed:
                 raise BackendUnavailable("the DuckDB engine is closed")
             cursor = self._connection.cursor()
-        timer = threading.Timer(self._timeout_s, cursor.interrupt)
-        timer.start()
+        token = _WATCHDOG.watch(cursor, self._timeout_s)
         try:
-            for name, body in views:
-                cursor.execute(_secure_view_sql(name, body))
-            return cursor.sql(statement.sql(dialect=self.dialect)).to_arrow_table()
+            for view in prepared.views:
+                cursor.execute(view)
+            return cursor.sql(prepared.sql).to_arrow_table()
         except duckdb.Error as exc:
             raise generic_engine_error(exc, self.name) from None
         finally:
-            timer.cancel()
+            _WATCHDOG.release(token)
             cursor.close()
 
     def execute_unprotected(self, sql: str) -> pa.Table:
@@ -206,16 +233,6 @@ class DuckDBEngine:
             if not self._closed:
                 self._closed = True
                 self._connection.close()
-
-
-def _secure_view_sql(name: str, body: exp.Select) -> str:
-    create = exp.Create(
-        kind="VIEW",
-        this=exp.to_table(name),
-        expression=body,
-        properties=exp.Properties(expressions=[exp.TemporaryProperty(), exp.SecureProperty()]),
-    )
-    return create.sql(dialect=_BarrierDuckDB, unsupported_level=sqlglot.ErrorLevel.RAISE)
 
 
 def _load_port(

@@ -28,17 +28,15 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pyarrow as pa
 from psycopg import sql
-from sqlglot import exp
 
 from meshgov.core.manifest import LogicalType
 from meshgov.engines.base import (
     DEFAULT_STATEMENT_TIMEOUT_MS,
     PortSource,
     generic_engine_error,
-    isolate_secure_subqueries,
     port_sources,
+    prepare_query,
     read_snapshot,
-    require_single_query,
     snapshot_location,
 )
 from meshgov.errors import BackendUnavailable, InputError, ManifestError
@@ -371,8 +369,7 @@ class PostgresEngine:
                 self._physical.add((source.physical.schema or "public", source.physical.table))
 
     def execute(self, sql_text: str) -> pa.Table:
-        statement = require_single_query(sql_text, self.dialect)
-        views = isolate_secure_subqueries(statement, self._physical) if self._barriers else []
+        prepared = prepare_query(sql_text, self.dialect, frozenset(self._physical), self._barriers)
         conn = self._acquire()
         healthy = True
         try:
@@ -384,11 +381,11 @@ class PostgresEngine:
                     )
                 )
                 cursor.execute("SET LOCAL search_path = public")
-                for name, body in views:
-                    cursor.execute(_barrier_view_sql(name, body))
+                for view in prepared.views:
+                    cursor.execute(view)
                 # Turning read-only on mid-transaction is allowed; the user's query runs under it.
                 cursor.execute("SET LOCAL transaction_read_only = on")
-                cursor.execute(statement.sql(dialect=self.dialect))
+                cursor.execute(prepared.sql)
                 return _to_arrow(cursor)
         except psycopg.Error as exc:
             healthy = not conn.closed and not conn.broken
@@ -421,21 +418,6 @@ class PostgresEngine:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
-
-
-def _barrier_view_sql(name: str, body: exp.Select) -> str:
-    create = exp.Create(
-        kind="VIEW",
-        this=exp.to_table(name),
-        expression=body,
-        properties=exp.Properties(
-            expressions=[
-                exp.TemporaryProperty(),
-                exp.Property(this=exp.var("security_barrier"), value=exp.true()),
-            ]
-        ),
-    )
-    return create.sql(dialect="postgres")
 
 
 def _to_arrow(cursor: psycopg.Cursor[Any]) -> pa.Table:

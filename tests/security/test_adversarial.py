@@ -1,0 +1,579 @@
+"""Adversarial queries through the gateway, executed on DuckDB and on PostgreSQL.
+
+The attacker is the EU analyst (``analyst-eu``, purpose ``analytics``): PII is masked for them and
+only EU rows are theirs. Each query tries to read a masked value or a filtered row. Whatever comes
+back — rows in every format, or the error text of a denial or an engine failure — is checked for
+every raw PII value of the snapshots, every non-EU customer id, the keyed hash of every non-EU
+email, and the hash key. A few attacks also state the exact answer a correct gateway gives.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from adversarial_world import CUSTOMER_ID, HASH_KEY, MESH, Secrets, keyed_hash, principal
+
+from meshgov.engines.base import QueryEngine
+from meshgov.errors import AccessDenied, MeshgovError
+from meshgov.execution import execute_query, serialize
+
+Check = Callable[[pa.Table, Secrets], None]
+
+
+def empty(table: pa.Table, _: Secrets) -> None:
+    assert table.num_rows == 0 or all(
+        v in (None, 0, False) for row in table.to_pylist() for v in row.values()
+    )
+
+
+def eu_count(table: pa.Table, secrets: Secrets) -> None:
+    assert table.num_rows == 1
+    assert next(iter(table.to_pylist()[0].values())) == secrets.eu_count
+
+
+@dataclass(frozen=True)
+class Attack:
+    name: str
+    sql: str
+    check: Check | None = None
+    only: str | None = None  # "duckdb" or "postgresql" when the syntax is one engine's
+
+
+ATTACKS: list[Attack] = [
+    # Predicates, grouping and ordering on masked columns see the mask, never the value.
+    Attack(
+        "where-email-equals",
+        "SELECT customer_id FROM customer.customers WHERE email = '{eu_email}'",
+        empty,
+    ),
+    Attack(
+        "where-email-like",
+        "SELECT count(*) FROM customer.customers WHERE email LIKE '%@example.%'",
+        empty,
+    ),
+    Attack(
+        "where-name-equals",
+        "SELECT customer_id FROM customer.customers WHERE full_name = '{eu_name}'",
+        empty,
+    ),
+    Attack(
+        "where-phone-prefix",
+        "SELECT count(*) FROM customer.customers WHERE phone LIKE '+49%'",
+        empty,
+    ),
+    Attack(
+        "min-max-email", "SELECT min(email), max(email), min(full_name) FROM customer.customers"
+    ),
+    Attack(
+        "group-by-first-letter",
+        "SELECT substr(email, 1, 1) AS l, count(*) AS n "
+        "FROM customer.customers GROUP BY 1 ORDER BY 1",
+    ),
+    Attack(
+        "order-by-email", "SELECT customer_id, email FROM customer.customers ORDER BY email LIMIT 5"
+    ),
+    Attack("string-agg", "SELECT string_agg(email, ',') FROM customer.customers"),
+    Attack(
+        "window-over-email",
+        "SELECT customer_id, first_value(email) OVER "
+        "(PARTITION BY region ORDER BY email) AS f FROM customer.customers LIMIT 5",
+    ),
+    Attack(
+        "dictionary-oracle",
+        "SELECT customer_id FROM customer.customers WHERE email = meshgov_hash('{eu_email}')",
+        empty,
+    ),
+    Attack("hash-a-guess", "SELECT meshgov_hash('{us_email}') AS guess"),
+    # Row filters: nothing outside the EU, however it is asked.
+    Attack("where-us", "SELECT * FROM customer.customers WHERE region = 'US'", empty),
+    Attack(
+        "or-true",
+        "SELECT customer_id, region FROM customer.customers WHERE region <> 'EU' OR 1 = 1",
+    ),
+    Attack("us-id-lookup", "SELECT * FROM customer.customers WHERE customer_id = '{us_id}'", empty),
+    Attack("count-all", "SELECT count(*) AS n FROM customer.customers", eu_count),
+    Attack(
+        "order-desc-region",
+        "SELECT customer_id, region FROM customer.customers ORDER BY region DESC LIMIT 3",
+    ),
+    Attack(
+        "orders-join-us",
+        "SELECT o.order_id, c.customer_id FROM commerce.orders o "
+        "JOIN customer.customers c ON c.customer_id = o.customer_id "
+        "WHERE o.region = 'US'",
+        empty,
+    ),
+    Attack(
+        "payments-us",
+        "SELECT cust_ref, amount FROM payments.payments WHERE currency = 'USD'",
+        empty,
+    ),
+    Attack(
+        "c360-us",
+        "SELECT customer_id FROM marketing.customer_360 WHERE spend_currency = 'USD'",
+        empty,
+    ),
+    Attack(
+        "left-join-filtered",
+        "SELECT p.product_id, c.customer_id FROM commerce.products p "
+        "LEFT JOIN customer.customers c ON c.region = 'US' LIMIT 5",
+    ),
+    # Aliases and CTEs named like protected tables.
+    Attack(
+        "cte-shadow",
+        "WITH customers AS (SELECT * FROM customer.customers) "
+        "SELECT customer_id, email FROM customers WHERE region = 'US'",
+        empty,
+    ),
+    Attack(
+        "cte-named-schema",
+        'WITH "customer.customers" AS (SELECT 1 AS x) SELECT count(*) FROM customer.customers',
+        eu_count,
+    ),
+    Attack(
+        "cte-filtered-us",
+        "WITH c AS (SELECT * FROM customer.customers WHERE region = 'US') SELECT count(*) FROM c",
+        empty,
+    ),
+    Attack(
+        "cte-email-like",
+        "WITH c AS (SELECT email FROM customer.customers) "
+        "SELECT email FROM c WHERE email LIKE '%@%'",
+        empty,
+    ),
+    Attack(
+        "alias-as-table-name",
+        "SELECT customers.email FROM customer.customers AS customers WHERE customers.region = 'US'",
+        empty,
+    ),
+    Attack(
+        "derived-shadow",
+        "SELECT * FROM (SELECT * FROM customer.customers) AS customers WHERE region = 'US'",
+        empty,
+    ),
+    Attack(
+        "nested-cte-scope",
+        "WITH x AS (WITH customers AS (SELECT 'US' AS region) "
+        "SELECT * FROM customers) SELECT c.customer_id FROM customer.customers c, x "
+        "WHERE c.region = x.region",
+        empty,
+    ),
+    Attack(
+        "recursive-cte",
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r "
+        "WHERE n < 3) SELECT c.customer_id FROM r, customer.customers c "
+        "WHERE c.region = 'US'",
+        empty,
+    ),
+    # Quoting and case.
+    Attack("quoted", 'SELECT "email" FROM "customer"."customers" LIMIT 3'),
+    Attack("upper-case", "SELECT EMAIL, REGION FROM CUSTOMER.CUSTOMERS WHERE REGION = 'US'", empty),
+    Attack("quoted-upper", 'SELECT "EMAIL" FROM "CUSTOMER"."CUSTOMERS" LIMIT 3'),
+    Attack(
+        "meta-directive",
+        "SELECT email FROM CUSTOMER.CUSTOMERS /* sqlglot.meta case_sensitive */ LIMIT 3",
+    ),
+    Attack("dotted-quoted", 'SELECT email FROM "customer.customers" LIMIT 3'),
+    Attack("spaced-dots", "SELECT email FROM customer . customers LIMIT 3"),
+    Attack("trailing-space", 'SELECT email FROM "customer"."customers " LIMIT 3'),
+    Attack("catalog-duckdb", "SELECT email FROM memory.customer.customers LIMIT 3", only="duckdb"),
+    Attack(
+        "unicode-escape", 'SELECT email FROM customer.U&"\\0063ustomers" LIMIT 3', only="postgresql"
+    ),
+    Attack("replacement-scan", "SELECT * FROM '{parquet}'"),
+    # Set operations.
+    Attack(
+        "union-audience",
+        "SELECT email FROM customer.customers UNION ALL "
+        "SELECT email FROM marketing.campaign_audience",
+    ),
+    Attack(
+        "union-us",
+        "SELECT customer_id FROM customer.customers WHERE region = 'US' "
+        "UNION SELECT client_id FROM marketing.campaign_audience WHERE region = 'US'",
+        empty,
+    ),
+    Attack(
+        "intersect",
+        "SELECT email FROM customer.customers INTERSECT "
+        "SELECT email FROM marketing.campaign_audience",
+    ),
+    Attack(
+        "except",
+        "SELECT customer_id FROM marketing.customer_360 EXCEPT "
+        "SELECT customer_id FROM customer.customers",
+    ),
+    # Correlated subqueries and lateral.
+    Attack(
+        "exists-email",
+        "SELECT o.order_id FROM commerce.orders o WHERE EXISTS (SELECT 1 "
+        "FROM customer.customers c WHERE c.customer_id = o.customer_id "
+        "AND c.email LIKE '%example%')",
+        empty,
+    ),
+    Attack(
+        "scalar-us",
+        "SELECT (SELECT email FROM customer.customers c WHERE c.customer_id = '{us_id}') AS e",
+    ),
+    Attack(
+        "in-us",
+        "SELECT order_id FROM commerce.orders WHERE customer_id IN "
+        "(SELECT customer_id FROM customer.customers WHERE region = 'US')",
+        empty,
+    ),
+    Attack(
+        "lateral-email",
+        "SELECT c.customer_id, l.e FROM customer.customers c, "
+        "LATERAL (SELECT c.email AS e) l LIMIT 5",
+    ),
+    Attack(
+        "lateral-payments",
+        "SELECT c.customer_id, p.cust_ref FROM customer.customers c "
+        "JOIN LATERAL (SELECT * FROM payments.payments p WHERE p.cust_ref = c.customer_id "
+        "AND p.region = 'US') p ON true",
+        empty,
+    ),
+    Attack(
+        "series-lateral",
+        "SELECT x.email FROM generate_series(1, 2) AS g(i), LATERAL "
+        "(SELECT email FROM customer.customers WHERE customer_id = '{us_id}') AS x",
+        empty,
+    ),
+    Attack(
+        "series-cross",
+        "SELECT c.customer_id FROM generate_series(1, 3) AS g(i), "
+        "customer.customers c WHERE c.region = 'US'",
+        empty,
+    ),
+    Attack(
+        "subquery-in-limit",
+        "SELECT customer_id FROM customer.customers LIMIT "
+        "(SELECT count(*) FROM customer.customers WHERE region = 'US')",
+        empty,
+    ),
+    # Casts, errors and division: error text is withheld, and filters run first.
+    Attack("cast-email-int", "SELECT CAST(email AS INT) FROM customer.customers"),
+    Attack(
+        "cast-name-where",
+        "SELECT customer_id FROM customer.customers WHERE CAST(full_name AS INT) > 0",
+    ),
+    Attack(
+        "cast-us-only",
+        "SELECT customer_id FROM customer.customers WHERE CAST(CASE "
+        "WHEN region = 'US' THEN email ELSE '1' END AS INT) = 1",
+    ),
+    Attack(
+        "cast-us-id",
+        "SELECT CAST(CASE WHEN customer_id = '{us_id}' THEN email END AS INT) "
+        "FROM customer.customers",
+    ),
+    Attack(
+        "div-zero-us",
+        "SELECT customer_id FROM customer.customers "
+        "WHERE 1 / (CASE WHEN region = 'US' THEN 0 ELSE 1 END) = 1",
+    ),
+    Attack("div-zero-email", "SELECT 1 / 0 FROM customer.customers WHERE email = '{us_email}'"),
+    Attack("cast-phone-date", "SELECT CAST(phone AS DATE) FROM customer.customers"),
+    Attack(
+        "pg-cast-syntax",
+        "SELECT customer_id FROM customer.customers WHERE email::int > 0",
+        only="postgresql",
+    ),
+    Attack("error-fn", "SELECT error(email) FROM customer.customers", only="duckdb"),
+    Attack("json-parse", "SELECT CAST(email AS JSON) FROM customer.customers"),
+    Attack("card-cast", "SELECT CAST(card_number AS DATE) FROM payments.payments"),
+    # Files, dynamic SQL and engine statements.
+    Attack("read-parquet", "SELECT * FROM read_parquet('{parquet}')"),
+    Attack("read-csv", "SELECT * FROM read_csv_auto('/etc/passwd')"),
+    Attack("read-text", "SELECT * FROM read_text('{parquet}')", only="duckdb"),
+    Attack("pg-read-file", "SELECT pg_read_file('/etc/passwd')"),
+    Attack("pg-read-binary", "SELECT pg_read_binary_file('{parquet}')"),
+    Attack(
+        "query-to-xml",
+        "SELECT query_to_xml('SELECT email FROM customer.customers', true, true, '')",
+    ),
+    Attack(
+        "query-fn", "SELECT * FROM query('SELECT email FROM customer.customers')", only="duckdb"
+    ),
+    Attack("query-table", "SELECT * FROM query_table('customer.customers')", only="duckdb"),
+    Attack("copy-to", "COPY customer.customers TO '/tmp/meshgov-adversarial.csv'"),
+    Attack("copy-stdout", "COPY (SELECT * FROM customer.customers) TO STDOUT"),
+    Attack("attach", "ATTACH '/tmp/meshgov-adversarial.duckdb' AS x"),
+    Attack("install", "INSTALL httpfs"),
+    Attack("load", "LOAD httpfs"),
+    Attack("set", "SET enable_external_access = true"),
+    Attack("set-role", "SET ROLE postgres"),
+    Attack("set-config", "SELECT set_config('role', 'postgres', false)"),
+    Attack("pragma", "PRAGMA table_info('customer.customers')"),
+    Attack("summarize", "SUMMARIZE customer.customers"),
+    Attack(
+        "explain-analyze", "EXPLAIN ANALYZE SELECT * FROM customer.customers WHERE region = 'US'"
+    ),
+    Attack("describe", "DESCRIBE customer.customers"),
+    Attack("table-stmt", "TABLE customer.customers"),
+    Attack("pivot", "PIVOT customer.customers ON region USING count(*)", only="duckdb"),
+    Attack(
+        "values-subquery",
+        "VALUES ((SELECT email FROM customer.customers WHERE region = 'US' LIMIT 1))",
+    ),
+    Attack(
+        "unnest-subquery",
+        "SELECT unnest((SELECT list(email) FROM customer.customers WHERE region = 'US'))",
+        only="duckdb",
+    ),
+    Attack(
+        "array-subquery",
+        "SELECT ARRAY(SELECT email FROM customer.customers WHERE region = 'US')",
+        only="postgresql",
+    ),
+    # Several statements and comments.
+    Attack("two-statements", "SELECT 1; SELECT email FROM customer.customers"),
+    Attack("drop-after", "SELECT email FROM customer.customers; DROP TABLE customer.customers"),
+    Attack("line-comment", "SELECT 1 AS one -- ; SELECT email FROM customer.customers"),
+    Attack(
+        "block-comment",
+        "SELECT /* ; */ email FROM customer.customers /* ; SELECT 1 */ WHERE region = 'US'",
+        empty,
+    ),
+    Attack("nested-comment", "SELECT 1 /* /* */ ; SELECT email FROM customer.customers */"),
+    # System catalogs, statistics, whole-row tricks and the key.
+    Attack("information-schema", "SELECT * FROM information_schema.columns"),
+    Attack("pg-stats", "SELECT most_common_vals FROM pg_catalog.pg_stats"),
+    Attack("pg-proc", "SELECT prosrc FROM pg_catalog.pg_proc WHERE proname = 'meshgov_hash'"),
+    Attack("duckdb-functions", "SELECT * FROM duckdb_functions()"),
+    Attack("duckdb-settings", "SELECT * FROM duckdb_settings()"),
+    Attack("stats-fn", "SELECT stats(email) FROM customer.customers", only="duckdb"),
+    Attack("hash-key-table", "SELECT * FROM meshgov_internal.hash_key"),
+    Attack("current-setting", "SELECT current_setting('meshgov.hash_key')"),
+    Attack("whole-row", "SELECT c FROM customer.customers c WHERE c.region = 'US'", empty),
+    Attack(
+        "row-to-json", "SELECT row_to_json(c) FROM customer.customers c LIMIT 3", only="postgresql"
+    ),
+    Attack(
+        "columns-regex", "SELECT COLUMNS('.*mail.*') FROM customer.customers LIMIT 3", only="duckdb"
+    ),
+    Attack("struct-star", "SELECT struct_pack(*) FROM customer.customers LIMIT 3", only="duckdb"),
+    Attack("time-travel", "SELECT * FROM customer.customers AT (VERSION => 1)", only="duckdb"),
+    Attack("sleep", "SELECT pg_sleep(30)"),
+]
+
+
+def _render(attack: Attack, secrets: Secrets) -> str:
+    return attack.sql.format(
+        eu_email=secrets.eu_emails[0],
+        us_email=secrets.us_emails[0],
+        us_id=sorted(secrets.us_customer_ids)[0],
+        eu_name=secrets.eu_names[0],
+        parquet=MESH / "customer" / "data" / "customers.parquet",
+    )
+
+
+@dataclass
+class Outcome:
+    table: pa.Table | None
+    error: MeshgovError | None
+
+    def received(self) -> str:
+        """Everything the user gets: rows in each format, or the error's code and text."""
+        if self.table is not None:
+            return "\n".join(
+                serialize(self.table, fmt).decode("utf-8", errors="replace")
+                for fmt in ("json", "csv", "table")
+            )
+        assert self.error is not None
+        return f"{self.error.code} {self.error}"
+
+
+def run(
+    gateway: Any, engine: QueryEngine, sql: str, who: str = "analyst-eu", purpose: str = "analytics"
+) -> Outcome:
+    try:
+        result = execute_query(gateway, engine, sql, principal(who), purpose, engine.dialect)
+    except MeshgovError as exc:  # a denial or a generic engine failure; anything else is a bug
+        return Outcome(None, exc)
+    return Outcome(result.table, None)
+
+
+def assert_no_leak(outcome: Outcome, secrets: Secrets, sql: str) -> None:
+    received = outcome.received()
+    # Values the attacker typed themselves may be echoed back; that reveals nothing.
+    leaked = sorted(v for v in secrets.raw_values if v in received and v not in sql)
+    assert not leaked, f"raw PII in the output: {leaked[:3]}"
+    us_ids = sorted(set(CUSTOMER_ID.findall(received)) & secrets.us_customer_ids - {*sql.split()})
+    assert not us_ids, f"non-EU customer ids in the output: {us_ids[:3]}"
+    hashes = sorted(h for h in secrets.us_email_hashes if h in received)
+    assert not hashes, "pseudonyms of non-EU customers in the output"
+    assert HASH_KEY.decode() not in received
+    if outcome.table is not None:
+        for row in outcome.table.to_pylist():
+            assert "US" not in row.values(), f"a non-EU row in the output: {row}"
+            assert "USD" not in row.values(), f"a non-EU row in the output: {row}"
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
+def test_attack_reveals_nothing(
+    attack: Attack, engine: QueryEngine, gateway: Any, secrets: Secrets
+) -> None:
+    if attack.only is not None and attack.only != engine.name:
+        pytest.skip(f"{attack.only} syntax")
+    sql = _render(attack, secrets)
+    outcome = run(gateway, engine, sql)
+    assert_no_leak(outcome, secrets, sql)
+    if attack.check is not None and outcome.table is not None:
+        attack.check(outcome.table, secrets)
+
+
+def test_there_are_at_least_fifty_attacks() -> None:
+    assert len(ATTACKS) >= 50
+    assert len({a.name for a in ATTACKS}) == len(ATTACKS)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DROP TABLE customer.customers",
+        "SELECT * FROM read_parquet('x.parquet')",
+        "SELECT * FROM information_schema.tables",
+        "SELECT 1; SELECT 2",
+        "COPY customer.customers TO '/tmp/x.csv'",
+        "SELECT * FROM nowhere.unknown_table",
+    ],
+)
+def test_forbidden_statements_are_denied_with_a_reason(
+    sql: str, engine: QueryEngine, gateway: Any
+) -> None:
+    outcome = run(gateway, engine, sql)
+    assert isinstance(outcome.error, MeshgovError)
+    assert outcome.error.exit_code in {2, 3}
+    assert str(outcome.error).strip()
+
+
+def test_leak_detector_sees_a_cleared_principal_s_raw_emails(
+    engine: QueryEngine, gateway: Any, secrets: Secrets
+) -> None:
+    """Control: the owning domain reads raw values, so the detector must fire on them."""
+    outcome = run(
+        gateway,
+        engine,
+        "SELECT email FROM customer.customers WHERE region = 'US' ORDER BY customer_id LIMIT 5",
+        who="owner-customer",
+        purpose="analytics",
+    )
+    assert outcome.table is not None, outcome.error
+    with pytest.raises(AssertionError):
+        assert_no_leak(outcome, secrets, "")
+
+
+def test_analyst_sees_eu_rows_with_hashed_emails(
+    engine: QueryEngine, gateway: Any, secrets: Secrets
+) -> None:
+    outcome = run(
+        gateway,
+        engine,
+        "SELECT c.customer_id, c.email, c.region FROM customer.customers c ORDER BY 1",
+    )
+    assert outcome.table is not None, outcome.error
+    rows = outcome.table.to_pylist()
+    assert len(rows) == secrets.eu_count
+    assert {r["region"] for r in rows} == {"EU"}
+    assert {r["customer_id"] for r in rows} == secrets.eu_customer_ids
+    assert keyed_hash(secrets.eu_emails[0]) in {r["email"] for r in rows}
+
+
+def test_us_analyst_sees_no_eu_row(engine: QueryEngine, gateway: Any, secrets: Secrets) -> None:
+    outcome = run(
+        gateway, engine, "SELECT customer_id, region FROM customer.customers", who="analyst-us"
+    )
+    assert outcome.table is not None, outcome.error
+    ids = set(outcome.table.column("customer_id").to_pylist())
+    assert ids
+    assert not ids & secrets.eu_customer_ids
+    assert set(outcome.table.column("region").to_pylist()) == {"US"}
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT count(*) FROM customer.customers",
+        "SELECT count(*) FROM commerce.products",
+        "SELECT count(*) FROM payments.payments",
+    ],
+)
+def test_principal_without_grants_is_denied(sql: str, engine: QueryEngine, gateway: Any) -> None:
+    outcome = run(gateway, engine, sql, who="nobody")
+    assert isinstance(outcome.error, AccessDenied)
+    assert outcome.error.exit_code == 3
+
+
+def test_denial_never_reaches_the_engine(gateway: Any) -> None:
+    class ExplodingEngine:
+        name = "exploding"
+        dialect = "duckdb"
+
+        def execute(self, sql: str) -> pa.Table:
+            raise AssertionError(f"engine reached with {sql}")
+
+        def close(self) -> None:
+            pass
+
+    outcome = run(gateway, ExplodingEngine(), "SELECT * FROM read_parquet('x.parquet')")
+    assert isinstance(outcome.error, AccessDenied)
+
+
+# Legitimate queries: the gateway's rewrite for each engine runs unchanged there, with the same
+# rows on both, and hashed identifiers still join across products.
+LEGITIMATE = [
+    "SELECT c.customer_id, c.email, sum(o.amount) AS total FROM customer.customers c "
+    "JOIN commerce.orders o USING (customer_id) GROUP BY 1, 2 ORDER BY 1",
+    "SELECT region, count(*) AS n FROM customer.customers GROUP BY region ORDER BY region",
+    "WITH spend AS (SELECT customer_id, sum(amount) AS total FROM commerce.orders "
+    "GROUP BY customer_id) SELECT c.customer_id, s.total, rank() OVER (ORDER BY s.total DESC, "
+    "c.customer_id) AS r FROM customer.customers c JOIN spend s USING (customer_id) "
+    "ORDER BY r LIMIT 20",
+    "SELECT a.campaign, count(*) AS matched FROM marketing.campaign_audience a "
+    "JOIN customer.customers c ON c.email = a.email GROUP BY 1 ORDER BY 1",
+    "SELECT p.status, count(*) AS n, sum(p.amount) AS amount FROM payments.payments p "
+    "JOIN customer.customers c ON c.customer_id = p.cust_ref GROUP BY 1 ORDER BY 1",
+]
+
+
+def _sorted_rows(table: pa.Table) -> list[str]:
+    return sorted(json.dumps(list(row.values()), default=str) for row in table.to_pylist())
+
+
+@pytest.mark.parametrize("sql", LEGITIMATE)
+def test_same_rewrite_same_rows_on_both_engines(
+    sql: str,
+    duckdb_engine: QueryEngine,
+    postgres_engine: QueryEngine,
+    gateway: Any,
+    secrets: Secrets,
+) -> None:
+    on_duckdb = run(gateway, duckdb_engine, sql)
+    on_postgres = run(gateway, postgres_engine, sql)
+    assert on_duckdb.table is not None, on_duckdb.error
+    assert on_postgres.table is not None, on_postgres.error
+    assert on_duckdb.table.num_rows > 0
+    assert _sorted_rows(on_duckdb.table) == _sorted_rows(on_postgres.table)
+    assert_no_leak(on_duckdb, secrets, sql)
+
+
+def test_hashed_emails_join_across_products_and_engines(
+    duckdb_engine: QueryEngine, postgres_engine: QueryEngine, gateway: Any, secrets: Secrets
+) -> None:
+    sql = (
+        "SELECT a.email AS audience, c.email AS customer FROM marketing.campaign_audience a "
+        "JOIN customer.customers c ON c.customer_id = a.client_id ORDER BY 1 LIMIT 50"
+    )
+    for engine in (duckdb_engine, postgres_engine):
+        outcome = run(gateway, engine, sql)
+        assert outcome.table is not None, outcome.error
+        rows = outcome.table.to_pylist()
+        assert rows
+        assert all(r["audience"] == r["customer"] for r in rows if r["audience"])
+        assert {r["customer"] for r in rows} <= {keyed_hash(e) for e in secrets.eu_emails}
