@@ -12,7 +12,7 @@ _registry := {"entities": {"customer": {
 
 _identifier_column(entity) := {"name": "cust_ref", "type": "string", "entity": entity}
 
-_gate(columns, facts) := {
+_identity_gate(columns, facts) := {
 	"product": {"id": "marketing/audience", "spec": {"outputPorts": [{"name": "main", "columns": columns}]}},
 	"previous": null, "scan": [], "identity_facts": facts,
 }
@@ -25,21 +25,21 @@ _fact(kind, extra) := object.union(
 _found(gate) := identity.report(gate, _registry)
 
 _one(fact) := only if {
-	found := [v | some v in _found(_gate([_identifier_column("customer")], [fact]))]
+	found := [v | some v in _found(_identity_gate([_identifier_column("customer")], [fact]))]
 	count(found) == 1
 	only := found[0]
 }
 
 test_declared_known_entity_without_facts_is_clean if {
-	_found(_gate([_identifier_column("customer")], [])) == set()
+	_found(_identity_gate([_identifier_column("customer")], [])) == set()
 }
 
 test_column_without_entity_is_clean if {
-	_found(_gate([{"name": "region", "type": "string", "entity": null}], [])) == set()
+	_found(_identity_gate([{"name": "region", "type": "string", "entity": null}], [])) == set()
 }
 
 test_unknown_entity_is_violation if {
-	found := [x | some x in _found(_gate([_identifier_column("client")], []))]
+	found := [x | some x in _found(_identity_gate([_identifier_column("client")], []))]
 	count(found) == 1
 	v := found[0]
 	v.rule == "identity/unknown-entity"
@@ -50,7 +50,7 @@ test_unknown_entity_is_violation if {
 
 test_unknown_entity_fact_and_direct_check_are_one_violation if {
 	fact := _fact("unknown_entity", {"entity": "client"})
-	count(_found(_gate([_identifier_column("client")], [fact]))) == 1
+	count(_found(_identity_gate([_identifier_column("client")], [fact]))) == 1
 }
 
 test_type_mismatch_fact_names_both_types if {
@@ -130,6 +130,6 @@ test_every_fact_kind_has_a_rule if {
 test_registry_entities_are_known if {
 	every entity in ["customer", "order", "product", "payment"] {
 		col := _identifier_column(entity)
-		identity.report(_gate([col], []), data.registry) == set()
+		identity.report(_identity_gate([col], []), data.registry) == set()
 	}
 }

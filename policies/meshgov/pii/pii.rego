@@ -261,14 +261,14 @@ _undeclared_name(gate, registry) := {v |
 	)
 }
 
-_column(gate, port_name, column_name) := col if {
+_scanned_column(gate, port_name, column_name) := col if {
 	some port in _ports(gate)
 	port.name == port_name
 	some col in port.columns
 	lower(col.name) == lower(column_name)
 }
 
-_declared_pii(gate, finding) if _is_pii(_column(gate, finding.port, finding.column))
+_declared_pii(gate, finding) if _is_pii(_scanned_column(gate, finding.port, finding.column))
 
 _share(finding) := sprintf("%.1f%%", [finding.share * 100])
 
@@ -294,7 +294,7 @@ _scan_undeclared(gate) := {v |
 
 _scan_mismatch(gate) := {v |
 	some finding in object.get(gate, "scan", [])
-	col := _column(gate, finding.port, finding.column)
+	col := _scanned_column(gate, finding.port, finding.column)
 	_is_pii(col)
 	declared := object.get(col, "piiCategory", null)
 	declared != finding.category
