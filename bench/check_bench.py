@@ -95,7 +95,7 @@ def parse_only(paths_file: Path) -> list[str]:
     code = (
         "import sys, yaml\n"
         "for p in open(sys.argv[1]).read().split('\\n'):\n"
-        "    p and yaml.safe_load(open(p, encoding='utf-8'))\n"
+        "    p and yaml.load(open(p, encoding='utf-8'), Loader=yaml.CSafeLoader)\n"
     )
     return [sys.executable, "-c", code, str(paths_file)]
 
