@@ -190,7 +190,13 @@ class Service:
             if revision.activatable and active != revision.id:
                 self.store.activate(revision.id, SYSTEM_ACTOR, time.time())
             elif not revision.activatable:
-                log.error("policies in %s do not pass their tests; not activated", policies)
+                failures = revision.report.get("tests", {}).get("failures", [])
+                log.error(
+                    "policies in %s are not activated: %s",
+                    policies,
+                    revision.report.get("compile", {}).get("error")
+                    or ", ".join(f["test"] for f in failures[:5]),
+                )
         if self.settings.catalog_dir is not None:
             self.seed_catalog(Path(self.settings.catalog_dir))
 

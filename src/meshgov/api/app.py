@@ -21,10 +21,6 @@ from meshgov.service import Service
 log = logging.getLogger("meshgov.api")
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimitMiddleware:
     """Refuse request bodies over ``limit`` bytes with 413, declared or streamed."""
 
@@ -46,29 +42,37 @@ class BodyLimitMiddleware:
                 if declared > self.limit:
                     await _reply(send, 413, "request_too_large", self._message())
                     return
+        if any(name == b"content-length" for name, _ in scope.get("headers", ())):
+            # Declared and within the limit; the server stops reading at that length.
+            await self.app(scope, receive, send)
+            return
+        # Streamed (chunked) body: read it here, bounded, and replay it to the app.
+        chunks: list[bytes] = []
         received = 0
-        started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise _TooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
+            if message["type"] != "http.request":
+                await self.app(scope, receive, send)
+                return
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.limit:
                 await _reply(send, 413, "request_too_large", self._message())
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     def _message(self) -> str:
         return f"request body exceeds the limit of {self.limit} bytes"

