@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"
 DOCS = ROOT / "docs" / "policies.md"
 GATE_CONCERNS = ("pii", "identity", "release")
-RULE_ID = re.compile(r'"((?:%s)/[a-z0-9]+(?:-[a-z0-9]+)*)"' % "|".join(GATE_CONCERNS))
+RULE_ID = re.compile(r'"((?:pii|identity|release)/[a-z0-9]+(?:-[a-z0-9]+)*)"')
 DOC_ANCHOR = re.compile(r'<a id="([a-z]+/[a-z0-9-]+)"></a>')
 
 BUNDLE = load_bundle_dir(POLICIES)
