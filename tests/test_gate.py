@@ -363,3 +363,25 @@ def test_check_paths_loads_policies_and_waiver_file(mesh: Path, tmp_path: Path) 
     assert [f.rule for f in report.general] == ["waiver.expired"]
     with pytest.raises(InputError, match="waiver file not found"):
         check_paths([mesh], policies=POLICIES, waiver_file=tmp_path / "none.yaml")
+
+
+def test_worker_threads_give_the_same_report_in_order(mesh: Path) -> None:
+    orders = (mesh / "shop" / "orders.yaml").read_text()
+    for i in range(50):
+        text = orders.replace("  name: orders\n", f"  name: orders_{i}\n")
+        if i % 7 == 0:
+            text = text.replace("  owner: shop-data@acme.example\n", "")
+        (mesh / "shop" / f"orders_{i:02d}.yaml").write_text(text)
+    bundle = load_bundle_dir(POLICIES)
+    serial = Gate(bundle, workers=1)
+    threaded = Gate(bundle, workers=3)
+    try:
+        done: list[int] = []
+        one = serial.check_paths([mesh])
+        many = threaded.check_paths([mesh], progress=lambda n, total: done.append(n))
+    finally:
+        threaded.close()
+    assert many == one
+    assert len(many.results) == 52
+    assert sum(1 for _ in many.findings()) == 8
+    assert done == list(range(1, 53))

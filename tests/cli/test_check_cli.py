@@ -382,3 +382,17 @@ def test_subprocess_rego_error_exits_4(mesh: Path, tmp_path: Path, in_tmp: Path)
     assert proc.stdout == ""  # the compiler's chatter stays off stdout
     assert "meshgov/main/main.rego:" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_subprocess_many_manifests_keep_stdout_clean(mesh: Path, in_tmp: Path) -> None:
+    """Worker threads compile the policies concurrently; stdout must still carry only the JSON."""
+    orders = (mesh / "shop" / "orders.yaml").read_text()
+    for i in range(60):
+        (mesh / "shop" / f"orders_{i}.yaml").write_text(
+            orders.replace("  name: orders\n", f"  name: orders_{i}\n")
+        )
+    proc = _meshgov("--policies", str(POLICIES), str(mesh), "--format", "json", cwd=in_tmp)
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads(proc.stdout)
+    assert document["summary"]["manifests"] == 62
+    assert proc.stderr == ""

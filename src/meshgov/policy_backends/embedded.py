@@ -27,21 +27,26 @@ _ERROR_AT = re.compile(r"\(error \d+:(?P<file>[^|]+)\|(?P<offset>\d+)\|")
 _ERROR_MSG = re.compile(r"\(errormsg \d+:(?P<msg>[^)]*)\)")
 
 
+# fd 1 is process-wide: two threads swapping it at once could leave stdout pointing at stderr.
+_REDIRECT_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def _stdout_to_stderr() -> Iterator[None]:
     """rego-cpp prints compile errors on fd 1; keep stdout for results (JSON, SARIF...)."""
-    try:
-        sys.stdout.flush()
-        saved = os.dup(1)
-    except (OSError, ValueError):
-        yield
-        return
-    try:
-        os.dup2(2, 1)
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
+    with _REDIRECT_LOCK:
+        try:
+            sys.stdout.flush()
+            saved = os.dup(1)
+        except (OSError, ValueError):
+            yield
+            return
+        try:
+            os.dup2(2, 1)
+            yield
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def _compile_error(exc: Exception, modules: Mapping[str, str]) -> PolicyCompileError:
