@@ -1,0 +1,202 @@
+"""The structural lint of policy bundles (meshgov.core.policy_lint)."""
+
+from __future__ import annotations
+
+import pytest
+from regopy import Interpreter
+
+from meshgov.core.policy_lint import (
+    UNSUPPORTED_BUILTINS,
+    LintFinding,
+    crash_risks,
+    lint_modules,
+)
+
+POLICY = """# METADATA
+# title: Personal data
+package meshgov.pii
+
+import rego.v1
+
+# METADATA
+# title: PII violations
+violations contains v if {
+\tsome col in input.columns
+\tv := _finding(col)
+}
+
+_finding(col) := {"rule": "pii/x", "column": col.name}
+"""
+
+POLICY_TEST = """package meshgov.pii_test
+
+import rego.v1
+
+import data.meshgov.pii
+
+test_clean_input_has_no_violations if {
+\tcount(pii.violations) == 0
+}
+"""
+
+IDENTITY_HEAD = "# METADATA\n# title: x\npackage meshgov.identity\n\nimport rego.v1\n\n"
+
+
+def _rules(findings: list[LintFinding]) -> list[str]:
+    return [f.rule for f in findings]
+
+
+def _lint(**changes: str) -> list[LintFinding]:
+    modules = {"meshgov/pii/pii.rego": POLICY, "meshgov/pii/pii_test.rego": POLICY_TEST}
+    modules.update(changes)
+    return lint_modules(modules)
+
+
+def test_conforming_bundle_is_clean() -> None:
+    assert _lint() == []
+
+
+def test_package_must_mirror_directory() -> None:
+    findings = _lint(**{"meshgov/pii/pii.rego": POLICY.replace("meshgov.pii", "meshgov.privacy")})
+    mismatch = [f for f in findings if f.rule == "directory-package-mismatch"]
+    assert len(mismatch) == 1
+    assert mismatch[0].path == "meshgov/pii/pii.rego"
+    assert mismatch[0].line == 3
+    assert "'meshgov.privacy'" in mismatch[0].message
+    assert "'meshgov.pii'" in mismatch[0].message
+
+
+def test_test_file_must_hold_test_package() -> None:
+    wrong = POLICY_TEST.replace("package meshgov.pii_test", "package meshgov.pii")
+    findings = _lint(**{"meshgov/pii/pii_test.rego": wrong})
+    assert "test-package-name" in _rules(findings)
+
+
+def test_test_package_must_live_in_test_file() -> None:
+    modules = {
+        "meshgov/pii/pii.rego": POLICY,
+        "meshgov/pii/checks.rego": POLICY_TEST,
+    }
+    findings = lint_modules(modules)
+    assert "file-missing-test-suffix" in _rules(findings)
+
+
+def test_test_rule_outside_test_package_is_flagged() -> None:
+    findings = _lint(**{"meshgov/pii/pii.rego": POLICY + "\ntest_inline if true\n"})
+    [finding] = [f for f in findings if f.rule == "test-outside-test-package"]
+    assert finding.line == 16
+    assert "'test_inline'" in finding.message
+
+
+def test_package_without_tests_is_flagged() -> None:
+    findings = lint_modules({"meshgov/pii/pii.rego": POLICY})
+    assert _rules(findings) == ["missing-test-package"]
+
+
+def test_package_without_metadata_is_flagged() -> None:
+    findings = _lint(
+        **{"meshgov/pii/pii.rego": POLICY.replace("# METADATA\n# title: Personal data\n", "")}
+    )
+    [finding] = [f for f in findings if f.rule == "missing-metadata"]
+    assert finding.line == 1
+    assert "package 'meshgov.pii'" in finding.message
+
+
+def test_public_rule_without_metadata_is_flagged_and_helpers_are_not() -> None:
+    findings = _lint(**{"meshgov/pii/pii.rego": POLICY + "\ndecision := true\n\n_internal := 1\n"})
+    flagged = [f for f in findings if f.rule == "missing-metadata"]
+    assert [f.message.split("'")[1] for f in flagged] == ["decision"]
+
+
+def test_metadata_on_one_definition_of_a_multi_definition_rule_is_enough() -> None:
+    second = '\nviolations contains v if {\n\tv := {"rule": "pii/y"}\n}\n'
+    assert _lint(**{"meshgov/pii/pii.rego": POLICY + second}) == []
+
+
+def test_test_files_need_no_metadata() -> None:
+    assert "missing-metadata" not in _rules(_lint())
+
+
+@pytest.mark.parametrize(
+    "call", ["rego.metadata.chain()", "rego.metadata.rule()", "http.send({})", "print(col)"]
+)
+def test_unsupported_builtins_are_flagged(call: str) -> None:
+    body = POLICY.replace("\tv := _finding(col)", f"\tx := {call}\n\tv := _finding(col)")
+    [finding] = [
+        f for f in _lint(**{"meshgov/pii/pii.rego": body}) if f.rule == "unsupported-builtin"
+    ]
+    assert call.split("(")[0] in finding.message
+    assert finding.line == 11
+
+
+def test_builtin_names_inside_strings_and_comments_are_ignored() -> None:
+    body = POLICY.replace(
+        "\tv := _finding(col)", '\t# http.send(x) would be nice\n\tv := {"text": "print(x)"}'
+    )
+    assert "unsupported-builtin" not in _rules(_lint(**{"meshgov/pii/pii.rego": body}))
+
+
+def test_some_key_value_in_is_flagged() -> None:
+    body = POLICY.replace("some col in input.columns", "some name, col in input.columns")
+    assert "unsupported-syntax" in _rules(_lint(**{"meshgov/pii/pii.rego": body}))
+
+
+def test_with_input_as_is_a_warning() -> None:
+    body = POLICY_TEST.replace(
+        "count(pii.violations) == 0", "count(pii.violations) == 0 with input as {}"
+    )
+    [finding] = [f for f in _lint(**{"meshgov/pii/pii_test.rego": body}) if f.rule == "with-input"]
+    assert finding.severity == "warning"
+
+
+def test_function_arity_clash_across_packages_is_a_crash_risk() -> None:
+    other = IDENTITY_HEAD + "_finding(a, b) := [a, b]\n"
+    findings = _lint(**{"meshgov/identity/identity.rego": other})
+    clashes = [f for f in findings if f.rule == "function-arity-clash"]
+    assert {f.path for f in clashes} == {"meshgov/pii/pii.rego", "meshgov/identity/identity.rego"}
+    assert crash_risks(findings) == clashes
+
+
+def test_same_arity_in_two_packages_is_fine() -> None:
+    other = IDENTITY_HEAD + "_finding(col) := col\n"
+    findings = _lint(**{"meshgov/identity/identity.rego": other})
+    assert "function-arity-clash" not in _rules(findings)
+
+
+def test_missing_package_line_is_flagged() -> None:
+    findings = _lint(**{"meshgov/pii/extra.rego": "import rego.v1\n"})
+    assert "package-missing" in _rules(findings)
+
+
+def test_findings_are_sorted_and_describe_their_place() -> None:
+    findings = lint_modules({"meshgov/pii/pii.rego": "package meshgov.other\n"})
+    assert [f.line for f in findings] == sorted(f.line for f in findings)
+    assert findings[0].describe().startswith("meshgov/pii/pii.rego:1: error ")
+
+
+def test_unsupported_builtins_are_really_missing_in_regopy() -> None:
+    interpreter = Interpreter()
+    # opa.runtime exists in regopy but answers differently from OPA: banned for portability.
+    present = {name for name in UNSUPPORTED_BUILTINS if interpreter.is_builtin(name)}
+    assert present <= {"opa.runtime"}
+
+
+def test_builtins_the_policies_rely_on_exist_in_regopy() -> None:
+    interpreter = Interpreter()
+    used = [
+        "regex.match",
+        "object.get",
+        "object.union",
+        "object.remove",
+        "concat",
+        "sprintf",
+        "split",
+        "to_number",
+        "is_string",
+        "is_array",
+        "is_object",
+        "lower",
+        "sort",
+        "count",
+    ]
+    assert [name for name in used if not interpreter.is_builtin(name)] == []
