@@ -196,3 +196,31 @@ def test_html_export_renders_in_headless_chromium(tmp_path: Path) -> None:
     )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 20_000  # a blank page is a few kB
+
+
+def test_risk_with_the_access_policy_on_the_example_mesh(
+    mesh_dir: Path, policies_dir: Path
+) -> None:
+    if not (mesh_dir.is_dir() and (policies_dir / "meshgov" / "access").is_dir()):
+        pytest.skip("examples/mesh or the access policy is not present")
+    example = ["--catalog", str(mesh_dir), "--policies", str(policies_dir), "-f", "json"]
+    fraud = str(mesh_dir / "principals" / "fraud-investigator.yaml")
+    code, out, _ = _run("risk", "--principal", fraud, *example)
+    assert code == 1
+    report = json.loads(out)
+    assert report["access_model"] == "policy"
+    assert [
+        (f["entity"], f["quasi_identifiers"], f["cross_product"]) for f in report["findings"]
+    ] == [("customer", ["birth_date", "gender", "postcode"], False)]
+    # Analysts get birth_date generalised to a year and postcode redacted: not enough to join.
+    analyst = str(mesh_dir / "principals" / "analyst-eu.yaml")
+    code, out, _ = _run("risk", "--principal", analyst, *example)
+    assert code == 0
+    assert json.loads(out)["findings"] == []
+
+
+def test_risk_access_policy_needs_the_access_package() -> None:
+    principal = str(FIXTURES / "principals" / "analyst.yaml")
+    code, _, err = _run("risk", "--principal", principal, "--access", "policy", *MESH)
+    assert code == 2
+    assert "meshgov/access" in err

@@ -15,9 +15,11 @@ from meshgov.core.graph import (
     EdgeKind,
     EntityGraph,
     NodeKind,
+    PortView,
     build_graph,
     entities,
     facts_for_product,
+    grant_access,
     identity_facts,
     impact,
     join_paths,
@@ -441,6 +443,33 @@ def test_cleared_principal_sees_one_risky_product_and_purpose_narrows(graph: Ent
     wrong_purpose = reidentification_risk(graph, _principal("fraud", "marketing"), policy)
     assert wrong_purpose.visible_products == ()
     assert reidentification_risk(graph, _principal("nobody"), policy).findings == ()
+
+
+def test_an_access_view_replaces_the_grant_approximation(graph: EntityGraph) -> None:
+    policy = quasi_identifier_policy(_data("quasi_identifiers.yaml"))
+
+    def only_customers_in_clear(manifest: Manifest, port: str) -> PortView:
+        return PortView(manifest.id == "customer/customers")
+
+    report = reidentification_risk(
+        graph, _principal("nobody"), policy, only_customers_in_clear, "policy"
+    )
+    assert report.access_model == "policy"
+    assert report.visible_products == ("customer/customers",)
+    assert [(f.products, f.cross_product) for f in report.findings] == [
+        (("customer/customers",), False)
+    ]
+
+    def hashed_ids_only(manifest: Manifest, port: str) -> PortView:
+        masks = {"customer_id": "hash", "client_id": "redact", "birth_date": "year"}
+        return PortView(True, frozenset({"postcode"}), masks)
+
+    report = reidentification_risk(graph, _principal("nobody"), policy, hashed_ids_only)
+    # Redacted client_id cannot join; without postcode only two quasi-identifiers remain.
+    assert report.findings == ()
+    assert grant_access(_principal("nobody"))(
+        graph.index.manifests["customer/customers"], "customers"
+    ) == PortView(False)
 
 
 def test_quasi_identifier_configuration_shapes() -> None:

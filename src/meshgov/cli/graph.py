@@ -19,7 +19,7 @@ from meshgov.cli._common import EXIT_VIOLATIONS, err_console, reports_errors
 from meshgov.errors import InputError, Location
 
 if TYPE_CHECKING:
-    from meshgov.core.graph import EntityGraph
+    from meshgov.core.graph import AccessView, EntityGraph
 
 app = typer.Typer(
     help="The entity linkage graph: entities, join paths, lineage, impact, PII flow, risk.",
@@ -250,11 +250,79 @@ def pii_command(
             typer.echo(f"  {', '.join(source.columns)}  path {' → '.join(source.path)}")
 
 
+class AccessModel(StrEnum):
+    auto = "auto"
+    policy = "policy"
+    grants = "grants"
+
+
+def _has_access_policy(directory: Path | None) -> bool:
+    return directory is not None and (directory / "meshgov" / "access").is_dir()
+
+
+# Least to most protective: the union of what a principal may get keeps the most revealing.
+_MASK_STRENGTH = {"year": 0, "partial": 1, "hash": 2}
+
+
+def _policy_access(
+    graph: EntityGraph, directory: Path, principal_text: str, source: str, purpose: str | None
+) -> AccessView:
+    """Port views from the access policy's decisions (``data.meshgov.access.decision``).
+
+    Without a purpose, every purpose the product's grants name is tried and the union of what
+    they allow is kept: the most a principal can assemble.
+    """
+    from meshgov.catalog import Catalog
+    from meshgov.core.graph import PortView
+    from meshgov.core.manifest import Manifest
+    from meshgov.core.principal import parse_principal
+    from meshgov.gateway import Gateway
+    from meshgov.policy_backends import load_bundle_dir
+
+    principal = parse_principal(principal_text, source)
+    gateway = Gateway(
+        Catalog.from_manifests(graph.index.manifests.values()), load_bundle_dir(directory)
+    )
+
+    def view(manifest: Manifest, port: str) -> PortView:
+        chosen = purpose or principal.purpose
+        purposes = (
+            [chosen]
+            if chosen
+            else sorted({p for g in manifest.spec.access.grants for p in g.purposes})
+        )
+        allowed = [
+            d
+            for d in (gateway.decide(principal, p, manifest.id, port) for p in purposes)
+            if d.allow
+        ]
+        if not allowed:
+            return PortView(False)
+        hidden = frozenset.intersection(*(d.hidden_columns for d in allowed))
+        masks: dict[str, str] = {}
+        for name in {c for d in allowed for c in d.masks}:
+            kinds = [d.masks[name].kind if name in d.masks else None for d in allowed]
+            if None in kinds:
+                continue  # some purpose shows it in clear
+            masks[name] = min(kinds, key=lambda k: _MASK_STRENGTH.get(str(k), 9)) or "null"
+        return PortView(True, hidden, masks)
+
+    return view
+
+
 @app.command("risk")
 @reports_errors
 def risk_command(
     principal: Path = typer.Option(..., "--principal", help="Principal YAML/JSON file."),
-    purpose: str | None = typer.Option(None, "--purpose", help="Purpose of the access."),
+    purpose: str | None = typer.Option(
+        None, "--purpose", help="Purpose of the access (default: every purpose granted)."
+    ),
+    access: AccessModel = typer.Option(
+        AccessModel.auto,
+        "--access",
+        help="policy: the access policy's decisions; grants: approximate from the manifests' "
+        "grants; auto: policy when --policies has meshgov/access.",
+    ),
     catalog: Path = CatalogOption,
     policies: Path | None = PoliciesOption,
     output: OutputFormat = FormatOption,
@@ -271,17 +339,32 @@ def risk_command(
         )
     if not principal.is_file():
         raise InputError("principal file not found", Location(file=str(principal)))
-    doc = load_yaml(decode_text(principal.read_bytes(), str(principal)), str(principal))
-    view = principal_view(doc.data, purpose)
+    text = decode_text(principal.read_bytes(), str(principal))
+    view = principal_view(load_yaml(text, str(principal)).data, purpose)
+    graph = _load_graph(catalog, policies)
+    use_policy = access is AccessModel.policy or (
+        access is AccessModel.auto and _has_access_policy(directory)
+    )
+    if use_policy and (directory is None or not _has_access_policy(directory)):
+        raise InputError("--access policy needs --policies with the meshgov/access package")
+    access_view = (
+        _policy_access(graph, directory, text, str(principal), purpose)
+        if use_policy and directory is not None
+        else None
+    )
     report = reidentification_risk(
-        _load_graph(catalog, policies), view, quasi_identifier_policy(config)
+        graph,
+        view,
+        quasi_identifier_policy(config),
+        access_view,
+        "policy" if access_view else "grants",
     )
     if output is OutputFormat.json:
         _print_json(report)
     else:
         typer.echo(
-            f"principal {report.principal} sees {len(report.visible_products)} product(s); "
-            f"risky at {report.threshold} quasi-identifiers"
+            f"principal {report.principal} reads {len(report.visible_products)} product(s) "
+            f"(access from {report.access_model}); risky at {report.threshold} quasi-identifiers"
         )
         if not report.findings:
             typer.echo("no risky combination of quasi-identifiers is joinable")

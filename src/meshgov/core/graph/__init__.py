@@ -45,12 +45,15 @@ from meshgov.core.graph.questions import (
     pii_flows,
 )
 from meshgov.core.graph.risk import (
+    AccessView,
     ExposedQuasiIdentifier,
+    PortView,
     PrincipalView,
     QuasiIdentifier,
     QuasiIdentifierPolicy,
     RiskFinding,
     RiskReport,
+    grant_access,
     principal_view,
     quasi_identifier_policy,
     reidentification_risk,
@@ -59,6 +62,7 @@ from meshgov.core.graph.risk import (
 
 __all__ = [
     "FACT_KINDS",
+    "AccessView",
     "Carrier",
     "ColumnRef",
     "Direction",
@@ -83,6 +87,7 @@ __all__ = [
     "PiiFlow",
     "PiiSource",
     "PortRef",
+    "PortView",
     "PrincipalView",
     "QuasiIdentifier",
     "QuasiIdentifierPolicy",
@@ -92,6 +97,7 @@ __all__ = [
     "build_index",
     "entities",
     "facts_for_product",
+    "grant_access",
     "identity_facts",
     "impact",
     "join_paths",

@@ -16,8 +16,8 @@ joins when the mask is ``hash`` (keyed, the same key mesh-wide, so hashed ids jo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from meshgov.core.graph.model import EntityGraph, MeshIndex
@@ -25,7 +25,7 @@ from meshgov.core.manifest import Column, Manifest, MaskKind
 from meshgov.errors import InputError, Location, PrincipalError
 
 DEFAULT_THRESHOLD = 3
-_GENERALISING_MASKS = {MaskKind.year, MaskKind.partial}
+_GENERALISING_MASKS = {MaskKind.year.value, MaskKind.partial.value}
 
 
 @dataclass(frozen=True)
@@ -183,17 +183,49 @@ def visible_ports(manifest: Manifest, principal: PrincipalView) -> set[str]:
     return ports
 
 
-def _column_visibility(column: Column, principal: PrincipalView) -> tuple[bool, bool]:
-    """(value exposed, can join on it) for one column."""
-    restricted = column.classification is not None and column.classification.value == "restricted"
-    if restricted and "restricted" not in principal.clearances:
-        return False, False
-    masked = column.pii and "pii" not in principal.clearances and column.mask is not None
-    if column.pii and "pii" not in principal.clearances and column.mask is None:
-        masked = True  # PII without a mask declared is hidden (fail closed)
-    if not masked:
-        return True, True
-    return column.mask in _GENERALISING_MASKS, column.mask is MaskKind.hash
+@dataclass(frozen=True)
+class PortView:
+    """What a principal gets of one port: readable at all, hidden columns, masked columns."""
+
+    readable: bool
+    hidden: frozenset[str] = frozenset()
+    masks: Mapping[str, str] = field(default_factory=dict)  # column → mask kind
+
+    def column(self, name: str) -> tuple[bool, bool]:
+        """(value exposed, can join on it) for one column of the port."""
+        if not self.readable or name in self.hidden:
+            return False, False
+        mask = self.masks.get(name)
+        if mask is None:
+            return True, True
+        return mask in _GENERALISING_MASKS, mask == MaskKind.hash.value
+
+
+#: ``(manifest, port name) → PortView``: the real access policy, or ``grant_access``.
+AccessView = Callable[[Manifest, str], PortView]
+
+
+def grant_access(principal: PrincipalView) -> AccessView:
+    """Access approximated from the manifests' own grants and the column metadata."""
+
+    def view(manifest: Manifest, port_name: str) -> PortView:
+        if port_name not in visible_ports(manifest, principal):
+            return PortView(False)
+        port = manifest.port(port_name)
+        if port is None:
+            return PortView(False)
+        hidden: set[str] = set()
+        masks: dict[str, str] = {}
+        for col in port.columns:
+            restricted = col.classification is not None and col.classification.value == "restricted"
+            if restricted and "restricted" not in principal.clearances:
+                hidden.add(col.name)
+            elif col.pii and "pii" not in principal.clearances:
+                # PII without a declared mask is treated as nulled (fail closed).
+                masks[col.name] = col.mask.value if col.mask else MaskKind.null.value
+        return PortView(True, frozenset(hidden), masks)
+
+    return view
 
 
 @dataclass(frozen=True)
@@ -220,6 +252,7 @@ class RiskFinding:
 class RiskReport:
     principal: str
     threshold: int
+    access_model: str  # "grants" (approximation) or "policy" (the access policy's decisions)
     visible_products: tuple[str, ...]
     findings: tuple[RiskFinding, ...]
 
@@ -230,40 +263,45 @@ def _risky(names: set[str], policy: QuasiIdentifierPolicy) -> tuple[bool, list[f
 
 
 def reidentification_risk(
-    source: EntityGraph | MeshIndex, principal: PrincipalView, policy: QuasiIdentifierPolicy
+    source: EntityGraph | MeshIndex,
+    principal: PrincipalView,
+    policy: QuasiIdentifierPolicy,
+    access: AccessView | None = None,
+    access_model: str | None = None,
 ) -> RiskReport:
-    """Quasi-identifier combinations the principal can assemble by joining on entity ids."""
+    """Quasi-identifier combinations the principal can assemble by joining on entity ids.
+
+    ``access`` says what the principal gets of each port (default: ``grant_access``).
+    """
     index = source.index if isinstance(source, EntityGraph) else source
-    visible: dict[str, set[str]] = {}
+    view_of = access or grant_access(principal)
+    views: dict[tuple[str, str], PortView] = {}
     for pid, manifest in index.manifests.items():
-        ports = visible_ports(manifest, principal)
-        if ports:
-            visible[pid] = ports
+        for port in manifest.spec.output_ports:
+            view = view_of(manifest, port.name)
+            if view.readable:
+                views[(pid, port.name)] = view
     findings: list[RiskFinding] = []
     for entity in sorted(index.carrier_products):
         exposed: list[ExposedQuasiIdentifier] = []
         joins: list[str] = []
         per_product: dict[str, set[str]] = {}
         for pid in sorted(index.carrier_products[entity]):
-            readable = visible.get(pid)
-            if not readable:
-                continue
             manifest = index.manifests[pid]
             for port in manifest.spec.output_ports:
-                if port.name not in readable:
+                port_view = views.get((pid, port.name))
+                if port_view is None:
                     continue
                 id_columns = [c for c in port.columns if c.entity == entity]
-                if not any(_column_visibility(c, principal)[1] for c in id_columns):
+                joinable = [c for c in id_columns if port_view.column(c.name)[1]]
+                if not joinable:
                     continue
-                joins.extend(f"{pid}:{port.name}:{c.name}" for c in id_columns)
+                joins.extend(f"{pid}:{port.name}:{c.name}" for c in joinable)
                 for col in port.columns:
                     name = policy.match(col)
-                    if name is None:
+                    if name is None or not port_view.column(col.name)[0]:
                         continue
-                    shown, _ = _column_visibility(col, principal)
-                    if not shown:
-                        continue
-                    generalised = col.pii and "pii" not in principal.clearances
+                    generalised = col.name in port_view.masks
                     exposed.append(
                         ExposedQuasiIdentifier(name, pid, port.name, col.name, generalised)
                     )
@@ -284,4 +322,10 @@ def reidentification_risk(
                 matched_combinations=tuple(tuple(sorted(c)) for c in matched),
             )
         )
-    return RiskReport(principal.id, policy.threshold, tuple(sorted(visible)), tuple(findings))
+    return RiskReport(
+        principal.id,
+        policy.threshold,
+        access_model or ("grants" if access is None else "custom"),
+        tuple(sorted({pid for pid, _ in views})),
+        tuple(findings),
+    )
