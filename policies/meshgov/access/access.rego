@@ -52,17 +52,19 @@ _decision(request, product, port, registry) := result if {
 		_grant_matches(grant, principal, purpose, port.name)
 	]
 	_granted(own, grants)
-	narrowed := _narrowed(own, port, principal, purpose, registry)
-	masks := {col.name: {"kind": kind, "expr": object.get(col, "maskExpr", null)} |
-		some col in narrowed
+	clearances := object.get(object.get(principal, "attributes", {}), "clearances", [])
+	protected := _protected(own, port.columns, clearances, _pii_cleared(clearances, purpose, registry))
+	masks := {col.name: {"kind": kind, "expr": col.maskExpr} |
+		some col in port.columns
+		protected[col.name]
 		kind := _mask_kind(col)
 	}
-	hidden := _sorted({col.name | some col in narrowed; not _mask_kind(col)})
+	hidden := _sorted({name | some name in protected; not masks[name]})
 	result := {
 		"allow": true,
 		"reasons": array.concat(
 			_allow_reasons(own, grants, product, principal, request),
-			_column_reasons(narrowed, principal),
+			_column_reasons(masks, hidden, principal),
 		),
 		"row_filters": _row_filters(own, grants),
 		"masks": masks,
@@ -124,35 +126,33 @@ _row_filters(false, grants) := [] if {
 } else := _sorted({grant.rowFilter | some grant in grants})
 
 # --- columns: masks and hidden columns ---------------------------------------------------------
-
-_narrowed(true, _, _, _, _) := []
-
-_narrowed(false, port, principal, purpose, registry) := [col |
-	clearances := object.get(object.get(principal, "attributes", {}), "clearances", [])
-	pii_cleared := _pii_cleared(clearances, purpose, registry)
-	some col in port.columns
-	_protected(col, clearances, pii_cleared)
-]
+# Sets of column names (no per-column function calls: they are slow in rego-cpp).
 
 _pii_cleared(clearances, purpose, registry) := true if {
 	"pii" in clearances
 	registry.purposes[purpose].pii == true
 } else := false
 
-_protected(col, _, false) if object.get(col, "pii", false) == true
+# The owning domain: nothing narrowed.
+_protected(true, _, _, _) := set()
 
-_protected(col, clearances, pii_cleared) if {
-	object.get(col, "classification", null) == "restricted"
-	not "restricted" in clearances
-	not _pii_opens(col, pii_cleared)
-}
+# PII masked unless cleared; restricted hidden (or masked) unless cleared for it.
+_protected(false, columns, clearances, pii_cleared) := _pii_protected(columns, pii_cleared) | _restricted_protected(columns, clearances, pii_cleared)
 
-_pii_opens(col, true) if object.get(col, "pii", false) == true
+_pii_protected(_, true) := set()
+
+_pii_protected(columns, false) := {col.name | some col in columns; col.pii == true}
+
+_restricted_protected(columns, clearances, pii_cleared) := set() if "restricted" in clearances
+
+else := {col.name | some col in columns; col.classification == "restricted"; col.pii != true} if pii_cleared
+
+else := {col.name | some col in columns; col.classification == "restricted"}
 
 _mask_kind(col) := col.mask if {
-	object.get(col, "mask", null) != null
+	col.mask != null
 } else := "null" if {
-	object.get(col, "classification", null) != "restricted"
+	col.classification != "restricted"
 }
 
 # --- reasons -----------------------------------------------------------------------------------
@@ -178,18 +178,29 @@ _who(grant) := concat(", ", [text |
 	text := concat(" ", [key, _list(values)])
 ])
 
-_column_reasons(narrowed, principal) := [reason |
-	some col in narrowed
-	reason := _column_reason(col, principal)
+# One reason for all masks and one for all hidden columns (per-column text is slow in rego-cpp;
+# the masks and hidden_columns fields already say which and how).
+_column_reasons(masks, hidden, principal) := array.concat(_mask_reasons(masks), _hidden_reasons(hidden, principal))
+
+_mask_reasons(masks) := [] if {
+	count(masks) == 0
+} else := [concat("", [
+	"columns masked (personal data without the 'pii' clearance for this purpose, or restricted without clearance): ",
+	concat(", ", _mask_texts(masks)),
+])]
+
+_mask_texts(masks) := [text |
+	some name
+	kind := masks[name].kind
+	text := concat("", [name, " (", kind, ")"])
 ]
 
-_column_reason(col, principal) := concat("", ["column ", col.name, " masked (", kind, "): ", _why(col)]) if {
-	kind := _mask_kind(col)
-} else := concat("", ["column ", col.name, " hidden: classified restricted, and principal '", _str(principal.id), "' has no clearance for it"])
-
-_why(col) := "personal data (pii), and the principal lacks the 'pii' clearance or the purpose does not allow PII" if {
-	object.get(col, "pii", false) == true
-} else := "classified restricted, and the principal has no clearance for it"
+_hidden_reasons(hidden, principal) := [] if {
+	count(hidden) == 0
+} else := [concat("", [
+	"columns hidden (classified restricted, no clearance for principal '", _str(principal.id), "'): ",
+	concat(", ", hidden),
+])]
 
 _deny_reasons(request, product, registry) := _sorted(denials) if {
 	principal := object.get(request, "principal", {})

@@ -161,6 +161,10 @@ def test_hash_is_a_call_of_the_engine_function_on_text() -> None:
     assert isinstance(expression, exp.Anonymous)
     assert expression.name == "meshgov_hash"
     assert isinstance(expression.expressions[0], exp.Cast)
+    # A string column is already text: no cast.
+    on_text = mask_expression(COLUMNS["email"], Mask("hash"))
+    assert isinstance(on_text, exp.Anonymous)
+    assert isinstance(on_text.expressions[0], exp.Column)
 
 
 @pytest.mark.parametrize(

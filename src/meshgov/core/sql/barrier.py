@@ -78,9 +78,11 @@ def _evaluated_after_filtering(node: exp.Expr, root: exp.Expr) -> bool:
     return False
 
 
-def check_fallible(statement: exp.Expr, filtered_tables: list[str]) -> None:
+def check_fallible(
+    statement: exp.Expr, candidates: list[exp.Expr], filtered_tables: list[str]
+) -> None:
     """Deny fallible expressions over columns outside the positions described above."""
-    for node in statement.walk():
+    for node in candidates:
         if not _is_fallible(node) or not _reads_columns(node):
             continue
         if _evaluated_after_filtering(node, statement):

@@ -44,7 +44,9 @@ def _typed_null(column: PortColumn) -> exp.Expr:
     return exp.cast(exp.null(), data_type) if data_type is not None else exp.null()
 
 
-def _as_text(ref: exp.Expr) -> exp.Expr:
+def _as_text(ref: exp.Expr, column: PortColumn) -> exp.Expr:
+    if column.type is LogicalType.string:
+        return ref
     return exp.cast(ref, exp.DataType.build("VARCHAR"))
 
 
@@ -53,7 +55,7 @@ def mask_expression(column: PortColumn, mask: Mask) -> exp.Expr:
     ref = exp.column(column.name, quoted=True)
     kind = mask.kind
     if kind == "hash":
-        return exp.Anonymous(this=HASH_FUNCTION, expressions=[_as_text(ref)])
+        return exp.Anonymous(this=HASH_FUNCTION, expressions=[_as_text(ref, column)])
     if kind == "null":
         return _typed_null(column)
     if kind == "redact":
@@ -61,7 +63,7 @@ def mask_expression(column: PortColumn, mask: Mask) -> exp.Expr:
             return exp.Literal.string(REDACTED)
         return _typed_null(column)
     if kind == "partial":
-        text = _as_text(ref)
+        text = _as_text(ref, column)
         return exp.Pad(
             this=exp.Right(this=text, expression=exp.Literal.number(PARTIAL_KEEP)),
             # DuckDB's lpad takes an INTEGER count; LENGTH returns BIGINT there.

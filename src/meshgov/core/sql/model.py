@@ -80,6 +80,16 @@ class AccessDecision:
     hidden_columns: frozenset[str] = frozenset()
     revision: str = ""
 
+    @property
+    def fingerprint(self) -> tuple[Any, ...]:
+        """Everything a secure view depends on, hashable (masks is a mapping)."""
+        return (
+            self.allow,
+            self.row_filters,
+            tuple(sorted((c, m.kind, m.expr) for c, m in self.masks.items())),
+            tuple(sorted(self.hidden_columns)),
+        )
+
     @classmethod
     def deny(cls, reason: str, revision: str = "") -> AccessDecision:
         return cls(allow=False, reasons=(reason,), revision=revision)

@@ -9,6 +9,7 @@ because sqlglot's scope traversal misses tables inside UNNEST(...) and similar p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
@@ -24,11 +25,28 @@ class ResolvedTable:
     port: PortRef
 
 
+@lru_cache(maxsize=65_536)
+def fold(dialect_name: str, name: str, quoted: bool) -> str:
+    """An identifier as the dialect resolves it (case folding), memoised."""
+    dialect = Dialect.get_or_raise(dialect_name)
+    return dialect.normalize_identifier(exp.Identifier(this=name, quoted=quoted)).name
+
+
+def normalized_name(identifier: exp.Expr, dialect: Dialect) -> str:
+    if isinstance(identifier, exp.Identifier):
+        return fold(_dialect_name(dialect), identifier.name, bool(identifier.quoted))
+    return identifier.name.lower()
+
+
+def _dialect_name(dialect: Dialect) -> str:
+    return type(dialect).__name__.lower()
+
+
 def _normalized(identifier: exp.Expr | None, dialect: Dialect) -> str | None:
     if identifier is None:
         return None
     if isinstance(identifier, exp.Identifier):
-        return dialect.normalize_identifier(identifier.copy()).name
+        return normalized_name(identifier, dialect)
     raise SqlUnsupportedError(f"unsupported table name part '{identifier.sql()}'")
 
 
@@ -39,10 +57,9 @@ def _catalogue_key(identifier: exp.Identifier, dialect: Dialect) -> str:
     both to the same object: e.g. ``CUSTOMERS`` in Snowflake (folded to upper case, like the
     catalogue's unquoted name) matches, ``"Customers"`` in PostgreSQL (kept as written) does not.
     """
-    normalized = dialect.normalize_identifier(identifier.copy()).name
-    as_catalogue = dialect.normalize_identifier(
-        exp.Identifier(this=normalized.lower(), quoted=False)
-    ).name
+    name = _dialect_name(dialect)
+    normalized = fold(name, identifier.name, bool(identifier.quoted))
+    as_catalogue = fold(name, normalized.lower(), False)
     if normalized == as_catalogue:
         return normalized.lower()
     # Not the catalogue's object: a key that no port has.
@@ -99,16 +116,16 @@ def _is_cte_reference(table: exp.Table, dialect: Dialect) -> bool:
 
 
 def resolve_tables(
-    statement: exp.Expr, dialect_name: str, resolve_port: ResolvePort
+    tables: list[exp.Table], dialect_name: str, resolve_port: ResolvePort
 ) -> list[ResolvedTable]:
-    """Every non-CTE table of ``statement`` resolved to its port.
+    """Every non-CTE table among ``tables`` (all of a statement's) resolved to its port.
 
     Raises:
         SqlUnsupportedError: a table is neither a CTE in scope nor a known port.
     """
     dialect = Dialect.get_or_raise(dialect_name)
     resolved: list[ResolvedTable] = []
-    for table in list(statement.find_all(exp.Table)):
+    for table in tables:
         if _is_cte_reference(table, dialect):
             continue
         parts = table_parts(table, dialect)

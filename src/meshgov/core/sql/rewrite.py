@@ -21,9 +21,9 @@ from meshgov.core.sql.model import (
     TableAccess,
 )
 from meshgov.core.sql.parse import check_dialect, parse_statement
-from meshgov.core.sql.resolve import ResolvedTable, resolve_tables
-from meshgov.core.sql.secure_views import SECURE_MARK, secure_select, substitute
-from meshgov.core.sql.validate import validate
+from meshgov.core.sql.resolve import ResolvedTable, normalized_name, resolve_tables
+from meshgov.core.sql.secure_views import secure_select, substitute
+from meshgov.core.sql.validate import Inventory, validate
 from meshgov.errors import AccessDenied, MeshgovError, SqlUnsupportedError
 
 
@@ -67,8 +67,8 @@ def _rewrite(
     write = check_dialect(write)
     dialect = Dialect.get_or_raise(read)
     statement = parse_statement(sql, read)
-    validate(statement)
-    tables = resolve_tables(statement, read, resolve_port)
+    inventory = validate(statement)
+    tables = resolve_tables(inventory.tables, read, resolve_port)
 
     decisions: dict[tuple[str, str], AccessDecision] = {}
     for table in tables:
@@ -83,21 +83,17 @@ def _rewrite(
                 )
             decisions[key] = decision
 
-    _check_hidden_columns(statement, tables, decisions, dialect)
+    _check_hidden_columns(inventory, tables, decisions, dialect)
     filtered = [t.port.table_name for t in tables if decisions[_key(t)].row_filters]
-    if filtered:
-        check_fallible(statement, filtered)
-    _unqualify_schema_columns(statement)
+    if filtered and inventory.fallible:
+        check_fallible(statement, inventory.fallible, filtered)
+    _unqualify_schema_columns(inventory.columns)
 
-    secure_cache: dict[tuple[str, str], exp.Select] = {}
     for table in tables:
-        key = _key(table)
-        if key not in secure_cache:
-            secure_cache[key] = secure_select(table.port, decisions[key], principal, write)
-        default_alias = table.node.this
-        substitute(table.node, secure_cache[key].copy(), default_alias)
+        secure = secure_select(table.port, decisions[_key(table)], principal, write)
+        substitute(table.node, secure, table.node.this)
 
-    _audit(statement)
+    _audit(statement, inventory, tables)
     generated = statement.sql(
         dialect=write, unsupported_level=ErrorLevel.RAISE, comments=False, copy=False
     )
@@ -134,13 +130,11 @@ def _access(port: PortRef, decision: AccessDecision) -> TableAccess:
 
 
 def _norm(identifier: exp.Expr, dialect: Dialect) -> str:
-    if isinstance(identifier, exp.Identifier):
-        return dialect.normalize_identifier(identifier.copy()).name
-    return identifier.name.lower()
+    return normalized_name(identifier, dialect)
 
 
 def _check_hidden_columns(
-    statement: exp.Expr,
+    inventory: Inventory,
     tables: list[ResolvedTable],
     decisions: dict[tuple[str, str], AccessDecision],
     dialect: Dialect,
@@ -158,12 +152,12 @@ def _check_hidden_columns(
     # Names the query itself defines (output aliases, CTE and derived-table column lists).
     defined = {
         _norm(node.args["alias"], dialect)
-        for node in statement.find_all(exp.Alias)
+        for node in inventory.aliases
         if isinstance(node.args.get("alias"), exp.Identifier)
     }
-    for table_alias in statement.find_all(exp.TableAlias):
+    for table_alias in inventory.table_aliases:
         defined.update(_norm(c, dialect) for c in table_alias.columns)
-    for column in statement.find_all(exp.Column):
+    for column in inventory.columns:
         if not isinstance(column.this, exp.Identifier):
             continue
         name = _norm(column.this, dialect)
@@ -184,26 +178,27 @@ def _check_hidden_columns(
                 )
 
 
-def _unqualify_schema_columns(statement: exp.Expr) -> None:
+def _unqualify_schema_columns(columns: list[exp.Column]) -> None:
     """``schema.table.col`` → ``table.col``: after substitution only the alias exists."""
-    for column in statement.find_all(exp.Column):
+    for column in columns:
         if column.args.get("db") is not None:
             column.set("db", None)
             column.set("catalog", None)
 
 
-def _audit(statement: exp.Expr) -> None:
-    """Invariant after substitution: every base table is inside a secure view."""
-    dialect_free_ctes: set[str] = set()
-    for cte in statement.find_all(exp.CTE):
-        dialect_free_ctes.add(cte.alias_or_name.lower())
-    for table in statement.find_all(exp.Table):
-        if table.meta.get(SECURE_MARK):
+def _audit(statement: exp.Expr, inventory: Inventory, resolved: list[ResolvedTable]) -> None:
+    """Invariant after substitution: every table the user wrote is a CTE or was replaced.
+
+    Checked on the inventory (not by re-walking the grown tree): each table node of the original
+    statement is either detached from the tree (substituted) or a CTE reference.
+    """
+    substituted = {id(t.node) for t in resolved}
+    cte_names = {cte.alias_or_name.lower() for cte in inventory.ctes}
+    for table in inventory.tables:
+        if id(table) in substituted:
+            if table.parent is not None and table.root() is statement:
+                raise SqlUnsupportedError(f"table '{table.sql()}' was not secured; denied")
             continue
-        if (
-            table.args.get("db") is None
-            and table.args.get("catalog") is None
-            and table.name.lower() in dialect_free_ctes
-        ):
+        if table.args.get("db") is None and table.name.lower() in cte_names:
             continue
         raise SqlUnsupportedError(f"table '{table.sql()}' was not secured; denied")

@@ -6,6 +6,10 @@ as Trino, Ranger and Databricks apply them (filter on raw values, then mask).
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from typing import Any
+
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
@@ -34,10 +38,53 @@ def _fold_for(write: str) -> bool:
     return Dialect.get_or_raise(write).normalize_identifier(probe).name == "A"
 
 
+class _SecureViewCache:
+    """Built secure views per (port, decision, principal, dialect): callers get a copy."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[Any, ...], exp.Select] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> exp.Select | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[Any, ...], select: exp.Select) -> None:
+        with self._lock:
+            self._items[key] = select
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+SECURE_VIEWS = _SecureViewCache(4096)
+
+
 def secure_select(
     port: PortRef, decision: AccessDecision, principal: Principal, write: str
 ) -> exp.Select:
-    """``SELECT <visible columns, masked> FROM <table> WHERE <row filters>`` for one port."""
+    """``SELECT <visible columns, masked> FROM <table> WHERE <row filters>`` for one port.
+
+    Returns a fresh tree the caller may attach anywhere (the cached one is never handed out).
+    """
+    key = (port, decision.fingerprint, principal.cache_key(), write)
+    cached = SECURE_VIEWS.get(key)
+    if cached is None:
+        cached = _build_secure_select(port, decision, principal, write)
+        SECURE_VIEWS.put(key, cached)
+    return cached.copy()
+
+
+def _build_secure_select(
+    port: PortRef, decision: AccessDecision, principal: Principal, write: str
+) -> exp.Select:
     projections: list[exp.Expr] = []
     for column in port.columns:
         key = column.name.lower()

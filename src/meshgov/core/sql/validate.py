@@ -7,6 +7,8 @@ catalogue state); other nodes must be on a fixed list of query, operator and lit
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from sqlglot import exp
 
 from meshgov.errors import SqlUnsupportedError
@@ -87,23 +89,57 @@ def _kind_name(node: exp.Expr) -> str:
     return f"'{node.key.upper()}'"
 
 
-def validate(statement: exp.Expr) -> None:
+@dataclass
+class Inventory:
+    """The nodes later passes need, collected by the one walk that validates the tree."""
+
+    tables: list[exp.Table] = field(default_factory=list)
+    columns: list[exp.Column] = field(default_factory=list)
+    aliases: list[exp.Alias] = field(default_factory=list)
+    table_aliases: list[exp.TableAlias] = field(default_factory=list)
+    ctes: list[exp.CTE] = field(default_factory=list)
+    fallible: list[exp.Expr] = field(default_factory=list)
+
+
+_FALLIBLE_CANDIDATES = classes_named(
+    "Cast Div IntDiv Mod StrToDate StrToTime TsOrDsToDate TsOrDsToTimestamp TimeStrToTime "
+    "TimeStrToDate DateStrToDate ToNumber ParseJSON JSONExtract JSONExtractScalar JSONBExtract "
+    "JSONBExtractScalar Ln Log Sqrt Pow Exp Asin Acos MakeInterval UnixToTime DateFromParts "
+    "TimestampFromParts Date Timestamp Time ToChar TimeToStr RegexpLike RegexpILike "
+    "RegexpExtract RegexpExtractAll RegexpReplace RegexpSplit RegexpCount RegexpSubstr "
+    "RegexpInstr RegexpFullMatch SimilarTo"
+)
+
+
+def validate(statement: exp.Expr) -> Inventory:
     """Raise ``SqlUnsupportedError`` unless every node of ``statement`` is allow-listed."""
     if not isinstance(statement, ROOT_KINDS):
         raise SqlUnsupportedError(
             f"only a read-only query (SELECT, WITH, set operations) is allowed; "
             f"got a {statement.key.upper()} statement"
         )
+    inventory = Inventory()
     for node in statement.walk():
         comments = node.comments
         if comments and any("sqlglot" in c.lower() for c in comments):
             raise SqlUnsupportedError("comments carrying sqlglot directives are not allowed")
         kind = type(node)
-        if kind in ALLOWED_NODES or kind in ALLOWED_FUNCTIONS:
-            if kind is exp.Table:
-                _check_table(node)
-            continue
-        raise SqlUnsupportedError(f"{_kind_name(node)} is not allowed in a query")
+        if kind not in ALLOWED_NODES and kind not in ALLOWED_FUNCTIONS:
+            raise SqlUnsupportedError(f"{_kind_name(node)} is not allowed in a query")
+        if kind is exp.Column:
+            inventory.columns.append(node)  # type: ignore[arg-type]
+        elif kind is exp.Table:
+            _check_table(node)
+            inventory.tables.append(node)  # type: ignore[arg-type]
+        elif kind is exp.Alias:
+            inventory.aliases.append(node)  # type: ignore[arg-type]
+        elif kind is exp.TableAlias:
+            inventory.table_aliases.append(node)  # type: ignore[arg-type]
+        elif kind is exp.CTE:
+            inventory.ctes.append(node)  # type: ignore[arg-type]
+        if kind in _FALLIBLE_CANDIDATES or isinstance(node, exp.Cast):
+            inventory.fallible.append(node)
+    return inventory
 
 
 def _check_table(table: exp.Expr) -> None:
