@@ -474,6 +474,10 @@ class Gate:
                 exist, or the catalogue cannot be read.
         """
         files = _expand(paths)
+        if not files:
+            # An empty gate must not pass: a wrong path in CI would release everything unchecked.
+            shown = ", ".join(str(p) for p in paths) or "(no paths)"
+            raise InputError(f"no manifests found in {shown}")
         loaded: list[SourcedManifest | MeshgovError] = []
         for path in files:
             try:

@@ -396,3 +396,12 @@ def test_subprocess_many_manifests_keep_stdout_clean(mesh: Path, in_tmp: Path) -
     document = json.loads(proc.stdout)
     assert document["summary"]["manifests"] == 62
     assert proc.stderr == ""
+
+
+def test_directory_without_manifests_exits_2(tmp_path: Path, in_tmp: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.yaml").write_text("just: notes\n")
+    code, _, err = run(str(empty))
+    assert code == 2
+    assert "no manifests found" in err
