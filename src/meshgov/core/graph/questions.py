@@ -389,13 +389,12 @@ def impact(source: EntityGraph | MeshIndex, target: str) -> Impact:
                     column_queue.append((derived, level + 1))
     start_ports = {str(PortRef(product, port))} if port else None
     # Breadth-first over products, level by level; the loop is kept tight for large meshes.
-    reached: dict[str, tuple[int, str]] = {}
+    levels: list[list[tuple[str, str]]] = []
     seen = {product}
     frontier = [product]
-    depth = 0
+    manifests = index.manifests
     while frontier:
-        depth += 1
-        next_frontier: list[str] = []
+        found: list[tuple[str, str]] = []
         for current in frontier:
             for reader, via in reader_refs.get(current, ()):
                 if reader in seen or (
@@ -403,26 +402,34 @@ def impact(source: EntityGraph | MeshIndex, target: str) -> Impact:
                 ):
                     continue
                 seen.add(reader)
-                reached[reader] = (depth, via)
-                if reader in index.manifests:
-                    next_frontier.append(reader)
-        frontier = next_frontier
+                found.append((reader, via))
+        found.sort()
+        levels.append(found)
+        frontier = [reader for reader, _ in found if reader in manifests]
     # A product already reported for a derived column needs no vaguer port-level entry.
     precise = {key[0] for key in items}
-    for reader, (level, via) in reached.items():
-        if reader not in precise:
-            items[(reader, None, None)] = ImpactedItem(reader, None, None, level, via, "port")
+    port_items = [
+        ImpactedItem(reader, None, None, depth, via, "port")
+        for depth, reached in enumerate(levels, start=1)
+        for reader, via in reached
+        if reader not in precise
+    ]
+    # Port items come out already ordered by depth and product; merge the few column items in.
     ordered = tuple(
         sorted(
-            items.values(),
+            [*items.values(), *port_items],
             key=lambda i: (i.depth, i.product, i.port or "", i.column or ""),
         )
+        if items
+        else port_items
     )
     by_owner: dict[tuple[str | None, str], set[str]] = {}
-    manifests = index.manifests
     for name in {i.product for i in ordered}:
-        found = manifests.get(name)
-        owner_key = (found.metadata.owner if found else None, name.split("/", 1)[0])
+        reader_manifest = manifests.get(name)
+        owner_key = (
+            reader_manifest.metadata.owner if reader_manifest else None,
+            name.split("/", 1)[0],
+        )
         by_owner.setdefault(owner_key, set()).add(name)
     owners = tuple(
         OwnerToNotify(owner, domain, tuple(sorted(products)))
