@@ -49,6 +49,7 @@ def test_issue_query_is_rewritten_with_hash_and_eu_filter(gateway: Gateway) -> N
     assert customers.revision == gateway.policy.revision
     assert customers.masks["email"].kind == "hash"
     assert customers.row_filters == ("region = {principal.region}",)
+    assert customers.row_filter_sql == "\"region\" = 'EU'"
     assert any("grant to groups [analysts]" in r for r in customers.reasons)
 
 

@@ -155,6 +155,8 @@ class TableAccess:
     masks: Mapping[str, Mask]
     hidden_columns: frozenset[str]
     reasons: tuple[str, ...]
+    # The filters bound to the principal, in the target dialect (None: no filter).
+    row_filter_sql: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -164,6 +166,7 @@ class TableAccess:
             "version": self.version,
             "revision": self.revision,
             "row_filters": list(self.row_filters),
+            "row_filter_sql": self.row_filter_sql,
             "masks": {c: m.as_dict() for c, m in sorted(self.masks.items())},
             "hidden_columns": sorted(self.hidden_columns),
             "reasons": list(self.reasons),

@@ -89,15 +89,21 @@ def _rewrite(
         check_fallible(statement, inventory.fallible, filtered)
     _unqualify_schema_columns(inventory.columns)
 
+    bound_filters: dict[tuple[str, str], str | None] = {}
     for table in tables:
         secure = secure_select(table.port, decisions[_key(table)], principal, write)
+        if _key(table) not in bound_filters:
+            where = secure.args.get("where")
+            bound_filters[_key(table)] = where.this.sql(dialect=write) if where else None
         substitute(table.node, secure, table.node.this)
 
     _audit(statement, inventory, tables)
     generated = statement.sql(
         dialect=write, unsupported_level=ErrorLevel.RAISE, comments=False, copy=False
     )
-    accesses = tuple(_access(t.port, decisions[_key(t)]) for t in _unique(tables))
+    accesses = tuple(
+        _access(t.port, decisions[_key(t)], bound_filters[_key(t)]) for t in _unique(tables)
+    )
     return RewrittenQuery(sql=generated, read=read, write=write, tables=accesses)
 
 
@@ -115,7 +121,7 @@ def _unique(tables: list[ResolvedTable]) -> list[ResolvedTable]:
     return out
 
 
-def _access(port: PortRef, decision: AccessDecision) -> TableAccess:
+def _access(port: PortRef, decision: AccessDecision, row_filter_sql: str | None) -> TableAccess:
     return TableAccess(
         table=port.table_name,
         product=port.product,
@@ -123,6 +129,7 @@ def _access(port: PortRef, decision: AccessDecision) -> TableAccess:
         revision=decision.revision,
         version=port.version,
         row_filters=decision.row_filters,
+        row_filter_sql=row_filter_sql,
         masks=decision.masks,
         hidden_columns=decision.hidden_columns,
         reasons=decision.reasons,
