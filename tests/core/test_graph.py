@@ -325,6 +325,17 @@ def test_join_paths_through_several_entities(graph: EntityGraph) -> None:
     assert len(join_paths(graph, "commerce/products", "customer/customers", limit=1)) == 1
 
 
+def test_join_paths_bounds_and_products_without_identifiers(graph: EntityGraph) -> None:
+    assert join_paths(graph, "marketing/segment_report", "customer/customers", max_hops=6) == []
+    with pytest.raises(InputError, match="max_hops must be 1 to 6"):
+        join_paths(graph, "payments/payments", "customer/customers", max_hops=7)
+    with pytest.raises(InputError, match="limit 1 to 100"):
+        join_paths(graph, "payments/payments", "customer/customers", limit=0)
+    longest = join_paths(graph, "commerce/products", "customer/customers", max_hops=6, limit=100)
+    assert [p.hops for p in longest][:2] == [3, 3]
+    assert all(len(set(p.products)) == len(p.products) for p in longest)
+
+
 def test_join_paths_reject_unknown_or_identical_products(graph: EntityGraph) -> None:
     with pytest.raises(NotFound, match="no product 'x/y'"):
         join_paths(graph, "x/y", "customer/customers")

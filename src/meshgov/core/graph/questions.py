@@ -121,6 +121,10 @@ def _columns(index: MeshIndex, product: str, entity: str) -> tuple[str, ...]:
     )
 
 
+MAX_JOIN_HOPS = 6
+MAX_JOIN_PATHS = 100
+
+
 def join_paths(
     source: EntityGraph | MeshIndex, left: str, right: str, *, max_hops: int = 3, limit: int = 10
 ) -> list[JoinPath]:
@@ -135,15 +139,18 @@ def join_paths(
     _require(index, right)
     if left == right:
         raise InputError("join paths need two different products", Location(product=left))
-    if max_hops < 1 or limit < 1:
-        raise InputError("max_hops and limit must be at least 1")
+    if not 1 <= max_hops <= MAX_JOIN_HOPS or not 1 <= limit <= MAX_JOIN_PATHS:
+        raise InputError(f"max_hops must be 1 to {MAX_JOIN_HOPS} and limit 1 to {MAX_JOIN_PATHS}")
     left_entities = sorted(index.product_entities.get(left, ()))
     right_entities = set(index.product_entities.get(right, ()))
+    if not left_entities or not right_entities:
+        return []
     all_entities = sorted(index.carrier_products)
     bridges: dict[tuple[str, str], list[str]] = {}
 
     def bridge(first: str, second: str) -> list[str]:
-        key = (first, second)
+        """Products other than the two ends that carry both entities (a join between them)."""
+        key = (first, second) if first < second else (second, first)
         if key not in bridges:
             common = index.carrier_products.get(first, set()) & index.carrier_products.get(
                 second, set()
@@ -151,16 +158,38 @@ def join_paths(
             bridges[key] = sorted(common - {left, right})
         return bridges[key]
 
+    remaining: dict[str, int] = {}
+
+    def entities_to_right() -> dict[str, int]:
+        """Fewest entities in a chain from each entity to one of the right product's, so that
+        longer searches only extend chains that can still arrive within ``max_hops``."""
+        if not remaining:
+            remaining.update(dict.fromkeys(right_entities, 1))
+            queue = deque(sorted(right_entities))
+            while queue:
+                entity = queue.popleft()
+                for other in all_entities:
+                    if other not in remaining and bridge(entity, other):
+                        remaining[other] = remaining[entity] + 1
+                        queue.append(other)
+        return remaining
+
     found: list[JoinPath] = []
     for hops in range(1, max_hops + 1):
         # Entity sequences of this length from the left product's entities to the right's.
         sequences: list[tuple[str, ...]] = [(e,) for e in left_entities]
-        for _ in range(hops - 1):
+        if hops > 2:
+            reach = entities_to_right()
+            sequences = [s for s in sequences if reach.get(s[0], hops + 1) <= hops]
+        for length in range(1, hops):
+            reach = entities_to_right() if hops > 2 else {}
             sequences = [
                 (*seq, nxt)
                 for seq in sequences
                 for nxt in all_entities
-                if nxt not in seq and bridge(seq[-1], nxt)
+                if nxt not in seq
+                and (not reach or reach.get(nxt, hops + 1) <= hops - length)
+                and bridge(seq[-1], nxt)
             ]
         for seq in sequences:
             if seq[-1] not in right_entities:
