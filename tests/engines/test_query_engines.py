@@ -372,3 +372,33 @@ def test_join_condition_is_a_predicate() -> None:
 
     sql = f"SELECT 1 AS x FROM {SECURE_CUSTOMERS} JOIN {SECURE_ORDERS} ON CAST(c.email AS INT) = 1"
     assert prepare_query(sql, "duckdb", PHYSICAL, True).views
+
+
+def test_duckdb_query_past_its_timeout_is_interrupted(engine_catalog: Catalog) -> None:
+    duck = DuckDBEngine.from_catalog(engine_catalog, HASH_KEY, timeout_ms=300)
+    try:
+        with pytest.raises(QueryFailed, match="timeout"):
+            duck.execute(
+                "SELECT count(*) AS n FROM range(100000000) AS a(i), range(100000000) AS b(j) "
+                "WHERE a.i + b.j = -1"
+            )
+        assert duck.execute("SELECT 1 AS one").to_pylist() == [{"one": 1}]
+    finally:
+        duck.close()
+
+
+def test_postgres_query_past_its_timeout_is_cancelled(
+    engine_catalog: Catalog, engine_pg_dsn: str
+) -> None:
+    from meshgov.engines.postgres import PostgresEngine
+
+    pg = PostgresEngine(engine_pg_dsn, engine_catalog, timeout_ms=300)
+    try:
+        with pytest.raises(QueryFailed, match="timeout"):
+            pg.execute(
+                "SELECT count(*) AS n FROM generate_series(1, 100000000) AS a(i), "
+                "generate_series(1, 100000000) AS b(j) WHERE a.i + b.j = -1"
+            )
+        assert pg.execute("SELECT 1 AS one").to_pylist() == [{"one": 1}]
+    finally:
+        pg.close()

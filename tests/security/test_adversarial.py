@@ -404,7 +404,9 @@ def assert_no_leak(outcome: Outcome, secrets: Secrets, sql: str) -> None:
     # Values the attacker typed themselves may be echoed back; that reveals nothing.
     leaked = sorted(v for v in secrets.raw_values if v in received and v not in sql)
     assert not leaked, f"raw PII in the output: {leaked[:3]}"
-    us_ids = sorted(set(CUSTOMER_ID.findall(received)) & secrets.us_customer_ids - {*sql.split()})
+    us_ids = sorted(
+        i for i in set(CUSTOMER_ID.findall(received)) & secrets.us_customer_ids if i not in sql
+    )
     assert not us_ids, f"non-EU customer ids in the output: {us_ids[:3]}"
     hashes = sorted(h for h in secrets.us_email_hashes if h in received)
     assert not hashes, "pseudonyms of non-EU customers in the output"

@@ -77,7 +77,7 @@ class _Watchdog:
                 self._thread = threading.Thread(target=self._run, name="meshgov-duckdb-watchdog")
                 self._thread.daemon = True
                 self._thread.start()
-            self._condition.notify()
+            # No notify: waking the thread per query costs the caller a GIL hand-over; it polls.
             return token
 
     def release(self, token: int) -> None:
@@ -92,10 +92,11 @@ class _Watchdog:
                     if deadline <= now:
                         del self._deadlines[token]
                         cursor.interrupt()
-                next_deadline = min((d for d, _ in self._deadlines.values()), default=now + 60)
-                self._condition.wait(timeout=max(next_deadline - now, 0.005))
+                next_deadline = min((d for d, _ in self._deadlines.values()), default=now + 1)
+                self._condition.wait(timeout=min(max(next_deadline - now, 0.005), _POLL_SECONDS))
 
 
+_POLL_SECONDS = 0.5
 _WATCHDOG = _Watchdog()
 
 
