@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ErrorLevel
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
 from meshgov.core.principal import Principal
 from meshgov.core.sql.barrier import check_fallible
@@ -68,6 +69,10 @@ def _rewrite(
     dialect = Dialect.get_or_raise(read)
     statement = parse_statement(sql, read)
     inventory = validate(statement)
+    if read != write:
+        # Quoted names folded as the read dialect resolves them (DuckDB "EMAIL" is email), so
+        # that a case-sensitive target (PostgreSQL) resolves them the same way.
+        normalize_identifiers(statement, dialect=read)
     tables = resolve_tables(inventory.tables, read, resolve_port)
 
     decisions: dict[tuple[str, str], AccessDecision] = {}
