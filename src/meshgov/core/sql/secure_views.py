@@ -118,5 +118,10 @@ def substitute(table: exp.Table, secure: exp.Select, default_alias: exp.Identifi
         if isinstance(alias, exp.TableAlias) and alias.columns:
             table_alias.set("columns", [c.copy() for c in alias.columns])
     subquery = exp.Subquery(this=secure, alias=table_alias)
+    joins = table.args.get("joins")
+    if joins:
+        # `FROM (a JOIN b ON …)`: sqlglot hangs the joins on the first table; keep them.
+        table.set("joins", None)
+        subquery.set("joins", joins)
     table.replace(subquery)
     return subquery
