@@ -31,7 +31,11 @@ _metadata_findings(gate) := ((_missing_metadata(gate) | _invalid_semver(gate)) |
 
 _change_findings(gate) := set() if not _has_previous(gate)
 
-_change_findings(gate) := ((((_version_findings(gate) | _port_findings(gate)) | _column_findings(gate)) | _grant_findings(gate)) | _retention_findings(gate)) if _has_previous(gate)
+_change_findings(gate) := findings if {
+	_has_previous(gate)
+	ctx := _context(gate)
+	findings := (((_version_findings(gate) | _port_findings(gate, ctx)) | _column_findings(gate, ctx)) | _grant_findings(gate)) | _retention_findings(gate)
+}
 
 _has_previous(gate) if is_object(object.get(gate, "previous", null))
 
@@ -162,72 +166,96 @@ _breaking_allowed(gate) := "major" if {
 	_major_of(gate.product) == 0
 } else := "no"
 
-_breaking_severity(gate) := "error" if _breaking_allowed(gate) == "no"
+_breaking_severity(allowed) := "error" if allowed == "no"
 
-_breaking_severity(gate) := "warning" if _breaking_allowed(gate) != "no"
+_breaking_severity(allowed) := "warning" if allowed != "no"
 
-_bump_note(gate) := result.text([
+_bump_note(gate, allowed) := result.text([
 	" (allowed by the major version bump ", _version_of(gate.previous), " -> ", _version_of(gate.product), ")",
-]) if _breaking_allowed(gate) == "major"
+]) if allowed == "major"
 
-_bump_note(gate) := " (allowed while the major version is 0)" if _breaking_allowed(gate) == "zero"
+_bump_note(_, allowed) := " (allowed while the major version is 0)" if allowed == "zero"
 
-_bump_note(gate) := result.text([
+_bump_note(gate, allowed) := result.text([
 	" without a major version bump (", _version_of(gate.previous), " -> ", _version_of(gate.product), ")",
-]) if _breaking_allowed(gate) == "no"
+]) if allowed == "no"
 
-_breaking(gate, rule, message, location, fix) := result.violation(
+_breaking(ctx, rule, message, location, fix) := result.violation(
 	rule,
-	_breaking_severity(gate),
-	result.text([message, _bump_note(gate)]),
+	ctx.severity,
+	result.text([message, ctx.note]),
 	location,
 	fix,
 )
 
+# What every breaking-change check needs, computed once per gate input.
+_context(gate) := ctx if {
+	allowed := _breaking_allowed(gate)
+	ctx := {
+		"product": _release_id(gate),
+		"severity": _breaking_severity(allowed),
+		"note": _bump_note(gate, allowed),
+		"pairs": _column_pairs(gate),
+	}
+}
+
 _bump_fix := "Keep the old shape, or release it as a new major version (and tell the consumers)."
 
-_port_findings(gate) := {v |
+_port_findings(gate, ctx) := {v |
 	some old_port in _release_ports(gate.previous)
-	not _port_named(gate.product, old_port.name)
+	not _has_port(gate.product, old_port.name)
 	v := _breaking(
-		gate,
+		ctx,
 		"release/port-removed",
 		result.text(["output port '", old_port.name, "' was removed"]),
-		result.location(_release_id(gate), old_port.name, null),
+		result.location(ctx.product, old_port.name, null),
 		_bump_fix,
 	)
 }
 
-_port_named(doc, name) := port if {
+_has_port(doc, name) if {
 	some port in _release_ports(doc)
 	port.name == name
 }
 
-_column_named(port, name) := col if {
+_has_column(port, name) if {
 	some col in port.columns
 	col.name == name
 }
 
-# Pairs of the same column in the previous and the current version, matched by port and name.
-_column_pairs(gate) := [[new_port.name, old_col, new_col] |
-	some old_port in _release_ports(gate.previous)
-	new_port := _port_named(gate.product, old_port.name)
-	some old_col in old_port.columns
-	new_col := _column_named(new_port, old_col.name)
+# Index quadruples [old port, old column, new port, new column] of the same column, changed, in
+# the previous and the current version, matched by port and column name. Indexes, not the column objects:
+# collecting objects into a comprehension is slow in regopy, reading them from the input is not.
+_column_pairs(gate) := [[i, j, k, l] |
+	old_ports := _release_ports(gate.previous)
+	new_ports := _release_ports(gate.product)
+	some i
+	old_port := old_ports[i]
+	some k
+	new_port := new_ports[k]
+	new_port.name == old_port.name
+	some j
+	old_col := old_port.columns[j]
+	some l
+	new_col := new_port.columns[l]
+	new_col.name == old_col.name
+	# Unchanged columns cannot break anything: most releases leave every check nothing to do.
+	new_col != old_col
 ]
 
-_column_findings(gate) := ((((((_removed_columns(gate) | _retyped_columns(gate)) | _constraint_changes(gate)) | _key_changes(gate)) | _enum_changes(gate)) | _privacy_changes(gate)) | _entity_changes(gate))
+_column_findings(gate, ctx) := ((((((_removed_columns(gate, ctx) | _retyped_columns(gate, ctx)) | _constraint_changes(gate, ctx)) | _key_changes(gate, ctx)) | _enum_changes(gate, ctx)) | _privacy_changes(gate, ctx)) | _entity_changes(gate, ctx))
 
-_removed_columns(gate) := {v |
+_removed_columns(gate, ctx) := {v |
 	some old_port in _release_ports(gate.previous)
-	new_port := _port_named(gate.product, old_port.name)
+	some new_port in _release_ports(gate.product)
+	new_port.name == old_port.name
 	some old_col in old_port.columns
-	not _column_named(new_port, old_col.name)
+	not _has_column(new_port, old_col.name)
 	v := _breaking(
-		gate,
+		ctx,
 		"release/column-removed",
 		result.text(["column '", old_col.name, "' was removed from port '", old_port.name, "' (or renamed)"]),
-		result.location(_release_id(gate), old_port.name, old_col.name),
+		result.location(ctx.product, old_port.name, old_col.name),
 		_bump_fix,
 	)
 }
@@ -235,35 +263,39 @@ _removed_columns(gate) := {v |
 # Widenings that no reader can notice.
 _safe_widenings := {["integer", "number"], ["integer", "decimal"]}
 
-_retyped_columns(gate) := {v |
-	some pair in _column_pairs(gate)
-	[port, old_col, new_col] := pair
+_retyped_columns(gate, ctx) := {v |
+	some pair in ctx.pairs
+	port := gate.previous.spec.outputPorts[pair[0]].name
+	old_col := gate.previous.spec.outputPorts[pair[0]].columns[pair[1]]
+	new_col := gate.product.spec.outputPorts[pair[2]].columns[pair[3]]
 	some field in ["type", "format"]
 	old_value := _release_value(old_col, field)
 	new_value := _release_value(new_col, field)
 	old_value != new_value
 	not [old_value, new_value] in _safe_widenings
 	v := _breaking(
-		gate,
+		ctx,
 		"release/column-retyped",
 		result.text(["column '", old_col.name, "' changed ", field, " from '", old_value, "' to '", new_value, "'"]),
-		result.location(_release_id(gate), port, old_col.name),
+		result.location(ctx.product, port, old_col.name),
 		_bump_fix,
 	)
 }
 
-_constraint_changes(gate) := {v |
-	some pair in _column_pairs(gate)
-	[port, old_col, new_col] := pair
+_constraint_changes(gate, ctx) := {v |
+	some pair in ctx.pairs
+	port := gate.previous.spec.outputPorts[pair[0]].name
+	old_col := gate.previous.spec.outputPorts[pair[0]].columns[pair[1]]
+	new_col := gate.product.spec.outputPorts[pair[2]].columns[pair[3]]
 	some field in ["required", "unique"]
 	old_value := object.get(old_col, field, false) == true
 	new_value := object.get(new_col, field, false) == true
 	old_value != new_value
 	v := _breaking(
-		gate,
+		ctx,
 		concat("", ["release/", field, "-changed"]),
 		result.text(["column '", old_col.name, "' changed ", field, " from ", old_value, " to ", new_value]),
-		result.location(_release_id(gate), port, old_col.name),
+		result.location(ctx.product, port, old_col.name),
 		_bump_fix,
 	)
 }
@@ -272,23 +304,25 @@ _is_key(col) if object.get(col, "primaryKey", false) == true
 
 _has_entity(col) if _release_value(col, "entity") != null
 
-_key_changes(gate) := {v |
-	some pair in _column_pairs(gate)
-	[port, old_col, new_col] := pair
+_key_changes(gate, ctx) := {v |
+	some pair in ctx.pairs
+	port := gate.previous.spec.outputPorts[pair[0]].name
+	old_col := gate.previous.spec.outputPorts[pair[0]].columns[pair[1]]
+	new_col := gate.product.spec.outputPorts[pair[2]].columns[pair[3]]
 	old_key := object.get(old_col, "primaryKey", false) == true
 	new_key := object.get(new_col, "primaryKey", false) == true
 	old_key != new_key
 	message := result.text(["column '", old_col.name, "' changed primaryKey from ", old_key, " to ", new_key])
-	location := result.location(_release_id(gate), port, old_col.name)
-	v := _key_violation(gate, old_col, new_col, message, location)
+	location := result.location(ctx.product, port, old_col.name)
+	v := _key_violation(ctx, old_col, new_col, message, location)
 }
 
 # B4: an entity identifier's key is breaking; other keys only warn.
-_key_violation(gate, old_col, new_col, message, location) := _breaking(gate, "release/primary-key-changed", message, location, _bump_fix) if {
+_key_violation(ctx, old_col, new_col, message, location) := _breaking(ctx, "release/primary-key-changed", message, location, _bump_fix) if {
 	_identifier_involved(old_col, new_col)
 }
 
-_key_violation(gate, old_col, new_col, message, location) := result.violation(
+_key_violation(ctx, old_col, new_col, message, location) := result.violation(
 	"release/primary-key-changed",
 	"warning",
 	message,
@@ -302,9 +336,11 @@ _identifier_involved(old_col, _) if _has_entity(old_col)
 
 _identifier_involved(_, new_col) if _has_entity(new_col)
 
-_enum_changes(gate) := {v |
-	some pair in _column_pairs(gate)
-	[port, old_col, new_col] := pair
+_enum_changes(gate, ctx) := {v |
+	some pair in ctx.pairs
+	port := gate.previous.spec.outputPorts[pair[0]].name
+	old_col := gate.previous.spec.outputPorts[pair[0]].columns[pair[1]]
+	new_col := gate.product.spec.outputPorts[pair[2]].columns[pair[3]]
 	old_values := _release_value(old_col, "enum")
 	new_values := _release_value(new_col, "enum")
 	is_array(old_values)
@@ -312,25 +348,27 @@ _enum_changes(gate) := {v |
 	removed := {x | some x in old_values} - {x | some x in new_values}
 	count(removed) > 0
 	v := _breaking(
-		gate,
+		ctx,
 		"release/enum-narrowed",
 		result.text(["column '", old_col.name, "' no longer allows ", concat(", ", sort(removed))]),
-		result.location(_release_id(gate), port, old_col.name),
+		result.location(ctx.product, port, old_col.name),
 		_bump_fix,
 	)
 } | {v |
-	some pair in _column_pairs(gate)
-	[port, old_col, new_col] := pair
+	some pair in ctx.pairs
+	port := gate.previous.spec.outputPorts[pair[0]].name
+	old_col := gate.previous.spec.outputPorts[pair[0]].columns[pair[1]]
+	new_col := gate.product.spec.outputPorts[pair[2]].columns[pair[3]]
 	_release_value(old_col, "enum") == null
 	is_array(_release_value(new_col, "enum"))
 	v := _breaking(
-		gate,
+		ctx,
 		"release/constraint-tightened",
 		result.text(["column '", old_col.name, "' gained an enum (", concat(", ", new_col.enum), ")"]),
-		result.location(_release_id(gate), port, old_col.name),
+		result.location(ctx.product, port, old_col.name),
 		_bump_fix,
 	)
-} | _bound_changes(gate)
+} | _bound_changes(gate, ctx)
 
 # field -> the direction in which a larger value is tighter
 _bounds := {"minLength": "up", "minimum": "up", "maxLength": "down", "maximum": "down"}
@@ -345,22 +383,26 @@ _tighter(direction, old_value, new_value) if {
 	new_value < old_value
 }
 
-_bound_changes(gate) := {v |
-	some pair in _column_pairs(gate)
-	[port, old_col, new_col] := pair
+_bound_changes(gate, ctx) := {v |
+	some pair in ctx.pairs
+	port := gate.previous.spec.outputPorts[pair[0]].name
+	old_col := gate.previous.spec.outputPorts[pair[0]].columns[pair[1]]
+	new_col := gate.product.spec.outputPorts[pair[2]].columns[pair[3]]
 	some field
 	direction := _bounds[field]
 	old_value := _release_value(old_col, field)
 	new_value := _release_value(new_col, field)
 	old_value != new_value
-	v := _bound_violation(gate, port, old_col.name, field, direction, old_value, new_value)
+	v := _bound_violation(ctx, port, old_col.name, field, direction, old_value, new_value)
 } | {v |
-	some pair in _column_pairs(gate)
-	[port, old_col, new_col] := pair
+	some pair in ctx.pairs
+	port := gate.previous.spec.outputPorts[pair[0]].name
+	old_col := gate.previous.spec.outputPorts[pair[0]].columns[pair[1]]
+	new_col := gate.product.spec.outputPorts[pair[2]].columns[pair[3]]
 	old_value := _release_value(old_col, "pattern")
 	new_value := _release_value(new_col, "pattern")
 	old_value != new_value
-	v := _pattern_violation(gate, port, old_col.name, old_value, new_value)
+	v := _pattern_violation(ctx, port, old_col.name, old_value, new_value)
 }
 
 _constraint_message(column, field, old_value, new_value) := result.text([
@@ -377,11 +419,11 @@ _shown(value) := result.text([value]) if {
 }
 
 # A bound that appears or moves inward is tightened; one that disappears or moves outward loosened.
-_bound_violation(gate, port, column, field, direction, old_value, new_value) := _breaking(
-	gate,
+_bound_violation(ctx, port, column, field, direction, old_value, new_value) := _breaking(
+	ctx,
 	"release/constraint-tightened",
 	_constraint_message(column, field, old_value, new_value),
-	result.location(_release_id(gate), port, column),
+	result.location(ctx.product, port, column),
 	_bump_fix,
 ) if {
 	_bound_tightened(direction, old_value, new_value)
@@ -389,7 +431,7 @@ _bound_violation(gate, port, column, field, direction, old_value, new_value) := 
 	"release/constraint-loosened",
 	"warning",
 	_constraint_message(column, field, old_value, new_value),
-	result.location(_release_id(gate), port, column),
+	result.location(ctx.product, port, column),
 	"Tell the consumers: values they never saw before may now arrive.",
 )
 
@@ -405,19 +447,19 @@ _bound_tightened(direction, old_value, new_value) if {
 }
 
 # A pattern that is removed is loosened; added or changed, its direction is unknown: tightened.
-_pattern_violation(gate, port, column, old_value, new_value) := result.violation(
+_pattern_violation(ctx, port, column, old_value, new_value) := result.violation(
 	"release/constraint-loosened",
 	"warning",
 	_constraint_message(column, "pattern", old_value, new_value),
-	result.location(_release_id(gate), port, column),
+	result.location(ctx.product, port, column),
 	"Tell the consumers: values they never saw before may now arrive.",
 ) if {
 	new_value == null
 } else := _breaking(
-	gate,
+	ctx,
 	"release/constraint-tightened",
 	_constraint_message(column, "pattern", old_value, new_value),
-	result.location(_release_id(gate), port, column),
+	result.location(ctx.product, port, column),
 	_bump_fix,
 )
 
@@ -425,9 +467,11 @@ _tier_rank(tier) := rank if {
 	rank := {"public": 0, "internal": 1, "confidential": 2, "restricted": 3}[tier]
 } else := -1
 
-_privacy_changes(gate) := {v |
-	some pair in _column_pairs(gate)
-	[port, old_col, new_col] := pair
+_privacy_changes(gate, ctx) := {v |
+	some pair in ctx.pairs
+	port := gate.previous.spec.outputPorts[pair[0]].name
+	old_col := gate.previous.spec.outputPorts[pair[0]].columns[pair[1]]
+	new_col := gate.product.spec.outputPorts[pair[2]].columns[pair[3]]
 	old_tier := _release_value(old_col, "classification")
 	new_tier := _release_value(new_col, "classification")
 	_tier_rank(new_tier) < _tier_rank(old_tier)
@@ -435,24 +479,28 @@ _privacy_changes(gate) := {v |
 		"release/classification-lowered",
 		"error",
 		result.text(["column '", old_col.name, "' was lowered from classification ", _shown(old_tier), " to ", _shown(new_tier)]),
-		result.location(_release_id(gate), port, old_col.name),
+		result.location(ctx.product, port, old_col.name),
 		"Restore the classification; a privacy downgrade needs the guild's approval (a waiver), never just a version bump.",
 	)
 } | {v |
-	some pair in _column_pairs(gate)
-	[port, old_col, new_col] := pair
+	some pair in ctx.pairs
+	port := gate.previous.spec.outputPorts[pair[0]].name
+	old_col := gate.previous.spec.outputPorts[pair[0]].columns[pair[1]]
+	new_col := gate.product.spec.outputPorts[pair[2]].columns[pair[3]]
 	object.get(old_col, "pii", false) == true
 	object.get(new_col, "pii", false) != true
 	v := result.violation(
 		"release/pii-removed",
 		"error",
 		result.text(["column '", old_col.name, "' is no longer declared pii (it was pii: true)"]),
-		result.location(_release_id(gate), port, old_col.name),
+		result.location(ctx.product, port, old_col.name),
 		"Keep `pii: true`; if the column truly no longer holds personal data, ask the guild for a waiver.",
 	)
 } | {v |
-	some pair in _column_pairs(gate)
-	[port, old_col, new_col] := pair
+	some pair in ctx.pairs
+	port := gate.previous.spec.outputPorts[pair[0]].name
+	old_col := gate.previous.spec.outputPorts[pair[0]].columns[pair[1]]
+	new_col := gate.product.spec.outputPorts[pair[2]].columns[pair[3]]
 	old_tier := _release_value(old_col, "classification")
 	new_tier := _release_value(new_col, "classification")
 	old_tier != null
@@ -461,26 +509,30 @@ _privacy_changes(gate) := {v |
 		"release/classification-raised",
 		"warning",
 		result.text(["column '", old_col.name, "' was raised from classification ", _shown(old_tier), " to ", _shown(new_tier)]),
-		result.location(_release_id(gate), port, old_col.name),
+		result.location(ctx.product, port, old_col.name),
 		"Expect consumers to lose access or see masked values; tell them before the release.",
 	)
 } | {v |
-	some pair in _column_pairs(gate)
-	[port, old_col, new_col] := pair
+	some pair in ctx.pairs
+	port := gate.previous.spec.outputPorts[pair[0]].name
+	old_col := gate.previous.spec.outputPorts[pair[0]].columns[pair[1]]
+	new_col := gate.product.spec.outputPorts[pair[2]].columns[pair[3]]
 	object.get(old_col, "pii", false) != true
 	object.get(new_col, "pii", false) == true
 	v := result.violation(
 		"release/pii-added",
 		"warning",
 		result.text(["column '", old_col.name, "' is now declared pii"]),
-		result.location(_release_id(gate), port, old_col.name),
+		result.location(ctx.product, port, old_col.name),
 		"Expect consumers without PII clearance to see masked values; tell them before the release.",
 	)
 }
 
-_entity_changes(gate) := {v |
-	some pair in _column_pairs(gate)
-	[port, old_col, new_col] := pair
+_entity_changes(gate, ctx) := {v |
+	some pair in ctx.pairs
+	port := gate.previous.spec.outputPorts[pair[0]].name
+	old_col := gate.previous.spec.outputPorts[pair[0]].columns[pair[1]]
+	new_col := gate.product.spec.outputPorts[pair[2]].columns[pair[3]]
 	old_entity := _release_value(old_col, "entity")
 	old_entity != null
 	new_entity := _release_value(new_col, "entity")
@@ -489,7 +541,7 @@ _entity_changes(gate) := {v |
 		"release/entity-changed",
 		"error",
 		result.text(["column '", old_col.name, "' changed its entity link from ", _shown(old_entity), " to ", _shown(new_entity)]),
-		result.location(_release_id(gate), port, old_col.name),
+		result.location(ctx.product, port, old_col.name),
 		"Keep the entity link: other domains join on it. Publish a new column for a different entity.",
 	)
 }
@@ -522,7 +574,8 @@ _port_has_pii(port) if {
 
 _retention_findings(gate) := {v |
 	some old_port in _release_ports(gate.previous)
-	new_port := _port_named(gate.product, old_port.name)
+	some new_port in _release_ports(gate.product)
+	new_port.name == old_port.name
 	_release_value(old_port, "retention") != _release_value(new_port, "retention")
 	some port in [old_port, new_port]
 	_port_has_pii(port)
