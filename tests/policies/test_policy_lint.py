@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 from regopy import Interpreter
 
 from meshgov.core.policy_lint import (
@@ -11,6 +14,8 @@ from meshgov.core.policy_lint import (
     crash_risks,
     lint_modules,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
 
 POLICY = """# METADATA
 # title: Personal data
@@ -200,3 +205,9 @@ def test_builtins_the_policies_rely_on_exist_in_regopy() -> None:
         "count",
     ]
     assert [name for name in used if not interpreter.is_builtin(name)] == []
+
+
+def test_regal_capabilities_ban_the_same_builtins() -> None:
+    config = yaml.safe_load((ROOT / "policies" / ".regal" / "config.yaml").read_text())
+    banned = {builtin["name"] for builtin in config["capabilities"]["minus"]["builtins"]}
+    assert banned == set(UNSUPPORTED_BUILTINS)
