@@ -50,7 +50,7 @@ def _normalized(identifier: exp.Expr | None, dialect: Dialect) -> str | None:
     raise SqlUnsupportedError(f"unsupported table name part '{identifier.sql()}'")
 
 
-def _catalogue_key(identifier: exp.Identifier, dialect: Dialect) -> str:
+def catalogue_key(identifier: exp.Identifier, dialect: Dialect) -> str:
     """The part as the catalogue spells it (lower case) when it names the same object.
 
     Catalogue names are unquoted lower-case names. A part matches one when the dialect resolves
@@ -77,7 +77,7 @@ def table_parts(table: exp.Table, dialect: Dialect) -> tuple[str, ...]:
             raise SqlUnsupportedError(f"table name '{table.sql()}' has too many parts")
         if not isinstance(value, exp.Identifier):
             raise SqlUnsupportedError(f"unsupported table name part '{value.sql()}'")
-        name = _catalogue_key(value, dialect)
+        name = catalogue_key(value, dialect)
         if name == "" or name != name.strip():
             raise SqlUnsupportedError(f"invalid table name '{table.sql()}'")
         parts.append(name)

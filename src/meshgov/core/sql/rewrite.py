@@ -22,7 +22,12 @@ from meshgov.core.sql.model import (
     TableAccess,
 )
 from meshgov.core.sql.parse import check_dialect, parse_statement
-from meshgov.core.sql.resolve import ResolvedTable, normalized_name, resolve_tables
+from meshgov.core.sql.resolve import (
+    ResolvedTable,
+    catalogue_key,
+    normalized_name,
+    resolve_tables,
+)
 from meshgov.core.sql.secure_views import secure_select, substitute
 from meshgov.core.sql.validate import Inventory, validate
 from meshgov.errors import AccessDenied, MeshgovError, SqlUnsupportedError
@@ -92,7 +97,7 @@ def _rewrite(
     filtered = [t.port.table_name for t in tables if decisions[_key(t)].row_filters]
     if filtered and inventory.fallible:
         check_fallible(statement, inventory.fallible, filtered)
-    _unqualify_schema_columns(inventory.columns)
+    _unqualify_schema_columns(inventory.columns, tables, dialect)
 
     bound_filters: dict[tuple[str, str], str | None] = {}
     for table in tables:
@@ -190,12 +195,31 @@ def _check_hidden_columns(
                 )
 
 
-def _unqualify_schema_columns(columns: list[exp.Column]) -> None:
-    """``schema.table.col`` → ``table.col``: after substitution only the alias exists."""
+def _unqualify_schema_columns(
+    columns: list[exp.Column], tables: list[ResolvedTable], dialect: Dialect
+) -> None:
+    """``schema.table.col`` → ``table.col`` for a substituted table: only its alias remains.
+
+    Other three-part references (``alias.struct_field.x``) are left alone.
+    """
+    physical = {t.parts for t in tables}
     for column in columns:
-        if column.args.get("db") is not None:
+        if column.args.get("db") is None:
+            continue
+        parts = tuple(table_parts_of_column(column, dialect))
+        if any(p[-len(parts) :] == parts for p in physical if len(p) >= len(parts)):
             column.set("db", None)
             column.set("catalog", None)
+
+
+def table_parts_of_column(column: exp.Column, dialect: Dialect) -> list[str]:
+    """The ``[catalog.]db.table`` qualifier of a column, as catalogue keys."""
+    parts: list[str] = []
+    for key in ("catalog", "db", "table"):
+        value = column.args.get(key)
+        if isinstance(value, exp.Identifier):
+            parts.append(catalogue_key(value, dialect))
+    return parts
 
 
 def _audit(statement: exp.Expr, inventory: Inventory, resolved: list[ResolvedTable]) -> None:
