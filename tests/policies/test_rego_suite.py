@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from meshgov.core.policy import PolicyBundle, RegoTest, discover_tests
 from meshgov.core.policy_lint import crash_risks, lint_bundle
@@ -102,3 +103,37 @@ def test_every_gate_rule_has_a_fix_and_a_literal_severity() -> None:
         assert "rego.metadata" not in text
         severities = set(re.findall(r'"(error|warning|info|critical)",\n', text))
         assert severities <= {"error", "warning"}
+
+
+def _catalogue() -> dict[str, str]:
+    """Rule id -> severity from the `custom.rules` of the METADATA blocks of the gate packages."""
+    catalogue: dict[str, str] = {}
+    for concern in GATE_CONCERNS:
+        text = BUNDLE.modules[f"meshgov/{concern}/{concern}.rego"]
+        for block in re.findall(r"^# METADATA\n((?:#.*\n)+)", text, re.MULTILINE):
+            meta = yaml.safe_load("\n".join(line[2:] for line in block.splitlines()))
+            catalogue.update((meta.get("custom") or {}).get("rules") or {})
+    return catalogue
+
+
+def test_every_emitted_rule_id_has_a_metadata_entry() -> None:
+    catalogue = _catalogue()
+    assert set(catalogue) == _emitted_rule_ids()
+    # breaking: an error without a major version bump, a warning with one (or in 0.x).
+    assert set(catalogue.values()) <= {"error", "warning", "breaking"}
+
+
+def test_documented_severity_matches_the_catalogue() -> None:
+    docs = DOCS.read_text(encoding="utf-8")
+    for rule, severity in _catalogue().items():
+        heading = re.search(rf"^### {re.escape(rule)} \((.+)\)$", docs, re.MULTILINE)
+        assert heading is not None, rule
+        expected = "without a major bump" if severity == "breaking" else severity
+        assert expected in heading.group(1), (rule, heading.group(1))
+
+
+@pytest.mark.parametrize("path", sorted(BUNDLE.modules))
+def test_metadata_blocks_are_yaml(path: str) -> None:
+    # OPA parses METADATA as YAML and rejects the module otherwise; regopy ignores it.
+    for block in re.findall(r"^# METADATA\n((?:#.*\n)+)", BUNDLE.modules[path], re.MULTILINE):
+        assert isinstance(yaml.safe_load("\n".join(line[2:] for line in block.splitlines())), dict)

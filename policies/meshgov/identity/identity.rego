@@ -131,12 +131,32 @@ _message(fact) := result.text([
 	"', but the product does not reach the owner's product through its inputs",
 ]) if fact.kind == "owner_unreachable"
 
+# METADATA
+# title: Identity facts as violations
+# description: |
+#   One violation per fact of input.identity_facts, by kind.
+# custom:
+#   rules:
+#     identity/entity-unowned: error
+#     identity/multiple-owners: error
+#     identity/type-mismatch: error
+#     identity/format-mismatch: error
+#     identity/undeclared-identifier: error
+#     identity/unknown-entity: error
+#     identity/owner-unreachable: error
 _from_facts(gate) := {v |
 	some fact in object.get(gate, "identity_facts", [])
 	kind := _kinds[fact.kind]
 	v := result.violation(kind.rule, "error", _message(fact), _location(gate, fact), kind.fix)
 }
 
+# METADATA
+# title: Identity fact of an unknown kind
+# description: |
+#   Fail closed on a kind of fact this package cannot judge.
+# custom:
+#   rules:
+#     identity/unrecognised-fact: error
 _unrecognised_facts(gate) := {v |
 	some fact in object.get(gate, "identity_facts", [])
 	not _kinds[object.get(fact, "kind", "")]
@@ -156,6 +176,13 @@ _unknown_entity_message(column, entity) := result.text([
 
 _ports(gate) := object.get(object.get(gate.product, "spec", {}), "outputPorts", [])
 
+# METADATA
+# title: Entity not in the registry
+# description: |
+#   A column declares `entity:` with a name that data.registry.entities does not hold.
+# custom:
+#   rules:
+#     identity/unknown-entity: error
 _unknown_entities(gate, registry) := {v |
 	some port in _ports(gate)
 	some col in port.columns

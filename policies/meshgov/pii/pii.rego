@@ -51,6 +51,13 @@ _category_label(col) := category if {
 	category != null
 } else := "none"
 
+# METADATA
+# title: PII column without classification
+# description: |
+#   A column declared pii: true carries no classification tier.
+# custom:
+#   rules:
+#     pii/unclassified: error
 _unclassified(gate) := {v |
 	some port in _ports(gate)
 	some col in port.columns
@@ -65,6 +72,13 @@ _unclassified(gate) := {v |
 	)
 }
 
+# METADATA
+# title: PII column classified public
+# description: |
+#   Public data may leave the company; personal data may not.
+# custom:
+#   rules:
+#     pii/public-pii: error
 _public_pii(gate) := {v |
 	some port in _ports(gate)
 	some col in port.columns
@@ -79,6 +93,14 @@ _public_pii(gate) := {v |
 	)
 }
 
+# METADATA
+# title: PII classified below its category's minimum
+# description: |
+#   The tier of a PII column is below the minimum of its category (or the guild-wide PII
+#   minimum); an unknown tier counts as too low.
+# custom:
+#   rules:
+#     pii/classification-too-low: error
 _classification_too_low(gate, registry) := {v |
 	some port in _ports(gate)
 	some col in port.columns
@@ -99,6 +121,13 @@ _classification_too_low(gate, registry) := {v |
 	)
 }
 
+# METADATA
+# title: PII column without category
+# description: |
+#   A PII column names no piiCategory.
+# custom:
+#   rules:
+#     pii/missing-category: error
 _missing_category(gate) := {v |
 	some port in _ports(gate)
 	some col in port.columns
@@ -113,6 +142,13 @@ _missing_category(gate) := {v |
 	)
 }
 
+# METADATA
+# title: Unknown PII category
+# description: |
+#   A piiCategory that data.registry.pii_categories does not define.
+# custom:
+#   rules:
+#     pii/unknown-category: error
 _unknown_category(gate, registry) := {v |
 	some port in _ports(gate)
 	some col in port.columns
@@ -128,6 +164,13 @@ _unknown_category(gate, registry) := {v |
 	)
 }
 
+# METADATA
+# title: PII column without mask
+# description: |
+#   A PII column declares no mask for readers without clearance.
+# custom:
+#   rules:
+#     pii/missing-mask: error
 _missing_mask(gate, registry) := {v |
 	some port in _ports(gate)
 	some col in port.columns
@@ -146,6 +189,13 @@ _default_mask(col, registry) := mask if {
 	mask := registry.pii_categories[col.piiCategory].default_mask
 } else := "redact"
 
+# METADATA
+# title: Mask that does not hide the category
+# description: |
+#   The mask is not among the allowed_masks of the column's PII category.
+# custom:
+#   rules:
+#     pii/mask-not-allowed: error
 _mask_not_allowed(gate, registry) := {v |
 	some port in _ports(gate)
 	some col in port.columns
@@ -165,6 +215,13 @@ _mask_not_allowed(gate, registry) := {v |
 	)
 }
 
+# METADATA
+# title: Mask that does not fit the column type
+# description: |
+#   The mask cannot be computed on the column's logical type (types in data.registry.masks).
+# custom:
+#   rules:
+#     pii/mask-not-applicable: error
 _mask_not_applicable(gate, registry) := {v |
 	some port in _ports(gate)
 	some col in port.columns
@@ -182,6 +239,13 @@ _mask_not_applicable(gate, registry) := {v |
 
 _pii_names(port) := sort([col.name | some col in port.columns; _is_pii(col)])
 
+# METADATA
+# title: Port with PII without retention
+# description: |
+#   A port that holds PII columns declares no retention.
+# custom:
+#   rules:
+#     pii/missing-retention: error
 _missing_retention(gate) := {v |
 	some port in _ports(gate)
 	names := _pii_names(port)
@@ -200,6 +264,13 @@ _valid_retention(text) if regex.match(`^[1-9][0-9]*[dwmy]$`, text)
 
 _valid_retention(text) if regex.match(`^P([0-9]+Y)?([0-9]+M)?([0-9]+W)?([0-9]+D)?$`, text)
 
+# METADATA
+# title: Retention that is not a duration
+# description: |
+#   The retention of a port with PII is not a duration (90d, 12w, 18m, 3y, P3Y).
+# custom:
+#   rules:
+#     pii/invalid-retention: error
 _invalid_retention(gate) := {v |
 	some port in _ports(gate)
 	count(_pii_names(port)) > 0
@@ -214,7 +285,14 @@ _invalid_retention(gate) := {v |
 	)
 }
 
-# A port is public when every column that is not PII is classified public.
+# METADATA
+# title: PII in a public port
+# description: |
+#   A port is public when every column that is not PII is classified public; it must carry no
+#   PII.
+# custom:
+#   rules:
+#     pii/public-port: error
 _public_port(gate) := {v |
 	some port in _ports(gate)
 	names := _pii_names(port)
@@ -249,6 +327,14 @@ _any_hint(registry) := concat("|", [concat("", ["(", hint, ")"]) |
 	some hint in object.get(registry.pii_categories[category], "name_hints", [])
 ])
 
+# METADATA
+# title: "Column named like PII without `pii: true`"
+# description: |
+#   The column name matches a name hint of a PII category; a warning, since names are only a
+#   hint.
+# custom:
+#   rules:
+#     pii/undeclared-name: warning
 _undeclared_name(gate, registry) := {v |
 	any_hint := _any_hint(registry)
 	some port in _ports(gate)
@@ -282,6 +368,14 @@ _share(finding) := sprintf("%.1f%%", [finding.share * 100])
 
 _scan_findings(gate) := _scan_undeclared(gate) | _scan_mismatch(gate)
 
+# METADATA
+# title: Snapshot values that look like PII in an undeclared column
+# description: |
+#   The snapshot scan (input.scan) found values of a PII category in a column not declared PII;
+#   the message gives the share, never values.
+# custom:
+#   rules:
+#     pii/undeclared-in-snapshot: error
 _scan_undeclared(gate) := {v |
 	some finding in object.get(gate, "scan", [])
 	not _declared_pii(gate, finding)
@@ -300,6 +394,13 @@ _scan_undeclared(gate) := {v |
 	)
 }
 
+# METADATA
+# title: Snapshot values of another PII category
+# description: |
+#   The scan found values of a category other than the column's piiCategory.
+# custom:
+#   rules:
+#     pii/category-mismatch: warning
 _scan_mismatch(gate) := {v |
 	some finding in object.get(gate, "scan", [])
 	col := _scanned_column(gate, finding.port, finding.column)

@@ -57,6 +57,15 @@ _required_fields := {
 	"status": "Add `metadata.status:` (draft, active, deprecated or retired).",
 }
 
+# METADATA
+# title: Missing owner, description or status
+# description: |
+#   metadata.owner, metadata.description and metadata.status are required.
+# custom:
+#   rules:
+#     release/missing-owner: error
+#     release/missing-description: error
+#     release/missing-status: error
 _missing_metadata(gate) := {v |
 	some field
 	fix := _required_fields[field]
@@ -80,6 +89,13 @@ _semver_valid(doc) if {
 	regex.match(_semver_pattern, result.text([_release_value(_release_meta(doc), "version")]))
 }
 
+# METADATA
+# title: Version that is not SemVer
+# description: |
+#   metadata.version must be MAJOR.MINOR.PATCH (with optional pre-release and build).
+# custom:
+#   rules:
+#     release/invalid-semver: error
 _invalid_semver(gate) := {v |
 	not _semver_valid(gate.product)
 	v := result.violation(
@@ -91,6 +107,13 @@ _invalid_semver(gate) := {v |
 	)
 }
 
+# METADATA
+# title: Deprecated or retired without endOfSupport
+# description: |
+#   B9: every port of a deprecated or retired product declares endOfSupport.
+# custom:
+#   rules:
+#     release/missing-end-of-support: error
 _missing_end_of_support(gate) := {v |
 	status := _release_value(_release_meta(gate.product), "status")
 	status in {"deprecated", "retired"}
@@ -130,6 +153,14 @@ _version_greater(a, b) if {
 
 _comparable_doc(doc) := object.remove(doc, ["source", "sourceFormat", "semver_valid"])
 
+# METADATA
+# title: Version that does not move forward
+# description: |
+#   Against the previous version: a lower version, or the same version for a changed manifest.
+# custom:
+#   rules:
+#     release/version-decreased: error
+#     release/version-not-bumped: error
 _version_findings(gate) := {v |
 	_versions_comparable(gate)
 	current := _version_core(_version_of(gate.product))
@@ -201,6 +232,13 @@ _context(gate) := ctx if {
 
 _bump_fix := "Keep the old shape, or release it as a new major version (and tell the consumers)."
 
+# METADATA
+# title: Output port removed
+# description: |
+#   B9: a port of the previous version is gone.
+# custom:
+#   rules:
+#     release/port-removed: breaking
 _port_findings(gate, ctx) := {v |
 	some old_port in _release_ports(gate.previous)
 	not _has_port(gate.product, old_port.name)
@@ -224,8 +262,8 @@ _has_column(port, name) if {
 }
 
 # Index quadruples [old port, old column, new port, new column] of the same column, changed, in
-# the previous and the current version, matched by port and column name. Indexes, not the column objects:
-# collecting objects into a comprehension is slow in regopy, reading them from the input is not.
+# the previous and the current version, matched by port and column name. Indexes, not column
+# objects: collecting objects into a comprehension is slow in regopy, reading them is not.
 _column_pairs(gate) := [[i, j, k, l] |
 	old_ports := _release_ports(gate.previous)
 	new_ports := _release_ports(gate.product)
@@ -245,6 +283,13 @@ _column_pairs(gate) := [[i, j, k, l] |
 
 _column_findings(gate, ctx) := ((((((_removed_columns(gate, ctx) | _retyped_columns(gate, ctx)) | _constraint_changes(gate, ctx)) | _key_changes(gate, ctx)) | _enum_changes(gate, ctx)) | _privacy_changes(gate, ctx)) | _entity_changes(gate, ctx))
 
+# METADATA
+# title: Column removed or renamed
+# description: |
+#   B1: a column of the previous version is gone from its port (columns are matched by name).
+# custom:
+#   rules:
+#     release/column-removed: breaking
 _removed_columns(gate, ctx) := {v |
 	some old_port in _release_ports(gate.previous)
 	some new_port in _release_ports(gate.product)
@@ -263,6 +308,13 @@ _removed_columns(gate, ctx) := {v |
 # Widenings that no reader can notice.
 _safe_widenings := {["integer", "number"], ["integer", "decimal"]}
 
+# METADATA
+# title: Column type or format changed
+# description: |
+#   B2: type or format changed, except the safe widenings integer to number or decimal.
+# custom:
+#   rules:
+#     release/column-retyped: breaking
 _retyped_columns(gate, ctx) := {v |
 	some pair in ctx.pairs
 	port := gate.previous.spec.outputPorts[pair[0]].name
@@ -282,6 +334,14 @@ _retyped_columns(gate, ctx) := {v |
 	)
 }
 
+# METADATA
+# title: required or unique changed
+# description: |
+#   B3: in either direction.
+# custom:
+#   rules:
+#     release/required-changed: breaking
+#     release/unique-changed: breaking
 _constraint_changes(gate, ctx) := {v |
 	some pair in ctx.pairs
 	port := gate.previous.spec.outputPorts[pair[0]].name
@@ -304,6 +364,13 @@ _is_key(col) if object.get(col, "primaryKey", false) == true
 
 _has_entity(col) if _release_value(col, "entity") != null
 
+# METADATA
+# title: primaryKey changed
+# description: |
+#   B4: breaking on an entity identifier, a warning otherwise.
+# custom:
+#   rules:
+#     release/primary-key-changed: breaking
 _key_changes(gate, ctx) := {v |
 	some pair in ctx.pairs
 	port := gate.previous.spec.outputPorts[pair[0]].name
@@ -336,6 +403,15 @@ _identifier_involved(old_col, _) if _has_entity(old_col)
 
 _identifier_involved(_, new_col) if _has_entity(new_col)
 
+# METADATA
+# title: Enum narrowed or constraints changed
+# description: |
+#   B5: enum values removed, an enum added, and the bound and pattern changes.
+# custom:
+#   rules:
+#     release/enum-narrowed: breaking
+#     release/constraint-tightened: breaking
+#     release/constraint-loosened: warning
 _enum_changes(gate, ctx) := {v |
 	some pair in ctx.pairs
 	port := gate.previous.spec.outputPorts[pair[0]].name
@@ -467,6 +543,17 @@ _tier_rank(tier) := rank if {
 	rank := {"public": 0, "internal": 1, "confidential": 2, "restricted": 3}[tier]
 } else := -1
 
+# METADATA
+# title: Classification or pii changed
+# description: |
+#   B6: lowered classification or pii removed, errors even with a major bump; B7: raised or
+#   added, warnings.
+# custom:
+#   rules:
+#     release/classification-lowered: error
+#     release/pii-removed: error
+#     release/classification-raised: warning
+#     release/pii-added: warning
 _privacy_changes(gate, ctx) := {v |
 	some pair in ctx.pairs
 	port := gate.previous.spec.outputPorts[pair[0]].name
@@ -528,6 +615,13 @@ _privacy_changes(gate, ctx) := {v |
 	)
 }
 
+# METADATA
+# title: Entity link changed or removed
+# description: |
+#   B8: an error even with a major bump.
+# custom:
+#   rules:
+#     release/entity-changed: error
 _entity_changes(gate, ctx) := {v |
 	some pair in ctx.pairs
 	port := gate.previous.spec.outputPorts[pair[0]].name
@@ -555,6 +649,13 @@ _grant_label(grant) := concat("; ", [part |
 	part := concat("", [key, " ", concat(", ", names)])
 ])
 
+# METADATA
+# title: Grant removed or narrowed
+# description: |
+#   B10: consumers of the grant lose access.
+# custom:
+#   rules:
+#     release/grant-removed: warning
 _grant_findings(gate) := {v |
 	some old_grant in _grants(gate.previous)
 	not old_grant in _grants(gate.product)
@@ -572,6 +673,13 @@ _port_has_pii(port) if {
 	object.get(col, "pii", false) == true
 }
 
+# METADATA
+# title: Retention of a PII port changed
+# description: |
+#   B11: retention of personal data changed.
+# custom:
+#   rules:
+#     release/retention-changed: warning
 _retention_findings(gate) := {v |
 	some old_port in _release_ports(gate.previous)
 	some new_port in _release_ports(gate.product)
