@@ -156,8 +156,12 @@ def test_only_one_read_only_query_is_accepted(engine: QueryEngine, sql: str) -> 
 )
 def test_engine_cannot_reach_files_settings_or_the_key(engine: QueryEngine, sql: str) -> None:
     csv = str(FIXTURE_MESH / "data" / "customers.csv")
+    with pytest.raises(SqlUnsupportedError) as caught:
+        engine.execute(sql.format(csv=csv))  # the engine's own source audit
+    assert csv not in str(caught.value)
+    # Past that audit, the database's lock-down refuses it too.
     with pytest.raises(MeshgovError) as caught:
-        engine.execute(sql.format(csv=csv))
+        engine.execute_unprotected(sql.format(csv=csv))  # type: ignore[attr-defined]
     assert not any(email in str(caught.value) for email in RAW_EMAILS)
     assert csv not in str(caught.value)
 
@@ -176,14 +180,21 @@ def test_key_is_not_visible_in_engine_metadata(engine: QueryEngine) -> None:
         ],
     }[engine.name]
     for sql in probes:
-        text = str(engine.execute(sql).to_pylist()).encode()
+        with pytest.raises(SqlUnsupportedError):
+            engine.execute(sql)
+        text = str(engine.execute_unprotected(sql).to_pylist()).encode()  # type: ignore[attr-defined]
         assert b"engine-test-key" not in text
 
 
 def test_barrier_views_do_not_outlive_their_query(engine: QueryEngine) -> None:
-    engine.execute(f"SELECT count(*) AS n FROM {SECURE_CUSTOMERS}")
+    from meshgov.engines.base import prepare_query
+
+    sql = f"SELECT count(*) AS n FROM {SECURE_CUSTOMERS} WHERE CAST(c.customer_id AS TEXT) = 'c1'"
+    prepared = prepare_query(sql, engine.dialect, PHYSICAL, True)
+    assert prepared.views
+    engine.execute(sql)
     with pytest.raises(QueryFailed):
-        engine.execute("SELECT * FROM meshgov_barrier_1")
+        engine.execute_unprotected("SELECT * FROM meshgov_barrier_1")  # type: ignore[attr-defined]
 
 
 def test_same_rows_and_hashes_on_both_engines(engine_catalog: Catalog, engine_pg_dsn: str) -> None:
@@ -210,7 +221,7 @@ def test_postgres_queries_run_as_the_read_only_reader(engine_pg_dsn: str) -> Non
 
     pg = PostgresEngine(engine_pg_dsn)
     try:
-        rows = pg.execute(
+        rows = pg.execute_unprotected(
             "SELECT current_user AS who, current_setting('transaction_read_only') AS ro"
         ).to_pylist()
         database = engine_pg_dsn.rsplit("/", 1)[-1]

@@ -191,6 +191,56 @@ def require_single_query(sql: str, dialect: str) -> exp.Query:
     return statement
 
 
+# Table functions a generated query may use (row generators; they read no data).
+SAFE_TABLE_FUNCTIONS = frozenset(
+    {"generate_series", "exploding_generate_series", "range", "unnest", "generate_subscripts"}
+)
+# Functions that read files, run dynamic SQL, expose settings or statistics, or raise on demand.
+_DENIED_FUNCTION_PREFIXES = ("read_", "pg_", "lo_", "dblink", "query", "duckdb_", "parquet_")
+_DENIED_FUNCTIONS = frozenset(
+    {
+        "set_config", "current_setting", "getenv", "stats", "error", "raise_error", "sniff_csv",
+        "glob", "table_to_xml", "schema_to_xml", "database_to_xml", "cursor_to_xml",
+        "table_to_xmlschema", "table_to_xml_and_xmlschema", "which_secret", "load_extension",
+    }
+)  # fmt: skip
+
+
+def audit_sources(statement: exp.Query, physical: frozenset[tuple[str, ...]]) -> None:
+    """Every table is a port table or a CTE, and no function reaches outside the data.
+
+    The gateway already allows only these; the engine checks again so that SQL reaching it by
+    any other path still cannot read a system catalogue, a file or another table.
+    """
+    from sqlglot import exp
+
+    ctes = {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
+    for table in statement.find_all(exp.Table):
+        if isinstance(table.this, exp.Func):
+            name = _function_name(table.this)
+            if name not in SAFE_TABLE_FUNCTIONS:
+                raise SqlUnsupportedError(f"the engine does not run table function {name}()")
+            continue
+        parts = tuple(p.name.lower() for p in table.parts)
+        if len(parts) == 1 and parts[0] in ctes:
+            continue
+        if not _matches_physical(parts, physical):
+            # The name is the caller's own text (maybe a file path); it is not echoed.
+            raise SqlUnsupportedError("the engine serves only product tables and CTEs")
+    for function in statement.find_all(exp.Func):
+        name = _function_name(function)
+        if name in _DENIED_FUNCTIONS or name.startswith(_DENIED_FUNCTION_PREFIXES):
+            raise SqlUnsupportedError(f"the engine does not run function {name}()")
+
+
+def _function_name(function: exp.Func) -> str:
+    from sqlglot import exp
+
+    if isinstance(function, exp.Anonymous):
+        return str(function.name).lower()
+    return function.sql_name().lower()
+
+
 def secure_subqueries(
     statement: exp.Query, physical: frozenset[tuple[str, ...]]
 ) -> list[exp.Subquery]:
@@ -288,6 +338,7 @@ def prepare_query(
     from sqlglot import exp
 
     statement = require_single_query(sql, dialect)
+    audit_sources(statement, physical)
     views: list[str] = []
     secure = secure_subqueries(statement, physical)
     if barriers and secure and needs_barrier(statement, secure):
@@ -393,7 +444,9 @@ def open_engine(
             raise InputError("the duckdb engine needs a catalog to load")
         from meshgov.engines.duckdb import DuckDBEngine
 
-        return DuckDBEngine.from_catalog(catalog, hash_key)
+        return DuckDBEngine.from_catalog(
+            catalog, hash_key, timeout_ms=timeout_ms or DEFAULT_STATEMENT_TIMEOUT_MS
+        )
     if url.startswith(("postgresql://", "postgres://")):
         from meshgov.engines.postgres import PostgresEngine
 

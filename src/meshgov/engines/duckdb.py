@@ -226,6 +226,8 @@ class DuckDBEngine:
             cursor = self._connection.cursor()
         try:
             return cursor.sql(sql).to_arrow_table()
+        except duckdb.Error as exc:
+            raise generic_engine_error(exc, self.name) from None
         finally:
             cursor.close()
 

@@ -362,14 +362,31 @@ class PostgresEngine:
             conn.close()
             raise
         self._idle.append(conn)
-        self._physical: set[tuple[str, ...]] = set()
+        physical: set[tuple[str, ...]] = set()
         if catalog is not None:
             for source in port_sources(catalog):
-                self._physical.add(source.physical.parts)
-                self._physical.add((source.physical.schema or "public", source.physical.table))
+                physical.add(source.physical.parts)
+                physical.add((source.physical.schema or "public", source.physical.table))
+        else:  # what `load` granted the reader is what it may read
+            granted = conn.execute(
+                "SELECT DISTINCT table_schema, table_name FROM information_schema.role_table_grants"
+                " WHERE grantee = %s AND privilege_type = 'SELECT'",
+                (self._role,),
+            ).fetchall()
+            conn.rollback()
+            physical.update((str(schema), str(table)) for schema, table in granted)
+        self._physical = frozenset(physical)
 
     def execute(self, sql_text: str) -> pa.Table:
-        prepared = prepare_query(sql_text, self.dialect, frozenset(self._physical), self._barriers)
+        prepared = prepare_query(sql_text, self.dialect, self._physical, self._barriers)
+        return self._run(prepared.views, prepared.sql)
+
+    def execute_unprotected(self, sql_text: str) -> pa.Table:
+        """Run SQL as given, without the checks or barriers, still as the read-only reader role
+        (tests of the database's own lock-down, benchmarks)."""
+        return self._run((), sql_text)
+
+    def _run(self, views: Sequence[str], statement: str) -> pa.Table:
         conn = self._acquire()
         healthy = True
         try:
@@ -381,11 +398,11 @@ class PostgresEngine:
                     )
                 )
                 cursor.execute("SET LOCAL search_path = public")
-                for view in prepared.views:
+                for view in views:
                     cursor.execute(view)
                 # Turning read-only on mid-transaction is allowed; the user's query runs under it.
                 cursor.execute("SET LOCAL transaction_read_only = on")
-                cursor.execute(prepared.sql)
+                cursor.execute(statement)
                 return _to_arrow(cursor)
         except psycopg.Error as exc:
             healthy = not conn.closed and not conn.broken
