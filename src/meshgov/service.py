@@ -61,6 +61,9 @@ log = logging.getLogger("meshgov.service")
 
 ACCESS_QUERY = "data.meshgov.access.decision"
 SYSTEM_ACTOR = "system:startup"
+# Compile-and-test results by (engine, bundle revision, catalogue revision): same content, same
+# result, so restarts and repeated stagings in one process do not pay for them again.
+_CHECKED: dict[tuple[str, str, str], dict[str, Any]] = {}
 CHILD_ENTRY = "from meshgov.service import check_bundle_child; check_bundle_child()"
 MAX_POLICY_FILE_BYTES = 512 * 1024
 
@@ -461,11 +464,15 @@ class Service:
         status = REVISION_FAILED
         state = self._state
         catalog = state.catalog if state else Catalog()
-        if self.settings.policy_engine == "embedded":
-            # A module can crash the native engine: compile and test in a child process first.
-            checked = check_bundle_isolated(bundle, catalog_data(catalog))
-        else:
-            checked = check_bundle(self.engine, bundle, catalog_data(catalog))
+        cache_key = (self.settings.policy_engine, bundle.revision, catalog.revision)
+        checked = _CHECKED.get(cache_key)
+        if checked is None:
+            if self.settings.policy_engine == "embedded":
+                # A module can crash the native engine: compile and test in a child process.
+                checked = check_bundle_isolated(bundle, catalog_data(catalog))
+            else:
+                checked = check_bundle(self.engine, bundle, catalog_data(catalog))
+            _CHECKED[cache_key] = checked
         report.update(checked)
         if checked["compile"]["ok"]:
             try:
@@ -494,34 +501,11 @@ class Service:
         """Findings that would change on every registered product (latest version)."""
         if state is None:
             return []
-        changes: list[dict[str, Any]] = []
-        for key in sorted(state.catalog.manifests):
-            manifest = state.catalog.manifests[key]
-            previous = self._previous_version(manifest)
-            try:
-                before = gate_findings(state.gate, manifest, previous, state.catalog)
-            except MeshgovError as exc:
-                before = [{"rule": "gate_error", "severity": "error", "message": exc.message}]
-            try:
-                after = gate_findings(gate, manifest, previous, state.catalog)
-            except MeshgovError as exc:
-                after = [{"rule": "gate_error", "severity": "error", "message": exc.message}]
-            before_keys = {_finding_key(f) for f in before}
-            after_keys = {_finding_key(f) for f in after}
-            added = [f for f in after if _finding_key(f) not in before_keys]
-            removed = [f for f in before if _finding_key(f) not in after_keys]
-            if added or removed:
-                changes.append(
-                    {
-                        "product": key,
-                        "version": manifest.metadata.version,
-                        "added": added,
-                        "removed": removed,
-                        "passes_before": gate_passes(before),
-                        "passes_after": gate_passes(after),
-                    }
-                )
-        return changes
+        previous = {
+            key: self._previous_version(manifest)
+            for key, manifest in state.catalog.manifests.items()
+        }
+        return policy_impact(state.gate, gate, state.catalog, previous)
 
     def _previous_version(self, manifest: Manifest) -> Manifest | None:
         versions = self.store.product_versions(manifest.metadata.domain, manifest.metadata.name)
@@ -658,6 +642,50 @@ class Service:
         state = self.state
         query = data_query(path)
         return state.prepared.evaluate(query, input_document), state.revision
+
+
+def policy_impact(
+    before: Gate,
+    after: Gate,
+    catalog: Catalog,
+    previous: Mapping[str, Manifest | None] | None = None,
+    *,
+    scan: bool = False,
+) -> list[dict[str, Any]]:
+    """The gate findings that change between two revisions, for every product of ``catalog``.
+
+    One entry per product whose findings differ: ``added`` and ``removed`` findings, and whether
+    the product passes before and after (a product that starts failing blocks its next release).
+    """
+    changes: list[dict[str, Any]] = []
+    for key in sorted(catalog.manifests):
+        manifest = catalog.manifests[key]
+        prior = (previous or {}).get(key)
+        results = []
+        for gate in (before, after):
+            try:
+                results.append(gate_findings(gate, manifest, prior, catalog, scan=scan))
+            except MeshgovError as exc:
+                results.append(
+                    [{"rule": "gate_error", "severity": "error", "message": exc.message}]
+                )
+        old, new = results
+        old_keys = {_finding_key(f) for f in old}
+        new_keys = {_finding_key(f) for f in new}
+        added = [f for f in new if _finding_key(f) not in old_keys]
+        removed = [f for f in old if _finding_key(f) not in new_keys]
+        if added or removed:
+            changes.append(
+                {
+                    "product": key,
+                    "version": manifest.metadata.version,
+                    "added": added,
+                    "removed": removed,
+                    "passes_before": gate_passes(old),
+                    "passes_after": gate_passes(new),
+                }
+            )
+    return changes
 
 
 def _single_product(authorization: Authorization) -> str | None:

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 
 import yaml
-from api_server import RunningServer
-
-EXTRA_RULE = """package meshgov.extra
-
-import rego.v1
-
-# Products must carry at least one tag (a new guild rule, as a warning).
-violations contains v if {
-\tcount(object.get(input.product.metadata, "tags", [])) == 0
-\tv := {"rule": "extra.tags", "severity": "warning", "message": "add tags",
-\t\t"location": {"product": input.product.id, "port": null, "column": null}}
-}
-"""
+from api_server import ROOT, RunningServer
 
 FAILING_TEST = """package meshgov.extra_test
 
@@ -73,30 +62,60 @@ def test_a_revision_whose_tests_fail_cannot_be_activated(own_server: RunningServ
     assert activation.status_code == 409
 
 
+def _stricter_address(server: RunningServer) -> str:
+    """data/pii_categories.yaml with postal addresses required to be `restricted`."""
+    categories = copy.deepcopy(server.service.state.bundle.data["registry"]["pii_categories"])
+    categories["address"]["minimum"] = "restricted"
+    return yaml.safe_dump(categories)
+
+
 def test_stage_shows_impact_then_activate_and_roll_back(own_server: RunningServer) -> None:
     original = own_server.service.state.revision
     with own_server.client("guild") as client:
-        staged = _stage(client, "meshgov/extra/extra.rego", EXTRA_RULE).json()
+        staged = _stage(client, "data/pii_categories.yaml", _stricter_address(own_server)).json()
         assert staged["status"] == "valid", staged["report"]
-        impact = staged["report"]["impact"]
+        impact = {c["product"]: c for c in staged["report"]["impact"]}
         activated = client.post("/v1/policies/activate", json={"revision": staged["id"]})
         health = client.get("/health").json()
         rolled = client.post("/v1/policies/rollback").json()
         after = client.get("/health").json()
-    # Every product without tags would gain the new warning; none would change from pass to fail.
-    untagged = {c["product"] for c in impact if any(f["rule"] == "extra.tags" for f in c["added"])}
-    for change in impact:
-        assert change["passes_before"] == change["passes_after"]
+    customers = impact["customer/customers"]
+    assert customers["passes_before"] is True
+    assert customers["passes_after"] is False
+    assert {f["location"]["column"] for f in customers["added"]} == {"postcode"}
     assert activated.status_code == 200
     assert activated.json() == {"active": staged["id"], "previous": original}
     assert health["revision"] == staged["id"]
     assert rolled == {"active": original, "previous": staged["id"]}
     assert after["revision"] == original
-    assert (
-        untagged
-        == {p for p, m in own_server.service.state.catalog.manifests.items() if not m.metadata.tags}
-        or untagged == set()
+
+
+def test_publishing_follows_the_active_revision(own_server: RunningServer) -> None:
+    """After activation the stricter rule gates publishing; after rollback it no longer does."""
+    manifest = (ROOT / "examples/mesh/customer/customers.yaml").read_text(encoding="utf-8")
+    manifest = manifest.replace("version: 2.1.0", "version: 2.1.1").replace(
+        "      data: data/customers.parquet\n", ""
     )
+    with own_server.client("guild") as client:
+        staged = _stage(client, "data/pii_categories.yaml", _stricter_address(own_server)).json()
+        client.post("/v1/policies/activate", json={"revision": staged["id"]})
+    with own_server.client("owner-customer") as client:
+        refused = client.put(
+            "/v1/products/customer/customers",
+            content=manifest,
+            headers={"Content-Type": "application/yaml"},
+        )
+    with own_server.client("guild") as client:
+        client.post("/v1/policies/rollback")
+    with own_server.client("owner-customer") as client:
+        accepted = client.put(
+            "/v1/products/customer/customers",
+            content=manifest,
+            headers={"Content-Type": "application/yaml"},
+        )
+    assert refused.status_code == 422
+    assert refused.json()["revision"] == staged["id"]
+    assert accepted.status_code == 201, accepted.text
 
 
 def test_data_files_are_staged_too(own_server: RunningServer) -> None:
@@ -114,7 +133,7 @@ def test_data_files_are_staged_too(own_server: RunningServer) -> None:
 def test_activation_is_atomic_for_concurrent_requests(own_server: RunningServer) -> None:
     """Requests during activate/rollback each see one whole revision, never a mix or an error."""
     with own_server.client("guild") as client:
-        staged = _stage(client, "meshgov/extra/extra.rego", EXTRA_RULE).json()
+        staged = _stage(client, "data/pii_categories.yaml", _stricter_address(own_server)).json()
     revisions = {own_server.service.state.revision, staged["id"]}
     seen: list[str] = []
     errors: list[int] = []

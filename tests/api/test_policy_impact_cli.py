@@ -1,0 +1,96 @@
+"""`meshgov policy impact --against REV`: the service's policy dry run, locally."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+from api_server import ROOT
+from typer.testing import CliRunner
+
+from meshgov.cli import app
+
+
+def _candidate(tmp_path: Path) -> Path:
+    """The shipped policies with a stricter guild setting: postal addresses must be restricted."""
+    policies = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", policies)
+    categories = policies / "data" / "pii_categories.yaml"
+    document = yaml.safe_load(categories.read_text(encoding="utf-8"))
+    document["address"]["minimum"] = "restricted"
+    categories.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return policies
+
+
+def test_impact_against_a_directory_lists_newly_failing_products(tmp_path: Path) -> None:
+    candidate = _candidate(tmp_path)
+    result = CliRunner().invoke(
+        app,
+        [
+            "policy",
+            "impact",
+            "--against",
+            str(ROOT / "policies"),
+            "--policies",
+            str(candidate),
+            "--catalog",
+            str(ROOT / "examples" / "mesh"),
+            "--format",
+            "json",
+        ],
+    )
+    document = json.loads(result.stdout)
+    assert document["products"] == 7
+    assert result.exit_code == 1
+    assert "customer/customers" in document["newly_failing"]
+    change = next(c for c in document["changes"] if c["product"] == "customer/customers")
+    assert change["removed"] == []
+    assert {f["location"]["column"] for f in change["added"]} == {"postcode"}
+
+
+def test_impact_against_the_same_revision_changes_nothing() -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "policy",
+            "impact",
+            "--against",
+            str(ROOT / "policies"),
+            "--policies",
+            str(ROOT / "policies"),
+            "--catalog",
+            str(ROOT / "examples" / "mesh"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "no finding changes" in result.stdout
+
+
+def test_impact_against_a_git_revision(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "policy",
+            "impact",
+            "--against",
+            "HEAD",
+            "--policies",
+            str(ROOT / "policies"),
+            "--catalog",
+            str(ROOT / "examples" / "mesh"),
+            "--format",
+            "json",
+        ],
+    )
+    assert result.exit_code in (0, 1), result.output
+    assert json.loads(result.stdout)["products"] == 7
+
+
+def test_an_unknown_revision_is_invalid_input() -> None:
+    result = CliRunner().invoke(
+        app,
+        ["policy", "impact", "--against", "no-such-ref-xyz", "--policies", str(ROOT / "policies")],
+    )
+    assert result.exit_code == 2
