@@ -211,3 +211,15 @@ def test_regal_capabilities_ban_the_same_builtins() -> None:
     config = yaml.safe_load((ROOT / "policies" / ".regal" / "config.yaml").read_text())
     banned = {builtin["name"] for builtin in config["capabilities"]["minus"]["builtins"]}
     assert banned == set(UNSUPPORTED_BUILTINS)
+
+
+def test_metadata_that_is_not_yaml_is_flagged() -> None:
+    body = POLICY.replace("# title: PII violations", "# title: PII: the violations: all")
+    [finding] = [f for f in _lint(**{"meshgov/pii/pii.rego": body}) if f.rule == "invalid-metadata"]
+    assert finding.line == 7
+    assert "not YAML" in finding.message
+
+
+def test_metadata_that_is_not_a_mapping_is_flagged() -> None:
+    body = POLICY.replace("# title: PII violations", "# just words")
+    assert "invalid-metadata" in _rules(_lint(**{"meshgov/pii/pii.rego": body}))

@@ -1,4 +1,4 @@
-"""Structural lint of a policy bundle: the Regal conventions meshgov relies on, plus regopy's limits.
+"""Structural lint of a policy bundle: the Regal conventions meshgov relies on and regopy limits.
 
 Pure: it reads the module texts of a ``PolicyBundle`` and never compiles them (the CLI compiles
 with the engine afterwards). The Rego is read line by line, as ``opa fmt`` lays it out: rule heads
@@ -15,6 +15,8 @@ Rules (all errors unless noted):
 - ``missing-test-package``: every package has a ``<package>_test`` package.
 - ``missing-metadata``: every non-test package and each of its public rules has a ``# METADATA``
   block.
+- ``invalid-metadata``: a ``# METADATA`` block must be a YAML mapping (OPA rejects the module
+  otherwise; regopy does not look).
 - ``unsupported-builtin``: builtins the embedded engine (regopy) lacks or answers differently.
 - ``unsupported-syntax``: ``some k, v in x`` (regopy 1.5 rejects the two-variable form).
 - ``function-arity-clash``: one function name with different arities anywhere in the bundle;
@@ -30,6 +32,8 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
+
+import yaml
 
 from meshgov.core.policy import PACKAGE_LINE, PolicyBundle
 
@@ -301,6 +305,33 @@ def _calls(module: _Module) -> Iterator[LintFinding]:
             )
 
 
+def _metadata_yaml(module: _Module) -> Iterator[LintFinding]:
+    lines = module.lines
+    for index, line in enumerate(lines):
+        if line.strip() != "# METADATA":
+            continue
+        block: list[str] = []
+        for following in lines[index + 1 :]:
+            if not following.startswith("#"):
+                break
+            block.append(following[2:] if following.startswith("# ") else following[1:])
+        try:
+            value = yaml.safe_load("\n".join(block))
+        except yaml.YAMLError as exc:
+            problem = str(exc).splitlines()[0]
+            yield LintFinding(
+                "invalid-metadata", f"METADATA is not YAML: {problem}", module.path, index + 1
+            )
+            continue
+        if not isinstance(value, dict):
+            yield LintFinding(
+                "invalid-metadata",
+                "METADATA must be a YAML mapping (title:, description:, ...)",
+                module.path,
+                index + 1,
+            )
+
+
 def _arity_clashes(modules: list[_Module]) -> Iterator[LintFinding]:
     arities: dict[str, dict[int, list[tuple[_Module, _RuleHead]]]] = defaultdict(
         lambda: defaultdict(list)
@@ -354,6 +385,7 @@ def lint_modules(modules: Mapping[str, str]) -> list[LintFinding]:
         findings.extend(_structure(module))
         findings.extend(_tests_outside(module))
         findings.extend(_calls(module))
+        findings.extend(_metadata_yaml(module))
     findings.extend(_metadata(parsed))
     findings.extend(_arity_clashes(parsed))
     findings.extend(_missing_tests(parsed))
