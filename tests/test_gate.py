@@ -385,3 +385,10 @@ def test_worker_threads_give_the_same_report_in_order(mesh: Path) -> None:
     assert len(many.results) == 52
     assert sum(1 for _ in many.findings()) == 8
     assert done == list(range(1, 53))
+
+
+def test_against_git_ref_with_a_missing_manifest(gate: Gate, repo: Path) -> None:
+    report = gate.check_paths([repo / "nowhere" / "absent.yaml", _customers(repo)], against="HEAD")
+    by_name = {Path(r.file).name: r for r in report.results}
+    assert by_name["absent.yaml"].findings[0].message == "no such file"
+    assert by_name["customers.yaml"].previous_version == "1.0.0"

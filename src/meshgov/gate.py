@@ -214,7 +214,9 @@ def load_previous_git(
     """The version of each manifest file at git revision ``ref`` (same path), when it existed."""
     if not paths:
         return {}
-    revision = GitRevision(ref, paths[0].resolve().parent)
+    # The repository of the first manifest that exists (a missing one is reported on its own).
+    anchor = next((p.resolve().parent for p in paths if p.is_file()), Path.cwd())
+    revision = GitRevision(ref, anchor)
     relative = {path: revision.relative(path) for path in paths}
     contents = revision.read_files(sorted({r for r in relative.values() if r}))
     previous: dict[Path, SourcedManifest | MeshgovError] = {}
