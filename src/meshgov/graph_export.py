@@ -16,6 +16,7 @@ from typing import Any
 
 from meshgov.core.graph import EntityGraph, MeshIndex
 from meshgov.core.graph.identity import lineage_sources
+from meshgov.core.graph.model import gc_paused
 from meshgov.errors import InputError
 
 HTML_MAX_PRODUCTS = 1500
@@ -23,6 +24,7 @@ HTML_COLUMNS_UP_TO = 80  # beyond this many products, boxes show no columns
 MAX_COLUMNS_SHOWN = 14
 
 
+@gc_paused
 def to_json(graph: EntityGraph) -> dict[str, Any]:
     """Node-link JSON: ``{nodes: [{id, kind, …}], edges: [{source, target, kind, …}], stats}``."""
     g = graph.nx_graph
@@ -43,6 +45,7 @@ def _graphml_value(value: Any) -> str | int | float | bool:
     return str(value)
 
 
+@gc_paused
 def to_graphml(graph: EntityGraph) -> str:
     """GraphML (for Gephi, yEd, Cytoscape): every attribute as a scalar; ``None`` left out."""
     import networkx as nx
@@ -136,6 +139,7 @@ def _rows(index: MeshIndex, product: str, show_columns: bool) -> tuple[list[tupl
     return shown, len(rows) - len(shown)
 
 
+@gc_paused
 def to_html(graph: EntityGraph, title: str = "meshgov entity graph") -> str:
     """One self-contained HTML page picturing the mesh (see the module docstring)."""
     index = graph.index

@@ -34,7 +34,14 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from meshgov.core.graph.model import Carrier, ColumnRef, EntityGraph, MeshIndex, build_index
+from meshgov.core.graph.model import (
+    Carrier,
+    ColumnRef,
+    EntityGraph,
+    MeshIndex,
+    build_index,
+    gc_paused,
+)
 from meshgov.core.manifest import Manifest
 
 FACT_KINDS = (
@@ -256,6 +263,7 @@ def _analyse(index: MeshIndex) -> list[dict[str, Any]]:
     return facts
 
 
+@gc_paused
 def identity_facts(
     source: EntityGraph | MeshIndex | Iterable[Manifest],
     registry: Mapping[str, Any] | None = None,

@@ -14,17 +14,22 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from functools import wraps
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from meshgov.core.manifest import Classification, Column, LogicalType, Manifest
 from meshgov.errors import InputError, Location, ManifestError
 
 if TYPE_CHECKING:
     import networkx as nx
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class NodeKind(StrEnum):
@@ -222,6 +227,19 @@ class MeshIndex:
         if manifest is None:
             raise InputError(f"no product '{product}' in the catalog", Location(product=product))
         return manifest
+
+
+def gc_paused(func: Callable[P, R]) -> Callable[P, R]:
+    """Run ``func`` with garbage collection paused (see ``_collection_paused``): the questions
+    allocate many small objects while a large graph is alive, and each full collection would
+    traverse the whole graph."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with _collection_paused():
+            return func(*args, **kwargs)
+
+    return wrapper
 
 
 @contextmanager

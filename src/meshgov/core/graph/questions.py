@@ -10,7 +10,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 
-from meshgov.core.graph.model import ColumnRef, EntityGraph, MeshIndex, PortRef
+from meshgov.core.graph.model import ColumnRef, EntityGraph, MeshIndex, PortRef, gc_paused
 from meshgov.errors import InputError, Location, NotFound
 
 
@@ -52,6 +52,7 @@ class EntitySummary:
         return tuple(sorted({c.product for c in self.carriers}))
 
 
+@gc_paused
 def entities(source: EntityGraph | MeshIndex) -> list[EntitySummary]:
     """Each entity (registered or only referenced), its owner, and every column carrying it."""
     index = _index(source)
@@ -125,6 +126,7 @@ MAX_JOIN_HOPS = 6
 MAX_JOIN_PATHS = 100
 
 
+@gc_paused
 def join_paths(
     source: EntityGraph | MeshIndex, left: str, right: str, *, max_hops: int = 3, limit: int = 10
 ) -> list[JoinPath]:
@@ -256,18 +258,25 @@ def _reads(index: MeshIndex, product: str) -> list[PortRef]:
     return cache[product]
 
 
+def _derived_sources(index: MeshIndex) -> dict[str, list[ColumnRef]]:
+    """product → the columns its columns declare ``derivedFrom`` (in declaration order)."""
+    if "derived_sources" not in index.cache:
+        by_product: dict[str, list[ColumnRef]] = {}
+        for target, sources in index.derived_from.items():
+            by_product.setdefault(target.product, []).extend(sources)
+        index.cache["derived_sources"] = by_product
+    found: dict[str, list[ColumnRef]] = index.cache["derived_sources"]
+    return found
+
+
 def _compute_reads(index: MeshIndex, product: str) -> list[PortRef]:
     refs = list(index.inputs.get(product, []))
     seen = set(refs)
-    manifest = index.manifests.get(product)
-    if manifest is not None:
-        for port in manifest.spec.output_ports:
-            for col in port.columns:
-                for src in index.derived_from.get(ColumnRef(product, port.name, col.name), []):
-                    ref = PortRef(src.product, src.port)
-                    if ref not in seen and src.product != product:
-                        seen.add(ref)
-                        refs.append(ref)
+    for src in _derived_sources(index).get(product, []):
+        ref = PortRef(src.product, src.port)
+        if ref not in seen and src.product != product:
+            seen.add(ref)
+            refs.append(ref)
     return refs
 
 
@@ -302,6 +311,7 @@ def _compute_readers(index: MeshIndex) -> dict[str, list[tuple[str, PortRef]]]:
     return readers
 
 
+@gc_paused
 def lineage(
     source: EntityGraph | MeshIndex, product: str, direction: Direction | str = Direction.upstream
 ) -> Lineage:
@@ -387,6 +397,7 @@ def parse_target(index: MeshIndex, target: str) -> tuple[str, str | None, str | 
     return product, port or None, column or None
 
 
+@gc_paused
 def impact(source: EntityGraph | MeshIndex, target: str) -> Impact:
     """What may break downstream if ``target`` (product, port or column) changes, and who to tell.
 
@@ -499,36 +510,77 @@ def _pii_columns(index: MeshIndex, ref: PortRef) -> tuple[str, ...]:
     )
 
 
+@gc_paused
 def pii_flows(source: EntityGraph | MeshIndex) -> list[PiiFlow]:
     """Products that declare no PII but read PII upstream, with the path the PII took.
 
     Walking upstream from a product, the walk continues only through products that declare no
     PII themselves (PII may have passed through them unnoticed) and stops at the first product
-    that declares PII; a port of it with PII columns is a source.
+    that declares PII; a port of it with PII columns is a source, reported with the shortest path.
+    Computed once per product over the lineage (memoised, iteratively: no recursion limit).
     """
     index = _index(source)
-    flows: list[PiiFlow] = []
-    for product in sorted(index.manifests):
-        if index.declares_pii(product):
+    manifests = index.manifests
+    declares = {product: index.declares_pii(product) for product in manifests}
+    pii_columns: dict[PortRef, tuple[str, ...]] = {}
+    # product → {PII source port: shortest path from it down to the product}
+    memo: dict[str, dict[PortRef, tuple[str, ...]]] = {}
+
+    def through(product: str) -> list[str]:
+        """Upstream products the walk continues through (declaring no PII themselves)."""
+        return [
+            ref.product
+            for ref in _reads(index, product)
+            if ref.product in manifests and not declares[ref.product] and ref.product != product
+        ]
+
+    for root in sorted(manifests):
+        if declares[root] or root in memo:
             continue
-        found: dict[PortRef, PiiSource] = {}
-        paths: dict[str, tuple[str, ...]] = {product: (product,)}
-        queue = deque([product])
-        while queue:
-            current = queue.popleft()
-            for ref in _reads(index, current):
-                columns = _pii_columns(index, ref)
-                if columns and ref not in found:
-                    found[ref] = PiiSource(
-                        ref.product, ref.port, columns, (str(ref), *paths[current])
-                    )
-                if ref.product in paths or ref.product not in index.manifests:
-                    continue
-                if index.declares_pii(ref.product):
-                    continue
-                paths[ref.product] = (ref.product, *paths[current])
-                queue.append(ref.product)
-        if found:
-            ordered = tuple(sorted(found.values(), key=lambda s: (len(s.path), s.product, s.port)))
-            flows.append(PiiFlow(product, index.owner_of(product), ordered))
+        in_progress: set[str] = set()
+        stack: list[tuple[str, bool]] = [(root, False)]
+        while stack:
+            product, expanded = stack.pop()
+            if product in memo:
+                continue
+            if not expanded:
+                in_progress.add(product)
+                stack.append((product, True))
+                stack.extend(
+                    (up, False)
+                    for up in through(product)
+                    if up not in memo and up not in in_progress
+                )
+                continue
+            found: dict[PortRef, tuple[str, ...]] = {}
+            for ref in _reads(index, product):
+                if ref not in pii_columns:
+                    pii_columns[ref] = _pii_columns(index, ref)
+                candidates: list[tuple[PortRef, tuple[str, ...]]] = []
+                if pii_columns[ref]:
+                    candidates.append((ref, (str(ref), product)))
+                if ref.product in manifests and not declares[ref.product]:
+                    # A product still in progress closes a lineage cycle: nothing more there.
+                    upstream = memo.get(ref.product, {})
+                    candidates.extend((src, (*path, product)) for src, path in upstream.items())
+                for src, path in candidates:
+                    best = found.get(src)
+                    if best is None or (len(path), path) < (len(best), best):
+                        found[src] = path
+            memo[product] = found
+            in_progress.discard(product)
+    flows: list[PiiFlow] = []
+    for product in sorted(memo):
+        if not memo[product]:
+            continue
+        sources = tuple(
+            sorted(
+                (
+                    PiiSource(ref.product, ref.port, pii_columns[ref], path)
+                    for ref, path in memo[product].items()
+                ),
+                key=lambda s: (len(s.path), s.product, s.port),
+            )
+        )
+        flows.append(PiiFlow(product, index.owner_of(product), sources))
     return flows

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshgov.core.graph.model import EntityGraph, MeshIndex
+from meshgov.core.graph.model import EntityGraph, MeshIndex, gc_paused
 from meshgov.core.manifest import Column, Manifest, MaskKind
 from meshgov.errors import InputError, Location, PrincipalError
 
@@ -262,6 +262,7 @@ def _risky(names: set[str], policy: QuasiIdentifierPolicy) -> tuple[bool, list[f
     return len(names) >= policy.threshold or bool(matched), matched
 
 
+@gc_paused
 def reidentification_risk(
     source: EntityGraph | MeshIndex,
     principal: PrincipalView,
