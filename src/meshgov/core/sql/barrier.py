@@ -11,8 +11,11 @@ Everywhere else (WHERE, JOIN ON, HAVING, derived-table projections…) they are 
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlglot import exp
 
+from meshgov.core.manifest import LogicalType
 from meshgov.core.sql.validate import classes_named
 from meshgov.errors import SqlUnsupportedError
 
@@ -39,12 +42,48 @@ _TEXT_TYPES = {
 }
 
 
-def _is_fallible(node: exp.Expr) -> bool:
+_TYPE = exp.DataType.Type
+_TIMESTAMPS = frozenset(
+    {
+        _TYPE.TIMESTAMP,
+        _TYPE.TIMESTAMPNTZ,
+        _TYPE.TIMESTAMPTZ,
+        _TYPE.TIMESTAMPLTZ,
+        _TYPE.DATETIME,
+    }
+)
+# Casts that cannot fail whatever the value, by the column's declared logical type.
+_SAFE_CASTS: dict[LogicalType, frozenset[Any]] = {
+    LogicalType.integer: frozenset({_TYPE.BIGINT, _TYPE.DOUBLE, _TYPE.INT128}),
+    LogicalType.number: frozenset({_TYPE.DOUBLE}),
+    LogicalType.decimal: frozenset({_TYPE.DOUBLE}),
+    LogicalType.boolean: frozenset({_TYPE.BOOLEAN}),
+    LogicalType.date: frozenset({_TYPE.DATE}) | _TIMESTAMPS,
+    LogicalType.timestamp: frozenset({_TYPE.DATE}) | _TIMESTAMPS,
+}
+
+# Column name → the logical types it has in the tables of the query (all must allow the cast).
+ColumnTypes = dict[str, set[LogicalType]]
+
+
+def _safe_cast(node: exp.Cast, column_types: ColumnTypes) -> bool:
+    target = node.args.get("to")
+    if not isinstance(target, exp.DataType):
+        return False
+    if target.this in _TEXT_TYPES:
+        return True
+    operand = node.this
+    if not isinstance(operand, exp.Column) or target.expressions:
+        return False
+    types = column_types.get(operand.name.lower(), set())
+    return bool(types) and all(target.this in _SAFE_CASTS.get(t, frozenset()) for t in types)
+
+
+def _is_fallible(node: exp.Expr, column_types: ColumnTypes) -> bool:
     if isinstance(node, exp.TryCast | exp.Try):
         return False
     if isinstance(node, exp.Cast):
-        target = node.args.get("to")
-        return not (isinstance(target, exp.DataType) and target.this in _TEXT_TYPES)
+        return not _safe_cast(node, column_types)
     if isinstance(node, exp.Div | exp.IntDiv | exp.Mod):
         divisor = node.expression
         return not (
@@ -79,11 +118,14 @@ def _evaluated_after_filtering(node: exp.Expr, root: exp.Expr) -> bool:
 
 
 def check_fallible(
-    statement: exp.Expr, candidates: list[exp.Expr], filtered_tables: list[str]
+    statement: exp.Expr,
+    candidates: list[exp.Expr],
+    filtered_tables: list[str],
+    column_types: ColumnTypes,
 ) -> None:
     """Deny fallible expressions over columns outside the positions described above."""
     for node in candidates:
-        if not _is_fallible(node) or not _reads_columns(node):
+        if not _is_fallible(node, column_types) or not _reads_columns(node):
             continue
         if _evaluated_after_filtering(node, statement):
             continue

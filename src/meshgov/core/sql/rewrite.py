@@ -11,6 +11,7 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ErrorLevel
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
+from meshgov.core.manifest import LogicalType
 from meshgov.core.principal import Principal
 from meshgov.core.sql.barrier import check_fallible
 from meshgov.core.sql.model import (
@@ -96,7 +97,11 @@ def _rewrite(
     _check_hidden_columns(inventory, tables, decisions, dialect)
     filtered = [t.port.table_name for t in tables if decisions[_key(t)].row_filters]
     if filtered and inventory.fallible:
-        check_fallible(statement, inventory.fallible, filtered)
+        column_types: dict[str, set[LogicalType]] = {}
+        for table in tables:
+            for column in table.port.columns:
+                column_types.setdefault(column.name.lower(), set()).add(column.type)
+        check_fallible(statement, inventory.fallible, filtered, column_types)
     _unqualify_schema_columns(inventory.columns, tables, dialect)
 
     bound_filters: dict[tuple[str, str], str | None] = {}
