@@ -101,6 +101,12 @@ def _rewrite(
         for table in tables:
             for column in table.port.columns:
                 column_types.setdefault(column.name.lower(), set()).add(column.type)
+        # A name the query redefines (an alias) may hold anything: no type is known for it.
+        for alias in inventory.aliases:
+            column_types.pop(alias.alias.lower(), None)
+        for table_alias in inventory.table_aliases:
+            for defined in table_alias.columns:
+                column_types.pop(defined.name.lower(), None)
         check_fallible(statement, inventory.fallible, filtered, column_types)
     _unqualify_schema_columns(inventory.columns, tables, dialect)
 
