@@ -61,6 +61,11 @@ _kinds := {
 	},
 }
 
+_facts(gate) := facts if {
+	facts := gate.identity_facts
+	is_array(facts)
+} else := []
+
 _field(fact, key) := object.get(fact, key, null)
 
 _location(gate, fact) := result.location(
@@ -145,7 +150,7 @@ _message(fact) := result.text([
 #     identity/unknown-entity: error
 #     identity/owner-unreachable: error
 _from_facts(gate) := {v |
-	some fact in object.get(gate, "identity_facts", [])
+	some fact in _facts(gate)
 	kind := _kinds[fact.kind]
 	v := result.violation(kind.rule, "error", _message(fact), _location(gate, fact), kind.fix)
 }
@@ -158,7 +163,7 @@ _from_facts(gate) := {v |
 #   rules:
 #     identity/unrecognised-fact: error
 _unrecognised_facts(gate) := {v |
-	some fact in object.get(gate, "identity_facts", [])
+	some fact in _facts(gate)
 	not _kinds[object.get(fact, "kind", "")]
 	v := result.violation(
 		"identity/unrecognised-fact",
@@ -174,7 +179,7 @@ _unknown_entity_message(column, entity) := result.text([
 	"column '", column, "' declares entity '", entity, "', which is not in the entity registry",
 ])
 
-_ports(gate) := object.get(object.get(gate.product, "spec", {}), "outputPorts", [])
+_ports(gate) := gate.product.spec.outputPorts
 
 # METADATA
 # title: Entity not in the registry

@@ -37,7 +37,9 @@ _blank(obj, key) if object.get(obj, key, null) == null
 
 _blank(obj, key) if object.get(obj, key, null) == ""
 
-_ports(gate) := object.get(object.get(gate.product, "spec", {}), "outputPorts", [])
+# Paths, not object.get with defaults: a builtin that returns an object or array copies it, and
+# Manifest.policy_document() always has these keys.
+_ports(gate) := gate.product.spec.outputPorts
 
 _rank(tier, registry) := object.get(registry.classifications.tiers, tier, {"rank": -1}).rank
 
@@ -226,8 +228,7 @@ _mask_not_applicable(gate, registry) := {v |
 	some port in _ports(gate)
 	some col in port.columns
 	not _blank(col, "mask")
-	types := object.get(object.get(registry.masks, col.mask, {}), "types", [])
-	not col.type in types
+	not _mask_fits(col, registry)
 	v := result.violation(
 		"pii/mask-not-applicable",
 		"error",
@@ -236,6 +237,8 @@ _mask_not_applicable(gate, registry) := {v |
 		"Choose a mask that fits the column type (see policies/data/masks.yaml).",
 	)
 }
+
+_mask_fits(col, registry) if col.type in registry.masks[col.mask].types
 
 _pii_names(port) := sort([col.name | some col in port.columns; _is_pii(col)])
 
@@ -364,6 +367,11 @@ _scanned_column(gate, port_name, column_name) := col if {
 
 _declared_pii(gate, finding) if _is_pii(_scanned_column(gate, finding.port, finding.column))
 
+_scan_results(gate) := scan if {
+	scan := gate.scan
+	is_array(scan)
+} else := []
+
 _share(finding) := sprintf("%.1f%%", [finding.share * 100])
 
 _scan_findings(gate) := _scan_undeclared(gate) | _scan_mismatch(gate)
@@ -377,7 +385,7 @@ _scan_findings(gate) := _scan_undeclared(gate) | _scan_mismatch(gate)
 #   rules:
 #     pii/undeclared-in-snapshot: error
 _scan_undeclared(gate) := {v |
-	some finding in object.get(gate, "scan", [])
+	some finding in _scan_results(gate)
 	not _declared_pii(gate, finding)
 	v := result.violation(
 		"pii/undeclared-in-snapshot",
@@ -402,7 +410,7 @@ _scan_undeclared(gate) := {v |
 #   rules:
 #     pii/category-mismatch: warning
 _scan_mismatch(gate) := {v |
-	some finding in object.get(gate, "scan", [])
+	some finding in _scan_results(gate)
 	col := _scanned_column(gate, finding.port, finding.column)
 	_is_pii(col)
 	declared := object.get(col, "piiCategory", null)

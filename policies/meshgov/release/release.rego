@@ -41,9 +41,11 @@ _has_previous(gate) if is_object(object.get(gate, "previous", null))
 
 _release_id(gate) := object.get(gate.product, "id", null)
 
-_release_meta(doc) := object.get(doc, "metadata", {})
+# Paths, not object.get with defaults: a builtin that returns an object or array copies it, and
+# Manifest.policy_document() always has these keys.
+_release_meta(doc) := doc.metadata
 
-_release_ports(doc) := object.get(object.get(doc, "spec", {}), "outputPorts", [])
+_release_ports(doc) := doc.spec.outputPorts
 
 _release_value(obj, key) := object.get(obj, key, null)
 
@@ -640,7 +642,9 @@ _entity_changes(gate, ctx) := {v |
 	)
 }
 
-_grants(doc) := object.get(object.get(object.get(doc, "spec", {}), "access", {}), "grants", [])
+_grants(doc) := grants if {
+	grants := doc.spec.access.grants
+} else := []
 
 _grant_label(grant) := concat("; ", [part |
 	some key in ["ids", "groups", "domains"]
