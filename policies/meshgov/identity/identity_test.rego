@@ -133,3 +133,9 @@ test_registry_entities_are_known if {
 		identity.report(_identity_gate([col], []), data.registry) == set()
 	}
 }
+
+test_null_or_missing_facts_are_clean if {
+	gate := _identity_gate([_identifier_column("customer")], null)
+	_found(gate) == set()
+	_found(object.remove(gate, ["identity_facts"])) == set()
+}

@@ -188,3 +188,8 @@ test_missing_scan_is_clean if {
 	gate := object.remove(_columns_gate([_id, _email]), ["scan"])
 	_found(gate) == set()
 }
+
+test_null_scan_is_clean if {
+	gate := object.union(_columns_gate([_id, _email]), {"scan": null})
+	_found(gate) == set()
+}
