@@ -224,3 +224,9 @@ def test_risk_access_policy_needs_the_access_package() -> None:
     code, _, err = _run("risk", "--principal", principal, "--access", "policy", *MESH)
     assert code == 2
     assert "meshgov/access" in err
+
+
+def test_catalog_and_policies_may_be_given_to_the_group() -> None:
+    result = runner.invoke(app, ["graph", *MESH, "lineage", "marketing/segment_report"])
+    assert result.exit_code == 0
+    assert "1 marketing/customer_360" in result.stdout

@@ -39,7 +39,7 @@ class ExportFormat(StrEnum):
 
 
 CatalogOption = typer.Option(
-    Path("."), "--catalog", "-c", help="Directory of product manifests.", show_default=True
+    None, "--catalog", "-c", help="Directory of product manifests (default: the current one)."
 )
 PoliciesOption = typer.Option(
     None,
@@ -64,7 +64,29 @@ def _read_data_file(policies: Path, stem: str) -> Any:
     return None
 
 
-def _policies_dir(policies: Path | None) -> Path | None:
+@app.callback()
+def graph_group(
+    ctx: typer.Context,
+    catalog: Path | None = CatalogOption,
+    policies: Path | None = PoliciesOption,
+) -> None:
+    """The entity linkage graph: entities, join paths, lineage, impact, PII flow, risk."""
+    # `meshgov graph --catalog DIR entities` and `meshgov graph entities --catalog DIR` both work.
+    ctx.obj = {"catalog": catalog, "policies": policies}
+
+
+def _group_option(ctx: typer.Context, name: str) -> Path | None:
+    options = ctx.find_object(dict)
+    value = options.get(name) if options else None
+    return value if isinstance(value, Path) else None
+
+
+def _catalog_dir(ctx: typer.Context, catalog: Path | None) -> Path:
+    return catalog or _group_option(ctx, "catalog") or Path(".")
+
+
+def _policies_dir(ctx: typer.Context, policies: Path | None) -> Path | None:
+    policies = policies or _group_option(ctx, "policies")
     if policies is None:
         default = Path("policies")
         return default if default.is_dir() else None
@@ -73,20 +95,21 @@ def _policies_dir(policies: Path | None) -> Path | None:
     return policies
 
 
-def _registry(policies: Path | None) -> Any:
-    directory = _policies_dir(policies)
+def _registry(ctx: typer.Context, policies: Path | None) -> Any:
+    directory = _policies_dir(ctx, policies)
     return _read_data_file(directory, "entities") if directory else None
 
 
-def _load_graph(catalog: Path, policies: Path | None) -> EntityGraph:
+def _load_graph(ctx: typer.Context, catalog: Path | None, policies: Path | None) -> EntityGraph:
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     from meshgov.catalog import load_manifest, manifest_paths
     from meshgov.core.graph import build_graph
 
+    catalog = _catalog_dir(ctx, catalog)
     if not catalog.is_dir():
         raise InputError(f"catalog directory not found: {catalog}", Location(file=str(catalog)))
-    registry = _registry(policies)
+    registry = _registry(ctx, policies)
     paths = manifest_paths([catalog])
     with Progress(
         SpinnerColumn(),
@@ -122,14 +145,15 @@ def _print_json(value: Any) -> None:
 @app.command("entities")
 @reports_errors
 def entities_command(
-    catalog: Path = CatalogOption,
+    ctx: typer.Context,
+    catalog: Path | None = CatalogOption,
     policies: Path | None = PoliciesOption,
     output: OutputFormat = FormatOption,
 ) -> None:
     """Each entity, its owner, and every product/port/column that carries it."""
     from meshgov.core.graph import entities
 
-    result = entities(_load_graph(catalog, policies))
+    result = entities(_load_graph(ctx, catalog, policies))
     if output is OutputFormat.json:
         _print_json([{**_plain(e), "products": list(e.products)} for e in result])
         return
@@ -147,18 +171,21 @@ def entities_command(
 @app.command("paths")
 @reports_errors
 def paths_command(
+    ctx: typer.Context,
     left: str = typer.Argument(..., help="First product, domain/name."),
     right: str = typer.Argument(..., help="Second product, domain/name."),
     max_hops: int = typer.Option(3, "--max-hops", help="Longest join chain to consider."),
     limit: int = typer.Option(10, "--limit", help="At most this many paths."),
-    catalog: Path = CatalogOption,
+    catalog: Path | None = CatalogOption,
     policies: Path | None = PoliciesOption,
     output: OutputFormat = FormatOption,
 ) -> None:
     """The ways to join two products through shared entity ids, shortest first."""
     from meshgov.core.graph import join_paths
 
-    result = join_paths(_load_graph(catalog, policies), left, right, max_hops=max_hops, limit=limit)
+    result = join_paths(
+        _load_graph(ctx, catalog, policies), left, right, max_hops=max_hops, limit=limit
+    )
     if output is OutputFormat.json:
         _print_json([{**_plain(p), "hops": p.hops} for p in result])
         return
@@ -176,10 +203,11 @@ def paths_command(
 @app.command("lineage")
 @reports_errors
 def lineage_command(
+    ctx: typer.Context,
     product: str = typer.Argument(..., help="Product, domain/name."),
     upstream: bool = typer.Option(False, "--upstream", help="What the product reads (default)."),
     downstream: bool = typer.Option(False, "--downstream", help="What reads the product."),
-    catalog: Path = CatalogOption,
+    catalog: Path | None = CatalogOption,
     policies: Path | None = PoliciesOption,
     output: OutputFormat = FormatOption,
 ) -> None:
@@ -189,7 +217,7 @@ def lineage_command(
     if upstream and downstream:
         raise InputError("choose one of --upstream and --downstream")
     direction = Direction.downstream if downstream else Direction.upstream
-    result = lineage(_load_graph(catalog, policies), product, direction)
+    result = lineage(_load_graph(ctx, catalog, policies), product, direction)
     if output is OutputFormat.json:
         _print_json(result)
         return
@@ -206,15 +234,16 @@ def lineage_command(
 @app.command("impact")
 @reports_errors
 def impact_command(
+    ctx: typer.Context,
     target: str = typer.Argument(..., help="domain/name[:port[:column]]"),
-    catalog: Path = CatalogOption,
+    catalog: Path | None = CatalogOption,
     policies: Path | None = PoliciesOption,
     output: OutputFormat = FormatOption,
 ) -> None:
     """What may break downstream if the target changes, and which owners to notify."""
     from meshgov.core.graph import impact
 
-    result = impact(_load_graph(catalog, policies), target)
+    result = impact(_load_graph(ctx, catalog, policies), target)
     if output is OutputFormat.json:
         _print_json(result)
         return
@@ -231,14 +260,15 @@ def impact_command(
 @app.command("pii")
 @reports_errors
 def pii_command(
-    catalog: Path = CatalogOption,
+    ctx: typer.Context,
+    catalog: Path | None = CatalogOption,
     policies: Path | None = PoliciesOption,
     output: OutputFormat = FormatOption,
 ) -> None:
     """Products that declare no PII but read PII upstream, with the path it took."""
     from meshgov.core.graph import pii_flows
 
-    result = pii_flows(_load_graph(catalog, policies))
+    result = pii_flows(_load_graph(ctx, catalog, policies))
     if output is OutputFormat.json:
         _print_json(result)
         return
@@ -313,6 +343,7 @@ def _policy_access(
 @app.command("risk")
 @reports_errors
 def risk_command(
+    ctx: typer.Context,
     principal: Path = typer.Option(..., "--principal", help="Principal YAML/JSON file."),
     purpose: str | None = typer.Option(
         None, "--purpose", help="Purpose of the access (default: every purpose granted)."
@@ -323,7 +354,7 @@ def risk_command(
         help="policy: the access policy's decisions; grants: approximate from the manifests' "
         "grants; auto: policy when --policies has meshgov/access.",
     ),
-    catalog: Path = CatalogOption,
+    catalog: Path | None = CatalogOption,
     policies: Path | None = PoliciesOption,
     output: OutputFormat = FormatOption,
 ) -> None:
@@ -331,7 +362,7 @@ def risk_command(
     from meshgov.core.graph import principal_view, quasi_identifier_policy, reidentification_risk
     from meshgov.core.yaml_source import decode_text, load_yaml
 
-    directory = _policies_dir(policies)
+    directory = _policies_dir(ctx, policies)
     config = _read_data_file(directory, "quasi_identifiers") if directory else None
     if config is None:
         raise InputError(
@@ -341,7 +372,7 @@ def risk_command(
         raise InputError("principal file not found", Location(file=str(principal)))
     text = decode_text(principal.read_bytes(), str(principal))
     view = principal_view(load_yaml(text, str(principal)).data, purpose)
-    graph = _load_graph(catalog, policies)
+    graph = _load_graph(ctx, catalog, policies)
     use_policy = access is AccessModel.policy or (
         access is AccessModel.auto and _has_access_policy(directory)
     )
@@ -385,23 +416,26 @@ def risk_command(
 @app.command("export")
 @reports_errors
 def export_command(
+    ctx: typer.Context,
     export_format: ExportFormat = typer.Option(
         ExportFormat.json, "--format", "-f", help="json, graphml or html."
     ),
     output_file: Path | None = typer.Option(None, "-o", "--output", help="File (default stdout)."),
-    catalog: Path = CatalogOption,
+    catalog: Path | None = CatalogOption,
     policies: Path | None = PoliciesOption,
 ) -> None:
     """The whole graph as node-link JSON, GraphML, or one self-contained HTML picture."""
     from meshgov import graph_export
 
-    graph = _load_graph(catalog, policies)
+    graph = _load_graph(ctx, catalog, policies)
     if export_format is ExportFormat.json:
         text = json.dumps(graph_export.to_json(graph), indent=2, ensure_ascii=False)
     elif export_format is ExportFormat.graphml:
         text = graph_export.to_graphml(graph)
     else:
-        text = graph_export.to_html(graph, title=f"meshgov · {catalog.resolve().name}")
+        text = graph_export.to_html(
+            graph, title=f"meshgov · {_catalog_dir(ctx, catalog).resolve().name}"
+        )
     if output_file is None:
         typer.echo(text)
         return
