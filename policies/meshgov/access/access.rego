@@ -53,13 +53,9 @@ _decision(request, product, port, registry) := result if {
 	]
 	_granted(own, grants)
 	clearances := object.get(object.get(principal, "attributes", {}), "clearances", [])
-	protected := _protected(own, port.columns, clearances, _pii_cleared(clearances, purpose, registry))
-	masks := {col.name: {"kind": kind, "expr": col.maskExpr} |
-		some col in port.columns
-		protected[col.name]
-		kind := _mask_kind(col)
-	}
-	hidden := _sorted({name | some name in protected; not masks[name]})
+	narrowed := _narrowed(own, port.columns, clearances, _pii_cleared(clearances, purpose, registry))
+	masks := {name: treatment | some name; treatment := narrowed[name]; treatment != "hidden"}
+	hidden := _sorted({name | some name; narrowed[name] == "hidden"})
 	result := {
 		"allow": true,
 		"reasons": array.concat(
@@ -133,21 +129,30 @@ _pii_cleared(clearances, purpose, registry) := true if {
 	registry.purposes[purpose].pii == true
 } else := false
 
-# The owning domain: nothing narrowed.
-_protected(true, _, _, _) := set()
+# One pass over the columns: name → {"kind", "expr"} (masked) or "hidden"; visible ones absent.
+_narrowed(true, _, _, _) := {}
 
-# PII masked unless cleared; restricted hidden (or masked) unless cleared for it.
-_protected(false, columns, clearances, pii_cleared) := _pii_protected(columns, pii_cleared) | _restricted_protected(columns, clearances, pii_cleared)
+_narrowed(false, columns, clearances, pii_cleared) := {col.name: treatment |
+	some col in columns
+	treatment := _treatment(col, clearances, pii_cleared)
+}
 
-_pii_protected(_, true) := set()
+# PII is masked unless cleared; restricted is hidden (or masked when it declares a mask) unless
+# cleared for it ("restricted" clearance, or the PII clearance for a restricted PII column).
+_treatment(col, clearances, pii_cleared) := _mask_or_hide(col) if {
+	pii_cleared == false
+	col.pii == true
+} else := _mask_or_hide(col) if {
+	col.classification == "restricted"
+	not "restricted" in clearances
+	not _pii_opens(col, pii_cleared)
+}
 
-_pii_protected(columns, false) := {col.name | some col in columns; col.pii == true}
+_pii_opens(col, true) if col.pii == true
 
-_restricted_protected(columns, clearances, pii_cleared) := set() if "restricted" in clearances
-
-else := {col.name | some col in columns; col.classification == "restricted"; col.pii != true} if pii_cleared
-
-else := {col.name | some col in columns; col.classification == "restricted"}
+_mask_or_hide(col) := {"kind": kind, "expr": col.maskExpr} if {
+	kind := _mask_kind(col)
+} else := "hidden"
 
 _mask_kind(col) := col.mask if {
 	col.mask != null
