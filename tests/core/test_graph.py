@@ -565,3 +565,30 @@ def test_example_mesh_pii_flows(example: EntityGraph) -> None:
             ("payments/payments:payments", "marketing/customer_360"),
         ],
     }
+
+
+BROKEN_KINDS = {
+    "identity-entity-unowned": "entity_unowned",
+    "identity-format-mismatch": "identifier_format_mismatch",
+    "identity-multiple-owners": "entity_multiple_owners",
+    "identity-owner-unreachable": "owner_unreachable",
+    "identity-type-mismatch": "identifier_type_mismatch",
+    "identity-undeclared-identifier": "undeclared_identifier",
+    "identity-unknown-entity": "unknown_entity",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_KINDS))
+def test_each_broken_identity_example_gives_exactly_its_fact(
+    name: str, repo_root: Path, mesh_dir: Path, policies_dir: Path
+) -> None:
+    path = repo_root / "examples" / "broken" / f"{name}.yaml"
+    if not path.is_file() or not mesh_dir.is_dir():
+        pytest.skip(f"{path.name} or examples/mesh not present")
+    broken = load_manifest(path)
+    registry = yaml.safe_load((policies_dir / "data" / "entities.yaml").read_text())
+    # The broken manifest replaces the product of the same id, as the gate's catalog does.
+    mesh = {m.id: m for m in load_catalog(mesh_dir).manifests.values()}
+    mesh[broken.id] = broken
+    facts = facts_for_product(identity_facts(mesh.values(), registry), broken.id)
+    assert [f["kind"] for f in facts] == [BROKEN_KINDS[name]]
