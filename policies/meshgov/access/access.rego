@@ -74,7 +74,7 @@ _is_own(product, principal) := true if {
 	domain == product.metadata.domain
 } else := false
 
-_granted(true, _)
+_granted(true, _) := true
 
 _granted(false, grants) if count(grants) > 0
 
@@ -163,9 +163,9 @@ _mask_kind(col) := col.mask if {
 # --- reasons -----------------------------------------------------------------------------------
 # Built with concat only: rego-cpp's sprintf re-quotes strings that come out of concat.
 
-_str(value) := value if is_string(value)
-
-else := sprintf("%v", [value])
+_str(value) := value if {
+	is_string(value)
+} else := sprintf("%v", [value])
 
 _list(values) := concat("", ["[", concat(", ", [_str(v) | some v in values]), "]"])
 
