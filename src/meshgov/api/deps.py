@@ -1,4 +1,7 @@
-"""Dependencies of the routes, as ``Annotated`` aliases so signatures stay short."""
+"""Dependencies of the routes, as ``Annotated`` aliases so signatures stay short.
+
+All are ``async``: they only read app state, and sync dependencies would each cost a thread hop.
+"""
 
 from __future__ import annotations
 
@@ -11,33 +14,34 @@ from meshgov.core.principal import Principal
 from meshgov.service import Service
 
 
-def _service(request: Request) -> Service:
+async def _service(request: Request) -> Service:
     service: Service = request.app.state.service
     return service
 
 
-def _tokens(request: Request) -> TokenRegistry:
+async def _tokens(request: Request) -> TokenRegistry:
     tokens: TokenRegistry = request.app.state.tokens
     return tokens
 
 
-def _caller(
+async def _caller(
     request: Request,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
-    principal = _tokens(request).authenticate(authorization)
+    tokens: TokenRegistry = request.app.state.tokens
+    principal = tokens.authenticate(authorization)
     request.state.principal_id = principal.id
     return principal
 
 
-def _optional_caller(
+async def _optional_caller(
     request: Request,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal | None:
     """The caller, or None when anonymous Data API access is enabled and no token is sent."""
     if authorization is None and request.app.state.settings.data_api_anonymous:
         return None
-    return _caller(request, authorization)
+    return await _caller(request, authorization)
 
 
 ServiceDep = Annotated[Service, Depends(_service)]
