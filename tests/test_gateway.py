@@ -188,9 +188,9 @@ def test_undefined_policy_denies() -> None:
 # --- meshgov rewrite ------------------------------------------------------------------------------
 
 
-def _run(*args: str) -> tuple[int, str, str]:
+def _run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
     runner = CliRunner()
-    result = runner.invoke(app, ["rewrite", *args])
+    result = runner.invoke(app, ["rewrite", *args], input=stdin)
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -232,6 +232,23 @@ def test_cli_rewrite_denial_exits_3_and_names_what(sql: str, fragment: str) -> N
     assert code == 3
     assert json.loads(out)["allowed"] is False
     assert fragment in err
+
+
+def test_cli_rewrite_reads_sql_from_stdin() -> None:
+    code, out, _ = _run(
+        "--catalog",
+        str(MESH),
+        "--principal",
+        str(PRINCIPALS / "analyst-eu.yaml"),
+        "--policies",
+        str(ROOT / "policies"),
+        "--purpose",
+        "analytics",
+        "-",
+        stdin="SELECT count(*) FROM commerce.orders",
+    )
+    assert code == 0
+    assert "'EU'" in json.loads(out)["sql"]
 
 
 def test_cli_rewrite_invalid_sql_exits_2() -> None:

@@ -7,6 +7,7 @@ one line on stderr naming what and why, and exits 3. Invalid input exits 2, poli
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +24,10 @@ def register(app: typer.Typer) -> None:
 
 @reports_errors
 def rewrite(
-    sql: Annotated[str, typer.Argument(help="One SQL query (read-only).", show_default=False)],
+    sql: Annotated[
+        str,
+        typer.Argument(help="One read-only SQL query; '-' reads stdin.", show_default=False),
+    ],
     catalog: Annotated[
         Path, typer.Option("--catalog", help="Directory of product manifests.", show_default=False)
     ],
@@ -57,6 +61,8 @@ def rewrite(
             f"cannot read principal file: {exc.strerror}", Location(file=str(principal))
         ) from None
     who = parse_principal(decode_text(raw, str(principal)), str(principal))
+    if sql == "-":
+        sql = sys.stdin.read()
     gateway = load_gateway(str(catalog), str(policies) if policies else None)
     authorization = gateway.authorize(sql, who, purpose, dialect, to or dialect)
     typer.echo(json.dumps(authorization.as_dict(), indent=2))
