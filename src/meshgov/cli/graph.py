@@ -163,6 +163,8 @@ def entities_command(
             f"{entity.canonical_name}: {entity.canonical_type}" if entity.canonical_name else "-"
         )
         typer.echo(f"{entity.name}  owner {owner}  canonical {canonical}")
+        if entity.aliases:
+            typer.echo(f"  also known as {', '.join(entity.aliases)}")
         for c in entity.carriers:
             note = " (mapped)" if c.mapping == "mapped" else ""
             typer.echo(f"  {c.product}:{c.port}:{c.column}{note}")
