@@ -345,12 +345,22 @@ def test_permission_errors_are_access_denied(engine_catalog: Catalog) -> None:
 PHYSICAL = frozenset({("customer", "customers"), ("commerce", "orders")})
 
 
+KINDS = frozenset(
+    {("customer_id", "text"), ("email", "text"), ("region", "text"), ("amount", "number")}
+)
+
+
 @pytest.mark.parametrize(
     ("predicate", "barrier"),
     [
         ("c.region = 'EU'", False),
         ("c.customer_id = o.customer_id AND o.amount > 10", False),
         ("c.customer_id IN ('c1', 'c2') OR c.region IS NULL", False),
+        ("o.amount = 10 OR o.amount IN (1, 2.5)", False),
+        ("c.email = o.amount", True),  # text against a number: DuckDB casts the text
+        ("c.email = o.unknown_column", True),
+        ("c.email IN (SELECT 1)", True),
+        ("c.email = TRUE", True),
         ("CAST(c.email AS INT) = 1", True),
         ("1 / (CASE WHEN c.region = 'US' THEN 0 ELSE 1 END) = 1", True),
         ("c.email = 5", True),  # DuckDB casts the column: the error would quote a value
@@ -367,7 +377,7 @@ def test_barrier_views_only_when_a_predicate_can_fail(predicate: str, barrier: b
         f"WHERE {predicate}"
     )
     for dialect in ("duckdb", "postgres"):
-        prepared = prepare_query(sql, dialect, PHYSICAL, True)
+        prepared = prepare_query(sql, dialect, PHYSICAL, True, KINDS)
         assert bool(prepared.views) is barrier
         if barrier:
             assert len(prepared.views) == 2
@@ -375,7 +385,7 @@ def test_barrier_views_only_when_a_predicate_can_fail(predicate: str, barrier: b
             assert ("SECURE VIEW" if dialect == "duckdb" else "security_barrier") in (
                 prepared.views[0]
             )
-        assert prepare_query(sql, dialect, PHYSICAL, True) is prepared  # cached
+        assert prepare_query(sql, dialect, PHYSICAL, True, KINDS) is prepared  # cached
 
 
 def test_join_condition_is_a_predicate() -> None:
@@ -413,3 +423,30 @@ def test_postgres_query_past_its_timeout_is_cancelled(
         assert pg.execute("SELECT 1 AS one").to_pylist() == [{"one": 1}]
     finally:
         pg.close()
+
+
+def test_column_kinds_follow_types_and_masks(engine_catalog: Catalog) -> None:
+    from meshgov.engines.base import column_kinds, port_sources
+
+    kinds = dict(column_kinds(port_sources(engine_catalog)))
+    assert kinds["customer_id"] == "text"
+    assert kinds["email"] == "text"
+    assert kinds["amount"] == "number"
+    assert kinds["signup_date"] == "date"
+    assert kinds["paid"] == "boolean"
+
+
+def test_text_number_equality_runs_behind_the_barrier(engine: QueryEngine) -> None:
+    # DuckDB casts the text side of `email = amount`; only EU rows may ever be cast.
+    secure = (
+        '(SELECT "customer_id", "email", "region" FROM "customer"."customers" '
+        "WHERE \"region\" = 'EU' AND \"email\" = '') AS c"
+    )
+    sql = f"SELECT c.customer_id FROM {secure} JOIN {SECURE_ORDERS} ON c.email = o.amount"
+    try:
+        rows = engine.execute(sql).to_pylist()
+    except (QueryFailed, AccessDenied) as exc:
+        message = str(exc)
+        assert not any(email in message for email in RAW_EMAILS)
+    else:
+        assert rows == []

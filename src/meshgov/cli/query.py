@@ -54,9 +54,11 @@ def query(
 ) -> None:
     """Run SQL as PRINCIPAL: masked columns, filtered rows; a denial exits 3 naming what and why."""
     from meshgov.config import Settings
+    from meshgov.engines.base import engine_kind
     from meshgov.execution import execute_query, parse_format, serialize
 
     result_format = parse_format(output_format)
+    engine_kind(engine)  # an unknown engine is a usage error, before any work
     mesh = _load_catalog(catalog)
     who = _load_principal(principal)
     gateway = _gateway(mesh, policies)
@@ -146,17 +148,14 @@ def _gateway(mesh: Catalog, policies: Path | None) -> Authorizer:
 
 
 def _open_engine(url: str, mesh: Catalog, hash_key: bytes) -> QueryEngine:
-    from meshgov.engines.base import open_engine
+    from meshgov.engines.base import engine_kind, open_engine
 
-    if url.startswith(("postgresql://", "postgres://")):
+    if engine_kind(url) == "postgresql":
         return open_engine(url, mesh, hash_key)
     from rich.progress import Progress
 
     from meshgov.engines.duckdb import DuckDBEngine
-    from meshgov.errors import InputError
 
-    if url not in {"duckdb", "duckdb://"}:
-        raise InputError(f"unknown engine {url!r}: use 'duckdb' or 'postgresql://…'")
     with Progress(console=err_console, transient=True) as progress:
         task = progress.add_task("loading snapshots into DuckDB", total=None)
         return DuckDBEngine.from_catalog(

@@ -269,17 +269,24 @@ def secure_subqueries(
     return found
 
 
-def needs_barrier(statement: exp.Query, secure: list[exp.Subquery]) -> bool:
+def needs_barrier(
+    statement: exp.Query,
+    secure: list[exp.Subquery],
+    column_kinds: frozenset[tuple[str, str]] = frozenset(),
+) -> bool:
     """Whether a predicate of the query could fail on a value (and so reveal a filtered row).
 
     Engines evaluate projections, aggregates and windows after the scan's filters; only predicates
     (WHERE, JOIN ON, HAVING, QUALIFY, FILTER) are pushed down beside a row filter, where the
-    optimiser may run them first. A predicate built only from columns, literals, comparisons and
-    boolean logic cannot fail on a value, except ``=``/``<>``/``IN`` against a number, which DuckDB
-    answers by casting the column (``Could not convert string 'alice@…' to INT32``).
+    optimiser may run them first. A predicate built only from columns, literals, ordering
+    comparisons and boolean logic cannot fail on a value. Equality is the exception: DuckDB
+    compares a text column with a number, a date or a boolean by casting the text
+    (``Could not convert string 'alice@…' to INT32``), so ``=``, ``<>`` and ``IN`` are safe only
+    between operands of one kind (``column_kinds``: column name → kind, from the catalogue).
     """
     from sqlglot import exp
 
+    kinds = dict(column_kinds)
     inside = {id(node) for sub in secure for node in sub.walk()}
     for clause in statement.find_all(exp.Where, exp.Having, exp.Qualify, exp.Join):
         if id(clause) in inside:
@@ -294,12 +301,71 @@ def needs_barrier(statement: exp.Query, secure: list[exp.Subquery]) -> bool:
                 return True
             if isinstance(
                 node, exp.EQ | exp.NEQ | exp.In | exp.NullSafeEQ | exp.NullSafeNEQ
-            ) and any(
-                isinstance(arg, exp.Literal) and not arg.is_string
-                for arg in (node.args.get("this"), node.args.get("expression"), *node.expressions)
-            ):
+            ) and not _same_kind(node, kinds):
                 return True
     return False
+
+
+def _same_kind(comparison: exp.Expr, kinds: dict[str, str]) -> bool:
+    from sqlglot import exp
+
+    operands = [
+        comparison.args.get("this"),
+        comparison.args.get("expression"),
+        comparison.args.get("query"),
+        *comparison.expressions,
+    ]
+    # String constants are cast to the other side's type: if that fails, it fails on every row.
+    typed = [
+        operand
+        for operand in operands
+        if operand is not None
+        and not isinstance(operand, exp.Null)
+        and not (isinstance(operand, exp.Literal) and operand.is_string)
+    ]
+    if len(typed) <= 1:
+        return True
+    seen: set[str] = set()
+    for operand in typed:
+        if isinstance(operand, exp.Literal):
+            seen.add("number")
+        elif isinstance(operand, exp.Column) and operand.name.lower() in kinds:
+            seen.add(kinds[operand.name.lower()])
+        else:
+            return False  # a subquery, a boolean, an expression or a column of unknown kind
+    return len(seen) <= 1
+
+
+_KIND_OF_TYPE = {
+    "string": "text",
+    "integer": "number",
+    "number": "number",
+    "decimal": "number",
+    "boolean": "boolean",
+    "date": "date",
+    "timestamp": "timestamp",
+    "binary": "binary",
+}
+# Masks that turn a column into text, whatever it held.
+_TEXT_MASKS = frozenset({"hash", "partial"})
+
+
+def column_kinds(sources: list[PortSource]) -> frozenset[tuple[str, str]]:
+    """Column name → kind for names that have one kind in every port, masked or not."""
+    kinds: dict[str, set[str]] = {}
+    for source in sources:
+        for column in source.port.columns:
+            found = kinds.setdefault(column.name.lower(), set())
+            base = _KIND_OF_TYPE.get(column.type.value, "other")
+            found.add(base)
+            mask = column.mask.value if column.mask is not None else None
+            if mask in _TEXT_MASKS or (mask == "redact" and base == "text"):
+                found.add("text")
+            elif mask in {"redact", "null", "year"}:
+                found.add(base)
+            elif mask is not None:
+                found.add("other")
+    return frozenset((name, next(iter(k))) for name, k in kinds.items() if len(k) == 1)
 
 
 def _safe_predicate_nodes() -> tuple[type[exp.Expr], ...]:
@@ -326,7 +392,11 @@ class PreparedQuery:
 
 @functools.lru_cache(maxsize=2048)
 def prepare_query(
-    sql: str, dialect: str, physical: frozenset[tuple[str, ...]], barriers: bool
+    sql: str,
+    dialect: str,
+    physical: frozenset[tuple[str, ...]],
+    barriers: bool,
+    kinds: frozenset[tuple[str, str]] = frozenset(),
 ) -> PreparedQuery:
     """Check ``sql`` is one read-only query, put its secure subqueries behind barrier views when
     a predicate could fail on a value, and generate what runs (cached: the gateway's SQL repeats).
@@ -341,7 +411,7 @@ def prepare_query(
     audit_sources(statement, physical)
     views: list[str] = []
     secure = secure_subqueries(statement, physical)
-    if barriers and secure and needs_barrier(statement, secure):
+    if barriers and secure and needs_barrier(statement, secure, kinds):
         for subquery in secure:
             name = f"{BARRIER_VIEW_PREFIX}{len(views) + 1}"
             views.append(_barrier_view_sql(name, subquery.this.copy(), dialect))
@@ -435,11 +505,20 @@ def _is_connection_error(exc: BaseException) -> bool:
     ) or sqlstate.startswith("08")
 
 
+def engine_kind(url: str) -> str:
+    """``duckdb`` or ``postgresql`` for an engine URL; anything else is invalid input."""
+    if url in {"", "duckdb", "duckdb://", "duckdb:memory"}:
+        return "duckdb"
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql"
+    raise InputError(f"unknown engine {url!r}: use 'duckdb' or 'postgresql://…'")
+
+
 def open_engine(
     url: str, catalog: Catalog | None, hash_key: bytes, *, timeout_ms: int | None = None
 ) -> QueryEngine:
     """``duckdb`` (embedded, loads the catalogue's snapshots) or ``postgresql://…`` (pre-loaded)."""
-    if url in {"", "duckdb", "duckdb://", "duckdb:memory"}:
+    if engine_kind(url) == "duckdb":
         if catalog is None:
             raise InputError("the duckdb engine needs a catalog to load")
         from meshgov.engines.duckdb import DuckDBEngine
@@ -447,11 +526,9 @@ def open_engine(
         return DuckDBEngine.from_catalog(
             catalog, hash_key, timeout_ms=timeout_ms or DEFAULT_STATEMENT_TIMEOUT_MS
         )
-    if url.startswith(("postgresql://", "postgres://")):
-        from meshgov.engines.postgres import PostgresEngine
+    from meshgov.engines.postgres import PostgresEngine
 
-        return PostgresEngine(url, catalog, timeout_ms=timeout_ms or DEFAULT_STATEMENT_TIMEOUT_MS)
-    raise InputError(f"unknown engine {url!r}: use 'duckdb' or 'postgresql://…'")
+    return PostgresEngine(url, catalog, timeout_ms=timeout_ms or DEFAULT_STATEMENT_TIMEOUT_MS)
 
 
 def snapshot_location(source: PortSource) -> Location:

@@ -24,6 +24,7 @@ from meshgov.core.manifest import LogicalType
 from meshgov.engines.base import (
     DEFAULT_STATEMENT_TIMEOUT_MS,
     PortSource,
+    column_kinds,
     generic_engine_error,
     port_sources,
     prepare_query,
@@ -130,9 +131,11 @@ class DuckDBEngine:
         physical: set[tuple[str, ...]],
         timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
         barriers: bool = True,
+        kinds: frozenset[tuple[str, str]] = frozenset(),
     ) -> None:
         self._connection = connection
         self._physical = frozenset(physical)
+        self._kinds = kinds
         self._timeout_s = timeout_ms / 1000
         self._barriers = barriers
         self._lock = threading.Lock()
@@ -196,7 +199,7 @@ class DuckDBEngine:
         except BaseException:
             connection.close()
             raise
-        return cls(connection, physical, timeout_ms, barriers)
+        return cls(connection, physical, timeout_ms, barriers, column_kinds(sources))
 
     @property
     def physical_tables(self) -> set[tuple[str, ...]]:
@@ -204,7 +207,7 @@ class DuckDBEngine:
 
     def execute(self, sql: str) -> pa.Table:
         """Run one generated query in a fresh cursor (no session state survives) → Arrow."""
-        prepared = prepare_query(sql, self.dialect, self._physical, self._barriers)
+        prepared = prepare_query(sql, self.dialect, self._physical, self._barriers, self._kinds)
         with self._lock:
             if self._closed:
                 raise BackendUnavailable("the DuckDB engine is closed")

@@ -33,6 +33,7 @@ from meshgov.core.manifest import LogicalType
 from meshgov.engines.base import (
     DEFAULT_STATEMENT_TIMEOUT_MS,
     PortSource,
+    column_kinds,
     generic_engine_error,
     port_sources,
     prepare_query,
@@ -363,8 +364,11 @@ class PostgresEngine:
             raise
         self._idle.append(conn)
         physical: set[tuple[str, ...]] = set()
+        self._kinds: frozenset[tuple[str, str]] = frozenset()
         if catalog is not None:
-            for source in port_sources(catalog):
+            sources = port_sources(catalog)
+            self._kinds = column_kinds(sources)
+            for source in sources:
                 physical.add(source.physical.parts)
                 physical.add((source.physical.schema or "public", source.physical.table))
         else:  # what `load` granted the reader is what it may read
@@ -378,7 +382,9 @@ class PostgresEngine:
         self._physical = frozenset(physical)
 
     def execute(self, sql_text: str) -> pa.Table:
-        prepared = prepare_query(sql_text, self.dialect, self._physical, self._barriers)
+        prepared = prepare_query(
+            sql_text, self.dialect, self._physical, self._barriers, self._kinds
+        )
         return self._run(prepared.views, prepared.sql)
 
     def execute_unprotected(self, sql_text: str) -> pa.Table:
