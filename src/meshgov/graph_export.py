@@ -21,6 +21,8 @@ from meshgov.errors import InputError
 
 HTML_MAX_PRODUCTS = 1500
 HTML_COLUMNS_UP_TO = 80  # beyond this many products, boxes show no columns
+HTML_ALL_COLUMNS_UP_TO = 12  # beyond, only identifier and PII columns are listed
+HTML_ENTITY_LINKS_UP_TO = 12  # beyond, entity links show on hover (or with the toggle)
 MAX_COLUMNS_SHOWN = 14
 
 
@@ -117,9 +119,12 @@ def _depths(index: MeshIndex) -> dict[str, int]:
     return depth
 
 
-def _rows(index: MeshIndex, product: str, show_columns: bool) -> tuple[list[tuple[str, str]], int]:
+def _rows(
+    index: MeshIndex, product: str, show_columns: bool, all_columns: bool
+) -> tuple[list[tuple[str, str]], int]:
     manifest = index.manifests[product]
     rows: list[tuple[str, str]] = []
+    hidden = 0
     for port in manifest.spec.output_ports:
         for col in port.columns:
             classes = []
@@ -132,11 +137,14 @@ def _rows(index: MeshIndex, product: str, show_columns: bool) -> tuple[list[tupl
             if col.pii:
                 classes.append("pii")
                 label += f"  PII:{col.pii_category or '?'}"
+            if not all_columns and not classes:
+                hidden += 1  # in a larger picture only identifiers and PII are listed
+                continue
             rows.append((label, " ".join(classes)))
     if not show_columns:
         return [], 0
     shown = rows[:MAX_COLUMNS_SHOWN]
-    return shown, len(rows) - len(shown)
+    return shown, len(rows) - len(shown) + hidden
 
 
 @gc_paused
@@ -149,6 +157,7 @@ def to_html(graph: EntityGraph, title: str = "meshgov entity graph") -> str:
             f"(at most {HTML_MAX_PRODUCTS}); export graphml and use a graph viewer"
         )
     show_columns = len(index.manifests) <= HTML_COLUMNS_UP_TO
+    all_columns = len(index.manifests) <= HTML_ALL_COLUMNS_UP_TO
     depths = _depths(index)
     domains: dict[str, list[str]] = {}
     for product in index.manifests:
@@ -164,7 +173,7 @@ def to_html(graph: EntityGraph, title: str = "meshgov entity graph") -> str:
     for domain in order:
         y = top + DOMAIN_PAD + 22
         for product in sorted(domains[domain], key=lambda p: (depths[p], p)):
-            rows, more = _rows(index, product, show_columns)
+            rows, more = _rows(index, product, show_columns, all_columns)
             box_height = HEADER + ROW * (len(rows) + (1 if more else 0)) + (6 if rows else 0)
             boxes[product] = _Box(
                 product, x + DOMAIN_PAD, y, box_height, rows, index.declares_pii(product), more
@@ -281,6 +290,8 @@ def to_html(graph: EntityGraph, title: str = "meshgov entity graph") -> str:
         f" · {stats.edges.get('derives_from', 0)} lineage links"
     )
     return _PAGE.format(
+        svg_class="" if len(index.manifests) <= HTML_ENTITY_LINKS_UP_TO else "hide-ident",
+        toggle_checked="" if len(index.manifests) > HTML_ENTITY_LINKS_UP_TO else " checked",
         title=esc(title),
         summary=esc(summary),
         width=f"{width:.0f}",
@@ -327,6 +338,10 @@ svg {{display: block}}
 svg.focus .edge, svg.focus .product, svg.focus .entity {{opacity: .12}}
 svg.focus .on {{opacity: 1 !important}}
 svg.focus .edge.on {{stroke-width: 2.6}}
+svg.hide-ident .edge.ident {{display: none}}
+svg.hide-ident.focus .edge.ident.on {{display: inline}}
+.toggle {{position: fixed; right: 16px; top: 52px; background: #fff; padding: 4px 8px;
+  border: 1px solid #c5ceda; border-radius: 4px}}
 #info {{position: fixed; right: 16px; bottom: 16px; background: #fff; border: 1px solid #c5ceda;
   border-radius: 6px; padding: 8px 12px; max-width: 420px; display: none;
   box-shadow: 0 2px 8px rgba(0, 0, 0, .15)}}
@@ -337,7 +352,9 @@ svg.focus .edge.on {{stroke-width: 2.6}}
 <span><i class="ident"></i>identifies entity</span>
 <span><b class="pii">PII</b> PII column / product</span><span>⚷ entity identifier</span></span>
 </header>
-<main><svg id="graph" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"
+<label class="toggle"><input type="checkbox" id="idents"{toggle_checked}> entity links</label>
+<main><svg id="graph" class="{svg_class}" xmlns="http://www.w3.org/2000/svg" width="{width}"
+  height="{height}"
   viewBox="0 0 {width} {height}">
 <defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7"
   orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="#5b6b82"/></marker></defs>
@@ -382,6 +399,9 @@ svg.focus .edge.on {{stroke-width: 2.6}}
   each(svg.querySelectorAll(".product, .entity"), function (g) {{
     g.addEventListener("mouseenter", function () {{ focus(g.getAttribute("data-id")); }});
     g.addEventListener("mouseleave", clear);
+  }});
+  document.getElementById("idents").addEventListener("change", function (e) {{
+    svg.classList.toggle("hide-ident", !e.target.checked);
   }});
   document.body.setAttribute("data-rendered", String(svg.querySelectorAll(".product").length));
 }})();
