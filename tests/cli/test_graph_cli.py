@@ -230,3 +230,19 @@ def test_catalog_and_policies_may_be_given_to_the_group() -> None:
     result = runner.invoke(app, ["graph", *MESH, "lineage", "marketing/segment_report"])
     assert result.exit_code == 0
     assert "1 marketing/customer_360" in result.stdout
+
+
+def test_html_of_a_larger_mesh_lists_only_identifiers_and_pii(tmp_path: Path) -> None:
+    source = (FIXTURES / "mesh" / "customer" / "customers.yaml").read_text()
+    for i in range(14):  # more products than the picture draws in full
+        (tmp_path / f"c{i}.yaml").write_text(source.replace("name: customers", f"name: c{i:02d}"))
+    target = tmp_path / "out" / "mesh.html"
+    target.parent.mkdir()
+    catalog = ["--catalog", str(tmp_path), "--policies", str(FIXTURES / "policies")]
+    code, _, _ = _run("export", "--format", "html", "-o", str(target), *catalog)
+    assert code == 0
+    page = target.read_text()
+    assert 'class="hide-ident"' in page
+    assert ">region<" not in page  # a plain column: counted in "… n more", not listed
+    assert "customer_id  ⚷ customer" in page
+    assert page.count("… 3 more") == 14
