@@ -31,6 +31,12 @@ def empty(table: pa.Table, _: Secrets) -> None:
     )
 
 
+def year_only(table: pa.Table, _: Secrets) -> None:
+    dates = [d for d in table.column(0).to_pylist() if d is not None]
+    assert dates
+    assert all((d.month, d.day) == (1, 1) for d in dates)
+
+
 def eu_count(table: pa.Table, secrets: Secrets) -> None:
     assert table.num_rows == 1
     assert next(iter(table.to_pylist()[0].values())) == secrets.eu_count
@@ -360,6 +366,159 @@ ATTACKS: list[Attack] = [
     Attack("struct-star", "SELECT struct_pack(*) FROM customer.customers LIMIT 3", only="duckdb"),
     Attack("time-travel", "SELECT * FROM customer.customers AT (VERSION => 1)", only="duckdb"),
     Attack("sleep", "SELECT pg_sleep(30)"),
+    # More of each class: other spellings, other clauses, other products.
+    Attack(
+        "filter-clause",
+        "SELECT count(*) FILTER (WHERE region = 'US') AS n FROM customer.customers",
+        empty,
+    ),
+    Attack(
+        "union-both-halves",
+        "SELECT customer_id, region FROM customer.customers "
+        "WHERE region = 'EU' UNION ALL SELECT customer_id, region FROM customer.customers "
+        "WHERE region <> 'EU'",
+    ),
+    Attack(
+        "self-join-us",
+        "SELECT count(*) FROM customer.customers c, customer.customers d "
+        "WHERE c.customer_id = d.customer_id AND d.region = 'US'",
+        empty,
+    ),
+    Attack(
+        "not-exists-eu",
+        "SELECT c.customer_id FROM customer.customers c "
+        "WHERE NOT EXISTS (SELECT 1 WHERE c.region = 'EU')",
+        empty,
+    ),
+    Attack(
+        "values-join",
+        "SELECT h.customer_id FROM (VALUES ('US')) AS v(r) "
+        "JOIN customer.customers h ON h.region = v.r",
+        empty,
+    ),
+    Attack(
+        "materialized-cte",
+        "WITH t AS MATERIALIZED (SELECT * FROM customer.customers) "
+        "SELECT customer_id FROM t WHERE region = 'US'",
+        empty,
+    ),
+    Attack(
+        "c360-join-us",
+        "SELECT m.customer_id FROM marketing.customer_360 m "
+        "JOIN customer.customers c USING (customer_id) WHERE m.region = 'US'",
+        empty,
+    ),
+    Attack(
+        "concat-region",
+        "SELECT customer_id FROM customer.customers WHERE region = 'U' || 'S'",
+        empty,
+    ),
+    Attack(
+        "chr-region",
+        "SELECT customer_id FROM customer.customers WHERE region = chr(85) || chr(83)",
+        empty,
+    ),
+    Attack(
+        "dollar-quote",
+        "SELECT customer_id FROM customer.customers WHERE region = $$US$$",
+        empty,
+        only="postgresql",
+    ),
+    Attack(
+        "comment-in-literal",
+        "SELECT customer_id, region FROM customer.customers "
+        "WHERE region = 'EU' -- ' OR region = 'US'",
+    ),
+    Attack(
+        "scalar-max-elsewhere",
+        "SELECT (SELECT max(email) FROM customer.customers) AS m, "
+        "product_id FROM commerce.products LIMIT 2",
+    ),
+    Attack(
+        "regex-masked",
+        "SELECT count(*) FROM customer.customers WHERE regexp_matches(email, '^[a-z]+\\.')",
+        empty,
+        only="duckdb",
+    ),
+    Attack(
+        "split-email",
+        "SELECT string_split(email, '@') AS parts FROM customer.customers LIMIT 3",
+        only="duckdb",
+    ),
+    Attack("to-json", "SELECT to_json(c) FROM customer.customers c LIMIT 3"),
+    Attack(
+        "birth-year-only",
+        "SELECT birth_date FROM customer.customers WHERE birth_date IS NOT NULL LIMIT 50",
+        year_only,
+    ),
+    Attack("phone-partial", "SELECT phone, full_name, postcode FROM customer.customers LIMIT 50"),
+    Attack("card-partial", "SELECT card_number FROM payments.payments LIMIT 50"),
+    Attack("payments-us-ref", "SELECT cust_ref FROM payments.payments WHERE region = 'US'", empty),
+    Attack(
+        "audience-us",
+        "SELECT client_id, email FROM marketing.campaign_audience WHERE region = 'US'",
+        empty,
+    ),
+    Attack(
+        "distinct-on",
+        "SELECT DISTINCT ON (region) region, email FROM customer.customers",
+        only="postgresql",
+    ),
+    Attack("for-update", "SELECT email FROM customer.customers FOR UPDATE"),
+    Attack(
+        "only-table",
+        "SELECT email FROM ONLY customer.customers WHERE region = 'US'",
+        empty,
+        only="postgresql",
+    ),
+    Attack(
+        "tablesample",
+        "SELECT customer_id, region FROM customer.customers TABLESAMPLE BERNOULLI (50)",
+    ),
+    Attack("unqualified-key-table", "SELECT * FROM hash_key"),
+    Attack("functiondef", "SELECT pg_get_functiondef('meshgov_hash'::regproc)"),
+    Attack("secrets-fn", "SELECT * FROM duckdb_secrets()"),
+    Attack("call-pragma", "CALL pragma_version()"),
+    Attack("set-search-path", "SET search_path TO meshgov_internal"),
+    Attack("prepare", "PREPARE p AS SELECT email FROM customer.customers"),
+    Attack("do-block", "DO $$ BEGIN PERFORM 1; END $$"),
+    Attack(
+        "union-cast", "SELECT 1 AS x UNION ALL SELECT CAST(email AS INT) FROM customer.customers"
+    ),
+    Attack(
+        "having-cast",
+        "SELECT region FROM customer.customers GROUP BY region HAVING max(CAST(email AS INT)) > 0",
+    ),
+    Attack(
+        "order-by-cast",
+        "SELECT customer_id FROM customer.customers ORDER BY CAST(full_name AS INT)",
+    ),
+    Attack(
+        "text-number-join",
+        "SELECT c.customer_id FROM customer.customers c "
+        "JOIN commerce.orders o ON c.email = o.amount",
+    ),
+    Attack(
+        "lateral-unnest",
+        "SELECT c.customer_id, x FROM customer.customers c, "
+        "unnest(ARRAY[c.email, c.full_name]) AS u(x) LIMIT 6",
+    ),
+    Attack(
+        "window-lag",
+        "SELECT customer_id, lag(email) OVER (ORDER BY customer_id) AS prev "
+        "FROM customer.customers LIMIT 10",
+    ),
+    Attack(
+        "exists-us-id",
+        "SELECT 1 AS hit WHERE EXISTS (SELECT 1 FROM customer.customers "
+        "WHERE customer_id = '{us_id}')",
+        empty,
+    ),
+    Attack(
+        "count-via-orders",
+        "SELECT count(DISTINCT customer_id) AS n FROM commerce.orders "
+        "WHERE customer_id IN (SELECT customer_id FROM customer.customers)",
+    ),
 ]
 
 
