@@ -347,7 +347,6 @@ def test_waivers_suppress_until_expiry(gate: Gate, mesh: Path) -> None:
 
 
 def test_identity_facts_reach_the_policies(gate: Gate, mesh: Path) -> None:
-    pytest.importorskip("meshgov.core.graph.identity")
     orders = mesh / "shop" / "orders.yaml"
     _edit(
         orders, "name: customer_id, type: string, entity: customer,", "name: cust_id, type: string,"

@@ -271,10 +271,7 @@ def _identity_facts(
     manifests: Sequence[Manifest], registry: Mapping[str, Any]
 ) -> dict[str, list[dict[str, Any]]]:
     """Identity facts per product id, computed once over the whole catalogue."""
-    try:
-        from meshgov.core.graph.identity import identity_facts
-    except ImportError:  # the graph package is optional in minimal installs
-        return {}
+    from meshgov.core.graph.identity import identity_facts
     facts = identity_facts(manifests, registry.get("entities"))
     per_product: dict[str, list[dict[str, Any]]] = {}
     for fact in facts:
