@@ -63,7 +63,7 @@ ACCESS_QUERY = "data.meshgov.access.decision"
 SYSTEM_ACTOR = "system:startup"
 # Compile-and-test results by (engine, bundle revision, catalogue revision): same content, same
 # result, so restarts and repeated stagings in one process do not pay for them again.
-_CHECKED: dict[tuple[str, str, str], dict[str, Any]] = {}
+_CHECKED: dict[tuple[str, str], dict[str, Any]] = {}
 CHILD_ENTRY = "from meshgov.service import check_bundle_child; check_bundle_child()"
 MAX_POLICY_FILE_BYTES = 512 * 1024
 
@@ -464,19 +464,20 @@ class Service:
         status = REVISION_FAILED
         state = self._state
         catalog = state.catalog if state else Catalog()
-        cache_key = (self.settings.policy_engine, bundle.revision, catalog.revision)
+        # Staging never touches the serving engine: an OPA server holds only the active revision,
+        # so candidates are compiled, tested and dry-run on the embedded engine (same Rego).
+        cache_key = (bundle.revision, catalog.revision)
         checked = _CHECKED.get(cache_key)
         if checked is None:
-            if self.settings.policy_engine == "embedded":
-                # A module can crash the native engine: compile and test in a child process.
-                checked = check_bundle_isolated(bundle, catalog_data(catalog))
-            else:
-                checked = check_bundle(self.engine, bundle, catalog_data(catalog))
+            # A module can crash the native engine: compile and test in a child process.
+            checked = check_bundle_isolated(bundle, catalog_data(catalog))
             _CHECKED[cache_key] = checked
         report.update(checked)
         if checked["compile"]["ok"]:
+            from meshgov.policy_backends.embedded import EmbeddedEngine
+
             try:
-                gate = Gate(bundle, self.engine)
+                gate = Gate(bundle, EmbeddedEngine())
                 if checked["tests"].get("failed") == 0:
                     status = REVISION_VALID
                 report["impact"] = self._impact(gate, state)

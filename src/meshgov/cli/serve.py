@@ -20,21 +20,40 @@ def register(app: typer.Typer) -> None:
 @reports_errors
 def serve_command(
     catalog: Path | None = typer.Option(
-        None, "--catalog", "-c", help="Publish the manifests of this directory on start."
+        None,
+        "--catalog",
+        "-c",
+        envvar="MESHGOV_CATALOG_DIR",
+        help="Publish the manifests of this directory on start.",
     ),
-    policies: Path = typer.Option(Path("policies"), "--policies", "-p", help="Policy directory."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(8181, "--port", help="Port to listen on."),
+    policies: Path = typer.Option(
+        Path("policies"), "--policies", "-p", envvar="MESHGOV_POLICIES_DIR", help="Policies."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", envvar="MESHGOV_HOST", help="Address."),
+    port: int = typer.Option(8181, "--port", envvar="MESHGOV_PORT", help="Port to listen on."),
     store: str = typer.Option(
-        "", "--store", help="sqlite:///file.db or postgresql://… (default .meshgov/meshgov.db)."
+        "",
+        "--store",
+        envvar="MESHGOV_STORE_URL",
+        help="sqlite:///file.db or postgresql://… (default .meshgov/meshgov.db).",
     ),
     policy_engine: str = typer.Option(
-        "embedded", "--policy-engine", help="embedded, or opa+http://host:port (an OPA server)."
+        "embedded",
+        "--policy-engine",
+        envvar="MESHGOV_POLICY_ENGINE",
+        help="embedded, or opa+http://host:port (an OPA server).",
     ),
-    engine: str = typer.Option("duckdb", "--engine", help="duckdb, or postgresql://…"),
-    workers: int = typer.Option(1, "--workers", min=1, max=64, help="Worker processes."),
+    engine: str = typer.Option(
+        "duckdb", "--engine", envvar="MESHGOV_QUERY_ENGINE", help="duckdb, or postgresql://…"
+    ),
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=64, envvar="MESHGOV_WORKERS", help="Worker processes."
+    ),
     tokens: Path | None = typer.Option(
-        None, "--tokens", help="Hashed bearer tokens (default examples/tokens.yaml if present)."
+        None,
+        "--tokens",
+        envvar="MESHGOV_TOKENS_FILE",
+        help="Hashed bearer tokens (default examples/tokens.yaml if present).",
     ),
 ) -> None:
     """Run the HTTP service. Settings also come from MESHGOV_* environment variables."""

@@ -1,7 +1,8 @@
 """The OPA-server policy engine: policies and data uploaded to an OPA server, evaluated there.
 
 For teams that already run OPA (``--policy-engine opa+http://opa:8181``). ``prepare`` uploads every
-module (policy id ``meshgov/<path>``; stale meshgov modules are removed) and the base data
+module (policy id ``meshgov/<path>``; other modules of meshgov's packages are removed, including
+copies OPA loaded from disk at start) and the base data
 (``PUT /v1/data/<key>`` per top-level key), through opa-python-client. ``evaluate`` posts
 ``{"input": …}`` to the Data API. An undefined result is ``None``, which callers treat as deny.
 OPA holds one set of packages at a time, so a server serves one meshgov revision: the latest
@@ -129,7 +130,9 @@ class OpaServerEngine:
         try:
             wanted = {POLICY_ID_PREFIX + path for path in modules}
             for stale in client.get_policies_list():
-                if str(stale).startswith(POLICY_ID_PREFIX) and stale not in wanted:
+                # Ours from an earlier revision, or the same files loaded from disk at OPA's
+                # start (`opa run -s /policies`): the uploaded revision replaces them.
+                if "meshgov/" in str(stale) and stale not in wanted:
                     client.delete_policy(stale)
             for path, text in sorted(modules.items()):
                 try:
