@@ -391,3 +391,19 @@ def test_against_git_ref_with_a_missing_manifest(gate: Gate, repo: Path) -> None
     by_name = {Path(r.file).name: r for r in report.results}
     assert by_name["absent.yaml"].findings[0].message == "no such file"
     assert by_name["customers.yaml"].previous_version == "1.0.0"
+
+
+def test_odcs_contract_findings_point_at_the_property(gate: Gate, tmp_path: Path) -> None:
+    contract = tmp_path / "payments.odcs.yaml"
+    text = (
+        Path(__file__).resolve().parents[1] / "examples" / "odcs" / "payments.odcs.yaml"
+    ).read_text()
+    lines = text.splitlines()
+    start = lines.index("      - id: card_number_prop")
+    at = next(i for i in range(start, len(lines)) if "classification:" in lines[i])
+    lines[at] = lines[at].replace("restricted", "public")
+    contract.write_text("\n".join(lines) + "\n")
+    report = gate.check_paths([contract])
+    (finding,) = [f for f in report.findings() if f.rule == "test/pii-unclassified"]
+    assert finding.location.column == "card_number"
+    assert finding.location.line == start + 1
