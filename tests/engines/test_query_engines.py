@@ -450,3 +450,32 @@ def test_text_number_equality_runs_behind_the_barrier(engine: QueryEngine) -> No
         assert not any(email in message for email in RAW_EMAILS)
     else:
         assert rows == []
+
+
+@pytest.mark.parametrize(
+    "table",
+    ["meshgov_internal.hash_key", "pg_catalog.orders", "information_schema.x", "meshgov_barrier_1"],
+)
+def test_reserved_physical_names_are_refused(tmp_path: Path, table: str) -> None:
+    mesh = _copy_mesh(tmp_path)
+    manifest = mesh / "orders.yaml"
+    manifest.write_text(manifest.read_text().replace("table: commerce.orders", f"table: {table}"))
+    with pytest.raises(ManifestError, match="reserved") as caught:
+        DuckDBEngine.from_catalog(load_catalog(mesh), HASH_KEY)
+    assert caught.value.location is not None
+    assert caught.value.location.product == "commerce/orders"
+
+
+def test_postgres_results_of_any_type_become_arrow(engine_pg_dsn: str) -> None:
+    from meshgov.engines.postgres import PostgresEngine
+
+    pg = PostgresEngine(engine_pg_dsn)
+    try:
+        table = pg.execute_unprotected(
+            "SELECT interval '1 day' AS i, ARRAY[1, 2] AS a, 1.5::numeric AS n, "
+            "'{\"k\": 1}'::jsonb AS j"
+        )
+        assert table.num_rows == 1
+        assert table.column_names == ["i", "a", "n", "j"]
+    finally:
+        pg.close()

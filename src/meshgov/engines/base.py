@@ -115,6 +115,7 @@ def port_sources(catalog: Catalog) -> list[PortSource]:
             if port.kind is not PortKind.table:
                 continue
             physical = physical_table(manifest, port)
+            _check_not_reserved(physical, manifest, port)
             ident = (physical.catalog, physical.schema or None, physical.table)
             if ident in seen:
                 raise ManifestError(
@@ -125,6 +126,24 @@ def port_sources(catalog: Catalog) -> list[PortSource]:
             data = catalog.resolve_data_path(manifest, port.data) if port.data else None
             found.append(PortSource(manifest, port, physical, data))
     return found
+
+
+# Schemas the engines keep for themselves (the hash key) or that belong to the database.
+RESERVED_SCHEMAS = frozenset({"meshgov_internal", "information_schema", "pg_catalog", "temp"})
+
+
+def _check_not_reserved(physical: PhysicalTable, manifest: Manifest, port: OutputPort) -> None:
+    schema = physical.schema or ""
+    if (
+        schema in RESERVED_SCHEMAS
+        or schema.startswith("pg_")
+        or physical.table.startswith(("meshgov_", "pg_"))
+    ):
+        raise ManifestError(
+            f"table {'.'.join(physical.parts)} is in a reserved schema or uses a reserved name "
+            "(meshgov_*, pg_*, information_schema, pg_catalog)",
+            Location(file=manifest.source, product=manifest.id, port=port.name),
+        )
 
 
 def read_snapshot(source: PortSource) -> pa.Table:

@@ -453,10 +453,14 @@ def _to_arrow(cursor: psycopg.Cursor[Any]) -> pa.Table:
     for index, column in enumerate(description):
         values = [row[index] for row in rows]
         arrow_type = _ARROW_BY_OID.get(column.type_code)
-        if arrow_type is not None:
-            arrays.append(pa.array(values, type=arrow_type))
-        elif values:
-            arrays.append(pa.array(values))
-        else:
-            arrays.append(pa.array([], type=pa.string()))
+        try:
+            if arrow_type is not None:
+                arrays.append(pa.array(values, type=arrow_type))
+            elif values:
+                arrays.append(pa.array(values))
+            else:
+                arrays.append(pa.array([], type=pa.string()))
+        except (pa.ArrowException, TypeError, ValueError):
+            # A type Arrow cannot infer (mixed, nested): its text form, never an error.
+            arrays.append(pa.array([None if v is None else str(v) for v in values], pa.string()))
     return pa.Table.from_arrays(arrays, names=names)
