@@ -407,3 +407,33 @@ def test_odcs_contract_findings_point_at_the_property(gate: Gate, tmp_path: Path
     (finding,) = [f for f in report.findings() if f.rule == "test/pii-unclassified"]
     assert finding.location.column == "card_number"
     assert finding.location.line == start + 1
+
+
+def test_scan_reads_a_bounded_spread_of_a_large_snapshot(tmp_path: Path) -> None:
+    from meshgov import scan
+
+    path = tmp_path / "big.parquet"
+    emails = [f"u{i}@example.com" for i in range(2000)]
+    table = pa.table({"contact": emails, "n": list(range(2000))})
+    pq.write_table(table, path, row_group_size=100)  # 20 row groups
+    read = scan.read_text_columns(path)
+    assert read.column_names == ["contact"]  # text columns only
+    assert read.num_rows == scan.MAX_ROW_GROUPS * 100
+    sample = scan.sample_rows(read, 10)
+    assert sample.num_rows == 10
+    assert sample == scan.sample_rows(read, 10)  # deterministic
+    assert sample.column("contact")[0].as_py() == "u0@example.com"
+
+
+def test_scan_of_empty_and_unknown_files(tmp_path: Path) -> None:
+    from meshgov import scan
+
+    path = tmp_path / "empty.csv"
+    path.write_text("contact,region\n")
+    assert scan.read_text_columns(path).num_rows == 0
+    (tmp_path / "blank.csv").write_text("")
+    with pytest.raises(InputError, match="cannot read snapshot"):
+        scan.read_text_columns(tmp_path / "blank.csv")
+    (tmp_path / "data.xlsx").write_bytes(b"x")
+    with pytest.raises(InputError, match="Parquet"):
+        scan.read_text_columns(tmp_path / "data.xlsx")

@@ -26,6 +26,9 @@ from meshgov.core.pii_detect import (
 from meshgov.errors import InputError, Location
 
 PARQUET_SUFFIXES = {".parquet", ".pq"}
+# Bounds on what a scan reads: a sample needs spread, not the whole of a large snapshot.
+MAX_ROW_GROUPS = 8
+MAX_CSV_ROWS = 100_000
 CSV_SUFFIXES = {".csv", ".tsv"}
 
 
@@ -52,24 +55,48 @@ def read_text_columns(path: Path) -> pa.Table:
         raise InputError("snapshot file not found", Location(file=str(path)))
     try:
         if suffixes and suffixes[-1] in PARQUET_SUFFIXES:
-            import pyarrow.parquet as pq
-
-            schema = pq.read_schema(path)
-            names = [f.name for f in schema if _is_text(f.type)]
-            return pq.read_table(path, columns=names)
+            return _read_parquet(path)
         if suffixes and (suffixes[-1] in CSV_SUFFIXES or suffixes[-2:-1] == [".csv"]):
-            import pyarrow.csv as pcsv
-
-            delimiter = "\t" if ".tsv" in suffixes else ","
-            parse = pcsv.ParseOptions(delimiter=delimiter)
-            header = pcsv.open_csv(path, parse_options=parse).schema.names
-            convert = pcsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()))
-            return pcsv.read_csv(path, parse_options=parse, convert_options=convert)
+            return _read_csv(path, delimiter="\t" if ".tsv" in suffixes else ",")
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"cannot read snapshot: {exc}", Location(file=str(path))) from None
     raise InputError(
         "snapshot must be a Parquet (.parquet) or CSV (.csv) file", Location(file=str(path))
     )
+
+
+def _read_parquet(path: Path) -> pa.Table:
+    """Text columns of at most ``MAX_ROW_GROUPS`` row groups spread over the file."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as parquet:
+        names = [f.name for f in parquet.schema_arrow if _is_text(f.type)]
+        groups = parquet.metadata.num_row_groups
+        if groups <= MAX_ROW_GROUPS:
+            return parquet.read(columns=names)
+        step = groups / MAX_ROW_GROUPS
+        chosen = sorted({int(i * step) for i in range(MAX_ROW_GROUPS)})
+        return parquet.read_row_groups(chosen, columns=names)
+
+
+def _read_csv(path: Path, delimiter: str) -> pa.Table:
+    """Every column as text (no type inference), the first ``MAX_CSV_ROWS`` rows."""
+    import pyarrow.csv as pcsv
+
+    parse = pcsv.ParseOptions(delimiter=delimiter)
+    header = pcsv.open_csv(path, parse_options=parse).schema.names
+    convert = pcsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()))
+    batches = []
+    rows = 0
+    with pcsv.open_csv(path, parse_options=parse, convert_options=convert) as reader:
+        for batch in reader:
+            batches.append(batch)
+            rows += batch.num_rows
+            if rows >= MAX_CSV_ROWS:
+                break
+    if not batches:
+        return pa.table({name: pa.array([], type=pa.string()) for name in header})
+    return pa.Table.from_batches(batches).slice(0, MAX_CSV_ROWS)
 
 
 def sample_rows(table: pa.Table, size: int) -> pa.Table:
