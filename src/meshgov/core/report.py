@@ -17,7 +17,6 @@ from xml.etree import ElementTree
 from meshgov.errors import Location, MeshgovError
 
 TOOL_NAME = "meshgov"
-TOOL_URI = "https://github.com/meshgov/meshgov"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 EXIT_OK = 0
@@ -357,7 +356,6 @@ def render_sarif(report: Report, version: str = "0") -> str:
                     "driver": {
                         "name": TOOL_NAME,
                         "version": version,
-                        "informationUri": TOOL_URI,
                         "rules": rules,
                     }
                 },
