@@ -223,3 +223,10 @@ def test_metadata_that_is_not_yaml_is_flagged() -> None:
 def test_metadata_that_is_not_a_mapping_is_flagged() -> None:
     body = POLICY.replace("# title: PII violations", "# just words")
     assert "invalid-metadata" in _rules(_lint(**{"meshgov/pii/pii.rego": body}))
+
+
+def test_long_line_is_a_warning() -> None:
+    body = POLICY.replace("import rego.v1", "import rego.v1\n\n# " + "x" * 130)
+    [finding] = [f for f in _lint(**{"meshgov/pii/pii.rego": body}) if f.rule == "line-too-long"]
+    assert finding.severity == "warning"
+    assert finding.line == 6

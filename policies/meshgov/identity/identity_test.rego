@@ -62,7 +62,10 @@ test_type_mismatch_fact_names_both_types if {
 test_format_mismatch_fact_is_violation if {
 	v := _one(_fact("identifier_format_mismatch", {"detail": {"expected": "^C[0-9]{7}$", "format": "^[0-9]+$"}}))
 	v.rule == "identity/format-mismatch"
-	v.message == "column 'cust_ref' identifies entity 'customer' but declares format '^[0-9]+$'; the canonical format is '^C[0-9]{7}$'"
+	v.message == concat("", [
+		"column 'cust_ref' identifies entity 'customer' but declares format '^[0-9]+$'; ",
+		"the canonical format is '^C[0-9]{7}$'",
+	])
 }
 
 test_undeclared_identifier_fact_is_violation if {
@@ -70,7 +73,10 @@ test_undeclared_identifier_fact_is_violation if {
 	v := _one(_fact("undeclared_identifier", {"column": "client_id", "detail": detail}))
 	v.rule == "identity/undeclared-identifier"
 	v.location.column == "client_id"
-	v.message == "column 'client_id' is named like the alias of entity 'customer' (canonical 'customer_id') but declares no `entity:`"
+	v.message == concat("", [
+		"column 'client_id' is named like the alias of entity 'customer' (canonical 'customer_id') ",
+		"but declares no `entity:`",
+	])
 }
 
 test_unowned_entity_fact_is_violation if {
@@ -84,7 +90,10 @@ test_multiple_owners_fact_lists_owners if {
 	detail := {"owners": ["crm/contacts", "customer/customers"], "expected": "customer/customers"}
 	v := _one(_fact("entity_multiple_owners", {"detail": detail}))
 	v.rule == "identity/multiple-owners"
-	v.message == "entity 'customer' is minted by several products (crm/contacts, customer/customers); its owner is 'customer/customers'"
+	v.message == concat("", [
+		"entity 'customer' is minted by several products (crm/contacts, customer/customers); ",
+		"its owner is 'customer/customers'",
+	])
 }
 
 test_inconsistent_registry_owner_fact_gives_the_reason if {

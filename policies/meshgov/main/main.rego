@@ -28,4 +28,4 @@ violations := report(input, data.registry)
 # METADATA
 # title: Every release-gate violation of a gate input against a registry
 # description: What `violations` answers, callable from tests without `with input as`.
-report(gate, registry) := (pii.report(gate, registry) | identity.report(gate, registry)) | release.report(gate, registry)
+report(gate, registry) := pii.report(gate, registry) | identity.report(gate, registry) | release.report(gate, registry)

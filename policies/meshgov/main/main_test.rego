@@ -9,7 +9,10 @@ _main_product := {
 	"semver_valid": true,
 	"metadata": {"version": "1.0.0", "owner": "o@acme.example", "description": "d", "status": "active"},
 	"spec": {"outputPorts": [{"name": "main", "columns": [
-		{"name": "email", "type": "string", "classification": "internal", "pii": true, "piiCategory": "email", "mask": "hash"},
+		{
+			"name": "email", "type": "string", "classification": "internal",
+			"pii": true, "piiCategory": "email", "mask": "hash",
+		},
 		{"name": "account", "type": "string", "classification": "internal", "entity": "account"},
 	]}]},
 }

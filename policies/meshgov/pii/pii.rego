@@ -27,7 +27,14 @@ violations := report(input, data.registry)
 #   The gate input ({product, previous, scan, identity_facts}) and the registry are arguments
 #   (rather than input/data) so that tests call it directly: `with input as` is unreliable in
 #   regopy 1.5 once the rule body calls a function.
-report(gate, registry) := (((((((((((_unclassified(gate) | _public_pii(gate)) | _classification_too_low(gate, registry)) | _missing_category(gate)) | _unknown_category(gate, registry)) | _missing_mask(gate, registry)) | _mask_not_allowed(gate, registry)) | _mask_not_applicable(gate, registry)) | _missing_retention(gate)) | _invalid_retention(gate)) | _public_port(gate)) | _undeclared_name(gate, registry)) | _scan_findings(gate)
+report(gate, registry) := found if {
+	classified := _unclassified(gate) | _public_pii(gate) | _classification_too_low(gate, registry)
+	categorised := _missing_category(gate) | _unknown_category(gate, registry)
+	masked := _missing_mask(gate, registry) | _mask_not_allowed(gate, registry) | _mask_not_applicable(gate, registry)
+	kept := _missing_retention(gate) | _invalid_retention(gate) | _public_port(gate)
+	detected := _undeclared_name(gate, registry) | _scan_findings(gate)
+	found := classified | categorised | masked | kept | detected
+}
 
 _product_id(gate) := object.get(gate.product, "id", null)
 

@@ -34,10 +34,11 @@ _change_findings(gate) := set() if not _has_previous(gate)
 _change_findings(gate) := findings if {
 	_has_previous(gate)
 	ctx := _context(gate)
-	findings := (((_version_findings(gate) | _port_findings(gate, ctx)) | _column_findings(gate, ctx)) | _grant_findings(gate)) | _retention_findings(gate)
+	structure := _port_findings(gate, ctx) | _column_findings(gate, ctx)
+	findings := _version_findings(gate) | structure | _grant_findings(gate) | _retention_findings(gate)
 }
 
-_has_previous(gate) if is_object(object.get(gate, "previous", null))
+_has_previous(gate) if is_object(gate.previous)
 
 _release_id(gate) := object.get(gate.product, "id", null)
 
@@ -103,7 +104,10 @@ _invalid_semver(gate) := {v |
 	v := result.violation(
 		"release/invalid-semver",
 		"error",
-		result.text(["version '", _release_value(_release_meta(gate.product), "version"), "' is not SemVer (MAJOR.MINOR.PATCH)"]),
+		result.text([
+			"version '", _release_value(_release_meta(gate.product), "version"),
+			"' is not SemVer (MAJOR.MINOR.PATCH)",
+		]),
 		result.location(_release_id(gate), null, null),
 		"Use a SemVer version such as 2.1.0 (https://semver.org).",
 	)
@@ -171,7 +175,10 @@ _version_findings(gate) := {v |
 	v := result.violation(
 		"release/version-decreased",
 		"error",
-		result.text(["version ", _version_of(gate.product), " is lower than the previous version ", _version_of(gate.previous)]),
+		result.text([
+			"version ", _version_of(gate.product), " is lower than the previous version ",
+			_version_of(gate.previous),
+		]),
 		result.location(_release_id(gate), null, null),
 		"Release with a version higher than the previous one.",
 	)
@@ -283,7 +290,11 @@ _column_pairs(gate) := [[i, j, k, l] |
 	new_col != old_col
 ]
 
-_column_findings(gate, ctx) := ((((((_removed_columns(gate, ctx) | _retyped_columns(gate, ctx)) | _constraint_changes(gate, ctx)) | _key_changes(gate, ctx)) | _enum_changes(gate, ctx)) | _privacy_changes(gate, ctx)) | _entity_changes(gate, ctx))
+_column_findings(gate, ctx) := found if {
+	shape := _removed_columns(gate, ctx) | _retyped_columns(gate, ctx) | _constraint_changes(gate, ctx)
+	meaning := _key_changes(gate, ctx) | _enum_changes(gate, ctx) | _entity_changes(gate, ctx)
+	found := shape | meaning | _privacy_changes(gate, ctx)
+}
 
 # METADATA
 # title: Column removed or renamed
@@ -387,7 +398,13 @@ _key_changes(gate, ctx) := {v |
 }
 
 # B4: an entity identifier's key is breaking; other keys only warn.
-_key_violation(ctx, old_col, new_col, message, location) := _breaking(ctx, "release/primary-key-changed", message, location, _bump_fix) if {
+_key_violation(ctx, old_col, new_col, message, location) := _breaking(
+	ctx,
+	"release/primary-key-changed",
+	message,
+	location,
+	_bump_fix,
+) if {
 	_identifier_involved(old_col, new_col)
 }
 
@@ -567,7 +584,10 @@ _privacy_changes(gate, ctx) := {v |
 	v := result.violation(
 		"release/classification-lowered",
 		"error",
-		result.text(["column '", old_col.name, "' was lowered from classification ", _shown(old_tier), " to ", _shown(new_tier)]),
+		result.text([
+			"column '", old_col.name, "' was lowered from classification ", _shown(old_tier),
+			" to ", _shown(new_tier),
+		]),
 		result.location(ctx.product, port, old_col.name),
 		"Restore the classification; a privacy downgrade needs the guild's approval (a waiver), never just a version bump.",
 	)
@@ -597,7 +617,10 @@ _privacy_changes(gate, ctx) := {v |
 	v := result.violation(
 		"release/classification-raised",
 		"warning",
-		result.text(["column '", old_col.name, "' was raised from classification ", _shown(old_tier), " to ", _shown(new_tier)]),
+		result.text([
+			"column '", old_col.name, "' was raised from classification ", _shown(old_tier),
+			" to ", _shown(new_tier),
+		]),
 		result.location(ctx.product, port, old_col.name),
 		"Expect consumers to lose access or see masked values; tell them before the release.",
 	)
@@ -636,7 +659,10 @@ _entity_changes(gate, ctx) := {v |
 	v := result.violation(
 		"release/entity-changed",
 		"error",
-		result.text(["column '", old_col.name, "' changed its entity link from ", _shown(old_entity), " to ", _shown(new_entity)]),
+		result.text([
+			"column '", old_col.name, "' changed its entity link from ", _shown(old_entity),
+			" to ", _shown(new_entity),
+		]),
 		result.location(ctx.product, port, old_col.name),
 		"Keep the entity link: other domains join on it. Publish a new column for a different entity.",
 	)
@@ -666,7 +692,10 @@ _grant_findings(gate) := {v |
 	v := result.violation(
 		"release/grant-removed",
 		"warning",
-		result.text(["the grant to ", _grant_label(old_grant), " (purposes ", concat(", ", object.get(old_grant, "purposes", [])), ") was removed or narrowed"]),
+		result.text([
+			"the grant to ", _grant_label(old_grant),
+			" (purposes ", concat(", ", object.get(old_grant, "purposes", [])), ") was removed or narrowed",
+		]),
 		result.location(_release_id(gate), null, null),
 		"Tell the consumers of that grant before the release; they lose access.",
 	)
@@ -694,7 +723,10 @@ _retention_findings(gate) := {v |
 	v := result.violation(
 		"release/retention-changed",
 		"warning",
-		result.text(["retention of port '", old_port.name, "' (which holds PII) changed from ", _shown(_release_value(old_port, "retention")), " to ", _shown(_release_value(new_port, "retention"))]),
+		result.text([
+			"retention of port '", old_port.name, "' (which holds PII) changed from ",
+			_shown(_release_value(old_port, "retention")), " to ", _shown(_release_value(new_port, "retention")),
+		]),
 		result.location(_release_id(gate), old_port.name, null),
 		"Have the change reviewed by the guild: retention of personal data is a legal commitment.",
 	)

@@ -21,6 +21,7 @@ Rules (all errors unless noted):
 - ``unsupported-syntax``: ``some k, v in x`` (regopy 1.5 rejects the two-variable form).
 - ``function-arity-clash``: one function name with different arities anywhere in the bundle;
   regopy 1.5 fails to compile the bundle ("Unable to unify due to cycle") or crashes.
+- ``line-too-long`` (warning): lines over ``MAX_LINE_LENGTH`` characters (Regal's default 120).
 - ``with-input`` (warning): ``with input as`` fails in regopy 1.5 once the rule body calls a
   function; pass the input as an argument or replace a path (``with input.product as``).
 """
@@ -62,6 +63,8 @@ UNSUPPORTED_BUILTINS: frozenset[str] = frozenset(
         "print",
     }
 )
+
+MAX_LINE_LENGTH = 120
 
 _KEYWORDS = frozenset({"package", "import", "default", "else", "not", "some", "every", "with"})
 _HEAD = re.compile(
@@ -274,6 +277,14 @@ def _metadata(modules: list[_Module]) -> Iterator[LintFinding]:
 
 def _calls(module: _Module) -> Iterator[LintFinding]:
     for index, raw in enumerate(module.lines):
+        if len(raw) > MAX_LINE_LENGTH:
+            yield LintFinding(
+                "line-too-long",
+                f"line is {len(raw)} characters long (at most {MAX_LINE_LENGTH})",
+                module.path,
+                index + 1,
+                "warning",
+            )
         if raw.lstrip().startswith("#"):
             continue
         code = _code_of(raw)
