@@ -229,4 +229,4 @@ def test_long_line_is_a_warning() -> None:
     body = POLICY.replace("import rego.v1", "import rego.v1\n\n# " + "x" * 130)
     [finding] = [f for f in _lint(**{"meshgov/pii/pii.rego": body}) if f.rule == "line-too-long"]
     assert finding.severity == "warning"
-    assert finding.line == 6
+    assert finding.line == 7
