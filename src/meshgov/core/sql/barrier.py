@@ -95,8 +95,17 @@ def _is_fallible(node: exp.Expr, column_types: ColumnTypes) -> bool:
     return isinstance(node, _ALWAYS_FALLIBLE)
 
 
-def _reads_columns(node: exp.Expr) -> bool:
-    return any(True for _ in node.find_all(exp.Column))
+def _depends_on_data(node: exp.Expr) -> bool:
+    """It reads a column, or runs only for some rows (a branch of CASE/IF): ``CASE WHEN
+    region = 'US' THEN 1/0 END`` fails exactly when such a row exists."""
+    if any(True for _ in node.find_all(exp.Column)):
+        return True
+    parent = node.parent
+    while parent is not None and not isinstance(parent, exp.Query):
+        if isinstance(parent, exp.Case | exp.If):
+            return True
+        parent = parent.parent
+    return False
 
 
 def _evaluated_after_filtering(node: exp.Expr, root: exp.Expr) -> bool:
@@ -125,7 +134,7 @@ def check_fallible(
 ) -> None:
     """Deny fallible expressions over columns outside the positions described above."""
     for node in candidates:
-        if not _is_fallible(node, column_types) or not _reads_columns(node):
+        if not _is_fallible(node, column_types) or not _depends_on_data(node):
             continue
         if _evaluated_after_filtering(node, statement):
             continue

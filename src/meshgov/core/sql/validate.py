@@ -23,7 +23,7 @@ SimilarTo Glob Escape Add Sub Mul Div Mod IntDiv DPipe BitwiseAnd BitwiseOr Bitw
 BitwiseLeftShift BitwiseRightShift Case If Cast TryCast DataType DataTypeParam Window WindowSpec
 Interval IntervalSpan Var Distinct Exists Any All Lateral Unnest Values Array Bracket Dot Filter
 WithinGroup IgnoreNulls RespectNulls Lambda Kwarg PropertyEQ Slice Table Cube Rollup
-GroupingSets Tuple Struct Coalesce Nullif Greatest Least Collate ColumnDef
+GroupingSets Tuple Struct Coalesce Nullif Greatest Least Collate ColumnDef LimitOptions RawString
 """
 
 _FUNCTION_NAMES = """
