@@ -31,9 +31,10 @@ report(gate, registry) := found if {
 	classified := _unclassified(gate) | _public_pii(gate) | _classification_too_low(gate, registry)
 	categorised := _missing_category(gate) | _unknown_category(gate, registry)
 	masked := _missing_mask(gate, registry) | _mask_not_allowed(gate, registry) | _mask_not_applicable(gate, registry)
+	templated := _missing_mask_expr(gate)
 	kept := _missing_retention(gate) | _invalid_retention(gate) | _public_port(gate)
 	detected := _undeclared_name(gate, registry) | _scan_findings(gate)
-	found := classified | categorised | masked | kept | detected
+	found := classified | categorised | masked | templated | kept | detected
 }
 
 _product_id(gate) := object.get(gate.product, "id", null)
@@ -242,6 +243,28 @@ _mask_not_applicable(gate, registry) := {v |
 		result.text(["mask '", col.mask, "' cannot apply to column '", col.name, "' of type '", col.type, "'"]),
 		result.location(_product_id(gate), port.name, col.name),
 		"Choose a mask that fits the column type (see policies/data/masks.yaml).",
+	)
+}
+
+# METADATA
+# title: Expression mask without its expression
+# description: |
+#   `mask: expr` needs `maskExpr:` (a SQL template over the column); without it every read of the
+#   column is denied at query time.
+# custom:
+#   rules:
+#     pii/missing-mask-expr: error
+_missing_mask_expr(gate) := {v |
+	some port in _ports(gate)
+	some col in port.columns
+	object.get(col, "mask", null) == "expr"
+	_blank(col, "maskExpr")
+	v := result.violation(
+		"pii/missing-mask-expr",
+		"error",
+		result.text(["column '", col.name, "' has `mask: expr` but no maskExpr"]),
+		result.location(_product_id(gate), port.name, col.name),
+		"Add `maskExpr:` with a SQL template over the column, e.g. \"concat('***', right({col}, 2))\".",
 	)
 }
 

@@ -107,6 +107,16 @@ test_year_mask_on_string_is_not_applicable if {
 	v.message == "mask 'year' cannot apply to column 'dob' of type 'string'"
 }
 
+test_expr_mask_without_expression_is_violation if {
+	[v] := _only(_columns_gate([_id, _with(_email, "mask", "expr")]), "pii/missing-mask-expr")
+	v.message == "column 'email' has `mask: expr` but no maskExpr"
+}
+
+test_expr_mask_with_expression_is_clean if {
+	email := object.union(_email, {"mask": "expr", "maskExpr": "concat('***', right({col}, 4))"})
+	_found(_columns_gate([_id, email])) == set()
+}
+
 test_year_mask_on_date_is_clean if {
 	dob := object.union(_email, {"name": "dob", "type": "date", "piiCategory": "birth_date", "mask": "year"})
 	_found(_columns_gate([_id, dob])) == set()
