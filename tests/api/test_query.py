@@ -119,3 +119,19 @@ def test_execute_denied_is_403_with_the_reason(server: RunningServer) -> None:
     assert response.status_code == 403
     assert response.json()["code"] == "access_denied"
     assert response.json()["message"]
+
+
+def test_execute_json_carries_dates_and_decimals_as_text(server: RunningServer) -> None:
+    with server.client("owner-customer") as client:
+        response = client.post(
+            "/v1/query/execute",
+            json={
+                "sql": "SELECT signup_date FROM customer.customers LIMIT 1",
+                "purpose": "analytics",
+                "format": "json",
+            },
+        )
+    assert response.status_code == 200, response.text
+    value = response.json()["rows"][0]["signup_date"]
+    assert len(value) == 10
+    assert value[4] == "-"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header
@@ -110,15 +111,15 @@ async def execute(
         "X-Meshgov-Policy-Revision": authorization.policy_revision,
     }
     if wants_json:
-        return JSONResponse(
-            {
-                "columns": [f.name for f in table.schema],
-                "rows": records(table),
-                "decision": authorization.decision(),
-                "decision_id": decision_id,
-            },
-            headers=headers,
-        )
+        document = {
+            "columns": [f.name for f in table.schema],
+            "rows": records(table),
+            "decision": authorization.decision(),
+            "decision_id": decision_id,
+        }
+        # Dates, decimals and timestamps as their text form (JSON has no such types).
+        body = json.dumps(document, default=str, ensure_ascii=False).encode()
+        return Response(body, media_type="application/json", headers=headers)
     if not authorization.allowed:  # execute raises first; kept as a guard
         raise AccessDenied(authorization.reason or "access denied")
     return Response(serialize(table, "arrow"), media_type=ARROW_STREAM, headers=headers)
