@@ -479,3 +479,18 @@ def test_postgres_results_of_any_type_become_arrow(engine_pg_dsn: str) -> None:
         assert table.column_names == ["i", "a", "n", "j"]
     finally:
         pg.close()
+
+
+def test_catalog_qualified_port_gets_its_own_duckdb_catalog(tmp_path: Path) -> None:
+    mesh = _copy_mesh(tmp_path)
+    manifest = mesh / "orders.yaml"
+    manifest.write_text(
+        manifest.read_text().replace("table: commerce.orders", "table: lake.commerce.orders")
+    )
+    duck = DuckDBEngine.from_catalog(load_catalog(mesh), HASH_KEY)
+    try:
+        assert ("lake", "commerce", "orders") in duck.physical_tables
+        rows = duck.execute('SELECT count(*) AS n FROM "lake"."commerce"."orders"').to_pylist()
+        assert rows == [{"n": 5}]
+    finally:
+        duck.close()
