@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 
-import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, TokenError
 
 from meshgov.errors import SqlParseError, SqlUnsupportedError
@@ -20,6 +21,12 @@ MAX_NODES = 50_000
 DIALECTS = frozenset(
     {"duckdb", "postgres", "trino", "presto", "spark", "databricks", "snowflake", "bigquery"}
 )
+
+
+@lru_cache(maxsize=64)
+def _dialect(name: str) -> Dialect:
+    """One shared instance per dialect (``get_or_raise`` builds a new one on every call)."""
+    return Dialect.get_or_raise(name)
 
 
 def check_dialect(dialect: str) -> str:
@@ -43,9 +50,7 @@ def parse_statement(sql: str, dialect: str) -> exp.Expr:
     if len(sql) > MAX_SQL_CHARS:
         raise SqlParseError(f"query is {len(sql)} characters, over the {MAX_SQL_CHARS} limit")
     try:
-        statements = [
-            s for s in sqlglot.parse(sql, read=dialect, max_nodes=MAX_NODES) if s is not None
-        ]
+        statements = [s for s in _dialect(dialect).parse(sql, max_nodes=MAX_NODES) if s is not None]
     except (ParseError, TokenError) as exc:
         raise SqlParseError(f"cannot parse the query as {dialect}: {_first_line(exc)}") from None
     except RecursionError:

@@ -25,10 +25,16 @@ class ResolvedTable:
     port: PortRef
 
 
+@lru_cache(maxsize=64)
+def dialect_named(name: str) -> Dialect:
+    """One shared Dialect instance per name (``get_or_raise`` builds a new one each call)."""
+    return Dialect.get_or_raise(name)
+
+
 @lru_cache(maxsize=65_536)
 def fold(dialect_name: str, name: str, quoted: bool) -> str:
     """An identifier as the dialect resolves it (case folding), memoised."""
-    dialect = Dialect.get_or_raise(dialect_name)
+    dialect = dialect_named(dialect_name)
     return dialect.normalize_identifier(exp.Identifier(this=name, quoted=quoted)).name
 
 
@@ -123,7 +129,7 @@ def resolve_tables(
     Raises:
         SqlUnsupportedError: a table is neither a CTE in scope nor a known port.
     """
-    dialect = Dialect.get_or_raise(dialect_name)
+    dialect = dialect_named(dialect_name)
     resolved: list[ResolvedTable] = []
     for table in tables:
         if _is_cte_reference(table, dialect):

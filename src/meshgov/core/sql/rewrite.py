@@ -26,10 +26,11 @@ from meshgov.core.sql.parse import check_dialect, parse_statement
 from meshgov.core.sql.resolve import (
     ResolvedTable,
     catalogue_key,
+    dialect_named,
     normalized_name,
     resolve_tables,
 )
-from meshgov.core.sql.secure_views import secure_select, substitute
+from meshgov.core.sql.secure_views import secure_view, substitute
 from meshgov.core.sql.validate import Inventory, validate
 from meshgov.errors import AccessDenied, MeshgovError, SqlUnsupportedError
 
@@ -72,7 +73,7 @@ def _rewrite(
 ) -> RewrittenQuery:
     read = check_dialect(read)
     write = check_dialect(write)
-    dialect = Dialect.get_or_raise(read)
+    dialect = dialect_named(read)
     statement = parse_statement(sql, read)
     inventory = validate(statement)
     if read != write:
@@ -112,15 +113,13 @@ def _rewrite(
 
     bound_filters: dict[tuple[str, str], str | None] = {}
     for table in tables:
-        secure = secure_select(table.port, decisions[_key(table)], principal, write)
-        if _key(table) not in bound_filters:
-            where = secure.args.get("where")
-            bound_filters[_key(table)] = where.this.sql(dialect=write) if where else None
+        secure, filter_sql = secure_view(table.port, decisions[_key(table)], principal, write)
+        bound_filters[_key(table)] = filter_sql
         substitute(table.node, secure, table.node.this)
 
     _audit(statement, inventory, tables)
-    generated = statement.sql(
-        dialect=write, unsupported_level=ErrorLevel.RAISE, comments=False, copy=False
+    generated = dialect_named(write).generate(
+        statement, copy=False, unsupported_level=ErrorLevel.RAISE, comments=False
     )
     accesses = tuple(
         _access(t.port, decisions[_key(t)], bound_filters[_key(t)]) for t in _unique(tables)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from functools import lru_cache
 from typing import Any
 
 from sqlglot import exp
@@ -32,6 +33,7 @@ def physical_table(port: PortRef) -> exp.Table:
     return table
 
 
+@lru_cache(maxsize=64)
 def _fold_for(write: str) -> bool:
     """Whether ``write`` folds unquoted names to upper case (Snowflake): quote them that way."""
     probe = exp.Identifier(this="a", quoted=False)
@@ -43,19 +45,19 @@ class _SecureViewCache:
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._items: OrderedDict[tuple[Any, ...], exp.Select] = OrderedDict()
+        self._items: OrderedDict[tuple[Any, ...], tuple[exp.Select, str | None]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[Any, ...]) -> exp.Select | None:
+    def get(self, key: tuple[Any, ...]) -> tuple[exp.Select, str | None] | None:
         with self._lock:
             found = self._items.get(key)
             if found is not None:
                 self._items.move_to_end(key)
             return found
 
-    def put(self, key: tuple[Any, ...], select: exp.Select) -> None:
+    def put(self, key: tuple[Any, ...], value: tuple[exp.Select, str | None]) -> None:
         with self._lock:
-            self._items[key] = select
+            self._items[key] = value
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
 
@@ -74,12 +76,21 @@ def secure_select(
 
     Returns a fresh tree the caller may attach anywhere (the cached one is never handed out).
     """
+    return secure_view(port, decision, principal, write)[0]
+
+
+def secure_view(
+    port: PortRef, decision: AccessDecision, principal: Principal, write: str
+) -> tuple[exp.Select, str | None]:
+    """The secure select (a fresh copy) and its row filter as SQL in ``write`` (None: none)."""
     key = (port, decision.fingerprint, principal.cache_key(), write)
     cached = SECURE_VIEWS.get(key)
     if cached is None:
-        cached = _build_secure_select(port, decision, principal, write)
+        select = _build_secure_select(port, decision, principal, write)
+        where = select.args.get("where")
+        cached = (select, where.this.sql(dialect=write) if where else None)
         SECURE_VIEWS.put(key, cached)
-    return cached.copy()
+    return cached[0].copy(), cached[1]
 
 
 def _build_secure_select(
