@@ -44,6 +44,15 @@ async def _optional_caller(
     return await _caller(request, authorization)
 
 
+def service_and_caller(request: Request) -> tuple[Service, Principal]:
+    """What ``ServiceDep`` and ``CallerDep`` give, without dependency resolution (hot paths)."""
+    tokens: TokenRegistry = request.app.state.tokens
+    principal = tokens.authenticate(request.headers.get("authorization"))
+    request.state.principal_id = principal.id
+    service: Service = request.app.state.service
+    return service, principal
+
+
 ServiceDep = Annotated[Service, Depends(_service)]
 TokensDep = Annotated[TokenRegistry, Depends(_tokens)]
 CallerDep = Annotated[Principal, Depends(_caller)]

@@ -156,14 +156,17 @@ async def _answer(
 
 
 @router.post("/{path:path}", openapi_extra=INPUT_SCHEMA)
-async def post_data(
-    path: str,
-    request: Request,
-    service: ServiceDep,
-    tokens: TokensDep,
-    caller: OptionalCallerDep,
-) -> JSONResponse:
-    """Evaluate ``data.<path>`` with ``input``; ``{}`` when undefined (OPA's Data API)."""
+async def post_data(path: str, request: Request) -> JSONResponse:
+    """Evaluate ``data.<path>`` with ``input``; ``{}`` when undefined (OPA's Data API).
+
+    Trino calls this several times per query: app state is read directly (no dependencies).
+    """
+    service: Service = request.app.state.service
+    tokens: TokenRegistry = request.app.state.tokens
+    caller: Principal | None = None
+    header = request.headers.get("authorization")
+    if header is not None or not request.app.state.settings.data_api_anonymous:
+        caller = tokens.authenticate(header)
     body = await _json_body(request)
     return await _answer(path, body, service, tokens, caller)
 
