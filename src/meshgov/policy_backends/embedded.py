@@ -151,15 +151,13 @@ class EmbeddedPrepared:
             # regopy returns the text "<error>" (not JSON) when a builtin fails at run time.
             raise PolicyEvaluationError(f"evaluating {query}: engine error ({exc})") from None
         if not output.ok():
-            raise PolicyEvaluationError(f"evaluating {query}: {output}")
-        text = str(output)
-        if text == "undefined":
+            # str() of a failed output can crash regopy 1.5 on some errors: keep it generic.
+            raise PolicyEvaluationError(f"evaluating {query}: the policy engine reported an error")
+        # regopy has already parsed the JSON result into ``output.results``; reuse it.
+        results = getattr(output, "results", None)
+        if not results:
             return None
-        try:
-            result = json.loads(text)
-        except ValueError:
-            raise PolicyEvaluationError(f"evaluating {query}: unreadable result") from None
-        expressions = result.get("expressions") if isinstance(result, dict) else None
+        expressions = results[0].expressions
         if not expressions:
             return None
         return expressions[0]
