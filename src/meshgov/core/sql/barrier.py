@@ -5,8 +5,8 @@ evaluate a user predicate on rows the row filter would drop. A predicate that ca
 (``CAST(name AS INT)``, ``x / y``, parsing a date…) then turns a hidden row into an error message
 (its value in the text, or its existence as one bit). So when a query reads a row-filtered table,
 such expressions are allowed only where engines evaluate them after filtering: inside aggregate
-arguments, and in the output list (or ORDER BY) of the outermost query or of a grouped query.
-Everywhere else (WHERE, JOIN ON, HAVING, derived-table projections…) they are denied.
+arguments, over aggregates only, and in the output list (or ORDER BY) of the outermost query.
+Everywhere else (WHERE, JOIN ON, GROUP BY, derived-table projections…) they are denied.
 """
 
 from __future__ import annotations
@@ -108,18 +108,32 @@ def _depends_on_data(node: exp.Expr) -> bool:
     return False
 
 
+def _only_aggregates(node: exp.Expr) -> bool:
+    """Every column it reads is inside an aggregate: it is computed after grouping, so no
+    engine can push it below the row filter (``sum(a) / count(*)``)."""
+    columns = list(node.find_all(exp.Column))
+    for column in columns:
+        parent = column.parent
+        while parent is not None and parent is not node and not isinstance(parent, exp.AggFunc):
+            parent = parent.parent
+        if not isinstance(parent, exp.AggFunc):
+            return False
+    return bool(columns)
+
+
 def _evaluated_after_filtering(node: exp.Expr, root: exp.Expr) -> bool:
+    """Inside an aggregate's arguments, over aggregates only, or in the output list / ORDER BY
+    of the outermost SELECT. Not in a derived table's output: an outer predicate on it can be
+    pushed down next to the row filter (PostgreSQL does so even through GROUP BY keys)."""
+    if _only_aggregates(node):
+        return True
     child: exp.Expr = node
     parent = node.parent
     while parent is not None:
         if isinstance(parent, exp.AggFunc):
             return True
         if isinstance(parent, exp.Select):
-            in_output = child.arg_key in ("expressions", "order")
-            grouped = parent.args.get("group") is not None or any(
-                p.find(exp.AggFunc) for p in parent.expressions
-            )
-            return in_output and (parent is root or grouped)
+            return parent is root and child.arg_key in ("expressions", "order")
         if isinstance(parent, exp.Query | exp.Subquery):
             return False
         child, parent = parent, parent.parent
