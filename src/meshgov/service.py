@@ -372,7 +372,8 @@ class Service:
 
     def check(
         self, principal: Principal, manifest_text: str, previous_text: str | None
-    ) -> tuple[list[dict[str, Any]], str]:
+    ) -> tuple[list[dict[str, Any]], str, str]:
+        """The gate's findings for a manifest → (findings, decision id, revision)."""
         state = self.state
         manifest = read_manifest_text(manifest_text, "request:manifest")
         previous: Manifest | None
@@ -395,7 +396,7 @@ class Service:
             },
             revision=state.revision,
         )
-        return found, decision_id
+        return found, decision_id, state.revision
 
     # ----------------------------------------------------------------- registry
     def publish(
@@ -581,9 +582,10 @@ class Service:
         write_dialect: str | None,
         *,
         kind: str = "authorize",
+        state: ServingState | None = None,
     ) -> tuple[Authorization, str, ServingState]:
         """Secure SQL or a denial; the decision is logged. Returns (authorization, id, state)."""
-        state = self.state
+        state = state or self.state
         authorization = state.gateway.authorize(
             sql, principal, purpose, read_dialect, write_dialect
         )
@@ -628,8 +630,15 @@ class Service:
         """Authorize, then run the secure SQL on the engine → (Arrow table, authorization, id)."""
         state = self.state
         engine = self.query_engine(state)
+        # One state for the whole request: an activation meanwhile does not mix revisions.
         authorization, decision_id, _ = self.authorize(
-            principal, sql, purpose, read_dialect or engine.dialect, engine.dialect, kind="execute"
+            principal,
+            sql,
+            purpose,
+            read_dialect or engine.dialect,
+            engine.dialect,
+            kind="execute",
+            state=state,
         )
         if not authorization.allowed:
             raise AccessDenied(authorization.reason or "access denied")

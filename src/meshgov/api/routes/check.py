@@ -32,8 +32,7 @@ class CheckResponse(BaseModel):
 @router.post("/check", response_model=CheckResponse)
 async def check(request: CheckRequest, service: ServiceDep, caller: CallerDep) -> CheckResponse:
     """Findings of the active policies for one manifest (as ``meshgov check`` would report)."""
-    revision = service.state.revision
-    findings, decision_id = await run_in_threadpool(
+    findings, decision_id, revision = await run_in_threadpool(
         service.check, caller, request.manifest, request.previous
     )
     return CheckResponse(
