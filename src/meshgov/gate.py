@@ -22,8 +22,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from meshgov.catalog import manifest_paths
-from meshgov.core.manifest import Manifest, manifest_from_document
 from meshgov.core.policy import PolicyBundle, PolicyEngine, PreparedPolicy
 from meshgov.core.report import Finding, ManifestResult, Report, policy_findings
 from meshgov.core.waivers import (
@@ -38,6 +36,11 @@ from meshgov.errors import InputError, Location, ManifestError, MeshgovError, Po
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
+
+    from meshgov.core.manifest import Manifest
+
+# The manifest model (pydantic) and the catalogue reader are imported where first needed, so that
+# the CLI can import them on a side thread while the policies compile (see cli/check.py).
 
 VIOLATIONS_QUERY = "data.meshgov.main.violations"
 VIOLATIONS_ENTRYPOINT = "meshgov/main/violations"
@@ -109,6 +112,8 @@ def read_sourced_manifest(raw: str | bytes, source: str) -> SourcedManifest:
         doc = load_yaml(text, source)
     except InputError as exc:
         raise ManifestError(exc.message, exc.location) from None
+    from meshgov.core.manifest import manifest_from_document
+
     manifest = manifest_from_document(doc)
     lines, data_lines = _source_lines(doc)
     return SourcedManifest(manifest, lines, data_lines)
@@ -135,6 +140,8 @@ def _by_id(manifests: Iterable[Manifest]) -> dict[str, Manifest]:
 
 def load_previous_dir(root: Path) -> dict[str, Manifest]:
     """The previously released manifests in ``root``, by product id."""
+    from meshgov.catalog import manifest_paths
+
     return _by_id(load_sourced_manifest(p).manifest for p in manifest_paths([root]))
 
 
@@ -272,6 +279,7 @@ def _identity_facts(
 ) -> dict[str, list[dict[str, Any]]]:
     """Identity facts per product id, computed once over the whole catalogue."""
     from meshgov.core.graph.identity import identity_facts
+
     facts = identity_facts(manifests, registry.get("entities"))
     per_product: dict[str, list[dict[str, Any]]] = {}
     for fact in facts:
@@ -488,6 +496,8 @@ class Gate:
         if catalog_dir is not None:
             if not catalog_dir.is_dir():
                 raise InputError("catalog directory not found", Location(file=str(catalog_dir)))
+            from meshgov.catalog import manifest_paths
+
             catalog = [load_sourced_manifest(p).manifest for p in manifest_paths([catalog_dir])]
         return self.check(
             loaded,
@@ -540,6 +550,8 @@ def _duplicate_ids(manifests: Sequence[SourcedManifest]) -> dict[str, str]:
 
 def _expand(paths: Sequence[str | Path]) -> list[Path]:
     # A missing path stays in the list: reading it reports the invalid input.
+    from meshgov.catalog import manifest_paths
+
     files = manifest_paths(paths)
     unique: list[Path] = []
     seen: set[Path] = set()
