@@ -167,3 +167,13 @@ def test_activation_is_atomic_for_concurrent_requests(own_server: RunningServer)
         thread.join()
     assert not errors
     assert set(seen) <= revisions
+
+
+def test_removing_a_module_is_staged_and_checked(own_server: RunningServer) -> None:
+    with own_server.client("guild") as client:
+        missing = client.delete("/v1/policies/meshgov/none/none.rego")
+        # Removing a concern that the gate imports breaks compilation: never activatable.
+        removed = client.delete("/v1/policies/meshgov/pii/pii.rego").json()
+    assert missing.status_code == 404
+    assert removed["status"] == "failed"
+    assert removed["activatable"] is False
