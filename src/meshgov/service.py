@@ -292,6 +292,8 @@ class Service:
             if revision is None or not revision.activatable:
                 raise PolicyError(f"active revision {activations[-1].revision} is not valid")
             versions = self.store.latest_products()
+            if self._state is not None:
+                self.metrics.retire_cache_stats(self._state.gateway.cache_stats())
             self._state = self._build_state(
                 PolicyBundle(revision.modules, revision.data, revision.id),
                 versions,

@@ -32,6 +32,10 @@ def test_metrics_are_prometheus_text(server: RunningServer) -> None:
         f'meshgov_active_policy_revision{{revision="{server.service.state.revision}"}} 1',
     ):
         assert name in text, name
+    hits = next(
+        line for line in text.splitlines() if line.startswith("meshgov_rewrite_cache_hits_total ")
+    )
+    assert int(hits.split()[-1]) >= 1  # the second identical request came from the cache
 
 
 def test_openapi_document_is_served(server: RunningServer) -> None:

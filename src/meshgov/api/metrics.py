@@ -28,6 +28,8 @@ class Metrics:
         self._latency_count: dict[str, int] = defaultdict(int)
         self.cache_hits = 0
         self.cache_misses = 0
+        # Gateway caches of earlier serving states (a new state starts with empty caches).
+        self._retired: dict[str, int] = defaultdict(int)
         self.active_revision = ""
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -44,6 +46,12 @@ class Metrics:
         with self._lock:
             self._decisions[(("kind", kind), ("allowed", "true" if allowed else "false"))] += 1
 
+    def retire_cache_stats(self, stats: dict[str, int]) -> None:
+        """Keep the counts of a gateway that is being replaced (counters never go down)."""
+        with self._lock:
+            for key, value in stats.items():
+                self._retired[key] += value
+
     def observe_cache(self, hit: bool) -> None:
         with self._lock:
             if hit:
@@ -51,8 +59,16 @@ class Metrics:
             else:
                 self.cache_misses += 1
 
-    def render(self) -> str:
+    def render(self, cache_stats: dict[str, int] | None = None) -> str:
+        """The text format; ``cache_stats`` are the live gateway's counters."""
+        live = cache_stats or {}
         with self._lock:
+            cache = {
+                key: self._retired[key] + live.get(key, 0)
+                for key in ("decision_hits", "decision_misses", "rewrite_hits", "rewrite_misses")
+            }
+            decision_hits = self.cache_hits + cache["decision_hits"]
+            decision_misses = self.cache_misses + cache["decision_misses"]
             lines = [
                 "# HELP meshgov_http_requests_total HTTP requests by route, method and status.",
                 "# TYPE meshgov_http_requests_total counter",
@@ -96,10 +112,16 @@ class Metrics:
             lines += [
                 "# HELP meshgov_decision_cache_hits_total Access decisions served from the cache.",
                 "# TYPE meshgov_decision_cache_hits_total counter",
-                f"meshgov_decision_cache_hits_total {self.cache_hits}",
+                f"meshgov_decision_cache_hits_total {decision_hits}",
                 "# HELP meshgov_decision_cache_misses_total Access decisions evaluated.",
                 "# TYPE meshgov_decision_cache_misses_total counter",
-                f"meshgov_decision_cache_misses_total {self.cache_misses}",
+                f"meshgov_decision_cache_misses_total {decision_misses}",
+                "# HELP meshgov_rewrite_cache_hits_total Authorizations served from the cache.",
+                "# TYPE meshgov_rewrite_cache_hits_total counter",
+                f"meshgov_rewrite_cache_hits_total {cache['rewrite_hits']}",
+                "# HELP meshgov_rewrite_cache_misses_total Authorizations computed.",
+                "# TYPE meshgov_rewrite_cache_misses_total counter",
+                f"meshgov_rewrite_cache_misses_total {cache['rewrite_misses']}",
                 "# HELP meshgov_active_policy_revision The active policy revision (value 1).",
                 "# TYPE meshgov_active_policy_revision gauge",
                 f"meshgov_active_policy_revision{_labels((('revision', self.active_revision),))} 1",

@@ -38,6 +38,8 @@ def health(service: ServiceDep) -> JSONResponse:
 @router.get("/metrics", response_class=PlainTextResponse)
 def metrics(service: ServiceDep) -> PlainTextResponse:
     """Prometheus text format (version 0.0.4), per worker process."""
+    state = service._state
+    stats = state.gateway.cache_stats() if state is not None else None
     return PlainTextResponse(
-        service.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        service.metrics.render(stats), media_type="text/plain; version=0.0.4; charset=utf-8"
     )
