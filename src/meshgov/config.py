@@ -13,6 +13,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STATE_DIR = ".meshgov"
+# Used only when no key is configured (`meshgov serve` warns): hashes are then guessable.
+DEVELOPMENT_HASH_KEY = b"meshgov-development-key"
 
 
 class Settings(BaseSettings):
@@ -83,17 +85,19 @@ class Settings(BaseSettings):
                 return candidate
         return None
 
-    def hash_key(self) -> bytes:
-        """The mesh-wide key for `hash` masks; a fixed development key when none is configured."""
+    def configured_hash_key(self) -> bytes | None:
+        """The key from ``hash_key_source``, or None when it gives none."""
         import os
 
         source = self.hash_key_source
         if source.startswith("env:"):
             value = os.environ.get(source.removeprefix("env:"), "")
-            if value:
-                return value.encode()
-        elif source.startswith("file:"):
+            return value.encode() if value else None
+        if source.startswith("file:"):
             path = Path(source.removeprefix("file:"))
-            if path.is_file():
-                return path.read_bytes().strip()
-        return b"meshgov-development-key"
+            return path.read_bytes().strip() or None if path.is_file() else None
+        return None
+
+    def hash_key(self) -> bytes:
+        """The mesh-wide key for `hash` masks; a fixed development key when none is configured."""
+        return self.configured_hash_key() or DEVELOPMENT_HASH_KEY

@@ -99,6 +99,11 @@ def serve_command(
         f"{products} products, store {settings.resolved_store_url().split('://')[0]}, "
         f"engine {engine.split('://')[0]}, {workers} worker(s)"
     )
+    if settings.configured_hash_key() is None:
+        err_console.print(
+            "[yellow]warning[/] no hash-mask key configured (MESHGOV_HASH_KEY): using the public "
+            "development key, so hashed values can be guessed"
+        )
     err_console.print(f"OpenAPI docs: [link={base}/docs]{base}/docs[/]")
     if found_tokens is not None and found_tokens.resolve() == DEV_TOKENS_FILE.resolve():
         err_console.print("Try a query as the EU analyst (development token):")
