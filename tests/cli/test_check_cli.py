@@ -405,3 +405,40 @@ def test_directory_without_manifests_exits_2(tmp_path: Path, in_tmp: Path) -> No
     code, _, err = run(str(empty))
     assert code == 2
     assert "no manifests found" in err
+
+
+def test_catalog_gives_identity_rules_the_rest_of_the_mesh(mesh: Path, in_tmp: Path) -> None:
+    orders = mesh / "shop" / "orders.yaml"
+    orders.write_text(
+        orders.read_text().replace(
+            "name: customer_id, type: string, entity: customer,", "name: cust_id, type: string,"
+        )
+    )
+    code, out, _ = run(
+        str(orders), "--catalog", str(mesh), "--format", "json", "--fail-on", "warning"
+    )
+    assert code == 1
+    rules = [f["rule"] for f in json.loads(out)["results"][0]["findings"]]
+    assert rules == ["test/identity"]
+    assert run(str(orders), "--catalog", str(mesh / "absent"))[0] == 2
+
+
+# --- the repository's own policies and examples --------------------------------------------------
+
+
+def test_example_mesh_passes_with_the_shipped_policies(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    result = CliRunner().invoke(app, ["check", "examples/mesh"])
+    assert result.exit_code == 0, result.output
+    assert "passed" in result.stdout
+
+
+def test_broken_examples_each_fail_their_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    broken = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "examples" / "broken").glob("*.yaml"))
+    args = ["check", *broken, "--against", "examples/previous", "--format", "json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.stderr
+    for entry in json.loads(result.stdout)["results"]:
+        package, _, rule = Path(entry["file"]).stem.partition("-")
+        assert {f["rule"] for f in entry["findings"]} == {f"{package}/{rule}"}, entry["file"]
