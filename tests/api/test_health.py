@@ -44,6 +44,8 @@ def test_openapi_document_is_served(server: RunningServer) -> None:
         assert client.get("/docs").status_code == 200
     for path in ("/v1/query/authorize", "/v1/products/{domain}/{name}", "/v1/data/{path}"):
         assert path in document["paths"]
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert document["security"] == [{"bearer": []}]
 
 
 def test_malformed_json_is_a_clear_400(server: RunningServer) -> None:

@@ -163,6 +163,23 @@ def create_app(
         summary="Data mesh governance: registry, query gateway, policies, OPA and Trino.",
         lifespan=lifespan,
     )
+
+    def openapi_with_bearer() -> dict[str, Any]:
+        # One bearer scheme for the whole API, so that /docs has an "Authorize" button.
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            document = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            document.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "meshgov token"}
+            }
+            document["security"] = [{"bearer": []}]
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi_with_bearer  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.service = owned
     app.state.tokens = tokens
