@@ -176,6 +176,9 @@ def create_app(
                 "bearer": {"type": "http", "scheme": "bearer", "description": "meshgov token"}
             }
             document["security"] = [{"bearer": []}]
+            for open_path in ("/health", "/metrics"):
+                for operation in document["paths"].get(open_path, {}).values():
+                    operation["security"] = []  # no token needed
             app.openapi_schema = document
         return app.openapi_schema
 
