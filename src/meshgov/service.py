@@ -182,15 +182,21 @@ class Service:
             self._refresher.start()
 
     def bootstrap(self) -> None:
-        """Stage and activate ``policies_dir``; publish the products of ``catalog_dir``."""
+        """Stage ``policies_dir`` and activate it when it is new; publish ``catalog_dir``.
+
+        A revision of ``policies_dir`` the store already knows is not activated again, so that an
+        activation or rollback made through the API survives a restart; a changed directory (a
+        new commit of ``policies/``) is a new revision and becomes active when it passes.
+        """
         from meshgov.policy_backends import load_bundle_dir
 
         policies = Path(self.settings.policies_dir)
         if policies.is_dir():
             bundle = load_bundle_dir(policies)
+            known = self.store.revision(bundle.revision) is not None
             revision = self.stage_bundle(bundle, author=SYSTEM_ACTOR)
             active = self.active_revision_id()
-            if revision.activatable and active != revision.id:
+            if revision.activatable and (active is None or (not known and active != revision.id)):
                 self.store.activate(revision.id, SYSTEM_ACTOR, time.time())
             elif not revision.activatable:
                 failures = revision.report.get("tests", {}).get("failures", [])

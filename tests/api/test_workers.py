@@ -53,3 +53,30 @@ def test_activation_and_publication_reach_the_other_worker(tmp_path: Path) -> No
     finally:
         second.close()
         first.close()
+
+
+def test_an_api_activation_survives_a_restart(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    first = Service(settings)
+    first.start(bootstrap=True, refresh_seconds=0)
+    try:
+        original = first.state.revision
+        categories = copy.deepcopy(first.state.bundle.data["registry"]["pii_categories"])
+        categories["gender"] = {
+            "description": "x",
+            "name_hints": ["^gender$"],
+            "allowed_masks": ["redact"],
+            "minimum": "confidential",
+        }
+        staged = first.stage_file("guild", "data/pii_categories.yaml", yaml.safe_dump(categories))
+        first.activate("guild", staged.id)
+    finally:
+        first.close()
+    # Same policies directory on disk: its revision is known, so the guild's choice stays.
+    second = Service(settings)
+    second.start(bootstrap=True, refresh_seconds=0)
+    try:
+        assert second.state.revision == staged.id != original
+        assert second.rollback("guild").id == original
+    finally:
+        second.close()
