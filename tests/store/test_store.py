@@ -101,3 +101,13 @@ def test_state_survives_a_restart(store_url: tuple[str, str | None]) -> None:
         assert second.activations()[-1].revision == "rev"
     finally:
         second.close()
+
+
+def test_latest_is_the_highest_version_not_the_last_published(store: Store) -> None:
+    store.publish(_version("2.2.0", 1.0))
+    store.publish(_version("2.1.5", 2.0))  # a fix on an older line, published later
+    assert [p.version for p in store.latest_products()] == ["2.2.0"]
+    store.publish(_version("2.3.0-rc.1", 3.0))
+    assert [p.version for p in store.latest_products()] == ["2.3.0-rc.1"]
+    store.publish(_version("2.3.0", 4.0))
+    assert [p.version for p in store.latest_products()] == ["2.3.0"]

@@ -118,6 +118,30 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+def version_order(version: str) -> tuple[int, int, int, int, str]:
+    """SemVer precedence (a release after its pre-releases); non-SemVer sorts first."""
+    from meshgov.core.manifest import SEMVER
+
+    match = SEMVER.match(version)
+    if match is None:
+        return (-1, -1, -1, -1, version)
+    major, minor, patch, pre = match.group(1), match.group(2), match.group(3), match.group(4)
+    return (int(major), int(minor), int(patch), 0 if pre else 1, pre or "")
+
+
+def latest_by_version(versions: Sequence[ProductVersion]) -> list[ProductVersion]:
+    """The highest version of each product (by SemVer, then by publication time)."""
+    latest: dict[str, ProductVersion] = {}
+    for version in versions:
+        current = latest.get(version.product_id)
+        if current is None or (version_order(version.version), version.published_at) > (
+            version_order(current.version),
+            current.published_at,
+        ):
+            latest[version.product_id] = version
+    return [latest[key] for key in sorted(latest)]
+
+
 def open_store(url: str, *, schema: str | None = None) -> Store:
     """``sqlite:///path`` or ``postgresql://…`` (``schema`` isolates a PostgreSQL store)."""
     if url.startswith("sqlite://"):

@@ -17,6 +17,7 @@ from meshgov.store.base import (
     DecisionRecord,
     PolicyRevision,
     ProductVersion,
+    latest_by_version,
     unavailable,
 )
 
@@ -115,10 +116,7 @@ class SqliteStore:
         rows = self._rows(
             f"SELECT {_PRODUCT_COLUMNS} FROM product_versions ORDER BY domain, name, published_at"
         )
-        latest: dict[tuple[str, str], ProductVersion] = {}
-        for row in rows:
-            latest[(row[0], row[1])] = ProductVersion(*row)
-        return list(latest.values())
+        return latest_by_version([ProductVersion(*row) for row in rows])
 
     def product_versions(self, domain: str, name: str) -> list[ProductVersion]:
         rows = self._rows(
