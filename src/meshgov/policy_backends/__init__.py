@@ -12,6 +12,8 @@ from meshgov.core.policy import PolicyBundle, PolicyEngine
 from meshgov.errors import InputError, Location, PolicyCompileError
 
 DATA_DIR = "data"
+# libyaml when available: the data files are read on every cold start.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def load_bundle_dir(root: str | Path) -> PolicyBundle:
@@ -38,7 +40,9 @@ def load_bundle_dir(root: str | Path) -> PolicyBundle:
             rel = path.relative_to(base).as_posix()
             try:
                 text = path.read_text(encoding="utf-8")
-                value = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+                value = (
+                    json.loads(text) if path.suffix == ".json" else yaml.load(text, _YAML_LOADER)
+                )
             except (ValueError, yaml.YAMLError) as exc:
                 raise PolicyCompileError(f"invalid data file: {exc}", Location(file=rel)) from None
             registry[path.stem] = value

@@ -7,16 +7,20 @@ bundle, built lazily once per thread and reused for every evaluation on that thr
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import regopy
-from regopy import Interpreter
+from regopy import BundleFormat, Interpreter
 
 from meshgov.core.policy import PolicyBundle
 from meshgov.errors import Location, PolicyCompileError, PolicyEvaluationError
@@ -72,6 +76,76 @@ def entrypoint_of(query: str) -> str | None:
     return query.removeprefix("data.").replace(".", "/")
 
 
+def _cache_root() -> Path | None:
+    configured = os.environ.get("MESHGOV_CACHE_DIR")
+    if configured is not None:
+        return Path(configured) if configured not in {"", "off", "0"} else None
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "meshgov"
+
+
+class _BundleCache:
+    """Compiled plans on disk, keyed by everything that went into them.
+
+    Building the plan of the global rules costs ~200 ms; loading the saved binary plan costs ~5 ms.
+    That difference is most of a cold ``meshgov check``, and every new service thread pays it too.
+    The key covers the regopy version, the data, every module and the entrypoints, so a stale plan
+    can never be used; any problem with the cache falls back to building.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def for_plan(
+        cls, data_json: str, modules: Mapping[str, str], entrypoints: Sequence[str]
+    ) -> _BundleCache | None:
+        root = _cache_root()
+        if root is None or not entrypoints:
+            return None
+        digest = hashlib.sha256(f"{regopy.__version__}\0{data_json}\0".encode())
+        for path in sorted(modules):
+            digest.update(f"{path}\0{modules[path]}\0".encode())
+        digest.update("\0".join(entrypoints).encode())
+        return cls(root / "plans" / digest.hexdigest())
+
+    def load(self) -> tuple[Interpreter, Any] | None:
+        """The plan and the interpreter that loaded it (the plan lives as long as it does).
+
+        regopy accepts a damaged plan file and only fails later, at evaluation; so each file is
+        named after its own content digest and checked before it is handed to regopy.
+        """
+        for candidate in self.path.parent.glob(self.path.name + "-*"):
+            try:
+                content = candidate.read_bytes()
+            except OSError:
+                continue
+            if hashlib.sha256(content).hexdigest()[:16] != candidate.name.rsplit("-", 1)[-1]:
+                candidate.unlink(missing_ok=True)
+                continue
+            loader = Interpreter()
+            try:
+                with _stdout_to_stderr():
+                    return loader, loader.load_bundle(str(candidate), BundleFormat.Binary)
+            except regopy.RegoError:
+                continue
+        return None
+
+    def store(self, interp: Interpreter, compiled: Any) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".plan-", dir=self.path.parent))
+            try:
+                plan = staging / "plan"
+                interp.save_bundle(str(plan), compiled, BundleFormat.Binary)
+                digest = hashlib.sha256(plan.read_bytes()).hexdigest()[:16]
+                os.replace(plan, self.path.with_name(f"{self.path.name}-{digest}"))
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        except (regopy.RegoError, OSError):
+            return
+
+
 class EmbeddedPrepared:
     def __init__(
         self,
@@ -85,6 +159,7 @@ class EmbeddedPrepared:
         self._modules = dict(modules)
         self._entrypoints = tuple(entrypoints)
         self._local = threading.local()
+        self._cache = _BundleCache.for_plan(self._data_json, self._modules, self._entrypoints)
         # Compile on the preparing thread so that errors surface at prepare time.
         self._thread_state()
 
@@ -105,25 +180,44 @@ class EmbeddedPrepared:
                 raise _compile_error(exc, self._modules) from None
         return interp
 
-    def _thread_state(self) -> tuple[Interpreter, Any, Interpreter]:
-        state = getattr(self._local, "state", None)
-        if state is None:
-            adhoc = self._new_interpreter()
-            compiled = None
-            if self._entrypoints:
+    def _adhoc(self) -> Interpreter:
+        """Interpreter holding the modules, for queries that are not compiled entrypoints."""
+        interp = getattr(self._local, "adhoc", None)
+        if interp is None:
+            interp = self._new_interpreter()
+            if not self._entrypoints:
+                self._check_compiles(interp)
+            self._local.adhoc = interp
+        return interp
+
+    def _compiled(self) -> Any:
+        """The entrypoints' compiled plan for this thread: from the bundle cache, else built."""
+        compiled = getattr(self._local, "compiled", None)
+        if compiled is None and self._entrypoints:
+            loaded = self._cache.load() if self._cache else None
+            if loaded is not None:
+                self._local.loader, compiled = loaded
+            else:
                 with _stdout_to_stderr():
                     try:
-                        compiled = adhoc.build(None, list(self._entrypoints))
+                        compiled = self._adhoc().build(None, list(self._entrypoints))
                     except regopy.RegoError as exc:
                         raise _compile_error(exc, self._modules) from None
-                    # Surface compile errors of modules now, not on first query.
-            else:
-                self._check_compiles(adhoc)
+                if self._cache:
+                    self._cache.store(self._adhoc(), compiled)
+            self._local.compiled = compiled
+        return compiled
+
+    def _thread_state(self) -> tuple[Any, Interpreter]:
+        runner = getattr(self._local, "runner", None)
+        if runner is None:
+            compiled = self._compiled() if self._entrypoints else None
+            if compiled is None:
+                self._adhoc()
             runner = Interpreter()
             runner.strict_built_in_errors = True
-            state = (adhoc, compiled, runner)
-            self._local.state = state
-        return state
+            self._local.runner = runner
+        return self._local.compiled if self._entrypoints else None, runner
 
     def _check_compiles(self, interp: Interpreter) -> None:
         with _stdout_to_stderr():
@@ -133,13 +227,14 @@ class EmbeddedPrepared:
                 raise _compile_error(exc, self._modules) from None
 
     def evaluate(self, query: str, input_document: Any) -> Any:
-        adhoc, compiled, runner = self._thread_state()
+        compiled, runner = self._thread_state()
         entry = entrypoint_of(query)
         try:
             if compiled is not None and entry in self._entrypoints:
                 runner.set_input(input_document)
                 output = runner.query_bundle_entrypoint(compiled, entry)
             else:
+                adhoc = self._adhoc()
                 adhoc.set_input(input_document)
                 with _stdout_to_stderr():
                     output = adhoc.query(query)
