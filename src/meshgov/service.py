@@ -284,6 +284,11 @@ class Service:
         return state
 
     @property
+    def current(self) -> ServingState | None:
+        """The serving state, or None when no revision is active (health, metrics)."""
+        return self._state
+
+    @property
     def ready(self) -> bool:
         return self._state is not None
 

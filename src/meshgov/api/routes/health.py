@@ -24,7 +24,7 @@ class Health(BaseModel):
 def health(service: ServiceDep) -> JSONResponse:
     """Liveness and readiness: 503 when no policy revision is active (every decision denies)."""
     ready = service.ready
-    state = service._state
+    state = service.current
     body = Health(
         status="ok" if ready else "degraded",
         version=__version__,
@@ -38,7 +38,7 @@ def health(service: ServiceDep) -> JSONResponse:
 @router.get("/metrics", response_class=PlainTextResponse)
 def metrics(service: ServiceDep) -> PlainTextResponse:
     """Prometheus text format (version 0.0.4), per worker process."""
-    state = service._state
+    state = service.current
     stats = state.gateway.cache_stats() if state is not None else None
     return PlainTextResponse(
         service.metrics.render(stats), media_type="text/plain; version=0.0.4; charset=utf-8"
