@@ -11,6 +11,7 @@ prepared. ``MESHGOV_OPA_TOKEN`` is sent as a bearer token when set (never logged
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -124,7 +125,7 @@ class OpaServerEngine:
 
     def _upload(self, modules: Mapping[str, str], data: Mapping[str, Any]) -> None:
         import requests
-        from opa_client.errors import ConnectionsError, RegoParseError
+        from opa_client.errors import ConnectionsError, DeletePolicyError, RegoParseError
 
         client = self.client
         try:
@@ -133,7 +134,9 @@ class OpaServerEngine:
                 # Ours from an earlier revision, or the same files loaded from disk at OPA's
                 # start (`opa run -s /policies`): the uploaded revision replaces them.
                 if "meshgov/" in str(stale) and stale not in wanted:
-                    client.delete_policy(stale)
+                    # Another worker may have removed it first.
+                    with contextlib.suppress(DeletePolicyError):
+                        client.delete_policy(stale)
             for path, text in sorted(modules.items()):
                 try:
                     client.update_policy_from_string(
