@@ -12,7 +12,6 @@ import itertools
 import json
 import logging
 import os
-import queue
 import threading
 import time
 import uuid
@@ -52,14 +51,20 @@ def input_digest(document: Any) -> str:
 
 
 class DecisionLog:
+    """Records go into an in-memory buffer (one lock, no thread wake-up per record); a writer
+    thread swaps the buffer out and writes it every ``flush_seconds``, or as soon as it holds
+    ``batch_size`` records."""
+
     def __init__(self, store: Store, *, batch_size: int = 256, flush_seconds: float = 0.2) -> None:
         self._store = store
         self._batch_size = batch_size
         self._flush_seconds = flush_seconds
-        self._queue: queue.Queue[DecisionRecord | None] = queue.Queue()
-        self._pending: list[DecisionRecord] = []
+        self._buffer: list[DecisionRecord] = []
+        self._pending: list[DecisionRecord] = []  # taken from the buffer, not yet written
+        self._lock = threading.Lock()
+        self._written_cv = threading.Condition(self._lock)
+        self._wake = threading.Event()
         self._closed = threading.Event()
-        self._idle = threading.Condition()
         self._in_flight = 0
         self.written = 0
         self.failures = 0
@@ -77,91 +82,85 @@ class DecisionLog:
         result: dict[str, Any],
         revision: str,
     ) -> str:
-        """Queue one decision; returns its id (also given to the caller as ``decision_id``)."""
+        """Buffer one decision; returns its id (also given to the caller as ``decision_id``)."""
         decision_id = next_decision_id()
-        with self._idle:
-            self._in_flight += 1
-        self._queue.put(
-            DecisionRecord(
-                id=decision_id,
-                time=time.time(),
-                kind=kind,
-                principal=principal,
-                product=product,
-                input_digest=input_digest(document),
-                allowed=allowed,
-                result=result,
-                revision=revision,
-            )
+        entry = DecisionRecord(
+            id=decision_id,
+            time=time.time(),
+            kind=kind,
+            principal=principal,
+            product=product,
+            input_digest=input_digest(document),
+            allowed=allowed,
+            result=result,
+            revision=revision,
         )
+        with self._lock:
+            self._buffer.append(entry)
+            self._in_flight += 1
+            full = len(self._buffer) >= self._batch_size
+        if full:
+            self._wake.set()
         return decision_id
 
     def _run(self) -> None:
+        closing_attempts = 0
         while True:
-            deadline = time.monotonic() + self._flush_seconds
-            stop = False
-            while len(self._pending) < self._batch_size:
-                timeout = deadline - time.monotonic()
-                if timeout <= 0:
-                    break
-                try:
-                    item = self._queue.get(timeout=timeout)
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                self._pending.append(item)
-            if stop:
-                self._drain_queue()
-            self._write_pending()
-            if stop:
-                return
+            self._wake.wait(self._flush_seconds)
+            self._wake.clear()
+            closing = self._closed.is_set()
+            self._write_round()
+            if closing:
+                closing_attempts += 1
+                with self._lock:
+                    done = not self._buffer and not self._pending
+                if done or closing_attempts >= 10:  # a store that stays down: give up
+                    return
 
-    def _drain_queue(self) -> None:
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if item is not None:
-                self._pending.append(item)
-
-    def _write_pending(self) -> None:
+    def _write_round(self) -> None:
+        with self._lock:
+            self._pending.extend(self._buffer)
+            self._buffer = []
         if not self._pending:
             return
         batch = list(self._pending)
         try:
             self._store.append_decisions(batch)
         except MeshgovError as exc:
+            # Kept in _pending with their ids: the next round retries (replays are idempotent).
             self.failures += 1
             log.error("decision log write failed, will retry: %s", exc.message)
+            if self._closed.is_set():
+                time.sleep(min(self._flush_seconds, 0.5))
             return
         self._pending.clear()
-        self.written += len(batch)
-        with self._idle:
+        with self._lock:
+            self.written += len(batch)
             self._in_flight -= len(batch)
-            self._idle.notify_all()
+            self._written_cv.notify_all()
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every queued record is durable; False on timeout."""
+        """Wait until every buffered record is durable; False on timeout."""
         end = time.monotonic() + timeout
-        with self._idle:
+        self._wake.set()
+        with self._lock:
             while self._in_flight > 0:
                 remaining = end - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._idle.wait(remaining)
+                self._written_cv.wait(min(remaining, self._flush_seconds))
+                if self._in_flight > 0:
+                    self._wake.set()
         return True
 
-    def close(self) -> None:
+    def close(self, timeout: float = 30.0) -> None:
+        """Write what is buffered, then stop the writer thread."""
         if self._closed.is_set():
             return
         self._closed.set()
-        self._queue.put(None)
-        self._thread.join(timeout=30)
-        if self._pending:
-            # Last attempt on the closing thread; report what could not be written.
-            self._write_pending()
-            if self._pending:
-                log.error("decision log lost %d records at shutdown", len(self._pending))
+        self._wake.set()
+        self._thread.join(timeout=timeout)
+        with self._lock:
+            lost = len(self._buffer) + len(self._pending)
+        if lost:
+            log.error("decision log lost %d records at shutdown (store unavailable)", lost)
