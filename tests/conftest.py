@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -22,3 +23,24 @@ def policies_dir() -> Path:
 @pytest.fixture(scope="session")
 def mesh_dir() -> Path:
     return ROOT / "examples" / "mesh"
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn() -> str:
+    """DSN of a reachable PostgreSQL server (``MESHGOV_PG_DSN``), or skip with the reason.
+
+    With ``MESHGOV_REQUIRE_POSTGRES=1`` (as in CI) an unreachable server fails instead. Tests create
+    their own uniquely named database or schema on it and drop it afterwards.
+    """
+    import psycopg
+
+    dsn = os.environ.get("MESHGOV_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+    try:
+        with psycopg.connect(dsn, connect_timeout=3):
+            pass
+    except psycopg.Error as exc:
+        message = f"PostgreSQL not reachable at MESHGOV_PG_DSN ({type(exc).__name__})"
+        if os.environ.get("MESHGOV_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return dsn

@@ -17,29 +17,18 @@ from api_server import ROOT, free_port, start_server
 
 from meshgov.config import Settings
 
-PG_DSN = os.environ.get("MESHGOV_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-
 
 @pytest.fixture
-def database() -> Iterator[str]:
-    import psycopg
+def database(pg_admin_dsn: str) -> Iterator[str]:
 
     from meshgov.engines import postgres
 
-    try:
-        with psycopg.connect(PG_DSN, connect_timeout=3):
-            pass
-    except psycopg.Error as exc:
-        message = f"PostgreSQL not reachable at MESHGOV_PG_DSN ({type(exc).__name__})"
-        if os.environ.get("MESHGOV_REQUIRE_POSTGRES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
     name = f"meshgov_api_{uuid.uuid4().hex[:10]}"
-    dsn = postgres.create_database(PG_DSN, name)
+    dsn = postgres.create_database(pg_admin_dsn, name)
     try:
         yield dsn
     finally:
-        postgres.drop_database(PG_DSN, name)
+        postgres.drop_database(pg_admin_dsn, name)
 
 
 @pytest.mark.postgres

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,29 +11,12 @@ import pytest
 from meshgov.catalog import Catalog, load_catalog
 
 FIXTURE_MESH = Path(__file__).resolve().parents[1] / "fixtures" / "engines" / "mesh"
-PG_DSN = os.environ.get("MESHGOV_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 HASH_KEY = b"engine-test-key-\x00\xff"
 
 
 @pytest.fixture(scope="session")
 def engine_catalog() -> Catalog:
     return load_catalog(FIXTURE_MESH)
-
-
-@pytest.fixture(scope="session")
-def pg_admin_dsn() -> str:
-    """A reachable server's DSN, or skip (fail when MESHGOV_REQUIRE_POSTGRES=1)."""
-    import psycopg
-
-    try:
-        with psycopg.connect(PG_DSN, connect_timeout=3):
-            pass
-    except psycopg.Error as exc:
-        message = f"PostgreSQL not reachable at MESHGOV_PG_DSN ({type(exc).__name__})"
-        if os.environ.get("MESHGOV_REQUIRE_POSTGRES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return PG_DSN
 
 
 @pytest.fixture(scope="session")

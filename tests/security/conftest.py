@@ -6,7 +6,6 @@ afterwards); without a server those cases skip, unless MESHGOV_REQUIRE_POSTGRES=
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
@@ -15,8 +14,6 @@ from adversarial_world import HASH_KEY, MESH, ROOT, Secrets, read_secrets
 
 from meshgov.catalog import Catalog, load_catalog
 from meshgov.engines.base import QueryEngine
-
-PG_DSN = os.environ.get("MESHGOV_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture(scope="session")
@@ -44,22 +41,6 @@ def duckdb_engine(mesh_catalog: Catalog) -> Iterator[QueryEngine]:
     engine = DuckDBEngine.from_catalog(mesh_catalog, HASH_KEY)
     yield engine
     engine.close()
-
-
-@pytest.fixture(scope="session")
-def pg_admin_dsn() -> str:
-    """A reachable server's DSN, or skip (fail when MESHGOV_REQUIRE_POSTGRES=1)."""
-    import psycopg
-
-    try:
-        with psycopg.connect(PG_DSN, connect_timeout=3):
-            pass
-    except psycopg.Error as exc:
-        message = f"PostgreSQL not reachable at MESHGOV_PG_DSN ({type(exc).__name__})"
-        if os.environ.get("MESHGOV_REQUIRE_POSTGRES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return PG_DSN
 
 
 @pytest.fixture(scope="session")

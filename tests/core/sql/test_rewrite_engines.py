@@ -7,7 +7,6 @@ Each run loads the fixture mesh into a database of its own and drops it afterwar
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +16,6 @@ from rewrite_cases import Case, all_cases, principal_named
 
 from meshgov.gateway import Gateway
 
-PG_DSN = os.environ.get("MESHGOV_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 HASH_KEY = b"rewrite-engine-test-key"
 ALLOWED = [pytest.param(c, id=c.id) for c in all_cases() if c.denied is None]
 LEAKS = ("ann@example.com", "bob@example.com", "Bob B", "C2", "+15551234567")
@@ -30,27 +28,13 @@ ORDERS = [("O1", "C1", 10.5, "2026-01-01", "EU"), ("O2", "C2", 20.0, "2026-01-02
 PRODUCTS = [("P1", "Lamp", 12.0)]
 
 
-def _postgres_admin() -> str:
-    import psycopg
-
-    try:
-        with psycopg.connect(PG_DSN, connect_timeout=3):
-            pass
-    except psycopg.Error as exc:
-        message = f"PostgreSQL not reachable at MESHGOV_PG_DSN ({type(exc).__name__})"
-        if os.environ.get("MESHGOV_REQUIRE_POSTGRES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return PG_DSN
-
-
 @pytest.fixture(scope="module")
-def postgres_engine(gateway: Gateway) -> Iterator[Any]:
+def postgres_engine(gateway: Gateway, pg_admin_dsn: str) -> Iterator[Any]:
     import psycopg
 
     from meshgov.engines import postgres
 
-    admin = _postgres_admin()
+    admin = pg_admin_dsn
     name = f"meshgov_rewrite_{uuid.uuid4().hex[:12]}"
     dsn = postgres.create_database(admin, name)
     engine = None
