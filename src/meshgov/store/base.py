@@ -6,11 +6,16 @@ Two implementations share this interface and the same tests: ``sqlite.py`` (defa
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from meshgov.errors import BackendUnavailable, InputError
+
+PRODUCT_COLUMNS = "domain, name, version, manifest, publisher, published_at"
+REVISION_COLUMNS = "id, author, created_at, modules, data, status, report"
+DECISION_COLUMNS = "id, time, kind, principal, product, input_digest, allowed, result, revision"
 
 # Revision states: a revision is only activatable when it compiled and every test passed.
 REVISION_VALID = "valid"
@@ -30,6 +35,17 @@ class ProductVersion:
     def product_id(self) -> str:
         return f"{self.domain}/{self.name}"
 
+    def row(self) -> tuple[Any, ...]:
+        """Values in the order of ``PRODUCT_COLUMNS``."""
+        return (
+            self.domain,
+            self.name,
+            self.version,
+            self.manifest,
+            self.publisher,
+            self.published_at,
+        )
+
 
 @dataclass(frozen=True)
 class PolicyRevision:
@@ -44,6 +60,30 @@ class PolicyRevision:
     @property
     def activatable(self) -> bool:
         return self.status == REVISION_VALID
+
+    def row(self) -> tuple[Any, ...]:
+        """Values in the order of ``REVISION_COLUMNS``, JSON documents as text."""
+        return (
+            self.id,
+            self.author,
+            self.created_at,
+            json.dumps(self.modules),
+            json.dumps(self.data),
+            self.status,
+            json.dumps(self.report),
+        )
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> PolicyRevision:
+        return cls(
+            row[0],
+            row[1],
+            row[2],
+            json.loads(row[3]),
+            json.loads(row[4]),
+            row[5],
+            json.loads(row[6]),
+        )
 
 
 @dataclass(frozen=True)
@@ -66,6 +106,26 @@ class DecisionRecord:
     result: dict[str, Any]
     revision: str
 
+    def row(self) -> tuple[Any, ...]:
+        """Values in the order of ``DECISION_COLUMNS``, the result as JSON text."""
+        return (
+            self.id,
+            self.time,
+            self.kind,
+            self.principal,
+            self.product,
+            self.input_digest,
+            self.allowed,
+            json.dumps(self.result, default=str),
+            self.revision,
+        )
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> DecisionRecord:
+        return cls(
+            row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), json.loads(row[7]), row[8]
+        )
+
 
 @dataclass(frozen=True)
 class DecisionFilter:
@@ -76,6 +136,11 @@ class DecisionFilter:
     until: float | None = None
     kind: str | None = None
     limit: int = 100
+
+    def params(self) -> tuple[Any, ...]:
+        """Parameters of the stores' filter query: each condition is ``(x IS NULL OR col = x)``."""
+        pairs = (self.principal, self.product, self.allowed, self.since, self.until, self.kind)
+        return (*(value for value in pairs for _ in range(2)), self.limit)
 
 
 class Store(Protocol):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -13,6 +12,7 @@ from psycopg import sql
 
 from meshgov.errors import Conflict
 from meshgov.store.base import (
+    PRODUCT_COLUMNS,
     Activation,
     DecisionFilter,
     DecisionRecord,
@@ -40,7 +40,7 @@ SCHEMA_STATEMENTS = (
     "CREATE INDEX IF NOT EXISTS decisions_time ON decisions(time)",
 )
 
-_PRODUCT_COLUMNS = "domain, name, version, manifest, publisher, published_at"
+# JSONB read back as text, as the shared row decoders expect.
 _REVISION_COLUMNS = "id, author, created_at, modules::text, data::text, status, report::text"
 _DECISION_COLUMNS = (
     "id, time, kind, principal, product, input_digest, allowed, result::text, revision"
@@ -87,16 +87,9 @@ class PostgresStore:
         try:
             with self._transaction() as conn:
                 conn.execute(
-                    f"INSERT INTO product_versions ({_PRODUCT_COLUMNS}) "
+                    f"INSERT INTO product_versions ({PRODUCT_COLUMNS}) "
                     "VALUES (%s, %s, %s, %s, %s, %s)".encode(),
-                    (
-                        version.domain,
-                        version.name,
-                        version.version,
-                        version.manifest,
-                        version.publisher,
-                        version.published_at,
-                    ),
+                    version.row(),
                 )
         except psycopg.errors.UniqueViolation:
             raise Conflict(
@@ -105,13 +98,13 @@ class PostgresStore:
 
     def latest_products(self) -> list[ProductVersion]:
         rows = self._rows(
-            f"SELECT {_PRODUCT_COLUMNS} FROM product_versions ORDER BY domain, name, published_at"
+            f"SELECT {PRODUCT_COLUMNS} FROM product_versions ORDER BY domain, name, published_at"
         )
         return latest_by_version([ProductVersion(*row) for row in rows])
 
     def product_versions(self, domain: str, name: str) -> list[ProductVersion]:
         rows = self._rows(
-            f"SELECT {_PRODUCT_COLUMNS} FROM product_versions WHERE domain = %s AND name = %s "
+            f"SELECT {PRODUCT_COLUMNS} FROM product_versions WHERE domain = %s AND name = %s "
             "ORDER BY published_at",
             (domain, name),
         )
@@ -126,38 +119,18 @@ class PostgresStore:
                 b" ON CONFLICT (id) DO UPDATE SET author = EXCLUDED.author,"
                 b" created_at = EXCLUDED.created_at, modules = EXCLUDED.modules,"
                 b" data = EXCLUDED.data, status = EXCLUDED.status, report = EXCLUDED.report",
-                (
-                    revision.id,
-                    revision.author,
-                    revision.created_at,
-                    json.dumps(revision.modules),
-                    json.dumps(revision.data),
-                    revision.status,
-                    json.dumps(revision.report),
-                ),
+                revision.row(),
             )
-
-    @staticmethod
-    def _revision(row: tuple[Any, ...]) -> PolicyRevision:
-        return PolicyRevision(
-            row[0],
-            row[1],
-            row[2],
-            json.loads(row[3]),
-            json.loads(row[4]),
-            row[5],
-            json.loads(row[6]),
-        )
 
     def revision(self, revision_id: str) -> PolicyRevision | None:
         rows = self._rows(
             f"SELECT {_REVISION_COLUMNS} FROM policy_revisions WHERE id = %s", (revision_id,)
         )
-        return self._revision(rows[0]) if rows else None
+        return PolicyRevision.from_row(rows[0]) if rows else None
 
     def revisions(self) -> list[PolicyRevision]:
         rows = self._rows(f"SELECT {_REVISION_COLUMNS} FROM policy_revisions ORDER BY created_at")
-        return [self._revision(row) for row in rows]
+        return [PolicyRevision.from_row(row) for row in rows]
 
     def activate(self, revision_id: str, actor: str, at: float) -> Activation:
         with self._transaction() as conn:
@@ -182,20 +155,7 @@ class PostgresStore:
                 f"INSERT INTO decisions ({_DECISION_COLUMNS.replace('::text', '')}) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s) "
                 "ON CONFLICT (id) DO NOTHING".encode(),
-                [
-                    (
-                        r.id,
-                        r.time,
-                        r.kind,
-                        r.principal,
-                        r.product,
-                        r.input_digest,
-                        r.allowed,
-                        json.dumps(r.result, default=str),
-                        r.revision,
-                    )
-                    for r in records
-                ],
+                [r.row() for r in records],
             )
 
     def decisions(self, query: DecisionFilter) -> list[DecisionRecord]:
@@ -208,26 +168,9 @@ class PostgresStore:
             "AND (%s::float8 IS NULL OR time <= %s::float8) "
             "AND (%s::text IS NULL OR kind = %s::text) "
             "ORDER BY time DESC LIMIT %s",
-            (
-                query.principal,
-                query.principal,
-                query.product,
-                query.product,
-                query.allowed,
-                query.allowed,
-                query.since,
-                query.since,
-                query.until,
-                query.until,
-                query.kind,
-                query.kind,
-                query.limit,
-            ),
+            query.params(),
         )
-        return [
-            DecisionRecord(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), json.loads(r[7]), r[8])
-            for r in rows
-        ]
+        return [DecisionRecord.from_row(r) for r in rows]
 
     def count_decisions(self) -> int:
         return int(self._rows("SELECT count(*) FROM decisions")[0][0])

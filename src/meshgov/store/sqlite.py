@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -12,6 +11,9 @@ from typing import Any
 
 from meshgov.errors import Conflict, InputError
 from meshgov.store.base import (
+    DECISION_COLUMNS,
+    PRODUCT_COLUMNS,
+    REVISION_COLUMNS,
     Activation,
     DecisionFilter,
     DecisionRecord,
@@ -38,10 +40,6 @@ CREATE TABLE IF NOT EXISTS decisions (
   revision TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS decisions_time ON decisions(time);
 """
-
-_PRODUCT_COLUMNS = "domain, name, version, manifest, publisher, published_at"
-_REVISION_COLUMNS = "id, author, created_at, modules, data, status, report"
-_DECISION_COLUMNS = "id, time, kind, principal, product, input_digest, allowed, result, revision"
 
 
 def path_of(url: str) -> Path:
@@ -97,15 +95,8 @@ class SqliteStore:
         try:
             with self._transaction() as conn:
                 conn.execute(
-                    f"INSERT INTO product_versions ({_PRODUCT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        version.domain,
-                        version.name,
-                        version.version,
-                        version.manifest,
-                        version.publisher,
-                        version.published_at,
-                    ),
+                    f"INSERT INTO product_versions ({PRODUCT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                    version.row(),
                 )
         except sqlite3.IntegrityError:
             raise Conflict(
@@ -114,13 +105,13 @@ class SqliteStore:
 
     def latest_products(self) -> list[ProductVersion]:
         rows = self._rows(
-            f"SELECT {_PRODUCT_COLUMNS} FROM product_versions ORDER BY domain, name, published_at"
+            f"SELECT {PRODUCT_COLUMNS} FROM product_versions ORDER BY domain, name, published_at"
         )
         return latest_by_version([ProductVersion(*row) for row in rows])
 
     def product_versions(self, domain: str, name: str) -> list[ProductVersion]:
         rows = self._rows(
-            f"SELECT {_PRODUCT_COLUMNS} FROM product_versions WHERE domain = ? AND name = ? "
+            f"SELECT {PRODUCT_COLUMNS} FROM product_versions WHERE domain = ? AND name = ? "
             "ORDER BY published_at",
             (domain, name),
         )
@@ -129,40 +120,20 @@ class SqliteStore:
     def save_revision(self, revision: PolicyRevision) -> None:
         with self._transaction() as conn:
             conn.execute(
-                f"INSERT OR REPLACE INTO policy_revisions ({_REVISION_COLUMNS}) "
+                f"INSERT OR REPLACE INTO policy_revisions ({REVISION_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    revision.id,
-                    revision.author,
-                    revision.created_at,
-                    json.dumps(revision.modules),
-                    json.dumps(revision.data),
-                    revision.status,
-                    json.dumps(revision.report),
-                ),
+                revision.row(),
             )
-
-    @staticmethod
-    def _revision(row: tuple[Any, ...]) -> PolicyRevision:
-        return PolicyRevision(
-            row[0],
-            row[1],
-            row[2],
-            json.loads(row[3]),
-            json.loads(row[4]),
-            row[5],
-            json.loads(row[6]),
-        )
 
     def revision(self, revision_id: str) -> PolicyRevision | None:
         rows = self._rows(
-            f"SELECT {_REVISION_COLUMNS} FROM policy_revisions WHERE id = ?", (revision_id,)
+            f"SELECT {REVISION_COLUMNS} FROM policy_revisions WHERE id = ?", (revision_id,)
         )
-        return self._revision(rows[0]) if rows else None
+        return PolicyRevision.from_row(rows[0]) if rows else None
 
     def revisions(self) -> list[PolicyRevision]:
-        rows = self._rows(f"SELECT {_REVISION_COLUMNS} FROM policy_revisions ORDER BY created_at")
-        return [self._revision(row) for row in rows]
+        rows = self._rows(f"SELECT {REVISION_COLUMNS} FROM policy_revisions ORDER BY created_at")
+        return [PolicyRevision.from_row(row) for row in rows]
 
     def activate(self, revision_id: str, actor: str, at: float) -> Activation:
         with self._transaction() as conn:
@@ -184,52 +155,21 @@ class SqliteStore:
             return
         with self._transaction() as conn:
             conn.executemany(
-                f"INSERT OR IGNORE INTO decisions ({_DECISION_COLUMNS}) "
+                f"INSERT OR IGNORE INTO decisions ({DECISION_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        r.id,
-                        r.time,
-                        r.kind,
-                        r.principal,
-                        r.product,
-                        r.input_digest,
-                        int(r.allowed),
-                        json.dumps(r.result, default=str),
-                        r.revision,
-                    )
-                    for r in records
-                ],
+                [r.row() for r in records],
             )
 
     def decisions(self, query: DecisionFilter) -> list[DecisionRecord]:
-        allowed = None if query.allowed is None else int(query.allowed)
         rows = self._rows(
-            f"SELECT {_DECISION_COLUMNS} FROM decisions "
+            f"SELECT {DECISION_COLUMNS} FROM decisions "
             "WHERE (? IS NULL OR principal = ?) AND (? IS NULL OR product = ?) "
             "AND (? IS NULL OR allowed = ?) AND (? IS NULL OR time >= ?) "
             "AND (? IS NULL OR time <= ?) AND (? IS NULL OR kind = ?) "
             "ORDER BY time DESC LIMIT ?",
-            (
-                query.principal,
-                query.principal,
-                query.product,
-                query.product,
-                allowed,
-                allowed,
-                query.since,
-                query.since,
-                query.until,
-                query.until,
-                query.kind,
-                query.kind,
-                query.limit,
-            ),
+            query.params(),
         )
-        return [
-            DecisionRecord(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), json.loads(r[7]), r[8])
-            for r in rows
-        ]
+        return [DecisionRecord.from_row(r) for r in rows]
 
     def count_decisions(self) -> int:
         return int(self._rows("SELECT count(*) FROM decisions")[0][0])
