@@ -62,3 +62,10 @@ def test_public_api_is_declared_and_sorted() -> None:
     assert list(meshgov.__all__) == sorted(meshgov.__all__)
     for name in meshgov.__all__:
         assert hasattr(meshgov, name)
+
+
+def test_test_module_names_are_unique() -> None:
+    """Test directories are not packages: two test files with one name cannot both be collected."""
+    tests = Path(__file__).resolve().parent
+    names = [p.name for p in tests.rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
