@@ -266,3 +266,22 @@ def test_cli_rewrite_bad_principal_file_exits_2(tmp_path: Path) -> None:
     assert code == 2
     assert "unknown key 'colour'" in err
     assert "p.yaml:3" in err
+
+
+def test_access_view_is_a_projection_of_the_products() -> None:
+    from meshgov.gateway import catalog_policy_data
+
+    catalog = load_catalog(str(MESH))
+    products = {pid: m.policy_document() for pid, m in catalog.manifests.items()}
+    data = catalog_policy_data(products)["catalog"]
+    assert data["products"] == products
+    view = data["access"]["customer/customers"]
+    assert view["domain"] == "customer"
+    port = products["customer/customers"]["spec"]["outputPorts"][0]
+    narrowable = {
+        c["name"] for c in port["columns"] if c["pii"] or c["classification"] == "restricted"
+    }
+    assert set(view["ports"][port["name"]]["columns"]) == narrowable
+    for kind, index in view["grantsTo"].items():
+        for target, positions in index.items():
+            assert all(target in view["grants"][i]["to"][kind] for i in positions)

@@ -1,8 +1,9 @@
 """Read-time enforcement facade: access decisions and secure SQL for a catalogue and a policy.
 
 ``Gateway`` prepares the policy once per (bundle revision, catalog revision) with the catalogue's
-products as data (``data.catalog.products``), so one decision's input is only the principal, the
-purpose and the product/port. Decisions and rewrites are cached in bounded, thread-safe LRUs keyed
+products as data (``data.catalog.products``, plus their access view ``data.catalog.access``: see
+``catalog_policy_data``), so one decision's input is only the principal, the purpose and the
+product/port. Decisions and rewrites are cached in bounded, thread-safe LRUs keyed
 on everything they depend on. ``authorize`` never raises for policy or SQL problems: it returns
 ``Authorization(allowed=False, reason=...)``.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -24,6 +25,72 @@ from meshgov.errors import MeshgovError
 
 ACCESS_QUERY = "data.meshgov.access.decision"
 ACCESS_ENTRYPOINT = "meshgov/access/decision"
+
+
+def _access_view(product: Mapping[str, Any]) -> dict[str, Any]:
+    """What the access policy reads of one product, keyed for lookups (a pure projection).
+
+    Per port, only the columns a rule can narrow (PII or classified restricted), by name, with the
+    fields the rules read; whether they are masked, hidden or left alone is decided in Rego. The
+    grants with all their fields, and ``grantsTo``: for each target kind (ids, groups, domains),
+    target → positions of the grants naming it; whether a grant applies is decided in Rego.
+    """
+    metadata = product.get("metadata") or {}
+    spec = product.get("spec") or {}
+    ports: dict[str, Any] = {}
+    for port in spec.get("outputPorts") or []:
+        columns = {
+            column["name"]: {
+                "pii": column.get("pii"),
+                "classification": column.get("classification"),
+                "mask": column.get("mask"),
+                "maskExpr": column.get("maskExpr"),
+            }
+            for column in port.get("columns") or []
+            if column.get("pii") is True or column.get("classification") == "restricted"
+        }
+        ports.setdefault(port["name"], {"columns": columns})
+    grants = [_grant_view(grant) for grant in (spec.get("access") or {}).get("grants") or []]
+    index: dict[str, dict[str, list[int]]] = {"ids": {}, "groups": {}, "domains": {}}
+    for position, grant in enumerate(grants):
+        for kind, values in grant["to"].items():
+            for value in dict.fromkeys(values):
+                index[kind].setdefault(value, []).append(position)
+    return {
+        "id": product.get("id"),
+        "domain": metadata.get("domain"),
+        "status": metadata.get("status"),
+        "grants": grants,
+        "grantsTo": index,
+        "ports": ports,
+    }
+
+
+def _grant_view(grant: Mapping[str, Any]) -> dict[str, Any]:
+    """A grant with every field present (the manifest model's defaults): Rego reads it directly."""
+    to = grant.get("to") or {}
+    return {
+        "to": {key: list(to.get(key) or []) for key in ("ids", "groups", "domains")},
+        "purposes": list(grant.get("purposes") or []),
+        "ports": list(grant.get("ports") or []),
+        "rowFilter": grant.get("rowFilter"),
+    }
+
+
+def catalog_policy_data(products: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``data.catalog`` for the policies, prepared once per catalogue revision.
+
+    ``products``: each product's policy document by id (``data.catalog.products``); ``access``:
+    the same products as the access policy reads them (``data.catalog.access``, see
+    ``_access_view``), so that one decision is a few lookups rather than scans in rego-cpp.
+    """
+    return {
+        "catalog": {
+            "products": dict(products),
+            "access": {pid: _access_view(doc) for pid, doc in products.items()},
+        }
+    }
+
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -122,7 +189,7 @@ class Gateway:
         products = {pid: m.policy_document() for pid, m in catalog.manifests.items()}
         # Compiled once per (bundle revision, catalog revision): the catalogue is data.
         self.policy: PreparedPolicy = engine.prepare(
-            bundle, {"catalog": {"products": products}}, entrypoints=[ACCESS_ENTRYPOINT]
+            bundle, catalog_policy_data(products), entrypoints=[ACCESS_ENTRYPOINT]
         )
         self._ports: dict[tuple[str, ...], PortRef] = {}
         ambiguous: set[tuple[str, ...]] = set()

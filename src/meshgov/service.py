@@ -41,7 +41,7 @@ from meshgov.errors import (
     PolicyError,
 )
 from meshgov.gate import Gate
-from meshgov.gateway import Authorization, Gateway
+from meshgov.gateway import Authorization, Gateway, catalog_policy_data
 from meshgov.store.base import (
     REVISION_FAILED,
     REVISION_VALID,
@@ -94,8 +94,8 @@ class PublishResult:
 
 
 def catalog_data(catalog: Catalog) -> dict[str, Any]:
-    """``data.catalog.products["domain/name"]``: what the access policy sees of the catalogue."""
-    return {"catalog": {"products": {k: m.policy_document() for k, m in catalog.manifests.items()}}}
+    """``data.catalog``: what the policies see of the catalogue (see ``catalog_policy_data``)."""
+    return catalog_policy_data({k: m.policy_document() for k, m in catalog.manifests.items()})
 
 
 def _manifest_of(version: ProductVersion) -> Manifest:

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from meshgov.core.policy import PolicyBundle
+from meshgov.gateway import catalog_policy_data
 from meshgov.policy_backends import load_bundle_dir
 from meshgov.policy_backends.embedded import EmbeddedEngine, EmbeddedPrepared
 
@@ -40,10 +41,16 @@ def access_bundle() -> PolicyBundle:
 _prepared: dict[str, EmbeddedPrepared] = {}
 
 
+def _with_access_view(data: dict[str, Any]) -> dict[str, Any]:
+    """A case's data with ``data.catalog`` derived from its products, as the gateway derives it."""
+    products = data.get("catalog", {}).get("products", {})
+    return {**data, **catalog_policy_data(products)}
+
+
 def _policy_for(bundle: PolicyBundle, file_name: str, data: dict[str, Any]) -> EmbeddedPrepared:
     if file_name not in _prepared:
         _prepared[file_name] = EmbeddedEngine().prepare(
-            bundle, data, entrypoints=["meshgov/access/decision"]
+            bundle, _with_access_view(data), entrypoints=["meshgov/access/decision"]
         )
     return _prepared[file_name]
 
@@ -58,7 +65,7 @@ def test_access_case(access_bundle: PolicyBundle, file_name: str, index: int) ->
     case = doc["cases"][index]
     if "data" in case:
         policy = EmbeddedEngine().prepare(
-            access_bundle, case["data"], entrypoints=["meshgov/access/decision"]
+            access_bundle, _with_access_view(case["data"]), entrypoints=["meshgov/access/decision"]
         )
     else:
         policy = _policy_for(access_bundle, file_name, doc["data"])

@@ -76,3 +76,30 @@ def test_compiled_plan_is_cached_and_a_damaged_plan_is_rebuilt(
     third = EmbeddedEngine().prepare(_bundle(), entrypoints=["demo/names"])
     assert third.evaluate("data.demo.names", ROWS) == ["b"]
     assert plans[0].read_bytes() != b"garbage"
+
+
+def test_plan_holds_only_the_modules_an_entrypoint_can_reach() -> None:
+    from meshgov.policy_backends.embedded import reachable_modules
+
+    modules = {
+        "a/a.rego": (
+            "package a\n\nimport data.lib.text\n\n# data[x] in a comment\n"
+            'x := text.y\ns := "data[1]"\n'
+        ),
+        "lib/text.rego": "package lib.text\n\ny := data.registry.n\n",
+        "lib/other.rego": "package lib.other\n\nz := 1\n",
+        "b/b.rego": "package b\n\nw := data.a.x\n",
+    }
+    assert sorted(reachable_modules(modules, ["a/x"])) == ["a/a.rego", "lib/text.rego"]
+    assert sorted(reachable_modules(modules, ["b/w"])) == ["a/a.rego", "b/b.rego", "lib/text.rego"]
+    dynamic = {**modules, "c/c.rego": "package c\n\nv := data[input.pkg]\n"}
+    assert reachable_modules(dynamic, ["c/v"]) == dynamic
+
+
+def test_a_compile_error_outside_the_entrypoints_reach_still_fails_prepare() -> None:
+    broken = PolicyBundle.create(
+        {"demo/demo.rego": MODULE, "other/other.rego": "package other\n\nx := \n"},
+        {"registry": {"threshold": 2}},
+    )
+    with pytest.raises(PolicyCompileError):
+        EmbeddedEngine().prepare(broken, entrypoints=["demo/names"])

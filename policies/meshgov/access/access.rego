@@ -25,15 +25,16 @@ decision := decide(input, data.catalog, data.registry)
 # title: The access decision for a request against a catalogue and a registry
 # description: |
 #   Arguments rather than input/data so that tests call it directly (regopy 1.5 mishandles
-#   `with input as` over rules that call functions). Everything is computed once here and passed
-#   down, which keeps one decision well under a millisecond.
+#   `with input as` over rules that call functions). The catalogue is read through its access view
+#   (catalog.access[product]: id, domain, status, grants, and per port only the columns a rule can
+#   narrow, keyed by name), prepared once per catalogue revision by meshgov.gateway.catalog_policy_data:
+#   lookups by key instead of scans over every port and column keep one decision cheap in rego-cpp.
 decide(request, catalog, registry) := result if {
-	product := catalog.products[request.product]
-	some port in object.get(product.spec, "outputPorts", [])
-	port.name == request.port
+	product := catalog.access[request.product]
+	port := product.ports[request.port]
 	result := _decision(request, product, port, registry)
 } else := _denied([concat("", ["unknown product ", _str(request.product)])]) if {
-	not catalog.products[request.product]
+	not catalog.access[request.product]
 } else := _denied([concat("", ["product ", request.product, " has no output port '", _str(request.port), "'"])])
 
 # rego-cpp's sort() of a set yields an array that compares unequal to an equal literal; re-collect it.
@@ -47,15 +48,29 @@ _decision(request, product, port, registry) := result if {
 	denials := _global_denials(product, principal, purpose, registry)
 	count(denials) == 0
 	own := _is_own(product, principal)
-	grants := [grant |
-		some grant in object.get(object.get(product.spec, "access", {}), "grants", [])
-		_grant_matches(grant, principal, purpose, port.name)
-	]
+	grants := _grants_for(product, principal, purpose, request.port)
 	_granted(own, grants)
 	clearances := object.get(object.get(principal, "attributes", {}), "clearances", [])
 	narrowed := _narrowed(own, port.columns, clearances, _pii_cleared(clearances, purpose, registry))
-	masks := {name: treatment | some name; treatment := narrowed[name]; treatment != "hidden"}
-	hidden := _sorted({name | some name; narrowed[name] == "hidden"})
+	masks := object.union(
+		{name: {"kind": col.mask, "expr": col.maskExpr} |
+			some name in narrowed
+			col := port.columns[name]
+			col.mask != null
+		},
+		{name: {"kind": "null", "expr": col.maskExpr} |
+			some name in narrowed
+			col := port.columns[name]
+			col.mask == null
+			col.classification != "restricted"
+		},
+	)
+	hidden := _sorted({name |
+		some name in narrowed
+		col := port.columns[name]
+		col.mask == null
+		col.classification == "restricted"
+	})
 	result := {
 		"allow": true,
 		"reasons": array.concat(
@@ -71,7 +86,7 @@ _decision(request, product, port, registry) := result if {
 _is_own(product, principal) := true if {
 	domain := object.get(principal, "domain", null)
 	domain != null
-	domain == product.metadata.domain
+	domain == product.domain
 } else := false
 
 _granted(true, _) := true
@@ -84,29 +99,26 @@ _global_denials(product, principal, purpose, registry) := {concat("", ["purpose 
 	purpose != null
 	not registry.purposes[purpose]
 } | {concat("", ["product ", product.id, " is retired"]) |
-	object.get(product.metadata, "status", null) == "retired"
+	product.status == "retired"
 	not _is_own(product, principal)
 }
 
 # --- grants ------------------------------------------------------------------------------------
 
-_grant_matches(grant, principal, purpose, port_name) if {
-	_target_matches(object.get(grant, "to", {}), principal)
-	_listed_or_any(purpose, object.get(grant, "purposes", []))
-	_listed_or_any(port_name, object.get(grant, "ports", []))
-}
+# The access view gives every grant all its fields (to.ids/groups/domains, purposes, ports,
+# rowFilter) and indexes them by target (grantsTo.ids/groups/domains: value → grant positions), so
+# that only the grants naming the principal are looked at.
+_grants_for(product, principal, purpose, port_name) := [grant |
+	some i in sort(_targeted(product.grantsTo, principal))
+	grant := product.grants[i]
+	_listed_or_any(purpose, grant.purposes)
+	_listed_or_any(port_name, grant.ports)
+]
 
-_target_matches(to, principal) if principal.id in object.get(to, "ids", [])
-
-_target_matches(to, principal) if {
+_targeted(index, principal) := {i | some i in index.ids[principal.id]} | {i |
 	some group in object.get(principal, "groups", [])
-	group in object.get(to, "groups", [])
-}
-
-_target_matches(to, principal) if {
-	principal.domain != null
-	principal.domain in object.get(to, "domains", [])
-}
+	some i in index.groups[group]
+} | {i | some i in index.domains[principal.domain]}
 
 _listed_or_any(_, values) if count(values) == 0
 
@@ -118,46 +130,34 @@ _row_filters(true, _) := []
 
 _row_filters(false, grants) := [] if {
 	some grant in grants
-	object.get(grant, "rowFilter", null) == null
+	grant.rowFilter == null
 } else := _sorted({grant.rowFilter | some grant in grants})
 
 # --- columns: masks and hidden columns ---------------------------------------------------------
-# Sets of column names (no per-column function calls: they are slow in rego-cpp).
+# Sets of column names (no per-column function calls: they are slow in rego-cpp). The access view
+# lists only PII and restricted columns; the rules below still decide which of them are narrowed.
 
 _pii_cleared(clearances, purpose, registry) := true if {
 	"pii" in clearances
 	registry.purposes[purpose].pii == true
 } else := false
 
-# One pass over the columns: name → {"kind", "expr"} (masked) or "hidden"; visible ones absent.
-_narrowed(true, _, _, _) := {}
-
-_narrowed(false, columns, clearances, pii_cleared) := {col.name: treatment |
-	some col in columns
-	treatment := _treatment(col, clearances, pii_cleared)
-}
-
 # PII is masked unless cleared; restricted is hidden (or masked when it declares a mask) unless
 # cleared for it ("restricted" clearance, or the PII clearance for a restricted PII column).
-_treatment(col, clearances, pii_cleared) := _mask_or_hide(col) if {
+# A narrowed column with a mask is masked with it, without one it becomes null, unless it is
+# restricted: then it is hidden.
+_narrowed(true, _, _, _) := set()
+
+_narrowed(false, columns, clearances, pii_cleared) := {name |
 	pii_cleared == false
-	col.pii == true
-} else := _mask_or_hide(col) if {
-	col.classification == "restricted"
+	some name
+	columns[name].pii == true
+} | {name |
 	not "restricted" in clearances
-	not _pii_opens(col, pii_cleared)
-}
-
-_pii_opens(col, true) if col.pii == true
-
-_mask_or_hide(col) := {"kind": kind, "expr": col.maskExpr} if {
-	kind := _mask_kind(col)
-} else := "hidden"
-
-_mask_kind(col) := col.mask if {
-	col.mask != null
-} else := "null" if {
-	col.classification != "restricted"
+	some name
+	col := columns[name]
+	col.classification == "restricted"
+	[col.pii, pii_cleared] != [true, true]
 }
 
 # --- reasons -----------------------------------------------------------------------------------
@@ -169,19 +169,18 @@ _str(value) := value if {
 
 _list(values) := concat("", ["[", concat(", ", [_str(v) | some v in values]), "]"])
 
-_allow_reasons(true, _, product, principal, _) := [concat("", ["principal '", _str(principal.id), "' belongs to ", product.metadata.domain, ", the owning domain"])]
+_allow_reasons(true, _, product, principal, _) := [concat("", ["principal '", _str(principal.id), "' belongs to ", product.domain, ", the owning domain"])]
 
 _allow_reasons(false, grants, _, _, request) := [reason |
 	some grant in grants
-	reason := concat("", ["grant to ", _who(grant), " for purposes ", _list(object.get(grant, "purposes", [])), " allows ", request.product, ":", request.port])
+	who := concat(", ", [text |
+		some key in ["ids", "groups", "domains"]
+		values := grant.to[key]
+		count(values) > 0
+		text := concat("", [key, " [", concat(", ", values), "]"])
+	])
+	reason := concat("", ["grant to ", who, " for purposes [", concat(", ", grant.purposes), "] allows ", request.product, ":", request.port])
 ]
-
-_who(grant) := concat(", ", [text |
-	some key in ["ids", "groups", "domains"]
-	values := object.get(object.get(grant, "to", {}), key, [])
-	count(values) > 0
-	text := concat(" ", [key, _list(values)])
-])
 
 # One reason for all masks and one for all hidden columns (per-column text is slow in rego-cpp;
 # the masks and hidden_columns fields already say which and how).

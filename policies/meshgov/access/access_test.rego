@@ -12,23 +12,23 @@ _registry := {"purposes": {
 	"fraud_detection": {"pii": true},
 }}
 
-_column(name, extra) := object.union({"name": name, "type": "string", "classification": "internal", "pii": false, "mask": null, "maskExpr": null}, extra)
+# The catalogue as the policy reads it: its access view (meshgov.gateway.catalog_policy_data),
+# where a port lists only its PII and restricted columns.
+_column(extra) := object.union({"classification": "internal", "pii": false, "mask": null, "maskExpr": null}, extra)
 
-_catalog := {"products": {"customer/customers": {
+_catalog := {"access": {"customer/customers": {
 	"id": "customer/customers",
-	"metadata": {"domain": "customer", "name": "customers", "status": "active"},
-	"spec": {
-		"outputPorts": [{"name": "customers", "columns": [
-			_column("customer_id", {}),
-			_column("email", {"classification": "confidential", "pii": true, "mask": "hash"}),
-			_column("ssn", {"classification": "restricted", "pii": true}),
-			_column("region", {}),
-		]}],
-		"access": {"grants": [
-			{"to": {"groups": ["analysts"]}, "purposes": ["analytics"], "rowFilter": "region = {principal.region}"},
-			{"to": {"groups": ["fraud"]}, "purposes": ["fraud_detection"]},
-		]},
-	},
+	"domain": "customer",
+	"status": "active",
+	"ports": {"customers": {"columns": {
+		"email": _column({"classification": "confidential", "pii": true, "mask": "hash"}),
+		"ssn": _column({"classification": "restricted", "pii": true}),
+	}}},
+	"grants": [
+		{"to": {"ids": [], "groups": ["analysts"], "domains": []}, "purposes": ["analytics"], "ports": [], "rowFilter": "region = {principal.region}"},
+		{"to": {"ids": [], "groups": ["fraud"], "domains": []}, "purposes": ["fraud_detection"], "ports": [], "rowFilter": null},
+	],
+	"grantsTo": {"ids": {}, "groups": {"analysts": [0], "fraud": [1]}, "domains": {}},
 }}}
 
 _request(principal, purpose) := {"principal": principal, "purpose": purpose, "product": "customer/customers", "port": "customers"}

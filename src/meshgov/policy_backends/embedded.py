@@ -76,6 +76,65 @@ def entrypoint_of(query: str) -> str | None:
     return query.removeprefix("data.").replace(".", "/")
 
 
+_PACKAGE = re.compile(r"^\s*package\s+([A-Za-z_][A-Za-z0-9_.]*)", re.MULTILINE)
+_DATA_WORD = re.compile(r"\bdata\b(\s*\.\s*[A-Za-z_][A-Za-z0-9_]*)*")
+# Strings (plain and raw) and comments: text there is not a reference.
+_NOT_CODE = re.compile(r'"(?:[^"\\\n]|\\.)*"|`[^`]*`|#[^\n]*')
+
+
+def _path(dotted: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in dotted.split(".") if part.strip())
+
+
+def _refs(text: str) -> set[tuple[str, ...]] | None:
+    """The ``data.a.b`` paths a module refers to; None when it refers to ``data`` otherwise."""
+    refs: set[tuple[str, ...]] = set()
+    for match in _DATA_WORD.finditer(_NOT_CODE.sub(" ", text)):
+        path = _path(match.group(0))[1:]
+        if not path:
+            return None  # `data[x]`, bare `data`, `import data`: could be anything
+        refs.add(path)
+    return refs
+
+
+def reachable_modules(modules: Mapping[str, str], entrypoints: Sequence[str]) -> dict[str, str]:
+    """The modules that the entrypoints can depend on (all of them when that is unclear).
+
+    A module is reached when its package is an entrypoint's package or a prefix of it, or when a
+    reached module refers to ``data.<path>`` with ``path`` and the package one a prefix of the
+    other. rego-cpp's cost per evaluation step grows with the size of the whole compiled bundle,
+    so a plan for the access decision should not carry the gate's rules.
+    """
+    packages: dict[str, tuple[str, ...]] = {}
+    for name, text in modules.items():
+        match = _PACKAGE.search(_NOT_CODE.sub(" ", text))
+        if match is None:
+            return dict(modules)
+        packages[name] = _path(match.group(1))
+
+    def related(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+        return a[: len(b)] == b or b[: len(a)] == a
+
+    pending = [_path(entry.replace("/", ".")) for entry in entrypoints]
+    reached: set[str] = set()
+    seen: set[tuple[str, ...]] = set()
+    while pending:
+        ref = pending.pop()
+        if ref in seen:
+            continue
+        seen.add(ref)
+        for name, package in packages.items():
+            if name in reached or not related(ref, package):
+                continue
+            reached.add(name)
+            refs = _refs(modules[name])
+            if refs is None:
+                return dict(modules)
+            # A module's own package: rules of other modules in it are reachable unqualified.
+            pending.extend([package, *refs])
+    return {name: text for name, text in modules.items() if name in reached}
+
+
 def _cache_root() -> Path | None:
     configured = os.environ.get("MESHGOV_CACHE_DIR")
     if configured is not None:
@@ -167,14 +226,14 @@ class EmbeddedPrepared:
     def revision(self) -> str:
         return self._bundle.revision
 
-    def _new_interpreter(self) -> Interpreter:
+    def _new_interpreter(self, modules: Mapping[str, str] | None = None) -> Interpreter:
         interp = Interpreter()
         # A failing builtin is an error (deny), not a silently undefined value.
         interp.strict_built_in_errors = True
         with _stdout_to_stderr():
             try:
                 interp.add_data_json(self._data_json)
-                for path, text in self._modules.items():
+                for path, text in (self._modules if modules is None else modules).items():
                     interp.add_module(path, text)
             except regopy.RegoError as exc:
                 raise _compile_error(exc, self._modules) from None
@@ -198,13 +257,18 @@ class EmbeddedPrepared:
             if loaded is not None:
                 self._local.loader, compiled = loaded
             else:
+                # Every module must compile (errors surface at prepare time), but the plan holds
+                # only the modules the entrypoints can reach: it evaluates faster in rego-cpp.
+                self._check_compiles(self._adhoc())
+                planner = self._new_interpreter(reachable_modules(self._modules, self._entrypoints))
                 with _stdout_to_stderr():
                     try:
-                        compiled = self._adhoc().build(None, list(self._entrypoints))
+                        compiled = planner.build(None, list(self._entrypoints))
                     except regopy.RegoError as exc:
                         raise _compile_error(exc, self._modules) from None
+                self._local.planner = planner
                 if self._cache:
-                    self._cache.store(self._adhoc(), compiled)
+                    self._cache.store(planner, compiled)
             self._local.compiled = compiled
         return compiled
 
