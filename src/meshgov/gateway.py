@@ -31,7 +31,8 @@ def _access_view(product: Mapping[str, Any]) -> dict[str, Any]:
     """What the access policy reads of one product, keyed for lookups (a pure projection).
 
     Per port, only the columns a rule can narrow (PII or classified restricted), by name, with the
-    fields the rules read; whether they are masked, hidden or left alone is decided in Rego. The
+    fields the rules read, and ``masks``: the declared mask ``{kind, expr}`` of those that have one;
+    whether they are masked, hidden or left alone is decided in Rego. The
     grants with all their fields, and ``grantsTo``: for each target kind (ids, groups, domains),
     target → positions of the grants naming it; whether a grant applies is decided in Rego.
     """
@@ -49,7 +50,12 @@ def _access_view(product: Mapping[str, Any]) -> dict[str, Any]:
             for column in port.get("columns") or []
             if column.get("pii") is True or column.get("classification") == "restricted"
         }
-        ports.setdefault(port["name"], {"columns": columns})
+        masks = {
+            name: {"kind": column["mask"], "expr": column["maskExpr"]}
+            for name, column in columns.items()
+            if column["mask"] is not None
+        }
+        ports.setdefault(port["name"], {"columns": columns, "masks": masks})
     grants = [_grant_view(grant) for grant in (spec.get("access") or {}).get("grants") or []]
     index: dict[str, dict[str, list[int]]] = {"ids": {}, "groups": {}, "domains": {}}
     for position, grant in enumerate(grants):

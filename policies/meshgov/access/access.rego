@@ -27,7 +27,7 @@ decision := decide(input, data.catalog, data.registry)
 #   Arguments rather than input/data so that tests call it directly (regopy 1.5 mishandles
 #   `with input as` over rules that call functions). The catalogue is read through its access view
 #   (catalog.access[product]: id, domain, status, grants, and per port only the columns a rule can
-#   narrow, keyed by name), prepared once per catalogue revision by meshgov.gateway.catalog_policy_data:
+#   narrow, keyed by name, and their declared masks), prepared once per catalogue revision by meshgov.gateway.catalog_policy_data:
 #   lookups by key instead of scans over every port and column keep one decision cheap in rego-cpp.
 decide(request, catalog, registry) := result if {
 	product := catalog.access[request.product]
@@ -52,25 +52,17 @@ _decision(request, product, port, registry) := result if {
 	_granted(own, grants)
 	clearances := object.get(object.get(principal, "attributes", {}), "clearances", [])
 	narrowed := _narrowed(own, port.columns, clearances, _pii_cleared(clearances, purpose, registry))
-	masks := object.union(
-		{name: {"kind": col.mask, "expr": col.maskExpr} |
-			some name in narrowed
-			col := port.columns[name]
-			col.mask != null
-		},
-		{name: {"kind": "null", "expr": col.maskExpr} |
-			some name in narrowed
-			col := port.columns[name]
-			col.mask == null
-			col.classification != "restricted"
-		},
-	)
-	hidden := _sorted({name |
+	masks := object.union(object.filter(port.masks, narrowed), {name: {"kind": "null", "expr": col.maskExpr} |
 		some name in narrowed
+		not port.masks[name]
 		col := port.columns[name]
-		col.mask == null
-		col.classification == "restricted"
+		col.classification != "restricted"
 	})
+	hidden := [name |
+		some name in sort(narrowed)
+		not port.masks[name]
+		port.columns[name].classification == "restricted"
+	]
 	result := {
 		"allow": true,
 		"reasons": array.concat(
@@ -144,8 +136,9 @@ _pii_cleared(clearances, purpose, registry) := true if {
 
 # PII is masked unless cleared; restricted is hidden (or masked when it declares a mask) unless
 # cleared for it ("restricted" clearance, or the PII clearance for a restricted PII column).
-# A narrowed column with a mask is masked with it, without one it becomes null, unless it is
-# restricted: then it is hidden.
+# A narrowed column with a mask is masked with it (the view's port.masks: name → {kind, expr} of
+# the columns that declare one), without one it becomes null, unless it is restricted: then it is
+# hidden.
 _narrowed(true, _, _, _) := set()
 
 _narrowed(false, columns, clearances, pii_cleared) := {name |

@@ -23,7 +23,7 @@ _catalog := {"access": {"customer/customers": {
 	"ports": {"customers": {"columns": {
 		"email": _column({"classification": "confidential", "pii": true, "mask": "hash"}),
 		"ssn": _column({"classification": "restricted", "pii": true}),
-	}}},
+	}, "masks": {"email": {"kind": "hash", "expr": null}}}},
 	"grants": [
 		{"to": {"ids": [], "groups": ["analysts"], "domains": []}, "purposes": ["analytics"], "ports": [], "rowFilter": "region = {principal.region}"},
 		{"to": {"ids": [], "groups": ["fraud"], "domains": []}, "purposes": ["fraud_detection"], "ports": [], "rowFilter": null},
