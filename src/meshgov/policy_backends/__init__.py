@@ -6,14 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from meshgov.core.policy import PolicyBundle, PolicyEngine
+from meshgov.core.yaml_source import load_yaml
 from meshgov.errors import InputError, Location, PolicyCompileError
 
 DATA_DIR = "data"
-# libyaml when available: the data files are read on every cold start.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def load_bundle_dir(root: str | Path) -> PolicyBundle:
@@ -40,11 +37,14 @@ def load_bundle_dir(root: str | Path) -> PolicyBundle:
             rel = path.relative_to(base).as_posix()
             try:
                 text = path.read_text(encoding="utf-8")
-                value = (
-                    json.loads(text) if path.suffix == ".json" else yaml.load(text, _YAML_LOADER)
-                )
-            except (ValueError, yaml.YAMLError) as exc:
+                # The same guarded loader as manifests and uploaded data files (size, aliases).
+                value = json.loads(text) if path.suffix == ".json" else load_yaml(text, rel).data
+            except ValueError as exc:
                 raise PolicyCompileError(f"invalid data file: {exc}", Location(file=rel)) from None
+            except InputError as exc:
+                raise PolicyCompileError(
+                    f"invalid data file: {exc.message}", exc.location or Location(file=rel)
+                ) from None
             registry[path.stem] = value
     if not modules:
         raise InputError(f"no .rego files under {base}", Location(file=str(base)))
