@@ -31,10 +31,12 @@ def _access_view(product: Mapping[str, Any]) -> dict[str, Any]:
     """What the access policy reads of one product, keyed for lookups (a pure projection).
 
     Per port, only the columns a rule can narrow (PII or classified restricted), by name, with the
-    fields the rules read, and ``masks``: the declared mask ``{kind, expr}`` of those that have one;
-    whether they are masked, hidden or left alone is decided in Rego. The
-    grants with all their fields, and ``grantsTo``: for each target kind (ids, groups, domains),
-    target → positions of the grants naming it; whether a grant applies is decided in Rego.
+    fields the rules read; ``pii`` and ``restricted``: the same names as key sets (``{name: true}``,
+    so that Rego narrows with set operations); and ``masks``: the declared mask ``{kind, expr}`` of
+    those that have one. Whether they are masked, hidden or left alone is decided in Rego. The
+    grants with all their fields and ``text`` (the grant in words, for reasons), and ``grantsTo``:
+    for each target kind (ids, groups, domains), target → positions of the grants naming it;
+    whether a grant applies is decided in Rego.
     """
     metadata = product.get("metadata") or {}
     spec = product.get("spec") or {}
@@ -55,7 +57,19 @@ def _access_view(product: Mapping[str, Any]) -> dict[str, Any]:
             for name, column in columns.items()
             if column["mask"] is not None
         }
-        ports.setdefault(port["name"], {"columns": columns, "masks": masks})
+        ports.setdefault(
+            port["name"],
+            {
+                "columns": columns,
+                "masks": masks,
+                "pii": {name: True for name, column in columns.items() if column["pii"] is True},
+                "restricted": {
+                    name: True
+                    for name, column in columns.items()
+                    if column["classification"] == "restricted"
+                },
+            },
+        )
     grants = [_grant_view(grant) for grant in (spec.get("access") or {}).get("grants") or []]
     index: dict[str, dict[str, list[int]]] = {"ids": {}, "groups": {}, "domains": {}}
     for position, grant in enumerate(grants):
@@ -75,9 +89,13 @@ def _access_view(product: Mapping[str, Any]) -> dict[str, Any]:
 def _grant_view(grant: Mapping[str, Any]) -> dict[str, Any]:
     """A grant with every field present (the manifest model's defaults): Rego reads it directly."""
     to = grant.get("to") or {}
+    targets = {key: list(to.get(key) or []) for key in ("ids", "groups", "domains")}
+    purposes = list(grant.get("purposes") or [])
+    who = ", ".join(f"{key} [{', '.join(values)}]" for key, values in targets.items() if values)
     return {
-        "to": {key: list(to.get(key) or []) for key in ("ids", "groups", "domains")},
-        "purposes": list(grant.get("purposes") or []),
+        "to": targets,
+        "text": f"grant to {who} for purposes [{', '.join(purposes)}]",
+        "purposes": purposes,
         "ports": list(grant.get("ports") or []),
         "rowFilter": grant.get("rowFilter"),
     }

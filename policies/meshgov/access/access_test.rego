@@ -13,7 +13,8 @@ _registry := {"purposes": {
 }}
 
 # The catalogue as the policy reads it: its access view (meshgov.gateway.catalog_policy_data),
-# where a port lists only its PII and restricted columns.
+# where a port lists only its PII and restricted columns, as objects and as key sets (pii,
+# restricted), and each grant carries its text for reasons.
 _column(extra) := object.union({"classification": "internal", "pii": false, "mask": null, "maskExpr": null}, extra)
 
 _catalog := {"access": {"customer/customers": {
@@ -23,10 +24,10 @@ _catalog := {"access": {"customer/customers": {
 	"ports": {"customers": {"columns": {
 		"email": _column({"classification": "confidential", "pii": true, "mask": "hash"}),
 		"ssn": _column({"classification": "restricted", "pii": true}),
-	}, "masks": {"email": {"kind": "hash", "expr": null}}}},
+	}, "masks": {"email": {"kind": "hash", "expr": null}}, "pii": {"email": true, "ssn": true}, "restricted": {"ssn": true}}},
 	"grants": [
-		{"to": {"ids": [], "groups": ["analysts"], "domains": []}, "purposes": ["analytics"], "ports": [], "rowFilter": "region = {principal.region}"},
-		{"to": {"ids": [], "groups": ["fraud"], "domains": []}, "purposes": ["fraud_detection"], "ports": [], "rowFilter": null},
+		{"to": {"ids": [], "groups": ["analysts"], "domains": []}, "text": "grant to groups [analysts] for purposes [analytics]", "purposes": ["analytics"], "ports": [], "rowFilter": "region = {principal.region}"},
+		{"to": {"ids": [], "groups": ["fraud"], "domains": []}, "text": "grant to groups [fraud] for purposes [fraud_detection]", "purposes": ["fraud_detection"], "ports": [], "rowFilter": null},
 	],
 	"grantsTo": {"ids": {}, "groups": {"analysts": [0], "fraud": [1]}, "domains": {}},
 }}}
