@@ -24,6 +24,7 @@ from regopy import BundleFormat, Interpreter
 
 from meshgov.core.policy import PolicyBundle
 from meshgov.errors import Location, PolicyCompileError, PolicyEvaluationError
+from meshgov.policy_backends._regopy_input import set_input
 
 regopy.set_default_log_level("None")
 
@@ -295,11 +296,11 @@ class EmbeddedPrepared:
         entry = entrypoint_of(query)
         try:
             if compiled is not None and entry in self._entrypoints:
-                runner.set_input(input_document)
+                set_input(runner, input_document)
                 output = runner.query_bundle_entrypoint(compiled, entry)
             else:
                 adhoc = self._adhoc()
-                adhoc.set_input(input_document)
+                set_input(adhoc, input_document)
                 with _stdout_to_stderr():
                     output = adhoc.query(query)
         except regopy.RegoError as exc:

@@ -1,0 +1,75 @@
+"""The direct input builder gives rego-cpp the same input as regopy's own ``set_input``."""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections import OrderedDict
+from typing import Any
+
+import pytest
+import regopy
+
+from meshgov.core.policy import PolicyBundle
+from meshgov.errors import PolicyEvaluationError
+from meshgov.policy_backends._regopy_input import set_input
+from meshgov.policy_backends.embedded import EmbeddedEngine
+
+
+class Colour(enum.StrEnum):
+    RED = "red"
+
+
+DOCUMENTS: list[Any] = [
+    {},
+    [],
+    {"principal": {"id": "ann", "groups": ["a", "b"], "domain": None, "attributes": {}}},
+    {"n": 1, "f": 2.5, "t": True, "f2": False, "z": None, "neg": -(2**63), "big": 2**63 - 1},
+    {"nested": [[1, [2, {"x": ["y"]}]], {"": ""}], "unicode": "émoji ☃ 𝄞"},
+    "just a string",
+    42,
+    [{"a": 1}, {"a": 2}],
+]
+
+
+def _through(setter: Any, document: Any) -> Any:
+    interp = regopy.Interpreter()
+    setter(interp, document)
+    output = interp.query("x := input")
+    assert output.ok()
+    return json.loads(str(output))["bindings"]["x"]
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_same_input_as_regopy(document: Any) -> None:
+    expected = _through(lambda interp, doc: interp.set_input(doc), document)
+    assert _through(set_input, document) == expected == json.loads(json.dumps(document))
+
+
+def test_subclasses_and_other_containers_are_passed_as_plain_values() -> None:
+    document = OrderedDict([("colour", Colour.RED), ("items", (1, 2)), ("flag", True)])
+    assert _through(set_input, document) == {"colour": "red", "items": [1, 2], "flag": True}
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"id": "ann\0admin"}, "NUL"),
+        ({"ann\0": 1}, "NUL"),
+        ({1: "a"}, "keys must be strings"),
+        ({"n": 2**64}, "64 bits"),
+        ({"b": b"bytes"}, "cannot pass a bytes"),
+        ({"s": {1, 2}}, "cannot pass a set"),
+    ],
+)
+def test_values_rego_cannot_hold_faithfully_are_refused(document: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        set_input(regopy.Interpreter(), document)
+
+
+def test_a_refused_input_is_an_evaluation_error_not_a_truncated_string() -> None:
+    bundle = PolicyBundle.create({"p.rego": 'package p\n\nallow if input.id == "ann"\n'}, {})
+    prepared = EmbeddedEngine().prepare(bundle, entrypoints=["p/allow"])
+    assert prepared.evaluate("data.p.allow", {"id": "ann"}) is True
+    with pytest.raises(PolicyEvaluationError, match="NUL"):
+        prepared.evaluate("data.p.allow", {"id": "ann\0x"})
