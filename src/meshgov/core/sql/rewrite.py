@@ -111,9 +111,12 @@ def _rewrite(
         check_fallible(statement, inventory.fallible, filtered, column_types)
     _unqualify_schema_columns(inventory.columns, tables, dialect)
 
+    projected = _projected_names(inventory, tables)
     bound_filters: dict[tuple[str, str], str | None] = {}
     for table in tables:
-        secure, filter_sql = secure_view(table.port, decisions[_key(table)], principal, write)
+        secure, filter_sql = secure_view(
+            table.port, decisions[_key(table)], principal, write, projected
+        )
         bound_filters[_key(table)] = filter_sql
         substitute(table.node, secure, table.node.this)
 
@@ -203,6 +206,39 @@ def _check_hidden_columns(
                     f"column '{column.name}' of table '{table.port.table_name}' "
                     f"({table.port.product}:{table.port.port}) is hidden: {why}"
                 )
+
+
+def _projected_names(inventory: Inventory, tables: list[ResolvedTable]) -> frozenset[str] | None:
+    """Lower-cased names the query may read from its tables; None: every column.
+
+    Secure views project only these, so the generated SQL (and what the engine scans) is no wider
+    than the query. Deliberately generous: every part of every column reference and every USING
+    name counts, whatever table it belongs to. Every column is kept when the query can read whole
+    rows: a star other than ``count(*)``, a NATURAL join, or a table referenced as a row value
+    (``SELECT c FROM t AS c``).
+    """
+    if any(not isinstance(star.parent, exp.Count) for star in inventory.stars):
+        return None
+    names: set[str] = set()
+    for join in inventory.joins:
+        if str(join.args.get("method") or "").upper() == "NATURAL":
+            return None
+        for using in join.args.get("using") or []:
+            names.add(using.name.lower())
+    for column in inventory.columns:
+        for part in ("this", "table", "db", "catalog"):
+            identifier = column.args.get(part)
+            if isinstance(identifier, exp.Identifier):
+                names.add(identifier.name.lower())
+    row_names: set[str] = set()
+    for table in tables:
+        row_names.add(table.node.name.lower())
+        alias = table.node.args.get("alias")
+        if isinstance(alias, exp.TableAlias) and alias.this is not None:
+            row_names.add(alias.name.lower())
+    if any(column.name.lower() in row_names for column in inventory.columns):
+        return None
+    return frozenset(names)
 
 
 def _unqualify_schema_columns(

@@ -80,9 +80,18 @@ def secure_select(
 
 
 def secure_view(
-    port: PortRef, decision: AccessDecision, principal: Principal, write: str
+    port: PortRef,
+    decision: AccessDecision,
+    principal: Principal,
+    write: str,
+    projected: frozenset[str] | None = None,
 ) -> tuple[exp.Select, str | None]:
-    """The secure select (a fresh copy) and its row filter as SQL in ``write`` (None: none)."""
+    """The secure select (a fresh copy) and its row filter as SQL in ``write`` (None: none).
+
+    ``projected``: the lower-cased column names the query can read from this table (None: all);
+    the copy projects only those (at least one, so that the view stays valid SQL). Masks and
+    filters are untouched: pruning only removes columns the query never reads.
+    """
     key = (port, decision.fingerprint, principal.cache_key(), write)
     cached = SECURE_VIEWS.get(key)
     if cached is None:
@@ -90,7 +99,20 @@ def secure_view(
         where = select.args.get("where")
         cached = (select, where.this.sql(dialect=write) if where else None)
         SECURE_VIEWS.put(key, cached)
-    return cached[0].copy(), cached[1]
+    select, filter_sql = cached
+    if projected is None:
+        return select.copy(), filter_sql
+    chosen = [p for p in select.expressions if p.alias_or_name.lower() in projected]
+    # Every other part of the view (FROM, WHERE, whatever sqlglot names them) is copied as is.
+    pruned = exp.Select(
+        **{
+            arg: value.copy() if isinstance(value, exp.Expr) else value
+            for arg, value in select.args.items()
+            if arg != "expressions" and value is not None
+        }
+    )
+    pruned.set("expressions", [p.copy() for p in chosen or select.expressions[:1]])
+    return pruned, filter_sql
 
 
 def _build_secure_select(

@@ -99,6 +99,8 @@ class Inventory:
     table_aliases: list[exp.TableAlias] = field(default_factory=list)
     ctes: list[exp.CTE] = field(default_factory=list)
     fallible: list[exp.Expr] = field(default_factory=list)
+    stars: list[exp.Star] = field(default_factory=list)
+    joins: list[exp.Join] = field(default_factory=list)
 
 
 _FALLIBLE_CANDIDATES = classes_named(
@@ -137,6 +139,10 @@ def validate(statement: exp.Expr) -> Inventory:
             inventory.table_aliases.append(node)  # type: ignore[arg-type]
         elif kind is exp.CTE:
             inventory.ctes.append(node)  # type: ignore[arg-type]
+        elif kind is exp.Star:
+            inventory.stars.append(node)  # type: ignore[arg-type]
+        elif kind is exp.Join:
+            inventory.joins.append(node)  # type: ignore[arg-type]
         if kind in _FALLIBLE_CANDIDATES or isinstance(node, exp.Cast):
             inventory.fallible.append(node)
     return inventory
