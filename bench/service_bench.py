@@ -63,6 +63,94 @@ def request_bytes(host: str, port: int, token: str, sql: str, purpose: str) -> b
     return head.encode() + body
 
 
+class _Expected:
+    """The response contract, learnt from the first answer to each request and then checked on
+    every response: status 200, JSON ``{allowed, sql, decision, decision_id, revision}`` with a
+    32-hex ``decision_id``, and (once learnt) byte-identical to the first answer but for the id.
+    """
+
+    KEYS = frozenset({"allowed", "sql", "decision", "decision_id", "revision"})
+    MARK = b'"decision_id":"'
+
+    def __init__(self) -> None:
+        self.parts: dict[int, tuple[bytes, bytes]] = {}
+
+    def check(self, index: int, status: bytes, body: bytes) -> str | None:
+        """None when the response is right, else what is wrong."""
+        if status != b"200":
+            return f"status {status.decode(errors='replace')}"
+        at = body.find(self.MARK)
+        if at < 0:
+            return "no decision_id in the body"
+        start = at + len(self.MARK)
+        decision_id = body[start : start + 32]
+        if len(decision_id) != 32 or any(c not in b"0123456789abcdef" for c in decision_id):
+            return f"bad decision_id {decision_id!r}"
+        head, tail = body[:start], body[start + 32 :]
+        known = self.parts.get(index)
+        if known is not None:
+            return None if known == (head, tail) else f"unexpected body {body[:200]!r}"
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return f"not JSON: {body[:200]!r}"
+        if not isinstance(document, dict) or set(document) != self.KEYS:
+            return f"wrong keys: {body[:200]!r}"
+        if not isinstance(document["allowed"], bool) or not isinstance(document["decision"], dict):
+            return f"wrong types: {body[:200]!r}"
+        if document["allowed"] != (document["sql"] is not None):
+            return "allowed without SQL (or SQL with a denial)"
+        self.parts[index] = (head, tail)
+        return None
+
+
+class _Connection(asyncio.Protocol):
+    """A minimal HTTP/1.1 keep-alive client connection: one request in flight at a time,
+    responses framed by Content-Length (what the service sends)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future[tuple[bytes, bytes]] | None = None
+        self.closed: Exception | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = exc or ConnectionError("connection closed by the server")
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(self.closed)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0 or self.waiter is None:
+            return
+        head = bytes(self.buffer[:end]).lower()
+        at = head.find(b"\r\ncontent-length:")
+        if at < 0:
+            self.waiter.set_exception(ValueError("response without Content-Length"))
+            return
+        stop = head.find(b"\r\n", at + 2)
+        length = int(head[at + 17 : stop if stop >= 0 else len(head)])
+        total = end + 4 + length
+        if len(self.buffer) < total:
+            return
+        status = head[9:12]
+        body = bytes(self.buffer[end + 4 : total])
+        del self.buffer[:total]
+        waiter, self.waiter = self.waiter, None
+        waiter.set_result((status, body))
+
+    async def request(self, payload: bytes) -> tuple[bytes, bytes]:
+        if self.closed is not None or self.transport is None:
+            raise ConnectionError("connection closed")
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(payload)
+        return await self.waiter
+
+
 async def _client(
     host: str,
     port: int,
@@ -70,31 +158,25 @@ async def _client(
     count: int,
     latencies: list[float],
     errors: list[str],
+    expected: _Expected,
+    offset: int = 0,
 ) -> None:
-    """One keep-alive connection sending ``count`` requests, one at a time (a minimal HTTP/1.1)."""
-    reader, writer = await asyncio.open_connection(host, port)
+    """One keep-alive connection sending ``count`` requests, one at a time; every response's
+    status and body is checked."""
+    loop = asyncio.get_running_loop()
+    transport, connection = await loop.create_connection(_Connection, host, port)
+    clock = time.perf_counter
     try:
-        for index in range(count):
-            payload = payloads[index % len(payloads)]
-            started = time.perf_counter()
-            writer.write(payload)
-            await writer.drain()
-            status_line = await reader.readline()
-            length = 0
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b""):
-                    break
-                name, _, value = line.decode("latin-1").partition(":")
-                if name.lower() == "content-length":
-                    length = int(value.strip())
-            await reader.readexactly(length)
-            latencies.append(time.perf_counter() - started)
-            status = status_line.split(b" ")[1] if b" " in status_line else b"?"
-            if status != b"200":
-                errors.append(status.decode(errors="replace"))
+        for step in range(count):
+            index = (offset + step) % len(payloads)
+            started = clock()
+            status, body = await connection.request(payloads[index])
+            latencies.append(clock() - started)
+            problem = expected.check(index, status, body)
+            if problem is not None:
+                errors.append(problem)
     finally:
-        writer.close()
+        transport.close()
 
 
 async def _drive(url: str, total: int, clients: int) -> dict[str, float]:
@@ -104,14 +186,27 @@ async def _drive(url: str, total: int, clients: int) -> dict[str, float]:
     payloads = [request_bytes(host, port, t, sql, p) for t, sql, p in QUERIES]
     latencies: list[float] = []
     errors: list[str] = []
-    # Warm every (principal, query) once per worker connection before timing.
+    expected = _Expected()
+    # Warm every (principal, query) once per worker connection before timing; learn the bodies.
     await asyncio.gather(
-        *(_client(host, port, payloads, len(payloads) * 4, [], []) for _ in range(clients))
+        *(
+            _client(host, port, payloads, len(payloads) * 4, [], errors, expected)
+            for _ in range(clients)
+        )
     )
+    if len(expected.parts) != len(payloads) or errors:
+        raise SystemExit(f"warm-up failed: {errors[:5]}")
     per_client = [total // clients + (1 if i < total % clients else 0) for i in range(clients)]
     started = time.perf_counter()
-    await asyncio.gather(*(_client(host, port, payloads, n, latencies, errors) for n in per_client))
+    await asyncio.gather(
+        *(
+            _client(host, port, payloads, n, latencies, errors, expected, offset=i)
+            for i, n in enumerate(per_client)
+        )
+    )
     elapsed = time.perf_counter() - started
+    if errors:
+        print(f"  first errors: {errors[:3]}", file=sys.stderr)
     ordered = sorted(latencies)
     return {
         "requests": float(len(latencies)),

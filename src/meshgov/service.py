@@ -52,7 +52,7 @@ from meshgov.store.base import (
     Store,
     open_store,
 )
-from meshgov.store.decision_log import DecisionLog
+from meshgov.store.decision_log import DecisionLog, input_digest
 
 if TYPE_CHECKING:
     from meshgov.engines.base import QueryEngine
@@ -602,18 +602,19 @@ class Service:
         authorization = state.gateway.authorize(
             sql, principal, purpose, read_dialect, write_dialect
         )
-        decision_id = self.record(
+        product, result = _logged_outcome(state, authorization)
+        self.metrics.observe_decision(kind, authorization.allowed)
+        if self._decision_log is None:
+            raise BackendUnavailable("the decision log is not running")
+        decision_id = self._decision_log.record(
             kind=kind,
             principal=principal.id,
-            product=_single_product(authorization),
-            document={"sql": sql, "purpose": purpose, "read": read_dialect, "write": write_dialect},
+            product=product,
+            document=None,
             allowed=authorization.allowed,
-            result={
-                "reason": authorization.reason,
-                "code": authorization.code,
-                "tables": [f"{t.product}:{t.port}" for t in authorization.tables],
-            },
+            result=result,
             revision=state.revision,
+            digest=_request_digest(state, sql, purpose, read_dialect, write_dialect),
         )
         return authorization, decision_id, state
 
@@ -709,6 +710,60 @@ def policy_impact(
                 }
             )
     return changes
+
+
+# Per serving state: what the decision log keeps of an authorization (by the identity of the
+# gateway's cached ``Authorization``, held by the entry so the id cannot be reused) and the digests
+# of request inputs. Bounded: cleared when full, the next requests fill it again.
+_OUTCOME_CACHE = "decision_outcomes"
+_DIGEST_CACHE = "request_digests"
+_REQUEST_CACHE_SIZE = 8192
+
+
+def _logged_outcome(
+    state: ServingState, authorization: Authorization
+) -> tuple[str | None, dict[str, Any]]:
+    """(product, result) of the decision record of ``authorization`` (cached per state)."""
+    cache: dict[int, tuple[Authorization, str | None, dict[str, Any]]] = state.cache.setdefault(
+        _OUTCOME_CACHE, {}
+    )
+    entry = cache.get(id(authorization))
+    if entry is not None and entry[0] is authorization:
+        return entry[1], entry[2]
+    product = _single_product(authorization)
+    result = {
+        "reason": authorization.reason,
+        "code": authorization.code,
+        "tables": [f"{t.product}:{t.port}" for t in authorization.tables],
+    }
+    if len(cache) >= _REQUEST_CACHE_SIZE:
+        cache.clear()
+    cache[id(authorization)] = (authorization, product, result)
+    return product, result
+
+
+def _request_digest(
+    state: ServingState,
+    sql: str,
+    purpose: str | None,
+    read_dialect: str | None,
+    write_dialect: str | None,
+) -> str:
+    """``input_digest`` of an authorize request's input (cached per state: same input, same
+    digest)."""
+    cache: dict[tuple[str, str | None, str | None, str | None], str] = state.cache.setdefault(
+        _DIGEST_CACHE, {}
+    )
+    key = (sql, purpose, read_dialect, write_dialect)
+    digest = cache.get(key)
+    if digest is None:
+        digest = input_digest(
+            {"sql": sql, "purpose": purpose, "read": read_dialect, "write": write_dialect}
+        )
+        if len(cache) >= _REQUEST_CACHE_SIZE:
+            cache.clear()
+        cache[key] = digest
+    return digest
 
 
 def _single_product(authorization: Authorization) -> str | None:

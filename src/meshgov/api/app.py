@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meshgov import __version__
 from meshgov.api.errors import error_body, install_error_handlers
+from meshgov.api.fast_authorize import AUTHORIZE_PATH, FastAuthorize
 from meshgov.api.security import TokenRegistry
 from meshgov.config import Settings
 from meshgov.service import Service
@@ -124,6 +125,23 @@ class MetricsMiddleware:
             )
 
 
+class MeshgovAPI(FastAPI):
+    """FastAPI with the ``POST /v1/query/authorize`` fast path in front (``fast_authorize``)."""
+
+    fast_path: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fast_path
+        if fast is not None and scope["type"] == "http" and scope["path"] == AUTHORIZE_PATH:
+            await fast(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def full_app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The whole FastAPI application (middlewares, routing), without the fast path."""
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -162,7 +180,7 @@ def create_app(
         finally:
             owned.close()
 
-    app = FastAPI(
+    app = MeshgovAPI(
         title="meshgov",
         version=__version__,
         summary="Data mesh governance: registry, query gateway, policies, OPA and Trino.",
@@ -196,6 +214,13 @@ def create_app(
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, service=owned)
+    app.fast_path = FastAuthorize(
+        app.full_app,
+        service=owned,
+        tokens=tokens,
+        max_body_bytes=settings.max_body_bytes,
+        request_model=query.AuthorizeRequest,
+    )
     return app
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from collections import defaultdict
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
@@ -33,12 +34,16 @@ class Metrics:
         self.active_revision = ""
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        # One counter per bucket (not cumulative: one increment per request, found by bisection);
+        # render() sums them into Prometheus' cumulative buckets.
+        key = (("route", route), ("method", method), ("status", str(status)))
+        slot = bisect_left(LATENCY_BUCKETS, seconds)
         with self._lock:
-            self._requests[(("route", route), ("method", method), ("status", str(status)))] += 1
-            buckets = self._latency.setdefault(route, [0] * len(LATENCY_BUCKETS))
-            for index, bound in enumerate(LATENCY_BUCKETS):
-                if seconds <= bound:
-                    buckets[index] += 1
+            self._requests[key] += 1
+            buckets = self._latency.get(route)
+            if buckets is None:
+                buckets = self._latency[route] = [0] * (len(LATENCY_BUCKETS) + 1)
+            buckets[slot] += 1
             self._latency_sum[route] += seconds
             self._latency_count[route] += 1
 
@@ -92,9 +97,13 @@ class Metrics:
                 "# TYPE meshgov_http_request_duration_seconds histogram",
             ]
             for route, buckets in self._latency.items():
-                for bound, count in zip(LATENCY_BUCKETS, buckets, strict=True):
+                cumulative = 0
+                for bound, count in zip(LATENCY_BUCKETS, buckets, strict=False):
+                    cumulative += count
                     labels = _labels((("route", route), ("le", str(bound))))
-                    lines.append(f"meshgov_http_request_duration_seconds_bucket{labels} {count}")
+                    lines.append(
+                        f"meshgov_http_request_duration_seconds_bucket{labels} {cumulative}"
+                    )
                 labels = _labels((("route", route), ("le", "+Inf")))
                 lines.append(
                     f"meshgov_http_request_duration_seconds_bucket{labels} "

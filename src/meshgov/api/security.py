@@ -15,7 +15,7 @@ identity Trino names only when the caller is in the ``query-engines`` group or i
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -26,6 +26,7 @@ from meshgov.errors import AccessDenied, InputError, Location
 
 GUILD_GROUP = "guild"
 QUERY_ENGINE_GROUP = "query-engines"
+KNOWN_TOKENS_CACHE = 1024
 
 
 class Unauthenticated(InputError):
@@ -44,6 +45,10 @@ class TokenRegistry:
     """sha256(token) → principal."""
 
     principals: dict[str, Principal]
+    # Authorization header values already authenticated → principal, so that a keep-alive client
+    # does not pay a SHA-256 per request. Only in this process's memory, never written anywhere;
+    # bounded, and only known tokens enter it (unknown ones are hashed every time).
+    _known: dict[str, Principal] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def empty(cls) -> TokenRegistry:
@@ -87,6 +92,9 @@ class TokenRegistry:
 
     def authenticate(self, authorization: str | None) -> Principal:
         """The principal of an ``Authorization: Bearer …`` header value."""
+        known = self._known.get(authorization) if authorization else None
+        if known is not None:
+            return known
         if not authorization:
             raise Unauthenticated("missing bearer token (Authorization: Bearer <token>)")
         scheme, _, token = authorization.partition(" ")
@@ -96,6 +104,9 @@ class TokenRegistry:
         principal = self.principals.get(token_digest(token.strip()))
         if principal is None:
             raise Unauthenticated("unknown or revoked token")
+        if len(self._known) >= KNOWN_TOKENS_CACHE:
+            self._known.clear()
+        self._known[authorization] = principal
         return principal
 
 

@@ -15,6 +15,7 @@ import os
 import threading
 import time
 import uuid
+from collections import deque
 from typing import Any
 
 from meshgov.errors import MeshgovError
@@ -51,21 +52,22 @@ def input_digest(document: Any) -> str:
 
 
 class DecisionLog:
-    """Records go into an in-memory buffer (one lock, no thread wake-up per record); a writer
-    thread swaps the buffer out and writes it every ``flush_seconds``, or as soon as it holds
+    """Records are appended to a deque (atomic, no lock and no thread wake-up per record); a
+    writer thread drains it and writes the batch every ``flush_seconds``, or as soon as it holds
     ``batch_size`` records."""
 
     def __init__(self, store: Store, *, batch_size: int = 256, flush_seconds: float = 0.2) -> None:
         self._store = store
         self._batch_size = batch_size
         self._flush_seconds = flush_seconds
-        self._buffer: list[DecisionRecord] = []
-        self._pending: list[DecisionRecord] = []  # taken from the buffer, not yet written
+        self._queue: deque[DecisionRecord] = deque()
+        self._pending: list[DecisionRecord] = []  # taken from the queue, not yet written
+        # Held by the writer while it moves records from the queue to _pending and while it
+        # publishes a written batch; flush() checks "queue and _pending empty" under it.
         self._lock = threading.Lock()
         self._written_cv = threading.Condition(self._lock)
         self._wake = threading.Event()
         self._closed = threading.Event()
-        self._in_flight = 0
         self.written = 0
         self.failures = 0
         self._thread = threading.Thread(target=self._run, name="meshgov-decision-log", daemon=True)
@@ -81,25 +83,29 @@ class DecisionLog:
         allowed: bool,
         result: dict[str, Any],
         revision: str,
+        digest: str | None = None,
     ) -> str:
-        """Buffer one decision; returns its id (also given to the caller as ``decision_id``)."""
+        """Queue one decision; returns its id (also given to the caller as ``decision_id``).
+
+        ``digest`` is ``input_digest(document)`` when the caller already has it (then
+        ``document`` is not read).
+        """
         decision_id = next_decision_id()
-        entry = DecisionRecord(
-            id=decision_id,
-            time=time.time(),
-            kind=kind,
-            principal=principal,
-            product=product,
-            input_digest=input_digest(document),
-            allowed=allowed,
-            result=result,
-            revision=revision,
+        queue = self._queue
+        queue.append(
+            DecisionRecord(
+                id=decision_id,
+                time=time.time(),
+                kind=kind,
+                principal=principal,
+                product=product,
+                input_digest=digest if digest is not None else input_digest(document),
+                allowed=allowed,
+                result=result,
+                revision=revision,
+            )
         )
-        with self._lock:
-            self._buffer.append(entry)
-            self._in_flight += 1
-            full = len(self._buffer) >= self._batch_size
-        if full:
+        if len(queue) >= self._batch_size and not self._wake.is_set():
             self._wake.set()
         return decision_id
 
@@ -113,14 +119,16 @@ class DecisionLog:
             if closing:
                 closing_attempts += 1
                 with self._lock:
-                    done = not self._buffer and not self._pending
+                    done = not self._queue and not self._pending
                 if done or closing_attempts >= 10:  # a store that stays down: give up
                     return
 
     def _write_round(self) -> None:
+        queue = self._queue
         with self._lock:
-            self._pending.extend(self._buffer)
-            self._buffer = []
+            # popleft is atomic: records appended meanwhile stay for the next round.
+            for _ in range(len(queue)):
+                self._pending.append(queue.popleft())
         if not self._pending:
             return
         batch = list(self._pending)
@@ -133,23 +141,26 @@ class DecisionLog:
             if self._closed.is_set():
                 time.sleep(min(self._flush_seconds, 0.5))
             return
-        self._pending.clear()
         with self._lock:
+            del self._pending[: len(batch)]
             self.written += len(batch)
-            self._in_flight -= len(batch)
             self._written_cv.notify_all()
 
+    def _settled(self) -> bool:
+        """Every record queued before this call is durable (call with the lock held)."""
+        return not self._queue and not self._pending
+
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every buffered record is durable; False on timeout."""
+        """Wait until every record queued so far is durable; False on timeout."""
         end = time.monotonic() + timeout
         self._wake.set()
         with self._lock:
-            while self._in_flight > 0:
+            while not self._settled():
                 remaining = end - time.monotonic()
                 if remaining <= 0:
                     return False
                 self._written_cv.wait(min(remaining, self._flush_seconds))
-                if self._in_flight > 0:
+                if not self._settled():
                     self._wake.set()
         return True
 
@@ -161,6 +172,6 @@ class DecisionLog:
         self._wake.set()
         self._thread.join(timeout=timeout)
         with self._lock:
-            lost = len(self._buffer) + len(self._pending)
+            lost = len(self._queue) + len(self._pending)
         if lost:
             log.error("decision log lost %d records at shutdown (store unavailable)", lost)
