@@ -122,4 +122,10 @@ def serve_command(
         workers=workers,
         log_level="warning",
         timeout_graceful_shutdown=10,
+        # Explicit (both are dependencies): the C HTTP parser and event loop. No access log (the
+        # decision log and /metrics record every request), no Server header.
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        server_header=False,
     )
