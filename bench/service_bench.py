@@ -3,7 +3,10 @@
 Starts ``meshgov serve`` (several uvicorn workers, a fresh SQLite store, the example mesh) as a
 subprocess, then drives it from a separate process: 32 concurrent keep-alive clients send a fixed
 number of requests (a mix of principals and queries, so decisions and rewrites are cached after
-the first of each), and report throughput, p50/p99 latency and errors.
+the first of each), and report throughput, p50/p99 latency and errors. The client is a minimal
+asyncio HTTP/1.1 protocol (lean: it shares the cores with the service) that checks every
+response: status 200 and the body contract (learnt and validated as JSON on the first answer to
+each request; afterwards byte-identical but for a fresh 32-hex ``decision_id``).
 
 Targets (PRODUCT.md): >= 1,000 requests/s on 2 cores, p99 <= 25 ms, no errors.
 
