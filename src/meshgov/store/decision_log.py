@@ -63,11 +63,13 @@ class DecisionLog:
         self._queue: deque[DecisionRecord] = deque()
         self._pending: list[DecisionRecord] = []  # taken from the queue, not yet written
         # Held by the writer while it moves records from the queue to _pending and while it
-        # publishes a written batch; flush() checks "queue and _pending empty" under it.
+        # publishes a written batch. Records are written in queue order: ``_taken`` counts those
+        # moved to _pending, ``written`` those durable; flush() waits on them.
         self._lock = threading.Lock()
         self._written_cv = threading.Condition(self._lock)
         self._wake = threading.Event()
         self._closed = threading.Event()
+        self._taken = 0
         self.written = 0
         self.failures = 0
         self._thread = threading.Thread(target=self._run, name="meshgov-decision-log", daemon=True)
@@ -127,8 +129,10 @@ class DecisionLog:
         queue = self._queue
         with self._lock:
             # popleft is atomic: records appended meanwhile stay for the next round.
-            for _ in range(len(queue)):
+            taken = len(queue)
+            for _ in range(taken):
                 self._pending.append(queue.popleft())
+            self._taken += taken
         if not self._pending:
             return
         batch = list(self._pending)
@@ -146,22 +150,25 @@ class DecisionLog:
             self.written += len(batch)
             self._written_cv.notify_all()
 
-    def _settled(self) -> bool:
-        """Every record queued before this call is durable (call with the lock held)."""
-        return not self._queue and not self._pending
-
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every record queued so far is durable; False on timeout."""
+        """Wait until every record queued before this call is durable; False on timeout.
+
+        Records are written in queue order, so it waits until as many records as were queued so
+        far are written; records queued meanwhile do not keep it waiting (a busy service still
+        answers promptly).
+        """
         end = time.monotonic() + timeout
-        self._wake.set()
         with self._lock:
-            while not self._settled():
+            target = self._taken + len(self._queue)
+            if self.written >= target:
+                return True
+            self._wake.set()
+            while self.written < target:
                 remaining = end - time.monotonic()
                 if remaining <= 0:
                     return False
                 self._written_cv.wait(min(remaining, self._flush_seconds))
-                if not self._settled():
-                    self._wake.set()
+                self._wake.set()
         return True
 
     def close(self, timeout: float = 30.0) -> None:
