@@ -17,6 +17,7 @@ from api_server import ROOT, TOKENS, RunningServer, free_port
 
 from meshgov.core.policy import PolicyBundle
 from meshgov.errors import BackendUnavailable
+from meshgov.gateway import catalog_policy_data
 from meshgov.policy_backends import engine_from_url, load_bundle_dir
 from meshgov.policy_backends.embedded import EmbeddedEngine
 from meshgov.policy_backends.opa_server import OpaServerEngine
@@ -55,6 +56,8 @@ def test_access_cases_on_an_opa_server(
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     case = doc["cases"][index]
     data = case.get("data", doc["data"])
+    # As the gateway prepares it: the catalogue with its access view (data.catalog.access).
+    data = {**data, **catalog_policy_data(data.get("catalog", {}).get("products", {}))}
     remote = OpaServerEngine(opa_url).prepare(bundle, data).evaluate(QUERY, case["input"])
     local = EmbeddedEngine().prepare(bundle, data).evaluate(QUERY, case["input"])
     for key in ("allow", "row_filters", "masks", "hidden_columns"):
