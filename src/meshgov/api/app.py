@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meshgov import __version__
 from meshgov.api.errors import error_body, install_error_handlers
-from meshgov.api.fast_authorize import AUTHORIZE_PATH, FastAuthorize
+from meshgov.api.fast_authorize import AUTHORIZE_PATH, FastAuthorize, replay_body
 from meshgov.api.security import TokenRegistry
 from meshgov.config import Settings
 from meshgov.service import Service
@@ -64,17 +64,7 @@ class BodyLimitMiddleware:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replay_body(b"".join(chunks), receive), send)
 
     def _message(self) -> str:
         return f"request body exceeds the limit of {self.limit} bytes"

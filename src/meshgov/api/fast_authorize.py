@@ -140,7 +140,7 @@ class FastAuthorize:
         try:
             service, state, caller, request = self._accept(body, authorization_header)
         except _Fallback:
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replay_body(body, receive), send)
             return
         try:
             authorization, decision_id, state = service.authorize(
@@ -182,7 +182,7 @@ class FastAuthorize:
         return self.service, state, caller, request
 
 
-def _replay(body: bytes, receive: Receive) -> Callable[[], Awaitable[Message]]:
+def replay_body(body: bytes, receive: Receive) -> Callable[[], Awaitable[Message]]:
     """A ``receive`` that gives ``body`` once more, then defers to the real one."""
     replayed = False
 
