@@ -80,13 +80,34 @@ def execute_query(
     secure_sql = getattr(authorization, "sql", None)
     if not secure_sql:
         raise AccessDenied("the gateway returned no SQL to run")
-    table = engine.execute(secure_sql)
+    table = run_secure_sql(engine, secure_sql)
     return QueryResult(
         table=table,
         authorization=authorization,
         engine=engine.name,
         elapsed_ms=(time.perf_counter() - started) * 1000,
     )
+
+
+def run_secure_sql(engine: QueryEngine, secure_sql: str) -> pa.Table:
+    """Run SQL the gateway generated; when a name does not bind, say which column, from the SQL.
+
+    The engine's own message is withheld (it can carry values); sqlglot resolves the secure SQL
+    again and names the column reference that no table or subquery in its scope provides.
+    """
+    from meshgov.core.sql.diagnose import unresolved_column
+    from meshgov.engines.base import QueryFailed
+
+    try:
+        return engine.execute(secure_sql)
+    except QueryFailed as exc:
+        # DuckDB reports unknown columns as binder ("type") errors, PostgreSQL as unknown names.
+        if exc.kind not in {"unknown name", "type error"}:
+            raise
+        problem = unresolved_column(secure_sql, engine.dialect)
+        if problem is None:
+            raise
+        raise QueryFailed(problem, "unknown name") from None
 
 
 def serialize(table: pa.Table, result_format: ResultFormat | str) -> bytes:

@@ -40,6 +40,7 @@ from meshgov.errors import (
     NotFound,
     PolicyError,
 )
+from meshgov.execution import run_secure_sql
 from meshgov.gate import Gate
 from meshgov.gateway import Authorization, Gateway, catalog_policy_data
 from meshgov.store.base import (
@@ -658,7 +659,7 @@ class Service:
             raise AccessDenied(authorization.reason or "access denied")
         if not authorization.sql:
             raise AccessDenied("the gateway returned no SQL to run")
-        return engine.execute(authorization.sql), authorization, decision_id
+        return run_secure_sql(engine, authorization.sql), authorization, decision_id
 
     # ----------------------------------------------------------------- Data API
     def evaluate(self, path: str, input_document: Any) -> tuple[Any, str]:

@@ -123,6 +123,14 @@ def test_engine_failure_withholds_the_engine_text() -> None:
     assert "@" not in err
 
 
+def test_a_mistyped_column_is_named_exit_2() -> None:
+    code, out, err = query("analyst-eu", "SELECT emial FROM customer.customers")
+    assert code == 2
+    assert out == b""
+    assert "column 'emial' does not exist" in err
+    assert "@" not in err
+
+
 def test_bad_principal_file_and_format_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "p.yaml"
     bad.write_text("id: [unclosed\n")

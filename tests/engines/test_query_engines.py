@@ -494,3 +494,30 @@ def test_catalog_qualified_port_gets_its_own_duckdb_catalog(tmp_path: Path) -> N
         assert rows == [{"n": 5}]
     finally:
         duck.close()
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        (f"SELECT c.ssn FROM {SECURE_CUSTOMERS}", "column 'ssn' does not exist"),
+        (f"SELECT emial FROM {SECURE_CUSTOMERS}", "column 'emial' does not exist"),
+        (
+            f"SELECT customer_id FROM {SECURE_CUSTOMERS} JOIN {SECURE_ORDERS} "
+            "ON c.customer_id = o.customer_id",
+            "column 'customer_id' is ambiguous",
+        ),
+    ],
+)
+def test_an_unbound_column_is_named_without_engine_text(
+    engine: QueryEngine, sql: str, message: str
+) -> None:
+    from meshgov.execution import run_secure_sql
+
+    with pytest.raises(QueryFailed) as caught:
+        run_secure_sql(engine, sql)
+    assert str(caught.value).startswith(message)
+    assert caught.value.code == "query_failed"
+    # Other failures keep the generic, value-free message.
+    with pytest.raises(QueryFailed) as caught:
+        run_secure_sql(engine, 'SELECT CAST("email" AS INT) FROM "customer"."customers"')
+    assert "engine messages are withheld" in str(caught.value)

@@ -43,6 +43,10 @@ class QueryFailed(InputError):
 
     code = "query_failed"
 
+    def __init__(self, message: str, kind: str = "error") -> None:
+        super().__init__(message)
+        self.kind = kind  # the error class ("unknown name", "type error", "timeout"…)
+
 
 @runtime_checkable
 class QueryEngine(Protocol):
@@ -490,7 +494,10 @@ _ERROR_CLASSES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("OutOfRange", "NumericValueOutOfRange"), "value out of range"),
     (("Permission", "42501", "InsufficientPrivilege"), "permission denied"),
     (("QueryCanceled", "57014", "Interrupt"), "timeout"),
-    (("Catalog", "42P01", "42883", "42703", "UndefinedTable", "UndefinedColumn"), "unknown name"),
+    (
+        ("Catalog", "42P01", "42883", "42703", "42702", "UndefinedTable", "UndefinedColumn"),
+        "unknown name",
+    ),
     (("Binder", "42804", "DatatypeMismatch", "42725"), "type error"),
     (("Parser", "42601", "Syntax"), "syntax error"),
     (("ReadOnly", "25006"), "read-only violation"),
@@ -511,7 +518,8 @@ def generic_engine_error(exc: BaseException, engine: str) -> MeshgovError:
         return AccessDenied(f"the {engine} engine refused the query ({kind})")
     return QueryFailed(
         f"the query failed in the {engine} engine ({kind}); engine messages are withheld "
-        "because they can contain data values"
+        "because they can contain data values",
+        kind,
     )
 
 
