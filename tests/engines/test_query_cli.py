@@ -100,6 +100,10 @@ def test_csv_and_table_formats() -> None:
         ("DROP TABLE customer.customers", "DROP"),
         ("SELECT * FROM information_schema.tables", "information_schema"),
         ("SELECT * FROM nowhere.unknown", "unknown"),
+        (
+            "SELECT segment, avg(failed_payment_count) FROM marketing.customer_360 GROUP BY 1",
+            "column 'failed_payment_count' of table 'marketing.customer_360'",
+        ),
     ],
 )
 def test_denial_exits_3_naming_what_and_why(sql: str, fragment: str) -> None:
@@ -107,6 +111,16 @@ def test_denial_exits_3_naming_what_and_why(sql: str, fragment: str) -> None:
     assert code == 3
     assert out == b""
     assert fragment.lower() in err.lower()
+
+
+def test_star_leaves_the_hidden_column_out() -> None:
+    code, out, err = query(
+        "analyst-eu", "SELECT * FROM marketing.customer_360 LIMIT 1", "-f", "csv"
+    )
+    assert code == 0, err
+    header = out.decode().splitlines()[0]
+    assert "segment" in header
+    assert "failed_payment_count" not in header
 
 
 def test_principal_without_grants_is_denied() -> None:
