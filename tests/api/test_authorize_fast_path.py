@@ -137,3 +137,45 @@ def test_latency_histogram_is_cumulative() -> None:
     assert counts["0.25"] == 4
     assert counts["10.0"] == 4
     assert counts["+Inf"] == 5
+
+
+def test_a_body_longer_than_announced_goes_to_the_body_limit(server: RunningServer) -> None:
+    """More bytes than Content-Length (and than the limit) reach the full path's 413, unbuffered."""
+    import asyncio
+
+    from meshgov.api.fast_authorize import AUTHORIZE_PATH, FastAuthorize
+
+    seen: list[bytes] = []
+
+    async def full_path(scope: object, receive: object, send: object) -> None:
+        while True:
+            message = await receive()  # type: ignore[operator]
+            seen.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+
+    fast = FastAuthorize(
+        full_path,
+        service=server.service,
+        tokens=TokenRegistry.empty(),
+        max_body_bytes=100,
+        request_model=object,
+    )
+    chunks = [b"x" * 60, b"y" * 60, b"z" * 60]
+
+    async def receive() -> dict[str, object]:
+        body = chunks.pop(0)
+        return {"type": "http.request", "body": body, "more_body": bool(chunks)}
+
+    async def send(message: object) -> None:
+        raise AssertionError(f"the fast path answered: {message}")
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": AUTHORIZE_PATH,
+        "headers": [(b"content-length", b"10"), (b"content-type", b"application/json")],
+    }
+    asyncio.run(fast(scope, receive, send))
+    # The full path got what was read so far, then the rest of the stream, in order.
+    assert b"".join(seen) == b"x" * 60 + b"y" * 60 + b"z" * 60

@@ -129,11 +129,19 @@ class FastAuthorize:
         body = b""
         if length:
             chunks: list[bytes] = []
+            received_bytes = 0
             while True:
                 received = await receive()
                 if received["type"] != "http.request":
                     return  # the client went away
-                chunks.append(received.get("body", b""))
+                chunk = received.get("body", b"")
+                chunks.append(chunk)
+                received_bytes += len(chunk)
+                if received_bytes > self.max_body_bytes:
+                    # More than Content-Length announced: the full path's body limit answers 413.
+                    more = bool(received.get("more_body", False))
+                    await self.app(scope, replay_body(b"".join(chunks), receive, more), send)
+                    return
                 if not received.get("more_body", False):
                     break
             body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -182,15 +190,18 @@ class FastAuthorize:
         return self.service, state, caller, request
 
 
-def replay_body(body: bytes, receive: Receive) -> Callable[[], Awaitable[Message]]:
-    """A ``receive`` that gives ``body`` once more, then defers to the real one."""
+def replay_body(
+    body: bytes, receive: Receive, more_body: bool = False
+) -> Callable[[], Awaitable[Message]]:
+    """A ``receive`` that gives ``body`` once more (``more_body``: the rest is still to come from
+    ``receive``), then defers to the real one."""
     replayed = False
 
     async def replay() -> Message:
         nonlocal replayed
         if not replayed:
             replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": more_body}
         return await receive()
 
     return replay
