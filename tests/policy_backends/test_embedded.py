@@ -103,3 +103,37 @@ def test_a_compile_error_outside_the_entrypoints_reach_still_fails_prepare() -> 
     )
     with pytest.raises(PolicyCompileError):
         EmbeddedEngine().prepare(broken, entrypoints=["demo/names"])
+
+
+def test_plan_cache_keeps_only_the_most_recently_used_plans(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import time
+
+    monkeypatch.setenv("MESHGOV_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("MESHGOV_PLAN_CACHE_SIZE", "3")
+    plans = tmp_path / "plans"
+    created: dict[int, Path] = {}
+
+    def prepare(threshold: int) -> None:
+        before = set(plans.iterdir()) if plans.exists() else set()
+        prepared = EmbeddedEngine().prepare(
+            _bundle(threshold=threshold), entrypoints=["demo/names"]
+        )
+        expected = [row["name"] for row in ROWS["rows"] if int(row["level"]) >= threshold]
+        assert sorted(prepared.evaluate("data.demo.names", ROWS)) == expected
+        new = set(plans.iterdir()) - before
+        if new:
+            (created[threshold],) = new
+
+    for age, threshold in enumerate((2, 3, 4)):
+        prepare(threshold)
+        past = time.time() - 1000 + age  # plan 2 the oldest, then 3, then 4
+        os.utime(created[threshold], (past, past))
+    assert len(list(plans.iterdir())) == 3
+
+    prepare(2)  # a cache hit: plan 2 becomes the most recently used
+    assert set(plans.iterdir()) == set(created.values())
+    prepare(5)  # a fourth plan: the least recently used one (plan 3) goes
+    assert set(plans.iterdir()) == {created[2], created[4], created[5]}

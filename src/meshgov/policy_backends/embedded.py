@@ -144,13 +144,22 @@ def _cache_root() -> Path | None:
     return Path(base) / "meshgov"
 
 
+def _plan_cache_limit() -> int:
+    try:
+        return max(1, int(os.environ.get("MESHGOV_PLAN_CACHE_SIZE", "64")))
+    except ValueError:
+        return 64
+
+
 class _BundleCache:
     """Compiled plans on disk, keyed by everything that went into them.
 
     Building the plan of the global rules costs ~200 ms; loading the saved binary plan costs ~5 ms.
     That difference is most of a cold ``meshgov check``, and every new service thread pays it too.
     The key covers the regopy version, the data, every module and the entrypoints, so a stale plan
-    can never be used; any problem with the cache falls back to building.
+    can never be used; any problem with the cache falls back to building. Every policy revision
+    and catalogue revision makes new plans (≈ 200 KB each), so the directory keeps the
+    ``MESHGOV_PLAN_CACHE_SIZE`` (default 64) most recently used ones and drops the others.
     """
 
     def __init__(self, path: Path) -> None:
@@ -186,9 +195,12 @@ class _BundleCache:
             loader = Interpreter()
             try:
                 with _stdout_to_stderr():
-                    return loader, loader.load_bundle(str(candidate), BundleFormat.Binary)
+                    loaded = loader.load_bundle(str(candidate), BundleFormat.Binary)
             except regopy.RegoError:
                 continue
+            with contextlib.suppress(OSError):
+                os.utime(candidate)  # recently used: the last to be evicted
+            return loader, loaded
         return None
 
     def store(self, interp: Interpreter, compiled: Any) -> None:
@@ -202,8 +214,23 @@ class _BundleCache:
                 os.replace(plan, self.path.with_name(f"{self.path.name}-{digest}"))
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
+            self._evict(_plan_cache_limit())
         except (regopy.RegoError, OSError):
             return
+
+    def _evict(self, keep: int) -> None:
+        """Drop the least recently used plans beyond ``keep`` (other processes may race: fine,
+        a plan that disappears is rebuilt by whoever needed it)."""
+        plans: list[tuple[float, Path]] = []
+        for entry in self.path.parent.iterdir():
+            if entry.name.startswith("."):
+                continue  # another process's staging directory
+            with contextlib.suppress(OSError):
+                plans.append((entry.stat().st_mtime, entry))
+        plans.sort()
+        for _, stale in plans[: max(0, len(plans) - keep)]:
+            with contextlib.suppress(OSError):
+                stale.unlink()
 
 
 class EmbeddedPrepared:
