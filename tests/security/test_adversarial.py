@@ -519,6 +519,34 @@ ATTACKS: list[Attack] = [
         "SELECT count(DISTINCT customer_id) AS n FROM commerce.orders "
         "WHERE customer_id IN (SELECT customer_id FROM customer.customers)",
     ),
+    # Secure views project only the columns a query names: reaching a column through another
+    # scope, a join key, or the whole row must still see the masked, filtered view.
+    Attack(
+        "pruned-correlated-masked",
+        "SELECT (SELECT x.email FROM customer.customers x WHERE x.customer_id = c.customer_id) "
+        "AS e FROM customer.customers c",
+    ),
+    Attack(
+        "pruned-using-masked",
+        "SELECT count(*) AS n FROM customer.customers a JOIN customer.customers b USING (email) "
+        "WHERE a.customer_id <> b.customer_id",
+        empty,
+    ),
+    Attack(
+        "pruned-natural-join",
+        "SELECT * FROM customer.customers NATURAL JOIN (SELECT email FROM customer.customers) AS e",
+    ),
+    Attack("pruned-row-value", "SELECT c FROM customer.customers c"),
+    Attack(
+        "pruned-exists-masked",
+        "SELECT count(*) AS n FROM commerce.orders WHERE EXISTS "
+        "(SELECT 1 FROM customer.customers d WHERE d.email = '{eu_email}')",
+        empty,
+    ),
+    Attack(
+        "pruned-order-by-unselected",
+        "SELECT customer_id FROM customer.customers ORDER BY email, phone LIMIT 5",
+    ),
 ]
 
 
