@@ -350,6 +350,7 @@ class Service:
         allowed: bool,
         result: dict[str, Any],
         revision: str,
+        digest: str | None = None,
     ) -> str:
         self.metrics.observe_decision(kind, allowed)
         if self._decision_log is None:
@@ -362,6 +363,7 @@ class Service:
             allowed=allowed,
             result=result,
             revision=revision,
+            digest=digest,
         )
 
     def flush_decisions(self, timeout: float = 10.0) -> bool:
@@ -604,10 +606,7 @@ class Service:
             sql, principal, purpose, read_dialect, write_dialect
         )
         product, result = _logged_outcome(state, authorization)
-        self.metrics.observe_decision(kind, authorization.allowed)
-        if self._decision_log is None:
-            raise BackendUnavailable("the decision log is not running")
-        decision_id = self._decision_log.record(
+        decision_id = self.record(
             kind=kind,
             principal=principal.id,
             product=product,

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from meshgov.core.yaml_source import Path, SourceDocument, load_yaml
+from meshgov.core.yaml_source import Path, SourceDocument, load_yaml, located_validation_error
 from meshgov.errors import InputError, Location, ManifestError
 
 API_VERSION = "meshgov/v1"
@@ -208,25 +208,7 @@ def semver_major(version: str) -> int | None:
 def _validation_to_error(
     exc: ValidationError, doc: SourceDocument, prefix: Path = ()
 ) -> ManifestError:
-    first = exc.errors()[0]
-    loc: Path = (*prefix, *first["loc"])
-    dotted = ".".join(str(p) for p in loc) or "(document)"
-    if first["type"] == "extra_forbidden":
-        message = f"unknown key '{loc[-1]}' at {dotted}"
-    elif first["type"] == "missing":
-        message = f"missing required key '{dotted}'"
-    else:
-        shown = first.get("input")
-        detail = first["msg"]
-        if isinstance(shown, str | int | float | bool) and len(str(shown)) < 60:
-            detail += f" (got {shown!r})"
-        message = f"{dotted}: {detail}"
-    # Lines are recorded by the YAML loader for the key paths as written (aliases, not field names).
-    line = doc.line_of(loc)
-    more = len(exc.errors()) - 1
-    if more:
-        message += f" (and {more} more error{'s' if more > 1 else ''})"
-    return ManifestError(message, Location(file=doc.source, line=line))
+    return ManifestError(*located_validation_error(exc, doc, prefix))
 
 
 def manifest_from_document(doc: SourceDocument) -> Manifest:

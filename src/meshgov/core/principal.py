@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from meshgov.core.yaml_source import load_yaml
+from meshgov.core.yaml_source import load_yaml, located_validation_error
 from meshgov.errors import InputError, Location, PrincipalError
 
 # Attribute values a row filter can turn into SQL literals.
@@ -75,13 +75,4 @@ def parse_principal(text: str, source: str = "<principal>") -> Principal:
     try:
         return Principal.model_validate(doc.data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = tuple(first["loc"])
-        dotted = ".".join(str(p) for p in loc) or "(document)"
-        if first["type"] == "extra_forbidden":
-            message = f"unknown key '{loc[-1]}' at {dotted}"
-        elif first["type"] == "missing":
-            message = f"missing required key '{dotted}'"
-        else:
-            message = f"{dotted}: {first['msg']}"
-        raise PrincipalError(message, Location(file=source, line=doc.line_of(loc))) from None
+        raise PrincipalError(*located_validation_error(exc, doc)) from None

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from meshgov.errors import InputError, Location
 
@@ -147,3 +148,31 @@ def load_yaml(text: str, source: str) -> SourceDocument:
     except RecursionError:
         raise InputError("document is nested too deeply", Location(file=source)) from None
     return doc
+
+
+def located_validation_error(
+    exc: ValidationError, doc: SourceDocument, prefix: Path = ()
+) -> tuple[str, Location]:
+    """The first error of a pydantic validation of ``doc`` as a message and its place.
+
+    Unknown and missing keys are named as written; other errors give the offending value when it
+    is short. Lines are the YAML loader's, recorded for the key paths as written (aliases, not
+    field names).
+    """
+    first = exc.errors()[0]
+    loc: Path = (*prefix, *first["loc"])
+    dotted = ".".join(str(p) for p in loc) or "(document)"
+    if first["type"] == "extra_forbidden":
+        message = f"unknown key '{loc[-1]}' at {dotted}"
+    elif first["type"] == "missing":
+        message = f"missing required key '{dotted}'"
+    else:
+        shown = first.get("input")
+        detail = first["msg"]
+        if isinstance(shown, str | int | float | bool) and len(str(shown)) < 60:
+            detail += f" (got {shown!r})"
+        message = f"{dotted}: {detail}"
+    more = len(exc.errors()) - 1
+    if more:
+        message += f" (and {more} more error{'s' if more > 1 else ''})"
+    return message, Location(file=doc.source, line=doc.line_of(loc))

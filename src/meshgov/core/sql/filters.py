@@ -10,11 +10,11 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-import sqlglot
 from sqlglot import exp
 
 from meshgov.core.principal import Principal
 from meshgov.core.sql.model import PortRef
+from meshgov.core.sql.validate import parse_fragment
 from meshgov.errors import AccessDenied, SqlUnsupportedError
 
 _OWN_FIELDS = frozenset({"id", "domain", "groups"})
@@ -23,14 +23,7 @@ _OWN_FIELDS = frozenset({"id", "domain", "groups"})
 @lru_cache(maxsize=4096)
 def parse_filter(template: str) -> exp.Expr:
     """Parse a row-filter template (generic SQL) and check it against the allow-list."""
-    from meshgov.core.sql.validate import validate_fragment
-
-    try:
-        parsed = sqlglot.parse_one(template)
-    except sqlglot.errors.SqlglotError:
-        raise SqlUnsupportedError(f"row filter cannot be parsed: {template!r}") from None
-    validate_fragment(parsed, f"row filter {template!r}")
-    return parsed
+    return parse_fragment(template, "row filter")
 
 
 def _placeholder(node: exp.Expr | None) -> str | None:

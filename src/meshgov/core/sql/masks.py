@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import sqlglot
 from sqlglot import exp
 
 from meshgov.core.manifest import LogicalType
 from meshgov.core.sql.model import Mask, PortColumn
+from meshgov.core.sql.validate import parse_fragment
 from meshgov.errors import AccessDenied, SqlUnsupportedError
 
 HASH_FUNCTION = "meshgov_hash"
@@ -91,14 +91,7 @@ def mask_expression(column: PortColumn, mask: Mask) -> exp.Expr:
 @lru_cache(maxsize=1024)
 def _parse_template(template: str) -> exp.Expr:
     """A mask template such as ``concat('***', right({col}, 2))``, parsed once."""
-    from meshgov.core.sql.validate import validate_fragment
-
-    try:
-        parsed = sqlglot.parse_one(template)
-    except sqlglot.errors.SqlglotError:
-        raise SqlUnsupportedError(f"mask expression cannot be parsed: {template!r}") from None
-    validate_fragment(parsed, f"mask expression {template!r}")
-    return parsed
+    return parse_fragment(template, "mask expression")
 
 
 def _bind_template(template: exp.Expr, ref: exp.Expr) -> exp.Expr:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import sqlglot
 from sqlglot import exp
 
 from meshgov.errors import SqlUnsupportedError
@@ -162,6 +163,17 @@ def _check_table(table: exp.Expr) -> None:
 
 
 _NOT_IN_FRAGMENTS = (exp.Query, exp.Table, exp.Star, exp.Subquery)
+
+
+def parse_fragment(template: str, what: str) -> exp.Expr:
+    """Parse a catalogue template (a row filter, a mask expression; generic SQL) and check it
+    against the allow-list; ``what`` names it in errors."""
+    try:
+        parsed = sqlglot.parse_one(template)
+    except sqlglot.errors.SqlglotError:
+        raise SqlUnsupportedError(f"{what} cannot be parsed: {template!r}") from None
+    validate_fragment(parsed, f"{what} {template!r}")
+    return parsed
 
 
 def validate_fragment(fragment: exp.Expr, what: str) -> None:
