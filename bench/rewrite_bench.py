@@ -7,20 +7,26 @@ For realistic queries over the example mesh (1 to 8 tables, CTEs, window functio
   running gateway has them), timed alternately with the baseline;
 - ``cold``: every cache cleared (each table's decision evaluated in Rego, secure views built);
 - ``cached``: a repeated ``authorize`` of the same query (rewrite cache hit).
-Then one embedded access decision (``data.meshgov.access.decision`` through regopy).
+Then one embedded access decision (``data.meshgov.access.decision`` through regopy), and the
+same decision in synthetic meshes of ``--mesh-sizes`` products (copies of customer/customers
+spread over domains of 100), for the first and the last product in key order, as ratios to the
+example mesh's decision measured in the same run: a decision should not grow with the mesh.
 Targets: uncached ≤ 1.5× parse+gen, cached ≤ 50 µs, one decision ≤ 300 µs.
 
-    .venv/bin/python bench/rewrite_bench.py [--repeat N]
+    .venv/bin/python bench/rewrite_bench.py [--repeat N] [--mesh-sizes 1000,10000]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import os
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import sqlglot
 
@@ -29,7 +35,15 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from meshgov.core.principal import Principal  # noqa: E402
 from meshgov.core.sql.secure_views import SECURE_VIEWS  # noqa: E402
-from meshgov.gateway import ACCESS_QUERY, Gateway, load_gateway  # noqa: E402
+from meshgov.gateway import (  # noqa: E402
+    ACCESS_ENTRYPOINT,
+    ACCESS_QUERY,
+    Gateway,
+    catalog_policy_data,
+    load_gateway,
+)
+from meshgov.policy_backends import load_bundle_dir  # noqa: E402
+from meshgov.policy_backends.embedded import EmbeddedEngine  # noqa: E402
 
 QUERIES: dict[str, str] = {
     "1 table": "SELECT customer_id, email, region FROM customer.customers WHERE signup_date > "
@@ -109,9 +123,54 @@ def _nothing() -> None:
     return None
 
 
+def _synthetic_mesh(template: dict[str, Any], size: int) -> dict[str, dict[str, Any]]:
+    """``size`` copies of one product's policy document, 100 to a domain (``d000/p00000`` …)."""
+    products: dict[str, dict[str, Any]] = {}
+    for i in range(size):
+        domain, name = f"d{i // 100:03d}", f"p{i:05d}"
+        doc = copy.deepcopy(template)
+        doc["id"] = f"{domain}/{name}"
+        doc["metadata"] = {**doc["metadata"], "domain": domain, "name": name}
+        products[doc["id"]] = doc
+    return products
+
+
+def _decision_by_mesh_size(
+    gateway: Gateway, request: dict[str, Any], sizes: list[int], repeat: int, example_us: float
+) -> None:
+    """One decision in meshes of ``sizes`` products: first and last product, against the example."""
+    template = gateway.catalog.manifests["customer/customers"].policy_document()
+    bundle = load_bundle_dir(ROOT / "policies")
+    print(f"\n{'products':>10} {'first µs':>9} {'ratio':>6} {'last µs':>9} {'ratio':>6}")
+    for size in sizes:
+        products = _synthetic_mesh(template, size)
+        # Not the on-disk plan cache: these plans are large and used once.
+        os.environ["MESHGOV_CACHE_DIR"] = "off"
+        policy = EmbeddedEngine().prepare(
+            bundle, catalog_policy_data(products), entrypoints=[ACCESS_ENTRYPOINT]
+        )
+        row = f"{size:>10}"
+        for product in (min(products), max(products)):
+            asked = {**request, "product": product}
+            if not policy.evaluate(ACCESS_QUERY, asked)["allow"]:
+                raise SystemExit(f"{product}: denied in the synthetic mesh")
+            took = _median_us(
+                lambda asked=asked, policy=policy: policy.evaluate(ACCESS_QUERY, asked),  # type: ignore[misc]
+                repeat,
+                _nothing,
+            )
+            row += f" {took:>9.0f} {took / example_us:>5.2f}x"
+        print(row)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=200)
+    parser.add_argument(
+        "--mesh-sizes",
+        default="1000,10000",
+        help="comma-separated product counts for the decision-by-mesh-size table ('' skips it)",
+    )
     args = parser.parse_args()
     gateway: Gateway = load_gateway(str(ROOT / "examples" / "mesh"), str(ROOT / "policies"))
 
@@ -162,6 +221,9 @@ def main() -> None:
         lambda: gateway.policy.evaluate(ACCESS_QUERY, request), args.repeat, _nothing
     )
     print(f"\none embedded access decision (customer/customers): {decision:.0f} µs")
+    sizes = [int(size) for size in args.mesh_sizes.split(",") if size.strip()]
+    if sizes:
+        _decision_by_mesh_size(gateway, request, sizes, args.repeat, decision)
     worst = max(ratios)
     print(
         f"uncached/parse+gen: worst {worst:.2f}x (target ≤ 1.5x); "

@@ -275,7 +275,7 @@ def test_access_view_is_a_projection_of_the_products() -> None:
     products = {pid: m.policy_document() for pid, m in catalog.manifests.items()}
     data = catalog_policy_data(products)["catalog"]
     assert data["products"] == products
-    view = data["access"]["customer/customers"]
+    view = data["access"]["customer"]["customers"]
     assert view["domain"] == "customer"
     port = products["customer/customers"]["spec"]["outputPorts"][0]
     narrowable = {

@@ -105,15 +105,18 @@ def catalog_policy_data(products: Mapping[str, Mapping[str, Any]]) -> dict[str, 
     """``data.catalog`` for the policies, prepared once per catalogue revision.
 
     ``products``: each product's policy document by id (``data.catalog.products``); ``access``:
-    the same products as the access policy reads them (``data.catalog.access``, see
-    ``_access_view``), so that one decision is a few lookups rather than scans in rego-cpp.
+    the same products as the access policy reads them (``_access_view``), keyed by domain, then
+    by product name (``data.catalog.access["customer"]["customers"]``), so that one decision is
+    a few lookups rather than scans in rego-cpp. Two levels because rego-cpp finds a key by
+    walking the keys before it: one object of every product would make a decision's cost grow
+    with the size of the mesh (about 1 ms at 1,000 products, 3.4 ms at 5,000; see
+    docs/benchmarks.md).
     """
-    return {
-        "catalog": {
-            "products": dict(products),
-            "access": {pid: _access_view(doc) for pid, doc in products.items()},
-        }
-    }
+    access: dict[str, dict[str, Any]] = {}
+    for pid, doc in products.items():
+        domain, _, name = pid.partition("/")
+        access.setdefault(domain, {})[name] = _access_view(doc)
+    return {"catalog": {"products": dict(products), "access": access}}
 
 
 K = TypeVar("K", bound=Hashable)

@@ -6,7 +6,7 @@
 #   the principal holds the `pii` clearance and the purpose allows PII, `restricted` columns
 #   without a mask are hidden from principals without clearance, unknown purposes and retired
 #   products are denied. A principal of the owning domain sees its products unmasked and unfiltered.
-#   Reads the catalogue's access view, data.catalog.access["domain/name"] (loaded once per
+#   Reads the catalogue's access view, data.catalog.access[domain][name] (loaded once per
 #   catalogue revision, see decide below).
 # related_resources:
 #   - ref: docs/enforcement.md
@@ -27,19 +27,28 @@ decision := decide(input, data.catalog, data.registry)
 # description: |
 #   Arguments rather than input/data so that tests call it directly (regopy 1.5 mishandles
 #   `with input as` over rules that call functions). The catalogue is read through its access view
-#   (catalog.access[product], prepared once per catalogue revision by
+#   (catalog.access[domain][name], prepared once per catalogue revision by
 #   meshgov.gateway.catalog_policy_data): per port the PII and restricted columns as key sets and
 #   their declared masks, the grants and an index of them by target. Written for rego-cpp's cost
 #   model: every step (a builtin, a comprehension, a rule body) costs microseconds, so the rules
 #   below use lookups and set operations on those key sets rather than scans and per-column calls.
 decide(request, catalog, registry) := _decide(request, catalog.access, registry.purposes)
 
-_decide(request, products, purposes) := _decision(request, product, port, purposes) if {
-	product := products[request.product]
+# The view is keyed by domain, then product name: rego-cpp finds a key by walking the keys before
+# it, so one level of every product would make each decision's cost grow with the mesh.
+_decide(request, domains, purposes) := _decision(request, product, port, purposes) if {
+	product := _product(domains, request.product)
 	port := product.ports[request.port]
 } else := _denied([concat("", ["unknown product ", _str(request.product)])]) if {
-	not products[request.product]
+	not _product(domains, request.product)
 } else := _denied([concat("", ["product ", request.product, " has no output port '", _str(request.port), "'"])])
+
+# "domain/name" → its access view; undefined for anything else.
+_product(domains, id) := domains[parts[0]][parts[1]] if {
+	is_string(id)
+	parts := split(id, "/")
+	count(parts) == 2
+}
 
 # rego-cpp's sort() of a set yields an array that compares unequal to an equal literal; re-collect it.
 _sorted(values) := [value | some value in sort(values)]

@@ -12,12 +12,13 @@ _registry := {"purposes": {
 	"fraud_detection": {"pii": true},
 }}
 
-# The catalogue as the policy reads it: its access view (meshgov.gateway.catalog_policy_data),
+# The catalogue as the policy reads it: its access view by domain and product name
+# (meshgov.gateway.catalog_policy_data),
 # where a port lists only its PII and restricted columns, as objects and as key sets (pii,
 # restricted), and each grant carries its text for reasons.
 _column(extra) := object.union({"classification": "internal", "pii": false, "mask": null, "maskExpr": null}, extra)
 
-_catalog := {"access": {"customer/customers": {
+_catalog := {"access": {"customer": {"customers": {
 	"id": "customer/customers",
 	"domain": "customer",
 	"status": "active",
@@ -30,7 +31,7 @@ _catalog := {"access": {"customer/customers": {
 		{"to": {"ids": [], "groups": ["fraud"], "domains": []}, "text": "grant to groups [fraud] for purposes [fraud_detection]", "purposes": ["fraud_detection"], "ports": [], "rowFilter": null},
 	],
 	"grantsTo": {"ids": {}, "groups": {"analysts": [0], "fraud": [1]}, "domains": {}},
-}}}
+}}}}
 
 _request(principal, purpose) := {"principal": principal, "purpose": purpose, "product": "customer/customers", "port": "customers"}
 
@@ -96,4 +97,12 @@ test_unknown_port_denied if {
 	request := object.union(_request(_analyst, "analytics"), {"port": "nope"})
 	result := access.decide(request, _catalog, _registry)
 	result.allow == false
+}
+
+test_product_ids_that_are_not_domain_slash_name_are_unknown if {
+	every id in ["customer", "customer/customers/extra", "/customers", "customers/customer", 42, null] {
+		result := access.decide(object.union(_request(_analyst, "analytics"), {"product": id}), _catalog, _registry)
+		result.allow == false
+		startswith(result.reasons[0], "unknown product ")
+	}
 }
