@@ -137,3 +137,22 @@ def test_plan_cache_keeps_only_the_most_recently_used_plans(
     assert set(plans.iterdir()) == set(created.values())
     prepare(5)  # a fourth plan: the least recently used one (plan 3) goes
     assert set(plans.iterdir()) == {created[2], created[4], created[5]}
+
+
+def test_plan_cache_stays_within_its_byte_budget(tmp_path: Path) -> None:
+    import os
+
+    from meshgov.policy_backends.embedded import _BundleCache
+
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    for age, size in enumerate((300, 300, 300, 500)):  # oldest first
+        plan = plans / f"plan{age}"
+        plan.write_bytes(b"x" * size)
+        os.utime(plan, (1000 + age, 1000 + age))
+    (plans / ".plan-staging").mkdir()  # another process's staging directory: left alone
+    cache = _BundleCache(plans / "key")
+    cache._evict(keep=10, budget=1000)  # newest 500 + 300 fit; the next 300 would not
+    assert sorted(p.name for p in plans.iterdir()) == [".plan-staging", "plan2", "plan3"]
+    cache._evict(keep=10, budget=100)  # the newest plan stays even when it alone is over budget
+    assert sorted(p.name for p in plans.iterdir()) == [".plan-staging", "plan3"]

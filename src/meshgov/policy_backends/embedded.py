@@ -144,11 +144,21 @@ def _cache_root() -> Path | None:
     return Path(base) / "meshgov"
 
 
-def _plan_cache_limit() -> int:
+def _env_limit(name: str, default: int) -> int:
     try:
-        return max(1, int(os.environ.get("MESHGOV_PLAN_CACHE_SIZE", "64")))
+        return max(1, int(os.environ.get(name, str(default))))
     except ValueError:
-        return 64
+        return default
+
+
+def _plan_cache_limit() -> int:
+    return _env_limit("MESHGOV_PLAN_CACHE_SIZE", 64)
+
+
+def _plan_cache_bytes() -> int:
+    # A plan holds the catalogue: ≈ 200 KB for the example mesh, tens of MB for thousands of
+    # products, so a count alone could fill a disk.
+    return _env_limit("MESHGOV_PLAN_CACHE_MB", 1024) * 1024 * 1024
 
 
 class _BundleCache:
@@ -214,23 +224,29 @@ class _BundleCache:
                 os.replace(plan, self.path.with_name(f"{self.path.name}-{digest}"))
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
-            self._evict(_plan_cache_limit())
+            self._evict(_plan_cache_limit(), _plan_cache_bytes())
         except (regopy.RegoError, OSError):
             return
 
-    def _evict(self, keep: int) -> None:
-        """Drop the least recently used plans beyond ``keep`` (other processes may race: fine,
-        a plan that disappears is rebuilt by whoever needed it)."""
-        plans: list[tuple[float, Path]] = []
+    def _evict(self, keep: int, budget: int) -> None:
+        """Keep the most recently used plans, at most ``keep`` of them and ``budget`` bytes in all
+        (the newest always stays); drop the others. Other processes may race: fine, a plan that
+        disappears is rebuilt by whoever needed it."""
+        plans: list[tuple[float, int, Path]] = []
         for entry in self.path.parent.iterdir():
             if entry.name.startswith("."):
                 continue  # another process's staging directory
             with contextlib.suppress(OSError):
-                plans.append((entry.stat().st_mtime, entry))
-        plans.sort()
-        for _, stale in plans[: max(0, len(plans) - keep)]:
+                stat = entry.stat()
+                plans.append((stat.st_mtime, stat.st_size, entry))
+        plans.sort(reverse=True)
+        kept = used = 0
+        for _, size, entry in plans:
+            if kept == 0 or (kept < keep and used + size <= budget):
+                kept, used = kept + 1, used + size
+                continue
             with contextlib.suppress(OSError):
-                stale.unlink()
+                entry.unlink()
 
 
 class EmbeddedPrepared:
