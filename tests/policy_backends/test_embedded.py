@@ -156,3 +156,33 @@ def test_plan_cache_stays_within_its_byte_budget(tmp_path: Path) -> None:
     assert sorted(p.name for p in plans.iterdir()) == [".plan-staging", "plan2", "plan3"]
     cache._evict(keep=10, budget=100)  # the newest plan stays even when it alone is over budget
     assert sorted(p.name for p in plans.iterdir()) == [".plan-staging", "plan3"]
+
+
+def test_threads_share_a_bounded_pool_of_evaluators(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("MESHGOV_POLICY_EVALUATORS", "2")
+    prepared = EmbeddedEngine().prepare(_bundle(), entrypoints=["demo/names"])
+
+    # One thread after another: the evaluator built at prepare time serves them all.
+    for _ in range(4):
+        worker = threading.Thread(target=prepared.evaluate, args=("data.demo.names", ROWS))
+        worker.start()
+        worker.join()
+    assert prepared.evaluators == 1
+
+    # Overlapping evaluations on 8 threads: never more than the limit, every answer right.
+    start = threading.Barrier(8)
+
+    def evaluate(level: int) -> list[str]:
+        start.wait()
+        rows = {"rows": [{"name": f"n{i}", "level": 2 + (i % 2)} for i in range(level)]}
+        answers = [prepared.evaluate("data.demo.names", rows) for _ in range(50)]
+        assert all(answer == answers[0] for answer in answers)
+        return sorted(answers[0])
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(evaluate, range(1, 9)))
+    assert results == [sorted(f"n{i}" for i in range(level)) for level in range(1, 9)]
+    assert 1 <= prepared.evaluators <= 2

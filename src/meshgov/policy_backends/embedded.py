@@ -1,7 +1,11 @@
 """The embedded policy engine: rego-cpp through regopy, in-process.
 
-regopy interpreters are not thread-safe, so each thread gets its own interpreter and compiled
-bundle, built lazily once per thread and reused for every evaluation on that thread.
+regopy interpreters are not thread-safe, so a prepared policy keeps a small pool of evaluators
+(an interpreter and its compiled plan each); an evaluation borrows one for its duration. The pool
+grows only when evaluations overlap, up to ``MESHGOV_POLICY_EVALUATORS`` (default: the CPU count),
+because each evaluator holds its own copy of the catalogue: hundreds of MB for thousands of
+products, which one evaluator per server thread would multiply by the thread pool's size. rego-cpp
+runs without the GIL (ctypes releases it), so evaluators on different threads do run in parallel.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +156,10 @@ def _env_limit(name: str, default: int) -> int:
         return default
 
 
+def _evaluator_limit() -> int:
+    return _env_limit("MESHGOV_POLICY_EVALUATORS", os.cpu_count() or 2)
+
+
 def _plan_cache_limit() -> int:
     return _env_limit("MESHGOV_PLAN_CACHE_SIZE", 64)
 
@@ -249,6 +258,18 @@ class _BundleCache:
                 entry.unlink()
 
 
+@dataclass
+class _Evaluator:
+    """One interpreter with everything it needs; used by one evaluation at a time."""
+
+    runner: Interpreter
+    # The entrypoints' plan, and what keeps it alive (the interpreter that built or loaded it).
+    compiled: Any = None
+    owner: Interpreter | None = None
+    # Modules and data, for queries that are not compiled entrypoints (built when first needed).
+    adhoc: Interpreter | None = None
+
+
 class EmbeddedPrepared:
     def __init__(
         self,
@@ -261,14 +282,26 @@ class EmbeddedPrepared:
         self._data_json = json.dumps(data)
         self._modules = dict(modules)
         self._entrypoints = tuple(entrypoints)
-        self._local = threading.local()
         self._cache = _BundleCache.for_plan(self._data_json, self._modules, self._entrypoints)
-        # Compile on the preparing thread so that errors surface at prepare time.
-        self._thread_state()
+        self._limit = _evaluator_limit()
+        # Idle evaluators, last in first out: without overlap the same one serves every thread.
+        # list.pop/append are atomic, so the common case takes no lock; ``_released`` is only for
+        # growing the pool and for waiting when every evaluator is busy.
+        self._idle: list[_Evaluator] = []
+        self._released = threading.Condition(threading.Lock())
+        self._waiting = 0
+        # Compile now, so that errors surface at prepare time.
+        self._idle.append(self._new_evaluator())
+        self._created = 1
 
     @property
     def revision(self) -> str:
         return self._bundle.revision
+
+    @property
+    def evaluators(self) -> int:
+        """How many evaluators exist (each holds a copy of the plan and its data)."""
+        return self._created
 
     def _new_interpreter(
         self, modules: Mapping[str, str] | None = None, *, with_data: bool = True
@@ -286,51 +319,69 @@ class EmbeddedPrepared:
                 raise _compile_error(exc, self._modules) from None
         return interp
 
-    def _adhoc(self) -> Interpreter:
-        """Interpreter holding the modules, for queries that are not compiled entrypoints."""
-        interp = getattr(self._local, "adhoc", None)
-        if interp is None:
+    def _new_evaluator(self) -> _Evaluator:
+        runner = Interpreter()
+        runner.strict_built_in_errors = True
+        evaluator = _Evaluator(runner)
+        if not self._entrypoints:
+            self._adhoc(evaluator)
+            return evaluator
+        loaded = self._cache.load() if self._cache else None
+        if loaded is not None:
+            evaluator.owner, evaluator.compiled = loaded
+            return evaluator
+        # Every module must compile (errors surface at prepare time), but the plan holds only the
+        # modules the entrypoints can reach: it evaluates faster in rego-cpp. The check runs
+        # without the data: compiling a large catalogue twice cost a third of preparing it (the
+        # plan's own build, below, compiles the data with the rules).
+        self._check_compiles(self._new_interpreter(with_data=False))
+        planner = self._new_interpreter(reachable_modules(self._modules, self._entrypoints))
+        with _stdout_to_stderr():
+            try:
+                compiled = planner.build(None, list(self._entrypoints))
+            except regopy.RegoError as exc:
+                raise _compile_error(exc, self._modules) from None
+        if self._cache:
+            self._cache.store(planner, compiled)
+        evaluator.owner, evaluator.compiled = planner, compiled
+        return evaluator
+
+    def _adhoc(self, evaluator: _Evaluator) -> Interpreter:
+        if evaluator.adhoc is None:
             interp = self._new_interpreter()
             if not self._entrypoints:
                 self._check_compiles(interp)
-            self._local.adhoc = interp
-        return interp
+            evaluator.adhoc = interp
+        return evaluator.adhoc
 
-    def _compiled(self) -> Any:
-        """The entrypoints' compiled plan for this thread: from the bundle cache, else built."""
-        compiled = getattr(self._local, "compiled", None)
-        if compiled is None and self._entrypoints:
-            loaded = self._cache.load() if self._cache else None
-            if loaded is not None:
-                self._local.loader, compiled = loaded
-            else:
-                # Every module must compile (errors surface at prepare time), but the plan holds
-                # only the modules the entrypoints can reach: it evaluates faster in rego-cpp.
-                # The check runs without the data: compiling a large catalogue twice cost a third
-                # of preparing it (the plan's own build, below, compiles the data with the rules).
-                self._check_compiles(self._new_interpreter(with_data=False))
-                planner = self._new_interpreter(reachable_modules(self._modules, self._entrypoints))
-                with _stdout_to_stderr():
-                    try:
-                        compiled = planner.build(None, list(self._entrypoints))
-                    except regopy.RegoError as exc:
-                        raise _compile_error(exc, self._modules) from None
-                self._local.planner = planner
-                if self._cache:
-                    self._cache.store(planner, compiled)
-            self._local.compiled = compiled
-        return compiled
+    def _acquire(self) -> _Evaluator:
+        """An idle evaluator; else a new one while under the limit; else the next one released."""
+        with self._released:
+            while True:
+                self._waiting += 1
+                try:
+                    # Re-checked after counting ourselves as waiting: a release that did not see
+                    # us waiting appended before this pop, so nothing is missed.
+                    with contextlib.suppress(IndexError):
+                        return self._idle.pop()
+                    if self._created < self._limit:
+                        self._created += 1
+                        break
+                    self._released.wait()
+                finally:
+                    self._waiting -= 1
+        try:
+            return self._new_evaluator()
+        except BaseException:
+            with self._released:
+                self._created -= 1
+            raise
 
-    def _thread_state(self) -> tuple[Any, Interpreter]:
-        runner = getattr(self._local, "runner", None)
-        if runner is None:
-            compiled = self._compiled() if self._entrypoints else None
-            if compiled is None:
-                self._adhoc()
-            runner = Interpreter()
-            runner.strict_built_in_errors = True
-            self._local.runner = runner
-        return self._local.compiled if self._entrypoints else None, runner
+    def _release(self, evaluator: _Evaluator) -> None:
+        self._idle.append(evaluator)
+        if self._waiting:
+            with self._released:
+                self._released.notify()
 
     def _check_compiles(self, interp: Interpreter) -> None:
         with _stdout_to_stderr():
@@ -340,17 +391,40 @@ class EmbeddedPrepared:
                 raise _compile_error(exc, self._modules) from None
 
     def evaluate(self, query: str, input_document: Any) -> Any:
-        compiled, runner = self._thread_state()
         entry = entrypoint_of(query)
         try:
-            if compiled is not None and entry in self._entrypoints:
-                set_input(runner, input_document)
-                output = runner.query_bundle_entrypoint(compiled, entry)
-            else:
-                adhoc = self._adhoc()
-                set_input(adhoc, input_document)
-                with _stdout_to_stderr():
-                    output = adhoc.query(query)
+            evaluator = self._idle.pop()
+        except IndexError:
+            evaluator = self._acquire()
+        try:
+            output = self._run(evaluator, query, entry, input_document)
+            ok = output.ok()
+            # regopy has already parsed the JSON result into ``output.results``; reuse it.
+            results = getattr(output, "results", None)
+            del output  # freed while the evaluator is still this thread's
+        finally:
+            self._release(evaluator)
+        if not ok:
+            # str() of a failed output can crash regopy 1.5 on some errors: keep it generic.
+            raise PolicyEvaluationError(f"evaluating {query}: the policy engine reported an error")
+        if not results:
+            return None
+        expressions = results[0].expressions
+        if not expressions:
+            return None
+        return expressions[0]
+
+    def _run(
+        self, evaluator: _Evaluator, query: str, entry: str | None, input_document: Any
+    ) -> Any:
+        try:
+            if evaluator.compiled is not None and entry in self._entrypoints:
+                set_input(evaluator.runner, input_document)
+                return evaluator.runner.query_bundle_entrypoint(evaluator.compiled, entry)
+            adhoc = self._adhoc(evaluator)
+            set_input(adhoc, input_document)
+            with _stdout_to_stderr():
+                return adhoc.query(query)
         except regopy.RegoError as exc:
             raise PolicyEvaluationError(
                 f"evaluating {query}: {_compile_error(exc, self._modules)}"
@@ -358,17 +432,6 @@ class EmbeddedPrepared:
         except (ValueError, TypeError) as exc:
             # regopy returns the text "<error>" (not JSON) when a builtin fails at run time.
             raise PolicyEvaluationError(f"evaluating {query}: engine error ({exc})") from None
-        if not output.ok():
-            # str() of a failed output can crash regopy 1.5 on some errors: keep it generic.
-            raise PolicyEvaluationError(f"evaluating {query}: the policy engine reported an error")
-        # regopy has already parsed the JSON result into ``output.results``; reuse it.
-        results = getattr(output, "results", None)
-        if not results:
-            return None
-        expressions = results[0].expressions
-        if not expressions:
-            return None
-        return expressions[0]
 
 
 class EmbeddedEngine:
