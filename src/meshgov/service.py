@@ -28,7 +28,9 @@ from meshgov.config import Settings
 from meshgov.core.manifest import SEMVER, Manifest
 from meshgov.core.policy import PolicyBundle, PolicyEngine, PreparedPolicy, discover_tests
 from meshgov.core.principal import Principal
+from meshgov.core.registry import validate_registry
 from meshgov.core.sql.model import AccessDecision, PortRef, ports_of
+from meshgov.core.yaml_source import SourceDocument
 from meshgov.errors import (
     AccessDenied,
     BackendUnavailable,
@@ -545,10 +547,14 @@ class Service:
                 modules[clean] = content
         else:
             stem = _data_stem(clean)
+            docs: dict[str, SourceDocument] = {}
             if content is None:
                 registry.pop(stem, None)
             else:
-                registry[stem] = _parse_data_file(clean, content)
+                docs[stem] = _parse_data_file(clean, content)
+                registry[stem] = docs[stem].data
+            # Refused before anything is stored: Rego would read a misshapen file silently.
+            validate_registry(registry, docs)
         data = {**base.data, "registry": registry}
         return self.stage_bundle(PolicyBundle.create(modules, data), author=author)
 
@@ -798,10 +804,10 @@ def _data_stem(path: str) -> str:
     raise InputError(f"policy data file {path!r} must end in .json, .yaml or .yml")
 
 
-def _parse_data_file(path: str, content: str) -> Any:
+def _parse_data_file(path: str, content: str) -> SourceDocument:
     from meshgov.core.yaml_source import load_yaml
 
-    return load_yaml(content, path).data
+    return load_yaml(content, path)
 
 
 def check_bundle(

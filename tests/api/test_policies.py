@@ -177,3 +177,28 @@ def test_removing_a_module_is_staged_and_checked(own_server: RunningServer) -> N
     assert missing.status_code == 404
     assert removed["status"] == "failed"
     assert removed["activatable"] is False
+
+
+def test_a_misshapen_registry_file_is_refused_before_anything_is_stored(
+    own_server: RunningServer,
+) -> None:
+    before = own_server.service.state.revision
+    with own_server.client("guild") as client:
+        revisions = len(client.get("/v1/policies").json()["revisions"])
+        as_list = _stage(client, "data/purposes.yaml", "- just a list\n")
+        wrong_type = _stage(client, "data/purposes.yaml", "analytics:\n  pii: maybe\n")
+        unknown_mask = _stage(
+            client,
+            "data/pii_categories.yaml",
+            "email:\n  default_mask: hash\n  allowed_masks: [hash, scramble]\n",
+        )
+        after = len(client.get("/v1/policies").json()["revisions"])
+    assert as_list.status_code == 400
+    assert "purposes" in as_list.json()["message"]
+    assert wrong_type.status_code == 400
+    assert "analytics.pii" in wrong_type.json()["message"]
+    assert wrong_type.json()["errors"][0]["location"]["line"] == 2
+    assert unknown_mask.status_code == 400
+    assert "scramble" in unknown_mask.json()["message"]
+    assert after == revisions
+    assert own_server.service.state.revision == before

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from meshgov.core.policy import PolicyBundle, PolicyEngine
-from meshgov.core.yaml_source import load_yaml
+from meshgov.core.registry import validate_registry
+from meshgov.core.yaml_source import SourceDocument, load_yaml
 from meshgov.errors import InputError, Location, PolicyCompileError
 
 DATA_DIR = "data"
@@ -29,6 +30,7 @@ def load_bundle_dir(root: str | Path) -> PolicyBundle:
         except UnicodeDecodeError:
             raise PolicyCompileError("not valid UTF-8", Location(file=rel)) from None
     registry: dict[str, Any] = {}
+    docs: dict[str, SourceDocument] = {}
     data_dir = base / DATA_DIR
     if data_dir.is_dir():
         for path in sorted(data_dir.iterdir()):
@@ -38,16 +40,23 @@ def load_bundle_dir(root: str | Path) -> PolicyBundle:
             try:
                 text = path.read_text(encoding="utf-8")
                 # The same guarded loader as manifests and uploaded data files (size, aliases).
-                value = json.loads(text) if path.suffix == ".json" else load_yaml(text, rel).data
+                if path.suffix == ".json":
+                    doc = SourceDocument(json.loads(text), rel)
+                else:
+                    doc = load_yaml(text, rel)
             except ValueError as exc:
                 raise PolicyCompileError(f"invalid data file: {exc}", Location(file=rel)) from None
             except InputError as exc:
                 raise PolicyCompileError(
                     f"invalid data file: {exc.message}", exc.location or Location(file=rel)
                 ) from None
-            registry[path.stem] = value
+            registry[path.stem], docs[path.stem] = doc.data, doc
     if not modules:
         raise InputError(f"no .rego files under {base}", Location(file=str(base)))
+    try:
+        validate_registry(registry, docs)
+    except InputError as exc:
+        raise PolicyCompileError(f"invalid data file: {exc.message}", exc.location) from None
     return PolicyBundle.create(modules, {"registry": registry})
 
 
