@@ -235,3 +235,18 @@ def test_stored_versions_with_bad_snapshots_fail_only_their_own_queries(
     with own_server.client("owner-customer") as client:
         health = client.get("/health")
     assert health.status_code == 200
+
+
+@pytest.mark.parametrize("table", ["commerce.orders", "meshgov_internal.hash_key"])
+def test_a_table_name_the_service_cannot_serve_is_refused(
+    own_server: RunningServer, table: str
+) -> None:
+    """Another product's table (or a reserved one) would make both unservable: refused."""
+    doc = _leak("data/customers.parquet", name="taken")
+    doc["spec"]["outputPorts"][0]["table"] = table
+    doc["spec"]["outputPorts"][0].pop("data")
+    response = _put(own_server, "/v1/products/customer/taken", doc)
+    assert response.status_code == 400, response.text
+    assert "spec.outputPorts[0].table" in response.json()["message"]
+    orders = _execute(own_server, "SELECT order_id FROM commerce.orders LIMIT 1")
+    assert orders.status_code == 200, orders.text
