@@ -42,7 +42,7 @@ def test_isolated_engine_serves_the_other_products(tmp_path: Path) -> None:
         with pytest.raises(SnapshotUnavailable, match="no data directory"):
             engine.execute('SELECT "amount" FROM "payments"."payments"')
         # A CTE named like the broken table is not the table.
-        cte = 'WITH customers AS (SELECT 1 AS x) SELECT x FROM customers'
+        cte = "WITH customers AS (SELECT 1 AS x) SELECT x FROM customers"
         assert engine.execute(cte).num_rows == 1
     finally:
         engine.close()
