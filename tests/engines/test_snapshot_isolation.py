@@ -60,3 +60,38 @@ def test_data_root_of_a_published_manifest_is_its_domain_directory(tmp_path: Pat
     with pytest.raises(ManifestError, match="leaves the domain"):
         published.resolve_data_path(manifest, "../payments/data/payments.parquet")
     assert [s.port.name for s in port_sources(published)] == ["customers"]
+
+
+def _quoted(table: str | None) -> str:
+    return ".".join(f'"{part}"' for part in (table or "").split("."))
+
+
+def test_isolated_postgres_engine_ignores_snapshot_paths_and_names_rejected_tables(
+    engine_catalog: Catalog, engine_pg_dsn: str
+) -> None:
+    """PostgreSQL is loaded by `meshgov load`: a refused `data:` path does not matter there; a
+    table taken twice fails only the queries on it."""
+    from meshgov.engines.postgres import PostgresEngine
+
+    orders = engine_catalog.manifests["commerce/orders"]
+    customers = engine_catalog.manifests["customer/customers"]
+    orders_table = orders.spec.output_ports[0].table
+    ports = [p.model_copy(update={"table": orders_table}) for p in customers.spec.output_ports]
+    clash = customers.model_copy(
+        update={
+            "metadata": customers.metadata.model_copy(update={"name": "clash"}),
+            "spec": customers.spec.model_copy(update={"output_ports": ports}),
+        }
+    )
+    assert clash.id == "customer/clash"
+    catalog = Catalog.from_manifests(
+        [orders, customers, clash], data_roots={"customer/customers": None}
+    )
+    engine = PostgresEngine(engine_pg_dsn, catalog, isolate_failures=True)
+    try:
+        customers_table = _quoted(customers.spec.output_ports[0].table)
+        assert engine.execute(f"SELECT count(*) AS n FROM {customers_table}").num_rows == 1
+        with pytest.raises(SnapshotUnavailable, match="already the table of"):
+            engine.execute(f"SELECT count(*) AS n FROM {_quoted(orders_table)}")
+    finally:
+        engine.close()
