@@ -1,14 +1,20 @@
-"""Reading manifests and catalogues (directories of manifests) from disk."""
+"""Reading manifests and catalogues (directories of manifests) from disk.
+
+Also where a port's ``data:`` snapshot path is resolved, and confined: a snapshot path never leaves
+the directory its manifest may read from (the catalogue directory for manifests on disk, the
+domain's data directory for manifests published through the service), whatever ``..``, absolute
+paths or symbolic links it uses.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from meshgov.core.manifest import Manifest, manifest_from_document
-from meshgov.core.yaml_source import decode_text, load_yaml
+from meshgov.core.yaml_source import SourceDocument, decode_text, load_yaml
 from meshgov.errors import InputError, Location, ManifestError
 
 MANIFEST_SUFFIXES = {".yaml", ".yml", ".json"}
@@ -16,17 +22,22 @@ MANIFEST_SUFFIXES = {".yaml", ".yml", ".json"}
 IGNORED_NAMES = {".meshgov-waivers.yaml", "principals", "tokens.yaml"}
 
 
-def read_manifest_text(text: str | bytes, source: str) -> Manifest:
-    """Parse manifest bytes/text; every problem is a ``ManifestError`` naming ``source``."""
+def read_manifest_document(text: str | bytes, source: str) -> tuple[Manifest, SourceDocument]:
+    """Parse manifest bytes/text, keeping the document (for lines); problems name ``source``."""
     try:
         decoded = decode_text(text, source) if isinstance(text, bytes) else text
         doc = load_yaml(decoded, source)
     except InputError as exc:
         raise ManifestError(exc.message, exc.location) from None
-    return manifest_from_document(doc)
+    return manifest_from_document(doc), doc
 
 
-def load_manifest(path: str | Path) -> Manifest:
+def read_manifest_text(text: str | bytes, source: str) -> Manifest:
+    """Parse manifest bytes/text; every problem is a ``ManifestError`` naming ``source``."""
+    return read_manifest_document(text, source)[0]
+
+
+def _read_manifest_file(path: str | Path) -> tuple[Manifest, SourceDocument]:
     path = Path(path)
     try:
         if not path.is_file():
@@ -34,7 +45,47 @@ def load_manifest(path: str | Path) -> Manifest:
         raw = path.read_bytes()
     except OSError as exc:
         raise ManifestError(f"cannot read: {exc.strerror}", Location(file=str(path))) from None
-    return read_manifest_text(raw, str(path))
+    return read_manifest_document(raw, str(path))
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    return _read_manifest_file(path)[0]
+
+
+@dataclass(frozen=True)
+class DataRoot:
+    """Where a manifest's relative ``data:`` paths start (``base``) and what they may not leave
+    (``root``, symbolic links resolved); ``label`` names the root in messages without a path."""
+
+    base: Path
+    root: Path
+    label: str = "the catalogue directory"
+
+
+def data_path_problem(data: str, root: DataRoot) -> tuple[Path | None, str | None]:
+    """Resolve ``data`` against ``root.base`` → (path, None), or (None, why it is refused).
+
+    Refused: empty paths, absolute paths (POSIX or Windows), NUL bytes, and every path that ends
+    outside ``root.root`` once ``..`` and symbolic links are resolved.
+    """
+    if not data.strip():
+        return None, "is empty"
+    if "\x00" in data:
+        return None, "contains a NUL byte"
+    if (
+        PurePosixPath(data).is_absolute()
+        or PureWindowsPath(data).is_absolute()
+        or (PureWindowsPath(data).drive)
+    ):
+        return None, f"is an absolute path; it must be relative, inside {root.label}"
+    try:
+        boundary = root.root.resolve()
+        path = (root.base / data).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None, "cannot be resolved (a symbolic link loop?)"
+    if not path.is_relative_to(boundary):
+        return None, f"leaves {root.label} (through '..' or a symbolic link)"
+    return path, None
 
 
 def manifest_paths(paths: Iterable[str | Path]) -> list[Path]:
@@ -78,9 +129,18 @@ class Catalog:
     manifests: dict[str, Manifest] = field(default_factory=dict)
     revision: str = ""
     root: Path | None = None
+    # Per product id: where its snapshots resolve; None = it may not have any (a published
+    # manifest on a service without a data directory). Products not listed resolve next to their
+    # manifest file, inside ``root`` (or the manifest's own directory without a root).
+    data_roots: dict[str, DataRoot | None] = field(default_factory=dict)
 
     @classmethod
-    def from_manifests(cls, manifests: Iterable[Manifest], root: Path | None = None) -> Catalog:
+    def from_manifests(
+        cls,
+        manifests: Iterable[Manifest],
+        root: Path | None = None,
+        data_roots: Mapping[str, DataRoot | None] | None = None,
+    ) -> Catalog:
         items: dict[str, Manifest] = {}
         for manifest in manifests:
             if manifest.id in items:
@@ -93,16 +153,72 @@ class Catalog:
         digest = hashlib.sha256()
         for key in sorted(items):
             digest.update(items[key].model_dump_json(by_alias=True).encode())
-        return cls(items, digest.hexdigest()[:16], root)
+        return cls(items, digest.hexdigest()[:16], root, dict(data_roots or {}))
 
-    def resolve_data_path(self, manifest: Manifest, data: str) -> Path:
-        """Snapshot paths are relative to the manifest file."""
+    def data_root(self, manifest: Manifest) -> DataRoot | None:
+        """Where ``manifest``'s snapshots resolve, and the directory they may not leave."""
+        if manifest.id in self.data_roots:
+            return self.data_roots[manifest.id]
         base = Path(manifest.source).parent if manifest.source else (self.root or Path("."))
-        return (base / data).resolve()
+        if self.root is None:
+            return DataRoot(base, base, "the manifest's directory")
+        return DataRoot(base, self.root)
+
+    def resolve_data_path(self, manifest: Manifest, data: str, port: str | None = None) -> Path:
+        """A snapshot path: relative to the manifest file (or, for a manifest published through
+        the service, to its domain's data directory), never outside the allowed root.
+
+        Raises ``ManifestError`` naming the product and port when the path is refused.
+        """
+        where = Location(file=manifest.source, product=manifest.id, port=port)
+        root = self.data_root(manifest)
+        if root is None:
+            raise ManifestError(
+                f"data {data!r}: this service has no data directory for published snapshots "
+                "(set MESHGOV_DATA_DIR)",
+                where,
+            )
+        path, problem = data_path_problem(data, root)
+        if path is None:
+            raise ManifestError(f"data {data!r} {problem}", where)
+        return path
+
+
+def check_data_paths(manifest: Manifest, doc: SourceDocument | None, root: DataRoot | None) -> None:
+    """Refuse any ``data:`` of ``manifest`` that ``root`` does not allow.
+
+    The error names ``spec.outputPorts[i].data``, the manifest's source and the line.
+    """
+    for index, port in enumerate(manifest.spec.output_ports):
+        if not port.data:
+            continue
+        key = f"spec.outputPorts[{index}].data"
+        where = Location(
+            file=manifest.source,
+            line=doc.line_of(("spec", "outputPorts", index, "data")) if doc else None,
+            product=manifest.id,
+            port=port.name,
+        )
+        if root is None:
+            raise ManifestError(
+                f"{key} {port.data!r}: this service has no data directory for the snapshots of "
+                "published manifests (set MESHGOV_DATA_DIR, or remove `data:`)",
+                where,
+            )
+        path, problem = data_path_problem(port.data, root)
+        if path is None:
+            raise ManifestError(f"{key} {port.data!r} {problem}", where)
 
 
 def load_catalog(root: str | Path) -> Catalog:
+    """Every manifest under ``root``; a ``data:`` path that leaves ``root`` is an error (exit 2)
+    naming the file and line."""
     base = Path(root)
     if not base.is_dir():
         raise InputError(f"catalog directory not found: {base}", Location(file=str(base)))
-    return Catalog.from_manifests((load_manifest(p) for p in manifest_paths([base])), base)
+    manifests: list[Manifest] = []
+    for path in manifest_paths([base]):
+        manifest, doc = _read_manifest_file(path)
+        check_data_paths(manifest, doc, DataRoot(path.parent, base))
+        manifests.append(manifest)
+    return Catalog.from_manifests(manifests, base)

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     # Products published into the store on start (the example mesh for `make run`); None = none.
     catalog_dir: Path | None = None
+    # Snapshots of manifests published through the API: `data:` of product `domain/name` is
+    # relative to `<data_dir>/<domain>/` and may not leave it. None = the catalogue directory.
+    data_dir: Path | None = None
     policies_dir: Path = Path("policies")
     # sqlite:///path or postgresql://…; empty = a SQLite file under .meshgov/.
     store_url: str = ""
@@ -76,6 +79,11 @@ class Settings(BaseSettings):
         if self.store_url:
             return self.store_url
         return f"sqlite:///{Path(STATE_DIR) / 'meshgov.db'}"
+
+    def published_data_dir(self) -> Path | None:
+        """Where published manifests' snapshots live (one directory per domain), if anywhere."""
+        chosen = self.data_dir if self.data_dir is not None else self.catalog_dir
+        return chosen.resolve() if chosen is not None else None
 
     def resolved_tokens_file(self) -> Path | None:
         if self.tokens_file is not None:

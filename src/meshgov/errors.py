@@ -15,6 +15,7 @@ HTTP statuses (API); nothing else does.
     │   ├── PolicyCompileError      policy_compile_error
     │   └── PolicyEvaluationError   evaluation_error
     ├── BackendUnavailable          backend_unavailable  exit 4 / HTTP 503
+    │   └── SnapshotUnavailable     snapshot_unavailable
     ├── NotFound                    resource_not_found   exit 2 / HTTP 404
     └── Conflict                    resource_conflict    exit 2 / HTTP 409
 """
@@ -124,6 +125,13 @@ class BackendUnavailable(MeshgovError):
     code = "backend_unavailable"
     exit_code = 4
     http_status = 503
+
+
+class SnapshotUnavailable(BackendUnavailable):
+    """A product's data cannot be served (its snapshot is missing, unreadable or refused); only
+    queries that touch that product fail, and the message names it without a server path."""
+
+    code = "snapshot_unavailable"
 
 
 class NotFound(MeshgovError):

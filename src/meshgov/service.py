@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from meshgov.api.metrics import Metrics
-from meshgov.catalog import Catalog, read_manifest_text
+from meshgov.catalog import (
+    Catalog,
+    DataRoot,
+    check_data_paths,
+    read_manifest_document,
+    read_manifest_text,
+)
 from meshgov.config import Settings
 from meshgov.core.manifest import SEMVER, Manifest
 from meshgov.core.policy import PolicyBundle, PolicyEngine, PreparedPolicy, discover_tests
@@ -58,6 +64,7 @@ from meshgov.store.base import (
 from meshgov.store.decision_log import DecisionLog, input_digest
 
 if TYPE_CHECKING:
+    from meshgov.core.yaml_source import SourceDocument
     from meshgov.engines.base import QueryEngine
 
 log = logging.getLogger("meshgov.service")
@@ -107,6 +114,29 @@ def _manifest_of(version: ProductVersion) -> Manifest:
         # Seeded from disk: keep the original path so snapshot files resolve next to it.
         manifest = manifest.model_copy(update={"source": version.publisher.removeprefix("file:")})
     return manifest
+
+
+def data_root_of(settings: Settings, domain: str, publisher: str) -> DataRoot | None:
+    """Where the snapshots of a stored version resolve, and the directory they may not leave.
+
+    - seeded from the catalogue directory (publisher ``file:…``): next to the manifest file,
+      inside the catalogue directory (inside the file's own directory when the file is no longer
+      under the configured catalogue);
+    - published through the API: ``<data dir>/<domain>/`` (``MESHGOV_DATA_DIR``, by default the
+      catalogue directory), which a domain's owners cannot leave: no absolute paths, ``..`` or
+      symbolic links out of it, so one domain's manifest never reads another domain's files;
+      ``None`` (no snapshots allowed) when the service has neither directory.
+    """
+    if publisher.startswith("file:"):
+        base = Path(publisher.removeprefix("file:")).parent
+        catalog = settings.catalog_dir.resolve() if settings.catalog_dir is not None else None
+        inside = catalog is not None and base.resolve().is_relative_to(catalog)
+        return DataRoot(base, catalog if inside and catalog is not None else base)
+    published = settings.published_data_dir()
+    if published is None:
+        return None
+    domain_dir = published / domain
+    return DataRoot(domain_dir, domain_dir, f"the data directory of domain {domain!r}")
 
 
 def _finding_key(finding: Mapping[str, Any]) -> str:
@@ -324,7 +354,10 @@ class Service:
                 manifests.append(_manifest_of(version))
             except ManifestError as exc:
                 log.error("stored manifest %s unreadable: %s", version.product_id, exc)
-        catalog = Catalog.from_manifests(manifests)
+        data_roots = {
+            v.product_id: data_root_of(self.settings, v.domain, v.publisher) for v in versions
+        }
+        catalog = Catalog.from_manifests(manifests, data_roots=data_roots)
         prepared = self.engine.prepare(bundle, catalog_data(catalog))
         return ServingState(
             revision=bundle.revision,
@@ -423,7 +456,7 @@ class Service:
         """Publish a version if the gate passes; the findings either way."""
         with self._write_lock:
             state = self.state
-            manifest = read_manifest_text(manifest_text, f"request:{domain}/{name}")
+            manifest, doc = read_manifest_document(manifest_text, f"request:{domain}/{name}")
             if (manifest.metadata.domain, manifest.metadata.name) != (domain, name):
                 raise InputError(
                     f"the manifest describes {manifest.id}, not {domain}/{name} (the URL)",
@@ -434,6 +467,7 @@ class Service:
                     f"metadata.version {manifest.metadata.version!r} is not SemVer",
                     Location(product=manifest.id),
                 )
+            self._check_servable(state, manifest, doc)
             stored = state.products.get(manifest.id)
             previous = _manifest_of(stored) if stored else None
             others = [m for k, m in state.catalog.manifests.items() if k != manifest.id]
@@ -463,6 +497,56 @@ class Service:
             )
             self.reload()
             return PublishResult(True, manifest.id, manifest.metadata.version, found)
+
+    def _check_servable(self, state: ServingState, manifest: Manifest, doc: SourceDocument) -> None:
+        """Refuse (``ManifestError``, 400) a manifest the service could not serve.
+
+        Every ``data:`` must stay inside the domain's data directory and name a readable snapshot
+        with the declared columns; every table name must be allowed and not another product's.
+        The error names ``spec.outputPorts[i]…`` and its line in the request.
+        """
+        from meshgov.engines.base import collect_port_sources, snapshot_problem
+
+        root = data_root_of(self.settings, manifest.metadata.domain, "api")
+        check_data_paths(manifest, doc, root)
+        for index, port in enumerate(manifest.spec.output_ports):
+            if not port.data or root is None:
+                continue
+            where = Location(
+                file=manifest.source,
+                line=doc.line_of(("spec", "outputPorts", index, "data")),
+                product=manifest.id,
+                port=port.name,
+            )
+            path = Catalog(data_roots={manifest.id: root}).resolve_data_path(
+                manifest, port.data, port.name
+            )
+            problem = snapshot_problem(path, port)
+            if problem is not None:
+                raise ManifestError(
+                    f"spec.outputPorts[{index}].data {port.data!r}: the snapshot is not available "
+                    f"in {root.label} ({problem}); put the file there first, or remove `data:`",
+                    where,
+                )
+        others = [m for k, m in state.catalog.manifests.items() if k != manifest.id]
+        candidate = Catalog.from_manifests(
+            [*others, manifest],
+            data_roots={**state.catalog.data_roots, manifest.id: root},
+        )
+        _, rejected = collect_port_sources(candidate)
+        names = [p.name for p in manifest.spec.output_ports]
+        for reject in rejected:
+            if reject.product == manifest.id:
+                index = names.index(reject.port)
+                raise ManifestError(
+                    f"spec.outputPorts[{index}].table: {reject.error.message}",
+                    Location(
+                        file=manifest.source,
+                        line=doc.line_of(("spec", "outputPorts", index, "table")),
+                        product=manifest.id,
+                        port=reject.port,
+                    ),
+                )
 
     def product_versions(self, domain: str, name: str) -> list[ProductVersion]:
         versions = self.store.product_versions(domain, name)
@@ -633,11 +717,13 @@ class Service:
                 return cast("QueryEngine", self._query_engine)
             from meshgov.engines.base import open_engine
 
+            # One product's missing or refused snapshot fails only the queries that read it.
             engine = open_engine(
                 self.settings.query_engine,
                 state.catalog,
                 self.settings.hash_key(),
                 timeout_ms=int(self.settings.request_timeout_seconds * 1000),
+                isolate_failures=True,
             )
             # The previous engine may still serve in-flight queries; DuckDB frees it on GC.
             self._query_engine = engine

@@ -26,6 +26,12 @@ def serve_command(
         envvar="MESHGOV_CATALOG_DIR",
         help="Publish the manifests of this directory on start.",
     ),
+    data_dir: Path | None = typer.Option(
+        None,
+        "--data-dir",
+        envvar="MESHGOV_DATA_DIR",
+        help="Snapshots of published manifests, one directory per domain (default: --catalog).",
+    ),
     policies: Path = typer.Option(
         Path("policies"), "--policies", "-p", envvar="MESHGOV_POLICIES_DIR", help="Policies."
     ),
@@ -73,6 +79,8 @@ def serve_command(
     }
     if catalog is not None:
         overrides["MESHGOV_CATALOG_DIR"] = str(catalog.resolve())
+    if data_dir is not None:
+        overrides["MESHGOV_DATA_DIR"] = str(data_dir.resolve())
     if store:
         overrides["MESHGOV_STORE_URL"] = store
     if tokens is not None:

@@ -21,6 +21,7 @@ from meshgov.errors import (
     Location,
     ManifestError,
     MeshgovError,
+    SnapshotUnavailable,
     SqlUnsupportedError,
 )
 
@@ -77,12 +78,28 @@ class PhysicalTable:
 
 @dataclass(frozen=True)
 class PortSource:
-    """A table port with the physical name it is exposed under and its snapshot, if any."""
+    """A table port with the physical name it is exposed under and its snapshot, if any.
+
+    ``data_problem`` is set (and ``data_path`` is None) when the port declares a snapshot whose
+    path is refused (it leaves the allowed directory, or there is none): such a port is never
+    loaded, and queries on it fail naming it.
+    """
 
     manifest: Manifest
     port: OutputPort
     physical: PhysicalTable
     data_path: Path | None
+    data_problem: MeshgovError | None = None
+
+
+@dataclass(frozen=True)
+class RejectedPort:
+    """A table port that cannot be served at all (its table name is refused or taken twice)."""
+
+    product: str
+    port: str
+    physical: PhysicalTable | None
+    error: MeshgovError
 
 
 def physical_table(manifest: Manifest, port: OutputPort) -> PhysicalTable:
@@ -108,28 +125,155 @@ def physical_table(manifest: Manifest, port: OutputPort) -> PhysicalTable:
 
 
 def port_sources(catalog: Catalog) -> list[PortSource]:
-    """Every table port of the catalogue, in a stable order; two ports on one table are an error."""
+    """Every table port of the catalogue, in a stable order; the first problem raises.
+
+    For a local catalogue (the CLI, ``meshgov load``): a refused snapshot path, a reserved table
+    name or two ports on one table is an error of the whole catalogue.
+    """
+    sources, rejected = collect_port_sources(catalog)
+    if rejected:
+        raise rejected[0].error
+    for source in sources:
+        if source.data_problem is not None:
+            raise source.data_problem
+    return sources
+
+
+def collect_port_sources(catalog: Catalog) -> tuple[list[PortSource], list[RejectedPort]]:
+    """Every table port, and the ports that cannot be served, without raising (the service: one
+    product's problem must not stop the others). Both ports of a table taken twice are rejected.
+    """
     from meshgov.core.manifest import PortKind
 
     found: list[PortSource] = []
-    seen: dict[tuple[str | None, ...], str] = {}
+    rejected: list[RejectedPort] = []
+    owners: dict[tuple[str | None, ...], list[str]] = {}
     for key in sorted(catalog.manifests):
         manifest = catalog.manifests[key]
         for port in manifest.spec.output_ports:
             if port.kind is not PortKind.table:
                 continue
-            physical = physical_table(manifest, port)
-            _check_not_reserved(physical, manifest, port)
+            try:
+                physical = physical_table(manifest, port)
+                _check_not_reserved(physical, manifest, port)
+            except ManifestError as exc:
+                rejected.append(RejectedPort(manifest.id, port.name, None, exc))
+                continue
             ident = (physical.catalog, physical.schema or None, physical.table)
-            if ident in seen:
-                raise ManifestError(
-                    f"table {'.'.join(physical.parts)} is already the table of {seen[ident]}",
-                    Location(file=manifest.source, product=manifest.id, port=port.name),
+            owners.setdefault(ident, []).append(f"{manifest.id}:{port.name}")
+            data: Path | None = None
+            problem: MeshgovError | None = None
+            if port.data:
+                try:
+                    data = catalog.resolve_data_path(manifest, port.data, port.name)
+                except ManifestError as exc:
+                    problem = exc
+            found.append(PortSource(manifest, port, physical, data, problem))
+    served: list[PortSource] = []
+    for source in found:
+        physical = source.physical
+        names = owners[(physical.catalog, physical.schema or None, physical.table)]
+        if len(names) > 1:
+            other = next(n for n in names if n != f"{physical.product}:{physical.port}")
+            rejected.append(
+                RejectedPort(
+                    physical.product,
+                    physical.port,
+                    physical,
+                    ManifestError(
+                        f"table {'.'.join(physical.parts)} is already the table of {other}",
+                        Location(
+                            file=source.manifest.source,
+                            product=source.manifest.id,
+                            port=source.port.name,
+                        ),
+                    ),
                 )
-            seen[ident] = f"{manifest.id}:{port.name}"
-            data = catalog.resolve_data_path(manifest, port.data) if port.data else None
-            found.append(PortSource(manifest, port, physical, data))
-    return found
+            )
+        else:
+            served.append(source)
+    return served, rejected
+
+
+def unavailable_port(
+    product: str, port: str, data: str | None, exc: MeshgovError
+) -> SnapshotUnavailable:
+    """The error of a query on a port that could not be loaded: names the product and port and
+    the reason, never a server path."""
+    reason = exc.message
+    shown = f" (data: {data})" if data else ""
+    return SnapshotUnavailable(
+        f"{product}:{port} cannot be queried: its data is not available{shown}: {reason}",
+        Location(product=product, port=port),
+    )
+
+
+def check_available(
+    sql: str, dialect: str, unavailable: dict[tuple[str, ...], SnapshotUnavailable]
+) -> None:
+    """Raise the port's ``SnapshotUnavailable`` when ``sql`` reads a table that is not served."""
+    if not unavailable:
+        return
+    from sqlglot import exp
+
+    statement = require_single_query(sql, dialect)
+    ctes = {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
+    for table in statement.find_all(exp.Table):
+        if isinstance(table.this, exp.Func):
+            continue
+        parts = tuple(p.name.lower() for p in table.parts)
+        if len(parts) == 1 and parts[0] in ctes:
+            continue
+        for known, error in unavailable.items():
+            if _matches_physical(parts, frozenset({known})):
+                raise error
+
+
+def unavailable_ports(
+    sources: list[PortSource], rejected: list[RejectedPort]
+) -> dict[tuple[str, ...], SnapshotUnavailable]:
+    """The tables that will not be served, by physical parts, with the error a query gets."""
+    out: dict[tuple[str, ...], SnapshotUnavailable] = {}
+    for source in sources:
+        if source.data_problem is not None:
+            out[source.physical.parts] = unavailable_port(
+                source.manifest.id, source.port.name, source.port.data, source.data_problem
+            )
+    for reject in rejected:
+        if reject.physical is not None:
+            out[reject.physical.parts] = unavailable_port(
+                reject.product, reject.port, None, reject.error
+            )
+    for reject in rejected:
+        log.error("port %s:%s is not served: %s", reject.product, reject.port, reject.error)
+    return out
+
+
+def snapshot_problem(path: Path, port: OutputPort) -> str | None:
+    """Why the snapshot at ``path`` cannot serve ``port`` (reads only its schema), or None."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    suffix = path.suffix.lower()
+    try:
+        if not path.is_file():
+            return "snapshot file not found"
+        if suffix in {".parquet", ".pq"}:
+            names = list(pq.read_schema(path).names)
+        elif suffix in {".csv", ".tsv"}:
+            parse = pa_csv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ",")
+            with pa_csv.open_csv(path, parse_options=parse) as reader:
+                names = list(reader.schema.names)
+        else:
+            return "snapshot must be .parquet or .csv"
+    except (OSError, pa.ArrowException) as exc:
+        return f"cannot read snapshot: {type(exc).__name__}"
+    present = {name.lower() for name in names}
+    missing = [c.name for c in port.columns if c.name.lower() not in present]
+    if missing:
+        return f"snapshot has no column {missing[0]!r}"
+    return None
 
 
 # Schemas the engines keep for themselves (the hash key) or that belong to the database.
@@ -542,20 +686,37 @@ def engine_kind(url: str) -> str:
 
 
 def open_engine(
-    url: str, catalog: Catalog | None, hash_key: bytes, *, timeout_ms: int | None = None
+    url: str,
+    catalog: Catalog | None,
+    hash_key: bytes,
+    *,
+    timeout_ms: int | None = None,
+    isolate_failures: bool = False,
 ) -> QueryEngine:
-    """``duckdb`` (embedded, loads the catalogue's snapshots) or ``postgresql://…`` (pre-loaded)."""
+    """``duckdb`` (embedded, loads the catalogue's snapshots) or ``postgresql://…`` (pre-loaded).
+
+    ``isolate_failures`` (the service): a port that cannot be served fails only the queries that
+    read it, instead of the whole engine.
+    """
     if engine_kind(url) == "duckdb":
         if catalog is None:
             raise InputError("the duckdb engine needs a catalog to load")
         from meshgov.engines.duckdb import DuckDBEngine
 
         return DuckDBEngine.from_catalog(
-            catalog, hash_key, timeout_ms=timeout_ms or DEFAULT_STATEMENT_TIMEOUT_MS
+            catalog,
+            hash_key,
+            timeout_ms=timeout_ms or DEFAULT_STATEMENT_TIMEOUT_MS,
+            isolate_failures=isolate_failures,
         )
     from meshgov.engines.postgres import PostgresEngine
 
-    return PostgresEngine(url, catalog, timeout_ms=timeout_ms or DEFAULT_STATEMENT_TIMEOUT_MS)
+    return PostgresEngine(
+        url,
+        catalog,
+        timeout_ms=timeout_ms or DEFAULT_STATEMENT_TIMEOUT_MS,
+        isolate_failures=isolate_failures,
+    )
 
 
 def snapshot_location(source: PortSource) -> Location:

@@ -9,6 +9,7 @@ Each query runs in its own cursor, with each secure subquery behind a temporary 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
@@ -24,14 +25,18 @@ from meshgov.core.manifest import LogicalType
 from meshgov.engines.base import (
     DEFAULT_STATEMENT_TIMEOUT_MS,
     PortSource,
+    check_available,
+    collect_port_sources,
     column_kinds,
     generic_engine_error,
     port_sources,
     prepare_query,
     read_snapshot,
     snapshot_location,
+    unavailable_port,
+    unavailable_ports,
 )
-from meshgov.errors import BackendUnavailable, ManifestError
+from meshgov.errors import BackendUnavailable, ManifestError, MeshgovError, SnapshotUnavailable
 
 if TYPE_CHECKING:
     from meshgov.catalog import Catalog
@@ -132,9 +137,12 @@ class DuckDBEngine:
         timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
         barriers: bool = True,
         kinds: frozenset[tuple[str, str]] = frozenset(),
+        unavailable: dict[tuple[str, ...], SnapshotUnavailable] | None = None,
     ) -> None:
         self._connection = connection
         self._physical = frozenset(physical)
+        # Tables of ports that could not be loaded: a query on one fails naming it.
+        self._unavailable = dict(unavailable or {})
         self._kinds = kinds
         self._timeout_s = timeout_ms / 1000
         self._barriers = barriers
@@ -150,14 +158,31 @@ class DuckDBEngine:
         timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
         barriers: bool = True,
         on_loaded: Callable[[PortSource, int], None] | None = None,
+        isolate_failures: bool = False,
     ) -> DuckDBEngine:
-        """Load every table port, install the mask function, then lock the configuration."""
+        """Load every table port, install the mask function, then lock the configuration.
+
+        By default any port that cannot be loaded is an error (a local catalogue: fix it). With
+        ``isolate_failures`` (the service) such a port is left out and only queries that read it
+        fail (``SnapshotUnavailable`` naming it); every other product is still served.
+        """
+        if not isolate_failures:
+            return cls.from_sources(
+                port_sources(catalog),
+                hash_key,
+                timeout_ms=timeout_ms,
+                barriers=barriers,
+                on_loaded=on_loaded,
+            )
+        sources, rejected = collect_port_sources(catalog)
+        unavailable = unavailable_ports(sources, rejected)
         return cls.from_sources(
-            port_sources(catalog),
+            [s for s in sources if s.physical.parts not in unavailable],
             hash_key,
             timeout_ms=timeout_ms,
             barriers=barriers,
             on_loaded=on_loaded,
+            unavailable=unavailable,
         )
 
     @classmethod
@@ -170,8 +195,13 @@ class DuckDBEngine:
         barriers: bool = True,
         on_loaded: Callable[[PortSource, int], None] | None = None,
         tables: dict[tuple[str, ...], pa.Table] | None = None,
+        unavailable: dict[tuple[str, ...], SnapshotUnavailable] | None = None,
     ) -> DuckDBEngine:
-        """Like ``from_catalog``; ``tables`` supplies in-memory data by physical parts (bench)."""
+        """Like ``from_catalog``; ``tables`` supplies in-memory data by physical parts (bench).
+
+        With ``unavailable`` (a dict, filled in place), a port whose snapshot cannot be read or
+        loaded is recorded there instead of failing the whole engine.
+        """
         try:
             connection = duckdb.connect(":memory:", config=dict(_LOCKED_CONFIG))
         except duckdb.Error as exc:
@@ -180,7 +210,16 @@ class DuckDBEngine:
         try:
             for source in sources:
                 data = (tables or {}).get(source.physical.parts)
-                rows = _load_port(connection, source, data)
+                try:
+                    rows = _load_port(connection, source, data)
+                except MeshgovError as exc:
+                    if unavailable is None:
+                        raise
+                    unavailable[source.physical.parts] = unavailable_port(
+                        source.manifest.id, source.port.name, source.port.data, exc
+                    )
+                    _drop_partial(connection, source)
+                    continue
                 physical.add(source.physical.parts)
                 if on_loaded is not None:
                     on_loaded(source, rows)
@@ -199,7 +238,8 @@ class DuckDBEngine:
         except BaseException:
             connection.close()
             raise
-        return cls(connection, physical, timeout_ms, barriers, column_kinds(sources))
+        loaded = [s for s in sources if s.physical.parts in physical]
+        return cls(connection, physical, timeout_ms, barriers, column_kinds(loaded), unavailable)
 
     @property
     def physical_tables(self) -> set[tuple[str, ...]]:
@@ -207,6 +247,7 @@ class DuckDBEngine:
 
     def execute(self, sql: str) -> pa.Table:
         """Run one generated query in a fresh cursor (no session state survives) → Arrow."""
+        check_available(sql, self.dialect, self._unavailable)
         prepared = prepare_query(sql, self.dialect, self._physical, self._barriers, self._kinds)
         with self._lock:
             if self._closed:
@@ -241,9 +282,19 @@ class DuckDBEngine:
                 self._connection.close()
 
 
+def _drop_partial(connection: duckdb.DuckDBPyConnection, source: PortSource) -> None:
+    """Drop what a failed load may have left (nothing, normally): the table must not exist."""
+    physical = source.physical
+    target = exp.table_(physical.table, db=physical.schema, catalog=physical.catalog, quoted=True)
+    with contextlib.suppress(duckdb.Error):
+        connection.execute(exp.Drop(kind="TABLE", this=target, exists=True).sql(dialect="duckdb"))
+
+
 def _load_port(
     connection: duckdb.DuckDBPyConnection, source: PortSource, data: pa.Table | None
 ) -> int:
+    if source.data_problem is not None:
+        raise source.data_problem  # never served as an empty table
     physical = source.physical
     if physical.catalog and physical.catalog != "memory":
         attach = exp.Attach(

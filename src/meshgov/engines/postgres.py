@@ -22,7 +22,7 @@ import io
 import re
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -33,14 +33,17 @@ from meshgov.core.manifest import LogicalType
 from meshgov.engines.base import (
     DEFAULT_STATEMENT_TIMEOUT_MS,
     PortSource,
+    check_available,
+    collect_port_sources,
     column_kinds,
     generic_engine_error,
     port_sources,
     prepare_query,
     read_snapshot,
     snapshot_location,
+    unavailable_ports,
 )
-from meshgov.errors import BackendUnavailable, InputError, ManifestError
+from meshgov.errors import BackendUnavailable, InputError, ManifestError, SnapshotUnavailable
 
 if TYPE_CHECKING:
     from meshgov.catalog import Catalog
@@ -341,8 +344,10 @@ class PostgresEngine:
         *,
         timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
         barriers: bool = True,
+        isolate_failures: bool = False,
     ) -> None:
         self._dsn = dsn
+        self._unavailable: dict[tuple[str, ...], SnapshotUnavailable] = {}
         self._timeout_ms = timeout_ms
         self._barriers = barriers
         self._idle: list[psycopg.Connection[Any]] = []
@@ -366,7 +371,13 @@ class PostgresEngine:
         physical: set[tuple[str, ...]] = set()
         self._kinds: frozenset[tuple[str, str]] = frozenset()
         if catalog is not None:
-            sources = port_sources(catalog)
+            if isolate_failures:
+                # The snapshots were loaded by `meshgov load`; only table names matter here.
+                sources, rejected = collect_port_sources(catalog)
+                sources = [replace(s, data_path=None, data_problem=None) for s in sources]
+                self._unavailable = unavailable_ports(sources, rejected)
+            else:
+                sources = port_sources(catalog)
             self._kinds = column_kinds(sources)
             for source in sources:
                 physical.add(source.physical.parts)
@@ -382,6 +393,7 @@ class PostgresEngine:
         self._physical = frozenset(physical)
 
     def execute(self, sql_text: str) -> pa.Table:
+        check_available(sql_text, self.dialect, self._unavailable)
         prepared = prepare_query(
             sql_text, self.dialect, self._physical, self._barriers, self._kinds
         )
