@@ -56,9 +56,12 @@ def query(
     from meshgov.config import Settings
     from meshgov.engines.base import engine_kind
     from meshgov.execution import execute_query, parse_format, serialize
+    from meshgov.gateway import sql_dialect
 
     result_format = parse_format(output_format)
     engine_kind(engine)  # an unknown engine is a usage error, before any work
+    if dialect is not None:
+        sql_dialect(dialect, "--dialect")  # so is an unknown dialect (exit 2, never a denial)
     mesh = _load_catalog(catalog)
     who = _load_principal(principal)
     gateway = _gateway(mesh, policies)
