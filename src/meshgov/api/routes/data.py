@@ -96,7 +96,7 @@ def _trino(
         result = authorizer.row_filters(request_doc)
         allowed = result != [{"expression": "FALSE"}]
     elif rule == "column_mask":
-        result = authorizer.column_mask(request_doc.resource.get("column") or {})
+        result = authorizer.single_column_mask(request_doc)
         allowed = True
     else:
         result = authorizer.batch_column_masks(request_doc)
@@ -111,6 +111,7 @@ def _trino(
         result={
             "rule": rule,
             "operation": request_doc.operation,
+            "malformed": request_doc.problem,
             "caller": caller_id,
             "tables": products,
             "result": result,
