@@ -186,6 +186,30 @@ def _resource_problem(resource: Any, where: str, operation: str) -> str | None:
     return None
 
 
+def _context_problem(context: Mapping[str, Any], identity: Mapping[str, Any]) -> str | None:
+    """``input.context``: identity (user, groups, extraCredentials), queryId, softwareStack,
+    properties."""
+    where = "input.context"
+    if (problem := _string(identity.get("user"), f"{where}.identity.user")) is not None:
+        return problem
+    if (problem := _strings(identity.get("groups", []), f"{where}.identity.groups")) is not None:
+        return problem
+    if "extraCredentials" in identity and (
+        problem := _string_map(identity["extraCredentials"], f"{where}.identity.extraCredentials")
+    ):
+        return problem
+    if "queryId" in context and (problem := _string(context["queryId"], f"{where}.queryId")):
+        return problem
+    if (problem := _object(context, "softwareStack", where)) is not None:
+        return problem
+    version = _mapping(context.get("softwareStack")).get("trinoVersion", "UNKNOWN")
+    if problem := _string(version, f"{where}.softwareStack.trinoVersion"):
+        return problem
+    if "properties" in context:
+        return _string_map(context["properties"], f"{where}.properties")
+    return None
+
+
 def _contract_problem(body: Any) -> str | None:
     """The first field of a Trino request that breaks the contract, or ``None``."""
     if not isinstance(body, dict):
@@ -201,36 +225,10 @@ def _contract_problem(body: Any) -> str | None:
     identity = context.get("identity")
     if not isinstance(identity, dict):
         return f"input.context.identity: must be an object, got {_kind(identity)}"
-    checks = [
-        lambda: _string(identity.get("user"), "input.context.identity.user"),
-        lambda: _strings(identity.get("groups", []), "input.context.identity.groups"),
-        lambda: (
-            _string_map(identity["extraCredentials"], "input.context.identity.extraCredentials")
-            if "extraCredentials" in identity
-            else None
-        ),
-        lambda: (
-            _string(context["queryId"], "input.context.queryId") if "queryId" in context else None
-        ),
-        lambda: _object(context, "softwareStack", "input.context"),
-        lambda: (
-            _string(
-                context["softwareStack"].get("trinoVersion", "UNKNOWN"),
-                "input.context.softwareStack.trinoVersion",
-            )
-            if isinstance(context.get("softwareStack"), dict)
-            else None
-        ),
-        lambda: (
-            _string_map(context["properties"], "input.context.properties")
-            if "properties" in context
-            else None
-        ),
-        lambda: _string(action.get("operation"), "input.action.operation"),
-    ]
-    for check in checks:
-        if (problem := check()) is not None:
-            return problem
+    if (problem := _context_problem(context, identity)) is not None:
+        return problem
+    if (problem := _string(action.get("operation"), "input.action.operation")) is not None:
+        return problem
     operation = str(action["operation"])
     if "resource" in action and "filterResources" in action:
         return "input.action: has both resource and filterResources"
