@@ -39,7 +39,12 @@ def rewrite(
     purpose: Annotated[
         str | None, typer.Option("--purpose", help="Purpose of the request.")
     ] = None,
-    dialect: Annotated[str, typer.Option("--dialect", help="Dialect of SQL.")] = "duckdb",
+    dialect: Annotated[
+        str,
+        typer.Option(
+            "--dialect", help="Dialect of SQL (an unknown one exits 2, naming the supported ones)."
+        ),
+    ] = "duckdb",
     to: Annotated[
         str | None, typer.Option("--to", help="Dialect to generate (default: --dialect).")
     ] = None,
