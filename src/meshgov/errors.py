@@ -8,7 +8,8 @@ HTTP statuses (API); nothing else does.
     ├── InputError                  invalid_input        exit 2 / HTTP 400
     │   ├── ManifestError           invalid_manifest
     │   ├── PrincipalError          invalid_principal
-    │   └── SqlParseError           invalid_sql
+    │   ├── SqlParseError           invalid_sql
+    │   └── SqlDialectError         invalid_dialect
     ├── AccessDenied                access_denied        exit 3 / HTTP 403
     │   └── SqlUnsupportedError     unsupported_sql
     ├── PolicyError                 policy_error         exit 4 / HTTP 500
@@ -95,6 +96,12 @@ class PrincipalError(InputError):
 
 class SqlParseError(InputError):
     code = "invalid_sql"
+
+
+class SqlDialectError(InputError):
+    """An SQL dialect meshgov does not read or write (a usage error, not a denial)."""
+
+    code = "invalid_dialect"
 
 
 class AccessDenied(MeshgovError):

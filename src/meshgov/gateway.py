@@ -20,8 +20,17 @@ from meshgov.catalog import Catalog
 from meshgov.core.policy import PolicyBundle, PolicyEngine, PreparedPolicy
 from meshgov.core.principal import Principal
 from meshgov.core.sql.model import AccessDecision, PortRef, TableAccess, ports_of
+from meshgov.core.sql.parse import DIALECTS
 from meshgov.core.sql.rewrite import rewrite
-from meshgov.errors import MeshgovError
+from meshgov.errors import (
+    AccessDenied,
+    InputError,
+    MeshgovError,
+    PrincipalError,
+    SqlDialectError,
+    SqlParseError,
+    SqlUnsupportedError,
+)
 
 ACCESS_QUERY = "data.meshgov.access.decision"
 ACCESS_ENTRYPOINT = "meshgov/access/decision"
@@ -158,6 +167,39 @@ class LruCache(Generic[K, V]):
         return len(self._items)
 
 
+def sql_dialect(name: str, place: str = "dialect") -> str:
+    """The canonical name of a dialect meshgov reads and writes (``postgresql`` is ``postgres``).
+
+    Anything else is a usage error (``SqlDialectError``: exit 2, HTTP 400) whose message names
+    ``place`` (the option or field that carried it) and the allowed dialects; never a denial.
+    """
+    canonical = name.lower()
+    if canonical == "postgresql":
+        canonical = "postgres"
+    if canonical not in DIALECTS:
+        raise SqlDialectError(
+            f"{place}: unknown SQL dialect {name!r}; use one of {', '.join(sorted(DIALECTS))}"
+            " (postgresql = postgres)"
+        )
+    return canonical
+
+
+# A refusal's ``code`` → the error it is (what the CLI exits with, what HTTP answers). Input
+# problems are the caller's (exit 2 / 400); every other code, known or not, is a denial (exit 3 /
+# 403): an unexpected code fails closed.
+_REFUSALS: dict[str, type[MeshgovError]] = {
+    cls.code: cls
+    for cls in (
+        InputError,
+        PrincipalError,
+        SqlParseError,
+        SqlDialectError,
+        SqlUnsupportedError,
+        AccessDenied,
+    )
+}
+
+
 @dataclass(frozen=True)
 class Authorization:
     """The outcome of ``Gateway.authorize``: the secure SQL to run, or a denial with a reason."""
@@ -185,6 +227,21 @@ class Authorization:
 
     def as_dict(self) -> dict[str, Any]:
         return {"allowed": self.allowed, "sql": self.sql, "decision": self.decision()}
+
+    @property
+    def invalid_input(self) -> bool:
+        """Refused because the request itself is invalid (unparseable SQL, unknown dialect), not
+        because the policy denies it: exit 2 / HTTP 400 rather than exit 3 / 403."""
+        return not self.allowed and issubclass(
+            _REFUSALS.get(self.code or "", AccessDenied), InputError
+        )
+
+    def refusal(self) -> MeshgovError:
+        """The refusal as the error its ``code`` names: ``SqlParseError`` for ``invalid_sql``,
+        ``SqlDialectError`` for ``invalid_dialect``, ``SqlUnsupportedError``, and ``AccessDenied``
+        for every other code (fail closed)."""
+        cls = _REFUSALS.get(self.code or "", AccessDenied)
+        return cls(self.reason or ("invalid input" if self.invalid_input else "access denied"))
 
 
 def _normalise_dialect(dialect: str | None, default: str) -> str:
@@ -323,6 +380,13 @@ class Gateway:
                 write_dialect=write,
             )
 
+        try:
+            # Checked here too (callers check first, naming their own option or field): an
+            # unknown dialect is a usage error, never a denial.
+            sql_dialect(read, "read dialect")
+            sql_dialect(write, "write dialect")
+        except SqlDialectError as exc:
+            return outcome(None, exc.message, exc.code)
         try:
             rewritten = rewrite(
                 sql,

@@ -747,7 +747,8 @@ class Service:
             state=state,
         )
         if not authorization.allowed:
-            raise AccessDenied(authorization.reason or "access denied")
+            # Unparseable SQL or an unknown dialect is the caller's input (400); the rest deny.
+            raise authorization.refusal()
         if not authorization.sql:
             raise AccessDenied("the gateway returned no SQL to run")
         return run_secure_sql(engine, authorization.sql), authorization, decision_id

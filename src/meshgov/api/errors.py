@@ -32,6 +32,10 @@ _HTTP_CODES = {
 }
 
 
+# Validation errors raised by meshgov's own validators whose type is a more precise error code.
+_DETAIL_CODES = frozenset({"invalid_dialect"})
+
+
 def error_body(
     code: str, message: str, errors: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
@@ -63,7 +67,8 @@ def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[st
                 message += f": {ctx['error']}"
         else:
             message = f"{loc}: {error.get('msg', 'invalid value')}"
-        details.append({"code": "invalid_input", "message": message, "location": loc})
+        code = kind if kind in _DETAIL_CODES else "invalid_input"
+        details.append({"code": code, "message": message, "location": loc})
     first = details[0]["message"] if details else "invalid request"
     more = len(errors) - 1
     if more > 0:

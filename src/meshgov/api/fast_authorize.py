@@ -49,7 +49,13 @@ def authorize_body(state: ServingState, authorization: Authorization, decision_i
 
     The parts around ``decision_id`` are serialised once per (serving state, cached
     authorization) and reused; only the id differs between requests.
+
+    Raises the refusal (``SqlParseError``, ``SqlDialectError``: HTTP 400) when the request itself
+    is invalid: a denial is a 200 answer, invalid input is not. The route and the fast path both
+    call this, so they answer alike.
     """
+    if authorization.invalid_input:
+        raise authorization.refusal()
     cache: dict[int, tuple[Authorization, bytes, bytes]] = state.cache.setdefault(_BODY_CACHE, {})
     entry = cache.get(id(authorization))
     if entry is not None and entry[0] is authorization:  # the entry holds it: ids stay unique

@@ -1,7 +1,8 @@
 """`meshgov query` (run SQL through the gateway) and `meshgov load` (snapshots into PostgreSQL).
 
 stdout carries only the result (``--format arrow`` writes Arrow IPC stream bytes); every message
-goes to stderr. Exit codes: 0 ok, 2 invalid input, 3 access denied, 4 engine unavailable.
+goes to stderr. Exit codes: 0 ok, 2 invalid input (unparseable SQL, an unknown ``--dialect``),
+3 access denied, 4 engine unavailable.
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ def query(
     ],
     purpose: Annotated[str | None, typer.Option(help="Purpose of the request.")] = None,
     dialect: Annotated[
-        str | None, typer.Option(help="Dialect the SQL is written in (default: the engine's).")
+        str | None,
+        typer.Option(
+            help="Dialect the SQL is written in (default: the engine's; an unknown one exits 2)."
+        ),
     ] = None,
     engine: Annotated[
         str, typer.Option(help="'duckdb' (embedded, default) or 'postgresql://…' (loaded).")
@@ -56,9 +60,12 @@ def query(
     from meshgov.config import Settings
     from meshgov.engines.base import engine_kind
     from meshgov.execution import execute_query, parse_format, serialize
+    from meshgov.gateway import sql_dialect
 
     result_format = parse_format(output_format)
     engine_kind(engine)  # an unknown engine is a usage error, before any work
+    if dialect is not None:
+        sql_dialect(dialect, "--dialect")  # so is an unknown dialect (exit 2, never a denial)
     mesh = _load_catalog(catalog)
     who = _load_principal(principal)
     gateway = _gateway(mesh, policies)

@@ -1,7 +1,8 @@
 """`meshgov rewrite`: print the secure SQL and the decision for one query, without running it.
 
 stdout carries ``{"allowed", "sql", "decision"}`` as JSON (also on a denial); a denial also prints
-one line on stderr naming what and why, and exits 3. Invalid input exits 2, policy faults 4.
+one line on stderr naming what and why, and exits 3. Invalid input (unparseable SQL, an unknown
+``--dialect`` or ``--to``) exits 2, policy faults 4.
 """
 
 from __future__ import annotations
@@ -38,7 +39,12 @@ def rewrite(
     purpose: Annotated[
         str | None, typer.Option("--purpose", help="Purpose of the request.")
     ] = None,
-    dialect: Annotated[str, typer.Option("--dialect", help="Dialect of SQL.")] = "duckdb",
+    dialect: Annotated[
+        str,
+        typer.Option(
+            "--dialect", help="Dialect of SQL (an unknown one exits 2, naming the supported ones)."
+        ),
+    ] = "duckdb",
     to: Annotated[
         str | None, typer.Option("--to", help="Dialect to generate (default: --dialect).")
     ] = None,
@@ -52,8 +58,12 @@ def rewrite(
 
     from meshgov.core.principal import parse_principal
     from meshgov.core.yaml_source import decode_text
-    from meshgov.gateway import load_gateway
+    from meshgov.gateway import load_gateway, sql_dialect
 
+    # An unknown dialect is a usage error (exit 2) naming the option, before any work.
+    sql_dialect(dialect, "--dialect")
+    if to is not None:
+        sql_dialect(to, "--to")
     try:
         raw = principal.read_bytes()
     except OSError as exc:
@@ -67,7 +77,8 @@ def rewrite(
     authorization = gateway.authorize(sql, who, purpose, dialect, to or dialect)
     typer.echo(json.dumps(authorization.as_dict(), indent=2))
     if not authorization.allowed:
-        invalid = authorization.code == "invalid_sql"
+        # Invalid input (unparseable SQL, unknown dialect) exits 2; a denial exits 3.
+        invalid = authorization.invalid_input
         err_console.print(
             f"[bold red]{'invalid' if invalid else 'denied'}[/] "
             f"[dim]{authorization.code}[/] {escape(authorization.reason or 'access denied')}",

@@ -1,7 +1,9 @@
 """OPA's Data API (``POST/GET /v1/data/{path}``) and the Trino OPA access-control endpoints.
 
 ``{"input": …}`` → ``{"result": …, "decision_id": …}``; an undefined document → ``{}`` with HTTP
-200, as OPA answers. The Trino paths (``/v1/data/meshgov/trino/…`` and the ``/v1/data/trino/…``
+200, as OPA answers. An input that breaks the contract of a documented entrypoint is 400, and an
+evaluation error is blamed on the input (400) or on the service (500) by the rule of
+``api/data_inputs.py``. The Trino paths (``/v1/data/meshgov/trino/…`` and the ``/v1/data/trino/…``
 aliases of Trino's documentation) are answered from ``meshgov.access`` decisions (``api/trino.py``).
 """
 
@@ -14,11 +16,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
+from meshgov.api.data_inputs import blame, check_input
 from meshgov.api.deps import OptionalCallerDep, ServiceDep, TokensDep
 from meshgov.api.security import TokenRegistry, may_speak_for_others
 from meshgov.api.trino import PortIndex, TrinoAuthorizer, TrinoRequest, trino_principal
 from meshgov.core.principal import Principal
-from meshgov.errors import AccessDenied, InputError
+from meshgov.errors import AccessDenied, InputError, PolicyEvaluationError
 from meshgov.service import Service
 
 router = APIRouter(prefix="/v1/data", tags=["opa"])
@@ -96,7 +99,7 @@ def _trino(
         result = authorizer.row_filters(request_doc)
         allowed = result != [{"expression": "FALSE"}]
     elif rule == "column_mask":
-        result = authorizer.column_mask(request_doc.resource.get("column") or {})
+        result = authorizer.single_column_mask(request_doc)
         allowed = True
     else:
         result = authorizer.batch_column_masks(request_doc)
@@ -111,6 +114,7 @@ def _trino(
         result={
             "rule": rule,
             "operation": request_doc.operation,
+            "malformed": request_doc.problem,
             "caller": caller_id,
             "tables": products,
             "result": result,
@@ -140,7 +144,13 @@ async def _answer(
         return JSONResponse({"result": result})
     if "input" in body and len(body) > 1:
         raise InputError('unknown keys in the body; expected {"input": …}')
-    value, revision = service.evaluate(path, body.get("input"))
+    document = body.get("input")
+    # Input contracts and who is to blame for an evaluation error: api/data_inputs.py.
+    checked = check_input(path, document)
+    try:
+        value, revision = service.evaluate(path, document)
+    except PolicyEvaluationError as exc:
+        raise blame(exc, path, document, checked) from None
     decision_id = service.record(
         kind="opa",
         principal=caller_id or "anonymous",

@@ -8,12 +8,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from meshgov.api.deps import CallerDep, ServiceDep, service_and_caller
 from meshgov.api.fast_authorize import authorize_body
 from meshgov.api.security import require_self
-from meshgov.errors import AccessDenied
+from meshgov.errors import SqlDialectError
+from meshgov.gateway import sql_dialect
 
 router = APIRouter(prefix="/v1/query", tags=["query"])
 
@@ -22,8 +24,21 @@ JSON = "application/json"
 MAX_SQL_CHARS = 100_000
 
 
+def _known_dialect(value: str | None) -> str | None:
+    """An unknown dialect is a 400 naming the allowed ones (kept as sent: it is logged so)."""
+    if value is not None:
+        try:
+            sql_dialect(value, "dialect")
+        except SqlDialectError as exc:
+            message = exc.message.removeprefix("dialect: ")
+            raise PydanticCustomError("invalid_dialect", message) from None
+    return value
+
+
 class QueryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    _dialect_is_known = field_validator("dialect")(_known_dialect)
 
     sql: Annotated[str, Field(min_length=1, max_length=MAX_SQL_CHARS)]
     purpose: Annotated[str | None, Field(max_length=128)] = None
@@ -38,6 +53,8 @@ class QueryRequest(BaseModel):
 
 class AuthorizeRequest(QueryRequest):
     to: Annotated[str | None, Field(max_length=32, description="dialect of the secure SQL")] = None
+
+    _to_is_known = field_validator("to")(_known_dialect)
 
 
 class ExecuteRequest(QueryRequest):
@@ -55,12 +72,16 @@ class AuthorizeResponse(BaseModel):
 @router.post(
     "/authorize",
     response_model=None,
-    responses={200: {"model": AuthorizeResponse, "description": "the secure SQL or a denial"}},
+    responses={
+        200: {"model": AuthorizeResponse, "description": "the secure SQL or a denial"},
+        400: {"description": "invalid input: unparseable SQL, unknown dialect, malformed body"},
+    },
 )
 async def authorize(request: AuthorizeRequest, http: Request) -> Response:
     """The secure SQL for the caller (masked, filtered), or a denial that says what and why.
 
-    A denial is still HTTP 200 with ``allowed: false``: the request itself was valid.
+    A denial is still HTTP 200 with ``allowed: false``: the request itself was valid. Invalid
+    input is 400: unparseable SQL (``invalid_sql``), an unknown ``dialect`` or ``to``.
     Runs on the event loop: decisions and rewrites are cached and take microseconds when warm.
     Well-formed requests are answered by ``meshgov.api.fast_authorize`` in front of FastAPI
     (same service call, same bytes); this route serves the rest, and its errors.
@@ -81,6 +102,7 @@ async def authorize(request: AuthorizeRequest, http: Request) -> Response:
             "content": {ARROW_STREAM: {}, "application/json": {}},
             "description": "Arrow IPC stream (default) or JSON records",
         },
+        400: {"description": "invalid input: unparseable SQL, unknown dialect, malformed body"},
         403: {"description": "denied: the body says which table or column and which rule"},
     },
 )
@@ -120,5 +142,5 @@ async def execute(
         body = json.dumps(document, default=str, ensure_ascii=False).encode()
         return Response(body, media_type="application/json", headers=headers)
     if not authorization.allowed:  # execute raises first; kept as a guard
-        raise AccessDenied(authorization.reason or "access denied")
+        raise authorization.refusal()
     return Response(serialize(table, "arrow"), media_type=ARROW_STREAM, headers=headers)
