@@ -7,26 +7,24 @@ engine's own dialect, and a denial raises ``AccessDenied`` before the engine is 
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from meshgov.errors import AccessDenied, InputError, SqlParseError, SqlUnsupportedError
+
+# Results as bytes live in meshgov.results; these names stay importable from here.
+from meshgov.results import ResultFormat as ResultFormat
+from meshgov.results import records as records
+from meshgov.results import render_text_table as render_text_table
+from meshgov.results import serialize as serialize
+from meshgov.results import unique_names as unique_names
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from meshgov.core.principal import Principal
     from meshgov.engines.base import QueryEngine
-
-
-class ResultFormat(StrEnum):
-    table = "table"
-    csv = "csv"
-    json = "json"
-    arrow = "arrow"
 
 
 class Authorizer(Protocol):
@@ -108,86 +106,6 @@ def run_secure_sql(engine: QueryEngine, secure_sql: str) -> pa.Table:
         if problem is None:
             raise
         raise QueryFailed(problem, "unknown name") from None
-
-
-def serialize(table: pa.Table, result_format: ResultFormat | str) -> bytes:
-    """An Arrow table as bytes: ``arrow`` (IPC stream), ``csv``, ``json`` (records) or ``table``."""
-    import pyarrow as pa
-
-    fmt = ResultFormat(result_format)
-    if fmt is ResultFormat.arrow:
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
-        return bytes(sink.getvalue().to_pybytes())
-    if fmt is ResultFormat.csv:
-        import pyarrow.csv as pa_csv
-
-        sink = pa.BufferOutputStream()
-        try:
-            pa_csv.write_csv(table, sink)
-        except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
-            # Nested columns have no CSV form; write them as JSON text.
-            return _csv_fallback(table)
-        return bytes(sink.getvalue().to_pybytes())
-    if fmt is ResultFormat.json:
-        return json.dumps(records(table), default=str, ensure_ascii=False).encode() + b"\n"
-    return render_text_table(table).encode()
-
-
-def records(table: pa.Table) -> list[dict[str, Any]]:
-    """Rows as dicts (duplicate column names get a ``_2``, ``_3``… suffix)."""
-    names = unique_names(table.column_names)
-    columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
-    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
-
-
-def unique_names(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out: list[str] = []
-    for name in names:
-        count = seen.get(name, 0) + 1
-        seen[name] = count
-        out.append(name if count == 1 else f"{name}_{count}")
-    return out
-
-
-def render_text_table(table: pa.Table) -> str:
-    """A plain-text grid for terminals."""
-    names = unique_names(table.column_names)
-    cells = [[_cell(v) for v in table.column(i).to_pylist()] for i in range(table.num_columns)]
-    widths = [max([len(n), *(len(c) for c in col)]) for n, col in zip(names, cells, strict=True)]
-    lines = [
-        " | ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)),
-        "-+-".join("-" * w for w in widths),
-    ]
-    for row in zip(*cells, strict=True) if cells else []:
-        lines.append(" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
-    lines.append(f"({table.num_rows} row{'s' if table.num_rows != 1 else ''})")
-    return "\n".join(lines) + "\n"
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, dict | list):
-        return json.dumps(value, default=str, ensure_ascii=False)
-    return str(value)
-
-
-def _csv_fallback(table: pa.Table) -> bytes:
-    import csv
-    import io
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(table.column_names)
-    for row in records(table):
-        writer.writerow(
-            "" if v is None else (json.dumps(v, default=str) if isinstance(v, dict | list) else v)
-            for v in row.values()
-        )
-    return buffer.getvalue().encode()
 
 
 def parse_format(value: str) -> ResultFormat:

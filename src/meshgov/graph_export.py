@@ -49,16 +49,23 @@ def _graphml_value(value: Any) -> str | int | float | bool:
 
 @gc_paused
 def to_graphml(graph: EntityGraph) -> str:
-    """GraphML (for Gephi, yEd, Cytoscape): every attribute as a scalar; ``None`` left out."""
+    """GraphML (for Gephi, yEd, Cytoscape): every attribute as a scalar; ``None`` left out.
+
+    The graph's edge key is its kind (``exposes``, ``carries``…), shared by many edges, and
+    networkx writes a multigraph's keys as edge ids, which GraphML requires to be unique in the
+    document. Edges are therefore written with ids ``e0``, ``e1``… and the kind as the ``kind``
+    data attribute.
+    """
     import networkx as nx
 
     g = graph.nx_graph
     clean: nx.MultiDiGraph[str] = nx.MultiDiGraph()
     for node, data in g.nodes(data=True):
         clean.add_node(node, **{k: _graphml_value(v) for k, v in data.items() if v is not None})
-    for u, v, key, data in g.edges(keys=True, data=True):
+    for index, (u, v, key, data) in enumerate(g.edges(keys=True, data=True)):
         attrs = {k: _graphml_value(x) for k, x in data.items() if x is not None}
-        clean.add_edge(u, v, key=key, kind=key, **attrs)
+        attrs["kind"] = _graphml_value(key)
+        clean.add_edge(u, v, key=f"e{index}", **attrs)
     buffer = io.BytesIO()
     nx.write_graphml(clean, buffer, encoding="utf-8")
     return buffer.getvalue().decode("utf-8")

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import xml.etree.ElementTree as ET
+from collections import Counter
+
+import networkx as nx
 from api_server import RunningServer
 
 
@@ -43,3 +48,20 @@ def test_paths_lineage_impact_pii_and_export(server: RunningServer) -> None:
     assert html.headers["content-type"].startswith("text/html")
     assert bad.status_code == 400
     assert unknown.status_code in (400, 404)
+
+
+def test_graphml_export_has_unique_edge_ids(server: RunningServer) -> None:
+    """The edge kind used to be written as the edge id (id="exposes" dozens of times)."""
+    with server.client("analyst-eu") as client:
+        graphml = client.get("/v1/graph/export", params={"format": "graphml"})
+        source = client.get("/v1/graph/export").json()
+    assert graphml.status_code == 200
+    root = ET.fromstring(graphml.text)
+    ids = [e.get("id") for e in root.iterfind(".//{http://graphml.graphdrawing.org/xmlns}edge")]
+    assert len(ids) == len(source["edges"]) and len(set(ids)) == len(ids)
+    read = nx.read_graphml(io.BytesIO(graphml.content), force_multigraph=True)
+    assert read.number_of_nodes() == len(source["nodes"])
+    assert read.number_of_edges() == len(source["edges"])
+    assert Counter(k for _, _, k in read.edges(data="kind")) == Counter(
+        e["kind"] for e in source["edges"]
+    )

@@ -216,8 +216,18 @@ def test_regal_capabilities_ban_the_same_builtins() -> None:
 def test_metadata_that_is_not_yaml_is_flagged() -> None:
     body = POLICY.replace("# title: PII violations", "# title: PII: the violations: all")
     [finding] = [f for f in _lint(**{"meshgov/pii/pii.rego": body}) if f.rule == "invalid-metadata"]
-    assert finding.line == 7
+    assert finding.line == 8  # the title's line, inside the METADATA block starting on line 7
     assert "not YAML" in finding.message
+
+
+def test_metadata_with_an_impossible_date_is_flagged_not_a_crash() -> None:
+    """yaml.safe_load raised ValueError for `2020-02-30`: `meshgov policy lint` exited 4."""
+    body = POLICY.replace(
+        "# title: PII violations", "# title: PII violations\n# reviewed: 2020-02-30"
+    )
+    [finding] = [f for f in _lint(**{"meshgov/pii/pii.rego": body}) if f.rule == "invalid-metadata"]
+    assert finding.line == 9
+    assert "day is out of range for month" in finding.message
 
 
 def test_metadata_that_is_not_a_mapping_is_flagged() -> None:

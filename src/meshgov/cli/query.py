@@ -59,8 +59,9 @@ def query(
     """Run SQL as PRINCIPAL: masked columns, filtered rows; a denial exits 3 naming what and why."""
     from meshgov.config import Settings
     from meshgov.engines.base import engine_kind
-    from meshgov.execution import execute_query, parse_format, serialize
+    from meshgov.execution import execute_query, parse_format
     from meshgov.gateway import sql_dialect
+    from meshgov.results import serialize
 
     result_format = parse_format(output_format)
     engine_kind(engine)  # an unknown engine is a usage error, before any work

@@ -34,9 +34,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-import yaml
-
 from meshgov.core.policy import PACKAGE_LINE, PolicyBundle
+from meshgov.core.yaml_source import load_yaml
+from meshgov.errors import InputError
 
 Severity = Literal["error", "warning"]
 
@@ -326,12 +326,17 @@ def _metadata_yaml(module: _Module) -> Iterator[LintFinding]:
             if not following.startswith("#"):
                 break
             block.append(following[2:] if following.startswith("# ") else following[1:])
+        text = "\n".join(block)
         try:
-            value = yaml.safe_load("\n".join(block))
-        except yaml.YAMLError as exc:
-            problem = str(exc).splitlines()[0]
+            # The guarded loader: an impossible date or value is a finding, not a ValueError.
+            value = load_yaml(text, module.path).data if text.strip() else None
+        except InputError as exc:
+            offset = exc.location.line if exc.location and exc.location.line else 0
             yield LintFinding(
-                "invalid-metadata", f"METADATA is not YAML: {problem}", module.path, index + 1
+                "invalid-metadata",
+                f"METADATA is not YAML: {exc.message}",
+                module.path,
+                index + 1 + offset,
             )
             continue
         if not isinstance(value, dict):

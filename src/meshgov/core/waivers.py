@@ -122,8 +122,13 @@ def _date(value: object, bad: Callable[[str, str], InputError]) -> dt.date:
     if isinstance(value, dt.date):
         return value
     if isinstance(value, str):
+        # The YAML loader keeps dates as ISO text (a timestamp as ISO 8601 with its time).
         try:
             return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+        try:
+            return dt.datetime.fromisoformat(value.strip()).date()
         except ValueError:
             pass
     raise bad(f"'expires' must be a date (YYYY-MM-DD), got {value!r}", "expires")

@@ -3,10 +3,18 @@
 Manifests come from domain teams and from HTTP bodies, so the loader is defensive: it refuses
 oversized documents and alias bombs (expansion is counted, not trusted), and it records the line of
 every mapping key so that a validation error can name the place in the file.
+
+Values are what JSON can hold, since everything read ends up as a Rego input or a JSON answer:
+an unquoted date or timestamp is checked (``2099-02-30`` and ``T25:00`` are errors naming the
+line) and kept as its ISO 8601 text; binary values, ``.inf`` and ``.nan`` are refused. Any scalar
+that cannot be constructed is an ``InputError`` with the file, line and column, never a Python
+exception.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +26,9 @@ from meshgov.errors import InputError, Location
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 # A manifest with 10,000 columns has ~150,000 nodes; an alias bomb expands to billions.
 MAX_EXPANDED_NODES = 2_000_000
+# Python refuses to print an integer of more than 4,300 decimal digits (~14,284 bits); such a
+# value would fail later, in JSON or in a message, so it is refused where it is read.
+_MAX_INT_BITS = 14_000
 
 Path = tuple[str | int, ...]
 # libyaml's parser when PyYAML was built with it: ~20x faster, same nodes and marks.
@@ -89,7 +100,47 @@ def _construct(node: yaml.Node, path: Path, doc: SourceDocument, budget: _NodeBu
             doc.lines.setdefault(child, item.start_mark.line + 1)
             items.append(_construct(item, child, doc, budget))
         return items
-    return budget.scalars.construct_object(node, deep=True)
+    return _scalar(node, doc.source, budget)
+
+
+def _scalar(node: yaml.Node, source: str, budget: _NodeBudget) -> Any:
+    """Resolve one scalar (int, float, bool, date, timestamp…), naming its place when it fails.
+
+    The YAML resolver recognises a value by its shape (``2099-02-30`` looks like a date), and the
+    constructor then raises whatever Python raises for an impossible value: ``ValueError`` (a day
+    out of range, an hour of 25, an offset of 99 hours, a decimal integer of more than 4,300
+    digits), ``OverflowError``, or ``KeyError``/``AttributeError`` for an explicit tag on a value
+    of another shape (``!!bool maybe``, ``!!timestamp soon``). All of them are bad input, as are
+    binary values (nothing in meshgov takes bytes) and integers too large to print in decimal.
+    """
+    where = Location(
+        file=source, line=node.start_mark.line + 1, column_number=node.start_mark.column + 1
+    )
+    try:
+        value = budget.scalars.construct_object(node, deep=True)
+    except yaml.MarkedYAMLError as exc:
+        raise InputError(f"invalid YAML value: {exc.problem or exc.context}", where) from None
+    except (ValueError, ArithmeticError, KeyError, AttributeError, TypeError) as exc:
+        text = str(node.value)
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        kind = node.tag.removeprefix("tag:yaml.org,2002:").replace("timestamp", "date or time")
+        detail = f" ({exc})" if isinstance(exc, ValueError | ArithmeticError) else ""
+        raise InputError(
+            f"invalid YAML value {shown!r}: not a valid {kind}{detail}; "
+            "quote it if it is meant as text",
+            where,
+        ) from None
+    if isinstance(value, dt.date):
+        # JSON, hence Rego, has no dates: a date is kept as its ISO text (a datetime too, in
+        # ISO 8601 with 'T'), as OPA keeps YAML timestamps as strings. Its validity is checked.
+        return value.isoformat()
+    if isinstance(value, bytes):
+        raise InputError("binary values (!!binary) are not supported", where)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(f"{node.value!r} (infinity or NaN) cannot be represented in JSON", where)
+    if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:
+        raise InputError(f"integer of {value.bit_length()} bits is too large", where)
+    return value
 
 
 def decode_text(raw: bytes, source: str) -> str:

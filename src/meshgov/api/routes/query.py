@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Request
@@ -115,7 +114,7 @@ async def execute(
     """Run the query through the gateway on the configured engine; rows come back masked and
     filtered. Arrow IPC stream unless ``format: json`` or ``Accept: application/json``.
     """
-    from meshgov.execution import records, serialize
+    from meshgov.results import json_bytes, records, serialize
 
     require_self(caller, request.principal)
     wants_json = request.format == "json" or (
@@ -138,8 +137,9 @@ async def execute(
             "decision": authorization.decision(),
             "decision_id": decision_id,
         }
-        # Dates, decimals and timestamps as their text form (JSON has no such types).
-        body = json.dumps(document, default=str, ensure_ascii=False).encode()
+        # Strict JSON: dates, decimals and timestamps as their text form, NaN and infinities as
+        # strings (JSON has no such values; meshgov.results).
+        body = json_bytes(document)
         return Response(body, media_type="application/json", headers=headers)
     if not authorization.allowed:  # execute raises first; kept as a guard
         raise authorization.refusal()
