@@ -285,3 +285,22 @@ def test_access_view_is_a_projection_of_the_products() -> None:
     for kind, index in view["grantsTo"].items():
         for target, positions in index.items():
             assert all(target in view["grants"][i]["to"][kind] for i in positions)
+
+
+def test_access_changes_are_named_by_what_they_do_to_the_reader() -> None:
+    from meshgov.core.sql.model import AccessDecision, Mask
+    from meshgov.gateway import _change_kind
+
+    masked = AccessDecision(True, masks={"email": Mask("hash")})
+    clear = AccessDecision(True)
+    hidden = AccessDecision(True, hidden_columns=frozenset({"email"}))
+    filtered = AccessDecision(True, row_filters=("region = 'EU'",))
+    denied = AccessDecision.deny("no grant")
+    assert _change_kind(denied, clear) == "opened"
+    assert _change_kind(clear, denied) == "closed"
+    assert _change_kind(clear, masked) == "narrowed"
+    assert _change_kind(masked, hidden) == "narrowed"
+    assert _change_kind(masked, clear) == "widened"
+    assert _change_kind(hidden, masked) == "widened"
+    assert _change_kind(masked, AccessDecision(True, masks={"email": Mask("redact")})) == "changed"
+    assert _change_kind(clear, filtered) == "changed"

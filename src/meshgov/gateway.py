@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -410,6 +410,65 @@ class Gateway:
             "rewrite_hits": self._rewrites.hits,
             "rewrite_misses": self._rewrites.misses,
         }
+
+
+def access_impact(
+    before: Gateway,
+    after: Gateway,
+    principals: Iterable[Principal],
+    purposes: Iterable[str],
+) -> list[dict[str, Any]]:
+    """The access decisions that differ between two gateways over the same catalogue.
+
+    For every port of ``after``'s catalogue × principal × purpose: one entry per decision whose
+    outcome changes (allow, row filters, masks, hidden columns; reasons alone do not count), with
+    ``change``: ``opened`` (deny → allow), ``closed`` (allow → deny), ``narrowed``/``widened``
+    (still allowed; columns masked or hidden, or unmasked or shown) or ``changed`` (anything else:
+    a row filter, a mask's kind), and both decisions.
+    """
+    changes: list[dict[str, Any]] = []
+    people = sorted(principals, key=lambda p: p.id)
+    for port in sorted(ports_of(after.catalog.manifests), key=lambda p: (p.product, p.port)):
+        for principal in people:
+            for purpose in sorted(set(purposes)):
+                old = before.decide(principal, purpose, port.product, port.port)
+                new = after.decide(principal, purpose, port.product, port.port)
+                if old.fingerprint == new.fingerprint:
+                    continue
+                changes.append(
+                    {
+                        "product": port.product,
+                        "port": port.port,
+                        "principal": principal.id,
+                        "purpose": purpose,
+                        "change": _change_kind(old, new),
+                        "before": old.as_dict(),
+                        "after": new.as_dict(),
+                    }
+                )
+    return changes
+
+
+def registered_purposes(bundle: PolicyBundle) -> set[str]:
+    """The purposes ``data.registry.purposes`` registers in ``bundle``."""
+    purposes = bundle.data.get("registry", {}).get("purposes")
+    return {str(name) for name in purposes} if isinstance(purposes, Mapping) else set()
+
+
+def _change_kind(old: AccessDecision, new: AccessDecision) -> str:
+    if old.allow != new.allow:
+        return "opened" if new.allow else "closed"
+    if old.row_filters != new.row_filters:
+        return "changed"
+    # Compared as (narrowed columns, hidden columns): more of either reads less.
+    old_sets = (set(old.masks) | old.hidden_columns, set(old.hidden_columns))
+    new_sets = (set(new.masks) | new.hidden_columns, set(new.hidden_columns))
+    if new_sets != old_sets:
+        if all(n >= o for n, o in zip(new_sets, old_sets, strict=True)):
+            return "narrowed"
+        if all(n <= o for n, o in zip(new_sets, old_sets, strict=True)):
+            return "widened"
+    return "changed"
 
 
 def load_gateway(

@@ -50,7 +50,13 @@ from meshgov.errors import (
 )
 from meshgov.execution import run_secure_sql
 from meshgov.gate import Gate
-from meshgov.gateway import Authorization, Gateway, catalog_policy_data
+from meshgov.gateway import (
+    Authorization,
+    Gateway,
+    access_impact,
+    catalog_policy_data,
+    registered_purposes,
+)
 from meshgov.store.base import (
     REVISION_FAILED,
     REVISION_VALID,
@@ -177,6 +183,9 @@ class Service:
         self._query_engine_catalog: str = ""
         self._engine_lock = threading.Lock()
         self.started_at = time.time()
+        # Whose access the dry run of a staged revision compares (the HTTP app sets its tokens'
+        # principals): authorisation is the adapters' business, so the service is told.
+        self.principals: list[Principal] = []
 
     # ----------------------------------------------------------------- lifecycle
     @property
@@ -584,6 +593,7 @@ class Service:
                 if checked["tests"].get("failed") == 0:
                     status = REVISION_VALID
                 report["impact"] = self._impact(gate, state)
+                report["access"] = self._access_impact(bundle, state)
             except PolicyError as exc:
                 status = REVISION_FAILED
                 report["compile"] = {"ok": False, "error": str(exc)}
@@ -610,6 +620,18 @@ class Service:
             for key, manifest in state.catalog.manifests.items()
         }
         return policy_impact(state.gate, gate, state.catalog, previous)
+
+    def _access_impact(
+        self, bundle: PolicyBundle, state: ServingState | None
+    ) -> list[dict[str, Any]]:
+        """Access decisions that would change, for every port × known principal × purpose."""
+        if state is None or not self.principals:
+            return []
+        from meshgov.policy_backends.embedded import EmbeddedEngine
+
+        candidate = Gateway(state.catalog, bundle, EmbeddedEngine())
+        purposes = registered_purposes(state.bundle) | registered_purposes(bundle)
+        return access_impact(state.gateway, candidate, self.principals, purposes)
 
     def _previous_version(self, manifest: Manifest) -> Manifest | None:
         versions = self.store.product_versions(manifest.metadata.domain, manifest.metadata.name)

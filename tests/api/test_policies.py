@@ -79,6 +79,8 @@ def test_stage_shows_impact_then_activate_and_roll_back(own_server: RunningServe
         health = client.get("/health").json()
         rolled = client.post("/v1/policies/rollback").json()
         after = client.get("/health").json()
+    # A stricter tier changes the gate, not what anybody reads.
+    assert staged["report"]["access"] == []
     customers = impact["customer/customers"]
     assert customers["passes_before"] is True
     assert customers["passes_after"] is False
@@ -202,3 +204,16 @@ def test_a_misshapen_registry_file_is_refused_before_anything_is_stored(
     assert "scramble" in unknown_mask.json()["message"]
     assert after == revisions
     assert own_server.service.state.revision == before
+
+
+def test_stage_shows_the_access_decisions_that_would_change(own_server: RunningServer) -> None:
+    purposes = copy.deepcopy(own_server.service.state.bundle.data["registry"]["purposes"])
+    del purposes["operations"]
+    with own_server.client("guild") as client:
+        staged = _stage(client, "data/purposes.yaml", yaml.safe_dump(purposes)).json()
+    access = staged["report"]["access"]
+    assert access
+    assert {(c["purpose"], c["change"]) for c in access} == {("operations", "closed")}
+    principals = {p.id for p in own_server.service.principals}
+    assert {c["principal"] for c in access} <= principals
+    assert all(c["before"]["allow"] and not c["after"]["allow"] for c in access)

@@ -94,3 +94,57 @@ def test_an_unknown_revision_is_invalid_input() -> None:
         ["policy", "impact", "--against", "no-such-ref-xyz", "--policies", str(ROOT / "policies")],
     )
     assert result.exit_code == 2
+
+
+def _without_purpose(tmp_path: Path, purpose: str) -> Path:
+    """The shipped policies with one purpose no longer registered."""
+    policies = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", policies)
+    purposes = policies / "data" / "purposes.yaml"
+    document = yaml.safe_load(purposes.read_text(encoding="utf-8"))
+    del document[purpose]
+    purposes.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return policies
+
+
+def test_impact_lists_the_access_decisions_that_change(tmp_path: Path) -> None:
+    candidate = _without_purpose(tmp_path, "operations")
+    args = ["policy", "impact", "--against", str(ROOT / "policies"), "--policies", str(candidate)]
+    mesh = ["--catalog", str(ROOT / "examples" / "mesh")]
+    result = CliRunner().invoke(app, [*args, *mesh, "--format", "json"])
+    document = json.loads(result.stdout)
+    assert result.exit_code == 0, result.output
+    assert "owner-customer" in document["principals"]  # examples/mesh/principals by default
+    access = document["access"]
+    # Exactly the decisions that allowed the unregistered purpose close; nothing else moves.
+    assert access
+    assert {(c["purpose"], c["change"]) for c in access} == {("operations", "closed")}
+    closed = next(c for c in access if c["principal"] == "owner-customer")
+    assert (closed["product"], closed["port"]) == ("customer/customers", "customers")
+    assert closed["before"]["allow"] is True
+    assert "'operations' is not registered" in closed["after"]["reasons"][0]
+    text = CliRunner().invoke(app, [*args, *mesh])
+    assert "closed   owner-customer / operations on customer/customers:customers" in text.stdout
+
+
+def test_impact_without_principals_compares_no_access(tmp_path: Path) -> None:
+    candidate = _without_purpose(tmp_path, "operations")
+    mesh = tmp_path / "mesh"
+    shutil.copytree(ROOT / "examples" / "mesh", mesh, ignore=shutil.ignore_patterns("principals"))
+    result = CliRunner().invoke(
+        app,
+        [
+            "policy",
+            "impact",
+            "--against",
+            str(ROOT / "policies"),
+            "--policies",
+            str(candidate),
+            "--catalog",
+            str(mesh),
+            "--format",
+            "json",
+        ],
+    )
+    document = json.loads(result.stdout)
+    assert (document["principals"], document["access"]) == ([], [])

@@ -157,6 +157,7 @@ def create_app(
         if tokens_file is None:
             log.warning("no tokens file: every authenticated endpoint answers 401")
     owned = service or Service(settings)
+    owned.principals = sorted(tokens.by_id().values(), key=lambda principal: principal.id)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -2,7 +2,8 @@
 
 Compares the release gate under ``--policies`` (the working tree: the candidate) with the same
 directory at ``--against`` (a git revision, or another policy directory: the baseline), over every
-product of ``--catalog``. This is the dry run that ``PUT /v1/policies/…`` performs in the service.
+product of ``--catalog``, and the access decisions of ``--principals`` on every port for every
+registered purpose. This is the dry run that ``PUT /v1/policies/…`` performs in the service.
 
 Exit codes: 0 no product would start failing, 1 at least one would, 2 invalid input, 4 policy
 errors (a revision does not compile).
@@ -24,6 +25,7 @@ from meshgov.errors import InputError, Location
 
 if TYPE_CHECKING:
     from meshgov.core.policy import PolicyBundle
+    from meshgov.core.principal import Principal
 
 
 class ImpactFormat(StrEnum):
@@ -86,6 +88,12 @@ def impact_command(
     catalog: Path = typer.Option(
         Path("examples/mesh"), "--catalog", "-c", help="The products to dry-run the gate on."
     ),
+    principals: Path | None = typer.Option(
+        None,
+        "--principals",
+        help="Principal files (a directory of YAML/JSON, or one file) whose access decisions to "
+        "compare; default: CATALOG/principals when it exists.",
+    ),
     output: ImpactFormat = typer.Option(ImpactFormat.text, "--format", "-f", help="text or json."),
 ) -> None:
     """Dry-run the release gate under both revisions; list the findings that would change."""
@@ -103,6 +111,16 @@ def impact_command(
     products = load_catalog(catalog)
     with err_console.status(f"checking {len(products.manifests)} products under both revisions…"):
         changes = policy_impact(before, after, products, scan=True)
+    people = _principals(principals if principals is not None else catalog / "principals")
+    access: list[dict[str, Any]] = []
+    if people:
+        from meshgov.gateway import Gateway, access_impact, registered_purposes
+
+        purposes = registered_purposes(baseline) | registered_purposes(candidate)
+        with err_console.status(f"comparing access decisions of {len(people)} principals…"):
+            access = access_impact(
+                Gateway(products, baseline), Gateway(products, candidate), people, purposes
+            )
     newly_failing = [c["product"] for c in changes if c["passes_before"] and not c["passes_after"]]
     if output is ImpactFormat.json:
         document: dict[str, Any] = {
@@ -111,11 +129,60 @@ def impact_command(
             "products": len(products.manifests),
             "newly_failing": newly_failing,
             "changes": changes,
+            "principals": [p.id for p in people],
+            "access": access,
         }
         typer.echo(json.dumps(document, indent=2))
     else:
         _print_text(baseline.revision, candidate.revision, len(products.manifests), changes)
+        _print_access(access, len(people))
     raise typer.Exit(EXIT_VIOLATIONS if newly_failing else EXIT_OK)
+
+
+def _principals(path: Path) -> list[Principal]:
+    """Every principal file at ``path`` (a directory or one file); none when it does not exist."""
+    from meshgov.core.principal import parse_principal
+    from meshgov.errors import PrincipalError
+
+    if not path.exists():
+        return []
+    files = (
+        sorted(p for p in path.iterdir() if p.suffix in {".yaml", ".yml", ".json"})
+        if path.is_dir()
+        else [path]
+    )
+    people: list[Principal] = []
+    for file in files:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PrincipalError(
+                f"cannot read principal file ({type(exc).__name__})", Location(file=str(file))
+            ) from None
+        people.append(parse_principal(text, str(file)))
+    return people
+
+
+def _print_access(access: list[dict[str, Any]], principals: int) -> None:
+    if not principals:
+        return
+    if not access:
+        typer.echo(f"no access decision changes for {principals} principals")
+        return
+    typer.echo(f"access decisions that change ({len(access)}):")
+    for change in access:
+        before, after = change["before"], change["after"]
+        detail = []
+        for key in ("masks", "hidden_columns", "row_filters"):
+            if before[key] != after[key]:
+                shown = sorted(after[key]) if isinstance(after[key], dict) else after[key]
+                detail.append(f"{key} → {shown}")
+        if before["allow"] != after["allow"]:
+            detail = [after["reasons"][0] if after["reasons"] else ""]
+        typer.echo(
+            f"  {change['change']:<8} {change['principal']} / {change['purpose']} on "
+            f"{change['product']}:{change['port']}: {'; '.join(detail)}"
+        )
 
 
 def _print_text(baseline: str, candidate: str, total: int, changes: list[dict[str, Any]]) -> None:
