@@ -3,7 +3,8 @@
 Used by ``meshgov check`` and by the HTTP service (publish is gated by the same check). The policy
 bundle is compiled once per ``Gate``; every manifest is then one evaluation of
 ``data.meshgov.main.violations`` with the input
-``{"product", "previous", "scan", "identity_facts"}`` (see docs/architecture.md).
+``{"product", "previous", "scan", "identity_facts", "row_filter_facts"}`` (see
+docs/architecture.md).
 
 Inputs that cannot be read (a manifest that does not parse, a missing snapshot, a previous version
 that does not parse) become ``invalid_input`` findings on their manifest, so that one bad file
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from meshgov.core.policy import PolicyBundle, PolicyEngine, PreparedPolicy
 from meshgov.core.report import Finding, ManifestResult, Report, policy_findings
+from meshgov.core.sql.grant_facts import row_filter_facts
 from meshgov.core.waivers import (
     DEFAULT_WAIVER_FILE,
     Waiver,
@@ -361,6 +363,7 @@ class Gate:
             "previous": previous.policy_document() if previous is not None else None,
             "scan": list(scan),
             "identity_facts": list(identity_facts),
+            "row_filter_facts": row_filter_facts(manifest),
         }
         violations = self.prepared.evaluate(VIOLATIONS_QUERY, document)
         return policy_findings(

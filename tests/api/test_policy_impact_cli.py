@@ -113,7 +113,9 @@ def test_impact_lists_the_access_decisions_that_change(tmp_path: Path) -> None:
     mesh = ["--catalog", str(ROOT / "examples" / "mesh")]
     result = CliRunner().invoke(app, [*args, *mesh, "--format", "json"])
     document = json.loads(result.stdout)
-    assert result.exit_code == 0, result.output
+    # The products whose grants name the purpose start failing the gate (grant-unknown-purpose).
+    assert result.exit_code == 1, result.output
+    assert "customer/customers" in document["newly_failing"]
     assert "owner-customer" in document["principals"]  # examples/mesh/principals by default
     access = document["access"]
     # Exactly the decisions that allowed the unregistered purpose close; nothing else moves.

@@ -23,9 +23,9 @@ violations := report(input, data.registry)
 # METADATA
 # title: Release violations of a gate input
 # description: |
-#   Metadata and version checks always; the breaking-change checks when gate.previous is an object.
-#   The registry argument keeps the shape of the other concerns (unused for now).
-report(gate, _) := _metadata_findings(gate) | _change_findings(gate)
+#   Metadata, version and grant checks always; the breaking-change checks when gate.previous is
+#   an object.
+report(gate, registry) := (_metadata_findings(gate) | _change_findings(gate)) | _grant_validity(gate, registry)
 
 _metadata_findings(gate) := ((_missing_metadata(gate) | _invalid_semver(gate)) | _missing_end_of_support(gate))
 
@@ -729,5 +729,80 @@ _retention_findings(gate) := {v |
 		]),
 		result.location(_release_id(gate), old_port.name, null),
 		"Have the change reviewed by the guild: retention of personal data is a legal commitment.",
+	)
+}
+
+# --- grants that cannot work -------------------------------------------------------------------
+# A grant is read at query time only: one naming a purpose nobody registered or a port the product
+# does not have never matches, and a row filter that does not parse or names a missing column
+# denies every query it applies to. Caught here, at release, instead.
+
+_grant_validity(gate, registry) := (_unknown_purposes(gate, registry) | _unknown_grant_ports(gate)) | _invalid_row_filters(gate)
+
+# METADATA
+# title: Grant for a purpose that is not registered
+# description: |
+#   The grant names a purpose that data.registry.purposes does not hold: it never matches.
+# custom:
+#   rules:
+#     release/grant-unknown-purpose: error
+_unknown_purposes(gate, registry) := {v |
+	is_object(registry.purposes)
+	some grant in _grants(gate.product)
+	some purpose in object.get(grant, "purposes", [])
+	not registry.purposes[purpose]
+	v := result.violation(
+		"release/grant-unknown-purpose",
+		"error",
+		result.text([
+			"the grant to ", _grant_label(grant), " names purpose '", purpose,
+			"', which is not registered (known: ", concat(", ", sort(object.keys(registry.purposes))), ")",
+		]),
+		result.location(_release_id(gate), null, null),
+		"Use a registered purpose, or ask the guild to register it in policies/data/purposes.yaml.",
+	)
+}
+
+# METADATA
+# title: Grant for a port the product does not have
+# description: |
+#   The grant names an output port that the product does not declare: it never matches.
+# custom:
+#   rules:
+#     release/grant-unknown-port: error
+_unknown_grant_ports(gate) := {v |
+	names := {port.name | some port in _release_ports(gate.product)}
+	some grant in _grants(gate.product)
+	some name in object.get(grant, "ports", [])
+	not name in names
+	v := result.violation(
+		"release/grant-unknown-port",
+		"error",
+		result.text([
+			"the grant to ", _grant_label(grant), " names port '", name,
+			"', which the product does not have (ports: ", concat(", ", sort(names)), ")",
+		]),
+		result.location(_release_id(gate), name, null),
+		"Name one of the product's output ports, or leave `ports:` out to grant every port.",
+	)
+}
+
+# METADATA
+# title: Row filter that cannot be applied
+# description: |
+#   The grant's row filter does not parse, uses SQL that filters may not use, or names a column
+#   that a port it applies to does not have (gate.row_filter_facts, found by meshgov with sqlglot):
+#   every query it applies to would be denied.
+# custom:
+#   rules:
+#     release/row-filter-invalid: error
+_invalid_row_filters(gate) := {v |
+	some fact in object.get(gate, "row_filter_facts", [])
+	v := result.violation(
+		"release/row-filter-invalid",
+		"error",
+		result.text(["the row filter of the grant to ", fact.grant, ": ", fact.problem]),
+		result.location(_release_id(gate), fact.port, fact.column),
+		"Fix `rowFilter:` (a SQL predicate over the port's columns; {principal.x} for values).",
 	)
 }

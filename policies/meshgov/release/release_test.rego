@@ -309,3 +309,32 @@ test_retention_change_without_pii_is_clean if {
 	])
 	_found({"product": product, "previous": previous}) == set()
 }
+
+test_registered_purposes_and_existing_ports_pass if {
+	gate := _with_spec(_first_release, "access", {"grants": [object.union(_grant, {"ports": ["customers"]})]})
+	count({r | some r in _rules(gate); startswith(r, "release/grant-")}) == 0
+	not "release/row-filter-invalid" in _rules(gate)
+}
+
+test_grant_for_an_unregistered_purpose_is_error if {
+	gate := _with_spec(_first_release, "access", {"grants": [{"to": {"groups": ["analysts"]}, "purposes": ["analytics", "gossip"]}]})
+	[v] := _only(gate, "release/grant-unknown-purpose")
+	v.severity == "error"
+	startswith(v.message, "the grant to groups analysts names purpose 'gossip', which is not registered (known: analytics, ")
+}
+
+test_grant_for_a_port_the_product_lacks_is_error if {
+	gate := _with_spec(_first_release, "access", {"grants": [object.union(_grant, {"ports": ["customers", "custmers"]})]})
+	[v] := _only(gate, "release/grant-unknown-port")
+	v.location == {"product": "customer/customers", "port": "custmers", "column": null}
+	v.message == "the grant to groups analysts names port 'custmers', which the product does not have (ports: customers)"
+}
+
+test_row_filter_facts_are_located_errors if {
+	fact := {"grant": "groups analysts", "port": "customers", "column": "regoin", "problem": "column 'regoin' is not a column of port 'customers'"}
+	gate := object.union(_first_release, {"row_filter_facts": [fact]})
+	[v] := _only(gate, "release/row-filter-invalid")
+	v.severity == "error"
+	v.location == {"product": "customer/customers", "port": "customers", "column": "regoin"}
+	v.message == "the row filter of the grant to groups analysts: column 'regoin' is not a column of port 'customers'"
+}
