@@ -373,7 +373,6 @@ class _ColumnKinds:
                 self.scope_of[id(column)] = scope
 
     def kind(self, column: exp.Column, depth: int = 0) -> str | None:
-        from sqlglot import exp
 
         scope = self.scope_of.get(id(column))
         if scope is None or depth > 32:
@@ -417,9 +416,7 @@ class _ColumnKinds:
         select = self._select_of(source)
         if select is None:
             return None  # a table function, VALUES, a set operation…
-        projection = next(
-            (p for p in select.expressions if p.alias_or_name.lower() == name), None
-        )
+        projection = next((p for p in select.expressions if p.alias_or_name.lower() == name), None)
         if projection is None:
             return None
         if id(select) in self.secure:

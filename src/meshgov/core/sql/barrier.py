@@ -87,7 +87,9 @@ def _is_fallible(node: exp.Expr, column_types: ColumnTypes) -> bool:
         divisor = node.expression
         # A positive constant: never zero, and no INT_MIN / -1 overflow.
         return not (
-            isinstance(divisor, exp.Literal) and not divisor.is_string and divisor.to_py() > 0
+            isinstance(divisor, exp.Literal)
+            and not divisor.is_string
+            and float(divisor.to_py()) > 0
         )
     if isinstance(node, _PATTERNS):
         pattern = node.args.get("expression")

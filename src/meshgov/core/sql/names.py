@@ -28,14 +28,16 @@ from meshgov.errors import SqlUnsupportedError
 # Bare names that engines evaluate as niladic (keyword) functions: the SQL standard's and
 # PostgreSQL's, DuckDB's, Trino's, Snowflake's, BigQuery's and Spark's.
 SESSION_KEYWORDS = frozenset(
-    """
-    user current_user session_user system_user current_role current_schema current_schemas
-    current_catalog current_database current_path current_query current_setting current_date
-    current_time current_timestamp current_timezone current_region current_account
-    current_warehouse current_client current_session current_statement current_transaction
-    current_version current_ip_address localtime localtimestamp sysdate systimestamp
-    """.split()
-)
+    {
+        "user", "current_user", "session_user", "system_user", "current_role", "current_schema",
+        "current_schemas", "current_catalog", "current_database", "current_path",
+        "current_query", "current_setting", "current_date", "current_time", "current_timestamp",
+        "current_timezone", "current_region", "current_account", "current_warehouse",
+        "current_client", "current_session", "current_statement", "current_transaction",
+        "current_version", "current_ip_address", "localtime", "localtimestamp", "sysdate",
+        "systimestamp",
+    }
+)  # fmt: skip
 
 _Names = frozenset[str]
 _SOURCE_KINDS = (exp.Table, exp.Subquery, exp.Unnest, exp.Values, exp.Lateral)
@@ -85,9 +87,9 @@ class _Resolver:
                     for source in self.sources_of(node).values():
                         names |= self.output_names(source)
                 elif isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star):
-                    source = self.sources_of(node).get(projection.table.lower())
-                    if source is not None:
-                        names |= self.output_names(source)
+                    starred = self.sources_of(node).get(projection.table.lower())
+                    if starred is not None:
+                        names |= self.output_names(starred)
                 elif projection.alias_or_name:
                     names.add(projection.alias_or_name.lower())
         elif isinstance(node, exp.Unnest):
@@ -109,7 +111,9 @@ class _Resolver:
             candidates.extend(j.this for j in select.args.get("joins") or ())
             candidates.extend(select.args.get("laterals") or ())
             while candidates:
-                node = candidates.pop()
+                node: exp.Expr | None = candidates.pop()
+                if node is None:
+                    continue
                 if isinstance(node, exp.Subquery) and not isinstance(node.this, exp.Query):
                     candidates.append(node.this)  # `FROM (a JOIN b)`: the sources inside
                 elif isinstance(node, _SOURCE_KINDS):
@@ -157,9 +161,12 @@ class _Resolver:
                         return True
                     if any(name in self.output_names(s) for s in sources.values()):
                         return True
-            elif isinstance(node, exp.SetOperation) and not qualifier:
-                if name in self.aliases_of(node):
-                    return True
+            elif (
+                isinstance(node, exp.SetOperation)
+                and not qualifier
+                and name in self.aliases_of(node)
+            ):
+                return True
             node = node.parent
         return False
 
