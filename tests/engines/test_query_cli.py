@@ -137,9 +137,10 @@ def test_engine_failure_withholds_the_engine_text() -> None:
     assert "@" not in err
 
 
-def test_a_mistyped_column_is_named_exit_2() -> None:
+def test_a_mistyped_column_is_named_exit_3() -> None:
+    # The gateway resolves every name before the engine sees it: an unknown name is a denial.
     code, out, err = query("analyst-eu", "SELECT emial FROM customer.customers")
-    assert code == 2
+    assert code == 3
     assert out == b""
     assert "column 'emial' does not exist" in err
     assert "@" not in err

@@ -547,7 +547,197 @@ ATTACKS: list[Attack] = [
         "pruned-order-by-unselected",
         "SELECT customer_id FROM customer.customers ORDER BY email, phone LIMIT 5",
     ),
+    # Type confusion through aliases: the engine's barrier decision follows a column to the secure
+    # view it comes from, so a text column renamed like a number (or compared with <, IS…) still
+    # gets the barrier, and only EU rows are ever cast.
+    Attack(
+        "alias-text-as-number",
+        "SELECT count(*) AS n FROM (SELECT customer_id, CASE WHEN region = 'US' THEN gender "
+        "ELSE '1' END AS amount FROM customer.customers) t WHERE amount = 1",
+        eu_count,
+        only="duckdb",
+    ),
+    Attack(
+        "alias-text-is-true",
+        "SELECT count(*) AS n FROM (SELECT CASE WHEN region = 'US' THEN gender ELSE 'true' END "
+        "AS paid FROM customer.customers) t WHERE paid IS TRUE",
+        eu_count,
+        only="duckdb",
+    ),
+    Attack(
+        "alias-text-less-than",
+        "SELECT count(*) AS n FROM (SELECT CASE WHEN region = 'US' THEN gender ELSE '1' END "
+        "AS amount FROM customer.customers) t WHERE amount < 2",
+        eu_count,
+        only="duckdb",
+    ),
+    Attack(
+        "alias-bare-boolean",
+        "SELECT count(*) AS n FROM (SELECT CASE WHEN region = 'US' THEN gender ELSE 'true' END "
+        "AS paid FROM customer.customers) t WHERE paid",
+        eu_count,
+        only="duckdb",
+    ),
 ]
+
+# Attacks the gateway must deny, on both engines, with a reason naming what it refused.
+DENIED: list[tuple[str, str, str, str]] = [
+    # (name, sql, principal, phrases the reason must hold one of, case-insensitively, "|"-separated:
+    # PostgreSQL parses some keywords as functions, and has no lambdas, so it denies them earlier)
+    ("session-user-role", "SELECT user AS u, current_role AS r", "nobody", "'user'"),
+    (
+        "session-role-schema",
+        "SELECT current_role AS r, current_schema AS s",
+        "analyst-eu",
+        "'current_role'|current_schema()",
+    ),
+    (
+        "session-beside-data",
+        "SELECT customer_id, user FROM customer.customers",
+        "analyst-eu",
+        "'user'",
+    ),
+    (
+        "session-in-where",
+        "SELECT count(*) FROM customer.customers WHERE current_schema = 'main'",
+        "analyst-eu",
+        "'current_schema'|current_schema()",
+    ),
+    (
+        "session-catalog-in-subquery",
+        "SELECT n FROM (SELECT current_catalog AS n FROM customer.customers) t",
+        "analyst-eu",
+        "'current_catalog'|current_catalog()",
+    ),
+    ("session-quoted", 'SELECT "user" AS u FROM customer.customers', "analyst-eu", "'user'"),
+    (
+        "unknown-bare-name",
+        "SELECT customer_id, current_database FROM customer.customers",
+        "analyst-eu",
+        "current_database",
+    ),
+    (
+        "unknown-name-in-cte",
+        "WITH t AS (SELECT customer_id FROM customer.customers) SELECT t.region FROM t",
+        "analyst-eu",
+        "t.region",
+    ),
+    ("unknown-name-no-table", "SELECT session_id AS s", "nobody", "session_id"),
+    (
+        "sample-as-alias-columns",
+        "SELECT * FROM customer.customers AS x(email, customer_id)",
+        "analyst-eu",
+        "column list",
+    ),
+    (
+        "lambda-cast-where",
+        "SELECT count(*) FROM customer.customers "
+        "WHERE len(list_filter([customer_id], x -> CAST(x AS INT) = 1)) > 0",
+        "analyst-eu",
+        "CAST(x AS INT)|list_filter()",
+    ),
+    (
+        "lambda-cast-group-by",
+        "SELECT count(*) FROM customer.customers "
+        "GROUP BY list_filter([customer_id], x -> CAST(x AS INT) = 1)",
+        "analyst-eu",
+        "CAST(x AS INT)|list_filter()",
+    ),
+    (
+        "lambda-cast-join-on",
+        "SELECT count(*) FROM customer.customers c JOIN commerce.orders o "
+        "ON len(list_filter([c.customer_id], x -> CAST(x AS INT) = 1)) > 0",
+        "analyst-eu",
+        "CAST(x AS INT)|list_filter()",
+    ),
+    (
+        "lambda-cast-cte",
+        "WITH t AS (SELECT list_transform([customer_id], x -> CAST(x AS INT)) AS v "
+        "FROM customer.customers) SELECT count(*) FROM t",
+        "analyst-eu",
+        "CAST(x AS INT)|list_transform()",
+    ),
+    (
+        "chr-in-subquery",
+        "SELECT count(*) FROM (SELECT chr(CASE WHEN customer_id = '{us_id}' THEN -1 ELSE 65 END) "
+        "AS c FROM customer.customers) t",
+        "analyst-eu",
+        "can fail on a value",
+    ),
+    (
+        "repeat-group-by",
+        "SELECT count(*) FROM customer.customers GROUP BY "
+        "repeat('x', CASE WHEN customer_id = '{us_id}' THEN 2000000000 ELSE 1 END)",
+        "analyst-eu",
+        "can fail on a value",
+    ),
+    (
+        "left-in-subquery",
+        "SELECT count(*) FROM (SELECT left(email, CASE WHEN region = 'US' THEN -1 ELSE 1 END) "
+        "AS l FROM customer.customers) t",
+        "analyst-eu",
+        "can fail on a value",
+    ),
+    (
+        "abs-overflow",
+        "SELECT count(*) FROM customer.customers WHERE "
+        "abs(CASE WHEN customer_id = '{us_id}' THEN -2147483648 ELSE 1 END) > 0",
+        "analyst-eu",
+        "can fail on a value",
+    ),
+    (
+        "split-part-zero",
+        "SELECT count(*) FROM customer.customers WHERE "
+        "split_part(email, '@', CASE WHEN region = 'US' THEN 0 ELSE 1 END) = ''",
+        "analyst-eu",
+        "can fail on a value",
+    ),
+    (
+        "substring-negative",
+        "SELECT count(*) FROM customer.customers WHERE "
+        "substring(email, 1, CASE WHEN region = 'US' THEN -1 ELSE 1 END) = ''",
+        "analyst-eu",
+        "can fail on a value",
+    ),
+    (
+        "overflow-in-subquery",
+        "SELECT count(*) FROM (SELECT CASE WHEN customer_id = '{us_id}' THEN 2147483647 "
+        "ELSE 0 END * 2 AS v FROM customer.customers) t WHERE v > 0",
+        "analyst-eu",
+        "can fail on a value",
+    ),
+    (
+        "overflow-group-by",
+        "SELECT count(*) FROM customer.customers GROUP BY "
+        "CASE WHEN customer_id = '{us_id}' THEN 2147483647 + 1 END",
+        "analyst-eu",
+        "can fail on a value",
+    ),
+    (
+        "like-data-pattern",
+        "SELECT count(*) FROM customer.customers WHERE 'x' LIKE customer_id",
+        "analyst-eu",
+        "can fail on a value",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", DENIED, ids=[c[0] for c in DENIED])
+def test_denied_with_a_reason_naming_it(
+    case: tuple[str, str, str, str], engine: QueryEngine, gateway: Any, secrets: Secrets
+) -> None:
+    _, template, who, phrase = case
+    sql = _render(Attack("", template), secrets)
+    outcome = run(gateway, engine, sql, who=who)
+    assert outcome.table is None, "the gateway let it through"
+    assert isinstance(outcome.error, AccessDenied), outcome.error
+    assert outcome.error.exit_code == 3
+    assert any(p.lower() in str(outcome.error).lower() for p in phrase.split("|")), outcome.error
+    assert_no_leak(outcome, secrets, sql)
+    received = outcome.received()
+    # Nothing about the engine session: role, database, schema or catalogue names.
+    for session_value in ("meshgov_reader", "meshgov_adversarial", "memory"):
+        assert session_value not in received
 
 
 def _render(attack: Attack, secrets: Secrets) -> str:
@@ -766,3 +956,39 @@ def test_hashed_emails_join_across_products_and_engines(
         assert rows
         assert all(r["audience"] == r["customer"] for r in rows if r["audience"])
         assert {r["customer"] for r in rows} <= {keyed_hash(e) for e in secrets.eu_emails}
+
+
+# The engine's barrier decision (defence in depth behind the gateway) follows each predicate
+# column to the secure view it comes from: a renamed or computed column gets the barrier.
+BARRIER_NEEDED = [
+    "SELECT count(*) FROM (SELECT customer_id, gender AS amount FROM customer.customers) t "
+    "WHERE amount = 1",
+    "SELECT count(*) FROM customer.customers WHERE gender IS TRUE",
+    "SELECT count(*) FROM customer.customers WHERE gender < 1",
+    "SELECT count(*) FROM customer.customers WHERE gender BETWEEN 1 AND 2",
+    "SELECT count(*) FROM (SELECT gender AS paid FROM customer.customers) t WHERE paid",
+    "WITH t AS (SELECT customer_id AS signup_date FROM customer.customers) "
+    "SELECT count(*) FROM t WHERE signup_date > DATE '2020-01-01'",
+    "SELECT count(*) FROM (SELECT CASE WHEN region = 'EU' THEN 1 END AS v "
+    "FROM customer.customers) t WHERE v IS NULL",
+]
+BARRIER_NOT_NEEDED = [
+    "SELECT count(*) FROM customer.customers WHERE gender = 'F'",
+    "SELECT count(*) FROM (SELECT gender AS g FROM customer.customers) t WHERE g = 'F'",
+    "SELECT count(*) FROM commerce.orders WHERE amount > 10 AND amount BETWEEN 1 AND 100",
+]
+
+
+@pytest.mark.parametrize("sql", BARRIER_NEEDED + BARRIER_NOT_NEEDED)
+@pytest.mark.parametrize("dialect", ["duckdb", "postgres"])
+def test_engine_barrier_follows_columns_to_their_secure_view(
+    sql: str, dialect: str, gateway: Any, mesh_catalog: Any
+) -> None:
+    from meshgov.engines.base import column_kinds, port_sources, prepare_query
+
+    auth = gateway.authorize(sql, principal("analyst-eu"), "analytics", "duckdb", dialect)
+    assert auth.allowed, auth.reason
+    sources = port_sources(mesh_catalog)
+    physical = frozenset(s.physical.parts for s in sources)
+    prepared = prepare_query(auth.sql, dialect, physical, True, column_kinds(sources))
+    assert bool(prepared.views) is (sql in BARRIER_NEEDED)

@@ -445,41 +445,141 @@ def needs_barrier(
 
     Engines evaluate projections, aggregates and windows after the scan's filters; only predicates
     (WHERE, JOIN ON, HAVING, QUALIFY, FILTER) are pushed down beside a row filter, where the
-    optimiser may run them first. A predicate built only from columns, literals, ordering
-    comparisons and boolean logic cannot fail on a value. Equality is the exception: DuckDB
-    compares a text column with a number, a date or a boolean by casting the text
-    (``Could not convert string 'alice@…' to INT32``), so ``=``, ``<>`` and ``IN`` are safe only
-    between operands of one kind (``column_kinds``: column name → kind, from the catalogue).
+    optimiser may run them first. A predicate is judged safe only when it is built from columns,
+    literals, comparisons and boolean logic, **and** every column in it resolves (through the
+    query's scopes, following plain column aliases of derived tables and CTEs) to a column of a
+    secure view whose kind the catalogue establishes (``column_kinds``: name → kind, from types
+    and masks), **and** every comparison (``=``, ``<>``, ``<``, ``>``, ``IN``, ``BETWEEN``,
+    ``IS``…) and every bare boolean operand has operands of one kind: DuckDB compares text with a
+    number, a date or a boolean by casting the text (``Could not convert string 'alice@…' to
+    INT32``). A column computed in a derived table (``CASE … END AS v``, then ``WHERE v > 0``) is
+    inlined into the predicate by the optimiser, so its kind is unknown: barrier. Anything whose
+    kind cannot be established needs the barrier.
     """
     from sqlglot import exp
 
-    kinds = dict(column_kinds)
     inside = {id(node) for sub in secure for node in sub.walk()}
+    try:
+        kinds = _ColumnKinds(statement, secure, dict(column_kinds))
+    except Exception:  # scopes that sqlglot cannot build: assume the worst
+        return True
     for clause in statement.find_all(exp.Where, exp.Having, exp.Qualify, exp.Join):
         if id(clause) in inside:
             continue
         condition = clause.args.get("on") if isinstance(clause, exp.Join) else clause.this
         if condition is None:
             continue
+        if _boolean_operand_can_fail(condition, kinds):
+            return True
         for node in condition.walk():
             if isinstance(node, exp.Subquery | exp.Query):
                 continue  # its own clauses are visited on their own
             if not isinstance(node, _SAFE_PREDICATE_NODES):
                 return True
-            if isinstance(
-                node, exp.EQ | exp.NEQ | exp.In | exp.NullSafeEQ | exp.NullSafeNEQ
-            ) and not _same_kind(node, kinds):
+            if isinstance(node, exp.Column) and kinds.kind(node) is None:
+                return True
+            if isinstance(node, exp.And | exp.Or | exp.Not) and any(
+                _boolean_operand_can_fail(operand, kinds)
+                for operand in (node.args.get("this"), node.args.get("expression"))
+                if operand is not None
+            ):
+                return True
+            if isinstance(node, _COMPARISONS) and not _same_kind(node, kinds):
                 return True
     return False
 
 
-def _same_kind(comparison: exp.Expr, kinds: dict[str, str]) -> bool:
+def _boolean_operand_can_fail(operand: exp.Expr, kinds: _ColumnKinds) -> bool:
+    """A bare column used as a condition is cast to boolean: only a boolean column is safe."""
+    from sqlglot import exp
+
+    while isinstance(operand, exp.Paren):
+        operand = operand.this
+    return isinstance(operand, exp.Column) and kinds.kind(operand) != "boolean"
+
+
+class _ColumnKinds:
+    """The kind of a column reference, when it is (through plain aliases) a secure view column."""
+
+    def __init__(
+        self, statement: exp.Query, secure: list[exp.Subquery], kinds: dict[str, str]
+    ) -> None:
+        from sqlglot.optimizer.scope import build_scope
+
+        self.kinds = kinds
+        self.secure = {id(sub.this) for sub in secure}
+        self.scope_of: dict[int, Any] = {}
+        root = build_scope(statement)
+        if root is None:
+            raise ValueError("no scope")
+        for scope in root.traverse():
+            for column in scope.columns:
+                self.scope_of[id(column)] = scope
+
+    def kind(self, column: exp.Column, depth: int = 0) -> str | None:
+
+        scope = self.scope_of.get(id(column))
+        if scope is None or depth > 32:
+            return None
+        name = column.name.lower()
+        qualifier = column.table.lower()
+        while scope is not None:
+            sources = {key.lower(): source for key, source in scope.sources.items()}
+            if qualifier:
+                found = sources.get(qualifier)
+                if found is not None:
+                    return self._kind_in(found, name, depth)
+            else:
+                having = [s for s in sources.values() if self._provides(s, name)]
+                if len(having) == 1:
+                    return self._kind_in(having[0], name, depth)
+                if having or any(self._opaque(s) for s in sources.values()):
+                    return None  # ambiguous, or a source whose columns are not listed
+            scope = scope.parent
+        return None
+
+    def _select_of(self, source: Any) -> exp.Select | None:
+        from sqlglot import exp
+
+        expression = getattr(source, "expression", None)
+        return expression if isinstance(expression, exp.Select) else None
+
+    def _opaque(self, source: Any) -> bool:
+        select = self._select_of(source)
+        return select is None or select.is_star
+
+    def _provides(self, source: Any, name: str) -> bool:
+        select = self._select_of(source)
+        return select is not None and any(
+            p.alias_or_name.lower() == name for p in select.expressions
+        )
+
+    def _kind_in(self, source: Any, name: str, depth: int) -> str | None:
+        from sqlglot import exp
+
+        select = self._select_of(source)
+        if select is None:
+            return None  # a table function, VALUES, a set operation…
+        projection = next((p for p in select.expressions if p.alias_or_name.lower() == name), None)
+        if projection is None:
+            return None
+        if id(select) in self.secure:
+            return self.kinds.get(name)
+        inner = projection.unalias()
+        if isinstance(inner, exp.Column) and not isinstance(inner.this, exp.Star):
+            return self.kind(inner, depth + 1)
+        return None  # a computed column: its expression runs wherever the predicate runs
+
+
+def _same_kind(comparison: exp.Expr, kinds: _ColumnKinds) -> bool:
     from sqlglot import exp
 
     operands = [
         comparison.args.get("this"),
         comparison.args.get("expression"),
         comparison.args.get("query"),
+        comparison.args.get("low"),
+        comparison.args.get("high"),
         *comparison.expressions,
     ]
     # String constants are cast to the other side's type: if that fails, it fails on every row.
@@ -490,16 +590,22 @@ def _same_kind(comparison: exp.Expr, kinds: dict[str, str]) -> bool:
         and not isinstance(operand, exp.Null)
         and not (isinstance(operand, exp.Literal) and operand.is_string)
     ]
-    if len(typed) <= 1:
+    if len(typed) <= 1 and not isinstance(comparison, exp.Is):
         return True
     seen: set[str] = set()
     for operand in typed:
+        while isinstance(operand, exp.Paren):
+            operand = operand.this
+        kind: str | None = None
         if isinstance(operand, exp.Literal):
-            seen.add("number")
-        elif isinstance(operand, exp.Column) and operand.name.lower() in kinds:
-            seen.add(kinds[operand.name.lower()])
-        else:
-            return False  # a subquery, a boolean, an expression or a column of unknown kind
+            kind = "number"
+        elif isinstance(operand, exp.Boolean):
+            kind = "boolean"
+        elif isinstance(operand, exp.Column):
+            kind = kinds.kind(operand)
+        if kind is None:
+            return False  # a subquery, an expression or a column of unknown kind
+        seen.add(kind)
     return len(seen) <= 1
 
 
@@ -547,6 +653,18 @@ def _safe_predicate_nodes() -> tuple[type[exp.Expr], ...]:
 
 
 _SAFE_PREDICATE_NODES = _safe_predicate_nodes()
+
+
+def _comparisons() -> tuple[type[exp.Expr], ...]:
+    from sqlglot import exp
+
+    return (
+        exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ,
+        exp.In, exp.Between, exp.Is,
+    )  # fmt: skip
+
+
+_COMPARISONS = _comparisons()
 
 
 @dataclass(frozen=True)

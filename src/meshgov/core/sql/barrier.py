@@ -19,20 +19,17 @@ from meshgov.core.manifest import LogicalType
 from meshgov.core.sql.validate import classes_named
 from meshgov.errors import SqlUnsupportedError
 
-_ALWAYS_FALLIBLE = tuple(
-    classes_named(
-        "StrToDate StrToTime TsOrDsToDate TsOrDsToTimestamp TimeStrToTime TimeStrToDate "
-        "DateStrToDate ToNumber ParseJSON JSONExtract JSONExtractScalar JSONBExtract "
-        "JSONBExtractScalar Ln Log Sqrt Pow Exp Asin Acos MakeInterval UnixToTime "
-        "DateFromParts TimestampFromParts Date Timestamp Time ToChar TimeToStr"
-    )
-)
-_REGEX = tuple(
+# Patterns: a fixed pattern fails on every row or none; one built from data can fail on a value.
+_PATTERNS = tuple(
     classes_named(
         "RegexpLike RegexpILike RegexpExtract RegexpExtractAll RegexpReplace RegexpSplit "
-        "RegexpCount RegexpSubstr RegexpInstr RegexpFullMatch SimilarTo"
+        "RegexpCount RegexpSubstr RegexpInstr RegexpFullMatch SimilarTo Like ILike Glob"
     )
 )
+# Total date functions unless their unit comes from data (`date_trunc(col, d)`).
+_UNIT_FUNCTIONS = tuple(classes_named("DateTrunc TimestampTrunc DatetimeTrunc TimeTrunc"))
+# Evaluated for some rows or elements only: a constant inside fails exactly when one exists.
+_CONDITIONAL = (exp.Case, exp.If, exp.Coalesce, exp.Nvl2, exp.Lambda)
 _TEXT_TYPES = {
     exp.DataType.Type.TEXT,
     exp.DataType.Type.VARCHAR,
@@ -80,29 +77,38 @@ def _safe_cast(node: exp.Cast, column_types: ColumnTypes) -> bool:
 
 
 def _is_fallible(node: exp.Expr, column_types: ColumnTypes) -> bool:
+    """A candidate from ``validate`` (a function not known to be total, or a fallible operator)
+    that can really fail on a value."""
     if isinstance(node, exp.TryCast | exp.Try):
         return False
     if isinstance(node, exp.Cast):
         return not _safe_cast(node, column_types)
     if isinstance(node, exp.Div | exp.IntDiv | exp.Mod):
         divisor = node.expression
+        # A positive constant: never zero, and no INT_MIN / -1 overflow.
         return not (
-            isinstance(divisor, exp.Literal) and not divisor.is_string and divisor.to_py() != 0
+            isinstance(divisor, exp.Literal)
+            and not divisor.is_string
+            and float(divisor.to_py()) > 0
         )
-    if isinstance(node, _REGEX):
+    if isinstance(node, _PATTERNS):
         pattern = node.args.get("expression")
         return not isinstance(pattern, exp.Literal)
-    return isinstance(node, _ALWAYS_FALLIBLE)
+    if isinstance(node, _UNIT_FUNCTIONS):
+        unit = node.args.get("unit")
+        return unit is not None and any(True for _ in unit.find_all(exp.Column))
+    return True
 
 
 def _depends_on_data(node: exp.Expr) -> bool:
-    """It reads a column, or runs only for some rows (a branch of CASE/IF): ``CASE WHEN
-    region = 'US' THEN 1/0 END`` fails exactly when such a row exists."""
+    """It reads a column, or runs only for some rows or elements (a CASE/IF/COALESCE branch, a
+    lambda body, whose variables are not columns): ``CASE WHEN region = 'US' THEN 1/0 END`` or
+    ``list_filter([id], x -> CAST(x AS INT) = 1)`` fails exactly when such a value exists."""
     if any(True for _ in node.find_all(exp.Column)):
         return True
     parent = node.parent
     while parent is not None and not isinstance(parent, exp.Query):
-        if isinstance(parent, exp.Case | exp.If):
+        if isinstance(parent, _CONDITIONAL):
             return True
         parent = parent.parent
     return False

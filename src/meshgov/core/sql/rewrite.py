@@ -22,6 +22,7 @@ from meshgov.core.sql.model import (
     RewrittenQuery,
     TableAccess,
 )
+from meshgov.core.sql.names import check_column_names
 from meshgov.core.sql.parse import check_dialect, parse_statement
 from meshgov.core.sql.resolve import (
     ResolvedTable,
@@ -81,6 +82,7 @@ def _rewrite(
         # that a case-sensitive target (PostgreSQL) resolves them the same way.
         normalize_identifiers(statement, dialect=read)
     tables = resolve_tables(inventory.tables, read, resolve_port)
+    _check_no_column_lists(tables)
 
     decisions: dict[tuple[str, str], AccessDecision] = {}
     for table in tables:
@@ -96,6 +98,7 @@ def _rewrite(
             decisions[key] = decision
 
     _check_hidden_columns(inventory, tables, decisions, dialect)
+    check_column_names(inventory.columns, inventory.ctes, {id(t.node): t.port for t in tables})
     filtered = [t.port.table_name for t in tables if decisions[_key(t)].row_filters]
     if filtered and inventory.fallible:
         column_types: dict[str, set[LogicalType]] = {}
@@ -161,6 +164,21 @@ def _access(port: PortRef, decision: AccessDecision, row_filter_sql: str | None)
 
 def _norm(identifier: exp.Expr, dialect: Dialect) -> str:
     return normalized_name(identifier, dialect)
+
+
+def _check_no_column_lists(tables: list[ResolvedTable]) -> None:
+    """``FROM t AS a(x, y)`` renames a product table's columns by position: which column a name
+    then means would depend on the secure view's column order (and its pruning), and masks and
+    barrier decisions are keyed by name. Denied; rename in a derived table instead. (Spark,
+    BigQuery and Trino also parse ``t SAMPLE (10)`` as such a list.)"""
+    for table in tables:
+        alias = table.node.args.get("alias")
+        if isinstance(alias, exp.TableAlias) and alias.columns:
+            raise SqlUnsupportedError(
+                f"table '{table.port.table_name}' ({table.port.product}:{table.port.port}): a "
+                f"column list on its alias ({alias.sql()}) renames columns by position and is "
+                "not allowed; name columns in a subquery instead"
+            )
 
 
 def _check_hidden_columns(

@@ -104,14 +104,38 @@ class Inventory:
     joins: list[exp.Join] = field(default_factory=list)
 
 
-_FALLIBLE_CANDIDATES = classes_named(
-    "Cast Div IntDiv Mod StrToDate StrToTime TsOrDsToDate TsOrDsToTimestamp TimeStrToTime "
-    "TimeStrToDate DateStrToDate ToNumber ParseJSON JSONExtract JSONExtractScalar JSONBExtract "
-    "JSONBExtractScalar Ln Log Sqrt Pow Exp Asin Acos MakeInterval UnixToTime DateFromParts "
-    "TimestampFromParts Date Timestamp Time ToChar TimeToStr RegexpLike RegexpILike "
-    "RegexpExtract RegexpExtractAll RegexpReplace RegexpSplit RegexpCount RegexpSubstr "
-    "RegexpInstr RegexpFullMatch SimilarTo"
+# Expressions that can fail on some value (an error that reveals it), checked by ``barrier.py``.
+# An allow-list: every function is a candidate unless it is known not to fail on any value of a
+# well-typed argument (its arguments are checked on their own); aggregates and window functions
+# run after the row filter of their query, wherever they are.
+TOTAL_FUNCTIONS = classes_named(
+    "And Or Xor Not Exists Collate Case If Coalesce Nullif Greatest Least Nvl2 EqualNull Try "
+    "TryCast SafeDivide Atan Atan2 Cbrt Array Struct Map "
+    "ArrayContains ArrayConcat ArrayDistinct ArraySize ArraySort ArrayToString ArrayFilter "
+    "Transform ArrayPosition StructExtract Unnest Explode "
+    "Lower Upper Length BitLength ByteLength Concat ConcatWs Trim Replace Reverse Contains "
+    "StartsWith EndsWith StrPosition Initcap Translate MD5 SHA Hex LowerHex Ascii "
+    "Ceil Floor Sign IsNan IsInf Pi CurrentDate CurrentTime CurrentTimestamp "
+    "Year Month Day DayOfMonth DayOfWeek DayOfWeekIso DayOfYear Dayname Monthname Quarter Week "
+    "WeekOfYear YearOfWeek Extract Hour Minute Second LastDay"
 )
+# Operators that can fail on a value: casts, division and modulo (by zero), integer and decimal
+# overflow (+, -, *, unary minus, shifts), patterns (LIKE/regex) built from data.
+FALLIBLE_OPERATORS = classes_named(
+    "Cast Div IntDiv Mod Add Sub Mul Neg BitwiseLeftShift BitwiseRightShift Like ILike Glob "
+    "SimilarTo"
+)
+
+
+def _fallible_candidate(node: exp.Expr, kind: type[exp.Expr]) -> bool:
+    if kind in FALLIBLE_OPERATORS or isinstance(node, exp.Cast):
+        return True
+    return (
+        isinstance(node, exp.Func)
+        and kind not in TOTAL_FUNCTIONS
+        and not isinstance(node, exp.AggFunc)
+        and not isinstance(node.parent, exp.Window)
+    )
 
 
 def validate(statement: exp.Expr) -> Inventory:
@@ -144,7 +168,7 @@ def validate(statement: exp.Expr) -> Inventory:
             inventory.stars.append(node)  # type: ignore[arg-type]
         elif kind is exp.Join:
             inventory.joins.append(node)  # type: ignore[arg-type]
-        if kind in _FALLIBLE_CANDIDATES or isinstance(node, exp.Cast):
+        if _fallible_candidate(node, kind):
             inventory.fallible.append(node)
     return inventory
 
