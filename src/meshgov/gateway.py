@@ -20,7 +20,7 @@ from meshgov.catalog import Catalog
 from meshgov.core.policy import PolicyBundle, PolicyEngine, PreparedPolicy
 from meshgov.core.principal import Principal
 from meshgov.core.sql.model import AccessDecision, PortRef, TableAccess, ports_of
-from meshgov.core.sql.parse import DIALECTS
+from meshgov.core.sql.parse import check_dialect
 from meshgov.core.sql.rewrite import rewrite
 from meshgov.errors import (
     AccessDenied,
@@ -167,21 +167,8 @@ class LruCache(Generic[K, V]):
         return len(self._items)
 
 
-def sql_dialect(name: str, place: str = "dialect") -> str:
-    """The canonical name of a dialect meshgov reads and writes (``postgresql`` is ``postgres``).
-
-    Anything else is a usage error (``SqlDialectError``: exit 2, HTTP 400) whose message names
-    ``place`` (the option or field that carried it) and the allowed dialects; never a denial.
-    """
-    canonical = name.lower()
-    if canonical == "postgresql":
-        canonical = "postgres"
-    if canonical not in DIALECTS:
-        raise SqlDialectError(
-            f"{place}: unknown SQL dialect {name!r}; use one of {', '.join(sorted(DIALECTS))}"
-            " (postgresql = postgres)"
-        )
-    return canonical
+# Dialect names: one check for the gateway, the CLI and the API (re-exported here).
+sql_dialect = check_dialect
 
 
 # A refusal's ``code`` → the error it is (what the CLI exits with, what HTTP answers). Input

@@ -133,20 +133,7 @@ def test_impact_without_principals_compares_no_access(tmp_path: Path) -> None:
     candidate = _without_purpose(tmp_path, "operations")
     mesh = tmp_path / "mesh"
     shutil.copytree(ROOT / "examples" / "mesh", mesh, ignore=shutil.ignore_patterns("principals"))
-    result = CliRunner().invoke(
-        app,
-        [
-            "policy",
-            "impact",
-            "--against",
-            str(ROOT / "policies"),
-            "--policies",
-            str(candidate),
-            "--catalog",
-            str(mesh),
-            "--format",
-            "json",
-        ],
-    )
+    args = ["policy", "impact", "--against", str(ROOT / "policies"), "--policies", str(candidate)]
+    result = CliRunner().invoke(app, [*args, "--catalog", str(mesh), "--format", "json"])
     document = json.loads(result.stdout)
     assert (document["principals"], document["access"]) == ([], [])

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 
-from meshgov.errors import MeshgovError
+from meshgov.errors import Location, MeshgovError, PrincipalError
+
+if TYPE_CHECKING:
+    from meshgov.core.principal import Principal
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -45,3 +49,16 @@ def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(EXIT_BACKEND) from None
 
     return wrapper
+
+
+def load_principal_file(path: Path) -> Principal:
+    """A principal file (YAML or JSON); unreadable or invalid is a ``PrincipalError`` naming it."""
+    from meshgov.core.principal import parse_principal
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PrincipalError(
+            f"cannot read principal file ({type(exc).__name__})", Location(file=str(path))
+        ) from None
+    return parse_principal(text, str(path))

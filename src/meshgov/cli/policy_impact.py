@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from meshgov.cli._common import EXIT_OK, EXIT_VIOLATIONS, err_console, reports_errors
+from meshgov.cli._common import (
+    EXIT_OK,
+    EXIT_VIOLATIONS,
+    err_console,
+    load_principal_file,
+    reports_errors,
+)
 from meshgov.errors import InputError, Location
 
 if TYPE_CHECKING:
@@ -141,9 +147,6 @@ def impact_command(
 
 def _principals(path: Path) -> list[Principal]:
     """Every principal file at ``path`` (a directory or one file); none when it does not exist."""
-    from meshgov.core.principal import parse_principal
-    from meshgov.errors import PrincipalError
-
     if not path.exists():
         return []
     files = (
@@ -151,16 +154,7 @@ def _principals(path: Path) -> list[Principal]:
         if path.is_dir()
         else [path]
     )
-    people: list[Principal] = []
-    for file in files:
-        try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PrincipalError(
-                f"cannot read principal file ({type(exc).__name__})", Location(file=str(file))
-            ) from None
-        people.append(parse_principal(text, str(file)))
-    return people
+    return [load_principal_file(file) for file in files]
 
 
 def _print_access(access: list[dict[str, Any]], principals: int) -> None:

@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from meshgov.cli._common import err_console, reports_errors
+from meshgov.cli._common import err_console, load_principal_file, reports_errors
 
 if TYPE_CHECKING:
     from meshgov.catalog import Catalog
-    from meshgov.core.principal import Principal
     from meshgov.engines.base import PortSource, QueryEngine
     from meshgov.execution import Authorizer
 
@@ -68,7 +67,7 @@ def query(
     if dialect is not None:
         sql_dialect(dialect, "--dialect")  # so is an unknown dialect (exit 2, never a denial)
     mesh = _load_catalog(catalog)
-    who = _load_principal(principal)
+    who = load_principal_file(principal)
     gateway = _gateway(mesh, policies)
     query_engine = _open_engine(engine, mesh, Settings().hash_key())
     try:
@@ -131,19 +130,6 @@ def _load_catalog(path: Path) -> Catalog:
     from meshgov.catalog import load_catalog
 
     return load_catalog(path)
-
-
-def _load_principal(path: Path) -> Principal:
-    from meshgov.core.principal import parse_principal
-    from meshgov.errors import Location, PrincipalError
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PrincipalError(
-            f"cannot read principal file ({type(exc).__name__})", Location(file=str(path))
-        ) from None
-    return parse_principal(text, str(path))
 
 
 def _gateway(mesh: Catalog, policies: Path | None) -> Authorizer:

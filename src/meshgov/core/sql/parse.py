@@ -9,7 +9,7 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, TokenError
 
-from meshgov.errors import SqlParseError, SqlUnsupportedError
+from meshgov.errors import SqlDialectError, SqlParseError, SqlUnsupportedError
 
 # sqlglot logs unsupported syntax with the user's SQL; the denial reason is the only report.
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
@@ -29,15 +29,21 @@ def _dialect(name: str) -> Dialect:
     return Dialect.get_or_raise(name)
 
 
-def check_dialect(dialect: str) -> str:
-    name = dialect.lower()
-    if name == "postgresql":
-        name = "postgres"
-    if name not in DIALECTS:
-        raise SqlUnsupportedError(
-            f"unsupported SQL dialect '{dialect}' (one of: {', '.join(sorted(DIALECTS))})"
+def check_dialect(name: str, place: str = "dialect") -> str:
+    """The canonical name of a dialect meshgov reads and writes (``postgresql`` is ``postgres``).
+
+    Anything else is a usage error (``SqlDialectError``: exit 2, HTTP 400) whose message names
+    ``place`` (the option or field that carried it) and the allowed dialects; never a denial.
+    """
+    canonical = name.lower()
+    if canonical == "postgresql":
+        canonical = "postgres"
+    if canonical not in DIALECTS:
+        raise SqlDialectError(
+            f"{place}: unknown SQL dialect {name!r}; use one of {', '.join(sorted(DIALECTS))}"
+            " (postgresql = postgres)"
         )
-    return name
+    return canonical
 
 
 def parse_statement(sql: str, dialect: str) -> exp.Expr:
