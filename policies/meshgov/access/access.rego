@@ -105,7 +105,10 @@ _outcome(false, request, product, port, principal, purpose, purposes) := result 
 	pii_cleared := _pii_cleared(clearances, purpose, purposes)
 	narrowed := _masked_pii(pii_cleared, pii) | _narrowed_restricted(clearances, pii_cleared, restricted, pii)
 	unmasked := narrowed - object.keys(port.masks)
-	masks := object.union(object.filter(port.masks, narrowed), {name: {"kind": "null", "expr": null} | some name in unmasked - restricted})
+	masks := object.union(
+		object.filter(port.masks, narrowed),
+		{name: {"kind": "null", "expr": null} | some name in unmasked - restricted},
+	)
 	hidden := _sorted(unmasked & restricted)
 	result := {
 		"allow": true,
@@ -181,12 +184,15 @@ _hidden_reasons(hidden, principal) := [] if {
 	concat(", ", hidden),
 ])]
 
-_deny_reasons(request, product, purposes) := [concat("", ["purpose '", _str(request.purpose), "' is not registered (data.registry.purposes)"])] if {
+_deny_reasons(request, product, purposes) := [concat("", [
+	"purpose '", _str(request.purpose), "' is not registered (data.registry.purposes)",
+])] if {
 	not _purpose_registered(object.get(request, "purpose", null), purposes)
 } else := [concat("", ["product ", product.id, " is retired"])] if {
 	product.status == "retired"
 } else := [concat("", [
-	"no grant of ", request.product, " allows principal '", _str(object.get(object.get(request, "principal", {}), "id", null)),
+	"no grant of ", request.product,
+	" allows principal '", _str(object.get(object.get(request, "principal", {}), "id", null)),
 	"' (groups ", _list(object.get(object.get(request, "principal", {}), "groups", [])),
 	", domain ", _str(object.get(object.get(request, "principal", {}), "domain", null)),
 	") for purpose ", _str(object.get(request, "purpose", null)), " (deny by default)",

@@ -25,20 +25,33 @@ _catalog := {"access": {"customer": {"customers": {
 	"ports": {"customers": {"columns": {
 		"email": _column({"classification": "confidential", "pii": true, "mask": "hash"}),
 		"ssn": _column({"classification": "restricted", "pii": true}),
-	}, "masks": {"email": {"kind": "hash", "expr": null}}, "pii": {"email": true, "ssn": true}, "restricted": {"ssn": true}}},
+	}, "masks": {"email": {"kind": "hash", "expr": null}},
+	"pii": {"email": true, "ssn": true}, "restricted": {"ssn": true}}},
 	"grants": [
-		{"to": {"ids": [], "groups": ["analysts"], "domains": []}, "text": "grant to groups [analysts] for purposes [analytics]", "purposes": ["analytics"], "ports": [], "rowFilter": "region = {principal.region}"},
-		{"to": {"ids": [], "groups": ["fraud"], "domains": []}, "text": "grant to groups [fraud] for purposes [fraud_detection]", "purposes": ["fraud_detection"], "ports": [], "rowFilter": null},
+		{
+			"to": {"ids": [], "groups": ["analysts"], "domains": []},
+			"text": "grant to groups [analysts] for purposes [analytics]",
+			"purposes": ["analytics"], "ports": [], "rowFilter": "region = {principal.region}",
+		},
+		{
+			"to": {"ids": [], "groups": ["fraud"], "domains": []},
+			"text": "grant to groups [fraud] for purposes [fraud_detection]",
+			"purposes": ["fraud_detection"], "ports": [], "rowFilter": null,
+		},
 	],
 	"grantsTo": {"ids": {}, "groups": {"analysts": [0], "fraud": [1]}, "domains": {}},
 }}}}
 
-_request(principal, purpose) := {"principal": principal, "purpose": purpose, "product": "customer/customers", "port": "customers"}
+_request(principal, purpose) := {
+	"principal": principal, "purpose": purpose,
+	"product": "customer/customers", "port": "customers",
+}
 
 _analyst := {"id": "ann", "groups": ["analysts"], "domain": "analytics", "attributes": {"region": "EU"}}
 
 test_deny_by_default if {
-	result := access.decide(_request({"id": "x", "groups": [], "domain": null, "attributes": {}}, "analytics"), _catalog, _registry)
+	nobody := {"id": "x", "groups": [], "domain": null, "attributes": {}}
+	result := access.decide(_request(nobody, "analytics"), _catalog, _registry)
 	result.allow == false
 	result.row_filters == []
 	result.masks == {}
@@ -74,7 +87,10 @@ test_pii_cleared_with_pii_purpose_sees_everything if {
 }
 
 test_clearance_without_pii_purpose_stays_masked if {
-	investigator := {"id": "fred", "groups": ["analysts"], "domain": "payments", "attributes": {"region": "EU", "clearances": ["pii"]}}
+	investigator := {
+		"id": "fred", "groups": ["analysts"], "domain": "payments",
+		"attributes": {"region": "EU", "clearances": ["pii"]},
+	}
 	result := access.decide(_request(investigator, "analytics"), _catalog, _registry)
 	result.masks.email.kind == "hash"
 }

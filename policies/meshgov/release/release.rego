@@ -737,7 +737,8 @@ _retention_findings(gate) := {v |
 # does not have never matches, and a row filter that does not parse or names a missing column
 # denies every query it applies to. Caught here, at release, instead.
 
-_grant_validity(gate, registry) := (_unknown_purposes(gate, registry) | _unknown_grant_ports(gate)) | _invalid_row_filters(gate)
+_grant_validity(gate, registry) := (_unknown_purposes(gate, registry) | _unknown_grant_ports(gate)) |
+	_invalid_row_filters(gate)
 
 # METADATA
 # title: Grant for a purpose that is not registered

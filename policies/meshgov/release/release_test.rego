@@ -317,10 +317,14 @@ test_registered_purposes_and_existing_ports_pass if {
 }
 
 test_grant_for_an_unregistered_purpose_is_error if {
-	gate := _with_spec(_first_release, "access", {"grants": [{"to": {"groups": ["analysts"]}, "purposes": ["analytics", "gossip"]}]})
+	grant := {"to": {"groups": ["analysts"]}, "purposes": ["analytics", "gossip"]}
+	gate := _with_spec(_first_release, "access", {"grants": [grant]})
 	[v] := _only(gate, "release/grant-unknown-purpose")
 	v.severity == "error"
-	startswith(v.message, "the grant to groups analysts names purpose 'gossip', which is not registered (known: analytics, ")
+	startswith(v.message, concat("", [
+		"the grant to groups analysts names purpose 'gossip', ",
+		"which is not registered (known: analytics, ",
+	]))
 }
 
 test_grant_for_a_port_the_product_lacks_is_error if {
@@ -331,7 +335,10 @@ test_grant_for_a_port_the_product_lacks_is_error if {
 }
 
 test_row_filter_facts_are_located_errors if {
-	fact := {"grant": "groups analysts", "port": "customers", "column": "regoin", "problem": "column 'regoin' is not a column of port 'customers'"}
+	fact := {
+		"grant": "groups analysts", "port": "customers", "column": "regoin",
+		"problem": "column 'regoin' is not a column of port 'customers'",
+	}
 	gate := object.union(_first_release, {"row_filter_facts": [fact]})
 	[v] := _only(gate, "release/row-filter-invalid")
 	v.severity == "error"
