@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from meshgov.core.policy import PolicyBundle, PolicyEngine, PreparedPolicy
 from meshgov.core.report import Finding, ManifestResult, Report, policy_findings
-from meshgov.core.sql.grant_facts import row_filter_facts
 from meshgov.core.waivers import (
     DEFAULT_WAIVER_FILE,
     Waiver,
@@ -276,6 +275,15 @@ class ScanOptions:
     threshold: float = 0.2
 
 
+def _row_filter_facts(manifest: Manifest) -> list[dict[str, Any]]:
+    """The row filters that cannot be applied; sqlglot is loaded only when there are filters."""
+    if not any(grant.row_filter is not None for grant in manifest.spec.access.grants):
+        return []
+    from meshgov.core.sql.grant_facts import row_filter_facts
+
+    return row_filter_facts(manifest)
+
+
 def _identity_facts(
     manifests: Sequence[Manifest], registry: Mapping[str, Any]
 ) -> dict[str, list[dict[str, Any]]]:
@@ -363,7 +371,7 @@ class Gate:
             "previous": previous.policy_document() if previous is not None else None,
             "scan": list(scan),
             "identity_facts": list(identity_facts),
-            "row_filter_facts": row_filter_facts(manifest),
+            "row_filter_facts": _row_filter_facts(manifest),
         }
         violations = self.prepared.evaluate(VIOLATIONS_QUERY, document)
         return policy_findings(

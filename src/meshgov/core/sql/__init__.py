@@ -4,28 +4,5 @@ Pure: no I/O. Callers supply ``resolve_port`` (physical name → port) and ``dec
 decision); see ``meshgov.gateway`` for the facade that wires them to the catalogue and the policy.
 """
 
-from meshgov.core.sql.model import (
-    AccessDecision,
-    Decide,
-    Mask,
-    PortColumn,
-    PortRef,
-    ResolvePort,
-    RewrittenQuery,
-    TableAccess,
-    ports_of,
-)
-from meshgov.core.sql.rewrite import rewrite
-
-__all__ = [
-    "AccessDecision",
-    "Decide",
-    "Mask",
-    "PortColumn",
-    "PortRef",
-    "ResolvePort",
-    "RewrittenQuery",
-    "TableAccess",
-    "ports_of",
-    "rewrite",
-]
+# Nothing is imported here: importing one pass (the release gate's row-filter check) must not
+# load the whole rewriter. Import from the modules (``meshgov.core.sql.rewrite.rewrite``, …).
