@@ -971,11 +971,20 @@ BARRIER_NEEDED = [
     "SELECT count(*) FROM t WHERE signup_date > DATE '2020-01-01'",
     "SELECT count(*) FROM (SELECT CASE WHEN region = 'EU' THEN 1 END AS v "
     "FROM customer.customers) t WHERE v IS NULL",
+    # A rank compared with text: DuckDB would cast the text (fails on every row, but still).
+    "SELECT * FROM (SELECT customer_id, row_number() OVER (ORDER BY customer_id) AS r "
+    "FROM customer.customers) t WHERE r = customer_id",
+    "SELECT * FROM (SELECT sum(amount) OVER () AS s FROM commerce.orders) t WHERE s > 1",
 ]
 BARRIER_NOT_NEEDED = [
     "SELECT count(*) FROM customer.customers WHERE gender = 'F'",
     "SELECT count(*) FROM (SELECT gender AS g FROM customer.customers) t WHERE g = 'F'",
     "SELECT count(*) FROM commerce.orders WHERE amount > 10 AND amount BETWEEN 1 AND 100",
+    # Ranks and counts are numbers computed after the row filter: top-n queries need no barrier.
+    "SELECT * FROM (SELECT gender, row_number() OVER (PARTITION BY region ORDER BY customer_id) "
+    "AS r FROM customer.customers) t WHERE r <= 3",
+    "SELECT * FROM (SELECT region, count(*) AS n FROM customer.customers GROUP BY region) t "
+    "WHERE n > 1",
 ]
 
 

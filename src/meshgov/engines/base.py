@@ -568,7 +568,20 @@ class _ColumnKinds:
         inner = projection.unalias()
         if isinstance(inner, exp.Column) and not isinstance(inner.this, exp.Star):
             return self.kind(inner, depth + 1)
+        if _counts_rows(inner):
+            # A rank or a count is a number that cannot fail, and a predicate on it cannot run
+            # before the window or the grouping that computes it, so after the row filter.
+            return "number"
         return None  # a computed column: its expression runs wherever the predicate runs
+
+
+def _counts_rows(node: exp.Expr) -> bool:
+    """``row_number()``/``rank()``/… ``OVER (…)``, or ``count(…)`` (windowed or grouped)."""
+    from sqlglot import exp
+
+    if isinstance(node, exp.Window):
+        node = node.this
+    return isinstance(node, exp.RowNumber | exp.Rank | exp.DenseRank | exp.Ntile | exp.Count)
 
 
 def _same_kind(comparison: exp.Expr, kinds: _ColumnKinds) -> bool:
