@@ -115,7 +115,11 @@ def read_sourced_manifest(raw: str | bytes, source: str) -> SourcedManifest:
         raise ManifestError(exc.message, exc.location) from None
     from meshgov.core.manifest import manifest_from_document
 
-    manifest = manifest_from_document(doc)
+    return sourced(manifest_from_document(doc), doc)
+
+
+def sourced(manifest: Manifest, doc: SourceDocument) -> SourcedManifest:
+    """``manifest`` with the lines of its ports and columns in ``doc`` (the text it came from)."""
     lines, data_lines = _source_lines(doc)
     return SourcedManifest(manifest, lines, data_lines)
 

@@ -49,7 +49,7 @@ from meshgov.errors import (
     PolicyError,
 )
 from meshgov.execution import run_secure_sql
-from meshgov.gate import Gate
+from meshgov.gate import Gate, SourcedManifest, sourced
 from meshgov.gateway import (
     Authorization,
     Gateway,
@@ -435,14 +435,14 @@ class Service:
     ) -> tuple[list[dict[str, Any]], str, str]:
         """The gate's findings for a manifest → (findings, decision id, revision)."""
         state = self.state
-        manifest = read_manifest_text(manifest_text, "request:manifest")
+        manifest, doc = read_manifest_document(manifest_text, "request:manifest")
         previous: Manifest | None
         if previous_text is not None:
             previous = read_manifest_text(previous_text, "request:previous")
         else:
             stored = state.products.get(manifest.id)
             previous = _manifest_of(stored) if stored else None
-        found = gate_findings(state.gate, manifest, previous, state.catalog)
+        found = gate_findings(state.gate, sourced(manifest, doc), previous, state.catalog)
         passed = gate_passes(found)
         decision_id = self.record(
             kind="check",
@@ -481,7 +481,7 @@ class Service:
             previous = _manifest_of(stored) if stored else None
             others = [m for k, m in state.catalog.manifests.items() if k != manifest.id]
             catalog = Catalog.from_manifests([*others, manifest])
-            found = gate_findings(state.gate, manifest, previous, catalog)
+            found = gate_findings(state.gate, sourced(manifest, doc), previous, catalog)
             passed = gate_passes(found)
             self.record(
                 kind="publish",
@@ -1059,7 +1059,7 @@ def run_tests(bundle: PolicyBundle, prepared: PreparedPolicy) -> dict[str, Any]:
 
 def gate_findings(
     gate: Gate,
-    manifest: Manifest,
+    manifest: Manifest | SourcedManifest,
     previous: Manifest | None,
     catalog: Catalog,
     *,
@@ -1072,8 +1072,9 @@ def gate_findings(
     """
     from meshgov.gate import ScanOptions, SourcedManifest
 
+    entry = manifest if isinstance(manifest, SourcedManifest) else SourcedManifest(manifest)
     report = gate.check(
-        [SourcedManifest(manifest)],
+        [entry],
         previous={manifest.id: previous} if previous else {},
         catalog=[m for k, m in catalog.manifests.items() if k != manifest.id],
         scan=ScanOptions(enabled=scan),

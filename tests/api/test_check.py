@@ -54,3 +54,17 @@ def test_an_unreadable_manifest_is_a_400_naming_the_problem(server: RunningServe
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_manifest"
     assert missing.status_code == 400
+
+
+def test_findings_carry_the_line_in_the_posted_text(server: RunningServer) -> None:
+    text = _variant("2.2.0").replace("classification: confidential", "classification: public", 1)
+    with server.client("analyst-eu") as client:
+        body = client.post("/v1/check", json={"manifest": text}).json()
+    assert body["passed"] is False
+    located = [f for f in body["findings"] if f["location"].get("column")]
+    assert located
+    lines = text.splitlines()
+    for finding in located:
+        line = finding["location"]["line"]
+        assert isinstance(line, int), finding
+        assert f"name: {finding['location']['column']}" in lines[line - 1], finding
