@@ -157,7 +157,14 @@ _version_greater(a, b) if {
 	a[2] > b[2]
 }
 
-_comparable_doc(doc) := object.remove(doc, ["source", "sourceFormat", "semver_valid"])
+# Where a port's snapshot sits (`data:`) is not part of the contract: an ODCS contract and the
+# meshgov manifest of the same version differ there and nowhere else.
+_comparable_doc(doc) := object.union(
+	object.remove(doc, ["source", "sourceFormat", "semver_valid"]),
+	{"spec": object.union(doc.spec, {"outputPorts": [object.remove(port, ["data"]) |
+		some port in doc.spec.outputPorts
+	]})},
+)
 
 # METADATA
 # title: Version that does not move forward

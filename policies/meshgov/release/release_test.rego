@@ -345,3 +345,13 @@ test_row_filter_facts_are_located_errors if {
 	v.location == {"product": "customer/customers", "port": "customers", "column": "regoin"}
 	v.message == "the row filter of the grant to groups analysts: column 'regoin' is not a column of port 'customers'"
 }
+
+test_same_version_with_another_snapshot_path_is_not_a_change if {
+	moved := [object.union(port, {"data": "elsewhere/customers.parquet"}) |
+		some port in _doc("1.0.0", _columns).spec.outputPorts
+	]
+	gate := _with_spec(_change("1.0.0", _columns), "outputPorts", moved)
+	not "release/version-not-bumped" in _rules(gate)
+	changed := _with_spec(_change("1.0.0", _columns), "outputPorts", [object.union(moved[0], {"retention": "5y"})])
+	"release/version-not-bumped" in _rules(changed)
+}
