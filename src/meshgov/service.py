@@ -678,14 +678,22 @@ class Service:
             return revision
 
     def rollback(self, actor: str) -> PolicyRevision:
-        """Re-activate the revision that was active before the current one."""
+        """Re-activate the revision that was active before the current one, walking back.
+
+        The activation history is replayed as a stack: activating the revision just below the
+        top (a rollback, or re-activating it by hand) pops, anything else pushes. So rolling back
+        twice goes two revisions back, rather than toggling between the last two.
+        """
         with self._write_lock:
-            activations = self.store.activations()
-            current = activations[-1].revision if activations else None
-            earlier = [a.revision for a in activations[:-1] if a.revision != current]
-            if not earlier:
+            stack: list[str] = []
+            for activation in self.store.activations():
+                if len(stack) >= 2 and activation.revision == stack[-2]:
+                    stack.pop()
+                elif not stack or activation.revision != stack[-1]:
+                    stack.append(activation.revision)
+            if len(stack) < 2:
                 raise Conflict("there is no earlier revision to roll back to")
-            return self.activate(actor, earlier[-1])
+            return self.activate(actor, stack[-2])
 
     # ----------------------------------------------------------------- queries
     def ports(self, state: ServingState) -> list[PortRef]:

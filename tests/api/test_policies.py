@@ -217,3 +217,22 @@ def test_stage_shows_the_access_decisions_that_would_change(own_server: RunningS
     principals = {p.id for p in own_server.service.principals}
     assert {c["principal"] for c in access} <= principals
     assert all(c["before"]["allow"] and not c["after"]["allow"] for c in access)
+
+
+def test_rolling_back_twice_walks_back_two_revisions(own_server: RunningServer) -> None:
+    original = own_server.service.state.revision
+    purposes = copy.deepcopy(own_server.service.state.bundle.data["registry"]["purposes"])
+    with own_server.client("guild") as client:
+        purposes["analytics"]["description"] = "first change"
+        first = _stage(client, "data/purposes.yaml", yaml.safe_dump(purposes)).json()["id"]
+        client.post("/v1/policies/activate", json={"revision": first})
+        purposes["analytics"]["description"] = "second change"
+        second = _stage(client, "data/purposes.yaml", yaml.safe_dump(purposes)).json()["id"]
+        client.post("/v1/policies/activate", json={"revision": second})
+        back_once = client.post("/v1/policies/rollback").json()
+        back_twice = client.post("/v1/policies/rollback").json()
+        no_further = client.post("/v1/policies/rollback")
+    assert back_once == {"active": first, "previous": second}
+    assert back_twice == {"active": original, "previous": first}
+    assert no_further.status_code == 409
+    assert own_server.service.state.revision == original
