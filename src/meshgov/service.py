@@ -436,6 +436,8 @@ class Service:
         """The gate's findings for a manifest → (findings, decision id, revision)."""
         state = self.state
         manifest, doc = read_manifest_document(manifest_text, "request:manifest")
+        # What publishing would refuse (snapshot paths, table names), check refuses alike.
+        self._check_servable(state, manifest, doc)
         previous: Manifest | None
         if previous_text is not None:
             previous = read_manifest_text(previous_text, "request:previous")

@@ -68,3 +68,14 @@ def test_findings_carry_the_line_in_the_posted_text(server: RunningServer) -> No
         line = finding["location"]["line"]
         assert isinstance(line, int), finding
         assert f"name: {finding['location']['column']}" in lines[line - 1], finding
+
+
+def test_check_refuses_what_publishing_would_refuse(server: RunningServer) -> None:
+    doc = yaml.safe_load(CUSTOMERS)
+    doc["metadata"]["version"] = "2.2.0"
+    doc["spec"]["outputPorts"][0]["data"] = "/etc/passwd"
+    with server.client("analyst-eu") as client:
+        response = client.post("/v1/check", json={"manifest": yaml.safe_dump(doc)})
+    assert response.status_code == 400
+    assert "spec.outputPorts[0].data" in response.json()["message"]
+    assert "absolute path" in response.json()["message"]
