@@ -442,3 +442,13 @@ def test_broken_examples_each_fail_their_rule(monkeypatch: pytest.MonkeyPatch) -
     for entry in json.loads(result.stdout)["results"]:
         package, _, rule = Path(entry["file"]).stem.partition("-")
         assert {f["rule"] for f in entry["findings"]} == {f"{package}/{rule}"}, entry["file"]
+
+
+def test_error_lines_print_as_written_no_emoji_or_markup(in_tmp: Path) -> None:
+    """`file.yaml:100:` once printed as `file.yaml💯` (rich emoji codes); `[x]` as markup."""
+    bad = in_tmp / "x[bold]y.yaml"
+    bad.write_text("# filler\n" * 99 + "apiVersion: meshgov/v9\n", encoding="utf-8")
+    code, _, stderr = run(str(bad))
+    assert code == 2
+    assert "💯" not in stderr
+    assert f"{bad}:100" in stderr or "x[bold]y.yaml:100" in stderr

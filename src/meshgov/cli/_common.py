@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from meshgov.errors import Location, MeshgovError, PrincipalError
 
@@ -24,12 +25,13 @@ EXIT_INVALID = 2
 EXIT_DENIED = 3
 EXIT_BACKEND = 4
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# No emoji codes (":100:" in "file.yaml:100:" would print 💯) and user text escaped below.
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def fail(error: MeshgovError) -> typer.Exit:
     """Print one clear line on stderr and return the exit matching the error's kind."""
-    err_console.print(f"[bold red]error[/] [dim]{error.code}[/] {error}", markup=True)
+    err_console.print(f"[bold red]error[/] [dim]{error.code}[/] {escape(str(error))}", markup=True)
     return typer.Exit(error.exit_code)
 
 
@@ -45,7 +47,9 @@ def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except Exception as exc:  # never a traceback for the user
-            err_console.print(f"[bold red]error[/] internal_error {type(exc).__name__}: {exc}")
+            err_console.print(
+                f"[bold red]error[/] internal_error {type(exc).__name__}: {escape(str(exc))}"
+            )
             raise typer.Exit(EXIT_BACKEND) from None
 
     return wrapper

@@ -223,7 +223,7 @@ def _print_text(report: Report, fail_on: FailOn) -> None:
 
     from meshgov.core.report import FindingKind
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=True, emoji=False)
     for result in report.results:
         if result.invalid:
             continue  # already printed as one line on stderr

@@ -35,7 +35,7 @@ app = typer.Typer(
     help="Test and lint the Rego policies of the governance guild.", no_args_is_help=True
 )
 
-out_console = Console(highlight=False, soft_wrap=True)
+out_console = Console(highlight=False, soft_wrap=True, emoji=False)
 
 # Show a progress bar only when it helps: enough tests and a terminal to draw it on.
 PROGRESS_MIN_TESTS = 50
@@ -129,7 +129,9 @@ def _print_results(results: list[RegoTestResult], verbose: bool) -> None:
             out_console.print(f"{current_file}:")
         out_console.print(f"{result.query}: {result.outcome} ({format_duration(result.seconds)})")
         if result.outcome != "PASS":
-            out_console.print(f"  {result.test.path}:{result.test.line}: {result.detail}")
+            out_console.print(
+                f"  {result.test.path}:{result.test.line}: {result.detail}", markup=False
+            )
     total = len(results)
     out_console.print("-" * 80)
     for outcome in ("PASS", "FAIL", "ERROR"):
