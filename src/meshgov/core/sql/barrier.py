@@ -127,11 +127,45 @@ def _only_aggregates(node: exp.Expr) -> bool:
     return bool(columns)
 
 
-def _evaluated_after_filtering(node: exp.Expr, root: exp.Expr) -> bool:
-    """Inside an aggregate's arguments, over aggregates only, or in the output list / ORDER BY
-    of the outermost SELECT. Not in a derived table's output: an outer predicate on it can be
-    pushed down next to the row filter (PostgreSQL does so even through GROUP BY keys)."""
-    if _only_aggregates(node):
+def _owning_select(node: exp.Expr) -> exp.Expr | None:
+    parent = node.parent
+    while parent is not None and not isinstance(parent, exp.Query):
+        parent = parent.parent
+    return parent
+
+
+def _reads_own_aggregate(node: exp.Expr) -> bool:
+    """It contains an aggregate or window function of its own SELECT (``amount / sum(amount)
+    OVER (…)``, ``total - lag(total) OVER (…)``): it is computed from that SELECT's grouped or
+    windowed rows, which exist only for rows past the row filter, and no engine can push a
+    predicate on it below the aggregation or the window. One in a nested query does not count."""
+    owner = _owning_select(node)
+    found = node.find_all(exp.AggFunc, exp.Window)
+    return any(_owning_select(f) is owner for f in found)
+
+
+def _outermost_selects(root: exp.Expr) -> list[exp.Expr]:
+    """The SELECTs whose output is the result: the statement, a parenthesised statement, or the
+    branches of a top-level UNION [ALL] (nothing outside them can push a predicate in)."""
+    found: list[exp.Expr] = []
+    pending = [root]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, exp.Subquery) and not node.args.get("alias"):
+            pending.append(node.this)
+        elif isinstance(node, exp.Union):
+            pending.extend((node.this, node.expression))
+        elif isinstance(node, exp.Select):
+            found.append(node)
+    return found
+
+
+def _evaluated_after_filtering(node: exp.Expr, roots: list[exp.Expr]) -> bool:
+    """Inside an aggregate's arguments, over aggregates only, over an aggregate or window of its
+    own SELECT, or in the output list / ORDER BY of an outermost SELECT. Not in a derived
+    table's output: an outer predicate on it can be pushed down next to the row filter
+    (PostgreSQL does so even through GROUP BY keys)."""
+    if _only_aggregates(node) or _reads_own_aggregate(node):
         return True
     child: exp.Expr = node
     parent = node.parent
@@ -139,7 +173,7 @@ def _evaluated_after_filtering(node: exp.Expr, root: exp.Expr) -> bool:
         if isinstance(parent, exp.AggFunc):
             return True
         if isinstance(parent, exp.Select):
-            return parent is root and child.arg_key in ("expressions", "order")
+            return any(parent is r for r in roots) and child.arg_key in ("expressions", "order")
         if isinstance(parent, exp.Query | exp.Subquery):
             return False
         child, parent = parent, parent.parent
@@ -153,10 +187,13 @@ def check_fallible(
     column_types: ColumnTypes,
 ) -> None:
     """Deny fallible expressions over columns outside the positions described above."""
+    roots: list[exp.Expr] | None = None
     for node in candidates:
         if not _is_fallible(node, column_types) or not _depends_on_data(node):
             continue
-        if _evaluated_after_filtering(node, statement):
+        if roots is None:
+            roots = _outermost_selects(statement)
+        if _evaluated_after_filtering(node, roots):
             continue
         tables = ", ".join(sorted(set(filtered_tables)))
         raise SqlUnsupportedError(

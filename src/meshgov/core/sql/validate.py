@@ -35,7 +35,8 @@ ByteLength Levenshtein Lower Upper Pad Repeat Replace Reverse Split SplitPart St
 Substring Trim Translate Overlay Space RegexpLike RegexpILike RegexpExtract RegexpExtractAll
 RegexpReplace RegexpSplit RegexpCount RegexpSubstr RegexpInstr RegexpFullMatch MD5 SHA SHA2
 Soundex Hex LowerHex Unhex
-AddMonths CurrentDate CurrentTime CurrentTimestamp Date DateAdd DateDiff DateSub DateTrunc
+AddMonths CurrentDate CurrentTime CurrentTimestamp Localtime Localtimestamp Rand Date DateAdd
+DateDiff DateSub DateTrunc
 DateFromParts Datetime DatetimeAdd DatetimeDiff DatetimeSub DatetimeTrunc Day DayOfMonth DayOfWeek
 DayOfWeekIso DayOfYear Dayname Extract Hour LastDay Minute Month Monthname MonthsBetween Quarter
 Second StrToDate StrToTime Time TimeAdd TimeDiff TimeSub TimeToStr TimeTrunc Timestamp
@@ -115,7 +116,8 @@ TOTAL_FUNCTIONS = classes_named(
     "Transform ArrayPosition StructExtract Unnest Explode "
     "Lower Upper Length BitLength ByteLength Concat ConcatWs Trim Replace Reverse Contains "
     "StartsWith EndsWith StrPosition Initcap Translate MD5 SHA Hex LowerHex Ascii "
-    "Ceil Floor Sign IsNan IsInf Pi CurrentDate CurrentTime CurrentTimestamp "
+    "Ceil Floor Sign IsNan IsInf Pi CurrentDate CurrentTime CurrentTimestamp Localtime "
+    "Localtimestamp Rand "
     "Year Month Day DayOfMonth DayOfWeek DayOfWeekIso DayOfYear Dayname Monthname Quarter Week "
     "WeekOfYear YearOfWeek Extract Hour Minute Second LastDay"
 )
@@ -151,6 +153,11 @@ def validate(statement: exp.Expr) -> Inventory:
         if comments and any("sqlglot" in c.lower() for c in comments):
             raise SqlUnsupportedError("comments carrying sqlglot directives are not allowed")
         kind = type(node)
+        if kind is exp.Anonymous:
+            known = _known_spelling(node)  # type: ignore[arg-type]
+            if known is not None:
+                node.replace(known)
+                node, kind = known, type(known)
         if kind not in ALLOWED_NODES and kind not in ALLOWED_FUNCTIONS:
             raise SqlUnsupportedError(f"{_kind_name(node)} is not allowed in a query")
         if kind is exp.Column:
@@ -171,6 +178,35 @@ def validate(statement: exp.Expr) -> Inventory:
         if _fallible_candidate(node, kind):
             inventory.fallible.append(node)
     return inventory
+
+
+# Units `date_part('unit', x)` may name: EXTRACT's, as sqlglot's PostgreSQL reader maps them.
+_DATE_PART_UNITS = frozenset(
+    {
+        "century", "day", "decade", "dow", "doy", "epoch", "hour", "isodow", "isoyear",
+        "microsecond", "microseconds", "millennium", "millisecond", "milliseconds", "minute",
+        "month", "quarter", "second", "week", "year",
+    }
+)  # fmt: skip
+
+
+def _known_spelling(node: exp.Anonymous) -> exp.Expr | None:
+    """Another dialect's spelling of an allow-listed function, which sqlglot reads as an unknown
+    function in some dialects (DuckDB's ``date_part('dow', d)`` and ``now()``): the same
+    allow-listed expression, as sqlglot reads it for PostgreSQL. Anything else stays unknown."""
+    name = node.name.lower()
+    args = node.expressions
+    if name == "now" and not args:
+        return exp.CurrentTimestamp()
+    if name in ("date_part", "datepart") and len(args) == 2:
+        unit, value = args
+        if (
+            isinstance(unit, exp.Literal)
+            and unit.is_string
+            and unit.name.lower() in _DATE_PART_UNITS
+        ):
+            return exp.Extract(this=exp.var(unit.name.upper()), expression=value)
+    return None
 
 
 def _check_table(table: exp.Expr) -> None:
