@@ -34,7 +34,7 @@ _change_findings(gate) := set() if not _has_previous(gate)
 _change_findings(gate) := findings if {
 	_has_previous(gate)
 	ctx := _context(gate)
-	structure := _port_findings(gate, ctx) | _column_findings(gate, ctx)
+	structure := (_port_findings(gate, ctx) | _port_relocations(gate, ctx)) | _column_findings(gate, ctx)
 	findings := _version_findings(gate) | structure | _grant_findings(gate) | _retention_findings(gate)
 }
 
@@ -263,6 +263,31 @@ _port_findings(gate, ctx) := {v |
 		"release/port-removed",
 		result.text(["output port '", old_port.name, "' was removed"]),
 		result.location(ctx.product, old_port.name, null),
+		_bump_fix,
+	)
+}
+
+# METADATA
+# title: Output port moved to another table or kind
+# description: |
+#   B1/B2: the port keeps its name but its physical table (ODCS physicalName) or its kind
+#   (physicalType) changed: every query that names the old table breaks.
+# custom:
+#   rules:
+#     release/port-relocated: breaking
+_port_relocations(gate, ctx) := {v |
+	some old_port in _release_ports(gate.previous)
+	some new_port in _release_ports(gate.product)
+	old_port.name == new_port.name
+	some key in ["table", "kind"]
+	before := object.get(old_port, key, null)
+	after := object.get(new_port, key, null)
+	before != after
+	v := _breaking(
+		ctx,
+		"release/port-relocated",
+		result.text(["output port '", new_port.name, "' changed its ", key, " from '", before, "' to '", after, "'"]),
+		result.location(ctx.product, new_port.name, null),
 		_bump_fix,
 	)
 }

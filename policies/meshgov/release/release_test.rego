@@ -355,3 +355,21 @@ test_same_version_with_another_snapshot_path_is_not_a_change if {
 	changed := _with_spec(_change("1.0.0", _columns), "outputPorts", [object.union(moved[0], {"retention": "5y"})])
 	"release/version-not-bumped" in _rules(changed)
 }
+
+test_port_moved_to_another_table_is_breaking if {
+	moved := [object.union(port, {"table": "customer.customers_v2"}) |
+		some port in _doc("1.1.0", _columns).spec.outputPorts
+	]
+	gate := _with_spec(_change("1.1.0", _columns), "outputPorts", moved)
+	[v] := _only(gate, "release/port-relocated")
+	v.severity == "error"
+	startswith(v.message, "output port 'customers' changed its table from 'null' to 'customer.customers_v2'")
+	v.location == {"product": "customer/customers", "port": "customers", "column": null}
+}
+
+test_port_moved_with_a_major_bump_is_a_warning if {
+	moved := [object.union(port, {"kind": "files"}) | some port in _doc("2.0.0", _columns).spec.outputPorts]
+	gate := _with_spec(_change("2.0.0", _columns), "outputPorts", moved)
+	[v] := _only(gate, "release/port-relocated")
+	v.severity == "warning"
+}
