@@ -158,7 +158,13 @@ def test_single_column_masks(trino: Any) -> None:
     hashed = mask("analyst-eu", "email")
     assert hashed is not None
     assert "meshgov_hash" in hashed["expression"].lower()
-    assert mask("analyst-eu", "full_name") == {"expression": "'[REDACTED]'"}
+    assert mask("analyst-eu", "full_name") == {"expression": "CAST('[REDACTED]' AS VARCHAR)"}
+    # Trino needs the mask to coerce to the column's type: text is cast to a bounded type.
+    assert mask("analyst-eu", "postcode", "varchar(5)") == {
+        "expression": "CAST('[REDACTED]' AS VARCHAR(5))"
+    }
+    assert mask("analyst-eu", "email", "char(20)")["expression"].startswith("CAST(")
+    assert mask("analyst-eu", "email", "char(20)")["expression"].endswith(" AS CHAR(20))")
     assert mask("analyst-eu", "region") is None  # not masked
     assert mask("owner-customer", "email") is None  # the owning domain reads unmasked
     # Purpose comes from Trino's context properties (opa.context-file), default `analytics`.

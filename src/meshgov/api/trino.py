@@ -427,6 +427,10 @@ class TrinoAuthorizer:
             )
         except MeshgovError:
             return {"expression": _typed_null(column_type)}
+        if declared.type.value == "string":
+            # Trino requires the mask to coerce to the column's type, and text of another length
+            # does not coerce to varchar(n) or char(n): cast it (Trino truncates or pads).
+            rendered = _cast_to(rendered, column_type)
         return {"expression": rendered.sql(dialect=DIALECT)}
 
     # -- opa.policy.batch-column-masking-uri --------------------------------------------------
@@ -454,13 +458,19 @@ class TrinoAuthorizer:
 def _typed_null(column_type: Any) -> str:
     """``CAST(NULL AS <type>)`` built by sqlglot; a plain NULL when the type does not parse (or
     is not a string)."""
+    return _cast_to(exp.null(), column_type).sql(dialect=DIALECT)
+
+
+def _cast_to(expression: exp.Expr, column_type: Any) -> exp.Expr:
+    """``CAST(<expression> AS <column_type>)``; the expression alone when the type is missing or
+    does not parse (NULL coerces to any type; a mask then keeps its own type)."""
     if isinstance(column_type, str) and column_type:
         try:
             data_type = exp.DataType.build(column_type, dialect=DIALECT)
-            return exp.cast(exp.null(), data_type).sql(dialect=DIALECT)
-        except Exception:  # an unknown type name: NULL coerces to any type
-            return "NULL"
-    return "NULL"
+        except Exception:  # an unknown type name
+            return expression
+        return exp.cast(expression, data_type)
+    return expression
 
 
 def _is_builtin(function: Mapping[str, Any]) -> bool:
