@@ -587,12 +587,23 @@ class Service:
             checked = check_bundle_isolated(bundle, catalog_data(catalog))
             _CHECKED[cache_key] = checked
         report.update(checked)
+        # The guild's conventions (`meshgov policy lint`) hold for staged revisions too: a lint
+        # error (a package without tests, a misplaced package, no METADATA…) fails the revision.
+        from meshgov.core.policy_lint import lint_bundle
+
+        lint = [
+            {"rule": f.rule, "severity": f.severity, "message": f.message, "file": f.path,
+             "line": f.line}
+            for f in lint_bundle(bundle)
+        ]  # fmt: skip
+        report["lint"] = lint
+        lint_clean = not any(f["severity"] == "error" for f in lint)
         if checked["compile"]["ok"]:
             from meshgov.policy_backends.embedded import EmbeddedEngine
 
             try:
                 gate = Gate(bundle, EmbeddedEngine())
-                if checked["tests"].get("failed") == 0:
+                if checked["tests"].get("failed") == 0 and lint_clean:
                     status = REVISION_VALID
                 report["impact"] = self._impact(gate, state)
                 report["access"] = self._access_impact(bundle, state)

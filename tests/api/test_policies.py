@@ -236,3 +236,20 @@ def test_rolling_back_twice_walks_back_two_revisions(own_server: RunningServer) 
     assert back_twice == {"active": original, "previous": first}
     assert no_further.status_code == 409
     assert own_server.service.state.revision == original
+
+
+def test_a_revision_that_breaks_the_guilds_conventions_cannot_be_activated(
+    own_server: RunningServer,
+) -> None:
+    """What `meshgov policy lint` rejects (package not matching its directory, no tests, no
+    METADATA) fails staging too."""
+    with own_server.client("guild") as client:
+        body = _stage(
+            client, "meshgov/qa/qa.rego", "package other.pkg\n\nimport rego.v1\n\ny := 1\n"
+        ).json()
+        activation = client.post("/v1/policies/activate", json={"revision": body["id"]})
+    assert body["status"] == "failed"
+    assert body["report"]["compile"]["ok"] is True
+    rules = {f["rule"] for f in body["report"]["lint"] if f["severity"] == "error"}
+    assert "directory-package-mismatch" in rules
+    assert activation.status_code == 409
