@@ -234,9 +234,27 @@ def test_sarif_format(mesh: Path, in_tmp: Path) -> None:
     assert [r["id"] for r in run_["tool"]["driver"]["rules"]] == ["test/pii-unclassified"]
     (result,) = run_["results"]
     physical = result["locations"][0]["physicalLocation"]
-    assert physical["artifactLocation"]["uri"] == str(_customers(mesh))
+    assert physical["artifactLocation"]["uri"] == _customers(mesh).as_uri()
     line = physical["region"]["startLine"]
     assert "name: email" in _customers(mesh).read_text().splitlines()[line - 1]
+
+
+def test_sarif_uris_of_awkward_paths(mesh: Path, in_tmp: Path) -> None:
+    _break_pii(mesh)
+    odd = in_tmp / "my dir" / "x#1.yaml"
+    odd.parent.mkdir()
+    shutil.copy(_customers(mesh), odd)
+    for arg, uri, base in (
+        (str(odd), odd.as_uri(), None),
+        ("my dir/x#1.yaml", "my%20dir/x%231.yaml", "%SRCROOT%"),
+    ):
+        code, out, _ = run(arg, "--format", "sarif")
+        assert code == 1
+        (result,) = json.loads(out)["runs"][0]["results"]
+        artifact = result["locations"][0]["physicalLocation"]["artifactLocation"]
+        assert artifact["uri"] == uri
+        assert artifact.get("uriBaseId") == base
+    assert odd.as_uri().endswith("/my%20dir/x%231.yaml")
 
 
 def test_github_format(mesh: Path, in_tmp: Path) -> None:

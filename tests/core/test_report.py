@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from urllib.parse import unquote, urlsplit
 from xml.etree import ElementTree
 
 import pytest
@@ -224,13 +225,41 @@ def test_sarif_report() -> None:
     error = next(r for r in results if r["ruleId"] == "pii/unclassified")
     assert error["level"] == "error"
     physical = error["locations"][0]["physicalLocation"]
-    assert physical == {"artifactLocation": {"uri": FILE}, "region": {"startLine": 12}}
+    assert physical == {
+        "artifactLocation": {"uri": FILE, "uriBaseId": "%SRCROOT%"},
+        "region": {"startLine": 12},
+    }
     logical = error["locations"][0]["logicalLocations"][0]["fullyQualifiedName"]
     assert logical == f"{PRODUCT}:customers:email"
     owner = next(r for r in results if r["ruleId"] == "release/owner")
     assert owner["level"] == "warning"
     assert "region" not in owner["locations"][0]["physicalLocation"]
     assert run["properties"]["policyRevision"] == "abc123"
+
+
+def _sarif_uri(file: str) -> dict[str, str]:
+    finding = Finding("pii/x", Severity.error, "bad", Location(file=file, line=1))
+    sarif = json.loads(render_sarif(_report(finding)))
+    location = sarif["runs"][0]["results"][0]["locations"][0]
+    artifact: dict[str, str] = location["physicalLocation"]["artifactLocation"]
+    return artifact
+
+
+@pytest.mark.parametrize("file", ["my dir/x#1.yaml", "a/100% b?.yaml", "c:d.yaml", "ü.yaml"])
+def test_sarif_relative_paths_are_percent_encoded_uri_references(file: str) -> None:
+    artifact = _sarif_uri(file)
+    assert artifact["uriBaseId"] == "%SRCROOT%"
+    uri = artifact["uri"]
+    assert not set(uri) & {" ", "#", "?", ":", "ü"}
+    assert urlsplit(uri).scheme == ""  # a relative reference, never read as a scheme
+    assert urlsplit(uri).path == uri  # no fragment or query split off
+    assert unquote(uri) == file
+
+
+def test_sarif_absolute_paths_are_file_uris() -> None:
+    artifact = _sarif_uri("/tmp/my dir/x#1.yaml")
+    assert artifact == {"uri": "file:///tmp/my%20dir/x%231.yaml"}
+    assert unquote(urlsplit(artifact["uri"]).path) == "/tmp/my dir/x#1.yaml"
 
 
 def test_github_annotations_escape_their_syntax() -> None:

@@ -11,13 +11,17 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from xml.etree import ElementTree
 
 from meshgov.errors import Location, MeshgovError
 
 TOOL_NAME = "meshgov"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+# Base of relative artifact URIs: the directory the check ran in (GitHub code scanning's name).
+SARIF_SRCROOT = "%SRCROOT%"
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -335,7 +339,7 @@ def render_sarif(report: Report, version: str = "0") -> str:
         }
         location: dict[str, Any] = {}
         if loc.file:
-            physical: dict[str, Any] = {"artifactLocation": {"uri": loc.file}}
+            physical: dict[str, Any] = {"artifactLocation": _artifact_location(loc.file)}
             if loc.line is not None:
                 physical["region"] = {"startLine": loc.line}
             location["physicalLocation"] = physical
@@ -365,6 +369,20 @@ def render_sarif(report: Report, version: str = "0") -> str:
         ],
     }
     return json.dumps(document, indent=2)
+
+
+def _artifact_location(file: str) -> dict[str, str]:
+    """A SARIF ``artifactLocation`` for a file path: a valid URI reference (SARIF 2.1.0 §3.10.3).
+
+    An absolute path becomes a ``file://`` URI. A relative one becomes a percent-encoded relative
+    reference with ``uriBaseId: %SRCROOT%`` (the directory the check ran in), which code scanning
+    resolves against the checkout; its absolute value is left to the consumer, so the report does
+    not depend on (or disclose) the machine it was made on.
+    """
+    path = Path(file)
+    if path.is_absolute():
+        return {"uri": path.as_uri()}
+    return {"uri": quote(path.as_posix()), "uriBaseId": SARIF_SRCROOT}
 
 
 def _escape_data(text: str) -> str:
