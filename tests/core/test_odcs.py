@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from meshgov.catalog import load_manifest
+from meshgov.cli import app
 from meshgov.core.manifest import Classification, LogicalType, MaskKind, Status, parse_manifest
 from meshgov.errors import ManifestError
 
@@ -294,3 +296,80 @@ def test_duplicate_ports_and_bad_port_names_point_at_the_schema_object() -> None
     assert "schema[0]" in error.message
     assert error.location is not None
     assert error.location.line == 10
+
+
+# What the ODCS JSON Schema itself rejects is an error here too (manifest-standards.md section 1).
+
+
+def test_contract_id_is_required() -> None:
+    error = _error(_minimal().replace("id: c1\n", ""))
+    assert "id: is required" in error.message
+    assert error.location is not None
+    assert error.location.file == "contract.yaml"
+    assert error.location.line == 1
+
+
+@pytest.mark.parametrize("bad_id", ["'order id'", "order.id", "'id#1'", "ünïcode", "''"])
+def test_property_id_must_match_the_odcs_pattern(bad_id: str) -> None:
+    error = _error(
+        _minimal(
+            "      - {id: ok_id-1, name: ok, logicalType: string}\n"
+            f"      - {{id: {bad_id}, name: a, logicalType: string}}"
+        )
+    )
+    assert "schema[0].properties[1].id" in error.message
+    assert "^[A-Za-z0-9_-]+$" in error.message
+    assert error.location is not None
+    assert error.location.file == "contract.yaml"
+    assert error.location.line == 14
+
+
+def test_top_level_quality_is_rejected() -> None:
+    error = _error(_minimal() + "quality:\n  - {metric: rowCount, mustBeGreaterThan: 0}\n")
+    assert error.message.startswith("quality: a top-level 'quality' block is not allowed")
+    assert error.location is not None
+    assert error.location.line == 14
+
+
+def test_quality_on_objects_and_properties_is_accepted() -> None:
+    text = _minimal(
+        "      - {name: thing_id, logicalType: string,\n"
+        "         quality: [{metric: nullValues, mustBe: 0}]}"
+    ).replace(
+        "    physicalName: shop.things\n",
+        "    physicalName: shop.things\n    quality: [{metric: rowCount, mustBeGreaterThan: 0}]\n",
+    )
+    assert parse_manifest(text, "x.yaml").spec.output_ports[0].columns[0].name == "thing_id"
+
+
+@pytest.mark.parametrize("version", ["v3.0.2", "v3.1.0"])
+@pytest.mark.parametrize("logical", ["map", "vector"])
+def test_v3_2_logical_types_are_rejected_before_v3_2(version: str, logical: str) -> None:
+    error = _error(
+        _minimal(
+            "      - {name: ok, logicalType: string}\n"
+            f"      - {{name: attrs, logicalType: {logical}}}",
+            version=version,
+        )
+    )
+    assert f"logicalType '{logical}' exists only from ODCS v3.2.0" in error.message
+    assert "schema[0].properties[1].logicalType" in error.message
+    assert error.location is not None
+    assert error.location.line == 14
+
+
+def test_v3_2_logical_types_are_read_in_v3_2() -> None:
+    text = _minimal(
+        "      - {name: attrs, logicalType: map}\n      - {name: emb, logicalType: vector}",
+        version="v3.2.0",
+    )
+    columns = parse_manifest(text, "x.yaml").spec.output_ports[0].columns
+    assert [c.type for c in columns] == [LogicalType.struct, LogicalType.array]
+
+
+def test_rejections_exit_2_from_the_cli(tmp_path: Path) -> None:
+    path = tmp_path / "c.odcs.yaml"
+    path.write_text(_minimal("      - {id: 'bad id', name: a, logicalType: string}"))
+    result = CliRunner().invoke(app, ["check", str(path)])
+    assert result.exit_code == 2
+    assert f"{path}:13" in result.stdout + result.stderr

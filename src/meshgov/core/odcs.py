@@ -44,8 +44,17 @@ ROOT_KEYS = {
     "apiVersion", "kind", "id", "name", "version", "status", "domain", "dataProduct", "tenant",
     "tags", "description", "team", "roles", "servers", "slaProperties", "slaDefaultElement",
     "support", "price", "contractCreatedTs", "authoritativeDefinitions", "customProperties",
-    "schema", "quality", "terms",
+    "schema", "terms",
 }  # fmt: skip
+# ``quality`` lives on schema objects and properties; the ODCS schema rejects it at the root.
+ROOT_QUALITY_HINT = (
+    "a top-level 'quality' block is not allowed by ODCS; "
+    "put quality rules on a schema object or property"
+)
+# Pattern of a property ``id`` (the stable, rename-safe key) in the ODCS JSON Schema.
+PROPERTY_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+# logicalTypes that exist only from ODCS v3.2.0 on.
+LOGICAL_TYPES_SINCE_3_2 = {"map", "vector"}
 OBJECT_KEYS = {
     "id", "name", "physicalName", "physicalType", "logicalType", "businessName", "description",
     "dataGranularityDescription", "tags", "quality", "relationships", "authoritativeDefinitions",
@@ -132,13 +141,19 @@ class _Reader:
         # Model path prefix (as pydantic reports it) -> ODCS path, to place validation errors.
         self.origins: dict[Path, Path] = {}
         self.extensions: dict[str, Any] = {}
+        # Minor version of the contract's ``apiVersion`` (``v3.1.0`` -> 1), set by ``read``.
+        self.minor_version = 0
 
     # -- errors and typed access --------------------------------------------------------------
 
     def error(self, path: Path, message: str) -> ManifestError:
         where = _dotted(path)
         text = f"{where}: {message}" if where else message
-        return ManifestError(text, Location(file=self.doc.source, line=self.doc.line_of(path)))
+        line = self.doc.line_of(path)
+        if line is None:
+            # A missing root key: name the contract's first line rather than no line at all.
+            line = min((n for p, n in self.doc.lines.items() if len(p) == 1), default=None)
+        return ManifestError(text, Location(file=self.doc.source, line=line))
 
     def mapping(self, value: Any, path: Path) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -205,6 +220,8 @@ class _Reader:
 
     def read(self) -> dict[str, Any]:
         root = self.mapping(self.doc.data, ())
+        if "quality" in root:
+            raise self.error(("quality",), ROOT_QUALITY_HINT)
         self.check_keys(root, ROOT_KEYS, ())
         api_version = self.text(root.get("apiVersion"), ("apiVersion",), required=True)
         if api_version is None or not SUPPORTED_VERSIONS.match(api_version):
@@ -213,6 +230,10 @@ class _Reader:
             )
         if root.get("kind", "DataContract") != "DataContract":
             raise self.error(("kind",), f"kind must be 'DataContract', got {root.get('kind')!r}")
+        self.minor_version = int(api_version.split(".")[1])
+        contract_id = self.text(root.get("id"), ("id",))
+        if contract_id is None or not contract_id.strip():
+            raise self.error(("id",), "is required (ODCS requires a contract id, e.g. a UUID)")
         root_props = self.custom_properties(root, ())
         self.keep_unknown("contract", None, root_props, ROOT_PROPERTIES)
         self.extensions["contract"] = {
@@ -414,6 +435,14 @@ class _Reader:
     ) -> dict[str, Any]:
         self.check_keys(prop, PROPERTY_KEYS, path)
         self.origins[model_path] = path
+        if "id" in prop:
+            prop_id = self.text(prop["id"], (*path, "id"), required=True)
+            if prop_id is None or not PROPERTY_ID.match(prop_id):
+                raise self.error(
+                    (*path, "id"),
+                    f"property id {prop_id!r} does not match ^[A-Za-z0-9_-]+$ "
+                    "(letters, digits, '_' and '-' only)",
+                )
         name = self.text(prop.get("name"), (*path, "name"), required=True)
         assert name is not None
         custom = self.custom_properties(prop, path)
@@ -470,11 +499,18 @@ class _Reader:
                     "logicalType is required (or a physicalType meshgov recognises)",
                 )
             return refined
-        mapped = LOGICAL_TYPES.get(logical.strip().lower())
+        key = logical.strip().lower()
+        mapped = LOGICAL_TYPES.get(key)
         if mapped is None:
             allowed = ", ".join(sorted(LOGICAL_TYPES))
             raise self.error(
                 (*path, "logicalType"), f"unknown logicalType {logical!r} (one of {allowed})"
+            )
+        if key in LOGICAL_TYPES_SINCE_3_2 and self.minor_version < 2:
+            raise self.error(
+                (*path, "logicalType"),
+                f"logicalType {logical!r} exists only from ODCS v3.2.0 "
+                f"(this contract is {self.doc.data.get('apiVersion')})",
             )
         # ODCS has no decimal logical type: ``number`` stored as DECIMAL(p, s) is one.
         if mapped is LogicalType.number and refined is LogicalType.decimal:
