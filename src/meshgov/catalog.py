@@ -184,30 +184,42 @@ class Catalog:
         return path
 
 
-def check_data_paths(manifest: Manifest, doc: SourceDocument | None, root: DataRoot | None) -> None:
-    """Refuse any ``data:`` of ``manifest`` that ``root`` does not allow.
+def port_location(manifest: Manifest, doc: SourceDocument | None, index: int, key: str) -> Location:
+    """Where ``spec.outputPorts[index].<key>`` of ``manifest`` is written (line from ``doc``)."""
+    return Location(
+        file=manifest.source,
+        line=doc.line_of(("spec", "outputPorts", index, key)) if doc else None,
+        product=manifest.id,
+        port=manifest.spec.output_ports[index].name,
+    )
+
+
+def check_data_paths(
+    manifest: Manifest, doc: SourceDocument | None, root: DataRoot | None
+) -> dict[int, Path]:
+    """Refuse any ``data:`` of ``manifest`` that ``root`` does not allow; else the resolved
+    snapshot path of each port that has one, by port index.
 
     The error names ``spec.outputPorts[i].data``, the manifest's source and the line.
     """
+    paths: dict[int, Path] = {}
     for index, port in enumerate(manifest.spec.output_ports):
         if not port.data:
             continue
         key = f"spec.outputPorts[{index}].data"
-        where = Location(
-            file=manifest.source,
-            line=doc.line_of(("spec", "outputPorts", index, "data")) if doc else None,
-            product=manifest.id,
-            port=port.name,
-        )
         if root is None:
             raise ManifestError(
                 f"{key} {port.data!r}: this service has no data directory for the snapshots of "
                 "published manifests (set MESHGOV_DATA_DIR, or remove `data:`)",
-                where,
+                port_location(manifest, doc, index, "data"),
             )
         path, problem = data_path_problem(port.data, root)
         if path is None:
-            raise ManifestError(f"{key} {port.data!r} {problem}", where)
+            raise ManifestError(
+                f"{key} {port.data!r} {problem}", port_location(manifest, doc, index, "data")
+            )
+        paths[index] = path
+    return paths
 
 
 def load_catalog(root: str | Path) -> Catalog:

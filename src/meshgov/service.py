@@ -27,6 +27,7 @@ from meshgov.catalog import (
     Catalog,
     DataRoot,
     check_data_paths,
+    port_location,
     read_manifest_document,
     read_manifest_text,
 )
@@ -519,25 +520,14 @@ class Service:
         from meshgov.engines.base import collect_port_sources, snapshot_problem
 
         root = data_root_of(self.settings, manifest.metadata.domain, "api")
-        check_data_paths(manifest, doc, root)
-        for index, port in enumerate(manifest.spec.output_ports):
-            if not port.data or root is None:
-                continue
-            where = Location(
-                file=manifest.source,
-                line=doc.line_of(("spec", "outputPorts", index, "data")),
-                product=manifest.id,
-                port=port.name,
-            )
-            path = Catalog(data_roots={manifest.id: root}).resolve_data_path(
-                manifest, port.data, port.name
-            )
+        for index, path in check_data_paths(manifest, doc, root).items():
+            port = manifest.spec.output_ports[index]
             problem = snapshot_problem(path, port)
-            if problem is not None:
+            if problem is not None and root is not None:
                 raise ManifestError(
                     f"spec.outputPorts[{index}].data {port.data!r}: the snapshot is not available "
                     f"in {root.label} ({problem}); put the file there first, or remove `data:`",
-                    where,
+                    port_location(manifest, doc, index, "data"),
                 )
         others = [m for k, m in state.catalog.manifests.items() if k != manifest.id]
         candidate = Catalog.from_manifests(
@@ -551,12 +541,7 @@ class Service:
                 index = names.index(reject.port)
                 raise ManifestError(
                     f"spec.outputPorts[{index}].table: {reject.error.message}",
-                    Location(
-                        file=manifest.source,
-                        line=doc.line_of(("spec", "outputPorts", index, "table")),
-                        product=manifest.id,
-                        port=reject.port,
-                    ),
+                    port_location(manifest, doc, index, "table"),
                 )
 
     def product_versions(self, domain: str, name: str) -> list[ProductVersion]:

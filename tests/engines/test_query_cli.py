@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from cli_query import invoke_query
 from typer.testing import CliRunner
 
 from meshgov.cli import app
@@ -30,22 +31,7 @@ def hash_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def query(principal: str, sql: str, *extra: str) -> tuple[int, bytes, str]:
-    result = CliRunner().invoke(
-        app,
-        [
-            "query",
-            "--catalog",
-            str(MESH),
-            "--principal",
-            str(MESH / "principals" / f"{principal}.yaml"),
-            "--purpose",
-            "analytics",
-            "--policies",
-            str(POLICIES),
-            *extra,
-            sql,
-        ],
-    )
+    result = invoke_query(principal, sql, *extra)
     return result.exit_code, result.stdout_bytes, result.stderr
 
 

@@ -15,9 +15,8 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from typer.testing import CliRunner
+from cli_query import invoke_query
 
-from meshgov.cli import app
 from meshgov.results import column_values, json_bytes, records, serialize
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,22 +52,7 @@ def strict_json(text: str | bytes) -> Any:
 
 
 def query(principal: str, sql: str, *extra: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(
-        app,
-        [
-            "query",
-            "--catalog",
-            str(MESH),
-            "--principal",
-            str(MESH / "principals" / f"{principal}.yaml"),
-            "--purpose",
-            "analytics",
-            "--policies",
-            str(ROOT / "policies"),
-            *extra,
-            sql,
-        ],
-    )
+    result = invoke_query(principal, sql, *extra)
     return result.exit_code, result.stdout, result.stderr
 
 
