@@ -31,6 +31,7 @@ from psycopg import sql
 
 from meshgov.core.manifest import LogicalType
 from meshgov.engines.base import (
+    CANCEL_SCOPE,
     DEFAULT_STATEMENT_TIMEOUT_MS,
     PortSource,
     check_available,
@@ -407,6 +408,9 @@ class PostgresEngine:
     def _run(self, views: Sequence[str], statement: str) -> pa.Table:
         conn = self._acquire()
         healthy = True
+        scope = CANCEL_SCOPE.get()
+        if scope is not None:
+            scope.bind(conn.cancel_safe)
         try:
             with conn.cursor() as cursor:
                 cursor.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self._role)))
@@ -426,6 +430,8 @@ class PostgresEngine:
             healthy = not conn.closed and not conn.broken
             raise generic_engine_error(exc, self.name) from None
         finally:
+            if scope is not None:
+                scope.unbind()
             self._release(conn, healthy)
 
     def _acquire(self) -> psycopg.Connection[Any]:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, cast
+
+from sqlglot import exp
 
 from meshgov.core.principal import Principal
 from meshgov.core.sql.model import AccessDecision, PortRef, ports_of
-from meshgov.errors import AccessDenied, InputError
+from meshgov.errors import AccessDenied, InputError, MeshgovError
 from meshgov.execution import run_secure_sql
 from meshgov.gateway import Authorization
 from meshgov.serving.decisions import DecisionLogging, logged_outcome, request_digest
 from meshgov.serving.state import ServingState
+
+log = logging.getLogger("meshgov.service")
 
 if TYPE_CHECKING:
     from meshgov.engines.base import QueryEngine
@@ -84,7 +89,13 @@ class Queries(DecisionLogging):
             return engine
 
     def execute(
-        self, principal: Principal, sql: str, purpose: str | None, read_dialect: str | None
+        self,
+        principal: Principal,
+        sql: str,
+        purpose: str | None,
+        read_dialect: str | None,
+        *,
+        kind: str = "execute",
     ) -> tuple[Any, Authorization, str]:
         """Authorize, then run the secure SQL on the engine → (Arrow table, authorization, id)."""
         state = self.state
@@ -96,7 +107,7 @@ class Queries(DecisionLogging):
             purpose,
             read_dialect or engine.dialect,
             engine.dialect,
-            kind="execute",
+            kind=kind,
             state=state,
         )
         if not authorization.allowed:
@@ -105,6 +116,34 @@ class Queries(DecisionLogging):
         if not authorization.sql:
             raise AccessDenied("the gateway returned no SQL to run")
         return run_secure_sql(engine, authorization.sql), authorization, decision_id
+
+    def visible_tables(
+        self, principal: Principal, purpose: str | None
+    ) -> list[tuple[PortRef, Any]]:
+        """The table ports ``principal`` may read under ``purpose``, each with the Arrow schema a
+        ``SELECT *`` of it returns (visible columns only, masked types): what introspection shows.
+
+        Asked of the gateway and the engine as any query is (not logged: it reads no rows).
+        """
+        state = self.state
+        engine = self.query_engine(state)
+        visible: list[tuple[PortRef, Any]] = []
+        for port in self.ports(state):
+            if not self.access_decision(state, principal, purpose, port).allow:
+                continue
+            *schema, name = port.table[-2:]
+            table = exp.table_(name, db=schema[0] if schema else None)
+            probe = exp.select("*").from_(table).limit(0)
+            authorization = state.gateway.authorize(
+                probe.sql("postgres"), principal, purpose, "postgres", engine.dialect
+            )
+            if not authorization.allowed or not authorization.sql:
+                continue
+            try:
+                visible.append((port, run_secure_sql(engine, authorization.sql).schema))
+            except MeshgovError as exc:  # an unavailable snapshot hides only its port
+                log.warning("port %s:%s not introspected: %s", port.product, port.port, exc)
+        return visible
 
     def evaluate(self, path: str, input_document: Any) -> tuple[Any, str]:
         """The value of ``data.<path>`` (``None`` = undefined) and the revision that computed it."""
