@@ -166,6 +166,8 @@ def is_catalogue_query(tree: exp.Expression) -> bool:
             "current_schemas",
             "current_version",
             "current_catalog",
+            "current_user",
+            "session_user",
         }:
             return True
     for data_type in tree.find_all(exp.DataType):
@@ -231,6 +233,11 @@ def rewrite_catalogue_query(
             raise CatalogueRefused("42501", f"{name} is not available through meshgov")
         if name in SHADOWED:
             table.replace(shadow(table, name, purpose, database_columns))
+    # ``pg_catalog.pg_roles.rolname`` names the shadow by its table: drop the schema qualifier.
+    for column in tree.find_all(exp.Column):
+        if column.db and column.table.lower() in SHADOWED:
+            column.set("db", None)
+            column.set("catalog", None)
     return tree
 
 

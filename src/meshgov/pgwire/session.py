@@ -36,6 +36,7 @@ from meshgov.pgwire.catalogue import (
 from meshgov.pgwire.statements import Statement, StatementError, classify, split
 from meshgov.pgwire.types import (
     INT8,
+    LOGICAL_OIDS,
     TEXT,
     ParameterError,
     parameter_literal,
@@ -306,6 +307,12 @@ class Session:
         if target != b"P":
             raise WireError("08P01", "Describe needs 'S' or 'P'")
         portal = self.portals.get(name)
+        cursor = self.cursors.get(name)
+        if portal is None and cursor is not None:
+            # A DECLAREd cursor is a portal too (psycopg describes it before FETCHing).
+            formats = (1,) if cursor.binary else (0,)
+            self.send(m.row_description(fields_of(cursor.result), formats))
+            return
         if portal is None:
             raise WireError("34000", f"portal {name!r} does not exist")
         if portal.prepared.statement.kind not in {"query", "fetch", "show"}:
@@ -380,21 +387,22 @@ class Session:
                 return INT8
             if isinstance(parent, exp.Binary | exp.In | exp.Between):
                 for column in parent.find_all(exp.Column):
-                    oid = self.column_type(column.name)
+                    oid = self.column_type(tree, column.name)
                     if oid:
                         return oid
         return TEXT
 
-    def column_type(self, name: str) -> int:
-        view = self._view
-        if view is None:
-            return 0
-        from meshgov.pgwire.types import oid_of_sql_type
-
-        for table in view.tables:
-            for column, type_text in table.columns:
-                if column.lower() == name.lower():
-                    return oid_of_sql_type(exp.DataType.build(type_text, dialect="postgres"))
+    def column_type(self, tree: exp.Expression, name: str) -> int:
+        """The type of column ``name`` as the manifests declare it, in the tables ``tree``
+        reads (a masked column compared with a parameter is text either way)."""
+        service = self.listener.service
+        named = {t.name.lower() for t in tree.find_all(exp.Table)}
+        for port in service.ports(service.state):
+            if port.table[-1] not in named:
+                continue
+            column = port.column(name)
+            if column is not None and column.mask_expr is None:
+                return LOGICAL_OIDS.get(str(column.type), TEXT)
         return 0
 
     async def describe_fields(self, prepared: Prepared) -> list[tuple[str, int, int]]:

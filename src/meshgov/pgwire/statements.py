@@ -41,11 +41,27 @@ class Statement:
 
 
 _TOKENIZER = Postgres.Tokenizer()
+# Keywords after which sqlglot's tokenizer keeps the rest of the statement as one string.
+COMMAND_TOKENS = {TT.COMMAND, TT.FETCH}
 
 
 def tokenize(sql: str) -> list[Token]:
+    """sqlglot's tokens of ``sql``; a command keyword's rest (which sqlglot keeps as one string
+    token: ``DECLARE``, ``FETCH``…) is tokenized too, with offsets into ``sql``."""
     try:
-        return list(_TOKENIZER.tokenize(sql))
+        found = list(_TOKENIZER.tokenize(sql))
+        if (
+            len(found) == 2
+            and found[0].token_type in COMMAND_TOKENS
+            and (found[1].token_type == TT.STRING)
+        ):
+            offset = found[0].end + 1  # right after the keyword
+            rest = list(_TOKENIZER.tokenize(sql[offset:]))
+            for token in rest:
+                token.start += offset
+                token.end += offset
+            found = [found[0], *rest]
+        return found
     except TokenError as exc:
         raise StatementError("42601", f"syntax error: {exc}") from None
 
@@ -158,7 +174,10 @@ def _declare(sql: str, toks: list[Token]) -> Statement:
         raise StatementError("42601", "DECLARE name [BINARY] CURSOR [WITH HOLD] FOR query")
     cursor_at, for_at = words.index("CURSOR"), words.index("FOR")
     modifiers = set(words[2:cursor_at])
-    if not modifiers <= {"BINARY", "INSENSITIVE", "NO", "SCROLL", "ASENSITIVE"}:
+    holdability = set(words[cursor_at + 1 : for_at])
+    if not modifiers <= {"BINARY", "INSENSITIVE", "NO", "SCROLL", "ASENSITIVE"} or not (
+        holdability <= {"WITH", "WITHOUT", "HOLD"}
+    ):
         raise StatementError("42601", f"unexpected DECLARE options {sorted(modifiers)}")
     if for_at + 1 >= len(toks):
         raise StatementError("42601", "DECLARE … FOR needs a query")

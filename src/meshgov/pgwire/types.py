@@ -46,6 +46,10 @@ TYPE_NAMES = {
 TYPE_SIZES = {BOOL: 1, INT2: 2, INT4: 4, INT8: 8, FLOAT4: 4, FLOAT8: 8, DATE: 4, TIME: 8,
               TIMESTAMP: 8, TIMESTAMPTZ: 8, UUID: 16, INTERVAL: 16}  # fmt: skip
 
+# Manifest logical types → the parameter type announced for a comparison with such a column.
+LOGICAL_OIDS = {"string": TEXT, "integer": INT8, "number": FLOAT8, "decimal": NUMERIC,
+                "boolean": BOOL, "date": DATE, "timestamp": TIMESTAMP, "binary": BYTEA}  # fmt: skip
+
 POSTGRES_EPOCH = dt.datetime(2000, 1, 1)
 POSTGRES_EPOCH_DATE = dt.date(2000, 1, 1)
 _UTC_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
@@ -347,9 +351,23 @@ def _binary_literal(raw: bytes, oid: int) -> exp.Expression:
     if oid in (TIMESTAMP, TIMESTAMPTZ):
         stamp = POSTGRES_EPOCH + dt.timedelta(microseconds=_Q.unpack(raw)[0])
         return _cast(stamp.isoformat(sep=" "), "timestamptz" if oid == TIMESTAMPTZ else "timestamp")
+    if oid == NUMERIC:
+        return exp.Literal.number(str(_numeric_from_binary(raw)))
     if oid in (TEXT, VARCHAR, BPCHAR, NAME, UNKNOWN, 0, JSON):
         return exp.Literal.string(_text_of(raw))
     raise ParameterError(f"binary parameters of type {TYPE_NAMES.get(oid, oid)} are not supported")
+
+
+def _numeric_from_binary(raw: bytes) -> decimal.Decimal:
+    ndigits, weight, sign, dscale = struct.unpack_from("!hhHh", raw)
+    if sign == 0xC000:
+        raise ParameterError("NaN is not a supported numeric parameter")
+    digits = struct.unpack_from(f"!{ndigits}h", raw, 8)
+    value = decimal.Decimal(0)
+    for index, digit in enumerate(digits):
+        value += decimal.Decimal(digit).scaleb(4 * (weight - index))
+    value = value.quantize(decimal.Decimal(1).scaleb(-dscale)) if dscale else value
+    return -value if sign == 0x4000 else value
 
 
 def oid_of_sql_type(data_type: exp.DataType) -> int:
