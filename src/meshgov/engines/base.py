@@ -66,10 +66,12 @@ class CancelScope:
         return bool(self.reason)
 
     def bind(self, interrupt: Callable[[], object]) -> None:
+        """Called by the engine just before it runs the query; a scope already cancelled stops
+        the query before it starts (``QueryFailed``, kind ``cancelled``)."""
         with self._lock:
-            self._interrupt = interrupt
             if self.reason:
-                interrupt()
+                raise QueryFailed(self.reason, kind="cancelled")
+            self._interrupt = interrupt
 
     def unbind(self) -> None:
         with self._lock:

@@ -256,9 +256,9 @@ class DuckDBEngine:
             cursor = self._connection.cursor()
         token = _WATCHDOG.watch(cursor, self._timeout_s)
         scope = CANCEL_SCOPE.get()
-        if scope is not None:
-            scope.bind(cursor.interrupt)
         try:
+            if scope is not None:
+                scope.bind(cursor.interrupt)
             for view in prepared.views:
                 cursor.execute(view)
             return cursor.sql(prepared.sql).to_arrow_table()

@@ -409,8 +409,6 @@ class PostgresEngine:
         conn = self._acquire()
         healthy = True
         scope = CANCEL_SCOPE.get()
-        if scope is not None:
-            scope.bind(conn.cancel_safe)
         try:
             with conn.cursor() as cursor:
                 cursor.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self._role)))
@@ -424,6 +422,8 @@ class PostgresEngine:
                     cursor.execute(view)
                 # Turning read-only on mid-transaction is allowed; the user's query runs under it.
                 cursor.execute("SET LOCAL transaction_read_only = on")
+                if scope is not None:
+                    scope.bind(conn.cancel_safe)
                 cursor.execute(statement)
                 return _to_arrow(cursor)
         except psycopg.Error as exc:

@@ -179,9 +179,8 @@ class PgListener:
 
     def _cancel(self, pid: int, key: int) -> None:
         session = self.sessions.get((pid, key))
-        scope = session.scope if session is not None else None
-        if scope is not None:
-            scope.cancel("canceling statement due to user request")
+        if session is not None:
+            session.cancel("canceling statement due to user request")
 
     async def _authenticate(
         self,

@@ -158,6 +158,10 @@ class Session:
         self.portals: dict[str, Portal] = {}
         self.cursors: dict[str, Cursor] = {}
         self.scope: CancelScope | None = None
+        # A cancel that arrives while a message is being handled but before its query reached
+        # the engine (still authorizing, opening the engine…) applies to that query.
+        self.busy = False
+        self.pending_cancel = ""
         self._catalogue_conn: Any = None
         self._view: VisibleCatalogue | None = None
         self._view_key: tuple[str, str] | None = None
@@ -178,6 +182,7 @@ class Session:
                 return
             if skipping and kind not in {b"S"}:
                 continue
+            self.busy, self.pending_cancel = True, ""
             try:
                 if kind == b"Q":
                     await self.simple_query(m.Reader(payload).cstring())
@@ -222,7 +227,16 @@ class Session:
                     self.send(m.ready_for_query(self.state.transaction))
                 else:
                     skipping = True
+            finally:
+                self.busy = False
             await self.writer.drain()
+
+    def cancel(self, reason: str) -> None:
+        """A CancelRequest for this session (from another connection)."""
+        if self.scope is not None:
+            self.scope.cancel(reason)
+        elif self.busy:
+            self.pending_cancel = reason
 
     def send(self, data: bytes) -> None:
         self.writer.write(data)
@@ -626,6 +640,8 @@ class Session:
     async def guarded(self, work: Callable[[], Any]) -> Any:
         """Run ``work`` in a thread under a cancel scope (CancelRequest, statement_timeout)."""
         scope = CancelScope()
+        if self.pending_cancel:
+            scope.cancel(self.pending_cancel)
         self.scope = scope
         token = CANCEL_SCOPE.set(scope)
         timeout_ms = int(self.state.settings.get("statement_timeout", "0") or 0)
