@@ -393,6 +393,7 @@ class Gate:
         scan: ScanOptions = ScanOptions(),
         today: dt.date | None = None,
         progress: Progress | None = None,
+        problems: Sequence[MeshgovError] = (),
     ) -> Report:
         """Check manifests (or the errors met reading them) and return the report.
 
@@ -406,6 +407,8 @@ class Gate:
             scan: whether and how to scan the ports' data snapshots for undeclared PII.
             today: the date waivers are judged against (UTC today by default).
             progress: called with (done, total) after each manifest.
+            problems: errors about the run rather than one manifest (an unreadable catalogue
+                manifest); each becomes an ``invalid_input`` finding of the report.
         """
         today = today or dt.datetime.now(dt.UTC).date()
         previous = previous or {}
@@ -413,14 +416,21 @@ class Gate:
         duplicates = _duplicate_ids(readable)
         mesh = {m.id: m for m in catalog}
         mesh.update({m.id: m.manifest for m in readable})
-        facts = _identity_facts(list(mesh.values()), self.registry) if readable else {}
+        general: list[Finding] = [f for p in problems for f in Finding.from_errors(p)]
+        try:
+            facts = _identity_facts(list(mesh.values()), self.registry) if readable else {}
+        except InputError as exc:
+            # The mesh cannot be indexed (the manifests parse, but do not fit together): the
+            # report says so and stays invalid (exit 2), and every manifest is still listed.
+            general.extend(Finding.from_errors(exc))
+            facts = {}
 
         def check_entry(index: int) -> ManifestResult:
             entry = manifests[index]
             source = sources[index] if sources else None
             if isinstance(entry, MeshgovError):
                 file = source or (entry.location.file if entry.location else None) or "<input>"
-                return ManifestResult(file=file, findings=(Finding.from_error(entry),))
+                return ManifestResult(file=file, findings=tuple(Finding.from_errors(entry)))
             return self._check_one(entry, source, previous, facts, duplicates, waivers, scan, today)
 
         total = len(manifests)
@@ -438,7 +448,7 @@ class Gate:
         return Report(
             revision=self.revision,
             results=tuple(results),
-            general=tuple(expired_waiver_findings(waivers, today)),
+            general=(*general, *expired_waiver_findings(waivers, today)),
         )
 
     def _check_one(
@@ -508,12 +518,17 @@ class Gate:
                 loaded.append(exc)
         previous = self._previous(against, files, loaded)
         catalog: list[Manifest] = []
+        problems: list[MeshgovError] = []
         if catalog_dir is not None:
             if not catalog_dir.is_dir():
                 raise InputError("catalog directory not found", Location(file=str(catalog_dir)))
             from meshgov.catalog import manifest_paths
 
-            catalog = [load_sourced_manifest(p).manifest for p in manifest_paths([catalog_dir])]
+            for path in manifest_paths([catalog_dir]):
+                try:
+                    catalog.append(load_sourced_manifest(path).manifest)
+                except MeshgovError as exc:
+                    problems.append(exc)
         return self.check(
             loaded,
             sources=[str(p) for p in files],
@@ -523,6 +538,7 @@ class Gate:
             scan=scan,
             today=today,
             progress=progress,
+            problems=problems,
         )
 
     @staticmethod
