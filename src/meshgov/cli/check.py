@@ -125,9 +125,7 @@ def _failed_run(error: MeshgovError) -> Report:
     findings = Finding.from_errors(error)
     if not isinstance(error, InputError):
         findings = [replace(f, kind=FindingKind.violation) for f in findings]
-    return Report(
-        revision="(not compiled)", general=tuple(findings), stopped_with=error.exit_code
-    )
+    return Report(revision="(not compiled)", general=tuple(findings), stopped_with=error.exit_code)
 
 
 def _prefetch_modules(scan: bool) -> None:

@@ -462,7 +462,9 @@ class _Reader:
                 "Name the schema object with letters, digits, '_' or '-'.",
             )
         if name in seen:
-            unique = next(f"{name}_{n}" for n in range(2, len(seen) + 3) if f"{name}_{n}" not in seen)
+            unique = next(
+                f"{name}_{n}" for n in range(2, len(seen) + 3) if f"{name}_{n}" not in seen
+            )
             self.note(
                 (*path, "name"),
                 f"schema object '{raw}' has the same port name as an earlier one ('{name}'); "
@@ -504,19 +506,28 @@ class _Reader:
             port["retention"] = self.text(*props["retention"], port=name)
         sla_values: dict[str, Any] = {}
         raw_name = obj.get("name")
-        for prop, value, element, _ in sla:
+        for sla_name, value, element, sla_path in sla:
             if element is not None and element.split(".")[0] not in (raw_name, name, obj.get("id")):
                 continue
             if value is None:
                 continue
-            if prop == "retention":
+            if sla_name == "retention":
                 port["retention"] = value
-            elif prop == "endOfSupport":
+            elif sla_name == "endOfSupport":
                 port["endOfSupport"] = str(value)
-            elif prop in ("latency", "frequency"):
-                sla_values[prop] = value
-            elif prop == "availability":
-                sla_values[prop] = _percent(value)
+            elif sla_name in ("latency", "frequency"):
+                sla_values[sla_name] = value
+            elif sla_name == "availability":
+                percent = _percent(value)
+                if percent is None:
+                    self.note(
+                        (*sla_path, "value"),
+                        f"availability {value!r} is not a percentage; it is left out",
+                        "Write the availability as a number of percent, e.g. `value: 99.9`.",
+                        port=name,
+                    )
+                else:
+                    sla_values[sla_name] = percent
         if sla_values:
             port["sla"] = sla_values
         props_path: Path = (*path, "properties")
@@ -723,7 +734,7 @@ class _Reader:
         return True
 
     def mask(self, value: Any, path: Path, port: str, column: str) -> MaskKind | None:
-        text = str(value).strip().lower() if isinstance(value, str) else None
+        text = str(value).strip().lower() if isinstance(value, str) else ""
         try:
             return MaskKind(text)
         except ValueError:
@@ -787,7 +798,7 @@ class _Reader:
         if "inputs" not in props:
             return []
         value, path = props["inputs"]
-        inputs = []
+        inputs: list[dict[str, Any]] = []
         for index, item in enumerate(self.sequence(value)):
             product = port = None
             if isinstance(item, str) and ":" in item:
@@ -904,13 +915,15 @@ def _entity_of(iri: str) -> str:
     return tail.strip().lower()
 
 
-def _percent(value: Any) -> Any:
+def _percent(value: Any) -> float | None:
     """ODCS writes availability as ``99.9`` (percent) or ``"99.9%"``; the model wants 0.999."""
     text = str(value).strip().rstrip("%")
     try:
         number = float(text)
     except ValueError:
-        return value  # let validation name it
+        return None
+    if not 0 <= number <= 100:
+        return None
     return number / 100 if number > 1 else number
 
 
