@@ -165,3 +165,17 @@ def test_an_unreadable_catalogue_manifest_is_a_finding_not_a_stop(
     (general,) = report["general"]
     assert general["kind"] == "invalid_input"
     assert general["location"]["file"].endswith("orders.yaml")
+
+
+def test_the_service_lists_every_schema_error_of_a_contract() -> None:
+    from meshgov.api.errors import meshgov_error_response
+    from meshgov.core.manifest import parse_manifest
+    from meshgov.errors import ManifestErrors
+
+    with pytest.raises(ManifestErrors) as caught:
+        parse_manifest(BAD_ODCS, "request:manifest")
+    response = meshgov_error_response(caught.value)
+    assert response.status_code == 400
+    body = json.loads(bytes(response.body))
+    assert body["code"] == "invalid_manifest"
+    assert [e["location"]["line"] for e in body["errors"]] == [1, 1, 9]

@@ -427,6 +427,9 @@ def test_names_are_normalised_and_the_domain_defaults() -> None:
     no_name = text.replace("name: Orders Event Stream\n", "")
     assert parse_manifest(no_name, "a/daily-orders.odcs.yaml").id == "a/daily-orders"
     assert parse_manifest(no_name, "loose.yaml").metadata.domain == "default"
+    # what the service reads back from its store names the same product as it published
+    assert parse_manifest(no_name, "request:a/daily-orders").id == "a/daily-orders"
+    assert parse_manifest(no_name, "store:a/daily-orders@1.0.0").id == "a/daily-orders"
 
 
 def test_no_schema_and_objects_without_properties_are_findings(gate: Gate) -> None:

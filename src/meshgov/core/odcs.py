@@ -358,6 +358,8 @@ class _Reader:
         """``name``, else the file name without its extensions, else the contract ``id``."""
         candidates = [root.get("name")]
         stem = PurePosixPath(self.doc.source.replace("\\", "/")).name.rsplit(":", 1)[-1]
+        # The service stores versions as "store:<domain>/<name>@<version>".
+        stem = stem.split("@", 1)[0]
         stem = re.sub(r"(\.odcs)?\.(ya?ml|json)$", "", stem, flags=re.IGNORECASE)
         if stem and not stem.startswith("<"):
             candidates.append(stem)
