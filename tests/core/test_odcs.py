@@ -554,3 +554,16 @@ def test_no_owner_is_the_missing_owner_finding(gate: Gate) -> None:
     assert parse_manifest(text, "x.yaml").metadata.owner is None
     rules = {f.rule for f in _findings(gate, text)}
     assert "release/missing-owner" in rules
+
+
+def test_if_the_two_schema_validators_disagree_the_contract_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """jsonschema-rs decides validity, jsonschema explains; no explanation still refuses."""
+    from meshgov.core import odcs_schema
+
+    monkeypatch.setattr(odcs_schema, "_leaves", lambda data, version: iter(()))
+    errors = _errors(_minimal("      - {name: a, logicalType: string, colour: red}"))
+    assert "colour" in errors[0].message
+    assert errors[0].location is not None
+    assert errors[0].location.line == 13
