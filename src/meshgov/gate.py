@@ -69,8 +69,14 @@ class SourcedManifest:
         return self.manifest.id
 
 
-def _source_lines(doc: SourceDocument) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
-    """Lines of ports and columns as written, for meshgov/v1 and ODCS layouts alike."""
+def _source_lines(
+    doc: SourceDocument, port_names: Sequence[str] = ()
+) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+    """Lines of ports and columns as written, for meshgov/v1 and ODCS layouts alike.
+
+    ``port_names`` are the ports' names in the model, in order: an ODCS schema object's name is
+    normalised (``Air_Quality`` is the port ``air_quality``).
+    """
     lines: dict[tuple[str, str], int] = {("", ""): doc.line_of(("metadata",)) or 1}
     data_lines: dict[str, int] = {}
     data = doc.data if isinstance(doc.data, dict) else {}
@@ -89,7 +95,7 @@ def _source_lines(doc: SourceDocument) -> tuple[dict[tuple[str, str], int], dict
     for i, port in enumerate(ports):
         if not isinstance(port, dict) or not isinstance(port.get("name"), str):
             continue
-        name = port["name"]
+        name = port_names[i] if i < len(port_names) else port["name"]
         port_path = (*prefix, i)
         lines[(name, "")] = doc.line_of((*port_path, "name")) or doc.line_of(port_path) or 1
         if "data" in port:
@@ -119,7 +125,7 @@ def read_sourced_manifest(raw: str | bytes, source: str) -> SourcedManifest:
 
 def sourced(manifest: Manifest, doc: SourceDocument) -> SourcedManifest:
     """``manifest`` with the lines of its ports and columns in ``doc`` (the text it came from)."""
-    lines, data_lines = _source_lines(doc)
+    lines, data_lines = _source_lines(doc, [p.name for p in manifest.spec.output_ports])
     return SourcedManifest(manifest, lines, data_lines)
 
 

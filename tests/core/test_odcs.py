@@ -567,3 +567,16 @@ def test_if_the_two_schema_validators_disagree_the_contract_is_refused(
     assert "colour" in errors[0].message
     assert errors[0].location is not None
     assert errors[0].location.line == 13
+
+
+def test_findings_on_a_renamed_port_point_at_its_lines(gate: Gate) -> None:
+    text = _minimal(
+        "      - {name: ok, logicalType: string, classification: internal}\n"
+        "      - {name: email, logicalType: string,\n"
+        "         customProperties: [{property: pii, value: true}]}"
+    ).replace("  - name: things\n", "  - name: Air_Quality\n")
+    findings = [f for f in _findings(gate, text) if f.location.column == "email"]
+    assert findings
+    for finding in findings:
+        assert finding.location.port == "air_quality"
+        assert finding.location.line == 14
