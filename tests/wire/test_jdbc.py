@@ -1,7 +1,7 @@
 """pgJDBC (Debian's libpostgresql-jdbc-java on Java 17): DBeaver's and most BI tools' driver.
 
-A small Java program (WireCheck.java), compiled in the test, walks ``DatabaseMetaData`` as a BI navigator does and
-runs a prepared query; the test reads what it printed.
+A small Java program (WireCheck.java), compiled in the test, walks ``DatabaseMetaData`` as a BI
+navigator does and runs a prepared query; the test reads what it printed.
 """
 
 from __future__ import annotations
