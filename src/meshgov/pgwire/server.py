@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING
 from meshgov.pgwire import messages as m
 from meshgov.pgwire.auth import MECHANISM, AuthenticationFailed, ScramExchange
 from meshgov.pgwire.catalogue import CatalogueDatabases
-from meshgov.pgwire.session import SERVER_VERSION, Session, SessionState, read_message
+from meshgov.pgwire.session import (
+    SERVER_VERSION,
+    Prepared,
+    Session,
+    SessionState,
+    read_message,
+)
 
 if TYPE_CHECKING:
     from meshgov.core.principal import Principal
@@ -58,6 +64,9 @@ class PgListener:
             else None
         )
         self.sessions: dict[tuple[int, int], Session] = {}
+        # Parsed statements by (text, parameter types), shared by sessions: parsing is per
+        # text, authorization per principal (in the gateway, cached there).
+        self.prepared_cache: dict[tuple[str, tuple[int, ...]], Prepared] = {}
         self.per_principal: Counter[str] = Counter()
         self.connections = 0
         self._server: asyncio.Server | None = None

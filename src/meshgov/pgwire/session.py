@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("meshgov.pgwire")
 
 SERVER_VERSION = "15.0 (meshgov)"
+PREPARED_CACHE_SIZE = 2048
 BATCH_ROWS = 4096
 
 # The SQLSTATE of each meshgov error code; anything else is an internal error (XX000).
@@ -368,6 +369,20 @@ class Session:
 
     # ----------------------------------------------------------------- statements
     def prepare(self, text: str, param_oids: list[int]) -> Prepared:
+        """Classify and parse ``text`` (cached per text and parameter types: a statement sent
+        again, as tools and pools do, is not parsed again; trees are never changed in place)."""
+        key = (text, tuple(param_oids))
+        cache = self.listener.prepared_cache
+        known = cache.get(key)
+        if known is not None:
+            return known
+        prepared = self._prepare(text, param_oids)
+        if len(cache) >= PREPARED_CACHE_SIZE:
+            cache.clear()
+        cache[key] = prepared
+        return prepared
+
+    def _prepare(self, text: str, param_oids: list[int]) -> Prepared:
         try:
             statement = classify(text)
         except StatementError as exc:
@@ -566,7 +581,7 @@ class Session:
 
     # ----------------------------------------------------------------- running queries
     async def data_query(self, tree: exp.Expression) -> Result:
-        sql_text = tree.sql("postgres")
+        sql_text = generated_sql(tree)
         service = self.listener.service
         state = self.state
         table = await self.guarded(
@@ -764,6 +779,16 @@ def parse_query(text: str) -> exp.Expression:
     return found[0]
 
 
+def generated_sql(tree: exp.Expression) -> str:
+    """The PostgreSQL text of a statement's tree, generated once per tree (trees are shared by
+    the prepared-statement cache and never changed in place)."""
+    cached = tree.meta.get("meshgov_sql")
+    if cached is None:
+        cached = tree.sql("postgres")
+        tree.meta["meshgov_sql"] = cached
+    return str(cached)
+
+
 def placeholders(tree: exp.Expression) -> list[exp.Expression]:
     return [p for p in tree.find_all(exp.Parameter) if isinstance(p.this, exp.Literal)]
 
@@ -775,6 +800,7 @@ def placeholder_number(node: exp.Expression) -> int:
 def bind_parameters(tree: exp.Expression, literals: Sequence[exp.Expression]) -> exp.Expression:
     """A copy of ``tree`` with each ``$n`` replaced by its typed literal."""
     bound = tree.copy()
+    bound.meta.pop("meshgov_sql", None)  # the copy is another statement
     for node in placeholders(bound):
         number = placeholder_number(node)
         if not 1 <= number <= len(literals):
