@@ -146,3 +146,6 @@ def test_wire_queries_are_in_the_decision_log(wire: WireServer) -> None:
     records = service.decisions(DecisionFilter(kind="wire", principal="analyst-eu", limit=50))  # type: ignore[attr-defined]
     outcomes = {r.allowed for r in records}
     assert outcomes == {True, False}
+    mine = [r for r in records if r.result.get("application") == "notebook-42"]
+    assert mine and all(r.result["purpose"] == "analytics" for r in mine)
+    assert all(r.result["protocol"] == "postgresql" for r in mine)

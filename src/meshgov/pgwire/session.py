@@ -584,9 +584,14 @@ class Session:
         sql_text = generated_sql(tree)
         service = self.listener.service
         state = self.state
+        context = {
+            "protocol": "postgresql",
+            "purpose": state.purpose,
+            "application": state.settings.get("application_name", ""),
+        }
         table = await self.guarded(
             lambda: service.execute(
-                state.principal, sql_text, state.purpose, "postgres", kind="wire"
+                state.principal, sql_text, state.purpose, "postgres", kind="wire", context=context
             )[0]
         )
         return table_result(table)

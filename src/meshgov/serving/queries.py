@@ -47,6 +47,7 @@ class Queries(DecisionLogging):
         *,
         kind: str = "authorize",
         state: ServingState | None = None,
+        context: dict[str, Any] | None = None,
     ) -> tuple[Authorization, str, ServingState]:
         """Secure SQL or a denial; the decision is logged. Returns (authorization, id, state)."""
         state = state or self.state
@@ -54,6 +55,8 @@ class Queries(DecisionLogging):
             sql, principal, purpose, read_dialect, write_dialect
         )
         product, result = logged_outcome(state, authorization)
+        if context:
+            result = {**result, **context}  # a copy: the outcome is cached per authorization
         decision_id = self.record(
             kind=kind,
             principal=principal.id,
@@ -96,6 +99,7 @@ class Queries(DecisionLogging):
         read_dialect: str | None,
         *,
         kind: str = "execute",
+        context: dict[str, Any] | None = None,
     ) -> tuple[Any, Authorization, str]:
         """Authorize, then run the secure SQL on the engine → (Arrow table, authorization, id)."""
         state = self.state
@@ -109,6 +113,7 @@ class Queries(DecisionLogging):
             engine.dialect,
             kind=kind,
             state=state,
+            context=context,
         )
         if not authorization.allowed:
             # Unparseable SQL or an unknown dialect is the caller's input (400); the rest deny.
