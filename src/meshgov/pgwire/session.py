@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
@@ -44,8 +45,6 @@ from meshgov.pgwire.types import (
 )
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
     from meshgov.core.principal import Principal
     from meshgov.pgwire.server import PgListener
 
@@ -115,6 +114,8 @@ class Result:
     tag: str = "SELECT"
     raw_binary: bool = False  # catalogue rows are already bytes in this format
     sent: int = 0
+    table: pa.Table | None = None  # data results: encoded a column at a time when sent
+    messages: Iterator[bytes] | None = None  # DataRow messages, once sending has begun
 
 
 @dataclass
@@ -735,6 +736,9 @@ class Session:
             return
         width = len(result.fields)
         binary_columns = [m.format_of(formats, i) == 1 for i in range(width)]
+        if result.table is not None and result.encoders is not None:
+            await self.send_data_rows(result, binary_columns, max_rows)
+            return
         sent = 0
         for row in result.rows:
             if result.encoders is None:
@@ -762,8 +766,76 @@ class Session:
             tag = f"{tag} {result.sent if tag == 'SELECT' else sent}"
         self.send(m.command_complete(tag))
 
+    async def send_data_rows(
+        self, result: Result, binary_columns: list[bool], max_rows: int | None
+    ) -> None:
+        """A data result's rows, encoded a batch and a column at a time, written a batch at a
+        time (the per-value cost is what limits large results)."""
+        assert result.table is not None and result.encoders is not None
+        if result.messages is None:
+            result.messages = encoded_rows(result.table, result.encoders, binary_columns)
+        sent = 0
+        chunk: list[bytes] = []
+        for message in result.messages:
+            chunk.append(message)
+            sent += 1
+            if len(chunk) >= BATCH_ROWS:
+                self.writer.write(b"".join(chunk))
+                chunk.clear()
+                await self.writer.drain()
+            if max_rows is not None and sent >= max_rows:
+                break
+        self.writer.write(b"".join(chunk))
+        result.sent += sent
+        if max_rows is not None and sent >= max_rows:
+            self.send(m.PORTAL_SUSPENDED)
+            return
+        self.send(m.command_complete(f"SELECT {result.sent}"))
+
 
 # --------------------------------------------------------------------------- helpers
+# Arrow types whose text form (pyarrow's cast to string) is PostgreSQL's text form.
+_ARROW_TEXT_MATCHES_POSTGRES = (pa.types.is_integer, pa.types.is_string, pa.types.is_large_string,
+                                pa.types.is_date32, pa.types.is_decimal)  # fmt: skip
+_NULL_CELL = b"\xff\xff\xff\xff"
+
+
+def encode_column(
+    array: pa.Array, encoders: tuple[Callable[[Any], bytes], Callable[[Any], bytes]], binary: bool
+) -> list[bytes | None]:
+    """One column of a batch as the cells of its DataRows (None for SQL null)."""
+    if not binary and any(match(array.type) for match in _ARROW_TEXT_MATCHES_POSTGRES):
+        import pyarrow.compute as pc
+
+        return [None if v is None else v.encode() for v in pc.cast(array, pa.string()).to_pylist()]
+    encode = encoders[1 if binary else 0]
+    return [None if v is None else encode(v) for v in array.to_pylist()]
+
+
+def encoded_rows(
+    table: pa.Table,
+    encoders: Sequence[tuple[Callable[[Any], bytes], Callable[[Any], bytes]]],
+    binary_columns: Sequence[bool],
+) -> Iterator[bytes]:
+    """DataRow messages of ``table``, one batch at a time (memory: one batch of cells)."""
+    width = len(encoders)
+    count = width.to_bytes(2, "big")
+    for batch in table.to_batches(max_chunksize=BATCH_ROWS):
+        columns = [
+            encode_column(batch.column(i), encoders[i], binary_columns[i]) for i in range(width)
+        ]
+        for cells in zip(*columns, strict=True):
+            parts = [count]
+            for cell in cells:
+                if cell is None:
+                    parts.append(_NULL_CELL)
+                else:
+                    parts.append(len(cell).to_bytes(4, "big"))
+                    parts.append(cell)
+            body = b"".join(parts)
+            yield b"D" + (len(body) + 4).to_bytes(4, "big") + body
+
+
 async def read_message(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
     header = await reader.readexactly(5)
     kind = header[:1]
@@ -818,7 +890,7 @@ def table_result(table: pa.Table) -> Result:
     types = [pg_type(f.type) for f in table.schema]
     fields = [(f.name, t.oid, t.modifier) for f, t in zip(table.schema, types, strict=True)]
     encoders = [(t.text, t.binary) for t in types]
-    return Result(fields, iter_rows(table), encoders, tag="SELECT")
+    return Result(fields, iter_rows(table), encoders, tag="SELECT", table=table)
 
 
 def iter_rows(table: pa.Table) -> Iterator[list[Any]]:
