@@ -55,6 +55,10 @@ def test_psycopg_errors_carry_sqlstates(wire: WireServer) -> None:
             conn.execute("SELECT failed_payment_count FROM marketing.customer_360")
         with pytest.raises(psycopg.errors.SyntaxError):
             conn.execute("SELEKT 1")
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            conn.execute("SELECT * FROM customer.nosuch")
+        with pytest.raises(psycopg.errors.UndefinedColumn, match="emial"):
+            conn.execute("SELECT emial FROM customer.customers")
         with pytest.raises(psycopg.errors.FeatureNotSupported, match="read-only"):
             conn.execute("DELETE FROM customer.customers")
         # The session is still usable after errors.

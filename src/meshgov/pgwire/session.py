@@ -88,9 +88,16 @@ def wire_error(exc: MeshgovError) -> WireError:
             "unknown name": "42703",
             "type error": "42804",
             "division by zero": "22012",
+            "conversion": "22P02",
+            "cancelled": "57014",
         }.get(kind, "42000")
-    if exc.code == "access_denied" and "does not exist" in exc.message:
-        sqlstate = "42703" if "column" in exc.message else "42P01"
+    # Unknown names are refusals of the gateway (it never lets the engine resolve a name);
+    # clients and tools expect PostgreSQL's own codes for them.
+    if exc.code in {"unsupported_sql", "access_denied"}:
+        if exc.message.startswith("unknown table"):
+            sqlstate = "42P01"
+        elif exc.message.startswith("column ") and "does not exist" in exc.message:
+            sqlstate = "42703"
     return WireError(sqlstate, exc.message)
 
 
