@@ -148,3 +148,31 @@ def test_garbage_is_a_protocol_error_not_a_crash(wire: WireServer) -> None:
 
     with psycopg.connect(wire.dsn(), autocommit=True) as conn:  # still serving
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_tls_with_a_configured_certificate(
+    tmp_path: Path, pg_admin_dsn: str, catalogue_prefix: str
+) -> None:
+    import shutil
+    import subprocess
+
+    import psycopg
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "server.crt", tmp_path / "server.key"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+         "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    for server in _serve(
+        tmp_path, pg_admin_dsn, catalogue_prefix, pg_tls_cert=cert, pg_tls_key=key
+    ):
+        with psycopg.connect(server.dsn(sslmode="require"), autocommit=True) as conn:
+            assert conn.pgconn.ssl_in_use
+            assert conn.execute("SELECT current_user").fetchone() == ("analyst-eu",)
+        verified = server.dsn(sslmode="verify-full", sslrootcert=str(cert))
+        with psycopg.connect(verified, autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM customer.customers").fetchone()[0] > 0
