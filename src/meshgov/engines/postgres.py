@@ -35,7 +35,6 @@ from meshgov.engines.base import (
     PortSource,
     check_available,
     collect_port_sources,
-    column_kinds,
     generic_engine_error,
     port_sources,
     prepare_query,
@@ -369,7 +368,6 @@ class PostgresEngine:
             raise
         self._idle.append(conn)
         physical: set[tuple[str, ...]] = set()
-        self._kinds: frozenset[tuple[str, str]] = frozenset()
         if catalog is not None:
             if isolate_failures:
                 # The snapshots were loaded by `meshgov load`; only table names matter here.
@@ -378,7 +376,6 @@ class PostgresEngine:
                 self._unavailable = unavailable_ports(sources, rejected)
             else:
                 sources = port_sources(catalog)
-            self._kinds = column_kinds(sources)
             for source in sources:
                 physical.add(source.physical.parts)
                 physical.add((source.physical.schema or "public", source.physical.table))
@@ -394,9 +391,7 @@ class PostgresEngine:
 
     def execute(self, sql_text: str) -> pa.Table:
         check_available(sql_text, self.dialect, self._unavailable)
-        prepared = prepare_query(
-            sql_text, self.dialect, self._physical, self._barriers, self._kinds
-        )
+        prepared = prepare_query(sql_text, self.dialect, self._physical, self._barriers)
         return self._run(prepared.views, prepared.sql)
 
     def execute_unprotected(self, sql_text: str) -> pa.Table:
