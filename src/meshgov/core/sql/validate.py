@@ -55,6 +55,34 @@ JSONExtract JSONExtractScalar JSONBExtract JSONBExtractScalar ParseJSON JSONObje
 """
 
 
+# Data types a query may name (casts, typed literals, struct and array element types): an
+# allow-list, like functions. Anything else — PostgreSQL's object-identifier types (`regclass`,
+# `regrole`, `regnamespace`, `regprocedure`, `oid`…, which turn a number or a name into catalogue
+# metadata), user-defined or schema-qualified types (`pg_catalog.regclass` parses as one),
+# ranges, geometry, `xml`… — is denied by name.
+_TYPE_NAMES = """
+BOOLEAN TINYINT UTINYINT SMALLINT USMALLINT INT UINT BIGINT UBIGINT INT128 UINT128 FLOAT DOUBLE
+DECIMAL DECIMAL32 DECIMAL64 DECIMAL128 DECIMAL256 BIGDECIMAL CHAR NCHAR VARCHAR NVARCHAR TEXT
+BPCHAR DATE DATE32 TIME TIMETZ TIMESTAMP TIMESTAMPTZ TIMESTAMPLTZ TIMESTAMPNTZ TIMESTAMP_S
+TIMESTAMP_MS TIMESTAMP_NS DATETIME INTERVAL BINARY VARBINARY BLOB UUID JSON JSONB ARRAY LIST
+STRUCT MAP
+"""
+ALLOWED_TYPES = frozenset(
+    t for t in (getattr(exp.DataType.Type, n, None) for n in _TYPE_NAMES.split()) if t is not None
+)
+
+
+def check_data_type(node: exp.DataType) -> None:
+    """Deny a data type that is not on the allow-list (its subclasses included: sqlglot reads
+    PostgreSQL's `regclass` as an ``ObjectIdentifier``)."""
+    if type(node) is not exp.DataType or node.this not in ALLOWED_TYPES:
+        shown = node.sql()[:60] or str(node.this)
+        raise SqlUnsupportedError(
+            f"data type {shown} is not allowed in a query (only ordinary scalar, date/time, "
+            "binary, JSON and nested types are)"
+        )
+
+
 def classes_named(names: str) -> frozenset[type[exp.Expr]]:
     # Only names this sqlglot version defines, so an upgrade cannot make an import fail.
     found = (getattr(exp, name, None) for name in names.split())
@@ -158,7 +186,9 @@ def validate(statement: exp.Expr) -> Inventory:
             if known is not None:
                 node.replace(known)
                 node, kind = known, type(known)
-        if kind not in ALLOWED_NODES and kind not in ALLOWED_FUNCTIONS:
+        if isinstance(node, exp.DataType):
+            check_data_type(node)
+        elif kind not in ALLOWED_NODES and kind not in ALLOWED_FUNCTIONS:
             raise SqlUnsupportedError(f"{_kind_name(node)} is not allowed in a query")
         if kind is exp.Column:
             inventory.columns.append(node)  # type: ignore[arg-type]
@@ -242,5 +272,10 @@ def validate_fragment(fragment: exp.Expr, what: str) -> None:
         if isinstance(node, _NOT_IN_FRAGMENTS):
             raise SqlUnsupportedError(f"{what}: subqueries and table references are not allowed")
         kind = type(node)
-        if kind not in ALLOWED_NODES and kind not in ALLOWED_FUNCTIONS:
+        if isinstance(node, exp.DataType):
+            try:
+                check_data_type(node)
+            except SqlUnsupportedError as exc:
+                raise SqlUnsupportedError(f"{what}: {exc.message}") from None
+        elif kind not in ALLOWED_NODES and kind not in ALLOWED_FUNCTIONS:
             raise SqlUnsupportedError(f"{what}: {_kind_name(node)} is not allowed")
