@@ -224,4 +224,3 @@ def check_fallible(
             f"'{node.sql()[:80]}' can fail on a value and would run before the row filter of "
             f"{tables}; such expressions are only allowed in the output list or in aggregates"
         )
-

@@ -14,6 +14,7 @@ from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from meshgov.core.manifest import LogicalType
 from meshgov.core.principal import Principal
 from meshgov.core.sql.barrier import check_fallible
+from meshgov.core.sql.final_check import check_generated, secure_view_text
 from meshgov.core.sql.model import (
     AccessDecision,
     Decide,
@@ -100,32 +101,39 @@ def _rewrite(
     _check_hidden_columns(inventory, tables, decisions, dialect)
     check_column_names(inventory.columns, inventory.ctes, {id(t.node): t.port for t in tables})
     filtered = [t.port.table_name for t in tables if decisions[_key(t)].row_filters]
+    column_types: dict[str, set[LogicalType]] = {}
+    for table in tables:
+        for column in table.port.columns:
+            column_types.setdefault(column.name.lower(), set()).add(column.type)
     if filtered and inventory.fallible:
-        column_types: dict[str, set[LogicalType]] = {}
-        for table in tables:
-            for column in table.port.columns:
-                column_types.setdefault(column.name.lower(), set()).add(column.type)
+        source_types = dict(column_types)
         # A name the query redefines (an alias) may hold anything: no type is known for it.
         for alias in inventory.aliases:
-            column_types.pop(alias.alias.lower(), None)
+            source_types.pop(alias.alias.lower(), None)
         for table_alias in inventory.table_aliases:
             for defined in table_alias.columns:
-                column_types.pop(defined.name.lower(), None)
-        check_fallible(statement, inventory.fallible, filtered, column_types)
+                source_types.pop(defined.name.lower(), None)
+        check_fallible(statement, inventory.fallible, filtered, source_types)
     _unqualify_schema_columns(inventory.columns, tables, dialect)
 
     projected = _projected_names(inventory, tables)
     bound_filters: dict[tuple[str, str], str | None] = {}
+    secure_views: set[str] = set()
     for table in tables:
         secure, filter_sql = secure_view(
             table.port, decisions[_key(table)], principal, write, projected
         )
         bound_filters[_key(table)] = filter_sql
+        secure_views.add(secure_view_text(secure, write))
         substitute(table.node, secure, table.node.this)
 
     _audit(statement, inventory, tables)
     generated = dialect_named(write).generate(
         statement, copy=False, unsupported_level=ErrorLevel.RAISE, comments=False
+    )
+    # Decided again on the tree that will run: transpilation may have changed what can fail.
+    check_generated(
+        generated, write, secure_views, {t.port.table for t in tables}, filtered, column_types
     )
     accesses = tuple(
         _access(t.port, decisions[_key(t)], bound_filters[_key(t)]) for t in _unique(tables)
