@@ -16,7 +16,7 @@ from typing import Any
 from sqlglot import exp
 
 from meshgov.core.manifest import LogicalType
-from meshgov.core.sql.validate import classes_named
+from meshgov.core.sql.validate import classes_named, is_aggregate
 from meshgov.errors import SqlUnsupportedError
 
 # Patterns: a fixed pattern fails on every row or none; one built from data can fail on a value.
@@ -115,7 +115,7 @@ class _TreeFacts:
     count).
     """
 
-    def __init__(self, statement: exp.Expr) -> None:
+    def __init__(self, statement: exp.Expr, dialect: str | None) -> None:
         roots = {id(r) for r in _outermost_selects(statement)}
         self.conditional: set[int] = set()
         self.position: dict[int, int] = {}
@@ -132,7 +132,7 @@ class _TreeFacts:
                 not isinstance(parent, exp.Query) and id(parent) in self.conditional
             ):
                 self.conditional.add(id(node))
-            if isinstance(parent, exp.AggFunc):
+            if is_aggregate(parent, dialect):
                 position = _AGGREGATE
             elif isinstance(parent, exp.Select):
                 in_output = id(parent) in roots and node.arg_key in ("expressions", "order")
@@ -147,14 +147,14 @@ class _TreeFacts:
             if isinstance(node, exp.Column):
                 self.reads_column.add(key)
                 self.free_column.add(key)
-            if isinstance(node, exp.AggFunc | exp.Window):
+            if isinstance(node, exp.Window) or is_aggregate(node, dialect):
                 self.own_aggregate.add(key)
             parent = node.parent
             if parent is None or node is statement:
                 continue
             if key in self.reads_column:
                 self.reads_column.add(id(parent))
-            if key in self.free_column and not isinstance(parent, exp.AggFunc):
+            if key in self.free_column and not is_aggregate(parent, dialect):
                 self.free_column.add(id(parent))
             if key in self.own_aggregate and not isinstance(node, exp.Query):
                 self.own_aggregate.add(id(parent))
@@ -205,6 +205,7 @@ def check_fallible(
     candidates: list[exp.Expr],
     filtered_tables: list[str],
     column_types: ColumnTypes,
+    dialect: str | None = None,
 ) -> None:
     """Deny fallible expressions over columns outside the positions described above.
 
@@ -216,7 +217,7 @@ def check_fallible(
         if not _is_fallible(node, column_types):
             continue
         if facts is None:
-            facts = _TreeFacts(statement)
+            facts = _TreeFacts(statement, dialect)
         if not facts.depends_on_data(node) or facts.evaluated_after_filtering(node):
             continue
         tables = ", ".join(sorted(set(filtered_tables)))

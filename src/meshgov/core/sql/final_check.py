@@ -71,7 +71,7 @@ def check_generated(
                 "its secure view; denied"
             )
         secure.add(id(select))
-    inventory = validate(statement, opaque=frozenset(secure))
+    inventory = validate(statement, write, opaque=frozenset(secure))
     for table in inventory.tables:
         if table.args.get("db") is not None or table.name.lower() not in ctes:
             raise SqlUnsupportedError(
@@ -87,7 +87,7 @@ def check_generated(
             for defined in table_alias.columns:
                 types.pop(defined.name.lower(), None)
         try:
-            check_fallible(statement, inventory.fallible, filtered, types)
+            check_fallible(statement, inventory.fallible, filtered, types, write)
         except SqlUnsupportedError as exc:
             raise SqlUnsupportedError(
                 f"{exc.message} (as the query is written for {write})"

@@ -115,8 +115,12 @@ class _Resolver:
                 node: exp.Expr | None = candidates.pop()
                 if node is None:
                     continue
-                if isinstance(node, exp.Subquery) and not isinstance(node.this, exp.Query):
-                    candidates.append(node.this)  # `FROM (a JOIN b)`: the sources inside
+                if isinstance(node, exp.Subquery) and (
+                    not isinstance(node.this, exp.Query)
+                    or (isinstance(node.this, exp.Subquery) and not node.alias)
+                ):
+                    # `FROM (a JOIN b)`, `FROM ((a JOIN b))`: the sources inside.
+                    candidates.append(node.this)
                 elif isinstance(node, _SOURCE_KINDS):
                     found[node.alias_or_name.lower()] = node
                 # `FROM (a JOIN b)`: sqlglot hangs the joins on the first source.

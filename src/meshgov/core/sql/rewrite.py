@@ -77,7 +77,7 @@ def _rewrite(
     write = check_dialect(write)
     dialect = dialect_named(read)
     statement = parse_statement(sql, read)
-    inventory = validate(statement)
+    inventory = validate(statement, read)
     if read != write:
         # Quoted names folded as the read dialect resolves them (DuckDB "EMAIL" is email), so
         # that a case-sensitive target (PostgreSQL) resolves them the same way.
@@ -113,7 +113,7 @@ def _rewrite(
         for table_alias in inventory.table_aliases:
             for defined in table_alias.columns:
                 source_types.pop(defined.name.lower(), None)
-        check_fallible(statement, inventory.fallible, filtered, source_types)
+        check_fallible(statement, inventory.fallible, filtered, source_types, read)
     _unqualify_schema_columns(inventory.columns, tables, dialect)
 
     projected = _projected_names(inventory, tables)
