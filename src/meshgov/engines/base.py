@@ -55,6 +55,9 @@ class QueryEngine(Protocol):
 
     name: str
     dialect: str
+    # True: every row-filtered secure subquery runs behind a barrier that orders the row filter
+    # before anything of the query (the gateway then serves expressions that can fail).
+    structural_barrier: bool
 
     def execute(self, sql: str) -> pa.Table: ...
 

@@ -265,6 +265,10 @@ def _load_port(conn: psycopg.Connection[Any], source: PortSource, role: str, dat
         _copy_rows(conn, target, column_list, data, source)
     else:
         _copy_csv(conn, target, column_list, data)
+    # Statistics now, not when autovacuum gets to it: without them the planner guesses a few
+    # rows behind each row filter and nests loops over thousands (a three-table join over the
+    # barrier views ran into the statement timeout).
+    conn.execute(sql.SQL("ANALYZE {}").format(target))
     return int(data.num_rows)
 
 
@@ -349,6 +353,9 @@ class PostgresEngine:
         self._unavailable: dict[tuple[str, ...], SnapshotUnavailable] = {}
         self._timeout_ms = timeout_ms
         self._barriers = barriers
+        # PostgreSQL documents security_barrier views as evaluating the view's conditions before
+        # any non-leakproof function or operator of the query.
+        self.structural_barrier = barriers
         self._idle: list[psycopg.Connection[Any]] = []
         self._lock = threading.Lock()
         conn = connect(dsn)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, cast
 from meshgov.core.principal import Principal
 from meshgov.core.sql.model import AccessDecision, PortRef, ports_of
 from meshgov.errors import AccessDenied, InputError
-from meshgov.execution import run_secure_sql
+from meshgov.execution import run_secure_sql, structural_barrier
 from meshgov.gateway import Authorization
 from meshgov.serving.decisions import DecisionLogging, logged_outcome, request_digest
 from meshgov.serving.state import ServingState
@@ -42,11 +42,15 @@ class Queries(DecisionLogging):
         *,
         kind: str = "authorize",
         state: ServingState | None = None,
+        engine_barrier: bool = False,
     ) -> tuple[Authorization, str, ServingState]:
-        """Secure SQL or a denial; the decision is logged. Returns (authorization, id, state)."""
+        """Secure SQL or a denial; the decision is logged. Returns (authorization, id, state).
+
+        ``engine_barrier``: the SQL runs on this service's engine, which has a structural barrier.
+        """
         state = state or self.state
         authorization = state.gateway.authorize(
-            sql, principal, purpose, read_dialect, write_dialect
+            sql, principal, purpose, read_dialect, write_dialect, engine_barrier=engine_barrier
         )
         product, result = logged_outcome(state, authorization)
         decision_id = self.record(
@@ -98,6 +102,7 @@ class Queries(DecisionLogging):
             engine.dialect,
             kind="execute",
             state=state,
+            engine_barrier=structural_barrier(engine),
         )
         if not authorization.allowed:
             # Unparseable SQL or an unknown dialect is the caller's input (400); the rest deny.

@@ -45,8 +45,16 @@ def rewrite(
     resolve_port: ResolvePort,
     decide: Decide,
     principal: Principal,
+    engine_barrier: bool = False,
 ) -> RewrittenQuery:
     """Rewrite ``sql`` (dialect ``read``) into secure SQL in dialect ``write`` (default ``read``).
+
+    ``engine_barrier``: the SQL goes to an engine that runs every row-filtered secure view behind
+    a barrier that orders the filter before anything of the query (PostgreSQL's
+    ``security_barrier`` views, see ``engines/base.prepare_query``). Then no expression of the
+    query can see a filtered-out row, and expressions that can fail on a value are served
+    wherever they are; without it (SQL handed to a caller, DuckDB) they are denied outside the
+    positions ``barrier.py`` describes. Every other check is the same.
 
     Raises:
         AccessDenied: the query, or a table or column in it, is not allowed; the message says
@@ -54,7 +62,7 @@ def rewrite(
         InputError: the query cannot be parsed.
     """
     try:
-        return _rewrite(sql, read, write or read, resolve_port, decide, principal)
+        return _rewrite(sql, read, write or read, resolve_port, decide, principal, engine_barrier)
     except MeshgovError:
         raise
     except RecursionError:
@@ -72,6 +80,7 @@ def _rewrite(
     resolve_port: ResolvePort,
     decide: Decide,
     principal: Principal,
+    engine_barrier: bool,
 ) -> RewrittenQuery:
     read = check_dialect(read)
     write = check_dialect(write)
@@ -105,7 +114,7 @@ def _rewrite(
     for table in tables:
         for column in table.port.columns:
             column_types.setdefault(column.name.lower(), set()).add(column.type)
-    if filtered and inventory.fallible:
+    if filtered and inventory.fallible and not engine_barrier:
         source_types = dict(column_types)
         # A name the query redefines (an alias) may hold anything: no type is known for it.
         for alias in inventory.aliases:
@@ -133,7 +142,12 @@ def _rewrite(
     )
     # Decided again on the tree that will run: transpilation may have changed what can fail.
     check_generated(
-        generated, write, secure_views, {t.port.table for t in tables}, filtered, column_types
+        generated,
+        write,
+        secure_views,
+        {t.port.table for t in tables},
+        [] if engine_barrier else filtered,
+        column_types,
     )
     accesses = tuple(
         _access(t.port, decisions[_key(t)], bound_filters[_key(t)]) for t in _unique(tables)
