@@ -17,8 +17,8 @@ import pytest
 
 from meshgov.core.manifest import LogicalType
 from meshgov.core.principal import Principal
-from meshgov.core.sql.rewrite import rewrite
 from meshgov.core.sql.model import AccessDecision, PortColumn, PortRef
+from meshgov.core.sql.rewrite import rewrite
 from meshgov.errors import SqlUnsupportedError
 
 PORT = PortRef(
@@ -74,9 +74,11 @@ SHAPES: dict[str, tuple[Callable[[int], str], bool]] = {
     ),
     # Many subqueries, each with its own secure view and columns to resolve.
     "scalar subqueries": (
-        lambda n: "SELECT "
-        + " + ".join("(SELECT max(amount) FROM sales.orders)" for _ in range(n // 20))
-        + " AS s",
+        lambda n: (
+            "SELECT "
+            + " + ".join("(SELECT max(amount) FROM sales.orders)" for _ in range(n // 20))
+            + " AS s"
+        ),
         False,
     ),
 }

@@ -18,6 +18,7 @@ Called once, from ``rewrite.py``, after generation.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
@@ -28,23 +29,29 @@ from meshgov.core.sql.validate import validate
 from meshgov.errors import SqlUnsupportedError
 
 
-def secure_view_text(select: exp.Select, write: str) -> str:
-    """A secure view as the final tree will show it: generated, parsed again, generated again."""
-    text = select.sql(dialect=write, comments=False)
-    return str(_parse_one(text, write).sql(dialect=write, comments=False))
+def secure_view_text(select: exp.Select, write: str) -> exp.Expr:
+    """A secure view as the final tree will show it: generated and parsed again (cached by its
+    text: the same views recur in every query of a principal)."""
+    return _read_back(select.sql(dialect=write, comments=False), write)
+
+
+@lru_cache(maxsize=4096)
+def _read_back(text: str, write: str) -> exp.Expr:
+    return _parse_one(text, write)
 
 
 def check_generated(
     sql: str,
     write: str,
-    secure_views: Iterable[str],
+    secure_views: Iterable[exp.Expr],
     protected: Iterable[tuple[str, ...]],
     filtered: list[str],
     column_types: ColumnTypes,
 ) -> None:
     """Deny unless the generated ``sql`` (dialect ``write``) passes the checks above.
 
-    ``secure_views``: the secure selects this rewrite built, as ``secure_view_text`` gives them;
+    ``secure_views``: the secure selects this rewrite built, as ``secure_view_text`` gives them
+    (compared by structure, as sqlglot compares trees);
     ``protected``: the physical name parts of every port table (lower case); ``filtered``: the
     names of the row-filtered tables in the query (empty: no fallible-expression check);
     ``column_types``: as for ``check_fallible``.
@@ -64,7 +71,7 @@ def check_generated(
         if (
             not isinstance(select, exp.Select)
             or not isinstance(holder, exp.Subquery)
-            or select.sql(dialect=write, comments=False) not in expected
+            or select not in expected
         ):
             raise SqlUnsupportedError(
                 f"the generated {write} SQL reads table '{table.sql(dialect=write)}' outside "

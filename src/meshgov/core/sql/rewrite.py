@@ -127,13 +127,13 @@ def _rewrite(
 
     projected = _projected_names(inventory, tables)
     bound_filters: dict[tuple[str, str], str | None] = {}
-    secure_views: set[str] = set()
+    secure_views: list[exp.Expr] = []
     for table in tables:
         secure, filter_sql = secure_view(
             table.port, decisions[_key(table)], principal, write, projected
         )
         bound_filters[_key(table)] = filter_sql
-        secure_views.add(secure_view_text(secure, write))
+        secure_views.append(secure_view_text(secure, write))
         substitute(table.node, secure, table.node.this)
 
     _audit(statement, inventory, tables)
