@@ -195,6 +195,91 @@ POSITIONS: list[Case] = [
         "USING (customer_id)) WHERE 1 / (CASE WHEN c.customer_id = '{us_id}' THEN 0 ELSE 1 END) "
         "= 1",
     ),
+    Case(
+        "values-scalar-subquery",
+        "SELECT x FROM (VALUES ((SELECT count(*) FROM payments.payments p WHERE "
+        f"{_divides('p')}))) AS v(x)",
+    ),
+    Case(
+        "limit-subquery",
+        "SELECT order_id FROM commerce.orders ORDER BY order_id LIMIT "
+        f"(SELECT count(*) FROM payments.payments p WHERE {_fails('p')}) - 4400",
+    ),
+    Case(
+        "order-by-subquery",
+        "SELECT order_id FROM commerce.orders ORDER BY (SELECT count(*) FROM payments.payments p "
+        f"WHERE {_fails('p')}), order_id LIMIT 3",
+    ),
+    Case(
+        "aggregate-filter",
+        f"SELECT count(*) FILTER (WHERE {_fails('p')}) AS n FROM payments.payments p",
+    ),
+    Case(
+        "exists-in-on",
+        "SELECT count(*) AS n FROM customer.customers c JOIN commerce.orders o ON "
+        "o.customer_id = c.customer_id AND EXISTS (SELECT 1 FROM payments.payments p "
+        f"WHERE p.order_id = o.order_id AND {_divides('p')})",
+    ),
+    Case(
+        "recursive-cte-beside",
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 2) "
+        f"SELECT count(*) AS n FROM r, customer.customers c WHERE {_fails('c')}",
+    ),
+    Case(
+        "natural-join",
+        "SELECT count(*) AS n FROM customer.customers c NATURAL JOIN commerce.orders o "
+        f"WHERE {_fails('c')}",
+    ),
+    Case(
+        "lateral-alias",
+        "SELECT count(*) AS n FROM customer.customers c CROSS JOIN LATERAL "
+        "(SELECT c.region AS region) l WHERE " + FAILS_ON_HIDDEN.format(t="l"),
+    ),
+    Case(
+        "union-derived",
+        "SELECT count(*) AS n FROM (SELECT region FROM customer.customers UNION ALL "
+        "SELECT region FROM payments.payments) u WHERE " + FAILS_ON_HIDDEN.format(t="u"),
+    ),
+    Case(
+        "grouping-sets",
+        "SELECT p.currency, count(*) AS n FROM payments.payments p GROUP BY GROUPING SETS "
+        "((p.currency, p.region), ()) HAVING "
+        "max(1 / (CASE WHEN p.region = 'US' THEN 0 ELSE 1 END)) = 1",
+    ),
+    Case(
+        "array-subquery",
+        "SELECT cardinality(ARRAY(SELECT p.payment_id FROM payments.payments p "
+        f"WHERE {_fails('p')})) AS n",
+        only="postgresql",
+    ),
+    Case(
+        "unnest-lateral",
+        "SELECT count(*) AS n FROM customer.customers c, unnest(ARRAY[c.region]) AS u(region) "
+        "WHERE " + FAILS_ON_HIDDEN.format(t="u"),
+        only="postgresql",
+    ),
+    Case(
+        "qualify",
+        f"SELECT p.payment_id FROM payments.payments p QUALIFY {_fails('p')} ORDER BY 1 LIMIT 3",
+        only="duckdb",
+    ),
+    Case(
+        "from-first",
+        f"FROM payments.payments p SELECT count(*) AS n WHERE {_fails('p')}",
+        only="duckdb",
+    ),
+    Case(
+        "positional-join",
+        "SELECT count(*) AS n FROM customer.customers c POSITIONAL JOIN payments.payments p "
+        f"WHERE {_fails('p')}",
+        only="duckdb",
+    ),
+    Case(
+        "asof-join",
+        "SELECT count(*) AS n FROM commerce.orders o ASOF JOIN payments.payments p "
+        f"ON o.order_id = p.order_id AND o.order_date <= p.paid_at WHERE {_fails('p')}",
+        only="duckdb",
+    ),
 ]
 
 # Every dialect's "cannot fail" cast, read in that dialect and written for the engine: where the
