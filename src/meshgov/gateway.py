@@ -349,8 +349,14 @@ class Gateway:
         purpose: str | None = None,
         read_dialect: str | None = None,
         write_dialect: str | None = None,
+        *,
+        engine_barrier: bool = False,
     ) -> Authorization:
-        """Rewrite ``sql`` into secure SQL for ``principal``/``purpose`` or deny with a reason."""
+        """Rewrite ``sql`` into secure SQL for ``principal``/``purpose`` or deny with a reason.
+
+        ``engine_barrier``: the SQL runs on an engine that puts every row-filtered secure view
+        behind a barrier (``QueryEngine.structural_barrier``); see ``core.sql.rewrite``.
+        """
         purpose = purpose if purpose is not None else principal.purpose
         read = _normalise_dialect(read_dialect, self.default_dialect)
         write = _normalise_dialect(write_dialect, read)
@@ -361,17 +367,24 @@ class Gateway:
             purpose or "",
             read,
             write,
+            "barrier" if engine_barrier else "",
             sql,
         )
         cached = self._rewrites.get(key)
         if cached is not None:
             return cached
-        result = self._authorize(sql, principal, purpose, read, write)
+        result = self._authorize(sql, principal, purpose, read, write, engine_barrier)
         self._rewrites.put(key, result)
         return result
 
     def _authorize(
-        self, sql: str, principal: Principal, purpose: str | None, read: str, write: str
+        self,
+        sql: str,
+        principal: Principal,
+        purpose: str | None,
+        read: str,
+        write: str,
+        engine_barrier: bool = False,
     ) -> Authorization:
         def outcome(
             sql_out: str | None,
@@ -406,6 +419,7 @@ class Gateway:
                 resolve_port=self.resolve_port,
                 decide=lambda port: self.decide(principal, purpose, port.product, port.port),
                 principal=principal,
+                engine_barrier=engine_barrier,
             )
         except MeshgovError as exc:
             return outcome(None, exc.message, exc.code)

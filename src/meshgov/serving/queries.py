@@ -10,7 +10,7 @@ from sqlglot import exp
 from meshgov.core.principal import Principal
 from meshgov.core.sql.model import AccessDecision, PortRef, ports_of
 from meshgov.errors import AccessDenied, InputError, MeshgovError
-from meshgov.execution import run_secure_sql
+from meshgov.execution import run_secure_sql, structural_barrier
 from meshgov.gateway import Authorization
 from meshgov.serving.decisions import DecisionLogging, logged_outcome, request_digest
 from meshgov.serving.state import ServingState
@@ -48,11 +48,15 @@ class Queries(DecisionLogging):
         kind: str = "authorize",
         state: ServingState | None = None,
         context: dict[str, Any] | None = None,
+        engine_barrier: bool = False,
     ) -> tuple[Authorization, str, ServingState]:
-        """Secure SQL or a denial; the decision is logged. Returns (authorization, id, state)."""
+        """Secure SQL or a denial; the decision is logged. Returns (authorization, id, state).
+
+        ``engine_barrier``: the SQL runs on this service's engine, which has a structural barrier.
+        """
         state = state or self.state
         authorization = state.gateway.authorize(
-            sql, principal, purpose, read_dialect, write_dialect
+            sql, principal, purpose, read_dialect, write_dialect, engine_barrier=engine_barrier
         )
         product, result = logged_outcome(state, authorization)
         if context:
@@ -114,6 +118,7 @@ class Queries(DecisionLogging):
             kind=kind,
             state=state,
             context=context,
+            engine_barrier=structural_barrier(engine),
         )
         if not authorization.allowed:
             # Unparseable SQL or an unknown dialect is the caller's input (400); the rest deny.
