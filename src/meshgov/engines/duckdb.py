@@ -290,6 +290,35 @@ def _drop_partial(connection: duckdb.DuckDBPyConnection, source: PortSource) -> 
         connection.execute(exp.Drop(kind="TABLE", this=target, exists=True).sql(dialect="duckdb"))
 
 
+# Scalar columns are stored as their declared type, as on PostgreSQL: a CSV's `decimal` column is
+# inferred as DOUBLE, an all-integer `number` column as BIGINT, and arithmetic, casts and division
+# would then answer differently on the two engines.
+_CAST_ON_LOAD = frozenset(
+    {
+        LogicalType.string,
+        LogicalType.integer,
+        LogicalType.number,
+        LogicalType.decimal,
+        LogicalType.boolean,
+        LogicalType.date,
+        LogicalType.timestamp,
+    }
+)
+
+
+def _declared_types(source: PortSource) -> exp.Select:
+    """``SELECT`` of the snapshot's columns, each scalar one cast to its declared DuckDB type."""
+    projections: list[exp.Expr] = []
+    for column in source.port.columns:
+        name = column.name.lower()
+        value: exp.Expr = exp.column(name, quoted=True)
+        if column.type in _CAST_ON_LOAD:
+            kind = exp.DataType.build(DUCKDB_TYPES[column.type], dialect="duckdb")
+            value = exp.alias_(exp.cast(value, kind), name, quoted=True)
+        projections.append(value)
+    return exp.select(*projections)
+
+
 def _load_port(
     connection: duckdb.DuckDBPyConnection, source: PortSource, data: pa.Table | None
 ) -> int:
@@ -328,7 +357,9 @@ def _load_port(
         return 0
     connection.register(_LOAD_VIEW, data)
     try:
-        create = exp.Create(kind="TABLE", this=target, expression=exp.select("*").from_(_LOAD_VIEW))
+        create = exp.Create(
+            kind="TABLE", this=target, expression=_declared_types(source).from_(_LOAD_VIEW)
+        )
         connection.execute(create.sql(dialect="duckdb"))
     except duckdb.Error as exc:
         raise ManifestError(

@@ -263,9 +263,12 @@ def _null_propagating_extreme(node: exp.Expr, pair: _Pair) -> bool:
 
 
 def _anchored(pattern: exp.Expr) -> exp.Expr:
-    return exp.DPipe(
-        this=exp.DPipe(this=exp.Literal.string("^(?:"), expression=pattern),
-        expression=exp.Literal.string(")$"),
+    # Parenthesised: PostgreSQL's `~` and `||` have the same precedence.
+    return exp.Paren(
+        this=exp.DPipe(
+            this=exp.DPipe(this=exp.Literal.string("^(?:"), expression=pattern),
+            expression=exp.Literal.string(")$"),
+        )
     )
 
 
@@ -401,6 +404,15 @@ def _cast(node: exp.Expr, pair: _Pair) -> bool:
         # input, as the engines' CAST does (sqlglot reads it as Spark 3's NULL-on-failure).
         node.replace(exp.Cast(this=node.this, to=target))
         return True
+    if (
+        pair.write == "postgres"
+        and kind == "boolean"
+        and target.this in _INTEGRAL
+        and target.this != _T.INT
+    ):
+        # PostgreSQL casts boolean to integer only (BigQuery's CAST(b AS INT64) is BIGINT).
+        node.set("this", exp.Cast(this=operand, to=exp.DataType.build("INT")))
+        changed = True
     if pair.write == "postgres" and isinstance(node, exp.TryCast):
         total = _TOTAL_CASTS.get(kind or "", frozenset())
         if target.this not in total or target.expressions:
