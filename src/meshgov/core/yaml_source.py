@@ -45,7 +45,7 @@ def _yaml12_booleans(loader: Any) -> Any:
     tag still makes a boolean.
     """
 
-    class Yaml12Booleans(loader):  # type: ignore[misc,valid-type]
+    class Yaml12Booleans(loader):  # type: ignore[misc]
         pass
 
     Yaml12Booleans.yaml_implicit_resolvers = {
