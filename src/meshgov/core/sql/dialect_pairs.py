@@ -104,6 +104,9 @@ RULES: tuple[PairRule, ...] = (
              "DuckDB reads '1e3' and '1.7' as numbers where these fail"),
     PairRule("`CAST` of text to an integer type", "duckdb, snowflake", "postgres", "rewritten",
              "'1e3' and '1.7' are numbers there: cast through NUMERIC first"),
+    PairRule("`CAST` of a boolean to BIGINT, of an integer to BOOLEAN", "*", "postgres",
+             "rewritten", "PostgreSQL casts boolean only to and from INT: `CAST(CAST(b AS INT) "
+             "AS BIGINT)` and `(n <> 0)`"),
     PairRule("`TRY_CAST`/`SAFE_CAST` that can fail", "*", "postgres",
              "refused", "PostgreSQL has no non-failing cast: it would raise where the read "
              "dialect gives NULL; casts that cannot fail (to text, integer to bigint…) are kept"),
@@ -313,7 +316,9 @@ def _day_of_week(node: exp.Expr, pair: _Pair) -> bool:
     """Every day-of-week form as `EXTRACT(DOW|ISODOW …)`, numbered as the read dialect does."""
     if isinstance(node, exp.Extract):
         unit = node.this.name.upper() if isinstance(node.this, exp.Var) else ""
-        if unit in _ISO_DAY_OF_WEEK_UNITS or (unit in _DAY_OF_WEEK_UNITS and pair.read == "trino"):
+        if unit in _ISO_DAY_OF_WEEK_UNITS or (
+            unit in _DAY_OF_WEEK_UNITS and pair.read in ("trino", "presto")
+        ):
             iso, base = True, 0
         elif unit in _DAY_OF_WEEK_UNITS:
             iso, base = False, 1 if pair.read in _SPARK | {"bigquery"} else 0
@@ -354,9 +359,15 @@ def _cast(node: exp.Expr, pair: _Pair) -> bool:
     target = node.args.get("to")
     if not isinstance(target, exp.DataType):
         return False
+    changed = False
+    if isinstance(node, exp.TryCast) and pair.read in _SPARK and not node.args.get("safe"):
+        # Spark's own CAST, read with ANSI semantics (Spark 4's default): it fails on bad
+        # input, as the engines' CAST does (sqlglot reads it as Spark 3's NULL-on-failure).
+        plain = exp.Cast(this=node.this, to=target)
+        node.replace(plain)
+        node, changed = plain, True
     operand = node.this
     kind = pair.kind(operand)
-    changed = False
     if pair.read in _SPARK and target.this in _INTEGRAL and kind not in ("integer", "integral"):
         if kind == "string" and isinstance(operand, exp.Literal) and operand.name.isdigit():
             pass  # an integer in text: every dialect reads it the same
@@ -399,11 +410,6 @@ def _cast(node: exp.Expr, pair: _Pair) -> bool:
     ):
         node.set("this", exp.Cast(this=operand, to=exp.DataType.build("DECIMAL")))
         changed = True
-    if isinstance(node, exp.TryCast) and pair.read in _SPARK and not node.args.get("safe"):
-        # Spark's own CAST, read with ANSI semantics (Spark 4's default): it fails on bad
-        # input, as the engines' CAST does (sqlglot reads it as Spark 3's NULL-on-failure).
-        node.replace(exp.Cast(this=node.this, to=target))
-        return True
     if (
         pair.write == "postgres"
         and kind == "boolean"
@@ -413,6 +419,16 @@ def _cast(node: exp.Expr, pair: _Pair) -> bool:
         # PostgreSQL casts boolean to integer only (BigQuery's CAST(b AS INT64) is BIGINT).
         node.set("this", exp.Cast(this=operand, to=exp.DataType.build("INT")))
         changed = True
+    if (
+        pair.write == "postgres"
+        and kind == "integer"
+        and target.this == _T.BOOLEAN
+        and not isinstance(node, exp.TryCast)
+    ):
+        # Every dialect reads CAST(n AS BOOLEAN) as n <> 0; PostgreSQL casts only INT (not
+        # BIGINT, which product integers are) to boolean.
+        node.replace(exp.Paren(this=exp.NEQ(this=operand, expression=exp.Literal.number(0))))
+        return True
     if pair.write == "postgres" and isinstance(node, exp.TryCast):
         total = _TOTAL_CASTS.get(kind or "", frozenset())
         if target.this not in total or target.expressions:
