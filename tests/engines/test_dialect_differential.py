@@ -384,6 +384,16 @@ CASES = [
         refused={("spark", "duckdb"): "text", ("spark", "postgres"): "text"},
     ),
     Case(
+        "ROUND of doubles",
+        _all("SELECT ROUND(ratio) AS a, ROUND(ratio, 0) AS b FROM lab.samples ORDER BY id"),
+        # Spark's HALF_UP, like the others, rounds half away from zero.
+        dict.fromkeys(
+            ("trino", "snowflake", "bigquery", "spark"),
+            lambda rows: [(half_away(r["ratio"]), half_away(r["ratio"])) for r in rows],
+        ),
+        refused={("postgres", "duckdb"): "ROUND"},
+    ),
+    Case(
         "casts of integers to booleans",
         _all(
             "SELECT CAST(n AS BOOLEAN) AS a, CAST(m AS BOOLEAN) AS b FROM lab.samples ORDER BY id",

@@ -92,8 +92,9 @@ RULES: tuple[PairRule, ...] = (
              "PostgreSQL's weeks start on Monday"),
     PairRule("`CAST` to an integer type", "spark, databricks", "*", "rewritten / refused",
              "Spark truncates toward zero (CAST(1.7 AS INT) = 1), the engines round: a "
-             "non-integer number is written `CAST(TRUNC(x) AS INT)`; text, or an operand of a "
-             "type meshgov cannot tell, is refused. Spark's `CAST` is read with ANSI semantics "
+             "non-integer number is written `CAST(TRUNC(x) AS INT)`; text (other than an "
+             "integer literal), or an operand of a type meshgov cannot tell, is refused. "
+             "Spark's `CAST` is read with ANSI semantics "
              "(Spark 4's default: it fails on bad input)"),
     PairRule("`CAST` of a double to an integer type", "trino, snowflake, bigquery", "*",
              "rewritten", "rounds half away from zero there, half to even on the engines "
@@ -110,6 +111,12 @@ RULES: tuple[PairRule, ...] = (
     PairRule("`TRY_CAST`/`SAFE_CAST` that can fail", "*", "postgres",
              "refused", "PostgreSQL has no non-failing cast: it would raise where the read "
              "dialect gives NULL; casts that cannot fail (to text, integer to bigint…) are kept"),
+    PairRule("`ROUND` of a double", "*", "postgres", "rewritten",
+             "PostgreSQL rounds a double half to even, the others half away from zero: "
+             "written `ROUND(CAST(x AS DECIMAL), n)` (which also gives PostgreSQL the "
+             "`ROUND(x, n)` it lacks for doubles)"),
+    PairRule("`ROUND` of a double", "postgres", "duckdb", "refused",
+             "PostgreSQL rounds it half to even, DuckDB half away from zero"),
     PairRule("`TRY(…)`", "duckdb", "postgres", "refused", "PostgreSQL has no TRY"),
     PairRule("`QUALIFY` with `SELECT *`", "*", "postgres", "refused",
              "PostgreSQL has no QUALIFY: sqlglot moves the window into a derived table whose "
@@ -442,6 +449,23 @@ def _cast(node: exp.Expr, pair: _Pair) -> bool:
     return changed
 
 
+def _round(node: exp.Expr, pair: _Pair) -> bool:
+    """ROUND of a double: PostgreSQL rounds half to even, every other dialect half away from
+    zero (ROUND(2.5e0) = 2 vs 3)."""
+    assert isinstance(node, exp.Round)
+    if pair.kind(node.this) != "number":
+        return False
+    if pair.write == "postgres":
+        node.set("this", exp.Cast(this=node.this, to=exp.DataType.build("DECIMAL")))
+        return True
+    if pair.read == "postgres":
+        raise pair.refuse(
+            "ROUND of a double precision value",
+            "PostgreSQL rounds it half to even, DuckDB half away from zero; round a NUMERIC",
+        )
+    return False
+
+
 def _try(_node: exp.Expr, pair: _Pair) -> bool:
     if pair.write == "postgres":
         raise pair.refuse("TRY(...)", "PostgreSQL has no TRY")
@@ -515,6 +539,7 @@ _HANDLERS = _handlers(
         ("DateTrunc TimestampTrunc DatetimeTrunc", _week_start),
         ("Cast TryCast", _cast),
         ("Try", _try),
+        ("Round", _round),
         ("Qualify", _qualify),
         ("Interval", _interval),
         ("Collate", _collate),
