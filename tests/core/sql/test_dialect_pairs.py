@@ -63,3 +63,10 @@ def test_the_cli_refuses_with_exit_3_naming_the_construct() -> None:
     assert result.exit_code == 3, result.output
     assert "SUBSTR" in result.stderr and "bigquery" in result.stderr
     assert result.stdout == ""
+
+
+def test_greatest_over_a_subquery_is_refused_rather_than_copied() -> None:
+    statement = sqlglot.parse_one("SELECT GREATEST(a, (SELECT max(b) FROM u)) FROM t", "trino")
+    with pytest.raises(SqlUnsupportedError) as caught:
+        translate(statement, "trino", "postgres")
+    assert "GREATEST of a subquery" in caught.value.message

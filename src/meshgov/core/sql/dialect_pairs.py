@@ -74,7 +74,9 @@ RULES: tuple[PairRule, ...] = (
     PairRule("`DIV` / `div` (integer division)", "spark, bigquery", "duckdb", "rewritten",
              "truncates decimals too; written as `TRUNC(a // b)`"),
     PairRule("`GREATEST`/`LEAST` with NULL", "trino, snowflake, bigquery", "postgres",
-             "rewritten", "NULL when any argument is NULL; PostgreSQL skips NULLs"),
+             "rewritten", "NULL when any argument is NULL; PostgreSQL skips NULLs: written "
+             "`CASE WHEN a IS NULL OR … THEN NULL ELSE GREATEST(a, …) END` (refused when an "
+             "argument is a subquery)"),
     PairRule("`REGEXP_LIKE`/`RLIKE` (full match)", "snowflake", "postgres", "rewritten",
              "the pattern must match the whole string: anchored as `^(?:pattern)$`"),
     PairRule("`REGEXP_FULL_MATCH`", "duckdb", "postgres", "rewritten",
@@ -265,6 +267,11 @@ def _null_propagating_extreme(node: exp.Expr, pair: _Pair) -> bool:
     if pair.write != "postgres" or node.args.get("ignore_nulls") is not False:
         return False
     arguments = [node.this, *node.expressions]
+    if any(argument.find(exp.Query) for argument in arguments):
+        # Each argument is repeated in the NULL test: a subquery (its tables) would be copied.
+        raise pair.refuse(
+            f"{node.sql_name()} of a subquery", "NULL in any argument makes it NULL there"
+        )
     any_null = exp.or_(*(exp.Is(this=a.copy(), expression=exp.Null()) for a in arguments))
     kept = node.copy()
     kept.set("ignore_nulls", True)
