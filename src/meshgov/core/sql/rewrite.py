@@ -98,7 +98,7 @@ def _rewrite(
                 )
             decisions[key] = decision
 
-    if translate(statement, read, write, _column_types(tables, inventory)):
+    if read != write and translate(statement, read, write, _column_types(tables, inventory)):
         inventory = validate(statement)  # the translated tree is the one every check sees
     _check_hidden_columns(inventory, tables, decisions, dialect)
     check_column_names(inventory.columns, inventory.ctes, {id(t.node): t.port for t in tables})
