@@ -97,6 +97,12 @@ def sunday_of(day: dt.date) -> dt.date:
     return day - dt.timedelta(days=day.isoweekday() % 7)
 
 
+def months_between(start: dt.date, end: dt.date) -> int:
+    """Whole months from ``start`` to ``end`` (Trino's date_diff, Java's ChronoUnit.MONTHS)."""
+    months = (end.year - start.year) * 12 + end.month - start.month
+    return months - 1 if end.day < start.day else months
+
+
 def per_row(function: Callable[[Row], Any]) -> Oracle:
     return lambda rows: [(function(r),) for r in rows]
 
@@ -319,6 +325,110 @@ CASES = [
             "bigquery": per_row(lambda r: sunday_of(r["day"])),
         },
         refused={("bigquery", "postgres"): "WEEK(SUNDAY)"},
+    ),
+    Case(
+        "date difference in days",
+        {
+            "duckdb": "SELECT date_diff('day', DATE '2024-03-01', day) AS v FROM lab.samples "
+            "ORDER BY id",
+            "postgres": "SELECT day - DATE '2024-03-01' AS v FROM lab.samples ORDER BY id",
+            "trino": "SELECT date_diff('day', DATE '2024-03-01', day) AS v FROM lab.samples "
+            "ORDER BY id",
+            "snowflake": "SELECT DATEDIFF('day', DATE '2024-03-01', day) AS v FROM lab.samples "
+            "ORDER BY id",
+            "bigquery": "SELECT DATE_DIFF(day, DATE '2024-03-01', DAY) AS v FROM lab.samples "
+            "ORDER BY id",
+            "spark": "SELECT datediff(day, DATE '2024-03-01') AS v FROM lab.samples ORDER BY id",
+        },
+        dict.fromkeys(
+            ("trino", "snowflake", "bigquery", "spark"),
+            per_row(lambda r: (r["day"] - dt.date(2024, 3, 1)).days),
+        ),
+    ),
+    Case(
+        "date difference in months",
+        {
+            "duckdb": "SELECT date_diff('month', DATE '2024-01-31', day) AS v FROM lab.samples "
+            "ORDER BY id",
+            "trino": "SELECT date_diff('month', DATE '2024-01-31', day) AS v FROM lab.samples "
+            "ORDER BY id",
+            "snowflake": "SELECT DATEDIFF('month', DATE '2024-01-31', day) AS v "
+            "FROM lab.samples ORDER BY id",
+            "bigquery": "SELECT DATE_DIFF(day, DATE '2024-01-31', MONTH) AS v FROM lab.samples "
+            "ORDER BY id",
+        },
+        {
+            # Trino counts whole months; Snowflake and BigQuery month boundaries crossed.
+            "trino": per_row(lambda r: months_between(dt.date(2024, 1, 31), r["day"])),
+            **dict.fromkeys(
+                ("snowflake", "bigquery"),
+                per_row(lambda r: (r["day"].year - 2024) * 12 + r["day"].month - 1),
+            ),
+        },
+        refused={("trino", "duckdb"): "months"},
+    ),
+    Case(
+        "date difference in weeks",
+        {
+            "duckdb": "SELECT date_diff('week', DATE '2024-03-02', day) AS v FROM lab.samples "
+            "ORDER BY id",
+            "trino": "SELECT date_diff('week', DATE '2024-03-02', day) AS v FROM lab.samples "
+            "ORDER BY id",
+            "snowflake": "SELECT DATEDIFF('week', DATE '2024-03-02', day) AS v "
+            "FROM lab.samples ORDER BY id",
+            "bigquery": "SELECT DATE_DIFF(day, DATE '2024-03-02', WEEK) AS v FROM lab.samples "
+            "ORDER BY id",
+        },
+        refused={
+            (read, engine): "weeks"
+            for read in ("duckdb", "trino", "snowflake", "bigquery")
+            for engine in ENGINES
+            if read != engine
+        },
+    ),
+    Case(
+        "week numbers",
+        {
+            "duckdb": "SELECT week(day) AS v FROM lab.samples ORDER BY id",
+            "postgres": "SELECT EXTRACT(WEEK FROM day) AS v FROM lab.samples ORDER BY id",
+            "trino": "SELECT week(day) AS v FROM lab.samples ORDER BY id",
+            "snowflake": "SELECT WEEKOFYEAR(day) AS v FROM lab.samples ORDER BY id",
+            "bigquery": "SELECT EXTRACT(WEEK FROM day) AS v FROM lab.samples ORDER BY id",
+            "spark": "SELECT weekofyear(day) AS v FROM lab.samples ORDER BY id",
+        },
+        # ISO weeks (Snowflake: the default WEEK_OF_YEAR_POLICY).
+        dict.fromkeys(
+            ("trino", "snowflake", "spark"), per_row(lambda r: r["day"].isocalendar()[1])
+        ),
+        refused={("bigquery", engine): "WEEK" for engine in ENGINES},
+    ),
+    Case(
+        "LEFT with a positive length",
+        _all(
+            "SELECT LEFT(label, 3) AS v FROM lab.samples ORDER BY id",
+            "duckdb",
+            "postgres",
+            "snowflake",
+            "bigquery",
+            "spark",
+        ),
+        dict.fromkeys(("snowflake", "bigquery", "spark"), per_row(lambda r: r["label"][:3])),
+    ),
+    Case(
+        "LEFT with a negative length",
+        _all(
+            "SELECT LEFT(label, -2) AS v FROM lab.samples ORDER BY id",
+            "duckdb",
+            "postgres",
+            "snowflake",
+            "bigquery",
+            "spark",
+        ),
+        refused={
+            (read, engine): "LEFT"
+            for read in ("snowflake", "bigquery", "spark")
+            for engine in ENGINES
+        },
     ),
     Case(
         "casts of decimals and doubles to integers",

@@ -89,6 +89,20 @@ RULES: tuple[PairRule, ...] = (
              "numbered as the read dialect numbers days: 0 = Sunday (duckdb, postgres, "
              "snowflake), 1 = Sunday (spark, bigquery), ISO 1 = Monday (trino `DOW`, "
              "`day_of_week`, `ISODOW` everywhere)"),
+    PairRule("`DATEDIFF`/`DATE_DIFF` in weeks", "*", "*", "refused",
+             "counted as boundaries from Monday or from Sunday, or as whole weeks, depending on "
+             "the dialect"),
+    PairRule("`date_diff` in months, quarters or years", "trino, presto", "duckdb", "refused",
+             "whole units there (2024-01-31 to 2024-03-03 is 1 month), boundaries crossed in "
+             "DuckDB (2)"),
+    PairRule("`WEEK`/`WEEKOFYEAR`", "*", "postgres", "rewritten",
+             "ISO week numbers: written `EXTRACT(WEEK …)`"),
+    PairRule("`EXTRACT(WEEK …)`", "bigquery", "*", "refused",
+             "BigQuery numbers Sunday-started weeks from 0; the engines number ISO weeks"),
+    PairRule("`LEFT`/`RIGHT` with a length that is not a non-negative integer literal",
+             "trino, presto, snowflake, bigquery, spark, databricks", "*", "refused",
+             "a negative length gives '' (Snowflake, Spark) or fails (BigQuery); the engines "
+             "keep all but the last characters"),
     PairRule("`DATE_TRUNC(d, WEEK)` (weeks starting Sunday) and `WEEK(<day>)` other than "
              "MONDAY", "bigquery", "postgres", "refused",
              "PostgreSQL's weeks start on Monday"),
@@ -473,6 +487,67 @@ def _round(node: exp.Expr, pair: _Pair) -> bool:
     return False
 
 
+def _date_diff(node: exp.Expr, pair: _Pair) -> bool:
+    assert isinstance(node, exp.DateDiff)
+    unit = node.args.get("unit")
+    name = (unit.name if isinstance(unit, exp.Expr) else str(unit or "")).upper()
+    if "WEEK" in name or isinstance(unit, exp.WeekStart):
+        raise pair.refuse(
+            "DATEDIFF/DATE_DIFF in weeks",
+            "weeks are counted as boundaries from Monday or Sunday, or as whole weeks, "
+            "depending on the dialect; count days and divide",
+        )
+    if (
+        pair.write == "duckdb"
+        and name in ("MONTH", "QUARTER", "YEAR")
+        and not node.args.get("date_part_boundary")
+    ):
+        raise pair.refuse(
+            f"date_diff in {name.lower()}s",
+            "whole units there (2024-01-31 to 2024-03-03 is 1 month), unit boundaries crossed "
+            "in DuckDB (2)",
+        )
+    return False
+
+
+def _week_number(node: exp.Expr, pair: _Pair) -> bool:
+    """ISO week numbers (Snowflake's default WEEK_OF_YEAR_POLICY, Trino, Spark, DuckDB) as
+    PostgreSQL's `EXTRACT(WEEK …)`; BigQuery's `EXTRACT(WEEK …)` counts Sunday weeks from 0."""
+    if isinstance(node, exp.Extract):
+        unit = node.this.name.upper() if isinstance(node.this, exp.Var) else ""
+        if unit == "WEEK" and pair.read == "bigquery":
+            raise pair.refuse(
+                "EXTRACT(WEEK …)", "BigQuery numbers Sunday-started weeks from 0; use ISOWEEK"
+            )
+        return False
+    if pair.write != "postgres":
+        return False
+    if node.args.get("mode") is not None:
+        raise pair.refuse("WEEK with a mode", "the engine has one (ISO) week numbering")
+    week = exp.Extract(this=exp.var("WEEK"), expression=node.this)
+    node.replace(exp.Cast(this=week, to=exp.DataType.build("INT")))
+    return True
+
+
+def _left_right(node: exp.Expr, pair: _Pair) -> bool:
+    """DuckDB and PostgreSQL keep all but the last |n| characters for a negative n; Snowflake and
+    Spark give '', BigQuery fails."""
+    assert isinstance(node, exp.Left | exp.Right)
+    length = node.expression
+    if pair.read in ENGINE_DIALECTS:
+        return False
+    if not (isinstance(length, exp.Literal) and length.name.isdigit()):
+        raise pair.refuse(
+            f"{node.sql_name()} with a length that is not a non-negative integer literal",
+            "a negative length keeps all but the last characters on the engine",
+        )
+    return False
+
+
+def _extract(node: exp.Expr, pair: _Pair) -> bool:
+    return _day_of_week(node, pair) or _week_number(node, pair)
+
+
 def _try(_node: exp.Expr, pair: _Pair) -> bool:
     if pair.write == "postgres":
         raise pair.refuse("TRY(...)", "PostgreSQL has no TRY")
@@ -542,7 +617,11 @@ _HANDLERS = _handlers(
         ("Greatest Least", _null_propagating_extreme),
         ("RegexpLike RegexpFullMatch", _full_match),
         ("Substring", _substring),
-        ("DayOfWeek DayOfWeekIso Extract", _day_of_week),
+        ("DayOfWeek DayOfWeekIso", _day_of_week),
+        ("Extract", _extract),
+        ("DateDiff", _date_diff),
+        ("Week WeekOfYear", _week_number),
+        ("Left Right", _left_right),
         ("DateTrunc TimestampTrunc DatetimeTrunc", _week_start),
         ("Cast TryCast", _cast),
         ("Try", _try),
