@@ -229,15 +229,26 @@ class _Pair:
             return "integral"
         if isinstance(node, exp.Sum | exp.Min | exp.Max | exp.Abs | exp.Neg):
             return self.kind(node.this)
-        if isinstance(node, exp.Add | exp.Sub | exp.Mul):
-            kinds = {self.kind(node.this), self.kind(node.expression)}
-            if kinds <= {"integer"}:
-                return "integer"
-            if kinds <= {"integer", "integral", "decimal", "number"}:
-                return "number"
-        if isinstance(node, exp.Avg | exp.Div):
-            return "number"
+        if isinstance(node, exp.Add | exp.Sub | exp.Mul) or (
+            isinstance(node, exp.Div) and node.args.get("typed")
+        ):
+            return _arithmetic({self.kind(node.this), self.kind(node.expression)})
+        if isinstance(node, exp.Avg):
+            # PostgreSQL averages integers as NUMERIC (DuckDB: DOUBLE, rounded the same way).
+            return "number" if self.kind(node.this) == "number" else "decimal"
+        if isinstance(node, exp.Div):
+            return "number"  # `/` of the dialects that divide as floating point
         return None
+
+
+def _arithmetic(kinds: set[str | None]) -> str | None:
+    if kinds <= {"integer"}:
+        return "integer"
+    if "number" in kinds and kinds <= {"integer", "integral", "decimal", "number"}:
+        return "number"
+    if kinds <= {"integer", "integral", "decimal"}:
+        return "decimal"
+    return None
 
 
 def _division(node: exp.Expr, pair: _Pair) -> bool:
