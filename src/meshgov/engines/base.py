@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -47,6 +50,42 @@ class QueryFailed(InputError):
     def __init__(self, message: str, kind: str = "error") -> None:
         super().__init__(message)
         self.kind = kind  # the error class ("unknown name", "type error", "timeout"…)
+
+
+class CancelScope:
+    """Lets another thread stop the query running under this scope (a client's CancelRequest, a
+    session's statement timeout). Engines bind their interrupt while a query runs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._interrupt: Callable[[], object] | None = None
+        self.reason = ""
+
+    @property
+    def cancelled(self) -> bool:
+        return bool(self.reason)
+
+    def bind(self, interrupt: Callable[[], object]) -> None:
+        """Called by the engine just before it runs the query; a scope already cancelled stops
+        the query before it starts (``QueryFailed``, kind ``cancelled``)."""
+        with self._lock:
+            if self.reason:
+                raise QueryFailed(self.reason, kind="cancelled")
+            self._interrupt = interrupt
+
+    def unbind(self) -> None:
+        with self._lock:
+            self._interrupt = None
+
+    def cancel(self, reason: str) -> None:
+        with self._lock:
+            self.reason = self.reason or reason
+            if self._interrupt is not None:
+                self._interrupt()
+
+
+# The scope of the query being run in this context (asyncio.to_thread carries it to the thread).
+CANCEL_SCOPE: ContextVar[CancelScope | None] = ContextVar("meshgov_cancel_scope", default=None)
 
 
 @runtime_checkable

@@ -23,6 +23,7 @@ from sqlglot import exp
 
 from meshgov.core.manifest import LogicalType
 from meshgov.engines.base import (
+    CANCEL_SCOPE,
     DEFAULT_STATEMENT_TIMEOUT_MS,
     PortSource,
     check_available,
@@ -254,13 +255,18 @@ class DuckDBEngine:
                 raise BackendUnavailable("the DuckDB engine is closed")
             cursor = self._connection.cursor()
         token = _WATCHDOG.watch(cursor, self._timeout_s)
+        scope = CANCEL_SCOPE.get()
         try:
+            if scope is not None:
+                scope.bind(cursor.interrupt)
             for view in prepared.views:
                 cursor.execute(view)
             return cursor.sql(prepared.sql).to_arrow_table()
         except duckdb.Error as exc:
             raise generic_engine_error(exc, self.name) from None
         finally:
+            if scope is not None:
+                scope.unbind()
             _WATCHDOG.release(token)
             cursor.close()
 

@@ -31,6 +31,7 @@ from psycopg import sql
 
 from meshgov.core.manifest import LogicalType
 from meshgov.engines.base import (
+    CANCEL_SCOPE,
     DEFAULT_STATEMENT_TIMEOUT_MS,
     PortSource,
     check_available,
@@ -407,6 +408,7 @@ class PostgresEngine:
     def _run(self, views: Sequence[str], statement: str) -> pa.Table:
         conn = self._acquire()
         healthy = True
+        scope = CANCEL_SCOPE.get()
         try:
             with conn.cursor() as cursor:
                 cursor.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self._role)))
@@ -420,12 +422,16 @@ class PostgresEngine:
                     cursor.execute(view)
                 # Turning read-only on mid-transaction is allowed; the user's query runs under it.
                 cursor.execute("SET LOCAL transaction_read_only = on")
+                if scope is not None:
+                    scope.bind(conn.cancel_safe)
                 cursor.execute(statement)
                 return _to_arrow(cursor)
         except psycopg.Error as exc:
             healthy = not conn.closed and not conn.broken
             raise generic_engine_error(exc, self.name) from None
         finally:
+            if scope is not None:
+                scope.unbind()
             self._release(conn, healthy)
 
     def _acquire(self) -> psycopg.Connection[Any]:
