@@ -299,6 +299,36 @@ def _drop_partial(connection: duckdb.DuckDBPyConnection, source: PortSource) -> 
         connection.execute(exp.Drop(kind="TABLE", this=target, exists=True).sql(dialect="duckdb"))
 
 
+# A scalar column whose snapshot type is of another family than its declared type is stored as
+# the declared type, as on PostgreSQL: a CSV's `decimal` column is inferred as DOUBLE, an
+# all-integer `number` column as BIGINT, and casts, rounding and division would then answer
+# differently on the two engines. A snapshot already of the declared family keeps its own type.
+_SNAPSHOT_FAMILY: dict[LogicalType, Callable[[pa.DataType], bool]] = {
+    LogicalType.string: lambda t: pa.types.is_string(t) or pa.types.is_large_string(t),
+    LogicalType.integer: pa.types.is_integer,
+    LogicalType.number: pa.types.is_floating,
+    LogicalType.decimal: pa.types.is_decimal,
+    LogicalType.boolean: pa.types.is_boolean,
+    LogicalType.date: pa.types.is_date,
+    LogicalType.timestamp: pa.types.is_timestamp,
+}
+
+
+def _declared_types(source: PortSource, schema: pa.Schema) -> exp.Select:
+    """``SELECT`` of the snapshot's columns, each scalar one of another family cast to its
+    declared DuckDB type."""
+    projections: list[exp.Expr] = []
+    for column in source.port.columns:
+        name = column.name.lower()
+        value: exp.Expr = exp.column(name, quoted=True)
+        same_family = _SNAPSHOT_FAMILY.get(column.type)
+        if same_family is not None and not same_family(schema.field(name).type):
+            kind = exp.DataType.build(DUCKDB_TYPES[column.type], dialect="duckdb")
+            value = exp.alias_(exp.cast(value, kind), name, quoted=True)
+        projections.append(value)
+    return exp.select(*projections)
+
+
 def _load_port(
     connection: duckdb.DuckDBPyConnection, source: PortSource, data: pa.Table | None
 ) -> int:
@@ -337,7 +367,11 @@ def _load_port(
         return 0
     connection.register(_LOAD_VIEW, data)
     try:
-        create = exp.Create(kind="TABLE", this=target, expression=exp.select("*").from_(_LOAD_VIEW))
+        create = exp.Create(
+            kind="TABLE",
+            this=target,
+            expression=_declared_types(source, data.schema).from_(_LOAD_VIEW),
+        )
         connection.execute(create.sql(dialect="duckdb"))
     except duckdb.Error as exc:
         raise ManifestError(

@@ -14,6 +14,7 @@ from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from meshgov.core.manifest import LogicalType
 from meshgov.core.principal import Principal
 from meshgov.core.sql.barrier import check_fallible
+from meshgov.core.sql.dialect_pairs import translate
 from meshgov.core.sql.final_check import check_generated, secure_view_text
 from meshgov.core.sql.model import (
     AccessDecision,
@@ -107,6 +108,8 @@ def _rewrite(
                 )
             decisions[key] = decision
 
+    if read != write and translate(statement, read, write, _column_types(tables, inventory)):
+        inventory = validate(statement)  # the translated tree is the one every check sees
     _check_hidden_columns(inventory, tables, decisions, dialect)
     check_column_names(inventory.columns, inventory.ctes, {id(t.node): t.port for t in tables})
     filtered = [t.port.table_name for t in tables if decisions[_key(t)].row_filters]
@@ -153,6 +156,21 @@ def _rewrite(
         _access(t.port, decisions[_key(t)], bound_filters[_key(t)]) for t in _unique(tables)
     )
     return RewrittenQuery(sql=generated, read=read, write=write, tables=accesses)
+
+
+def _column_types(tables: list[ResolvedTable], inventory: Inventory) -> dict[str, set[LogicalType]]:
+    """Column name → its logical types in the query's tables; a name the query redefines (an
+    alias) may hold anything, so it has none."""
+    types: dict[str, set[LogicalType]] = {}
+    for table in tables:
+        for column in table.port.columns:
+            types.setdefault(column.name.lower(), set()).add(column.type)
+    for alias in inventory.aliases:
+        types.pop(alias.alias.lower(), None)
+    for table_alias in inventory.table_aliases:
+        for defined in table_alias.columns:
+            types.pop(defined.name.lower(), None)
+    return types
 
 
 def _key(table: ResolvedTable) -> tuple[str, str]:

@@ -25,6 +25,7 @@ BitwiseLeftShift BitwiseRightShift Case If Cast TryCast DataType DataTypeParam W
 Interval IntervalSpan Var Distinct Exists Any All Lateral Unnest Values Array Bracket Dot Filter
 WithinGroup IgnoreNulls RespectNulls Lambda Kwarg PropertyEQ Slice Table Cube Rollup
 GroupingSets Tuple Struct Coalesce Nullif Greatest Least Collate ColumnDef LimitOptions RawString
+WeekStart
 """
 
 _FUNCTION_NAMES = """
