@@ -196,6 +196,8 @@ class Authorization:
     reason: str | None
     tables: tuple[TableAccess, ...] = ()
     code: str | None = None
+    # The (product, port) a denial is about, when the denial names one (so the log keeps it).
+    denied_port: tuple[str, str] | None = None
     policy_revision: str = ""
     catalog_revision: str = ""
     read_dialect: str = ""
@@ -354,6 +356,7 @@ class Gateway:
             reason: str | None,
             code: str | None,
             tables: tuple[TableAccess, ...] = (),
+            denied_port: tuple[str, str] | None = None,
         ) -> Authorization:
             return Authorization(
                 allowed=sql_out is not None,
@@ -361,6 +364,7 @@ class Gateway:
                 reason=reason,
                 tables=tables,
                 code=code,
+                denied_port=denied_port,
                 policy_revision=self.policy.revision,
                 catalog_revision=self.catalog.revision,
                 read_dialect=read,
@@ -384,7 +388,9 @@ class Gateway:
                 principal=principal,
             )
         except MeshgovError as exc:
-            return outcome(None, exc.message, exc.code)
+            where = exc.location
+            port = (where.product, where.port) if where and where.product and where.port else None
+            return outcome(None, exc.message, exc.code, denied_port=port)
         except Exception as exc:  # never the unrewritten query, never a traceback
             reason = f"internal error while authorizing ({type(exc).__name__}); denied"
             return outcome(None, reason, "internal_error")

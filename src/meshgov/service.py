@@ -25,12 +25,13 @@ import time
 from pathlib import Path
 
 from meshgov.errors import Conflict, MeshgovError
+from meshgov.serving.decisions import data_api_outcome
 from meshgov.serving.policy_checks import check_bundle, check_bundle_child
 from meshgov.serving.policy_lifecycle import PolicyLifecycle, policy_impact
 from meshgov.serving.queries import Queries, data_query
 from meshgov.serving.registry import PublishResult, Registry, gate_findings, gate_passes
 from meshgov.serving.state import ServingState, catalog_data, data_root_of
-from meshgov.store.base import ProductVersion, open_store
+from meshgov.store.base import AUDIT_ACTIVATED, ProductVersion, open_store
 from meshgov.store.decision_log import DecisionLog
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "catalog_data",
     "check_bundle",
     "check_bundle_child",
+    "data_api_outcome",
     "data_query",
     "data_root_of",
     "gate_findings",
@@ -93,6 +95,7 @@ class Service(Registry, PolicyLifecycle, Queries):
             active = self.active_revision_id()
             if revision.activatable and (active is None or (not known and active != revision.id)):
                 self.store.activate(revision.id, SYSTEM_ACTOR, time.time())
+                self._audit(SYSTEM_ACTOR, AUDIT_ACTIVATED, revision.id, active)
             elif not revision.activatable:
                 failures = revision.report.get("tests", {}).get("failures", [])
                 log.error(

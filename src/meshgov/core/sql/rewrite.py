@@ -33,7 +33,7 @@ from meshgov.core.sql.resolve import (
 )
 from meshgov.core.sql.secure_views import secure_view, substitute
 from meshgov.core.sql.validate import Inventory, validate
-from meshgov.errors import AccessDenied, MeshgovError, SqlUnsupportedError
+from meshgov.errors import AccessDenied, Location, MeshgovError, SqlUnsupportedError
 
 
 def rewrite(
@@ -93,7 +93,8 @@ def _rewrite(
                 why = "; ".join(decision.reasons) or "no grant allows it"
                 raise AccessDenied(
                     f"access to table '{table.port.table_name}' "
-                    f"({table.port.product}:{table.port.port}) denied: {why}"
+                    f"({table.port.product}:{table.port.port}) denied: {why}",
+                    Location(product=table.port.product, port=table.port.port),
                 )
             decisions[key] = decision
 
@@ -222,7 +223,8 @@ def _check_hidden_columns(
                 why = next((r for r in decision.reasons if name in r.lower()), "hidden by policy")
                 raise AccessDenied(
                     f"column '{column.name}' of table '{table.port.table_name}' "
-                    f"({table.port.product}:{table.port.port}) is hidden: {why}"
+                    f"({table.port.product}:{table.port.port}) is hidden: {why}",
+                    Location(product=table.port.product, port=table.port.port, column=column.name),
                 )
 
 
