@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from meshgov.catalog import Catalog, read_manifest_document
 from meshgov.core.manifest import Manifest
