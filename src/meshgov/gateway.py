@@ -21,7 +21,7 @@ from meshgov.core.policy import PolicyBundle, PolicyEngine, PreparedPolicy
 from meshgov.core.principal import Principal
 from meshgov.core.sql.model import AccessDecision, PortRef, TableAccess, ports_of
 from meshgov.core.sql.parse import check_dialect
-from meshgov.core.sql.rewrite import rewrite
+from meshgov.core.sql.rewrite import rewrite, with_suggestion
 from meshgov.errors import (
     AccessDenied,
     InputError,
@@ -30,6 +30,7 @@ from meshgov.errors import (
     SqlDialectError,
     SqlParseError,
     SqlUnsupportedError,
+    UnknownNameError,
 )
 
 ACCESS_QUERY = "data.meshgov.access.decision"
@@ -387,6 +388,16 @@ class Gateway:
                 decide=lambda port: self.decide(principal, purpose, port.product, port.port),
                 principal=principal,
             )
+        except UnknownNameError as exc:
+            if exc.what == "table":
+                # Suggested among the tables this principal may read, never another.
+                visible = [
+                    port.table_name
+                    for port in self._ports.values()
+                    if self.decide(principal, purpose, port.product, port.port).allow
+                ]
+                exc = with_suggestion(exc, visible)
+            return outcome(None, exc.message, exc.code)
         except MeshgovError as exc:
             where = exc.location
             port = (where.product, where.port) if where and where.product and where.port else None

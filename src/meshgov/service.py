@@ -11,7 +11,8 @@ A ``Service`` wires a store, a policy engine and the gateway together. Its conce
 - ``registry``: the release gate on the active revision, and publishing versions that pass it;
 - ``policy_lifecycle``: revisions are staged (compiled, tested, linted, dry-run against every
   registered product) and only a revision whose compile and tests passed can become active;
-- ``queries``: access decisions, secure SQL, execution and the Data API.
+- ``queries``: access decisions, secure SQL, execution and the Data API;
+- ``access``: what a principal may read (ports, columns, masks, bound row filters).
 
 This module keeps the process lifecycle (start, seed, refresh, close). Authorisation (who may
 publish, change policies…) is the faces' job (``api/security.py``).
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 
 from meshgov.errors import Conflict, MeshgovError
+from meshgov.serving.access import AccessListing
 from meshgov.serving.decisions import data_api_outcome
 from meshgov.serving.policy_checks import check_bundle, check_bundle_child
 from meshgov.serving.policy_lifecycle import PolicyLifecycle, policy_impact
@@ -54,7 +56,7 @@ log = logging.getLogger("meshgov.service")
 SYSTEM_ACTOR = "system:startup"
 
 
-class Service(Registry, PolicyLifecycle, Queries):
+class Service(Registry, PolicyLifecycle, Queries, AccessListing):
     """One meshgov service process. Build with settings, ``start()``, use, ``close()``."""
 
     def start(self, *, bootstrap: bool = True, refresh_seconds: float = 1.0) -> None:

@@ -141,6 +141,7 @@ def create_app(
 ) -> FastAPI:
     """The meshgov HTTP API. A given ``service`` is started and closed by the app's lifespan."""
     from meshgov.api.routes import (
+        access,
         check,
         data,
         decisions,
@@ -201,7 +202,7 @@ def create_app(
     app.state.service = owned
     app.state.tokens = tokens
     install_error_handlers(app)
-    for module in (health, products, check, query, graph, policies, decisions, data):
+    for module in (health, products, check, query, access, graph, policies, decisions, data):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, service=owned)

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from meshgov.cli import check, graph, policy, query, rewrite, serve
+from meshgov.cli import access, check, graph, policy, query, rewrite, serve
 
 app = typer.Typer(
     name="meshgov",
@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 check.register(app)
 query.register(app)
+access.register(app)
 rewrite.register(app)
 app.add_typer(graph.app, name="graph")
 app.add_typer(policy.app, name="policy")
