@@ -33,6 +33,7 @@ from meshgov.core.waivers import (
 )
 from meshgov.core.yaml_source import SourceDocument, decode_text, load_yaml
 from meshgov.errors import InputError, Location, ManifestError, MeshgovError, PolicyError
+from meshgov.mesh_completeness import mesh_not_given, unknown_inputs
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -164,7 +165,8 @@ def load_waivers(path: Path) -> list[Waiver]:
 
 
 def default_waiver_file(cwd: Path | None = None) -> Path | None:
-    path = (cwd or Path.cwd()) / DEFAULT_WAIVER_FILE
+    # Named as found (relative to the current directory): reports show repository paths.
+    path = (cwd / DEFAULT_WAIVER_FILE) if cwd is not None else Path(DEFAULT_WAIVER_FILE)
     return path if path.is_file() else None
 
 
@@ -289,6 +291,7 @@ class Gate:
         scan: ScanOptions = ScanOptions(),
         today: dt.date | None = None,
         progress: Progress | None = None,
+        mesh_given: bool = True,
     ) -> Report:
         """Check manifests (or the errors met reading them) and return the report.
 
@@ -302,6 +305,9 @@ class Gate:
             scan: whether and how to scan the ports' data snapshots for undeclared PII.
             today: the date waivers are judged against (UTC today by default).
             progress: called with (done, total) after each manifest.
+            mesh_given: whether ``catalog`` is the rest of the mesh. When it is, an input naming
+                a product of neither is an error; when not, the checks that need the mesh are
+                named in a warning per product that would need it.
         """
         today = today or dt.datetime.now(dt.UTC).date()
         previous = previous or {}
@@ -317,7 +323,19 @@ class Gate:
             if isinstance(entry, MeshgovError):
                 file = source or (entry.location.file if entry.location else None) or "<input>"
                 return ManifestResult(file=file, findings=(Finding.from_error(entry),))
-            return self._check_one(entry, source, previous, facts, duplicates, waivers, scan, today)
+            result = self._check_one(
+                entry, source, previous, facts, duplicates, waivers, scan, today
+            )
+            if mesh_given and result.product is not None:
+                unknown = unknown_inputs(entry, source, mesh)
+                if unknown:
+                    outcome = apply_waivers(unknown, waivers, today)
+                    result = _with(
+                        result,
+                        findings=(*result.findings, *outcome.kept),
+                        waived=(*result.waived, *outcome.waived),
+                    )
+            return result
 
         total = len(manifests)
         # The embedded engine evaluates outside the GIL, so threads scale with cores; each one
@@ -331,11 +349,15 @@ class Gate:
             results.append(result)
             if progress:
                 progress(len(results), total)
-        return Report(
-            revision=self.revision,
-            results=tuple(results),
-            general=tuple(expired_waiver_findings(waivers, today)),
-        )
+        general = list(expired_waiver_findings(waivers, today))
+        if not mesh_given:
+            entries = [
+                (entry, sources[index] if sources else None)
+                for index, entry in enumerate(manifests)
+                if isinstance(entry, SourcedManifest)
+            ]
+            general += mesh_not_given(entries, mesh, self.registry)
+        return Report(revision=self.revision, results=tuple(results), general=tuple(general))
 
     def _check_one(
         self,
@@ -380,6 +402,7 @@ class Gate:
         *,
         against: str | None = None,
         catalog_dir: Path | None = None,
+        catalog_manifests: Sequence[Manifest] | None = None,
         waivers: Sequence[Waiver] = (),
         scan: ScanOptions = ScanOptions(),
         today: dt.date | None = None,
@@ -410,6 +433,8 @@ class Gate:
             from meshgov.catalog import manifest_paths
 
             catalog = [load_sourced_manifest(p).manifest for p in manifest_paths([catalog_dir])]
+        if catalog_manifests is not None:
+            catalog = [*catalog, *catalog_manifests]
         return self.check(
             loaded,
             sources=[str(p) for p in files],
@@ -419,6 +444,7 @@ class Gate:
             scan=scan,
             today=today,
             progress=progress,
+            mesh_given=catalog_dir is not None or catalog_manifests is not None,
         )
 
     @staticmethod

@@ -142,6 +142,7 @@ def create_app(
     """The meshgov HTTP API. A given ``service`` is started and closed by the app's lifespan."""
     from meshgov.api.routes import (
         access,
+        catalog,
         check,
         data,
         decisions,
@@ -202,7 +203,8 @@ def create_app(
     app.state.service = owned
     app.state.tokens = tokens
     install_error_handlers(app)
-    for module in (health, products, check, query, access, graph, policies, decisions, data):
+    routers = (health, products, catalog, check, query, access, graph, policies, decisions, data)
+    for module in routers:
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, service=owned)

@@ -8,6 +8,7 @@ cold ``meshgov check`` stays fast.
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
@@ -20,6 +21,31 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from meshgov import __version__
+
+        typer.echo(f"meshgov {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print meshgov's version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Federated governance for a data mesh: release gate, read-time enforcement, entity graph."""
+
+
 check.register(app)
 query.register(app)
 access.register(app)

@@ -16,9 +16,12 @@ import typer
 from meshgov.cli._common import err_console, reports_errors
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from rich.console import Console
     from rich.progress import TaskID
 
+    from meshgov.core.manifest import Manifest
     from meshgov.core.report import FailOn, Finding, Report
 
 # Show a progress bar only when it helps: many manifests and a terminal to draw it on.
@@ -48,7 +51,11 @@ def register(app: typer.Typer) -> None:
 def check(
     paths: Annotated[
         list[Path],
-        typer.Argument(help="Manifest files or directories of manifests.", show_default=False),
+        typer.Argument(
+            help="Manifest files or directories of manifests.",
+            show_default=False,
+            metavar="PATHS",
+        ),
     ],
     against: Annotated[
         str | None,
@@ -63,8 +70,12 @@ def check(
         typer.Option(help="Policy directory (default: ./policies, else the shipped policies)."),
     ] = None,
     catalog: Annotated[
-        Path | None,
-        typer.Option(help="The rest of the mesh (a directory of manifests), for identity rules."),
+        str | None,
+        typer.Option(
+            help="The rest of the mesh, for identity rules and inputs: a directory of manifests, "
+            "a file saved from GET /v1/catalog, or its URL (https://…/v1/catalog; token in "
+            "MESHGOV_TOKEN). Without it, the report warns which checks could not run.",
+        ),
     ] = None,
     output_format: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="Report format on stdout.")
@@ -83,17 +94,19 @@ def check(
     """Check data product manifests against the global policies (the release gate)."""
     _prefetch_modules(scan)
     from meshgov import gate
-    from meshgov.core.report import FailOn
+    from meshgov.core.report import FailOn, relocate
 
     waiver_file = waivers if waivers is not None else gate.default_waiver_file()
     waiver_list = gate.load_waivers(waiver_file) if waiver_file is not None else []
     release_gate = gate.Gate.from_dir(policies or gate.default_policies_dir())
+    catalog_dir, catalog_manifests = _catalog(catalog)
     progress = _ProgressBar() if _wants_progress(paths) else None
     try:
         report = release_gate.check_paths(
             paths,
             against=against,
-            catalog_dir=catalog,
+            catalog_dir=catalog_dir,
+            catalog_manifests=catalog_manifests,
             waivers=waiver_list,
             scan=gate.ScanOptions(enabled=scan),
             progress=progress.advance if progress else None,
@@ -101,10 +114,48 @@ def check(
     finally:
         if progress:
             progress.stop()
+    report = relocate(report, _repository_relative())
     threshold = FailOn(fail_on.value)
     _print_invalid_inputs(report)
     _emit(report, output_format, threshold)
     raise typer.Exit(report.exit_code(threshold))
+
+
+def _repository_relative() -> Callable[[str], str]:
+    """Files as paths from the repository root (git's top level, else the current directory);
+    a file outside it (or not a file, like ``origin/main:x.yaml``) is left as it is."""
+    import subprocess
+
+    cwd = Path.cwd()
+    try:
+        top = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"],
+            capture_output=True, text=True, check=False, timeout=30,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        top = ""
+    root = Path(top).resolve() if top else cwd.resolve()
+
+    def relative(file: str) -> str:
+        path = Path(file)
+        absolute = (path if path.is_absolute() else cwd / path).resolve()
+        if not absolute.exists() or not absolute.is_relative_to(root):
+            return file
+        return absolute.relative_to(root).as_posix()
+
+    return relative
+
+
+def _catalog(spec: str | None) -> tuple[Path | None, list[Manifest] | None]:
+    """(directory, manifests) of ``--catalog``: a directory stays a directory (its errors name
+    its files); an exported file or a URL is read here."""
+    if spec is None:
+        return None, None
+    from meshgov.catalog_source import is_url, load_catalog_source
+
+    if not is_url(spec) and Path(spec).is_dir():
+        return Path(spec), None
+    return None, load_catalog_source(spec)
 
 
 def _prefetch_modules(scan: bool) -> None:

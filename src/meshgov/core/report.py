@@ -8,7 +8,7 @@ view lives in the CLI because it needs a terminal.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -413,6 +413,34 @@ def render_github(report: Report) -> str:
             f"::{_GITHUB_COMMAND[finding.severity]} {','.join(props)}::{_escape_data(message)}"
         )
     return "\n".join(lines)
+
+
+def relocate(report: Report, path_of: Callable[[str], str]) -> Report:
+    """``report`` with every file (results, findings, waived, general) mapped by ``path_of``.
+
+    The CLI names files relative to the repository root in every format, whatever the current
+    directory (GitHub annotations and SARIF resolve paths from the root).
+    """
+
+    def finding(item: Finding) -> Finding:
+        file = item.location.file
+        if not file:
+            return item
+        return replace(item, location=replace(item.location, file=path_of(file)))
+
+    return replace(
+        report,
+        results=tuple(
+            replace(
+                result,
+                file=path_of(result.file),
+                findings=tuple(finding(f) for f in result.findings),
+                waived=tuple(finding(f) for f in result.waived),
+            )
+            for result in report.results
+        ),
+        general=tuple(finding(f) for f in report.general),
+    )
 
 
 def policy_findings(
