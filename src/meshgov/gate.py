@@ -23,17 +23,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meshgov.core.policy import PolicyBundle, PolicyEngine, PreparedPolicy
-from meshgov.core.report import Finding, ManifestResult, Report, policy_findings
+from meshgov.core.report import GRANT_LINE, Finding, ManifestResult, Report, policy_findings
 from meshgov.core.waivers import (
     DEFAULT_WAIVER_FILE,
     Waiver,
     apply_waivers,
     expired_waiver_findings,
     parse_waivers,
+    unmatched_waiver_findings,
 )
 from meshgov.core.yaml_source import SourceDocument, decode_text, load_yaml
 from meshgov.errors import InputError, Location, ManifestError, MeshgovError, PolicyError
-from meshgov.mesh_completeness import mesh_not_given, unknown_inputs
+from meshgov.mesh_completeness import (
+    MESH_NOT_GIVEN_RULE,
+    UNKNOWN_INPUT_RULE,
+    mesh_not_given,
+    unknown_inputs,
+)
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -76,6 +82,12 @@ def _source_lines(doc: SourceDocument) -> tuple[dict[tuple[str, str], int], dict
     data_lines: dict[str, int] = {}
     data = doc.data if isinstance(doc.data, dict) else {}
     spec = data.get("spec")
+    access = spec.get("access") if isinstance(spec, dict) else None
+    grants = access.get("grants") if isinstance(access, dict) else None
+    for index, _ in enumerate(grants if isinstance(grants, list) else []):
+        line = doc.line_of(("spec", "access", "grants", index))
+        if line is not None:
+            lines[(GRANT_LINE, str(index))] = line
     if isinstance(spec, dict) and isinstance(spec.get("outputPorts"), list):
         layout: tuple[tuple[str | int, ...], list[Any], str] = (
             ("spec", "outputPorts"),
@@ -254,6 +266,12 @@ class Gate:
     def revision(self) -> str:
         return self.prepared.revision
 
+    def known_rules(self) -> set[str]:
+        """Every rule id a finding can carry: the policies' declared rules and meshgov's own."""
+        from meshgov.core.policy_lint import declared_rules
+
+        return declared_rules(self.bundle.modules) | {UNKNOWN_INPUT_RULE, MESH_NOT_GIVEN_RULE}
+
     @property
     def registry(self) -> Mapping[str, Any]:
         registry = self.bundle.data.get("registry")
@@ -349,7 +367,16 @@ class Gate:
             results.append(result)
             if progress:
                 progress(len(results), total)
-        general = list(expired_waiver_findings(waivers, today))
+        checked = {
+            m.id: {
+                p.name: {c.name.lower() for c in p.columns} for p in m.manifest.spec.output_ports
+            }
+            for m in readable
+        }
+        general = expired_waiver_findings(waivers, today, checked)
+        general += unmatched_waiver_findings(
+            waivers, self.known_rules(), checked, set(mesh) if mesh_given else None
+        )
         if not mesh_given:
             entries = [
                 (entry, sources[index] if sources else None)

@@ -114,22 +114,24 @@ def check(
     finally:
         if progress:
             progress.stop()
-    report = relocate(report, _repository_relative())
+    report = relocate(report, _repository_relative(paths[0]))
     threshold = FailOn(fail_on.value)
     _print_invalid_inputs(report)
     _emit(report, output_format, threshold)
     raise typer.Exit(report.exit_code(threshold))
 
 
-def _repository_relative() -> Callable[[str], str]:
-    """Files as paths from the repository root (git's top level, else the current directory);
-    a file outside it (or not a file, like ``origin/main:x.yaml``) is left as it is."""
+def _repository_relative(first: Path) -> Callable[[str], str]:
+    """Files as paths from the repository root (git's top level around the first path checked,
+    else the current directory); a file outside it (or not a file, like ``origin/main:x.yaml``)
+    is left as it is."""
     import subprocess
 
     cwd = Path.cwd()
+    anchor = first if first.is_dir() else first.parent
     try:
         top = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"],
+            ["git", "-C", str(anchor), "rev-parse", "--show-toplevel"],
             capture_output=True, text=True, check=False, timeout=30,
         ).stdout.strip()  # fmt: skip
     except (OSError, subprocess.SubprocessError):

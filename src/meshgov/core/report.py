@@ -443,6 +443,10 @@ def relocate(report: Report, path_of: Callable[[str], str]) -> Report:
     )
 
 
+# The key of a grant's line in the lines of a manifest: (GRANT_LINE, index in spec.access.grants).
+GRANT_LINE = "#grant"
+
+
 def policy_findings(
     violations: object, *, product: str, file: str | None, lines: Mapping[tuple[str, str], int]
 ) -> list[Finding]:
@@ -483,7 +487,10 @@ def policy_findings(
         where = raw_location if isinstance(raw_location, dict) else {}
         port = _text_or_none(where.get("port"))
         column = _text_or_none(where.get("column"))
-        line = lines.get((port or "", column or "")) or lines.get((port or "", ""))
+        grant = where.get("grant")
+        line = lines.get((GRANT_LINE, str(grant))) if isinstance(grant, int) else None
+        if line is None:
+            line = lines.get((port or "", column or "")) or lines.get((port or "", ""))
         if line is None:
             line = lines.get(("", ""))
         location = Location(
