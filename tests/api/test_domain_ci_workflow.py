@@ -227,10 +227,6 @@ def test_the_documented_workflow_runs_in_a_shallow_clone(
     assert annotations and all("file=products/members.yaml" in a for a in annotations)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a complete report file on exit 2 in every format is the odcs slice's (issue 11)",
-)
 def test_every_format_writes_a_complete_report_on_exit_2(
     served: RunningServer, tmp_path: Path
 ) -> None:
