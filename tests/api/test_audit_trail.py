@@ -62,7 +62,7 @@ def test_unknown_filter_values_name_the_allowed_ones(server: RunningServer) -> N
         kind = client.get("/v1/decisions", params={"kind": "bogus"})
         allowed = client.get("/v1/decisions", params={"allowed": "maybe"})
     assert kind.status_code == 400
-    for name in ("check", "publish", "authorize", "execute", "opa", "trino"):
+    for name in ("check", "publish", "authorize", "execute", "wire", "opa", "trino"):
         assert name in kind.json()["message"]
     assert allowed.status_code == 400
     assert "true or false" in allowed.json()["message"]

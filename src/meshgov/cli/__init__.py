@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from meshgov.cli import access, check, graph, policy, query, rewrite, serve
+from meshgov.cli import access, check, graph, policy, query, rewrite, serve, token
 
 app = typer.Typer(
     name="meshgov",
@@ -53,6 +53,7 @@ rewrite.register(app)
 app.add_typer(graph.app, name="graph")
 app.add_typer(policy.app, name="policy")
 serve.register(app)
+token.register(app)
 
 
 def main() -> None:

@@ -18,8 +18,9 @@ REVISION_COLUMNS = "id, author, created_at, modules, data, status, report"
 DECISION_COLUMNS = "id, time, kind, principal, product, input_digest, allowed, result, revision"
 
 # What a decision record is about: a release check, a publication, an authorization of SQL (and
-# its execution), an OPA Data API evaluation, or a Trino access-control call.
-DECISION_KINDS = ("check", "publish", "authorize", "execute", "opa", "trino")
+# its execution; `wire`: a query over the PostgreSQL wire protocol), an OPA Data API evaluation,
+# or a Trino access-control call.
+DECISION_KINDS = ("check", "publish", "authorize", "execute", "wire", "opa", "trino")
 
 # Revision states: a revision is only activatable when it compiled and every test passed.
 REVISION_VALID = "valid"
