@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from meshgov.cli import check, graph, policy, query, rewrite, serve
+from meshgov.cli import check, export, graph, policy, query, rewrite, serve, stream
 
 app = typer.Typer(
     name="meshgov",
@@ -23,9 +23,11 @@ app = typer.Typer(
 check.register(app)
 query.register(app)
 rewrite.register(app)
+export.register(app)
 app.add_typer(graph.app, name="graph")
 app.add_typer(policy.app, name="policy")
 serve.register(app)
+app.add_typer(stream.app, name="stream")
 
 
 def main() -> None:
