@@ -512,3 +512,49 @@ async def pull_events(
                     break
     finally:
         await reader.close()
+
+
+# ------------------------------------------------------------------------------ serving
+def events_ports(gateway: Gateway) -> list[tuple[str, str]]:
+    """Every ``events`` port of the catalogue that declares its stream, as (product, port)."""
+    return sorted(
+        (manifest.id, port.name)
+        for manifest in gateway.catalog.manifests.values()
+        for port in manifest.spec.output_ports
+        if port.stream is not None
+    )
+
+
+async def run_relays(
+    broker_url: str,
+    gateway: Callable[[], Gateway],
+    hash_key: bytes,
+    ports: list[tuple[str, str]],
+    subscribers: list[Subscriber],
+    stop: asyncio.Event,
+    config: RelayConfig | None = None,
+    *,
+    on_decision: Callable[[Subscriber, GovernedPort | None, str | None], None] | None = None,
+    on_started: Callable[[list[Relay]], None] | None = None,
+) -> None:
+    """Relay ``ports`` to their governed subjects until ``stop`` is set (one task per port)."""
+    from meshgov.brokers import open_broker
+    from meshgov.governed import GovernedRunner
+
+    broker = await open_broker(broker_url)
+    runner = GovernedRunner(hash_key)
+    relays = [
+        Relay(broker, gateway, runner, product, port, subscribers, config, on_decision=on_decision)
+        for product, port in ports
+    ]
+    try:
+        for relay in relays:
+            await relay.start()
+        if on_started is not None:
+            on_started(relays)
+        await asyncio.gather(*(relay.run(stop) for relay in relays))
+    finally:
+        for relay in relays:
+            await relay.close()
+        await broker.close()
+        runner.close()
