@@ -45,7 +45,9 @@ async def main(url: str, rate: float, count: int, bad_every: int) -> int:
     try:
         client = await nats.connect(servers=[url], connect_timeout=2, max_reconnect_attempts=1)
     except Exception as exc:
-        print(f"events generator: NATS not reachable at {url} ({type(exc).__name__})", file=sys.stderr)
+        print(
+            f"events generator: NATS not reachable at {url} ({type(exc).__name__})", file=sys.stderr
+        )
         return 4
     js = client.jetstream()
     try:

@@ -105,16 +105,15 @@ def governed_port(
         if any(reason.startswith(POLICY_FAILURE) for reason in decision.reasons):
             # The engine failed (fail closed): unavailable, not a verdict; callers may retry.
             raise BackendUnavailable(f"{product}:{port}: {decision.reasons[0]}")
-        raise AccessDenied(
-            f"{product}:{port}: " + ("; ".join(decision.reasons) or "access denied")
-        )
+        raise AccessDenied(f"{product}:{port}: " + ("; ".join(decision.reasons) or "access denied"))
     ref = port_ref(manifest, declared)
     try:
         select = secure_select(ref, decision, principal, "duckdb")
     except MeshgovError:
         raise
     except Exception as exc:  # a decision that cannot become SQL denies, never a traceback
-        raise AccessDenied(f"{product}:{port}: cannot apply the decision ({type(exc).__name__})")
+        reason = f"{product}:{port}: cannot apply the decision ({type(exc).__name__})"
+        raise AccessDenied(reason) from None
     columns = tuple(projection.alias_or_name for projection in select.expressions)
     for name in extra_columns:
         select.select(exp.column(name, quoted=True), copy=False)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import decimal
 import json
@@ -204,7 +205,7 @@ def decode_events(
                 raise BadEvent("not JSON") from None
             if not isinstance(event, dict):
                 raise BadEvent(f"not a JSON object (a {type(event).__name__})")
-            row = []
+            row: list[Any] = []
             for name, kind, required in columns:
                 value = event.get(name)
                 if value is None:
@@ -425,7 +426,9 @@ class Relay:
             },
         )
 
-    def _note(self, subscriber: Subscriber, governed: GovernedPort | None, denied: str | None) -> None:
+    def _note(
+        self, subscriber: Subscriber, governed: GovernedPort | None, denied: str | None
+    ) -> None:
         """Tell ``on_decision`` (the decision log) once per subscriber and outcome."""
         key = (subscriber.principal.id, subscriber.purpose)
         outcome = governed.policy_revision if governed is not None else f"denied:{denied}"
@@ -453,10 +456,8 @@ async def _settle(messages: list[BrokerMessage], *, ack: bool, delay: float) -> 
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass
 
 
 # ------------------------------------------------------------------------------ pull API
@@ -491,7 +492,9 @@ async def pull_events(
 
     _, declared = events_port(gateway, product, port)
     assert declared.stream is not None
-    governed = governed_port(gateway, principal, purpose, product, port, extra_columns=(SEQ_COLUMN,))
+    governed = governed_port(
+        gateway, principal, purpose, product, port, extra_columns=(SEQ_COLUMN,)
+    )
     stream = declared.stream.name or await broker.stream_of(declared.stream.subject)
     if stream is None:
         raise BrokerError(f"no stream captures {declared.stream.subject}")
@@ -558,3 +561,86 @@ async def run_relays(
             await relay.close()
         await broker.close()
         runner.close()
+
+
+class RelayThread:
+    """``run_relays`` on its own event loop in a daemon thread (``meshgov serve``).
+
+    When the broker is unreachable it logs one clear warning and tries again every
+    ``retry_seconds``; the rest of the service is served meanwhile.
+    """
+
+    def __init__(
+        self,
+        broker_url: str,
+        gateway: Callable[[], Gateway],
+        hash_key: bytes,
+        subscribers: Callable[[], list[Subscriber]],
+        config: RelayConfig | None = None,
+        *,
+        on_decision: Callable[[Subscriber, GovernedPort | None, str | None], None] | None = None,
+        retry_seconds: float = 5.0,
+    ) -> None:
+        import threading
+
+        self._args = (broker_url, gateway, hash_key, subscribers, config, on_decision)
+        self._retry = retry_seconds
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self.relays: list[Relay] = []
+        self._thread = threading.Thread(target=self._main, name="meshgov-relay", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _main(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        url, gateway, hash_key, subscribers, config, on_decision = self._args
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        warned = False
+        while not self._stop.is_set():
+            ports = events_ports(gateway())
+            if not ports:
+                await _sleep_or_stop(self._stop, self._retry)
+                continue
+            try:
+                await run_relays(
+                    url,
+                    gateway,
+                    hash_key,
+                    ports,
+                    subscribers(),
+                    self._stop,
+                    config,
+                    on_decision=on_decision,
+                    on_started=self._started,
+                )
+            except BackendUnavailable as exc:
+                if not warned:
+                    log.warning(
+                        "event streams are not relayed: %s (retrying every %.0f s; everything "
+                        "else is served)",
+                        exc.message,
+                        self._retry,
+                    )
+                    warned = True
+                await _sleep_or_stop(self._stop, self._retry)
+
+    def _started(self, relays: list[Relay]) -> None:
+        self.relays = relays
+        for relay in relays:
+            log.info(
+                "relaying %s to %s.<purpose>.<principal>.%s (dead letters: %s)",
+                relay.raw_subject,
+                relay.config.governed_prefix,
+                relay._path,
+                relay.dead_letter_subject,
+            )
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)

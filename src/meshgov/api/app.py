@@ -144,6 +144,8 @@ def create_app(
         check,
         data,
         decisions,
+        events,
+        exports,
         graph,
         health,
         policies,
@@ -201,7 +203,18 @@ def create_app(
     app.state.service = owned
     app.state.tokens = tokens
     install_error_handlers(app)
-    for module in (health, products, check, query, graph, policies, decisions, data):
+    for module in (
+        health,
+        products,
+        exports,
+        events,
+        check,
+        query,
+        graph,
+        policies,
+        decisions,
+        data,
+    ):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, service=owned)

@@ -56,7 +56,10 @@ class Subscription(Protocol):
 
 
 class Broker(Protocol):
-    max_payload: int
+    @property
+    def max_payload(self) -> int:
+        """The largest message the broker accepts, in bytes."""
+        ...
 
     async def ensure_stream(
         self, name: str, subjects: list[str], *, duplicate_window: float = 120.0

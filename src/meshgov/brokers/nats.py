@@ -11,6 +11,7 @@ not persist. The client reconnects by itself; operations during an outage fail w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import nats
@@ -28,7 +29,12 @@ from meshgov.brokers.base import (
 )
 
 MSG_ID_HEADER = "Nats-Msg-Id"
-_NATS_ERRORS = (nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError, OSError)
+_NATS_ERRORS: tuple[type[BaseException], ...] = (
+    nats.errors.Error,
+    nats.js.errors.Error,
+    asyncio.TimeoutError,
+    OSError,
+)
 
 
 def _message(msg: Msg) -> BrokerMessage:
@@ -55,17 +61,15 @@ class NatsSubscription:
     async def fetch(self, batch: int, timeout: float) -> list[BrokerMessage]:
         try:
             messages = await self._subscription.fetch(batch, timeout=timeout)
-        except (nats.errors.TimeoutError, asyncio.TimeoutError):
+        except (TimeoutError, nats.errors.TimeoutError):
             return []
         except _NATS_ERRORS as exc:
             raise BrokerError(f"NATS fetch failed ({type(exc).__name__})") from None
         return [_message(m) for m in messages]
 
     async def close(self) -> None:
-        try:
+        with contextlib.suppress(*_NATS_ERRORS):
             await self._subscription.unsubscribe()
-        except _NATS_ERRORS:
-            pass
 
 
 class NatsBroker:
@@ -187,7 +191,5 @@ class NatsBroker:
         return receipts
 
     async def close(self) -> None:
-        try:
+        with contextlib.suppress(*_NATS_ERRORS):
             await self._client.close()
-        except _NATS_ERRORS:
-            pass

@@ -29,9 +29,7 @@ def export(
     principal: Annotated[
         Path, typer.Option(help="Principal file (YAML/JSON: id, groups, domain, attributes).")
     ],
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="File to write ('-' for stdout).")
-    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write ('-' for stdout).")],
     purpose: Annotated[str | None, typer.Option(help="Purpose of the request.")] = None,
     output_format: Annotated[
         str | None,
@@ -57,16 +55,19 @@ def export(
     if output_format is not None:
         fmt = parse_export_format(output_format)
     else:
-        suffix = output.suffix.lower().lstrip(".")
-        fmt = {"csv": ExportFormat.csv, "arrow": ExportFormat.arrow, "arrows": ExportFormat.arrow}
-        fmt = fmt.get(suffix, ExportFormat.parquet)  # type: ignore[assignment]
+        by_suffix = {
+            "csv": ExportFormat.csv,
+            "arrow": ExportFormat.arrow,
+            "arrows": ExportFormat.arrow,
+        }
+        fmt = by_suffix.get(output.suffix.lower().lstrip("."), ExportFormat.parquet)
     who = load_principal_file(principal)
     gateway = Gateway(load_catalog(catalog), load_bundle_dir(policies or default_policies_dir()))
     plan = plan_export(gateway, who, purpose, product, port_name, next_decision_id())
     runner = GovernedRunner(Settings().hash_key())
     try:
         if str(output) == "-":
-            rows = export_to(plan, runner, fmt, sys.stdout.buffer)  # type: ignore[arg-type]
+            rows = export_to(plan, runner, fmt, sys.stdout.buffer)
             sys.stdout.buffer.flush()
         else:
             partial = output.with_name(output.name + ".partial")

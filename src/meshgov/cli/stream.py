@@ -9,11 +9,14 @@ oversize events go to ``dlq.<domain>.<name>.<port>`` with the reason. Exit codes
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from meshgov.cli._common import err_console, load_principal_file, reports_errors
+
+if TYPE_CHECKING:
+    from meshgov.streams import Relay
 
 app = typer.Typer(help="Governed event streams (NATS JetStream).", no_args_is_help=True)
 
@@ -72,16 +75,10 @@ def serve(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
 
-        def started(relays: list[object]) -> None:
+        def started(relays: list[Relay]) -> None:
             for relay in relays:
-                subjects = ", ".join(
-                    relay.subject_for(s)  # type: ignore[attr-defined]
-                    for s in subscribers
-                )
-                err_console.print(
-                    f"relaying {relay.raw_subject} → {subjects}",  # type: ignore[attr-defined]
-                    markup=False,
-                )
+                subjects = ", ".join(relay.subject_for(s) for s in subscribers)
+                err_console.print(f"relaying {relay.raw_subject} → {subjects}", markup=False)
 
         await run_relays(
             nats,
