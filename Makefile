@@ -15,8 +15,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# With NATS on 127.0.0.1:4222 the example order events are generated and relayed; without it the
+# generator says so and the rest is served.
+NATS_URL ?= nats://127.0.0.1:4222
 run: $(STAMP)
-	$(BIN)/meshgov serve --catalog examples/mesh --host 127.0.0.1 --port 8181
+	@$(BIN)/python examples/events_generator.py --url $(NATS_URL) --rate 2 --bad-every 25 & \
+	  generator=$$!; trap 'kill $$generator 2>/dev/null' EXIT INT TERM; \
+	  $(BIN)/meshgov serve --catalog examples/mesh --host 127.0.0.1 --port 8181 --nats $(NATS_URL)
 
 check-examples: $(STAMP)
 	$(BIN)/meshgov check examples/mesh --policies policies

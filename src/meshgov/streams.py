@@ -233,7 +233,7 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
-        return str(value)
+        return format(value.normalize(), "f")  # 26.79, not the column scale's 26.790000000
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
     raise TypeError(type(value).__name__)
@@ -435,8 +435,8 @@ class Relay:
         if self._logged.get(key) == outcome:
             return
         self._logged[key] = outcome
-        if denied is not None:
-            log.warning("relay %s:%s: %s gets nothing: %s", self.product, self.port, key, denied)
+        if denied is not None:  # expected for most (principal, purpose) pairs: not a warning
+            log.info("relay %s:%s: %s gets nothing: %s", self.product, self.port, key, denied)
         if self._on_decision is not None:
             self._on_decision(subscriber, governed, denied)
 

@@ -162,8 +162,11 @@ def create_app(
     owned.principals = sorted(tokens.by_id().values(), key=lambda principal: principal.id)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from meshgov.api.streaming import close_streaming, start_relay
+
         owned.start(bootstrap=bootstrap)
+        relay = start_relay(settings, owned)
         # Compiled policies, catalogue and caches live for the process: keep them out of the
         # garbage collector's generations so collections stay short (request latency tail).
         gc.collect()
@@ -171,6 +174,9 @@ def create_app(
         try:
             yield
         finally:
+            if relay is not None:
+                relay.stop()
+            await close_streaming(app.state)
             owned.close()
 
     app = MeshgovAPI(

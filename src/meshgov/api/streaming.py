@@ -7,16 +7,22 @@ closed with the app (``close_streaming``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
-from meshgov.errors import BackendUnavailable
+from meshgov.errors import BackendUnavailable, InputError
 
 if TYPE_CHECKING:
     from meshgov.brokers.base import Broker
-    from meshgov.governed import GovernedRunner
+    from meshgov.config import Settings
+    from meshgov.governed import GovernedPort, GovernedRunner
+    from meshgov.service import Service
+    from meshgov.streams import RelayThread
+
+log = logging.getLogger("meshgov.api")
 
 _LOCK = threading.Lock()
 
@@ -63,3 +69,50 @@ async def close_streaming(state: Any) -> None:
     if runner is not None:
         runner.close()
         state.governed_runner = None
+
+
+def start_relay(settings: Settings, service: Service) -> RelayThread | None:
+    """With ``nats_url`` and ``stream_relay``: relay every events port to the governed subjects
+    of each principal the service knows (its tokens) for each registered purpose. Decisions
+    are the current state's (a policy activation applies from the next batch) and are logged
+    (kind ``stream``) once per subscriber and revision."""
+    if not settings.nats_url or not settings.stream_relay:
+        return None
+    from meshgov.gateway import registered_purposes
+    from meshgov.streams import RelayThread, Subscriber
+
+    def subscribers() -> list[Subscriber]:
+        purposes = sorted(registered_purposes(service.state.bundle))
+        chosen: list[Subscriber] = []
+        for principal in service.principals:
+            for purpose in purposes:
+                try:
+                    chosen.append(Subscriber(principal, purpose))
+                except InputError as exc:  # an id that cannot be a subject token
+                    log.warning("no governed stream for %s: %s", principal.id, exc.message)
+        return chosen
+
+    def logged(subscriber: Subscriber, governed: GovernedPort | None, denied: str | None) -> None:
+        service.record(
+            kind="stream",
+            principal=subscriber.principal.id,
+            product=governed.product if governed is not None else None,
+            document=None,
+            allowed=governed is not None,
+            result={
+                "purpose": subscriber.purpose,
+                "port": governed.port if governed is not None else None,
+                "reason": denied,
+            },
+            revision=service.state.revision,
+        )
+
+    relay = RelayThread(
+        settings.nats_url,
+        lambda: service.state.gateway,
+        settings.hash_key(),
+        subscribers,
+        on_decision=logged,
+    )
+    relay.start()
+    return relay

@@ -55,6 +55,12 @@ def serve_command(
     workers: int = typer.Option(
         1, "--workers", min=1, max=64, envvar="MESHGOV_WORKERS", help="Worker processes."
     ),
+    nats: str = typer.Option(
+        "",
+        "--nats",
+        envvar="MESHGOV_NATS_URL",
+        help="NATS server of the events ports (nats://host:port): relay them to governed subjects.",
+    ),
     tokens: Path | None = typer.Option(
         None,
         "--tokens",
@@ -85,6 +91,8 @@ def serve_command(
         overrides["MESHGOV_STORE_URL"] = store
     if tokens is not None:
         overrides["MESHGOV_TOKENS_FILE"] = str(tokens.resolve())
+    if nats:
+        overrides["MESHGOV_NATS_URL"] = nats
     os.environ.update(overrides)
     settings = Settings()
     found_tokens = settings.resolved_tokens_file()
@@ -113,6 +121,12 @@ def serve_command(
             "development key, so hashed values can be guessed"
         )
     err_console.print(f"OpenAPI docs: [link={base}/docs]{base}/docs[/]")
+    if settings.nats_url:
+        err_console.print(
+            f"event streams: relaying events ports via {settings.nats_url} to "
+            "gov.<purpose>.<principal>.<domain>.<name>.<port> (a warning follows if unreachable)",
+            markup=False,
+        )
     if found_tokens is not None and found_tokens.resolve() == DEV_TOKENS_FILE.resolve():
         err_console.print("Try a query as the EU analyst (development token):")
         err_console.print(
@@ -122,6 +136,20 @@ def serve_command(
             '"purpose": "analytics", "format": "json"}\'',
             markup=False,
         )
+        err_console.print("… export what they may see, and pull their governed order events:")
+        err_console.print(
+            f"  curl -s -o customers.parquet -H 'Authorization: Bearer dev-analyst-eu' "
+            f"'{base}/v1/products/customer/customers/ports/customers/export?format=parquet"
+            "&purpose=analytics'",
+            markup=False,
+        )
+        if settings.nats_url:
+            err_console.print(
+                f"  curl -sN -H 'Authorization: Bearer dev-analyst-eu' "
+                f"'{base}/v1/products/commerce/orders/ports/order_events/events?purpose=analytics"
+                "&limit=5'",
+                markup=False,
+            )
     uvicorn.run(
         "meshgov.api.app:app_from_env",
         factory=True,
