@@ -67,6 +67,9 @@ class RelayConfig:
     fetch_timeout: float = 0.02
     retry_delay: float = 1.0
     duplicate_window: float = 120.0
+    # A fetched event not acknowledged within this time is delivered again (a relay that died
+    # or lost its connection mid-batch).
+    ack_wait: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -327,7 +330,9 @@ class Relay:
         await self.broker.ensure_stream(
             self.dead_letter_stream, [self.dead_letter_subject], duplicate_window=window
         )
-        self._subscription = await self.broker.durable(stream, self.raw_subject, self.consumer)
+        self._subscription = await self.broker.durable(
+            stream, self.raw_subject, self.consumer, ack_wait=self.config.ack_wait
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

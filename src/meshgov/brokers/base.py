@@ -73,7 +73,9 @@ class Broker(Protocol):
         """The stream that captures ``subject`` (None: none does)."""
         ...
 
-    async def durable(self, stream: str, subject: str, name: str) -> Subscription:
+    async def durable(
+        self, stream: str, subject: str, name: str, *, ack_wait: float = 30.0
+    ) -> Subscription:
         """A durable pull consumer: acknowledged messages are not delivered again; the rest are
         (after ``nak`` or the ack wait), across restarts of the consumer."""
         ...

@@ -142,8 +142,10 @@ class NatsBroker:
         except _NATS_ERRORS as exc:
             raise BrokerError(f"NATS stream lookup failed ({type(exc).__name__})") from None
 
-    async def durable(self, stream: str, subject: str, name: str) -> NatsSubscription:
-        config = api.ConsumerConfig(ack_wait=30.0, max_ack_pending=100_000, max_deliver=-1)
+    async def durable(
+        self, stream: str, subject: str, name: str, *, ack_wait: float = 30.0
+    ) -> NatsSubscription:
+        config = api.ConsumerConfig(ack_wait=ack_wait, max_ack_pending=100_000, max_deliver=-1)
         try:
             sub = await self._js.pull_subscribe(subject, durable=name, stream=stream, config=config)
         except _NATS_ERRORS as exc:
