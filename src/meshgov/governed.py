@@ -176,7 +176,10 @@ class GovernedRunner:
         to close once the stream is consumed."""
         cursor = self.cursor(source)
         try:
-            return cursor.sql(governed.sql).fetch_record_batch(batch_rows), cursor
+            relation = cursor.sql(governed.sql)
+            # DuckDB ≥ 1.4 names it to_arrow_reader (fetch_record_batch is deprecated there).
+            stream = getattr(relation, "to_arrow_reader", None) or relation.fetch_record_batch
+            return stream(batch_rows), cursor
         except BaseException:
             cursor.close()
             raise
