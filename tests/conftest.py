@@ -48,7 +48,7 @@ def pg_admin_dsn() -> str:
 
 @pytest.fixture(scope="session")
 def nats_url() -> str:
-    """URL of a reachable NATS server with JetStream (``MESHGOV_NATS_URL``), or skip with the reason.
+    """URL of a reachable NATS JetStream server (``MESHGOV_NATS_URL``), or skip with the reason.
 
     With ``MESHGOV_REQUIRE_NATS=1`` (as in CI) an unreachable server fails instead. Tests create
     their own uniquely named streams and subjects and delete them afterwards.
