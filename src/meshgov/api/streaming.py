@@ -79,7 +79,7 @@ def start_relay(settings: Settings, service: Service) -> RelayThread | None:
     if not settings.nats_url or not settings.stream_relay:
         return None
     from meshgov.gateway import registered_purposes
-    from meshgov.streams import RelayThread, Subscriber
+    from meshgov.streams import RelayConfig, RelayThread, Subscriber
 
     def subscribers() -> list[Subscriber]:
         purposes = sorted(registered_purposes(service.state.bundle))
@@ -107,11 +107,18 @@ def start_relay(settings: Settings, service: Service) -> RelayThread | None:
             revision=service.state.revision,
         )
 
+    ns = settings.stream_namespace
+    config = RelayConfig(
+        governed_prefix=f"{ns}gov",
+        dead_letter_prefix=f"{ns}dlq",
+        stream_prefix=f"{ns.upper()}MESHGOV",
+    )
     relay = RelayThread(
         settings.nats_url,
         lambda: service.state.gateway,
         settings.hash_key(),
         subscribers,
+        config,
         on_decision=logged,
     )
     relay.start()

@@ -93,13 +93,18 @@ class NatsBroker:
             return None  # outages surface as BrokerError on the operation that meets them
 
         try:
-            client = await nats.connect(
-                servers=[url],
-                connect_timeout=connect_timeout,
-                reconnect_time_wait=reconnect_wait,
-                max_reconnect_attempts=-1,
-                allow_reconnect=True,
-                error_cb=quiet,
+            # Reconnects are unlimited once connected, so the first connection is bounded here
+            # (nats-py would otherwise retry it for ever).
+            client = await asyncio.wait_for(
+                nats.connect(
+                    servers=[url],
+                    connect_timeout=connect_timeout,
+                    reconnect_time_wait=reconnect_wait,
+                    max_reconnect_attempts=-1,
+                    allow_reconnect=True,
+                    error_cb=quiet,
+                ),
+                connect_timeout * 2,
             )
         except _NATS_ERRORS as exc:
             raise BrokerError(f"cannot connect to NATS at {url} ({type(exc).__name__})") from None
