@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     nats_url: str = ""
     # Relay events ports to governed subjects inside `meshgov serve` (needs nats_url).
     stream_relay: bool = True
-    # Prepended to the relay's subjects and stream names (`<ns>gov.…`, `<ns>dlq.…`, `<NS>MESHGOV_…`):
+    # Prepended to the relay's subjects and streams (`<ns>gov.…`, `<ns>dlq.…`, `<NS>MESHGOV_…`):
     # several meshgov deployments (or test runs) on one NATS server stay apart.
     stream_namespace: Annotated[str, Field(pattern=r"^[a-z0-9_-]*$", max_length=32)] = ""
     # Per-request evaluation budget; past it the request is denied (503).
