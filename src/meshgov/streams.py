@@ -70,6 +70,10 @@ class RelayConfig:
     # A fetched event not acknowledged within this time is delivered again (a relay that died
     # or lost its connection mid-batch).
     ack_wait: float = 30.0
+    # Acknowledge a batch by its last event (one acknowledgement per batch instead of one per
+    # event). Only for a single relay per port: several relays sharing the durable consumer
+    # must acknowledge each event (`meshgov serve` with several workers does).
+    ack_all: bool = True
 
 
 @dataclass(frozen=True)
@@ -308,6 +312,7 @@ class Relay:
         self.dead_letter_subject = f"{self.config.dead_letter_prefix}.{self._path}"
         self.consumer = f"{self.config.stream_prefix}_relay_{stem}".lower()
         self._subscription: Any = None
+        self._pending: list[BrokerMessage] | None = None
 
     def subject_for(self, subscriber: Subscriber) -> str:
         return (
@@ -331,7 +336,11 @@ class Relay:
             self.dead_letter_stream, [self.dead_letter_subject], duplicate_window=window
         )
         self._subscription = await self.broker.durable(
-            stream, self.raw_subject, self.consumer, ack_wait=self.config.ack_wait
+            stream,
+            self.raw_subject,
+            self.consumer,
+            ack_wait=self.config.ack_wait,
+            ack_all=self.config.ack_all,
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -339,35 +348,57 @@ class Relay:
             try:
                 if self._subscription is None:
                     await self.start()
-                await self.run_once()
+                handled = await self.run_once()
+                if not handled and self._pending is not None:
+                    await _sleep_or_stop(stop, self.config.retry_delay)
             except BackendUnavailable as exc:
                 log.warning("relay %s:%s: %s; retrying", self.product, self.port, exc.message)
                 await _sleep_or_stop(stop, self.config.retry_delay)
 
     async def run_once(self) -> int:
-        """Fetch, govern and publish one micro-batch; returns the number of raw events handled."""
-        messages = await self._subscription.fetch(self.config.batch, self.config.fetch_timeout)
-        if not messages:
-            return 0
+        """Fetch, govern and publish one micro-batch; returns the number of raw events handled.
+
+        A batch that fails (policy engine, broker) is kept and retried first on the next call,
+        before any newer event: acknowledgements stay in stream order, so acknowledging the last
+        event of a batch (``ack_all``) never covers an event that was not relayed.
+        """
+        messages = self._pending
+        if messages is None:
+            messages = await self._subscription.fetch(self.config.batch, self.config.fetch_timeout)
+            if not messages:
+                return 0
+        self._pending = messages
         try:
             outgoing = self._govern(messages)
         except BackendUnavailable as exc:
             # The policy engine failed: nothing forwarded, nothing acknowledged; retried.
             self.stats.retried_batches += 1
             log.warning("relay %s:%s: %s; batch retried", self.product, self.port, exc.message)
-            await _settle(messages, ack=False, delay=self.config.retry_delay)
             return 0
         try:
             receipts = await self.broker.publish_many(outgoing)
         except BrokerError:
+            # Republished on retry with the same message ids: the broker drops what it has.
             self.stats.retried_batches += 1
-            await _settle(messages, ack=False, delay=self.config.retry_delay)
             raise
+        self._pending = None
         self.stats.duplicates += sum(1 for r in receipts if r.duplicate)
-        await _settle(messages, ack=True, delay=0)
+        await self._acknowledge(messages)
         self.stats.batches += 1
         self.stats.events += len(messages)
         return len(messages)
+
+    async def _acknowledge(self, messages: list[BrokerMessage]) -> None:
+        """Acknowledge a relayed batch (its last event when the consumer acknowledges all up to
+        it); a lost acknowledgement means a redelivery, whose republish is dropped as a
+        duplicate."""
+        chosen = [max(messages, key=lambda m: m.sequence)] if self.config.ack_all else messages
+        results = await asyncio.gather(*(m.ack() for m in chosen), return_exceptions=True)
+        failures = sum(1 for r in results if isinstance(r, BaseException))
+        if failures:
+            log.warning(
+                "relay %s:%s: %d acknowledgement(s) lost", self.product, self.port, failures
+            )
 
     def _govern(self, messages: list[BrokerMessage]) -> list[OutgoingMessage]:
         from meshgov.governed import governed_port
@@ -448,16 +479,6 @@ class Relay:
     async def close(self) -> None:
         if self._subscription is not None:
             await self._subscription.close()
-
-
-async def _settle(messages: list[BrokerMessage], *, ack: bool, delay: float) -> None:
-    """Acknowledge (or ask to redeliver) each message; a failed ack is redelivered later and
-    its republish is then dropped as a duplicate."""
-    calls = [m.ack() if ack else m.nak(delay) for m in messages]
-    results = await asyncio.gather(*calls, return_exceptions=True)
-    failures = [r for r in results if isinstance(r, BaseException)]
-    if failures:
-        log.warning("%d of %d acknowledgements failed", len(failures), len(messages))
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

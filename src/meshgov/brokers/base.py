@@ -74,10 +74,17 @@ class Broker(Protocol):
         ...
 
     async def durable(
-        self, stream: str, subject: str, name: str, *, ack_wait: float = 30.0
+        self,
+        stream: str,
+        subject: str,
+        name: str,
+        *,
+        ack_wait: float = 30.0,
+        ack_all: bool = False,
     ) -> Subscription:
         """A durable pull consumer: acknowledged messages are not delivered again; the rest are
-        (after ``nak`` or the ack wait), across restarts of the consumer."""
+        (after ``nak`` or the ack wait), across restarts of the consumer. With ``ack_all``,
+        acknowledging one message acknowledges every earlier one too."""
         ...
 
     async def reader(self, stream: str, subject: str, start: int) -> Subscription:

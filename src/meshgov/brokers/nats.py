@@ -148,9 +148,20 @@ class NatsBroker:
             raise BrokerError(f"NATS stream lookup failed ({type(exc).__name__})") from None
 
     async def durable(
-        self, stream: str, subject: str, name: str, *, ack_wait: float = 30.0
+        self,
+        stream: str,
+        subject: str,
+        name: str,
+        *,
+        ack_wait: float = 30.0,
+        ack_all: bool = False,
     ) -> NatsSubscription:
-        config = api.ConsumerConfig(ack_wait=ack_wait, max_ack_pending=100_000, max_deliver=-1)
+        config = api.ConsumerConfig(
+            ack_policy=api.AckPolicy.ALL if ack_all else api.AckPolicy.EXPLICIT,
+            ack_wait=ack_wait,
+            max_ack_pending=100_000,
+            max_deliver=-1,
+        )
         try:
             sub = await self._js.pull_subscribe(subject, durable=name, stream=stream, config=config)
         except _NATS_ERRORS as exc:
