@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from meshgov.core.sql.model import AccessDecision, PortColumn, PortRef
 from meshgov.errors import AccessDenied, BackendUnavailable, InputError, MeshgovError
+from meshgov.gateway import LruCache
 
 if TYPE_CHECKING:
     import duckdb
@@ -32,6 +33,7 @@ SOURCE_RELATION = "meshgov_source"
 # Prefix of the reason ``Gateway.decide`` gives when the policy engine failed (fail closed): a
 # stream retries such an event later instead of treating it as a denial.
 POLICY_FAILURE = "policy evaluation failed"
+_GOVERNED_SQL: LruCache[tuple[Any, ...], tuple[str, tuple[str, ...]]] = LruCache(4096)
 
 
 @dataclass(frozen=True)
@@ -107,24 +109,31 @@ def governed_port(
             raise BackendUnavailable(f"{product}:{port}: {decision.reasons[0]}")
         raise AccessDenied(f"{product}:{port}: " + ("; ".join(decision.reasons) or "access denied"))
     ref = port_ref(manifest, declared)
-    try:
-        select = secure_select(ref, decision, principal, "duckdb")
-    except MeshgovError:
-        raise
-    except Exception as exc:  # a decision that cannot become SQL denies, never a traceback
-        reason = f"{product}:{port}: cannot apply the decision ({type(exc).__name__})"
-        raise AccessDenied(reason) from None
-    columns = tuple(projection.alias_or_name for projection in select.expressions)
-    for name in extra_columns:
-        select.select(exp.column(name, quoted=True), copy=False)
+    # The secure view is built from the decision each time it changes; its SQL text is kept
+    # per (port, decision, principal): a stream asks for it once per micro-batch.
+    key = (ref, decision.fingerprint, decision.revision, principal.cache_key(), extra_columns)
+    cached = _GOVERNED_SQL.get(key)
+    if cached is None:
+        try:
+            select = secure_select(ref, decision, principal, "duckdb")
+        except MeshgovError:
+            raise
+        except Exception as exc:  # a decision that cannot become SQL denies, never a traceback
+            reason = f"{product}:{port}: cannot apply the decision ({type(exc).__name__})"
+            raise AccessDenied(reason) from None
+        columns = tuple(projection.alias_or_name for projection in select.expressions)
+        for name in extra_columns:
+            select.select(exp.column(name, quoted=True), copy=False)
+        cached = (select.sql(dialect="duckdb"), columns)
+        _GOVERNED_SQL.put(key, cached)
     return GovernedPort(
         product=product,
         port=port,
         version=manifest.metadata.version,
         kind=str(declared.kind.value),
         decision=decision,
-        sql=select.sql(dialect="duckdb"),
-        columns=columns,
+        sql=cached[0],
+        columns=cached[1],
     )
 
 
@@ -153,6 +162,8 @@ class GovernedRunner:
         )
         self._connection.execute("SET lock_configuration = true")
         self._lock = threading.Lock()
+        # One cursor per thread for small runs (a cursor costs milliseconds to open).
+        self._local = threading.local()
 
     def cursor(self, source: Any) -> duckdb.DuckDBPyConnection:
         """A cursor with ``source`` registered as the governed relation (close it when done)."""
@@ -163,11 +174,16 @@ class GovernedRunner:
 
     def run(self, governed: GovernedPort, source: Any) -> pa.Table:
         """The governed rows of ``source`` (small inputs: an event micro-batch)."""
-        cursor = self.cursor(source)
+        cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
+        if cursor is None:
+            with self._lock:
+                cursor = self._connection.cursor()
+            self._local.cursor = cursor
+        cursor.register(SOURCE_RELATION, source)
         try:
             return cursor.sql(governed.sql).to_arrow_table()
         finally:
-            cursor.close()
+            cursor.unregister(SOURCE_RELATION)
 
     def reader(
         self, governed: GovernedPort, source: Any, batch_rows: int = 65_536
