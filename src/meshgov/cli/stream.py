@@ -51,11 +51,12 @@ def serve(
     from meshgov.catalog import load_catalog
     from meshgov.config import Settings
     from meshgov.errors import InputError
+    from meshgov.event_batches import events_port
     from meshgov.gate import default_policies_dir
     from meshgov.gateway import Gateway
     from meshgov.governed import parse_port_ref
     from meshgov.policy_backends import load_bundle_dir
-    from meshgov.streams import RelayConfig, Subscriber, events_port, events_ports, run_relays
+    from meshgov.streams import RelayConfig, Subscriber, events_ports, run_relays
 
     gateway = Gateway(load_catalog(catalog), load_bundle_dir(policies or default_policies_dir()))
     chosen = [parse_port_ref(p) for p in ports] if ports else events_ports(gateway)

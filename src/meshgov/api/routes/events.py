@@ -52,8 +52,8 @@ async def port_events(
     last_event_id: Annotated[str | None, Header(max_length=32)] = None,
 ) -> StreamingResponse:
     """The caller's governed events of an events port, from position ``from``."""
+    from meshgov.event_batches import events_port, pull_events
     from meshgov.governed import governed_port
-    from meshgov.streams import events_port, pull_events
 
     service, caller = service_and_caller(request)
     sse = format == "sse" or (format is None and accept is not None and SSE in accept)
