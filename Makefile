@@ -43,6 +43,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/graph_bench.py
 	$(BIN)/python bench/rewrite_bench.py
 	$(BIN)/python bench/service_bench.py
+	$(BIN)/python bench/export_bench.py
+	$(BIN)/python bench/stream_bench.py  # needs NATS (MESHGOV_NATS_URL, default 127.0.0.1:4222)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
