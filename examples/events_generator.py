@@ -30,7 +30,10 @@ def order_event(number: int, rng: random.Random) -> dict[str, object]:
         "event_id": f"E{number:010d}",
         "order_id": f"O{rng.randrange(10_000_000, 99_999_999):08d}",
         "customer_id": f"C{customer:07d}",
-        "customer_email": f"customer{customer}@example.com",
+        "voucher_code": f"VOUCHER-{rng.randrange(100_000, 999_999)}"
+        if rng.random() < 0.3
+        else None,
+        "fraud_score": rng.randrange(0, 100),
         "status": rng.choice(STATUSES),
         "amount": round(rng.uniform(5, 500), 2),
         "currency": "EUR" if region == "EU" else "USD",

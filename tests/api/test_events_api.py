@@ -26,7 +26,8 @@ def order_event(number: int, region: str) -> dict[str, Any]:
         "event_id": f"E{number:010d}",
         "order_id": f"O{number:08d}",
         "customer_id": f"C{1_000_000 + number:07d}",
-        "customer_email": f"buyer{number}@example.com",
+        "voucher_code": f"VOUCHER-{number:06d}",
+        "fraud_score": number * 7 % 100,
         "status": "placed",
         "amount": 12.5 + number,
         "currency": "EUR" if region == "EU" else "USD",
@@ -120,6 +121,7 @@ def test_serve_relays_and_the_pull_api_serves_the_callers_events(
     subject = f"{ns}gov.analytics.analyst-eu.commerce.orders.order_events"
     governed = asyncio.run(_governed(nats_url, ns, subject, 5))
     relayed = [json.loads(m.data) for m in governed]
+    assert all(e["voucher_code"].startswith("*") and "fraud_score" not in e for e in relayed)
     assert sorted(e["order_id"] for e in relayed) == [
         e["order_id"] for e in events if e["region"] == "EU"
     ]
