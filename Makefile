@@ -16,11 +16,17 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # The PostgreSQL wire protocol listens on 5433; its governed catalogue uses the local PostgreSQL
-# when one answers (MESHGOV_PG_CATALOG_DSN), else introspection is refused and queries still work.
+# (MESHGOV_PG_CATALOG_DSN), else introspection is refused and queries still work. With NATS on
+# 127.0.0.1:4222 the example order events are generated and relayed; without it the generator
+# says so and the rest is served.
 PG_CATALOG_DSN ?= postgresql://postgres@127.0.0.1:5432/postgres
+NATS_URL ?= nats://127.0.0.1:4222
 run: $(STAMP)
-	MESHGOV_PG_CATALOG_DSN=$${MESHGOV_PG_CATALOG_DSN-$(PG_CATALOG_DSN)} \
-	$(BIN)/meshgov serve --catalog examples/mesh --host 127.0.0.1 --port 8181 --pg-port 5433
+	@$(BIN)/python examples/events_generator.py --url $(NATS_URL) --rate 2 --bad-every 25 & \
+	  generator=$$!; trap 'kill $$generator 2>/dev/null' EXIT INT TERM; \
+	  MESHGOV_PG_CATALOG_DSN=$${MESHGOV_PG_CATALOG_DSN-$(PG_CATALOG_DSN)} \
+	  $(BIN)/meshgov serve --catalog examples/mesh --host 127.0.0.1 --port 8181 --pg-port 5433 \
+	  --nats $(NATS_URL)
 
 check-examples: $(STAMP)
 	$(BIN)/meshgov check examples/mesh --policies policies
@@ -42,6 +48,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/graph_bench.py
 	$(BIN)/python bench/rewrite_bench.py
 	$(BIN)/python bench/service_bench.py
+	$(BIN)/python bench/export_bench.py
+	$(BIN)/python bench/stream_bench.py  # needs NATS (MESHGOV_NATS_URL, default 127.0.0.1:4222)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

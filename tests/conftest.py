@@ -44,3 +44,26 @@ def pg_admin_dsn() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return dsn
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    """URL of a reachable NATS JetStream server (``MESHGOV_NATS_URL``), or skip with the reason.
+
+    With ``MESHGOV_REQUIRE_NATS=1`` (as in CI) an unreachable server fails instead. Tests create
+    their own uniquely named streams and subjects and delete them afterwards.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    url = os.environ.get("MESHGOV_NATS_URL", "nats://127.0.0.1:4222")
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 4222), 3):
+            pass
+    except OSError as exc:
+        message = f"NATS not reachable at {url} ({type(exc).__name__})"
+        if os.environ.get("MESHGOV_REQUIRE_NATS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return url

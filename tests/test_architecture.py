@@ -76,6 +76,10 @@ FACADES = [
     SRC / "service.py",
     SRC / "gate.py",
     SRC / "gateway.py",
+    SRC / "governed.py",
+    SRC / "exports.py",
+    SRC / "streams.py",
+    SRC / "event_batches.py",
     *sorted(SRC.joinpath("serving").glob("*.py")),
 ]
 

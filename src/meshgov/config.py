@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     # Decision log batching: flush at this many records or after this many seconds.
     decision_batch_size: Annotated[int, Field(ge=1)] = 256
     decision_flush_seconds: Annotated[float, Field(gt=0)] = 0.2
+    # NATS server of the events ports (`nats://host:port`); empty: no relay, no events API.
+    nats_url: str = ""
+    # Relay events ports to governed subjects inside `meshgov serve` (needs nats_url).
+    stream_relay: bool = True
+    # Prepended to the relay's subjects and streams (`<ns>gov.…`, `<ns>dlq.…`, `<NS>MESHGOV_…`):
+    # several meshgov deployments (or test runs) on one NATS server stay apart.
+    stream_namespace: Annotated[str, Field(pattern=r"^[a-z0-9_-]*$", max_length=32)] = ""
     # Per-request evaluation budget; past it the request is denied (503).
     request_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
     # PostgreSQL wire protocol (docs/wire.md): off unless a port is set.

@@ -542,7 +542,8 @@ def test_example_mesh_customer_is_carried_under_mapped_names(example: EntityGrap
     customer = next(e for e in entities(example) if e.name == "customer")
     assert customer.owner_product == "customer/customers"
     assert [(c.product, c.column, c.mapping) for c in customer.carriers] == [
-        ("commerce/orders", "customer_id", "canonical"),
+        ("commerce/orders", "customer_id", "canonical"),  # the table port
+        ("commerce/orders", "customer_id", "canonical"),  # and the order events
         ("customer/customers", "customer_id", "canonical"),
         ("marketing/campaign_audience", "client_id", "mapped"),
         ("marketing/customer_360", "customer_id", "canonical"),

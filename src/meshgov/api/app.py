@@ -151,6 +151,8 @@ def create_app(
         check,
         data,
         decisions,
+        events,
+        exports,
         graph,
         health,
         policies,
@@ -168,8 +170,11 @@ def create_app(
     owned.principals = sorted(tokens.by_id().values(), key=lambda principal: principal.id)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from meshgov.api.streaming import close_streaming, start_relay
+
         owned.start(bootstrap=bootstrap)
+        relay = start_relay(settings, owned)
         started: list[Listener] = []
         try:
             for make in listeners:
@@ -184,6 +189,9 @@ def create_app(
         finally:
             for listener in reversed(started):
                 await listener.stop()
+            if relay is not None:
+                relay.stop()
+            await close_streaming(app.state)
             owned.close()
 
     app = MeshgovAPI(
@@ -216,7 +224,20 @@ def create_app(
     app.state.service = owned
     app.state.tokens = tokens
     install_error_handlers(app)
-    routers = (health, products, catalog, check, query, access, graph, policies, decisions, data)
+    routers = (
+        health,
+        products,
+        catalog,
+        exports,
+        events,
+        check,
+        query,
+        access,
+        graph,
+        policies,
+        decisions,
+        data,
+    )
     for module in routers:
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from meshgov.cli import access, check, graph, policy, query, rewrite, serve, token
+from meshgov.cli import access, check, export, graph, policy, query, rewrite, serve, stream, token
 
 app = typer.Typer(
     name="meshgov",
@@ -50,10 +50,12 @@ check.register(app)
 query.register(app)
 access.register(app)
 rewrite.register(app)
+export.register(app)
 app.add_typer(graph.app, name="graph")
 app.add_typer(policy.app, name="policy")
 serve.register(app)
 token.register(app)
+app.add_typer(stream.app, name="stream")
 
 
 def main() -> None:

@@ -55,6 +55,12 @@ def serve_command(
     workers: int = typer.Option(
         1, "--workers", min=1, max=64, envvar="MESHGOV_WORKERS", help="Worker processes."
     ),
+    nats: str = typer.Option(
+        "",
+        "--nats",
+        envvar="MESHGOV_NATS_URL",
+        help="NATS server of the events ports (nats://host:port): relay them to governed subjects.",
+    ),
     tokens: Path | None = typer.Option(
         None,
         "--tokens",
@@ -94,6 +100,8 @@ def serve_command(
         overrides["MESHGOV_TOKENS_FILE"] = str(tokens.resolve())
     if pg_port is not None:
         overrides["MESHGOV_PG_PORT"] = str(pg_port)
+    if nats:
+        overrides["MESHGOV_NATS_URL"] = nats
     os.environ.update(overrides)
     settings = Settings()
     found_tokens = settings.resolved_tokens_file()
@@ -119,6 +127,12 @@ def serve_command(
     if settings.configured_hash_key() is None:
         err_console.print(f"[yellow]warning[/] {DEVELOPMENT_KEY_WARNING}")
     err_console.print(f"OpenAPI docs: [link={base}/docs]{base}/docs[/]")
+    if settings.nats_url:
+        err_console.print(
+            f"event streams: relaying events ports via {settings.nats_url} to "
+            "gov.<purpose>.<principal>.<domain>.<name>.<port> (a warning follows if unreachable)",
+            markup=False,
+        )
     if found_tokens is not None and found_tokens.resolve() == DEV_TOKENS_FILE.resolve():
         err_console.print("Try a query as the EU analyst (development token):")
         err_console.print(
@@ -128,6 +142,20 @@ def serve_command(
             '"purpose": "analytics", "format": "json"}\'',
             markup=False,
         )
+        err_console.print("… export what they may see, and pull their governed order events:")
+        err_console.print(
+            f"  curl -s -o customers.parquet -H 'Authorization: Bearer dev-analyst-eu' "
+            f"'{base}/v1/products/customer/customers/ports/customers/export?format=parquet"
+            "&purpose=analytics'",
+            markup=False,
+        )
+        if settings.nats_url:
+            err_console.print(
+                f"  curl -sN -H 'Authorization: Bearer dev-analyst-eu' "
+                f"'{base}/v1/products/commerce/orders/ports/order_events/events?purpose=analytics"
+                "&limit=5'",
+                markup=False,
+            )
     if settings.pg_port is not None:
         pg_host = settings.pg_host
         err_console.print(

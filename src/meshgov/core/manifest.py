@@ -122,11 +122,29 @@ class Sla(_Strict):
     availability: float | None = None
 
 
+# A NATS subject (or Kafka topic) without wildcards: letters, digits, ``_ - .``; tokens non-empty.
+SUBJECT = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+
+
+class EventStream(_Strict):
+    """Where an ``events`` port's raw events arrive: one JSON object per event, whose fields are
+    the port's columns (the schema)."""
+
+    subject: Annotated[str, Field(pattern=SUBJECT, max_length=255)]
+    # The broker's stream holding the subject (JetStream stream, Kafka topic); None: whichever
+    # stream captures ``subject``.
+    name: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9_-]+$", max_length=64)] = None
+    format: Literal["json"] = "json"
+    # Larger events are never forwarded: they go to the dead-letter subject with the reason.
+    max_event_bytes: Annotated[int, Field(ge=64, le=8_388_608, alias="maxEventBytes")] = 65_536
+
+
 class OutputPort(_Strict):
     name: Annotated[str, Field(pattern=NAME)]
     kind: PortKind = PortKind.table
     table: str | None = None
     data: str | None = None
+    stream: EventStream | None = None
     retention: str | None = None
     description: str | None = None
     sla: Sla | None = None

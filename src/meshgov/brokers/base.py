@@ -1,0 +1,98 @@
+"""What meshgov needs of an event broker: durable streams, pull consumers, acknowledged publishes.
+
+Everything is async (brokers are network clients). A message is acknowledged only by the code
+that processed it (``BrokerMessage.ack``); ``nak`` asks for a redelivery. Publishing returns only
+once the broker has persisted the message (``publish_many`` fails if any one failed), and a
+message id lets the broker drop a republished duplicate (``OutgoingMessage.msg_id``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from meshgov.errors import BackendUnavailable
+
+
+class BrokerError(BackendUnavailable):
+    """The broker refused or did not confirm an operation (unreachable, timeout, limit)."""
+
+    code = "broker_unavailable"
+
+
+@dataclass
+class BrokerMessage:
+    """One message read from a stream, with its position and how to settle it."""
+
+    subject: str
+    data: bytes
+    headers: Mapping[str, str]
+    sequence: int  # position in its stream (durable: a reader resumes from here)
+    ack: Callable[[], Awaitable[None]]
+    nak: Callable[[float], Awaitable[None]]  # redeliver after this many seconds
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    subject: str
+    data: bytes
+    msg_id: str  # the broker drops a second message with this id within its dedup window
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PublishReceipt:
+    sequence: int
+    duplicate: bool  # the broker had this msg_id already (a redelivery's republish)
+
+
+class Subscription(Protocol):
+    async def fetch(self, batch: int, timeout: float) -> list[BrokerMessage]:
+        """Up to ``batch`` messages, waiting at most ``timeout`` seconds ([] when none came)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Broker(Protocol):
+    @property
+    def max_payload(self) -> int:
+        """The largest message the broker accepts, in bytes."""
+        ...
+
+    async def ensure_stream(
+        self, name: str, subjects: list[str], *, duplicate_window: float = 120.0
+    ) -> None:
+        """Create the stream (or leave an existing one as it is)."""
+        ...
+
+    async def delete_stream(self, name: str) -> None: ...
+
+    async def stream_of(self, subject: str) -> str | None:
+        """The stream that captures ``subject`` (None: none does)."""
+        ...
+
+    async def durable(
+        self,
+        stream: str,
+        subject: str,
+        name: str,
+        *,
+        ack_wait: float = 30.0,
+        ack_all: bool = False,
+    ) -> Subscription:
+        """A durable pull consumer: acknowledged messages are not delivered again; the rest are
+        (after ``nak`` or the ack wait), across restarts of the consumer. With ``ack_all``,
+        acknowledging one message acknowledges every earlier one too."""
+        ...
+
+    async def reader(self, stream: str, subject: str, start: int) -> Subscription:
+        """An ephemeral reader from stream position ``start`` (no acknowledgements needed)."""
+        ...
+
+    async def publish_many(self, messages: list[OutgoingMessage]) -> list[PublishReceipt]:
+        """Publish all, concurrently; raise ``BrokerError`` unless every one was persisted."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,256 @@
+"""Events as Arrow: decoding raw JSON events against an events port's columns (its schema),
+encoding governed rows back to JSON, and reading a principal's governed events from a position.
+
+An event is one JSON object whose fields are the port's columns. Decoding is strict (no
+coercion: a string where a number is declared is refused), so that what a row filter and a mask
+see is what the schema says; a refused event carries its reason (``BadEvent``).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from meshgov.brokers.base import Broker, BrokerError, BrokerMessage
+from meshgov.core.manifest import LogicalType
+from meshgov.errors import InputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from meshgov.core.manifest import Manifest, OutputPort
+    from meshgov.core.principal import Principal
+    from meshgov.gateway import Gateway
+    from meshgov.governed import GovernedPort, GovernedRunner
+
+# The raw stream position of each event, carried through the secure SQL (not a port column).
+SEQ_COLUMN = "__meshgov_seq"
+
+
+def _arrow_type(kind: LogicalType) -> pa.DataType:
+    import pyarrow as pa
+
+    return {
+        LogicalType.string: pa.string(),
+        LogicalType.integer: pa.int64(),
+        LogicalType.number: pa.float64(),
+        LogicalType.decimal: pa.decimal128(38, 9),
+        LogicalType.boolean: pa.bool_(),
+        LogicalType.date: pa.date32(),
+        LogicalType.timestamp: pa.timestamp("us"),
+        LogicalType.binary: pa.binary(),
+        # Nested values travel as their JSON text (masks on them are `null`/`redact`).
+        LogicalType.array: pa.string(),
+        LogicalType.struct: pa.string(),
+    }[kind]
+
+
+class BadEvent(ValueError):
+    """Why an event cannot be governed (goes to the dead-letter subject with this reason)."""
+
+
+def _convert(kind: LogicalType, name: str, value: Any) -> Any:
+    def wrong(expected: str) -> BadEvent:
+        return BadEvent(f"field {name!r}: expected {expected}, got {type(value).__name__}")
+
+    if kind is LogicalType.string:
+        if not isinstance(value, str):
+            raise wrong("a string")
+        return value
+    if kind is LogicalType.integer:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong("an integer")
+        if not -(2**63) <= value < 2**63:
+            raise BadEvent(f"field {name!r}: integer out of range")
+        return value
+    if kind is LogicalType.number:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise wrong("a number")
+        return float(value)
+    if kind is LogicalType.decimal:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise wrong("a decimal number")
+        try:
+            number = decimal.Decimal(str(value))
+        except decimal.InvalidOperation:
+            raise BadEvent(f"field {name!r}: {value!r} is not a decimal number") from None
+        if not number.is_finite():
+            raise BadEvent(f"field {name!r}: {value!r} is not a finite decimal number")
+        return number
+    if kind is LogicalType.boolean:
+        if not isinstance(value, bool):
+            raise wrong("a boolean")
+        return value
+    if kind is LogicalType.date:
+        if not isinstance(value, str):
+            raise wrong("an ISO date string")
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise BadEvent(f"field {name!r}: {value!r} is not an ISO date") from None
+    if kind is LogicalType.timestamp:
+        if not isinstance(value, str):
+            raise wrong("an ISO timestamp string")
+        try:
+            stamp = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise BadEvent(f"field {name!r}: {value!r} is not an ISO timestamp") from None
+        if stamp.tzinfo is not None:
+            stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
+        return stamp
+    if kind is LogicalType.binary:
+        if not isinstance(value, str):
+            raise wrong("base64 text")
+        try:
+            return base64.b64decode(value, validate=True)
+        except ValueError:
+            raise BadEvent(f"field {name!r}: not base64") from None
+    if kind is LogicalType.array:
+        if not isinstance(value, list):
+            raise wrong("an array")
+        return json.dumps(value, separators=(",", ":"))
+    if not isinstance(value, dict):
+        raise wrong("an object")
+    return json.dumps(value, separators=(",", ":"))
+
+
+def decode_events(
+    port: OutputPort, messages: list[BrokerMessage], max_bytes: int
+) -> tuple[pa.Table, list[tuple[BrokerMessage, str]]]:
+    """The well-formed events as one Arrow table (port columns + ``SEQ_COLUMN``), and the
+    others with the reason each was refused."""
+    import pyarrow as pa
+
+    columns = [(c.name, c.type, c.required) for c in port.columns]
+    values: list[list[Any]] = [[] for _ in columns]
+    sequences: list[int] = []
+    bad: list[tuple[BrokerMessage, str]] = []
+    for message in messages:
+        try:
+            if len(message.data) > max_bytes:
+                raise BadEvent(f"event of {len(message.data)} bytes exceeds the limit {max_bytes}")
+            try:
+                event = json.loads(message.data)
+            except (ValueError, UnicodeDecodeError):
+                raise BadEvent("not JSON") from None
+            if not isinstance(event, dict):
+                raise BadEvent(f"not a JSON object (a {type(event).__name__})")
+            row: list[Any] = []
+            for name, kind, required in columns:
+                value = event.get(name)
+                if value is None:
+                    if required:
+                        raise BadEvent(f"missing required field {name!r}")
+                    row.append(None)
+                    continue
+                row.append(_convert(kind, name, value))
+        except BadEvent as exc:
+            bad.append((message, str(exc)))
+            continue
+        for index, value in enumerate(row):
+            values[index].append(value)
+        sequences.append(message.sequence)
+    arrays = [
+        pa.array(column_values, type=_arrow_type(kind))
+        for column_values, (_, kind, _) in zip(values, columns, strict=True)
+    ]
+    arrays.append(pa.array(sequences, type=pa.int64()))
+    names = [name for name, _, _ in columns] + [SEQ_COLUMN]
+    return pa.Table.from_arrays(arrays, names=names), bad
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return format(value.normalize(), "f")  # 26.79, not the column scale's 26.790000000
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    raise TypeError(type(value).__name__)
+
+
+def governed_events(table: pa.Table, governed: GovernedPort) -> list[tuple[int, bytes]]:
+    """(raw sequence, governed event as JSON) of the rows the secure SQL returned."""
+    names = list(governed.columns)
+    columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
+    sequences = columns[-1]
+    rows = zip(*columns[:-1], strict=True)
+    out: list[tuple[int, bytes]] = []
+    for sequence, row in zip(sequences, rows, strict=True):
+        text = json.dumps(
+            dict(zip(names, row, strict=True)), default=_json_default, separators=(",", ":")
+        )
+        out.append((int(sequence), text.encode()))
+    return out
+
+
+def events_port(gateway: Gateway, product: str, port: str) -> tuple[Manifest, OutputPort]:
+    from meshgov.governed import find_port
+
+    manifest, declared = find_port(gateway.catalog, product, port)
+    if declared.stream is None:
+        raise InputError(f"{product}:{port} declares no `stream:` (subject) to relay")
+    return manifest, declared
+
+
+# ------------------------------------------------------------------------------ pull API
+@dataclass(frozen=True)
+class PulledEvent:
+    sequence: int
+    event: bytes  # governed JSON
+    revision: str
+
+
+async def pull_events(
+    broker: Broker,
+    gateway: Gateway,
+    runner: GovernedRunner,
+    principal: Principal,
+    purpose: str | None,
+    product: str,
+    port: str,
+    *,
+    start: int,
+    limit: int,
+    wait: float,
+    batch: int = 256,
+) -> AsyncIterator[PulledEvent]:
+    """The principal's governed events of ``product:port`` from raw stream position ``start``.
+
+    Same decision and secure SQL as the relay (and SQL); malformed events are skipped (the
+    relay dead-letters them). Stops after ``limit`` governed events, or when no event came for
+    ``wait`` seconds. Raises ``AccessDenied`` before reading anything if the decision denies.
+    """
+    from meshgov.governed import governed_port
+
+    _, declared = events_port(gateway, product, port)
+    assert declared.stream is not None
+    governed = governed_port(
+        gateway, principal, purpose, product, port, extra_columns=(SEQ_COLUMN,)
+    )
+    stream = declared.stream.name or await broker.stream_of(declared.stream.subject)
+    if stream is None:
+        raise BrokerError(f"no stream captures {declared.stream.subject}")
+    reader = await broker.reader(stream, declared.stream.subject, start)
+    sent = 0
+    deadline = time.monotonic() + wait
+    try:
+        while sent < limit and time.monotonic() < deadline:
+            messages = await reader.fetch(min(batch, limit - sent), min(0.5, wait))
+            if not messages:
+                continue
+            deadline = time.monotonic() + wait
+            table, _bad = decode_events(declared, messages, declared.stream.max_event_bytes)
+            for sequence, data in governed_events(runner.run(governed, table), governed):
+                yield PulledEvent(sequence, data, governed.policy_revision)
+                sent += 1
+                if sent >= limit:
+                    break
+    finally:
+        await reader.close()
