@@ -58,6 +58,7 @@ from meshgov.gateway import (
     catalog_policy_data,
     registered_purposes,
 )
+from meshgov.limits import ResultLimits, check_deadline
 from meshgov.store.base import (
     REVISION_FAILED,
     REVISION_VALID,
@@ -497,6 +498,7 @@ class Service:
             )
             if not passed:
                 return PublishResult(False, manifest.id, manifest.metadata.version, found)
+            check_deadline()  # past the request's budget nothing is written (meshgov.limits)
             self.store.publish(
                 ProductVersion(
                     domain,
@@ -752,6 +754,7 @@ class Service:
                 self.settings.hash_key(),
                 timeout_ms=int(self.settings.request_timeout_seconds * 1000),
                 isolate_failures=True,
+                limits=ResultLimits.from_settings(self.settings),
             )
             # The previous engine may still serve in-flight queries; DuckDB frees it on GC.
             self._query_engine = engine

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from meshgov import __version__
 from meshgov.api.errors import error_body, install_error_handlers
 from meshgov.api.fast_authorize import AUTHORIZE_PATH, FastAuthorize, replay_body
+from meshgov.api.offload import CpuPool
 from meshgov.api.security import TokenRegistry
 from meshgov.config import Settings
 from meshgov.service import Service
@@ -158,6 +159,8 @@ def create_app(
             log.warning("no tokens file: every authenticated endpoint answers 401")
     owned = service or Service(settings)
     owned.principals = sorted(tokens.by_id().values(), key=lambda principal: principal.id)
+    # CPU-bound request work runs here, off the event loop, within the request's time budget.
+    pool = CpuPool(settings.cpu_workers, settings.request_timeout_seconds)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -169,6 +172,7 @@ def create_app(
         try:
             yield
         finally:
+            pool.close()
             owned.close()
 
     app = MeshgovAPI(
@@ -200,6 +204,7 @@ def create_app(
     app.state.settings = settings
     app.state.service = owned
     app.state.tokens = tokens
+    app.state.cpu = pool
     install_error_handlers(app)
     for module in (health, products, check, query, graph, policies, decisions, data):
         app.include_router(module.router)
@@ -211,6 +216,8 @@ def create_app(
         tokens=tokens,
         max_body_bytes=settings.max_body_bytes,
         request_model=query.AuthorizeRequest,
+        pool=pool,
+        max_sql_chars=settings.max_sql_chars,
     )
     return app
 

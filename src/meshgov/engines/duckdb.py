@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import shutil
+import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +27,10 @@ from sqlglot import exp
 from meshgov.core.manifest import LogicalType
 from meshgov.engines.base import (
     DEFAULT_STATEMENT_TIMEOUT_MS,
+    RESOURCE_LIMIT,
     PortSource,
+    QueryFailed,
+    bounded_table,
     check_available,
     collect_port_sources,
     column_kinds,
@@ -32,11 +38,13 @@ from meshgov.engines.base import (
     port_sources,
     prepare_query,
     read_snapshot,
+    resource_limit_error,
     snapshot_location,
     unavailable_port,
     unavailable_ports,
 )
 from meshgov.errors import BackendUnavailable, ManifestError, MeshgovError, SnapshotUnavailable
+from meshgov.limits import ResultLimits
 
 if TYPE_CHECKING:
     from meshgov.catalog import Catalog
@@ -62,6 +70,19 @@ _LOCKED_CONFIG: dict[str, Any] = {
     "autoload_known_extensions": False,
     "allow_community_extensions": False,
 }
+# Rows per Arrow batch when fetching a result: the caps are checked between batches.
+_FETCH_BATCH_ROWS = 65_536
+
+
+def resource_config(limits: ResultLimits, temp_dir: str) -> dict[str, Any]:
+    """Memory, threads and spill space: set at connect time, before the configuration is locked,
+    so no query can raise them."""
+    return {
+        "memory_limit": f"{limits.memory_mb}MB",
+        "threads": limits.threads,
+        "temp_directory": temp_dir,
+        "max_temp_directory_size": f"{limits.temp_mb}MB",
+    }
 
 
 class _Watchdog:
@@ -138,8 +159,15 @@ class DuckDBEngine:
         barriers: bool = True,
         kinds: frozenset[tuple[str, str]] = frozenset(),
         unavailable: dict[tuple[str, ...], SnapshotUnavailable] | None = None,
+        limits: ResultLimits | None = None,
+        owned_temp_dir: str | None = None,
     ) -> None:
         self._connection = connection
+        self._limits = limits or ResultLimits()
+        if owned_temp_dir is not None:
+            # Removed on close, or when a replaced engine is collected (the service swaps engines
+            # when the catalogue changes and lets in-flight queries finish on the old one).
+            self._cleanup = weakref.finalize(self, shutil.rmtree, owned_temp_dir, True)
         self._physical = frozenset(physical)
         # Tables of ports that could not be loaded: a query on one fails naming it.
         self._unavailable = dict(unavailable or {})
@@ -159,6 +187,7 @@ class DuckDBEngine:
         barriers: bool = True,
         on_loaded: Callable[[PortSource, int], None] | None = None,
         isolate_failures: bool = False,
+        limits: ResultLimits | None = None,
     ) -> DuckDBEngine:
         """Load every table port, install the mask function, then lock the configuration.
 
@@ -173,6 +202,7 @@ class DuckDBEngine:
                 timeout_ms=timeout_ms,
                 barriers=barriers,
                 on_loaded=on_loaded,
+                limits=limits,
             )
         sources, rejected = collect_port_sources(catalog)
         unavailable = unavailable_ports(sources, rejected)
@@ -183,6 +213,7 @@ class DuckDBEngine:
             barriers=barriers,
             on_loaded=on_loaded,
             unavailable=unavailable,
+            limits=limits,
         )
 
     @classmethod
@@ -196,15 +227,27 @@ class DuckDBEngine:
         on_loaded: Callable[[PortSource, int], None] | None = None,
         tables: dict[tuple[str, ...], pa.Table] | None = None,
         unavailable: dict[tuple[str, ...], SnapshotUnavailable] | None = None,
+        limits: ResultLimits | None = None,
     ) -> DuckDBEngine:
         """Like ``from_catalog``; ``tables`` supplies in-memory data by physical parts (bench).
 
         With ``unavailable`` (a dict, filled in place), a port whose snapshot cannot be read or
         loaded is recorded there instead of failing the whole engine.
         """
+        limits = limits or ResultLimits()
+        owned_temp_dir: str | None = None
+        if limits.temp_dir is not None:
+            limits.temp_dir.mkdir(parents=True, exist_ok=True)
+            temp_dir = str(limits.temp_dir)
+        else:
+            temp_dir = owned_temp_dir = tempfile.mkdtemp(prefix="meshgov-duckdb-")
         try:
-            connection = duckdb.connect(":memory:", config=dict(_LOCKED_CONFIG))
+            connection = duckdb.connect(
+                ":memory:", config={**_LOCKED_CONFIG, **resource_config(limits, temp_dir)}
+            )
         except duckdb.Error as exc:
+            if owned_temp_dir is not None:
+                shutil.rmtree(owned_temp_dir, ignore_errors=True)
             raise BackendUnavailable(f"cannot start DuckDB ({type(exc).__name__})") from None
         physical: set[tuple[str, ...]] = set()
         try:
@@ -234,19 +277,37 @@ class DuckDBEngine:
             connection.execute("SET lock_configuration = true")
         except duckdb.Error as exc:
             connection.close()
+            if owned_temp_dir is not None:
+                shutil.rmtree(owned_temp_dir, ignore_errors=True)
             raise BackendUnavailable(f"cannot load DuckDB ({type(exc).__name__})") from None
         except BaseException:
             connection.close()
+            if owned_temp_dir is not None:
+                shutil.rmtree(owned_temp_dir, ignore_errors=True)
             raise
         loaded = [s for s in sources if s.physical.parts in physical]
-        return cls(connection, physical, timeout_ms, barriers, column_kinds(loaded), unavailable)
+        return cls(
+            connection,
+            physical,
+            timeout_ms,
+            barriers,
+            column_kinds(loaded),
+            unavailable,
+            limits,
+            owned_temp_dir,
+        )
 
     @property
     def physical_tables(self) -> set[tuple[str, ...]]:
         return set(self._physical)
 
     def execute(self, sql: str) -> pa.Table:
-        """Run one generated query in a fresh cursor (no session state survives) → Arrow."""
+        """Run one generated query in a fresh cursor (no session state survives) → Arrow.
+
+        The result is streamed batch by batch and stops at the row or byte cap
+        (``ResultTooLarge``); closing the cursor then ends the query. Running out of the memory
+        limit is a ``LimitExceeded`` naming it.
+        """
         check_available(sql, self.dialect, self._unavailable)
         prepared = prepare_query(sql, self.dialect, self._physical, self._barriers, self._kinds)
         with self._lock:
@@ -257,12 +318,22 @@ class DuckDBEngine:
         try:
             for view in prepared.views:
                 cursor.execute(view)
-            return cursor.sql(prepared.sql).to_arrow_table()
+            reader = cursor.sql(prepared.sql).to_arrow_reader(_FETCH_BATCH_ROWS)
+            return bounded_table(reader, reader.schema, self._limits)
         except duckdb.Error as exc:
-            raise generic_engine_error(exc, self.name) from None
+            failure = generic_engine_error(exc, self.name)
+        except (pa.ArrowException, OSError) as exc:
+            # Past the first batch DuckDB's errors come through Arrow's reader as text
+            # ("INTERRUPT Error: …", "Out of Memory Error: …"): its class is the words before.
+            head = str(exc).split(" Error", 1)[0]
+            marker = "".join(word.capitalize() for word in head.split()[:4])
+            failure = generic_engine_error(exc, self.name, marker)
         finally:
             _WATCHDOG.release(token)
             cursor.close()
+        if isinstance(failure, QueryFailed) and failure.kind == RESOURCE_LIMIT:
+            raise resource_limit_error(self.name, self._limits)
+        raise failure
 
     def execute_unprotected(self, sql: str) -> pa.Table:
         """Run SQL as given, without checks or barriers (benchmarks and tests only)."""
@@ -280,6 +351,8 @@ class DuckDBEngine:
             if not self._closed:
                 self._closed = True
                 self._connection.close()
+                if hasattr(self, "_cleanup"):
+                    self._cleanup()
 
 
 def _drop_partial(connection: duckdb.DuckDBPyConnection, source: PortSource) -> None:
