@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import shutil
 import tempfile
 import threading
@@ -87,19 +88,28 @@ def resource_config(limits: ResultLimits, temp_dir: str) -> dict[str, Any]:
 
 class _Watchdog:
     """One daemon thread that interrupts queries past their deadline (DuckDB has no
-    statement timeout, and starting a timer thread per query costs milliseconds)."""
+    statement timeout, and starting a timer thread per query costs milliseconds), or all running
+    queries when the process grows past their memory guard.
+
+    DuckDB's ``memory_limit`` covers its buffer manager, not every allocation (a huge list built
+    by ``generate_series`` and unnested grows the process by gigabytes under a 128 MB limit), so
+    the process's resident size is the backstop: over the guard, the queries are interrupted and
+    reported as over the memory limit, and the process lives on.
+    """
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
-        self._deadlines: dict[int, tuple[float, duckdb.DuckDBPyConnection]] = {}
+        # token -> (deadline, cursor, resident-size guard in bytes or 0)
+        self._deadlines: dict[int, tuple[float, duckdb.DuckDBPyConnection, int]] = {}
+        self._over_memory: set[int] = set()
         self._next_token = 0
         self._thread: threading.Thread | None = None
 
-    def watch(self, cursor: duckdb.DuckDBPyConnection, seconds: float) -> int:
+    def watch(self, cursor: duckdb.DuckDBPyConnection, seconds: float, rss_guard: int = 0) -> int:
         with self._condition:
             token = self._next_token
             self._next_token += 1
-            self._deadlines[token] = (time.monotonic() + seconds, cursor)
+            self._deadlines[token] = (time.monotonic() + seconds, cursor, rss_guard)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="meshgov-duckdb-watchdog")
                 self._thread.daemon = True
@@ -107,20 +117,45 @@ class _Watchdog:
             # No notify: waking the thread per query costs the caller a GIL hand-over; it polls.
             return token
 
-    def release(self, token: int) -> None:
+    def release(self, token: int) -> bool:
+        """Stop watching; True when the query was interrupted for memory (not for time)."""
         with self._condition:
             self._deadlines.pop(token, None)
+            if token in self._over_memory:
+                self._over_memory.discard(token)
+                return True
+            return False
 
     def _run(self) -> None:
         with self._condition:
             while True:
                 now = time.monotonic()
-                for token, (deadline, cursor) in list(self._deadlines.items()):
-                    if deadline <= now:
+                guards = [g for _, _, g in self._deadlines.values() if g]
+                resident = resident_bytes() if guards else 0
+                for token, (deadline, cursor, guard) in list(self._deadlines.items()):
+                    if guard and resident > guard:
+                        del self._deadlines[token]
+                        self._over_memory.add(token)
+                        cursor.interrupt()
+                    elif deadline <= now:
                         del self._deadlines[token]
                         cursor.interrupt()
-                next_deadline = min((d for d, _ in self._deadlines.values()), default=now + 1)
-                self._condition.wait(timeout=min(max(next_deadline - now, 0.005), _POLL_SECONDS))
+                next_deadline = min((d for d, _, _ in self._deadlines.values()), default=now + 1)
+                poll = _MEMORY_POLL_SECONDS if self._deadlines else _POLL_SECONDS
+                self._condition.wait(timeout=min(max(next_deadline - now, 0.005), poll))
+
+
+def resident_bytes() -> int:
+    """The process's resident set size (Linux ``/proc``; 0, no guard, elsewhere)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_MEMORY_POLL_SECONDS = 0.05
 
 
 _POLL_SECONDS = 0.5
@@ -164,6 +199,10 @@ class DuckDBEngine:
     ) -> None:
         self._connection = connection
         self._limits = limits or ResultLimits()
+        # The process may grow by the engine's memory limit (and a margin for the Python side)
+        # over what it holds once loaded; past that the watchdog interrupts the queries.
+        loaded = resident_bytes()
+        self._rss_guard = loaded + 2 * self._limits.memory_mb * 1024 * 1024 if loaded else 0
         if owned_temp_dir is not None:
             # Removed on close, or when a replaced engine is collected (the service swaps engines
             # when the catalogue changes and lets in-flight queries finish on the old one).
@@ -314,7 +353,7 @@ class DuckDBEngine:
             if self._closed:
                 raise BackendUnavailable("the DuckDB engine is closed")
             cursor = self._connection.cursor()
-        token = _WATCHDOG.watch(cursor, self._timeout_s)
+        token = _WATCHDOG.watch(cursor, self._timeout_s, self._rss_guard)
         try:
             for view in prepared.views:
                 cursor.execute(view)
@@ -329,9 +368,9 @@ class DuckDBEngine:
             marker = "".join(word.capitalize() for word in head.split()[:4])
             failure = generic_engine_error(exc, self.name, marker)
         finally:
-            _WATCHDOG.release(token)
+            over_memory = _WATCHDOG.release(token)
             cursor.close()
-        if isinstance(failure, QueryFailed) and failure.kind == RESOURCE_LIMIT:
+        if over_memory or (isinstance(failure, QueryFailed) and failure.kind == RESOURCE_LIMIT):
             raise resource_limit_error(self.name, self._limits)
         raise failure
 
