@@ -28,12 +28,12 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meshgov.api.errors import error_body, meshgov_error_response
-from meshgov.api.metrics import Metrics
 from meshgov.api.offload import CpuPool
 from meshgov.api.security import TokenRegistry, Unauthenticated
 from meshgov.errors import MeshgovError
 from meshgov.gateway import Authorization
 from meshgov.limits import DEFAULT_MAX_SQL_CHARS
+from meshgov.metrics import Metrics
 from meshgov.service import Service, ServingState
 
 log = logging.getLogger("meshgov.api")
