@@ -55,8 +55,19 @@ def _refused(response: httpx.Response, status: int, code: str, setting: str) -> 
 
 
 # ----------------------------------------------------------------- the event loop stays free
-def test_health_answers_while_expensive_requests_run(server: RunningServer) -> None:
-    """Uncached authorizations of long queries run on workers; /health is answered meanwhile."""
+def test_health_answers_while_expensive_requests_run(tmp_path: Path) -> None:
+    """An uncached authorization of a long query runs on a worker; /health is answered meanwhile.
+
+    Its own server: the work it starts must not slow other tests' servers. (The test client
+    shares the server's process, hence its GIL: a margin for that is in the median.)"""
+    handle = start_server(settings_for(tmp_path, request_timeout_seconds=60))
+    try:
+        _health_during_expensive_requests(handle.running)
+    finally:
+        handle.stop()
+
+
+def _health_during_expensive_requests(server: RunningServer) -> None:
     results: list[tuple[float, int]] = []
 
     def expensive(index: int) -> None:
@@ -65,13 +76,13 @@ def test_health_answers_while_expensive_requests_run(server: RunningServer) -> N
             response = client.post(
                 "/v1/query/authorize",
                 json={
-                    "sql": heavy_sql(2_000, f"{uuid.uuid4().hex}_{index}"),
+                    "sql": heavy_sql(600, f"{uuid.uuid4().hex}_{index}"),
                     "purpose": "analytics",
                 },
             )
         results.append((time.monotonic() - started, response.status_code))
 
-    workers = [threading.Thread(target=expensive, args=(i,)) for i in range(3)]
+    workers = [threading.Thread(target=expensive, args=(i,)) for i in range(1)]
     for worker in workers:
         worker.start()
     latencies: list[float] = []
@@ -85,15 +96,15 @@ def test_health_answers_while_expensive_requests_run(server: RunningServer) -> N
             time.sleep(0.05)
     for worker in workers:
         worker.join()
-    assert len(results) == 3
-    # The expensive requests were in flight long enough to measure during them.
+    assert [status for _, status in results] == [200]
+    # The expensive request was in flight long enough to measure during it.
     assert len(latencies) >= 3, (latencies, results)
     assert statistics.median(latencies) < 0.1, latencies
 
 
 # ----------------------------------------------------------------- time
 def test_authorize_past_its_time_budget_is_refused_naming_it(tmp_path: Path) -> None:
-    handle = start_server(settings_for(tmp_path, request_timeout_seconds=0.5))
+    handle = start_server(settings_for(tmp_path, request_timeout_seconds=0.05))
     try:
         _authorize_past_the_budget(handle.running)
     finally:
@@ -101,14 +112,14 @@ def test_authorize_past_its_time_budget_is_refused_naming_it(tmp_path: Path) -> 
 
 
 def _authorize_past_the_budget(server: RunningServer) -> None:
-    sql = heavy_sql(3_000, uuid.uuid4().hex)  # over the 0.5 s budget
+    sql = heavy_sql(400, uuid.uuid4().hex)  # over the 0.05 s budget (parsing alone is more)
     with server.client("analyst-eu") as client:
         started = time.monotonic()
         response = client.post("/v1/query/authorize", json={"sql": sql, "purpose": "analytics"})
         elapsed = time.monotonic() - started
         health = client.get("/health")
     if response.status_code == 200:  # pragma: no cover - a machine fast enough to finish
-        pytest.skip("the authorization finished within 0.5 s on this machine")
+        pytest.skip("the authorization finished within 0.05 s on this machine")
     _refused(response, 422, "time_budget_exceeded", "MESHGOV_REQUEST_TIMEOUT_SECONDS")
     assert elapsed < 5, "the answer comes at the budget, not when the work ends"
     assert health.status_code == 200
