@@ -76,7 +76,7 @@ def _health_during_expensive_requests(server: RunningServer) -> None:
             response = client.post(
                 "/v1/query/authorize",
                 json={
-                    "sql": heavy_sql(600, f"{uuid.uuid4().hex}_{index}"),
+                    "sql": heavy_sql(3_000, f"{uuid.uuid4().hex}_{index}"),
                     "purpose": "analytics",
                 },
             )
