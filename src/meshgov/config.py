@@ -12,6 +12,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from meshgov import limits
+
 STATE_DIR = ".meshgov"
 # Used only when no key is configured (`meshgov serve` warns): hashes are then guessable.
 DEVELOPMENT_HASH_KEY = b"meshgov-development-key"
@@ -62,8 +64,25 @@ class Settings(BaseSettings):
     # Prepended to the relay's subjects and streams (`<ns>gov.…`, `<ns>dlq.…`, `<NS>MESHGOV_…`):
     # several meshgov deployments (or test runs) on one NATS server stay apart.
     stream_namespace: Annotated[str, Field(pattern=r"^[a-z0-9_-]*$", max_length=32)] = ""
-    # Per-request evaluation budget; past it the request is denied (503).
+    # Per-request time budget (authorize, rewrite, Rego, parsing, the engine's statement
+    # timeout): past it the request is refused (422 time_budget_exceeded). docs/enforcement.md.
     request_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+    # Worker threads for CPU-bound request work (off the event loop); more requests wait.
+    cpu_workers: Annotated[int, Field(ge=1, le=64)] = 4
+    # Sizes refused (413) before any work.
+    max_sql_chars: Annotated[int, Field(ge=1)] = limits.DEFAULT_MAX_SQL_CHARS
+    max_data_input_bytes: Annotated[int, Field(ge=2)] = limits.DEFAULT_MAX_DATA_INPUT_BYTES
+    max_manifest_bytes: Annotated[int, Field(ge=1024)] = limits.DEFAULT_MAX_MANIFEST_BYTES
+    # Results: a query past either cap is stopped and refused (422 result_too_large).
+    result_max_rows: Annotated[int, Field(ge=1)] = limits.DEFAULT_RESULT_MAX_ROWS
+    result_max_bytes: Annotated[int, Field(ge=1024)] = limits.DEFAULT_RESULT_MAX_BYTES
+    # Engines: DuckDB memory_limit / threads / spill directory and its size; PostgreSQL work_mem
+    # and temp_file_limit (when the connecting role may set them).
+    engine_memory_mb: Annotated[int, Field(ge=64)] = limits.DEFAULT_ENGINE_MEMORY_MB
+    engine_threads: Annotated[int, Field(ge=1, le=256)] = limits.DEFAULT_ENGINE_THREADS
+    engine_temp_dir: Path | None = None
+    engine_temp_mb: Annotated[int, Field(ge=0)] = limits.DEFAULT_ENGINE_TEMP_MB
+    engine_work_mem_mb: Annotated[int, Field(ge=1)] = limits.DEFAULT_ENGINE_WORK_MEM_MB
     # PostgreSQL wire protocol (docs/wire.md): off unless a port is set.
     pg_port: Annotated[int, Field(ge=0, le=65535)] | None = None
     pg_host: str = "127.0.0.1"

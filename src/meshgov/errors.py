@@ -10,7 +10,11 @@ HTTP statuses (API); nothing else does.
     │   │   └── ManifestErrors      invalid_manifest (several errors of one file)
     │   ├── PrincipalError          invalid_principal
     │   ├── SqlParseError           invalid_sql
-    │   └── SqlDialectError         invalid_dialect
+    │   ├── SqlDialectError         invalid_dialect
+    │   └── LimitExceeded           limit_exceeded       (a per-request budget; meshgov.limits)
+    │       ├── RequestTooLarge     request_too_large    HTTP 413
+    │       ├── ResultTooLarge      result_too_large     HTTP 422
+    │       └── TimeBudgetExceeded  time_budget_exceeded HTTP 422
     ├── AccessDenied                access_denied        exit 3 / HTTP 403
     │   └── SqlUnsupportedError     unsupported_sql
     ├── PolicyError                 policy_error         exit 4 / HTTP 500
@@ -123,6 +127,28 @@ class SqlDialectError(InputError):
     """An SQL dialect meshgov does not read or write (a usage error, not a denial)."""
 
     code = "invalid_dialect"
+
+
+class LimitExceeded(InputError):
+    """A request went past one of its budgets; the message names the limit and its setting."""
+
+    code = "limit_exceeded"
+    http_status = 422
+
+
+class RequestTooLarge(LimitExceeded):
+    code = "request_too_large"
+    http_status = 413
+
+
+class ResultTooLarge(LimitExceeded):
+    """The query's result is over the row or byte cap: it was stopped, nothing is returned."""
+
+    code = "result_too_large"
+
+
+class TimeBudgetExceeded(LimitExceeded):
+    code = "time_budget_exceeded"
 
 
 class AccessDenied(MeshgovError):

@@ -156,6 +156,10 @@ class LruCache(Generic[K, V]):
             self.hits += 1
             return value
 
+    def peek(self, key: K) -> V | None:
+        """The value, without touching order or statistics (a dict read needs no lock)."""
+        return self._items.get(key)
+
     def put(self, key: K, value: V) -> None:
         with self._lock:
             self._items[key] = value
@@ -363,7 +367,42 @@ class Gateway:
         purpose = purpose if purpose is not None else principal.purpose
         read = _normalise_dialect(read_dialect, self.default_dialect)
         write = _normalise_dialect(write_dialect, read)
-        key = (
+        key = self._rewrite_key(sql, principal, purpose, read, write, engine_barrier)
+        cached = self._rewrites.get(key)
+        if cached is not None:
+            return cached
+        result = self._authorize(sql, principal, purpose, read, write, engine_barrier)
+        self._rewrites.put(key, result)
+        return result
+
+    def cached(
+        self,
+        principal: Principal,
+        sql: str,
+        purpose: str | None = None,
+        read_dialect: str | None = None,
+        write_dialect: str | None = None,
+        *,
+        engine_barrier: bool = False,
+    ) -> Authorization | None:
+        """The cached authorization of this request, if any (no work, no statistics): callers
+        answer a cached one in place and send the rest to a worker."""
+        purpose = purpose if purpose is not None else principal.purpose
+        read = _normalise_dialect(read_dialect, self.default_dialect)
+        write = _normalise_dialect(write_dialect, read)
+        key = self._rewrite_key(sql, principal, purpose, read, write, engine_barrier)
+        return self._rewrites.peek(key)
+
+    def _rewrite_key(
+        self,
+        sql: str,
+        principal: Principal,
+        purpose: str | None,
+        read: str,
+        write: str,
+        engine_barrier: bool,
+    ) -> tuple[str, ...]:
+        return (
             self.policy.revision,
             self.catalog.revision,
             principal.cache_key(),
@@ -373,12 +412,6 @@ class Gateway:
             "barrier" if engine_barrier else "",
             sql,
         )
-        cached = self._rewrites.get(key)
-        if cached is not None:
-            return cached
-        result = self._authorize(sql, principal, purpose, read, write, engine_barrier)
-        self._rewrites.put(key, result)
-        return result
 
     def _authorize(
         self,

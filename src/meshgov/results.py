@@ -19,9 +19,10 @@ Other values JSON has no type for (decimals, in-range dates and times, intervals
 
 from __future__ import annotations
 
+import io
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,67 @@ def serialize(table: pa.Table, result_format: ResultFormat | str) -> bytes:
     if fmt is ResultFormat.json:
         return json_bytes(records(table)) + b"\n"
     return render_text_table(table).encode()
+
+
+# Rows per encoded chunk of a streamed result: a chunk's Python values are all that is held.
+ENCODE_BATCH_ROWS = 16_384
+
+
+class _ChunkSink(io.RawIOBase):
+    """A writable file that hands out what was written since the last ``take``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parts: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self._parts.append(chunk)
+        return len(chunk)
+
+    def take(self) -> bytes:
+        out = b"".join(self._parts)
+        self._parts.clear()
+        return out
+
+
+def arrow_stream_chunks(table: pa.Table, batch_rows: int = ENCODE_BATCH_ROWS) -> Iterator[bytes]:
+    """The Arrow IPC stream of ``table``, a record batch at a time (what ``serialize`` writes)."""
+    import pyarrow as pa
+
+    sink = _ChunkSink()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        yield sink.take()
+        for batch in table.to_batches(max_chunksize=batch_rows):
+            writer.write_batch(batch)
+            yield sink.take()
+    yield sink.take()
+
+
+def json_result_chunks(
+    table: pa.Table, trailer: Mapping[str, Any], batch_rows: int = ENCODE_BATCH_ROWS
+) -> Iterator[bytes]:
+    """``{"columns": [...], "rows": [...], **trailer}`` as strict JSON, a batch of rows at a time.
+
+    Equal (as JSON) to ``json_bytes`` of the whole document; only one batch of rows is ever held
+    as Python values.
+    """
+    names = unique_names(table.column_names)
+    yield b'{"columns": ' + json_bytes(list(table.column_names)) + b', "rows": ['
+    first = True
+    for batch in table.to_batches(max_chunksize=batch_rows):
+        columns = [column_values(batch.column(i)) for i in range(batch.num_columns)]
+        rows = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+        if not rows:
+            continue
+        encoded = json_bytes(rows)[1:-1]  # the items, without the list's brackets
+        yield encoded if first else b", " + encoded
+        first = False
+    tail = json_bytes(dict(trailer)) if trailer else b"{}"
+    yield b"]" + (b", " + tail[1:] if trailer else b"}")
 
 
 def json_bytes(document: Any) -> bytes:

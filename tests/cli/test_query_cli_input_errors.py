@@ -56,3 +56,15 @@ def test_unparseable_sql_exits_2_and_a_denial_exits_3(command: str) -> None:
     code, _, err = _run(command, "--purpose", "analytics", hidden)
     assert code == 3
     assert "failed_payment_count" in err
+
+
+def test_a_result_over_the_row_cap_exits_2_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MESHGOV_RESULT_MAX_ROWS", "10")
+    sql = "SELECT unnest(generate_series(1, 100)) AS x"
+    code, out, err = _run("query", "--purpose", "analytics", sql)
+    assert code == 2
+    assert out == ""
+    assert "result_too_large" in err and "MESHGOV_RESULT_MAX_ROWS" in err
+    code, out, _ = _run("query", "--purpose", "analytics", "--format", "csv", sql + " LIMIT 10")
+    assert code == 0
+    assert out.split() == ['"x"', *(str(i) for i in range(1, 11))]

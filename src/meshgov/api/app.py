@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from meshgov import __version__
 from meshgov.api.errors import error_body, install_error_handlers
 from meshgov.api.fast_authorize import AUTHORIZE_PATH, FastAuthorize, replay_body
+from meshgov.api.offload import CpuPool
 from meshgov.api.security import TokenRegistry
 from meshgov.config import Settings
 from meshgov.service import Service
@@ -168,6 +169,8 @@ def create_app(
     registry = tokens
     owned = service or Service(settings)
     owned.principals = sorted(tokens.by_id().values(), key=lambda principal: principal.id)
+    # CPU-bound request work runs here, off the event loop, within the request's time budget.
+    pool = CpuPool(settings.cpu_workers, settings.request_timeout_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -187,6 +190,7 @@ def create_app(
             gc.freeze()
             yield
         finally:
+            pool.close()
             for listener in reversed(started):
                 await listener.stop()
             if relay is not None:
@@ -223,6 +227,7 @@ def create_app(
     app.state.settings = settings
     app.state.service = owned
     app.state.tokens = tokens
+    app.state.cpu = pool
     install_error_handlers(app)
     routers = (
         health,
@@ -248,6 +253,8 @@ def create_app(
         tokens=tokens,
         max_body_bytes=settings.max_body_bytes,
         request_model=query.AuthorizeRequest,
+        pool=pool,
+        max_sql_chars=settings.max_sql_chars,
     )
     return app
 

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from meshgov.api.offload import CpuPool
 from meshgov.api.security import TokenRegistry
 from meshgov.core.principal import Principal
 from meshgov.service import Service
@@ -22,6 +23,11 @@ async def _service(request: Request) -> Service:
 async def _tokens(request: Request) -> TokenRegistry:
     tokens: TokenRegistry = request.app.state.tokens
     return tokens
+
+
+async def _cpu(request: Request) -> CpuPool:
+    pool: CpuPool = request.app.state.cpu
+    return pool
 
 
 async def _caller(
@@ -55,5 +61,6 @@ def service_and_caller(request: Request) -> tuple[Service, Principal]:
 
 ServiceDep = Annotated[Service, Depends(_service)]
 TokensDep = Annotated[TokenRegistry, Depends(_tokens)]
+CpuDep = Annotated[CpuPool, Depends(_cpu)]
 CallerDep = Annotated[Principal, Depends(_caller)]
 OptionalCallerDep = Annotated[Principal | None, Depends(_optional_caller)]

@@ -10,6 +10,10 @@ middleware send chain and response rendering (most of the per-request CPU).
 
 Everything else is handed, body replayed, to the full FastAPI application before any side effect,
 so errors (400, 401, 403, 413, 503…) keep one implementation and one shape.
+
+A cached authorization is answered on the event loop (microseconds); any other is computed on the
+worker pool (``api/offload.py``) within the request's time budget, so one expensive query cannot
+hold the loop, and a query over ``MESHGOV_MAX_SQL_CHARS`` goes to the route, which answers 413.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meshgov.api.errors import error_body, meshgov_error_response
+from meshgov.api.offload import CpuPool
 from meshgov.api.security import TokenRegistry, Unauthenticated
 from meshgov.errors import MeshgovError
 from meshgov.gateway import Authorization
+from meshgov.limits import DEFAULT_MAX_SQL_CHARS
 from meshgov.metrics import Metrics
 from meshgov.service import Service, ServingState
 
@@ -97,12 +103,18 @@ class FastAuthorize:
         tokens: TokenRegistry,
         max_body_bytes: int,
         request_model: Any,
+        pool: CpuPool | None = None,
+        max_sql_chars: int = DEFAULT_MAX_SQL_CHARS,
     ) -> None:
         self.app = app
         self.service = service
         self.tokens = tokens
         self.max_body_bytes = max_body_bytes
         self.request_model = request_model
+        self.pool = pool or CpuPool(
+            service.settings.cpu_workers, service.settings.request_timeout_seconds
+        )
+        self.max_sql_chars = max_sql_chars
         self.metrics: Metrics = service.metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -157,9 +169,13 @@ class FastAuthorize:
             await self.app(scope, replay_body(body, receive), send)
             return
         try:
-            authorization, decision_id, state = service.authorize(
-                caller, request.sql, request.purpose, request.dialect, request.to, state=state
-            )
+            arguments = (caller, request.sql, request.purpose, request.dialect, request.to)
+            if state.gateway.cached(*arguments) is not None:
+                authorization, decision_id, state = service.authorize(*arguments, state=state)
+            else:
+                authorization, decision_id, state = await self.pool.run(
+                    service.authorize, *arguments, state=state
+                )
             status = 200
             payload = authorize_body(state, authorization, decision_id)
             headers = [(b"content-length", b"%d" % len(payload)), JSON_TYPE]
@@ -193,6 +209,8 @@ class FastAuthorize:
             raise _Fallback from None
         if request.principal is not None and request.principal != caller.id:
             raise _Fallback  # 403 from the route
+        if len(request.sql) > self.max_sql_chars:
+            raise _Fallback  # 413 from the route
         return self.service, state, caller, request
 
 

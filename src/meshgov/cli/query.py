@@ -145,10 +145,14 @@ def _gateway(mesh: Catalog, policies: Path | None) -> Authorizer:
 
 
 def _open_engine(url: str, mesh: Catalog, hash_key: bytes) -> QueryEngine:
+    from meshgov.config import Settings
     from meshgov.engines.base import engine_kind, open_engine
+    from meshgov.limits import ResultLimits
 
+    # The service's result caps and engine limits, from the same MESHGOV_* variables.
+    limits = ResultLimits.from_settings(Settings())
     if engine_kind(url) == "postgresql":
-        return open_engine(url, mesh, hash_key)
+        return open_engine(url, mesh, hash_key, limits=limits)
     from rich.progress import Progress
 
     from meshgov.engines.duckdb import DuckDBEngine
@@ -156,5 +160,8 @@ def _open_engine(url: str, mesh: Catalog, hash_key: bytes) -> QueryEngine:
     with Progress(console=err_console, transient=True) as progress:
         task = progress.add_task("loading snapshots into DuckDB", total=None)
         return DuckDBEngine.from_catalog(
-            mesh, hash_key, on_loaded=lambda _source, _rows: progress.advance(task)
+            mesh,
+            hash_key,
+            on_loaded=lambda _source, _rows: progress.advance(task),
+            limits=limits,
         )

@@ -28,6 +28,9 @@ from meshgov.errors import InputError, Location
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 # A manifest with 10,000 columns has ~150,000 nodes; an alias bomb expands to billions.
 MAX_EXPANDED_NODES = 2_000_000
+# Nodes that aliases may add beyond the document's own: a reused column definition or list costs
+# a few hundred; constructing 100,000 takes ~0.1 s, so a refused document costs no more than that.
+MAX_ALIAS_NODES = 100_000
 # Python refuses to print an integer of more than 4,300 decimal digits (~14,284 bits); such a
 # value would fail later, in JSON or in a message, so it is refused where it is read.
 _MAX_INT_BITS = 14_000
@@ -94,6 +97,59 @@ class _NodeBudget:
                 "document expands to too many nodes (YAML alias bomb?)",
                 Location(file=self.source, line=node.start_mark.line + 1),
             )
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def check_expansion(root: yaml.Node, source: str) -> int:
+    """Refuse a document whose aliases expand it too far, before constructing anything.
+
+    The composed graph shares an anchored node between its aliases, so the expanded size of each
+    node is computed once (memoised by identity) in one iterative post-order pass: linear in the
+    document, whatever the expansion. An alias to one of its own ancestors (a cycle) is refused
+    too. Returns the expanded node count.
+    """
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()  # nodes whose subtree is being summed: the current ancestors
+    distinct = 0
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            on_path.discard(key)
+            total = 1 + sum(sizes[id(child)] for child in _children(node))
+            sizes[key] = total
+            distinct += 1
+            if total > MAX_EXPANDED_NODES or total - distinct > MAX_ALIAS_NODES:
+                raise InputError(
+                    "the YAML aliases of this node expand the document past the limit of "
+                    f"{MAX_ALIAS_NODES:,} aliased nodes ({MAX_EXPANDED_NODES:,} in all): "
+                    "alias bomb?",
+                    Location(
+                        file=source,
+                        line=node.start_mark.line + 1,
+                        column_number=node.start_mark.column + 1,
+                    ),
+                )
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise InputError(
+                "a YAML alias refers to a node that contains it (recursive alias)",
+                Location(file=source, line=node.start_mark.line + 1),
+            )
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+    return sizes[id(root)]
 
 
 def _construct(node: yaml.Node, path: Path, doc: SourceDocument, budget: _NodeBudget) -> Any:
@@ -220,6 +276,7 @@ def load_yaml(text: str, source: str) -> SourceDocument:
             "several YAML documents in one file; put one product per file",
             Location(file=source, line=nodes[1].start_mark.line + 1),
         )
+    check_expansion(nodes[0], source)
     try:
         doc.data = _construct(nodes[0], (), doc, _NodeBudget(source))
     except yaml.YAMLError as exc:

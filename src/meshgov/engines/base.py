@@ -21,14 +21,19 @@ from meshgov.errors import (
     AccessDenied,
     BackendUnavailable,
     InputError,
+    LimitExceeded,
     Location,
     ManifestError,
     MeshgovError,
+    ResultTooLarge,
     SnapshotUnavailable,
     SqlUnsupportedError,
 )
+from meshgov.limits import ResultLimits, check_deadline
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import pyarrow as pa
     from sqlglot import exp
 
@@ -563,7 +568,11 @@ def _matches_physical(parts: tuple[str, ...], physical: frozenset[tuple[str, ...
 
 
 # Engine error classes by the words in their type or SQLSTATE class; the text itself is dropped.
+# Out of memory, disk full (temp files) and configuration limits (temp_file_limit) come first:
+# DuckDB's OutOfMemoryException is an OperationalError, which is not a lost connection.
+RESOURCE_LIMIT = "resource limit"
 _ERROR_CLASSES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("OutOfMemory", "53200", "53100", "53400"), RESOURCE_LIMIT),
     (("Conversion", "22P02", "22003", "22007", "22008", "InvalidTextRepresentation"), "conversion"),
     (("DivisionByZero", "22012"), "division by zero"),
     (("OutOfRange", "NumericValueOutOfRange"), "value out of range"),
@@ -579,16 +588,23 @@ _ERROR_CLASSES: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 
 
-def generic_engine_error(exc: BaseException, engine: str) -> MeshgovError:
-    """Map an engine exception to a message that carries no engine text (it may hold values)."""
-    marker = f"{type(exc).__module__}.{type(exc).__name__} {getattr(exc, 'sqlstate', '') or ''}"
+def generic_engine_error(
+    exc: BaseException, engine: str, marker: str | None = None
+) -> MeshgovError:
+    """Map an engine exception to a message that carries no engine text (it may hold values).
+
+    ``marker``: the error class when the exception's type does not carry it (an error raised
+    while streaming comes through Arrow's reader as text).
+    """
+    if marker is None:
+        marker = f"{type(exc).__module__}.{type(exc).__name__} {getattr(exc, 'sqlstate', '') or ''}"
     # Details are for operators' logs only; the user sees the class.
     log.debug("engine %s error %s", engine, marker)
-    if _is_connection_error(exc):
-        return BackendUnavailable(f"{engine} engine is unavailable ({type(exc).__name__})")
     kind = next(
         (label for words, label in _ERROR_CLASSES if any(w in marker for w in words)), "error"
     )
+    if kind != RESOURCE_LIMIT and _is_connection_error(exc):
+        return BackendUnavailable(f"{engine} engine is unavailable ({type(exc).__name__})")
     if kind == "permission denied":
         return AccessDenied(f"the {engine} engine refused the query ({kind})")
     return QueryFailed(
@@ -596,6 +612,49 @@ def generic_engine_error(exc: BaseException, engine: str) -> MeshgovError:
         "because they can contain data values",
         kind,
     )
+
+
+def resource_limit_error(engine: str, limits: ResultLimits) -> LimitExceeded:
+    """The query ran out of the memory or temporary space the engine gives one query."""
+    return LimitExceeded(
+        f"the query exceeded the {engine} engine's memory or temporary-space limit "
+        f"({limits.memory_mb:,} MB memory, MESHGOV_ENGINE_MEMORY_MB; {limits.temp_mb:,} MB "
+        "temporary files, MESHGOV_ENGINE_TEMP_MB) and was stopped"
+    )
+
+
+def result_too_large(limits: ResultLimits, rows: int) -> ResultTooLarge:
+    if rows > limits.max_rows:
+        return ResultTooLarge(
+            f"the result has more than {limits.max_rows:,} rows (MESHGOV_RESULT_MAX_ROWS); "
+            "the query was stopped: aggregate, filter or add a LIMIT"
+        )
+    return ResultTooLarge(
+        f"the result is larger than {limits.max_bytes:,} bytes (MESHGOV_RESULT_MAX_BYTES) after "
+        f"{rows:,} rows; the query was stopped: select fewer columns or rows"
+    )
+
+
+def bounded_table(
+    batches: Iterable[pa.RecordBatch], schema: pa.Schema, limits: ResultLimits
+) -> pa.Table:
+    """Collect an engine's result batch by batch, stopping at the row or byte cap.
+
+    The caller closes the engine's cursor when this raises, which stops the query; nothing past
+    the caps is ever fetched. The request's deadline is checked between batches.
+    """
+    import pyarrow as pa
+
+    kept: list[pa.RecordBatch] = []
+    rows = size = 0
+    for batch in batches:
+        check_deadline()
+        rows += batch.num_rows
+        size += batch.nbytes
+        if rows > limits.max_rows or size > limits.max_bytes:
+            raise result_too_large(limits, rows)
+        kept.append(batch)
+    return pa.Table.from_batches(kept, schema=schema)
 
 
 def _is_connection_error(exc: BaseException) -> bool:
@@ -623,6 +682,7 @@ def open_engine(
     *,
     timeout_ms: int | None = None,
     isolate_failures: bool = False,
+    limits: ResultLimits | None = None,
 ) -> QueryEngine:
     """``duckdb`` (embedded, loads the catalogue's snapshots) or ``postgresql://…`` (pre-loaded).
 
@@ -639,6 +699,7 @@ def open_engine(
             hash_key,
             timeout_ms=timeout_ms or DEFAULT_STATEMENT_TIMEOUT_MS,
             isolate_failures=isolate_failures,
+            limits=limits or ResultLimits(),
         )
     from meshgov.engines.postgres import PostgresEngine
 
@@ -647,6 +708,7 @@ def open_engine(
         catalog,
         timeout_ms=timeout_ms or DEFAULT_STATEMENT_TIMEOUT_MS,
         isolate_failures=isolate_failures,
+        limits=limits or ResultLimits(),
     )
 
 

@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
+import shutil
+import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -28,18 +32,23 @@ from meshgov.core.manifest import LogicalType
 from meshgov.engines.base import (
     CANCEL_SCOPE,
     DEFAULT_STATEMENT_TIMEOUT_MS,
+    RESOURCE_LIMIT,
     PortSource,
+    QueryFailed,
+    bounded_table,
     check_available,
     collect_port_sources,
     generic_engine_error,
     port_sources,
     prepare_query,
     read_snapshot,
+    resource_limit_error,
     snapshot_location,
     unavailable_port,
     unavailable_ports,
 )
 from meshgov.errors import BackendUnavailable, ManifestError, MeshgovError, SnapshotUnavailable
+from meshgov.limits import ResultLimits
 
 if TYPE_CHECKING:
     from meshgov.catalog import Catalog
@@ -65,23 +74,45 @@ _LOCKED_CONFIG: dict[str, Any] = {
     "autoload_known_extensions": False,
     "allow_community_extensions": False,
 }
+# Rows per Arrow batch when fetching a result: the caps are checked between batches.
+_FETCH_BATCH_ROWS = 65_536
+
+
+def resource_config(limits: ResultLimits, temp_dir: str) -> dict[str, Any]:
+    """Memory, threads and spill space: set at connect time, before the configuration is locked,
+    so no query can raise them."""
+    return {
+        "memory_limit": f"{limits.memory_mb}MB",
+        "threads": limits.threads,
+        "temp_directory": temp_dir,
+        "max_temp_directory_size": f"{limits.temp_mb}MB",
+    }
 
 
 class _Watchdog:
     """One daemon thread that interrupts queries past their deadline (DuckDB has no
-    statement timeout, and starting a timer thread per query costs milliseconds)."""
+    statement timeout, and starting a timer thread per query costs milliseconds), or all running
+    queries when the process grows past their memory guard.
+
+    DuckDB's ``memory_limit`` covers its buffer manager, not every allocation (a huge list built
+    by ``generate_series`` and unnested grows the process by gigabytes under a 128 MB limit), so
+    the process's resident size is the backstop: over the guard, the queries are interrupted and
+    reported as over the memory limit, and the process lives on.
+    """
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
-        self._deadlines: dict[int, tuple[float, duckdb.DuckDBPyConnection]] = {}
+        # token -> (deadline, cursor, resident-size guard in bytes or 0)
+        self._deadlines: dict[int, tuple[float, duckdb.DuckDBPyConnection, int]] = {}
+        self._over_memory: set[int] = set()
         self._next_token = 0
         self._thread: threading.Thread | None = None
 
-    def watch(self, cursor: duckdb.DuckDBPyConnection, seconds: float) -> int:
+    def watch(self, cursor: duckdb.DuckDBPyConnection, seconds: float, rss_guard: int = 0) -> int:
         with self._condition:
             token = self._next_token
             self._next_token += 1
-            self._deadlines[token] = (time.monotonic() + seconds, cursor)
+            self._deadlines[token] = (time.monotonic() + seconds, cursor, rss_guard)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="meshgov-duckdb-watchdog")
                 self._thread.daemon = True
@@ -89,20 +120,45 @@ class _Watchdog:
             # No notify: waking the thread per query costs the caller a GIL hand-over; it polls.
             return token
 
-    def release(self, token: int) -> None:
+    def release(self, token: int) -> bool:
+        """Stop watching; True when the query was interrupted for memory (not for time)."""
         with self._condition:
             self._deadlines.pop(token, None)
+            if token in self._over_memory:
+                self._over_memory.discard(token)
+                return True
+            return False
 
     def _run(self) -> None:
         with self._condition:
             while True:
                 now = time.monotonic()
-                for token, (deadline, cursor) in list(self._deadlines.items()):
-                    if deadline <= now:
+                guards = [g for _, _, g in self._deadlines.values() if g]
+                resident = resident_bytes() if guards else 0
+                for token, (deadline, cursor, guard) in list(self._deadlines.items()):
+                    if guard and resident > guard:
+                        del self._deadlines[token]
+                        self._over_memory.add(token)
+                        cursor.interrupt()
+                    elif deadline <= now:
                         del self._deadlines[token]
                         cursor.interrupt()
-                next_deadline = min((d for d, _ in self._deadlines.values()), default=now + 1)
-                self._condition.wait(timeout=min(max(next_deadline - now, 0.005), _POLL_SECONDS))
+                next_deadline = min((d for d, _, _ in self._deadlines.values()), default=now + 1)
+                poll = _MEMORY_POLL_SECONDS if self._deadlines else _POLL_SECONDS
+                self._condition.wait(timeout=min(max(next_deadline - now, 0.005), poll))
+
+
+def resident_bytes() -> int:
+    """The process's resident set size (Linux ``/proc``; 0, no guard, elsewhere)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_MEMORY_POLL_SECONDS = 0.05
 
 
 _POLL_SECONDS = 0.5
@@ -140,8 +196,19 @@ class DuckDBEngine:
         timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
         barriers: bool = False,
         unavailable: dict[tuple[str, ...], SnapshotUnavailable] | None = None,
+        limits: ResultLimits | None = None,
+        owned_temp_dir: str | None = None,
     ) -> None:
         self._connection = connection
+        self._limits = limits or ResultLimits()
+        # The process may grow by the engine's memory limit (and a margin for the Python side)
+        # over what it holds once loaded; past that the watchdog interrupts the queries.
+        loaded = resident_bytes()
+        self._rss_guard = loaded + 2 * self._limits.memory_mb * 1024 * 1024 if loaded else 0
+        if owned_temp_dir is not None:
+            # Removed on close, or when a replaced engine is collected (the service swaps engines
+            # when the catalogue changes and lets in-flight queries finish on the old one).
+            self._cleanup = weakref.finalize(self, shutil.rmtree, owned_temp_dir, True)
         self._physical = frozenset(physical)
         # Tables of ports that could not be loaded: a query on one fails naming it.
         self._unavailable = dict(unavailable or {})
@@ -164,6 +231,7 @@ class DuckDBEngine:
         barriers: bool = False,
         on_loaded: Callable[[PortSource, int], None] | None = None,
         isolate_failures: bool = False,
+        limits: ResultLimits | None = None,
     ) -> DuckDBEngine:
         """Load every table port, install the mask function, then lock the configuration.
 
@@ -178,6 +246,7 @@ class DuckDBEngine:
                 timeout_ms=timeout_ms,
                 barriers=barriers,
                 on_loaded=on_loaded,
+                limits=limits,
             )
         sources, rejected = collect_port_sources(catalog)
         unavailable = unavailable_ports(sources, rejected)
@@ -188,6 +257,7 @@ class DuckDBEngine:
             barriers=barriers,
             on_loaded=on_loaded,
             unavailable=unavailable,
+            limits=limits,
         )
 
     @classmethod
@@ -201,15 +271,27 @@ class DuckDBEngine:
         on_loaded: Callable[[PortSource, int], None] | None = None,
         tables: dict[tuple[str, ...], pa.Table] | None = None,
         unavailable: dict[tuple[str, ...], SnapshotUnavailable] | None = None,
+        limits: ResultLimits | None = None,
     ) -> DuckDBEngine:
         """Like ``from_catalog``; ``tables`` supplies in-memory data by physical parts (bench).
 
         With ``unavailable`` (a dict, filled in place), a port whose snapshot cannot be read or
         loaded is recorded there instead of failing the whole engine.
         """
+        limits = limits or ResultLimits()
+        owned_temp_dir: str | None = None
+        if limits.temp_dir is not None:
+            limits.temp_dir.mkdir(parents=True, exist_ok=True)
+            temp_dir = str(limits.temp_dir)
+        else:
+            temp_dir = owned_temp_dir = tempfile.mkdtemp(prefix="meshgov-duckdb-")
         try:
-            connection = duckdb.connect(":memory:", config=dict(_LOCKED_CONFIG))
+            connection = duckdb.connect(
+                ":memory:", config={**_LOCKED_CONFIG, **resource_config(limits, temp_dir)}
+            )
         except duckdb.Error as exc:
+            if owned_temp_dir is not None:
+                shutil.rmtree(owned_temp_dir, ignore_errors=True)
             raise BackendUnavailable(f"cannot start DuckDB ({type(exc).__name__})") from None
         physical: set[tuple[str, ...]] = set()
         try:
@@ -239,39 +321,58 @@ class DuckDBEngine:
             connection.execute("SET lock_configuration = true")
         except duckdb.Error as exc:
             connection.close()
+            if owned_temp_dir is not None:
+                shutil.rmtree(owned_temp_dir, ignore_errors=True)
             raise BackendUnavailable(f"cannot load DuckDB ({type(exc).__name__})") from None
         except BaseException:
             connection.close()
+            if owned_temp_dir is not None:
+                shutil.rmtree(owned_temp_dir, ignore_errors=True)
             raise
-        return cls(connection, physical, timeout_ms, barriers, unavailable)
+        return cls(connection, physical, timeout_ms, barriers, unavailable, limits, owned_temp_dir)
 
     @property
     def physical_tables(self) -> set[tuple[str, ...]]:
         return set(self._physical)
 
     def execute(self, sql: str) -> pa.Table:
-        """Run one generated query in a fresh cursor (no session state survives) → Arrow."""
+        """Run one generated query in a fresh cursor (no session state survives) → Arrow.
+
+        The result is streamed batch by batch and stops at the row or byte cap
+        (``ResultTooLarge``); closing the cursor then ends the query. Running out of the memory
+        limit is a ``LimitExceeded`` naming it.
+        """
         check_available(sql, self.dialect, self._unavailable)
         prepared = prepare_query(sql, self.dialect, self._physical, self._barriers)
         with self._lock:
             if self._closed:
                 raise BackendUnavailable("the DuckDB engine is closed")
             cursor = self._connection.cursor()
-        token = _WATCHDOG.watch(cursor, self._timeout_s)
+        token = _WATCHDOG.watch(cursor, self._timeout_s, self._rss_guard)
         scope = CANCEL_SCOPE.get()
         try:
             if scope is not None:
                 scope.bind(cursor.interrupt)
             for view in prepared.views:
                 cursor.execute(view)
-            return cursor.sql(prepared.sql).to_arrow_table()
+            reader = cursor.sql(prepared.sql).to_arrow_reader(_FETCH_BATCH_ROWS)
+            return bounded_table(reader, reader.schema, self._limits)
         except duckdb.Error as exc:
-            raise generic_engine_error(exc, self.name) from None
+            failure = generic_engine_error(exc, self.name)
+        except (pa.ArrowException, OSError) as exc:
+            # Past the first batch DuckDB's errors come through Arrow's reader as text
+            # ("INTERRUPT Error: …", "Out of Memory Error: …"): its class is the words before.
+            head = str(exc).split(" Error", 1)[0]
+            marker = "".join(word.capitalize() for word in head.split()[:4])
+            failure = generic_engine_error(exc, self.name, marker)
         finally:
             if scope is not None:
                 scope.unbind()
-            _WATCHDOG.release(token)
+            over_memory = _WATCHDOG.release(token)
             cursor.close()
+        if over_memory or (isinstance(failure, QueryFailed) and failure.kind == RESOURCE_LIMIT):
+            raise resource_limit_error(self.name, self._limits)
+        raise failure
 
     def execute_unprotected(self, sql: str) -> pa.Table:
         """Run SQL as given, without checks or barriers (benchmarks and tests only)."""
@@ -289,6 +390,8 @@ class DuckDBEngine:
             if not self._closed:
                 self._closed = True
                 self._connection.close()
+                if hasattr(self, "_cleanup"):
+                    self._cleanup()
 
 
 def _drop_partial(connection: duckdb.DuckDBPyConnection, source: PortSource) -> None:

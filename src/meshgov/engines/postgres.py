@@ -33,17 +33,22 @@ from meshgov.core.manifest import LogicalType
 from meshgov.engines.base import (
     CANCEL_SCOPE,
     DEFAULT_STATEMENT_TIMEOUT_MS,
+    RESOURCE_LIMIT,
     PortSource,
+    QueryFailed,
     check_available,
     collect_port_sources,
     generic_engine_error,
     port_sources,
     prepare_query,
     read_snapshot,
+    resource_limit_error,
+    result_too_large,
     snapshot_location,
     unavailable_ports,
 )
 from meshgov.errors import BackendUnavailable, InputError, ManifestError, SnapshotUnavailable
+from meshgov.limits import ResultLimits, check_deadline
 
 if TYPE_CHECKING:
     from meshgov.catalog import Catalog
@@ -62,6 +67,9 @@ POSTGRES_TYPES: dict[LogicalType, str] = {
     LogicalType.struct: "jsonb",
 }
 _MAX_IDLE_CONNECTIONS = 4
+# Rows fetched per round trip from the server-side cursor: the caps are checked between fetches.
+_FETCH_ROWS = 10_000
+_RESULT_CURSOR = "meshgov_result"
 
 # Constant statements (no interpolation): the mask function and the per-database hardening.
 _HASH_FUNCTION = """
@@ -349,8 +357,10 @@ class PostgresEngine:
         timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
         barriers: bool = True,
         isolate_failures: bool = False,
+        limits: ResultLimits | None = None,
     ) -> None:
         self._dsn = dsn
+        self._limits = limits or ResultLimits()
         self._unavailable: dict[tuple[str, ...], SnapshotUnavailable] = {}
         self._timeout_ms = timeout_ms
         self._barriers = barriers
@@ -371,6 +381,9 @@ class PostgresEngine:
                     f"database {self._database!r} is not loaded: run `meshgov load --engine …`"
                 )
             conn.rollback()
+            # Per-query resource settings, applied before SET ROLE (temp_file_limit needs the
+            # connecting role's privilege) by each transaction; those it may not set are skipped.
+            self._resource_settings = _settable(conn, _resource_settings(self._limits))
         except BaseException:
             conn.close()
             raise
@@ -413,6 +426,8 @@ class PostgresEngine:
         scope = CANCEL_SCOPE.get()
         try:
             with conn.cursor() as cursor:
+                for name, value in self._resource_settings:
+                    cursor.execute(_set_local(name, value))
                 cursor.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self._role)))
                 cursor.execute(
                     sql.SQL("SET LOCAL statement_timeout = {}").format(
@@ -426,11 +441,17 @@ class PostgresEngine:
                 cursor.execute("SET LOCAL transaction_read_only = on")
                 if scope is not None:
                     scope.bind(conn.cancel_safe)
-                cursor.execute(statement)
-                return _to_arrow(cursor)
+            # A server-side cursor: rows come in bounded fetches, and closing it (the rollback)
+            # stops the query at the cap instead of transferring the whole result.
+            with conn.cursor(name=_RESULT_CURSOR) as result:
+                result.execute(statement)
+                return _to_arrow(result, self._limits)
         except psycopg.Error as exc:
             healthy = not conn.closed and not conn.broken
-            raise generic_engine_error(exc, self.name) from None
+            failure = generic_engine_error(exc, self.name)
+            if isinstance(failure, QueryFailed) and failure.kind == RESOURCE_LIMIT:
+                raise resource_limit_error(self.name, self._limits) from None
+            raise failure from None
         finally:
             if scope is not None:
                 scope.unbind()
@@ -463,11 +484,55 @@ class PostgresEngine:
             conn.close()
 
 
-def _to_arrow(cursor: psycopg.Cursor[Any]) -> pa.Table:
+def _resource_settings(limits: ResultLimits) -> list[tuple[str, str]]:
+    return [
+        ("work_mem", f"{limits.work_mem_mb}MB"),
+        ("temp_file_limit", f"{limits.temp_mb}MB"),
+    ]
+
+
+def _set_local(name: str, value: str) -> sql.Composed:
+    return sql.SQL("SET LOCAL {} = {}").format(sql.Identifier(name), sql.Literal(value))
+
+
+def _settable(
+    conn: psycopg.Connection[Any], wanted: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The settings this connection's role may set (``temp_file_limit`` needs a superuser or a
+    PostgreSQL 15 ``GRANT SET``); the others are left to the server's configuration."""
+    allowed: list[tuple[str, str]] = []
+    for name, value in wanted:
+        try:
+            with conn.transaction():
+                conn.execute(_set_local(name, value))
+            allowed.append((name, value))
+        except psycopg.Error:
+            continue
+    conn.rollback()
+    return allowed
+
+
+def _value_bytes(rows: Sequence[tuple[Any, ...]]) -> int:
+    """About what the rows take as Arrow: text and bytes by length, other values 8 bytes."""
+    return sum(len(value) if isinstance(value, str | bytes) else 8 for row in rows for value in row)
+
+
+def _to_arrow(cursor: psycopg.Cursor[Any], limits: ResultLimits | None = None) -> pa.Table:
     description = cursor.description
     if description is None:
         raise InputError("the query returned no result set")
-    rows: Sequence[tuple[Any, ...]] = cursor.fetchall()
+    limits = limits or ResultLimits()
+    rows: list[tuple[Any, ...]] = []
+    size = 0
+    while True:
+        chunk = cursor.fetchmany(_FETCH_ROWS)
+        if not chunk:
+            break
+        check_deadline()
+        rows.extend(chunk)
+        size += _value_bytes(chunk)
+        if len(rows) > limits.max_rows or size > limits.max_bytes:
+            raise result_too_large(limits, len(rows))
     names = [column.name for column in description]
     arrays: list[pa.Array] = []
     for index, column in enumerate(description):

@@ -12,6 +12,7 @@ from meshgov.core.sql.model import AccessDecision, PortRef, ports_of
 from meshgov.errors import AccessDenied, InputError, MeshgovError
 from meshgov.execution import run_secure_sql, structural_barrier
 from meshgov.gateway import Authorization
+from meshgov.limits import ResultLimits
 from meshgov.serving.decisions import DecisionLogging, logged_outcome, request_digest
 from meshgov.serving.state import ServingState
 
@@ -89,6 +90,7 @@ class Queries(DecisionLogging):
                 self.settings.hash_key(),
                 timeout_ms=int(self.settings.request_timeout_seconds * 1000),
                 isolate_failures=True,
+                limits=ResultLimits.from_settings(self.settings),
             )
             # The previous engine may still serve in-flight queries; DuckDB frees it on GC.
             self._query_engine = engine

@@ -18,6 +18,7 @@ from meshgov.core.principal import Principal
 from meshgov.core.yaml_source import SourceDocument
 from meshgov.errors import InputError, Location, ManifestError, NotFound
 from meshgov.gate import Gate, SourcedManifest, sourced
+from meshgov.limits import check_deadline
 from meshgov.serving.decisions import DecisionLogging
 from meshgov.serving.state import ServingState, data_root_of, manifest_of
 from meshgov.store.base import ProductVersion
@@ -112,6 +113,7 @@ class Registry(DecisionLogging):
             )
             if not passed:
                 return PublishResult(False, manifest.id, manifest.metadata.version, found)
+            check_deadline()  # past the request's budget nothing is written (meshgov.limits)
             self.store.publish(
                 ProductVersion(
                     domain,

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from meshgov.api.deps import CallerDep, ServiceDep
-from meshgov.service import gate_passes
+from meshgov.api.deps import CallerDep, CpuDep, ServiceDep
+from meshgov.limits import check_size
+from meshgov.service import Service, gate_passes
 
 router = APIRouter(prefix="/v1", tags=["check"])
 
@@ -29,10 +29,28 @@ class CheckResponse(BaseModel):
     findings: list[dict[str, Any]]
 
 
-@router.post("/check", response_model=CheckResponse)
-async def check(request: CheckRequest, service: ServiceDep, caller: CallerDep) -> CheckResponse:
+def check_manifest_size(service: Service, text: str, what: str = "the manifest") -> None:
+    check_size(
+        len(text.encode()), service.settings.max_manifest_bytes, what, "MESHGOV_MAX_MANIFEST_BYTES"
+    )
+
+
+@router.post(
+    "/check",
+    response_model=CheckResponse,
+    responses={
+        413: {"description": "a manifest is larger than MESHGOV_MAX_MANIFEST_BYTES"},
+        422: {"description": "the request exceeded its time budget (time_budget_exceeded)"},
+    },
+)
+async def check(
+    request: CheckRequest, service: ServiceDep, caller: CallerDep, pool: CpuDep
+) -> CheckResponse:
     """Findings of the active policies for one manifest (as ``meshgov check`` would report)."""
-    findings, decision_id, revision = await run_in_threadpool(
+    check_manifest_size(service, request.manifest)
+    if request.previous is not None:
+        check_manifest_size(service, request.previous, "the previous manifest")
+    findings, decision_id, revision = await pool.run(
         service.check, caller, request.manifest, request.previous
     )
     return CheckResponse(

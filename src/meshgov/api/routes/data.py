@@ -17,11 +17,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from meshgov.api.data_inputs import blame, check_input
-from meshgov.api.deps import OptionalCallerDep, ServiceDep, TokensDep
+from meshgov.api.deps import CpuDep, OptionalCallerDep, ServiceDep, TokensDep
+from meshgov.api.offload import CpuPool
 from meshgov.api.security import TokenRegistry, may_speak_for_others
 from meshgov.api.trino import PortIndex, TrinoAuthorizer, TrinoRequest, trino_principal
 from meshgov.core.principal import Principal
 from meshgov.errors import AccessDenied, InputError, PolicyEvaluationError
+from meshgov.limits import check_size
 from meshgov.service import Service, data_api_outcome
 
 router = APIRouter(prefix="/v1/data", tags=["opa"])
@@ -48,10 +50,27 @@ INPUT_SCHEMA: dict[str, Any] = {
 }
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
+def _check_input_size(service: Service, path: str, size: int) -> None:
+    """Rego's cost grows with the input (faster than linearly for the gate's rules) and a native
+    evaluation cannot be stopped: the input's size is its budget, checked before parsing.
+
+    Trino's requests (whose size grows with a table's columns) are not evaluated as Rego and have
+    only the body limit."""
+    if _trino_rule(path) is not None:
+        return
+    check_size(
+        size,
+        service.settings.max_data_input_bytes,
+        "the Data API input",
+        "MESHGOV_MAX_DATA_INPUT_BYTES",
+    )
+
+
+async def _json_body(request: Request, service: Service, path: str) -> dict[str, Any]:
     raw = await request.body()
     if not raw.strip():
         return {}
+    _check_input_size(service, path, len(raw))
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -130,7 +149,19 @@ async def _answer(
     service: Service,
     tokens: TokenRegistry,
     caller: Principal | None,
+    pool: CpuPool,
 ) -> JSONResponse:
+    """Parsed and checked on the loop; decided (Rego, Trino decisions) on the worker pool."""
+    return JSONResponse(await pool.run(_result, path, body, service, tokens, caller))
+
+
+def _result(
+    path: str,
+    body: dict[str, Any],
+    service: Service,
+    tokens: TokenRegistry,
+    caller: Principal | None,
+) -> dict[str, Any]:
     caller_id = caller.id if caller else None
     may_speak = caller is None or may_speak_for_others(caller)
     rule = _trino_rule(path)
@@ -140,8 +171,7 @@ async def _answer(
                 "the Trino endpoints answer for other identities: the caller must be in the "
                 "'query-engines' group"
             )
-        result = _trino(service, tokens.by_id(), caller_id, rule, body)
-        return JSONResponse({"result": result})
+        return {"result": _trino(service, tokens.by_id(), caller_id, rule, body)}
     if "input" in body and len(body) > 1:
         raise InputError('unknown keys in the body; expected {"input": …}')
     document = body.get("input")
@@ -162,8 +192,8 @@ async def _answer(
         revision=revision,
     )
     if value is None:
-        return JSONResponse({})
-    return JSONResponse({"result": value, "decision_id": decision_id})
+        return {}
+    return {"result": value, "decision_id": decision_id}
 
 
 @router.post("/{path:path}", openapi_extra=INPUT_SCHEMA)
@@ -178,8 +208,8 @@ async def post_data(path: str, request: Request) -> JSONResponse:
     header = request.headers.get("authorization")
     if header is not None or not request.app.state.settings.data_api_anonymous:
         caller = tokens.authenticate(header)
-    body = await _json_body(request)
-    return await _answer(path, body, service, tokens, caller)
+    body = await _json_body(request, service, path)
+    return await _answer(path, body, service, tokens, caller, request.app.state.cpu)
 
 
 @router.get("/{path:path}")
@@ -188,13 +218,15 @@ async def get_data(
     service: ServiceDep,
     tokens: TokensDep,
     caller: OptionalCallerDep,
+    pool: CpuDep,
     input: Annotated[str | None, Query(description="JSON-encoded input document")] = None,
 ) -> JSONResponse:
     """Evaluate ``data.<path>`` (``input`` as a JSON query parameter, as OPA accepts)."""
     body: dict[str, Any] = {}
     if input is not None:
+        _check_input_size(service, path, len(input.encode()))
         try:
             body["input"] = json.loads(input)
         except ValueError:
             raise InputError("the input query parameter is not valid JSON") from None
-    return await _answer(path, body, service, tokens, caller)
+    return await _answer(path, body, service, tokens, caller, pool)

@@ -21,8 +21,10 @@ class Health(BaseModel):
 
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
-def health(service: ServiceDep) -> JSONResponse:
-    """Liveness and readiness: 503 when no policy revision is active (every decision denies)."""
+async def health(service: ServiceDep) -> JSONResponse:
+    """Liveness and readiness: 503 when no policy revision is active (every decision denies).
+
+    On the event loop (it only reads the serving state): it answers while workers are busy."""
     ready = service.ready
     state = service.current
     body = Health(

@@ -6,12 +6,12 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from meshgov.api.deps import CallerDep, ServiceDep
+from meshgov.api.deps import CallerDep, CpuDep, ServiceDep
 from meshgov.api.routes._body import text_body, text_request_body
+from meshgov.api.routes.check import check_manifest_size
 from meshgov.api.security import require_owner
 from meshgov.catalog import read_manifest_text
 from meshgov.errors import NotFound
@@ -143,7 +143,10 @@ def _detail(version: ProductVersion) -> ProductDetail:
     "/{domain}/{name}",
     response_model=PublishResponse,
     status_code=201,
-    responses={422: {"model": PublishResponse, "description": "the release gate failed"}},
+    responses={
+        422: {"model": PublishResponse, "description": "the release gate failed"},
+        413: {"description": "the manifest is larger than MESHGOV_MAX_MANIFEST_BYTES"},
+    },
     openapi_extra=text_request_body("manifest", "The manifest (meshgov/v1 or ODCS v3)."),
 )
 async def publish_product(
@@ -152,12 +155,18 @@ async def publish_product(
     request: Request,
     service: ServiceDep,
     caller: CallerDep,
+    pool: CpuDep,
 ) -> JSONResponse:
-    """Publish a version; only the domain's owners may, and only when the release gate passes."""
+    """Publish a version; only the domain's owners may, and only when the release gate passes.
+
+    Past the time budget the answer is 422 ``time_budget_exceeded`` and nothing is published
+    (the service checks the deadline before it writes).
+    """
     require_owner(caller, domain)
     text = await text_body(request, json_field="manifest")
+    check_manifest_size(service, text)
     revision = service.state.revision
-    result = await run_in_threadpool(service.publish, caller, domain, name, text)
+    result = await pool.run_to_completion(service.publish, caller, domain, name, text)
     body = PublishResponse(
         published=result.published,
         product=result.product,
