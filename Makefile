@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/graph_bench.py
 	$(BIN)/python bench/rewrite_bench.py
 	$(BIN)/python bench/service_bench.py
+	$(BIN)/python bench/trino_bench.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -50,6 +50,7 @@ SYSTEM_METADATA_SCHEMAS = frozenset({"jdbc", "metadata", INFORMATION_SCHEMA})
 ALWAYS_ALLOWED = frozenset({"ExecuteQuery"})
 # Operations allowed on a table the principal may read (and on the metadata tables).
 READ_TABLE_OPERATIONS = frozenset({"SelectFromColumns", "ShowColumns", "ShowCreateTable"})
+_TABLE_OPERATIONS = READ_TABLE_OPERATIONS | {"FilterTables", "FilterColumns"}
 BUILTIN_FUNCTION_SCHEMA = ("system", "builtin")
 _TEXT_TYPES = frozenset({exp.DataType.Type.VARCHAR, exp.DataType.Type.CHAR})
 _YEAR_TYPES = frozenset(
@@ -108,26 +109,34 @@ class TrinoConfig:
         return any(fnmatchcase(name, pattern) for pattern in self.session_properties)
 
 
-# Object-valued fields whose entries are the sender's own map (kept as sent, nulls included).
-_MAP_FIELDS = frozenset({"properties", "extraCredentials", "requestHeaders"})
-
-
 def _items(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def without_nulls(value: Any) -> Any:
-    """``value`` with every ``null`` object member removed (an absent optional), except inside the
-    sender's own maps; list items are kept (a null item of a list is still malformed)."""
-    if isinstance(value, dict):
-        return {
-            key: item if key in _MAP_FIELDS else without_nulls(item)
-            for key, item in value.items()
-            if item is not None
-        }
-    if isinstance(value, list):
-        return [without_nulls(item) for item in value]
+def _present(value: Any) -> Any:
+    """An object without its ``null`` members (an absent optional); anything else as it is."""
+    if isinstance(value, dict) and None in value.values():
+        return {key: item for key, item in value.items() if item is not None}
     return value
+
+
+def without_nulls(body: Any) -> Any:
+    """The envelope with ``null`` members removed where the contract has optional fields
+    (``input``, ``context``, ``identity``, ``softwareStack``, ``action``); resources are read
+    null-tolerantly where they are checked, so a 10,000-table batch is not copied."""
+    body = _present(body)
+    if not isinstance(body, dict) or not isinstance(body.get("input"), dict):
+        return body
+    document = _present(body["input"])
+    context = _present(document.get("context"))
+    if isinstance(context, dict):
+        context = {
+            **context,
+            **{k: _present(context[k]) for k in ("identity", "softwareStack") if k in context},
+        }
+        context = _present(context)
+    action = _present(document.get("action"))
+    return {**body, "input": {**document, "context": context, "action": action}}
 
 
 @dataclass(frozen=True)
@@ -234,12 +243,14 @@ def _object(document: Mapping[str, Any], key: str, where: str) -> str | None:
 
 
 def _resource_problem(resource: Any, where: str, operation: str) -> str | None:
+    """The first problem of one resource; ``null`` members are absent optionals."""
     if not isinstance(resource, dict):
         return f"{where}: must be an object, got {_kind(resource)}"
-    for kind, (required, optional) in _RESOURCE_FIELDS.items():
-        if kind not in resource:
-            continue
-        shape = resource[kind]
+    for kind, shape in resource.items():
+        fields = _RESOURCE_FIELDS.get(kind)
+        if fields is None or shape is None:
+            continue  # unknown kinds are ignored (forward compatible)
+        required, optional = fields
         at = f"{where}.{kind}"
         if not isinstance(shape, dict):
             return f"{at}: must be an object, got {_kind(shape)}"
@@ -247,18 +258,18 @@ def _resource_problem(resource: Any, where: str, operation: str) -> str | None:
             if (problem := _string(shape.get(name), f"{at}.{name}")) is not None:
                 return problem
         for name in optional:
-            if name in shape and (problem := _string(shape[name], f"{at}.{name}")):
+            if shape.get(name) is not None and (problem := _string(shape[name], f"{at}.{name}")):
                 return problem
-        if "properties" in shape and (problem := _object(shape, "properties", at)):
+        if shape.get("properties") is not None and (problem := _object(shape, "properties", at)):
             return problem
         if (
             kind == "user"
-            and "groups" in shape
+            and shape.get("groups") is not None
             and (problem := _strings(shape["groups"], f"{at}.groups")) is not None
         ):
             return problem
         if kind == "table":
-            if "columns" in shape:
+            if shape.get("columns") is not None:
                 if (problem := _strings(shape["columns"], f"{at}.columns")) is not None:
                     return problem
             elif operation in _COLUMNS_REQUIRED:
@@ -342,12 +353,17 @@ def _name(value: Any) -> str:
     return value.lower() if isinstance(value, str) else ""
 
 
-def _table_parts(table: Mapping[str, Any]) -> tuple[str, str, str] | None:
-    parts = (
-        _name(table.get("catalogName")),
-        _name(table.get("schemaName")),
-        _name(table.get("tableName")),
-    )
+def _table_parts(table: Any) -> tuple[str, str, str] | None:
+    """(catalog, schema, table) in lower case; ``None`` unless all three are non-empty strings.
+    On the path of every table of a FilterTables batch: kept lean."""
+    try:
+        parts = (
+            table["catalogName"].lower(),
+            table["schemaName"].lower(),
+            table["tableName"].lower(),
+        )
+    except (KeyError, AttributeError, TypeError):
+        return None
     return parts if all(parts) else None
 
 
@@ -365,12 +381,16 @@ class PortIndex:
 
     def resolve(self, table: Mapping[str, Any]) -> PortRef | None:
         parts = _table_parts(table)
-        if parts is None or parts[0] not in self.config.catalogs:
+        return self.resolve_parts(parts) if parts is not None else None
+
+    def resolve_parts(self, parts: tuple[str, str, str]) -> PortRef | None:
+        if parts[0] not in self.config.catalogs:
             return None
+        by_name = self._by_name
         matches = [
-            port
-            for suffix in (parts, parts[1:], parts[2:])
-            for port in self._by_name.get(suffix, ())
+            *by_name.get(parts, ()),
+            *by_name.get(parts[1:], ()),
+            *by_name.get(parts[2:], ()),
         ]
         # Two ports behind one Trino name would be ambiguous: treat as unknown (deny).
         return matches[0] if len(matches) == 1 else None
@@ -464,23 +484,8 @@ class TrinoAuthorizer:
             return self._schema_visible(
                 _name(schema.get("catalogName")), _name(schema.get("schemaName"))
             )
-        if operation in READ_TABLE_OPERATIONS or operation in {"FilterTables", "FilterColumns"}:
-            table = _mapping(resource.get("table"))
-            if self._index.is_metadata_table(table):
-                return True
-            if operation == "FilterColumns":
-                return bool(self.allowed_columns(table))
-            readable = self._readable(table)
-            if readable is None:
-                return False
-            port, decision = readable
-            if operation == "SelectFromColumns":
-                # As the gateway: every column must be declared and not hidden (``[]`` is fine).
-                columns = table.get("columns")
-                return isinstance(columns, list) and all(
-                    _readable_column(port, decision, str(c)) for c in columns
-                )
-            return True
+        if operation in _TABLE_OPERATIONS:
+            return self._table_allowed(operation, resource.get("table"))
         if operation == "SetSystemSessionProperty":
             system = _mapping(resource.get("systemSessionProperty")).get("name")
             return isinstance(system, str) and self._index.config.session_property_allowed(system)
@@ -493,6 +498,28 @@ class TrinoAuthorizer:
         if operation in {"ViewQueryOwnedBy", "KillQueryOwnedBy", "FilterViewQueryOwnedBy"}:
             return str(_mapping(resource.get("user")).get("user", "")) == self._principal.id
         return False
+
+    def _table_allowed(self, operation: str, table: Any) -> bool:
+        parts = _table_parts(table)
+        if parts is None:
+            return False
+        if self._index.is_metadata_schema(parts[0], parts[1]):
+            return True
+        if operation == "FilterColumns":
+            return bool(self.allowed_columns(table))
+        port = self._index.resolve_parts(parts)
+        if port is None:
+            return False
+        decision = self._decision(port)
+        if not decision.allow:
+            return False
+        if operation == "SelectFromColumns":
+            # As the gateway: every column must be declared and not hidden (``[]`` is fine).
+            columns = table.get("columns")
+            return isinstance(columns, list) and all(
+                _readable_column(port, decision, str(c)) for c in columns
+            )
+        return True
 
     # -- opa.policy.batched-uri ---------------------------------------------------------------
     def batch(self, request: TrinoRequest) -> list[int]:
@@ -510,6 +537,9 @@ class TrinoAuthorizer:
             allowed = self.allowed_columns(table)
             return [i for i, c in enumerate(columns) if str(c).lower() in allowed]
         operation = request.operation
+        if operation in _TABLE_OPERATIONS:
+            table_allowed = self._table_allowed
+            return [i for i, r in enumerate(resources) if table_allowed(operation, r.get("table"))]
         return [i for i, resource in enumerate(resources) if self._allowed(operation, resource)]
 
     def allowed_columns(self, table: Mapping[str, Any]) -> set[str]:

@@ -15,6 +15,7 @@ paths that ``MESHGOV_DATA_API_ANONYMOUS=true`` opens to tokenless callers.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import zlib
@@ -39,6 +40,7 @@ from meshgov.api.trino import (
 from meshgov.core.principal import Principal
 from meshgov.errors import AccessDenied, InputError, PolicyEvaluationError
 from meshgov.service import Service, data_query
+from meshgov.store.decision_log import input_digest
 
 router = APIRouter(prefix="/v1/data", tags=["opa"])
 
@@ -127,7 +129,7 @@ def _trino(
     caller: Principal | None,
     rule: str,
     request_doc: TrinoRequest,
-    body: dict[str, Any],
+    digest: str,
 ) -> Any:
     settings = service.settings
     principal = trino_principal(request_doc, known)
@@ -161,7 +163,8 @@ def _trino(
         kind="trino",
         principal=principal.id,
         product=products[0].split(":")[0] if len(products) == 1 else None,
-        document=body,
+        document=None,
+        digest=digest,
         allowed=allowed,
         result={
             "rule": rule,
@@ -229,6 +232,7 @@ async def _answer(
     body: dict[str, Any],
     caller: Principal | None,
     started: int,
+    raw: bytes | None = None,
 ) -> JSONResponse:
     service: Service = request.app.state.service
     tokens: TokenRegistry = request.app.state.tokens
@@ -236,7 +240,10 @@ async def _answer(
     if rule is not None:
         request_doc = TrinoRequest.parse(body)
         _may_ask_trino(caller, request_doc.user, request.app.state.settings.data_api_anonymous)
-        result = _trino(service, tokens.by_id(), caller, rule, request_doc, body)
+        # The log keeps the digest of the body as sent: canonical JSON of a 10,000-table
+        # FilterTables batch would cost more than answering it.
+        digest = hashlib.sha256(raw).hexdigest() if raw is not None else input_digest(body)
+        result = _trino(service, tokens.by_id(), caller, rule, request_doc, digest)
         return JSONResponse({"result": result})
     if caller is None:  # only the Trino paths answer tokenless callers (``_caller``)
         raise Unauthenticated("missing bearer token (Authorization: Bearer <token>)")
@@ -291,7 +298,7 @@ async def _post(path: str, request: Request) -> JSONResponse:
     settings = request.app.state.settings
     limit = settings.trino_max_body_bytes if trino_rule(path) else settings.max_body_bytes
     body = await _json_body(request, limit)
-    return await _answer(request, path, body, caller, started)
+    return await _answer(request, path, body, caller, started, await request.body())
 
 
 async def _get(path: str, request: Request, input_text: str | None) -> JSONResponse:
