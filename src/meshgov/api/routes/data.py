@@ -197,12 +197,13 @@ def _may_ask_trino(caller: Principal | None, asked_for: str, anonymous: bool) ->
 def _no_input_document(service: Service, path: str) -> tuple[Any, str]:
     """``data.<path>`` without input: a constant of the serving state, computed once.
 
-    Evaluated strictly first; when a builtin fails (a rule that reads ``input`` has none), the
-    value is computed as OPA's Data API does by default, with builtin errors undefined.
+    Evaluated strictly first. When a builtin fails (a rule that reads ``input`` has none), the
+    value is read from the root document computed as OPA's Data API does by default, with
+    builtin errors undefined (once per serving state, so every such path agrees with the root).
     """
     state = service.state
     cache: dict[str, Any] = state.cache.setdefault(_DOCUMENT_CACHE, {})
-    key = path.strip("/")
+    key = "/".join(p for p in path.split("/") if p)
     if key in cache:
         return cache[key], state.revision
     query = data_query(path)
@@ -212,11 +213,23 @@ def _no_input_document(service: Service, path: str) -> tuple[Any, str]:
         lenient = getattr(state.prepared, "evaluate_lenient", None)
         if lenient is None:
             raise
-        value = lenient(query)
+        if key:
+            value = _member(_no_input_document(service, "")[0], key.split("/"))
+        else:
+            value = lenient(query)
     if len(cache) >= _DOCUMENT_CACHE_SIZE:
         cache.clear()
     cache[key] = value
     return value, state.revision
+
+
+def _member(document: Any, path: list[str]) -> Any:
+    """``document[a][b]…``; ``None`` (undefined) where a step is missing."""
+    for step in path:
+        if not isinstance(document, dict) or step not in document:
+            return None
+        document = document[step]
+    return document
 
 
 def _with_base_data(service: Service, root: dict[str, Any]) -> dict[str, Any]:
