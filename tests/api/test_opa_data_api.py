@@ -7,6 +7,7 @@ import gzip
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -171,3 +172,30 @@ def test_meshgov_revisions_stay_beside_opas_result(server: RunningServer) -> Non
     assert listed["active"] == server.service.state.revision
     assert any(r["id"] == listed["active"] for r in listed["revisions"])
     assert {m["id"] for m in listed["result"]} >= {"meshgov/access/access.rego"}
+
+
+def test_the_async_client_reads_too(server: RunningServer) -> None:
+    import asyncio
+
+    from opa_client.opa_async import AsyncOpaClient
+
+    url = urlparse(server.url)
+
+    async def read() -> tuple[Any, ...]:
+        async with AsyncOpaClient(
+            host=url.hostname or "", port=url.port or 0, token=TOKENS["analyst-eu"], timeout=60
+        ) as client:
+            return (
+                await client.check_connection(),
+                await client.get_policies_list(),
+                await client.get_policy("meshgov/access/access.rego"),
+                await client.get_data("registry/purposes"),
+                await client.query_rule(ACCESS_INPUT, "meshgov/access", "decision"),
+            )
+
+    connected, ids, policy, purposes, decision = asyncio.run(read())
+    assert connected
+    assert "meshgov/access/access.rego" in ids
+    assert policy["result"]["id"] == "meshgov/access/access.rego"
+    assert purposes["result"]
+    assert decision["result"]["allow"] is True
