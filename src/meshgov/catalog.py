@@ -9,6 +9,7 @@ paths or symbolic links it uses.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -119,7 +120,14 @@ def _looks_like_manifest(path: Path) -> bool:
         head = path.read_bytes()[:4096]
     except OSError:
         return False
-    return b"apiVersion" in head and (b"DataProduct" in head or b"DataContract" in head)
+    if b"apiVersion" not in head:
+        return False
+    # An ODCS contract without `kind` is still one (the schema then refuses it, and says so).
+    return (
+        b"DataProduct" in head
+        or b"DataContract" in head
+        or re.search(rb"""apiVersion["']?\s*:\s*["']?v3\.""", head) is not None
+    )
 
 
 @dataclass

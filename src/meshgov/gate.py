@@ -69,8 +69,14 @@ class SourcedManifest:
         return self.manifest.id
 
 
-def _source_lines(doc: SourceDocument) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
-    """Lines of ports and columns as written, for meshgov/v1 and ODCS layouts alike."""
+def _source_lines(
+    doc: SourceDocument, port_names: Sequence[str] = ()
+) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+    """Lines of ports and columns as written, for meshgov/v1 and ODCS layouts alike.
+
+    ``port_names`` are the ports' names in the model, in order: an ODCS schema object's name is
+    normalised (``Air_Quality`` is the port ``air_quality``).
+    """
     lines: dict[tuple[str, str], int] = {("", ""): doc.line_of(("metadata",)) or 1}
     data_lines: dict[str, int] = {}
     data = doc.data if isinstance(doc.data, dict) else {}
@@ -89,7 +95,7 @@ def _source_lines(doc: SourceDocument) -> tuple[dict[tuple[str, str], int], dict
     for i, port in enumerate(ports):
         if not isinstance(port, dict) or not isinstance(port.get("name"), str):
             continue
-        name = port["name"]
+        name = port_names[i] if i < len(port_names) else port["name"]
         port_path = (*prefix, i)
         lines[(name, "")] = doc.line_of((*port_path, "name")) or doc.line_of(port_path) or 1
         if "data" in port:
@@ -119,7 +125,7 @@ def read_sourced_manifest(raw: str | bytes, source: str) -> SourcedManifest:
 
 def sourced(manifest: Manifest, doc: SourceDocument) -> SourcedManifest:
     """``manifest`` with the lines of its ports and columns in ``doc`` (the text it came from)."""
-    lines, data_lines = _source_lines(doc)
+    lines, data_lines = _source_lines(doc, [p.name for p in manifest.spec.output_ports])
     return SourcedManifest(manifest, lines, data_lines)
 
 
@@ -289,6 +295,7 @@ class Gate:
         scan: ScanOptions = ScanOptions(),
         today: dt.date | None = None,
         progress: Progress | None = None,
+        problems: Sequence[MeshgovError] = (),
     ) -> Report:
         """Check manifests (or the errors met reading them) and return the report.
 
@@ -302,6 +309,8 @@ class Gate:
             scan: whether and how to scan the ports' data snapshots for undeclared PII.
             today: the date waivers are judged against (UTC today by default).
             progress: called with (done, total) after each manifest.
+            problems: errors about the run rather than one manifest (an unreadable catalogue
+                manifest); each becomes an ``invalid_input`` finding of the report.
         """
         today = today or dt.datetime.now(dt.UTC).date()
         previous = previous or {}
@@ -309,14 +318,21 @@ class Gate:
         duplicates = _duplicate_ids(readable)
         mesh = {m.id: m for m in catalog}
         mesh.update({m.id: m.manifest for m in readable})
-        facts = _identity_facts(list(mesh.values()), self.registry) if readable else {}
+        general: list[Finding] = [f for p in problems for f in Finding.from_errors(p)]
+        try:
+            facts = _identity_facts(list(mesh.values()), self.registry) if readable else {}
+        except InputError as exc:
+            # The mesh cannot be indexed (the manifests parse, but do not fit together): the
+            # report says so and stays invalid (exit 2), and every manifest is still listed.
+            general.extend(Finding.from_errors(exc))
+            facts = {}
 
         def check_entry(index: int) -> ManifestResult:
             entry = manifests[index]
             source = sources[index] if sources else None
             if isinstance(entry, MeshgovError):
                 file = source or (entry.location.file if entry.location else None) or "<input>"
-                return ManifestResult(file=file, findings=(Finding.from_error(entry),))
+                return ManifestResult(file=file, findings=tuple(Finding.from_errors(entry)))
             return self._check_one(entry, source, previous, facts, duplicates, waivers, scan, today)
 
         total = len(manifests)
@@ -334,7 +350,7 @@ class Gate:
         return Report(
             revision=self.revision,
             results=tuple(results),
-            general=tuple(expired_waiver_findings(waivers, today)),
+            general=(*general, *expired_waiver_findings(waivers, today)),
         )
 
     def _check_one(
@@ -404,12 +420,17 @@ class Gate:
                 loaded.append(exc)
         previous = self._previous(against, files, loaded)
         catalog: list[Manifest] = []
+        problems: list[MeshgovError] = []
         if catalog_dir is not None:
             if not catalog_dir.is_dir():
                 raise InputError("catalog directory not found", Location(file=str(catalog_dir)))
             from meshgov.catalog import manifest_paths
 
-            catalog = [load_sourced_manifest(p).manifest for p in manifest_paths([catalog_dir])]
+            for path in manifest_paths([catalog_dir]):
+                try:
+                    catalog.append(load_sourced_manifest(path).manifest)
+                except MeshgovError as exc:
+                    problems.append(exc)
         return self.check(
             loaded,
             sources=[str(p) for p in files],
@@ -419,6 +440,7 @@ class Gate:
             scan=scan,
             today=today,
             progress=progress,
+            problems=problems,
         )
 
     @staticmethod
