@@ -39,7 +39,7 @@ from meshgov.api.trino import (
 )
 from meshgov.core.principal import Principal
 from meshgov.errors import AccessDenied, InputError, PolicyEvaluationError
-from meshgov.service import Service, data_query
+from meshgov.service import Service, data_api_outcome, data_query
 from meshgov.store.decision_log import input_digest
 
 router = APIRouter(prefix="/v1/data", tags=["opa"])
@@ -273,13 +273,14 @@ async def _answer(
             raise blame(exc, path, document, checked) from None
     if not path.strip("/") and isinstance(value, dict):
         value = await run_in_threadpool(_with_base_data, service, value)
+    product, allowed, ports = data_api_outcome(path, document, value)
     decision_id = service.record(
         kind="opa",
         principal=caller.id,
-        product=None,
+        product=product,
         document={"path": path, "input": document},
-        allowed=value is not None and value is not False,
-        result={"path": path, "defined": value is not None},
+        allowed=allowed,
+        result={"path": path, "defined": value is not None, "tables": ports},
         revision=revision,
     )
     answer: dict[str, Any] = {"decision_id": decision_id}
