@@ -15,6 +15,20 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from meshgov import limits
 
 STATE_DIR = ".meshgov"
+# System session properties principals may set through Trino by default: the ones the CLI's
+# `--session` and JDBC clients commonly set, none of which widens what anyone may read.
+DEFAULT_TRINO_SESSION_PROPERTIES = (
+    "query_max_run_time",
+    "query_max_execution_time",
+    "query_max_planning_time",
+    "query_max_cpu_time",
+    "query_max_scan_physical_bytes",
+    "query_priority",
+    "join_distribution_type",
+    "join_reordering_strategy",
+    "task_concurrency",
+    "spill_enabled",
+)
 # Used only when no key is configured (`meshgov serve` warns): hashes are then guessable.
 DEVELOPMENT_HASH_KEY = b"meshgov-development-key"
 # Said by every command that hashes with the development key (`meshgov serve`, `meshgov query`).
@@ -52,6 +66,14 @@ class Settings(BaseSettings):
     data_api_anonymous: bool = False
     # Purpose of Trino queries when the OPA context file gives none (context.properties.purpose).
     trino_default_purpose: str = "analytics"
+    # Trino catalogs that hold products (comma-separated); a table elsewhere is not a product.
+    trino_catalogs: str = "lake"
+    # Session properties principals may set through Trino (comma-separated fnmatch patterns:
+    # `name` for a system property, `catalog.name` for a catalog property).
+    trino_session_properties: str = ",".join(DEFAULT_TRINO_SESSION_PROPERTIES)
+    # Body limit of the Trino paths: a FilterTables batch lists every table of a catalog
+    # (about 110 bytes each), so it outgrows `max_body_bytes` at about 9,500 tables.
+    trino_max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1_048_576
     # Where the mesh-wide hash-mask key comes from: `env:VAR` or `file:/path`. Never logged.
     hash_key_source: str = "env:MESHGOV_HASH_KEY"
     # Decision log batching: flush at this many records or after this many seconds.

@@ -67,8 +67,11 @@ def ask(client: Any, rule: str, user: str, action: dict[str, Any]) -> Any:
 
 def test_always_allowed_operations(trino: Any) -> None:
     assert ask(trino, "allow", "analyst-eu", {"operation": "ExecuteQuery"}) == {"result": True}
-    catalog = {"operation": "AccessCatalog", "resource": {"catalog": {"name": "test_catalog"}}}
+    catalog = {"operation": "AccessCatalog", "resource": {"catalog": {"name": "lake"}}}
     assert ask(trino, "allow", "analyst-eu", catalog) == {"result": True}
+    # Not a product catalog (MESHGOV_TRINO_CATALOGS): denied.
+    catalog["resource"]["catalog"]["name"] = "test_catalog"
+    assert ask(trino, "allow", "analyst-eu", catalog) == {"result": False}
 
 
 def test_select_from_columns_follows_the_access_decision(trino: Any) -> None:

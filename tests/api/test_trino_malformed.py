@@ -260,7 +260,8 @@ def test_malformed_requests_are_logged_with_the_problem(server: RunningServer, t
     [
         (select("a"), "input.action.resource.table.columns: must be a list of strings, got str"),
         (select([["a"]]), "input.action.resource.table.columns[0]: must be a string, got list"),
-        (select(None), "input.action.resource.table.columns: must be a list of strings, got null"),
+        # null is an absent optional: columns are then missing, and SelectFromColumns requires them.
+        (select(None), "input.action.resource.table.columns: required for SelectFromColumns"),
         (
             {"operation": "SelectFromColumns", "resource": {"table": CUSTOMERS}},
             "input.action.resource.table.columns: required for SelectFromColumns",

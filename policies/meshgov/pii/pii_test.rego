@@ -107,6 +107,19 @@ test_year_mask_on_string_is_not_applicable if {
 	v.message == "mask 'year' cannot apply to column 'dob' of type 'string'"
 }
 
+test_hash_mask_on_a_number_or_date_is_not_applicable if {
+	for_id := object.union(_email, {"name": "customer_no", "type": "integer", "mask": "hash"})
+	[v] := _only(_columns_gate([_id, for_id]), "pii/mask-not-applicable")
+	v.message == "mask 'hash' cannot apply to column 'customer_no' of type 'integer'"
+	born := object.union(_email, {"name": "born", "type": "date", "mask": "hash"})
+	[w] := _only(_columns_gate([_id, born]), "pii/mask-not-applicable")
+	w.message == "mask 'hash' cannot apply to column 'born' of type 'date'"
+}
+
+test_hash_mask_on_text_is_applicable if {
+	count(_only(_columns_gate([_id, _email]), "pii/mask-not-applicable")) == 0
+}
+
 test_expr_mask_without_expression_is_violation if {
 	[v] := _only(_columns_gate([_id, _with(_email, "mask", "expr")]), "pii/missing-mask-expr")
 	v.message == "column 'email' has `mask: expr` but no maskExpr"

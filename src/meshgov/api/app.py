@@ -18,6 +18,7 @@ from meshgov.api.errors import error_body, install_error_handlers
 from meshgov.api.fast_authorize import AUTHORIZE_PATH, FastAuthorize, replay_body
 from meshgov.api.offload import CpuPool
 from meshgov.api.security import TokenRegistry
+from meshgov.api.trino import is_trino_path
 from meshgov.config import Settings
 from meshgov.service import Service
 
@@ -25,16 +26,19 @@ log = logging.getLogger("meshgov.api")
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed."""
+    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed; the Trino paths
+    have their own ``trino_limit`` (a FilterTables batch lists a whole catalog)."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, trino_limit: int | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.trino_limit = trino_limit or limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.trino_limit if is_trino_path(str(scope.get("path", ""))) else self.limit
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
@@ -42,8 +46,8 @@ class BodyLimitMiddleware:
                 except ValueError:
                     await _reply(send, 400, "invalid_input", "invalid Content-Length header")
                     return
-                if declared > self.limit:
-                    await _reply(send, 413, "request_too_large", self._message())
+                if declared > limit:
+                    await _reply(send, 413, "request_too_large", _too_large(limit))
                     return
         if any(name == b"content-length" for name, _ in scope.get("headers", ())):
             # Declared and within the limit; the server stops reading at that length.
@@ -59,16 +63,17 @@ class BodyLimitMiddleware:
                 return
             chunk = message.get("body", b"")
             received += len(chunk)
-            if received > self.limit:
-                await _reply(send, 413, "request_too_large", self._message())
+            if received > limit:
+                await _reply(send, 413, "request_too_large", _too_large(limit))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         await self.app(scope, replay_body(b"".join(chunks), receive), send)
 
-    def _message(self) -> str:
-        return f"request body exceeds the limit of {self.limit} bytes"
+
+def _too_large(limit: int) -> str:
+    return f"request body exceeds the limit of {limit} bytes"
 
 
 async def _reply(send: Send, status: int, code: str, message: str) -> None:
@@ -245,7 +250,11 @@ def create_app(
     )
     for module in routers:
         app.include_router(module.router)
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.max_body_bytes,
+        trino_limit=settings.trino_max_body_bytes,
+    )
     app.add_middleware(MetricsMiddleware, service=owned)
     app.fast_path = FastAuthorize(
         app.full_app,

@@ -32,6 +32,28 @@ _HTTP_CODES = {
 }
 
 
+# On the paths that speak OPA's REST API, OPA's codes (open-policy-agent/opa, v1/server/types) for
+# the statuses OPA's clients know; meshgov's precise code stays in ``errors[0].code``.
+_OPA_CODES = {400: "invalid_parameter", 401: "unauthorized", 422: "invalid_parameter"}
+
+
+def _speaks_opa(request: Request) -> bool:
+    path = request.url.path
+    return (
+        path == "/v1/data"
+        or path.startswith("/v1/data/")
+        or (
+            request.method == "GET" and (path == "/v1/policies" or path.startswith("/v1/policies/"))
+        )
+    )
+
+
+def _code_for(request: Request, code: str, status: int) -> str:
+    if _speaks_opa(request):
+        return _OPA_CODES.get(status, code)
+    return code
+
+
 # Validation errors raised by meshgov's own validators whose type is a more precise error code.
 _DETAIL_CODES = frozenset({"invalid_dialect"})
 
@@ -49,7 +71,7 @@ def _detail(exc: MeshgovError) -> dict[str, Any]:
     return detail
 
 
-def meshgov_error_response(exc: MeshgovError) -> JSONResponse:
+def meshgov_error_response(exc: MeshgovError, request: Request | None = None) -> JSONResponse:
     # Every error of a manifest (an ODCS contract's schema errors) is one entry of "errors".
     details = (
         [_detail(e) for e in exc.errors] if isinstance(exc, ManifestErrors) else [_detail(exc)]
@@ -58,9 +80,8 @@ def meshgov_error_response(exc: MeshgovError) -> JSONResponse:
     if status >= 500:
         log.warning("service fault %s: %s", exc.code, exc.message)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(
-        error_body(exc.code, str(exc), details), status_code=status, headers=headers
-    )
+    code = _code_for(request, exc.code, status) if request is not None else exc.code
+    return JSONResponse(error_body(code, str(exc), details), status_code=status, headers=headers)
 
 
 def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
@@ -86,17 +107,18 @@ def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[st
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MeshgovError)
-    async def _meshgov(_: Request, exc: MeshgovError) -> JSONResponse:
-        return meshgov_error_response(exc)
+    async def _meshgov(request: Request, exc: MeshgovError) -> JSONResponse:
+        return meshgov_error_response(exc, request)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         message, details = _validation_message(list(exc.errors()))
-        return JSONResponse(error_body("invalid_input", message, details), status_code=400)
+        code = _code_for(request, "invalid_input", 400)
+        return JSONResponse(error_body(code, message, details), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(exc.status_code, "http_error")
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _code_for(request, _HTTP_CODES.get(exc.status_code, "http_error"), exc.status_code)
         return JSONResponse(
             error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
         )

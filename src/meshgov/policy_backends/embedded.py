@@ -280,6 +280,7 @@ class EmbeddedPrepared:
     ) -> None:
         self._bundle = bundle
         self._data_json = json.dumps(data)
+        self._data_keys = tuple(sorted(data))
         self._modules = dict(modules)
         self._entrypoints = tuple(entrypoints)
         self._cache = _BundleCache.for_plan(self._data_json, self._modules, self._entrypoints)
@@ -297,6 +298,12 @@ class EmbeddedPrepared:
     @property
     def revision(self) -> str:
         return self._bundle.revision
+
+    @property
+    def data_keys(self) -> tuple[str, ...]:
+        """Top-level keys of the base data: rego-cpp's root document ``data`` holds only the
+        documents of rules, so the Data API adds these to answer the root as OPA does."""
+        return self._data_keys
 
     @property
     def evaluators(self) -> int:
@@ -413,6 +420,25 @@ class EmbeddedPrepared:
         if not expressions:
             return None
         return expressions[0]
+
+    def evaluate_lenient(self, query: str) -> Any:
+        """``query`` without input on a fresh interpreter where a failing builtin makes its
+        expression undefined (OPA's Data API default) instead of an error. Only for documents
+        read without input, which are constants of the revision (the caller caches them)."""
+        interp = self._new_interpreter()
+        interp.strict_built_in_errors = False
+        try:
+            with _stdout_to_stderr():
+                output = interp.query(query)
+            ok = output.ok()
+            results = getattr(output, "results", None)
+        except (regopy.RegoError, ValueError, TypeError) as exc:
+            raise PolicyEvaluationError(f"evaluating {query}: engine error ({exc})") from None
+        if not ok:
+            raise PolicyEvaluationError(f"evaluating {query}: the policy engine reported an error")
+        if not results or not results[0].expressions:
+            return None
+        return results[0].expressions[0]
 
     def _run(
         self, evaluator: _Evaluator, query: str, entry: str | None, input_document: Any

@@ -1,4 +1,10 @@
-"""Policy lifecycle: revisions, staging a change (compile, test, impact), activate, roll back."""
+"""Policy lifecycle: revisions, staging a change (compile, test, impact), activate, roll back.
+
+``GET /v1/policies`` and ``GET /v1/policies/{id}`` also speak OPA's Policy API for OPA's clients:
+``result`` lists the active revision's modules as ``{id, raw, ast}`` (``ast``: the outline of
+``core/rego_outline.py``); meshgov's revision list stays beside it (``active``, ``revisions``),
+keys that OPA's clients ignore.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,9 @@ from pydantic import BaseModel, Field
 from meshgov.api.deps import CallerDep, ServiceDep
 from meshgov.api.routes._body import text_body, text_request_body
 from meshgov.api.security import require_guild
+from meshgov.core.rego_outline import rego_outline
 from meshgov.errors import NotFound
+from meshgov.service import Service
 from meshgov.store.base import PolicyAuditEvent, PolicyRevision
 
 router = APIRouter(prefix="/v1/policies", tags=["policies"])
@@ -52,9 +60,22 @@ class RevisionDetail(RevisionReport):
     audit: list[AuditEvent]
 
 
+class PolicyModule(BaseModel):
+    """A module in the shape of OPA's Policy API (``PolicyV1``)."""
+
+    id: str
+    raw: str
+    ast: dict[str, Any]
+
+
 class RevisionList(BaseModel):
+    result: list[PolicyModule]
     active: str | None
     revisions: list[RevisionSummary]
+
+
+class PolicyDocument(BaseModel):
+    result: PolicyModule
 
 
 class ChangeRequest(BaseModel):
@@ -85,6 +106,16 @@ def _summary(revision: PolicyRevision, active: str | None) -> dict[str, Any]:
     }
 
 
+def _active_modules(service: Service) -> dict[str, str]:
+    active = service.active_revision_id()
+    revision = service.store.revision(active) if active is not None else None
+    return dict(revision.modules) if revision is not None else {}
+
+
+def _module(path: str, text: str) -> PolicyModule:
+    return PolicyModule(id=path, raw=text, ast=rego_outline(text))
+
+
 def _event(event: PolicyAuditEvent) -> AuditEvent:
     return AuditEvent(
         at=dt.datetime.fromtimestamp(event.at, dt.UTC),
@@ -107,8 +138,11 @@ def audit_trail(
 
 @router.get("", response_model=RevisionList)
 def list_revisions(service: ServiceDep, _caller: CallerDep) -> RevisionList:
+    """The active revision's modules (OPA's ``result``) and meshgov's revisions."""
     active = service.active_revision_id()
+    modules = _active_modules(service)
     return RevisionList(
+        result=[_module(path, modules[path]) for path in sorted(modules)],
         active=active,
         revisions=[RevisionSummary(**_summary(r, active)) for r in service.store.revisions()],
     )
@@ -129,6 +163,19 @@ def get_revision(
         data=found.data,
         audit=[_event(e) for e in service.store.audit(found.id)],
     )
+
+
+@router.get("/{policy_id:path}", response_model=RevisionList | PolicyDocument)
+def get_policy(policy_id: str, service: ServiceDep, caller: CallerDep) -> Any:
+    """One module of the active revision (OPA's ``GET /v1/policies/{id}``); ``/v1/policies/``
+    is the list, as OPA's clients call it."""
+    if not policy_id.strip("/"):
+        return list_revisions(service, caller)
+    modules = _active_modules(service)
+    text = modules.get(policy_id)
+    if text is None:
+        raise NotFound(f"no policy module {policy_id!r} in the active revision")
+    return PolicyDocument(result=_module(policy_id, text))
 
 
 @router.post("/activate", response_model=ActivationResponse)

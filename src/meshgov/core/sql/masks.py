@@ -17,6 +17,8 @@ from meshgov.core.sql.validate import parse_fragment
 from meshgov.errors import AccessDenied, SqlUnsupportedError
 
 HASH_FUNCTION = "meshgov_hash"
+# meshgov_hash returns hex SHA-256: always this many characters.
+HASH_HEX_LENGTH = 64
 REDACTED = "[REDACTED]"
 PARTIAL_KEEP = 4
 _TEMPLATE_COLUMN_NAMES = frozenset({"col", "column"})
