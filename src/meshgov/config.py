@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     policies_dir: Path = Path("policies")
     # sqlite:///path or postgresql://…; empty = a SQLite file under .meshgov/.
     store_url: str = ""
-    # `embedded` (regopy) or `opa+http://host:port`.
+    # `embedded` (regopy), `regorus` (the extra meshgov[regorus]) or `opa+http://host:port`.
     policy_engine: str = "embedded"
     # `duckdb` (in-process) or `postgresql://…`.
     query_engine: str = "duckdb"
@@ -56,9 +56,9 @@ class Settings(BaseSettings):
     @field_validator("policy_engine")
     @classmethod
     def _known_policy_engine(cls, value: str) -> str:
-        if value == "embedded" or value.startswith(("opa+http://", "opa+https://")):
+        if value in {"embedded", "regorus"} or value.startswith(("opa+http://", "opa+https://")):
             return value
-        raise ValueError("policy_engine must be 'embedded' or 'opa+http(s)://host:port'")
+        raise ValueError("policy_engine must be 'embedded', 'regorus' or 'opa+http(s)://host:port'")
 
     @field_validator("query_engine")
     @classmethod

@@ -163,7 +163,8 @@ _narrowed_restricted(clearances, pii_cleared, restricted, pii) := set() if {
 # --- reasons -----------------------------------------------------------------------------------
 # Built with concat only: rego-cpp's sprintf re-quotes strings that come out of concat. One reason
 # per grant, one for all masks and one for all hidden columns (the masks and hidden_columns fields
-# say which and how).
+# say which and how). Column names are sorted: a set's own order is the engine's (regopy and
+# regorus differ), and a reason must read the same under both.
 _str(value) := value if {
 	is_string(value)
 } else := sprintf("%v", [value])
@@ -174,7 +175,7 @@ _mask_reasons(masks) := [] if {
 	count(masks) == 0
 } else := [concat("", [
 	"columns masked (personal data without the 'pii' clearance for this purpose, or restricted without clearance): ",
-	concat(", ", object.keys(masks)),
+	concat(", ", _sorted(object.keys(masks))),
 ])]
 
 _hidden_reasons(hidden, principal) := [] if {

@@ -60,15 +60,31 @@ def load_bundle_dir(root: str | Path) -> PolicyBundle:
     return PolicyBundle.create(modules, {"registry": registry})
 
 
+ENGINE_NAMES = ("embedded", "regorus")
+
+
 def engine_from_url(url: str | None) -> PolicyEngine:
-    """``None``/``embedded`` → regopy in-process; ``opa+http://host:port`` → an OPA server."""
+    """``None``/``embedded`` → regopy in-process; ``regorus`` → regorus in-process (the extra
+    ``meshgov[regorus]``); ``opa+http://host:port`` → an OPA server."""
     if not url or url == "embedded":
         from meshgov.policy_backends.embedded import EmbeddedEngine
 
         return EmbeddedEngine()
+    if url == "regorus":
+        from meshgov.policy_backends.regorus import RegorusEngine
+
+        return RegorusEngine()
     if url.startswith(("opa+http://", "opa+https://")):
         from meshgov.policy_backends.opa_server import OpaServerEngine  # type: ignore[import-not-found,unused-ignore]
 
         engine: PolicyEngine = OpaServerEngine(url.removeprefix("opa+"))
         return engine
-    raise InputError(f"unknown policy engine {url!r}; use 'embedded' or 'opa+http://host:port'")
+    raise InputError(
+        f"unknown policy engine {url!r}; use 'embedded', 'regorus' or 'opa+http://host:port'"
+    )
+
+
+def engine_label(engine: PolicyEngine) -> str:
+    """``name version`` of an engine, for the places that show which engine decided."""
+    version = getattr(engine, "version", "")
+    return f"{engine.name} {version}".strip()

@@ -439,6 +439,11 @@ class EmbeddedEngine:
 
     name = "embedded"
 
+    @property
+    def version(self) -> str:
+        """The regopy version (rego-cpp underneath)."""
+        return f"regopy {regopy.__version__}"
+
     def prepare(
         self,
         bundle: PolicyBundle,
