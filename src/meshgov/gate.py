@@ -320,6 +320,9 @@ class Gate:
         self.bundle = bundle
         # Compiled here, on the calling thread, so that a broken bundle fails before any manifest.
         self.prepared: PreparedPolicy = engine.prepare(bundle, entrypoints=[VIOLATIONS_ENTRYPOINT])
+        from meshgov.policy_backends import engine_label
+
+        self.engine_label = engine_label(engine)
         self.workers = workers if workers is not None else min(os.cpu_count() or 1, MAX_WORKERS)
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
@@ -438,6 +441,7 @@ class Gate:
         return Report(
             revision=self.revision,
             results=tuple(results),
+            engine=self.engine_label,
             general=tuple(expired_waiver_findings(waivers, today)),
         )
 

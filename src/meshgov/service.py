@@ -203,6 +203,13 @@ class Service:
             self._engine = engine_from_url(self.settings.policy_engine)
         return self._engine
 
+    @property
+    def engine_label(self) -> str:
+        """The policy engine and its version ("regorus 0.13.0"): health, serve, decision log."""
+        from meshgov.policy_backends import engine_label
+
+        return engine_label(self.engine)
+
     def start(self, *, bootstrap: bool = True, refresh_seconds: float = 1.0) -> None:
         """Open the store, optionally seed it (policies dir, catalogue dir), load the state."""
         if self._store is None:
@@ -211,6 +218,7 @@ class Service:
             self._store,
             batch_size=self.settings.decision_batch_size,
             flush_seconds=self.settings.decision_flush_seconds,
+            engine=self.engine_label,
         )
         if bootstrap:
             self.bootstrap()
