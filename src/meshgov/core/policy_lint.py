@@ -25,6 +25,8 @@ Rules (all errors unless noted):
   ``xs[i]`` with an ``i`` of an earlier ``some``) in the same body: regorus declares it again on
   each iteration and fails ("duplicated definition of local variable"), regopy does not. Declare
   every ``some`` at the top of the body (``some i, j``): both engines then agree.
+- ``sprintf-precision``: a ``%.Nf`` format in ``sprintf``: regorus drops the decimals of a whole
+  number ("100%" where regopy writes "100.0%"); build the text with ``format_int`` instead.
 - ``line-too-long`` (warning): lines over ``MAX_LINE_LENGTH`` characters (Regal's default 120).
 - ``with-input`` (warning): ``with input as`` fails in regopy 1.5 once the rule body calls a
   function; pass the input as an argument or replace a path (``with input.product as``).
@@ -77,6 +79,7 @@ _HEAD = re.compile(
 )
 _SOME_KEY_VALUE = re.compile(r"\bsome\s+[A-Za-z_][A-Za-z0-9_]*\s*,\s*[A-Za-z_][A-Za-z0-9_]*\s+in\b")
 _BARE_SOME = re.compile(r"^\s*some\s+(?P<names>[A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*$")
+_FLOAT_PRECISION = re.compile(r"%[-+ #0]*\d*\.\d+[fFeEgG]")
 _WILDCARD_INDEX = re.compile(r"\[\s*_\s*\]")
 _WITH_INPUT = re.compile(r"\bwith\s+input\s+as\b")
 _BUILTIN_CALL = re.compile(r"(?<![\w.])(?P<name>[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*)\s*\(")
@@ -303,6 +306,14 @@ def _calls(module: _Module) -> Iterator[LintFinding]:
                     module.path,
                     index + 1,
                 )
+        if "sprintf(" in code and _FLOAT_PRECISION.search(raw):
+            yield LintFinding(
+                "sprintf-precision",
+                "a `%.Nf` format renders differently in regorus (no decimals for a whole number) "
+                "and regopy; build the text with format_int",
+                module.path,
+                index + 1,
+            )
         if _SOME_KEY_VALUE.search(code):
             yield LintFinding(
                 "unsupported-syntax",
