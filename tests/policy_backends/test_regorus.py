@@ -183,3 +183,9 @@ def test_absent_package_is_an_error_naming_the_extra(monkeypatch: pytest.MonkeyP
 def test_label_names_engine_and_version() -> None:
     assert engine_label(RegorusEngine()) == "regorus 0.13.0"
     assert engine_label(engine_from_url("embedded")).startswith("embedded regopy ")
+
+
+def test_auto_picks_regorus_when_installed_else_regopy(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert engine_from_url("auto").name == "regorus"
+    monkeypatch.setattr(backend, "regorus", None)
+    assert engine_from_url("auto").name == "embedded"

@@ -32,7 +32,8 @@ PolicyEngineOption = Annotated[
     typer.Option(
         "--policy-engine",
         envvar="MESHGOV_POLICY_ENGINE",
-        help="Rego engine: embedded (regopy) or regorus (the extra meshgov[regorus]).",
+        help="Rego engine: auto (regorus when meshgov[regorus] is installed, else embedded), "
+        "embedded (regopy) or regorus.",
     ),
 ]
 

@@ -79,7 +79,7 @@ def check(
     scan: Annotated[
         bool, typer.Option("--scan/--no-scan", help="Scan data snapshots for undeclared PII.")
     ] = True,
-    engine: PolicyEngineOption = "embedded",
+    engine: PolicyEngineOption = "auto",
 ) -> None:
     """Check data product manifests against the global policies (the release gate)."""
     _prefetch_modules(scan)

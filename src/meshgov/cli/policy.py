@@ -175,7 +175,7 @@ def run_rego_tests(
         str | None,
         typer.Option("--run", "-r", help="Only tests whose data.<package>.<name> matches."),
     ] = None,
-    engine: PolicyEngineOption = "embedded",
+    engine: PolicyEngineOption = "auto",
 ) -> None:
     """Run every Rego test (test_* rules in *_test.rego) with the chosen engine."""
     from meshgov.core.policy import discover_tests

@@ -60,7 +60,7 @@ def query(
     output_format: Annotated[
         str, typer.Option("--format", "-f", help="table | csv | json | arrow (IPC stream).")
     ] = "table",
-    rego_engine: PolicyEngineOption = "embedded",
+    rego_engine: PolicyEngineOption = "auto",
 ) -> None:
     """Run SQL as PRINCIPAL: masked columns, filtered rows; a denial exits 3 naming what and why."""
     from meshgov.config import Settings

@@ -59,7 +59,7 @@ def rewrite(
         Path | None,
         typer.Option("--policies", help="Policy directory (default: ./policies)."),
     ] = None,
-    engine: PolicyEngineOption = "embedded",
+    engine: PolicyEngineOption = "auto",
 ) -> None:
     """Print the secure SQL a query becomes for a principal, and the access decision."""
     from rich.markup import escape

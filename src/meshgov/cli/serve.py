@@ -44,10 +44,11 @@ def serve_command(
         help="sqlite:///file.db or postgresql://… (default .meshgov/meshgov.db).",
     ),
     policy_engine: str = typer.Option(
-        "embedded",
+        "auto",
         "--policy-engine",
         envvar="MESHGOV_POLICY_ENGINE",
-        help="embedded (regopy), regorus (the extra meshgov[regorus]), or opa+http://host:port.",
+        help="auto (regorus when meshgov[regorus] is installed, else embedded), embedded "
+        "(regopy), regorus, or opa+http://host:port.",
     ),
     engine: str = typer.Option(
         "duckdb", "--engine", envvar="MESHGOV_QUERY_ENGINE", help="duckdb, or postgresql://…"

@@ -60,12 +60,21 @@ def load_bundle_dir(root: str | Path) -> PolicyBundle:
     return PolicyBundle.create(modules, {"registry": registry})
 
 
-ENGINE_NAMES = ("embedded", "regorus")
+ENGINE_NAMES = ("auto", "embedded", "regorus")
+
+
+def regorus_installed() -> bool:
+    from meshgov.policy_backends.regorus import installed
+
+    return installed()
 
 
 def engine_from_url(url: str | None) -> PolicyEngine:
-    """``None``/``embedded`` → regopy in-process; ``regorus`` → regorus in-process (the extra
-    ``meshgov[regorus]``); ``opa+http://host:port`` → an OPA server."""
+    """``auto`` → regorus when the extra ``meshgov[regorus]`` is installed, else regopy (see
+    docs/deploy.md, "Choosing the policy engine"); ``None``/``embedded`` → regopy in-process;
+    ``regorus`` → regorus in-process; ``opa+http://host:port`` → an OPA server."""
+    if url == "auto":
+        url = "regorus" if regorus_installed() else "embedded"
     if not url or url == "embedded":
         from meshgov.policy_backends.embedded import EmbeddedEngine
 
@@ -80,7 +89,8 @@ def engine_from_url(url: str | None) -> PolicyEngine:
         engine: PolicyEngine = OpaServerEngine(url.removeprefix("opa+"))
         return engine
     raise InputError(
-        f"unknown policy engine {url!r}; use 'embedded', 'regorus' or 'opa+http://host:port'"
+        f"unknown policy engine {url!r}; use 'auto', 'embedded', 'regorus' or "
+        "'opa+http://host:port'"
     )
 
 

@@ -50,6 +50,10 @@ _RULE_PATH = re.compile(r"data(\.[A-Za-z_][A-Za-z0-9_]*)+")
 UNDEFINED = "<undefined>"  # what eval_rule_as_json returns for an undefined rule
 
 
+def installed() -> bool:
+    return regorus is not None
+
+
 def require_regorus() -> Any:
     """The ``regorus`` module, or an error naming the extra that installs it."""
     if regorus is None:
