@@ -83,11 +83,9 @@ def entrypoint_of(query: str) -> str | None:
 
 
 def _cache_root() -> Path | None:
-    configured = os.environ.get("MESHGOV_CACHE_DIR")
-    if configured is not None:
-        return Path(configured) if configured not in {"", "off", "0"} else None
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "meshgov"
+    from meshgov.catalog import cache_root
+
+    return cache_root()
 
 
 def _env_limit(name: str, default: int) -> int:
