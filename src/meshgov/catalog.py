@@ -13,6 +13,8 @@ import hashlib
 import os
 import pickle
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -39,6 +41,38 @@ def read_manifest_document(text: str | bytes, source: str) -> tuple[Manifest, So
 def read_manifest_text(text: str | bytes, source: str) -> Manifest:
     """Parse manifest bytes/text; every problem is a ``ManifestError`` naming ``source``."""
     return read_manifest_document(text, source)[0]
+
+
+# Validated manifests by the SHA-256 of their text, most recently used last: the service builds
+# a catalogue revision from every stored manifest at each publication, and all but one are
+# unchanged. Bounded: a mesh of 10,000 products holds ~150 MB of models.
+_PARSED: OrderedDict[str, Manifest] = OrderedDict()
+_PARSED_LIMIT = 50_000
+_PARSED_LOCK = threading.Lock()
+
+
+def _remember(digest: str, manifest: Manifest) -> None:
+    with _PARSED_LOCK:
+        _PARSED[digest] = manifest
+        _PARSED.move_to_end(digest)
+        while len(_PARSED) > _PARSED_LIMIT:
+            _PARSED.popitem(last=False)
+
+
+def parse_manifest_cached(text: str, source: str) -> Manifest:
+    """``read_manifest_text``, remembered by content: the same text is validated once per process
+    (a remembered manifest is returned with this ``source``)."""
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    with _PARSED_LOCK:
+        manifest = _PARSED.get(digest)
+        if manifest is not None:
+            _PARSED.move_to_end(digest)
+    if manifest is None:
+        manifest = read_manifest_text(text, source)
+        _remember(digest, manifest)
+    if manifest.source != source:
+        manifest = manifest.model_copy(update={"source": source})
+    return manifest
 
 
 def _read_manifest_file(path: str | Path) -> tuple[Manifest, SourceDocument]:
@@ -351,6 +385,7 @@ def load_catalog(root: str | Path) -> Catalog:
             manifest, doc = read_manifest_document(raw, str(path))
             check_data_paths(manifest, doc, data_root)
             cache.put(rel, digest, manifest)
+        _remember(digest, manifest)
         manifests.append(manifest)
     cache.save(seen)
     return Catalog.from_manifests(manifests, base)

@@ -27,13 +27,20 @@ from meshgov.catalog import (
     Catalog,
     DataRoot,
     check_data_paths,
+    parse_manifest_cached,
     port_location,
     read_manifest_document,
     read_manifest_text,
 )
 from meshgov.config import Settings
 from meshgov.core.manifest import SEMVER, Manifest
-from meshgov.core.policy import PolicyBundle, PolicyEngine, PreparedPolicy, discover_tests
+from meshgov.core.policy import (
+    LazyPrepared,
+    PolicyBundle,
+    PolicyEngine,
+    PreparedPolicy,
+    discover_tests,
+)
 from meshgov.core.principal import Principal
 from meshgov.core.registry import validate_registry
 from meshgov.core.sql.model import AccessDecision, PortRef, ports_of
@@ -116,7 +123,9 @@ def catalog_data(catalog: Catalog) -> dict[str, Any]:
 
 
 def _manifest_of(version: ProductVersion) -> Manifest:
-    manifest = read_manifest_text(version.manifest, f"store:{version.product_id}@{version.version}")
+    manifest = parse_manifest_cached(
+        version.manifest, f"store:{version.product_id}@{version.version}"
+    )
     if version.publisher.startswith("file:"):
         # Seeded from disk: keep the original path so snapshot files resolve next to it.
         manifest = manifest.model_copy(update={"source": version.publisher.removeprefix("file:")})
@@ -376,12 +385,19 @@ class Service:
             v.product_id: data_root_of(self.settings, v.domain, v.publisher) for v in versions
         }
         catalog = Catalog.from_manifests(manifests, data_roots=data_roots)
-        prepared = self.engine.prepare(bundle, catalog_data(catalog))
+        # The Data API's whole-catalogue policy is prepared on its first use (see LazyPrepared);
+        # the gate depends on the bundle alone, so a new catalogue revision keeps it.
+        engine = self.engine
+        prepared = LazyPrepared(
+            bundle.revision, lambda: engine.prepare(bundle, catalog_data(catalog))
+        )
+        previous = self._state
+        same_bundle = previous is not None and previous.bundle.revision == bundle.revision
         return ServingState(
             revision=bundle.revision,
             bundle=bundle,
             prepared=prepared,
-            gate=Gate(bundle, self.engine),
+            gate=previous.gate if previous is not None and same_bundle else Gate(bundle, engine),
             catalog=catalog,
             products={v.product_id: v for v in versions},
             gateway=Gateway(catalog, bundle, self.engine),

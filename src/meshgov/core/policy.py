@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -168,6 +169,36 @@ class PreparedPolicy(Protocol):
             PolicyEvaluationError: the engine failed; callers must deny.
         """
         ...
+
+
+class LazyPrepared:
+    """A prepared policy built on its first evaluation (once, whichever thread asks first).
+
+    For a policy that is costly to prepare and rarely used: the service's whole-catalogue policy
+    behind the Data API, which every catalogue revision would otherwise prepare up front.
+    """
+
+    def __init__(self, revision: str, prepare: Callable[[], PreparedPolicy]) -> None:
+        self._revision = revision
+        self._prepare: Callable[[], PreparedPolicy] | None = prepare
+        self._prepared: PreparedPolicy | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def revision(self) -> str:
+        return self._revision
+
+    def evaluate(self, query: str, input_document: Any) -> Any:
+        prepared = self._prepared
+        if prepared is None:
+            with self._lock:
+                if self._prepared is None and self._prepare is not None:
+                    self._prepared = self._prepare()
+                    self._prepare = None
+                prepared = self._prepared
+        if prepared is None:  # pragma: no cover - set above or raised
+            raise RuntimeError("policy not prepared")
+        return prepared.evaluate(query, input_document)
 
 
 class PolicyEngine(Protocol):
