@@ -15,14 +15,16 @@ import pickle
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any, TypeVar, cast
 
 from meshgov.core.manifest import Manifest, manifest_from_document
 from meshgov.core.yaml_source import SourceDocument, decode_text, load_yaml
 from meshgov.errors import InputError, Location, ManifestError
 
+T = TypeVar("T")
 MANIFEST_SUFFIXES = {".yaml", ".yml", ".json"}
 # Files in a catalogue directory that are not manifests.
 IGNORED_NAMES = {".meshgov-waivers.yaml", "principals", "tokens.yaml"}
@@ -47,6 +49,9 @@ def read_manifest_text(text: str | bytes, source: str) -> Manifest:
 # a catalogue revision from every stored manifest at each publication, and all but one are
 # unchanged. Bounded: a mesh of 10,000 products holds ~150 MB of models.
 _PARSED: OrderedDict[str, Manifest] = OrderedDict()
+# The same manifests with another ``source`` (as the service names them), by (digest, source):
+# the same object every time, so that values derived from it (``PER_MANIFEST``) are reused.
+_SOURCED: OrderedDict[tuple[str, str], Manifest] = OrderedDict()
 _PARSED_LIMIT = 50_000
 _PARSED_LOCK = threading.Lock()
 
@@ -59,19 +64,31 @@ def _remember(digest: str, manifest: Manifest) -> None:
             _PARSED.popitem(last=False)
 
 
-def parse_manifest_cached(text: str, source: str) -> Manifest:
-    """``read_manifest_text``, remembered by content: the same text is validated once per process
-    (a remembered manifest is returned with this ``source``)."""
+def parse_manifest_cached(text: str, source: str, as_source: str | None = None) -> Manifest:
+    """``read_manifest_text``, remembered by content: the same text is validated once per process.
+
+    Errors name ``source``; the manifest returned has the source ``as_source`` (default
+    ``source``), and is the same object for the same text and source.
+    """
+    wanted = as_source if as_source is not None else source
     digest = hashlib.sha256(text.encode()).hexdigest()
     with _PARSED_LOCK:
         manifest = _PARSED.get(digest)
         if manifest is not None:
             _PARSED.move_to_end(digest)
+            sourced = _SOURCED.get((digest, wanted))
+            if sourced is not None:
+                _SOURCED.move_to_end((digest, wanted))
+                return sourced
     if manifest is None:
         manifest = read_manifest_text(text, source)
         _remember(digest, manifest)
-    if manifest.source != source:
-        manifest = manifest.model_copy(update={"source": source})
+    if manifest.source != wanted:
+        manifest = manifest.model_copy(update={"source": wanted})
+    with _PARSED_LOCK:
+        _SOURCED[(digest, wanted)] = manifest
+        while len(_SOURCED) > _PARSED_LIMIT:
+            _SOURCED.popitem(last=False)
     return manifest
 
 
@@ -160,6 +177,40 @@ def _looks_like_manifest(path: Path) -> bool:
     return b"apiVersion" in head and (b"DataProduct" in head or b"DataContract" in head)
 
 
+class PerManifest:
+    """Values derived from a manifest object (its JSON for the catalogue digest, its access
+    view…), remembered while the object lives in a recent catalogue: a new catalogue revision
+    after one publication derives one product's values, not ten thousand. Keyed by the object's
+    identity (manifests are immutable) and the value's name; the entry keeps the object alive
+    so that its id is not reused. Bounded: the least recently used entries are dropped."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._items: OrderedDict[tuple[int, str], tuple[Manifest, Any]] = OrderedDict()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def get(self, manifest: Manifest, name: str, derive: Callable[[Manifest], T]) -> T:
+        key = (id(manifest), name)
+        with self._lock:
+            entry = self._items.get(key)
+            if entry is not None and entry[0] is manifest:
+                self._items.move_to_end(key)
+                return cast(T, entry[1])
+        value = derive(manifest)
+        with self._lock:
+            self._items[key] = (manifest, value)
+            while len(self._items) > self._limit:
+                self._items.popitem(last=False)
+        return value
+
+
+PER_MANIFEST = PerManifest()
+
+
+def _manifest_json(manifest: Manifest) -> bytes:
+    return manifest.model_dump_json(by_alias=True).encode()
+
+
 @dataclass
 class Catalog:
     """Every product of a mesh, keyed by ``domain/name``, with a content revision."""
@@ -190,7 +241,7 @@ class Catalog:
             items[manifest.id] = manifest
         digest = hashlib.sha256()
         for key in sorted(items):
-            digest.update(items[key].model_dump_json(by_alias=True).encode())
+            digest.update(PER_MANIFEST.get(items[key], "json", _manifest_json))
         return cls(items, digest.hexdigest()[:16], root, dict(data_roots or {}))
 
     def data_root(self, manifest: Manifest) -> DataRoot | None:

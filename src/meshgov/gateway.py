@@ -16,7 +16,7 @@ from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from meshgov.catalog import Catalog
+from meshgov.catalog import PER_MANIFEST, Catalog
 from meshgov.core.manifest import Manifest
 from meshgov.core.policy import PolicyBundle, PolicyEngine, PreparedPolicy, reads_data
 from meshgov.core.principal import Principal
@@ -145,6 +145,10 @@ def access_source(manifest: Manifest) -> dict[str, Any]:
     }
 
 
+def _view_of(manifest: Manifest) -> dict[str, Any]:
+    return _access_view(access_source(manifest))
+
+
 def _grant_view(grant: Mapping[str, Any]) -> dict[str, Any]:
     """A grant with every field present (the manifest model's defaults): Rego reads it directly."""
     to = grant.get("to") or {}
@@ -193,7 +197,7 @@ def gateway_policy_data(bundle: PolicyBundle, catalog: Catalog) -> dict[str, Any
     access: dict[str, dict[str, Any]] = {}
     for pid, manifest in catalog.manifests.items():
         domain, _, name = pid.partition("/")
-        access.setdefault(domain, {})[name] = _access_view(access_source(manifest))
+        access.setdefault(domain, {})[name] = PER_MANIFEST.get(manifest, "access", _view_of)
     return {"catalog": {"access": access}}
 
 

@@ -14,6 +14,7 @@ Authorisation (who may publish, change policies…) is the adapters' job (``api/
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -123,13 +124,13 @@ def catalog_data(catalog: Catalog) -> dict[str, Any]:
 
 
 def _manifest_of(version: ProductVersion) -> Manifest:
-    manifest = parse_manifest_cached(
-        version.manifest, f"store:{version.product_id}@{version.version}"
+    # Seeded from disk: keep the original path so snapshot files resolve next to it.
+    seeded = version.publisher.startswith("file:")
+    return parse_manifest_cached(
+        version.manifest,
+        f"store:{version.product_id}@{version.version}",
+        version.publisher.removeprefix("file:") if seeded else None,
     )
-    if version.publisher.startswith("file:"):
-        # Seeded from disk: keep the original path so snapshot files resolve next to it.
-        manifest = manifest.model_copy(update={"source": version.publisher.removeprefix("file:")})
-    return manifest
 
 
 def data_root_of(settings: Settings, domain: str, publisher: str) -> DataRoot | None:
@@ -144,15 +145,24 @@ def data_root_of(settings: Settings, domain: str, publisher: str) -> DataRoot | 
       ``None`` (no snapshots allowed) when the service has neither directory.
     """
     if publisher.startswith("file:"):
-        base = Path(publisher.removeprefix("file:")).parent
-        catalog = settings.catalog_dir.resolve() if settings.catalog_dir is not None else None
-        inside = catalog is not None and base.resolve().is_relative_to(catalog)
-        return DataRoot(base, catalog if inside and catalog is not None else base)
+        catalog = str(settings.catalog_dir) if settings.catalog_dir is not None else None
+        return _seeded_data_root(str(Path(publisher.removeprefix("file:")).parent), catalog)
     published = settings.published_data_dir()
     if published is None:
         return None
     domain_dir = published / domain
     return DataRoot(domain_dir, domain_dir, f"the data directory of domain {domain!r}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _seeded_data_root(base_dir: str, catalog_dir: str | None) -> DataRoot:
+    """``data_root_of`` for a seeded file, by directory: every catalogue revision asks it for
+    every product, and resolving paths costs system calls. Snapshot paths themselves are still
+    resolved (symbolic links followed) each time they are used (``data_path_problem``)."""
+    base = Path(base_dir)
+    catalog = Path(catalog_dir).resolve() if catalog_dir is not None else None
+    inside = catalog is not None and base.resolve().is_relative_to(catalog)
+    return DataRoot(base, catalog if inside and catalog is not None else base)
 
 
 def _finding_key(finding: Mapping[str, Any]) -> str:
