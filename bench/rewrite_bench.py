@@ -277,9 +277,7 @@ def main() -> None:
         + f" (regopy/regorus {decisions['embedded'] / decisions['regorus']:.1f}x)"
     )
     sizes = [int(size) for size in args.mesh_sizes.split(",") if size.strip()]
-    growth = (
-        _decision_by_mesh_size(gateways, request, sizes, args.repeat, decisions) if sizes else []
-    )
+    growth = _decision_by_mesh_size(gateways, request, sizes, args.repeat) if sizes else []
     print(
         f"uncached/parse+gen: worst {max(ratios):.2f}x (target ≤ 1.5x); "
         f"cached: worst {max(cached_all):.1f} µs (target ≤ 50 µs); "

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import os
 import pickle
+import re
 import tempfile
 import threading
 from collections import OrderedDict
@@ -174,7 +175,14 @@ def _looks_like_manifest(path: Path) -> bool:
         head = path.read_bytes()[:4096]
     except OSError:
         return False
-    return b"apiVersion" in head and (b"DataProduct" in head or b"DataContract" in head)
+    if b"apiVersion" not in head:
+        return False
+    # An ODCS contract without `kind` is still one (the schema then refuses it, and says so).
+    return (
+        b"DataProduct" in head
+        or b"DataContract" in head
+        or re.search(rb"""apiVersion["']?\s*:\s*["']?v3\.""", head) is not None
+    )
 
 
 class PerManifest:
@@ -326,10 +334,10 @@ KEPT_CATALOGUES = 16
 
 def _model_digest() -> str:
     """The code that turns a file into a ``Manifest``: a cache entry of other code is stale."""
-    from meshgov.core import manifest, odcs, yaml_source
+    from meshgov.core import manifest, odcs, odcs_schema, yaml_source
 
     digest = hashlib.sha256()
-    for module in (manifest, odcs, yaml_source):
+    for module in (manifest, odcs, odcs_schema, yaml_source):
         digest.update(Path(module.__file__ or "").read_bytes())
     return digest.hexdigest()[:16]
 

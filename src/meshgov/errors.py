@@ -7,6 +7,7 @@ HTTP statuses (API); nothing else does.
     MeshgovError
     ├── InputError                  invalid_input        exit 2 / HTTP 400
     │   ├── ManifestError           invalid_manifest
+    │   │   └── ManifestErrors      invalid_manifest (several errors of one file)
     │   ├── PrincipalError          invalid_principal
     │   ├── SqlParseError           invalid_sql
     │   └── SqlDialectError         invalid_dialect
@@ -23,6 +24,7 @@ HTTP statuses (API); nothing else does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -88,6 +90,25 @@ class InputError(MeshgovError):
 
 class ManifestError(InputError):
     code = "invalid_manifest"
+
+
+class ManifestErrors(ManifestError):
+    """Every error found in one manifest at once (an ODCS contract's JSON Schema errors).
+
+    Behaves as its first error (message, location) for callers that show one; ``errors`` holds
+    them all, in file order, for the reports that list each.
+    """
+
+    def __init__(self, errors: Sequence[ManifestError]) -> None:
+        if not errors:
+            raise ValueError("ManifestErrors needs at least one error")
+        first = errors[0]
+        more = len(errors) - 1
+        message = first.message
+        if more:
+            message += f" (and {more} more error{'s' if more > 1 else ''})"
+        super().__init__(message, first.location)
+        self.errors = tuple(errors)
 
 
 class PrincipalError(InputError):

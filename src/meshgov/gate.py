@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import subprocess
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -70,8 +69,14 @@ class SourcedManifest:
         return self.manifest.id
 
 
-def _source_lines(doc: SourceDocument) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
-    """Lines of ports and columns as written, for meshgov/v1 and ODCS layouts alike."""
+def _source_lines(
+    doc: SourceDocument, port_names: Sequence[str] = ()
+) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+    """Lines of ports and columns as written, for meshgov/v1 and ODCS layouts alike.
+
+    ``port_names`` are the ports' names in the model, in order: an ODCS schema object's name is
+    normalised (``Air_Quality`` is the port ``air_quality``).
+    """
     lines: dict[tuple[str, str], int] = {("", ""): doc.line_of(("metadata",)) or 1}
     data_lines: dict[str, int] = {}
     data = doc.data if isinstance(doc.data, dict) else {}
@@ -90,7 +95,7 @@ def _source_lines(doc: SourceDocument) -> tuple[dict[tuple[str, str], int], dict
     for i, port in enumerate(ports):
         if not isinstance(port, dict) or not isinstance(port.get("name"), str):
             continue
-        name = port["name"]
+        name = port_names[i] if i < len(port_names) else port["name"]
         port_path = (*prefix, i)
         lines[(name, "")] = doc.line_of((*port_path, "name")) or doc.line_of(port_path) or 1
         if "data" in port:
@@ -120,7 +125,7 @@ def read_sourced_manifest(raw: str | bytes, source: str) -> SourcedManifest:
 
 def sourced(manifest: Manifest, doc: SourceDocument) -> SourcedManifest:
     """``manifest`` with the lines of its ports and columns in ``doc`` (the text it came from)."""
-    lines, data_lines = _source_lines(doc)
+    lines, data_lines = _source_lines(doc, [p.name for p in manifest.spec.output_ports])
     return SourcedManifest(manifest, lines, data_lines)
 
 
@@ -137,109 +142,6 @@ def load_sourced_manifest(path: Path) -> SourcedManifest:
 
 
 # --- previous versions (--against) ---------------------------------------------------------------
-
-
-def _by_id(manifests: Iterable[Manifest]) -> dict[str, Manifest]:
-    return {m.id: m for m in manifests}
-
-
-def load_previous_dir(root: Path) -> dict[str, Manifest]:
-    """The previously released manifests in ``root``, by product id."""
-    from meshgov.catalog import manifest_paths
-
-    return _by_id(load_sourced_manifest(p).manifest for p in manifest_paths([root]))
-
-
-def _git(
-    args: Sequence[str], cwd: Path, stdin: bytes | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    try:
-        return subprocess.run(
-            ["git", *args], cwd=cwd, input=stdin, capture_output=True, check=False, timeout=120
-        )
-    except FileNotFoundError:
-        raise InputError("--against a git revision needs git, which is not installed") from None
-    except subprocess.TimeoutExpired:
-        raise InputError("git did not answer within 120 s") from None
-
-
-@dataclass
-class GitRevision:
-    """Reads files of one commit (``git cat-file --batch``: one process for every file)."""
-
-    ref: str
-    cwd: Path
-    top: Path = field(init=False)
-    commit: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        top = _git(["rev-parse", "--show-toplevel"], self.cwd)
-        if top.returncode != 0:
-            raise InputError(
-                f"--against {self.ref!r}: not a directory, and {self.cwd} is not in a git "
-                "repository to resolve it as a revision"
-            )
-        self.top = Path(top.stdout.decode().strip()).resolve()
-        verify = _git(
-            ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{self.ref}^{{commit}}"],
-            self.top,
-        )
-        if verify.returncode != 0 or self.ref.startswith("-"):
-            raise InputError(
-                f"--against {self.ref!r}: not a directory, and not a git revision of {self.top}"
-            )
-        self.commit = verify.stdout.decode().strip()
-
-    def relative(self, path: Path) -> str | None:
-        try:
-            return path.resolve().relative_to(self.top).as_posix()
-        except ValueError:
-            return None
-
-    def read_files(self, paths: Sequence[str]) -> dict[str, bytes]:
-        """Contents of ``paths`` (relative to the top) at the commit; absent files are left out."""
-        if not paths:
-            return {}
-        request = "".join(f"{self.commit}:{p}\n" for p in paths).encode()
-        proc = _git(["cat-file", "--batch"], self.top, request)
-        if proc.returncode != 0:
-            raise InputError(f"--against {self.ref!r}: git cat-file failed: {proc.stderr.decode()}")
-        out = proc.stdout
-        found: dict[str, bytes] = {}
-        pos = 0
-        for path in paths:
-            end = out.index(b"\n", pos)
-            header = out[pos:end].split()
-            pos = end + 1
-            if len(header) == 3 and header[1] == b"blob":
-                size = int(header[2])
-                found[path] = out[pos : pos + size]
-                pos += size + 1
-            elif len(header) == 3:  # a tree or another object: skip its body
-                pos += int(header[2]) + 1
-        return found
-
-
-def load_previous_git(
-    ref: str, paths: Sequence[Path]
-) -> dict[Path, SourcedManifest | MeshgovError]:
-    """The version of each manifest file at git revision ``ref`` (same path), when it existed."""
-    if not paths:
-        return {}
-    # The repository of the first manifest that exists (a missing one is reported on its own).
-    anchor = next((p.resolve().parent for p in paths if p.is_file()), Path.cwd())
-    revision = GitRevision(ref, anchor)
-    relative = {path: revision.relative(path) for path in paths}
-    contents = revision.read_files(sorted({r for r in relative.values() if r}))
-    previous: dict[Path, SourcedManifest | MeshgovError] = {}
-    for path, rel in relative.items():
-        if rel is None or rel not in contents:
-            continue
-        try:
-            previous[path] = read_sourced_manifest(contents[rel], f"{ref}:{rel}")
-        except MeshgovError as exc:
-            previous[path] = exc
-    return previous
 
 
 # --- the gate ------------------------------------------------------------------------------------
@@ -396,6 +298,7 @@ class Gate:
         scan: ScanOptions = ScanOptions(),
         today: dt.date | None = None,
         progress: Progress | None = None,
+        problems: Sequence[MeshgovError] = (),
     ) -> Report:
         """Check manifests (or the errors met reading them) and return the report.
 
@@ -409,6 +312,8 @@ class Gate:
             scan: whether and how to scan the ports' data snapshots for undeclared PII.
             today: the date waivers are judged against (UTC today by default).
             progress: called with (done, total) after each manifest.
+            problems: errors about the run rather than one manifest (an unreadable catalogue
+                manifest); each becomes an ``invalid_input`` finding of the report.
         """
         today = today or dt.datetime.now(dt.UTC).date()
         previous = previous or {}
@@ -416,14 +321,21 @@ class Gate:
         duplicates = _duplicate_ids(readable)
         mesh = {m.id: m for m in catalog}
         mesh.update({m.id: m.manifest for m in readable})
-        facts = _identity_facts(list(mesh.values()), self.registry) if readable else {}
+        general: list[Finding] = [f for p in problems for f in Finding.from_errors(p)]
+        try:
+            facts = _identity_facts(list(mesh.values()), self.registry) if readable else {}
+        except InputError as exc:
+            # The mesh cannot be indexed (the manifests parse, but do not fit together): the
+            # report says so and stays invalid (exit 2), and every manifest is still listed.
+            general.extend(Finding.from_errors(exc))
+            facts = {}
 
         def check_entry(index: int) -> ManifestResult:
             entry = manifests[index]
             source = sources[index] if sources else None
             if isinstance(entry, MeshgovError):
                 file = source or (entry.location.file if entry.location else None) or "<input>"
-                return ManifestResult(file=file, findings=(Finding.from_error(entry),))
+                return ManifestResult(file=file, findings=tuple(Finding.from_errors(entry)))
             return self._check_one(entry, source, previous, facts, duplicates, waivers, scan, today)
 
         total = len(manifests)
@@ -442,7 +354,7 @@ class Gate:
             revision=self.revision,
             results=tuple(results),
             engine=self.engine_label,
-            general=tuple(expired_waiver_findings(waivers, today)),
+            general=(*general, *expired_waiver_findings(waivers, today)),
         )
 
     def _check_one(
@@ -512,12 +424,17 @@ class Gate:
                 loaded.append(exc)
         previous = self._previous(against, files, loaded)
         catalog: list[Manifest] = []
+        problems: list[MeshgovError] = []
         if catalog_dir is not None:
             if not catalog_dir.is_dir():
                 raise InputError("catalog directory not found", Location(file=str(catalog_dir)))
             from meshgov.catalog import manifest_paths
 
-            catalog = [load_sourced_manifest(p).manifest for p in manifest_paths([catalog_dir])]
+            for path in manifest_paths([catalog_dir]):
+                try:
+                    catalog.append(load_sourced_manifest(path).manifest)
+                except MeshgovError as exc:
+                    problems.append(exc)
         return self.check(
             loaded,
             sources=[str(p) for p in files],
@@ -527,6 +444,7 @@ class Gate:
             scan=scan,
             today=today,
             progress=progress,
+            problems=problems,
         )
 
     @staticmethod
@@ -535,6 +453,8 @@ class Gate:
     ) -> dict[str, Manifest | MeshgovError]:
         if against is None:
             return {}
+        from meshgov.previous_versions import load_previous_dir, load_previous_git
+
         against_dir = Path(against)
         if against_dir.is_dir():
             return dict(load_previous_dir(against_dir))

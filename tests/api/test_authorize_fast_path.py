@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 from api_server import RunningServer
 
-from meshgov.api.metrics import Metrics
 from meshgov.api.security import TokenRegistry, Unauthenticated
+from meshgov.metrics import Metrics
 from meshgov.store.base import DecisionFilter
 
 QUERY = {"sql": "SELECT customer_id, email FROM customer.customers", "purpose": "analytics"}

@@ -397,7 +397,10 @@ def test_subprocess_rego_error_exits_4(mesh: Path, tmp_path: Path, in_tmp: Path)
     policies = _broken_policies(tmp_path)
     proc = _meshgov("--policies", str(policies), str(mesh), "--format", "json", cwd=in_tmp)
     assert proc.returncode == 4
-    assert proc.stdout == ""  # the compiler's chatter stays off stdout
+    # stdout holds the report and nothing else (the compiler's chatter stays off it).
+    report = json.loads(proc.stdout)
+    assert report["exit_code"] == 4
+    assert [f["rule"] for f in report["general"]] == ["policy_compile_error"]
     assert "meshgov/main/main.rego:" in proc.stderr
     assert "Traceback" not in proc.stderr
 

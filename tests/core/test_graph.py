@@ -118,16 +118,37 @@ def test_inputs_outside_the_catalog_become_undeclared_nodes(
     assert g.nodes["port:customer/customers:customers"]["kind"] == "port"
 
 
-def test_a_bad_derived_from_reference_names_the_column(registry: dict[str, Any]) -> None:
+def test_a_bad_derived_from_reference_is_refused_where_it_is_written() -> None:
     text = (FIXTURES / "mesh" / "marketing" / "segment_report.yaml").read_text()
-    bad = parse_manifest(
-        text.replace("marketing/customer_360:customer_360:lifetime_value", "lifetime_value"),
+    bad_text = text.replace("marketing/customer_360:customer_360:lifetime_value", "lifetime_value")
+    with pytest.raises(ManifestError, match="derivedFrom") as caught:
+        parse_manifest(bad_text, "segment_report.yaml")
+    assert caught.value.location is not None
+    lines = bad_text.splitlines()
+    assert "lifetime_value" in lines[caught.value.location.line - 1]
+
+
+def test_a_bad_derived_from_reference_names_the_column_in_the_graph(
+    registry: dict[str, Any],
+) -> None:
+    """A manifest built in code (not parsed) with a bad reference is still refused, located."""
+    good = parse_manifest(
+        (FIXTURES / "mesh" / "marketing" / "segment_report.yaml").read_text(),
         "segment_report.yaml",
+    )
+    port = good.spec.output_ports[0]
+    columns = [
+        c.model_copy(update={"derived_from": ["lifetime_value"]}) if c.derived_from else c
+        for c in port.columns
+    ]
+    bad_port = port.model_copy(update={"columns": columns})
+    bad = good.model_copy(
+        update={"spec": good.spec.model_copy(update={"output_ports": [bad_port]})}
     )
     with pytest.raises(ManifestError, match="derivedFrom") as caught:
         build_graph([bad], registry)
     assert caught.value.location is not None
-    assert caught.value.location.column == "revenue"
+    assert caught.value.location.column == next(c.name for c in columns if c.derived_from)
 
 
 def test_registry_that_is_not_a_mapping_is_invalid_input() -> None:

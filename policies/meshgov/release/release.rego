@@ -27,7 +27,7 @@ violations := report(input, data.registry)
 #   an object.
 report(gate, registry) := (_metadata_findings(gate) | _change_findings(gate)) | _grant_validity(gate, registry)
 
-_metadata_findings(gate) := ((_missing_metadata(gate) | _invalid_semver(gate)) | _missing_end_of_support(gate))
+_metadata_findings(gate) := (((_missing_metadata(gate) | _invalid_semver(gate)) | _missing_end_of_support(gate)) | _source_findings(gate))
 
 _change_findings(gate) := set() if not _has_previous(gate)
 
@@ -73,12 +73,55 @@ _missing_metadata(gate) := {v |
 	some field
 	fix := _required_fields[field]
 	_release_blank(_release_meta(gate.product), field)
+	not _noted(gate, field)
 	v := result.violation(
 		concat("", ["release/missing-", field]),
 		"error",
 		result.text(["product '", _release_id(gate), "' has no metadata.", field]),
 		result.location(_release_id(gate), null, null),
 		fix,
+	)
+}
+
+# The notes of the ODCS reader (empty for meshgov/v1 manifests and for other callers).
+_source_notes(doc) := object.get(doc, "sourceNotes", [])
+
+# A field the reader could not map is reported as unmapped, not also as missing.
+_noted(gate, field) if {
+	some note in _source_notes(gate.product)
+	note.field == field
+}
+
+_source_rules := {
+	"unmapped-value": "release/unmapped-value",
+	"missing-schema": "release/missing-schema",
+}
+
+# A note of a kind these policies do not know still fails the release (fail closed).
+_source_rule(note) := _source_rules[note.rule]
+
+_source_rule(note) := "release/unmapped-value" if not _source_rules[note.rule]
+
+# METADATA
+# title: ODCS values meshgov cannot map, and contracts that describe no data
+# description: |
+#   The ODCS reader records what it cannot map onto the model (input.product.sourceNotes), with
+#   its line and the documented default it used instead: a free-text status, classification,
+#   type or mask with no meshgov meaning, several owners, repeated names (unmapped-value); a
+#   contract with no schema objects, or a schema object with no properties (missing-schema).
+# custom:
+#   rules:
+#     release/unmapped-value: error
+#     release/missing-schema: error
+_source_findings(gate) := {v |
+	some note in _source_notes(gate.product)
+	where := result.location(_release_id(gate), object.get(note, "port", null), object.get(note, "column", null))
+	v := result.violation(
+		_source_rule(note),
+		"error",
+		result.text([object.get(note, "message", "")]),
+		object.union(where, {"line": object.get(note, "line", null)}),
+		object.get(note, "fix", null),
 	)
 }
 
@@ -160,7 +203,7 @@ _version_greater(a, b) if {
 # Where a port's snapshot sits (`data:`) is not part of the contract: an ODCS contract and the
 # meshgov manifest of the same version differ there and nowhere else.
 _comparable_doc(doc) := object.union(
-	object.remove(doc, ["source", "sourceFormat", "semver_valid"]),
+	object.remove(doc, ["source", "sourceFormat", "semver_valid", "sourceNotes"]),
 	{"spec": object.union(doc.spec, {"outputPorts": [object.remove(port, ["data"]) |
 		some port in doc.spec.outputPorts
 	]})},

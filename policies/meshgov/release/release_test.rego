@@ -373,3 +373,48 @@ test_port_moved_with_a_major_bump_is_a_warning if {
 	[v] := _only(gate, "release/port-relocated")
 	v.severity == "warning"
 }
+
+# --- notes of the ODCS reader ---------------------------------------------------------------------
+
+_with_notes(gate, notes) := object.union(gate, {"product": object.union(gate.product, {"sourceNotes": notes})})
+
+_status_note := {
+	"rule": "unmapped-value", "message": "status: status 'someday' has no meshgov meaning",
+	"fix": "Use one of: draft, active.", "field": "status", "line": 6, "port": null, "column": null,
+}
+
+test_unmapped_value_note_is_a_located_violation if {
+	gate := _with_notes(_with_meta(_first_release, "status", null), [_status_note])
+	[v] := _only(gate, "release/unmapped-value")
+	v.severity == "error"
+	v.location == {"product": "customer/customers", "port": null, "column": null, "line": 6}
+	v.message == "status: status 'someday' has no meshgov meaning"
+	v.fix == "Use one of: draft, active."
+	# reported as unmapped, not also as missing
+	not "release/missing-status" in _rules(gate)
+}
+
+test_missing_schema_note_names_its_port if {
+	note := {
+		"rule": "missing-schema", "message": "schema[0]: no properties", "fix": "List them.",
+		"field": "schema[0].properties", "line": 12, "port": "orders", "column": null,
+	}
+	[v] := _only(_with_notes(_first_release, [note]), "release/missing-schema")
+	v.location.port == "orders"
+	v.location.line == 12
+}
+
+test_a_note_of_an_unknown_kind_still_fails if {
+	note := object.union(_status_note, {"rule": "something-new", "field": "x"})
+	[v] := _only(_with_notes(_first_release, [note]), "release/unmapped-value")
+	v.severity == "error"
+}
+
+test_no_notes_no_findings if {
+	_found(_with_notes(_first_release, [])) == set()
+}
+
+test_notes_are_not_a_change_to_bump_for if {
+	gate := object.union(_with_notes(_first_release, [_status_note]), {"previous": _first_release.product})
+	not "release/version-not-bumped" in _rules(gate)
+}

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from meshgov.errors import MeshgovError
+from meshgov.errors import ManifestErrors, MeshgovError
 
 log = logging.getLogger("meshgov.api")
 
@@ -42,16 +42,24 @@ def error_body(
     return {"code": code, "message": message, "errors": errors or []}
 
 
-def meshgov_error_response(exc: MeshgovError) -> JSONResponse:
+def _detail(exc: MeshgovError) -> dict[str, Any]:
     detail: dict[str, Any] = {"code": exc.code, "message": exc.message}
     if exc.location is not None:
         detail["location"] = exc.location.as_dict()
+    return detail
+
+
+def meshgov_error_response(exc: MeshgovError) -> JSONResponse:
+    # Every error of a manifest (an ODCS contract's schema errors) is one entry of "errors".
+    details = (
+        [_detail(e) for e in exc.errors] if isinstance(exc, ManifestErrors) else [_detail(exc)]
+    )
     status = exc.http_status
     if status >= 500:
         log.warning("service fault %s: %s", exc.code, exc.message)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(
-        error_body(exc.code, str(exc), [detail]), status_code=status, headers=headers
+        error_body(exc.code, str(exc), details), status_code=status, headers=headers
     )
 
 

@@ -24,10 +24,10 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meshgov.api.errors import error_body, meshgov_error_response
-from meshgov.api.metrics import Metrics
 from meshgov.api.security import TokenRegistry, Unauthenticated
 from meshgov.errors import MeshgovError
 from meshgov.gateway import Authorization
+from meshgov.metrics import Metrics
 from meshgov.service import Service, ServingState
 
 log = logging.getLogger("meshgov.api")

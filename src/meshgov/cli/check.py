@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from meshgov.cli._common import PolicyEngineOption, err_console, policy_engine, reports_errors
+from meshgov.cli._common import (
+    PolicyEngineOption,
+    err_console,
+    fail,
+    policy_engine,
+    reports_errors,
+)
+from meshgov.errors import MeshgovError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -86,13 +93,14 @@ def check(
     from meshgov import gate
     from meshgov.core.report import FailOn
 
-    waiver_file = waivers if waivers is not None else gate.default_waiver_file()
-    waiver_list = gate.load_waivers(waiver_file) if waiver_file is not None else []
-    release_gate = gate.Gate.from_dir(
-        policies or gate.default_policies_dir(), policy_engine(engine)
-    )
+    threshold = FailOn(fail_on.value)
     progress = _ProgressBar() if _wants_progress(paths) else None
     try:
+        waiver_file = waivers if waivers is not None else gate.default_waiver_file()
+        waiver_list = gate.load_waivers(waiver_file) if waiver_file is not None else []
+        release_gate = gate.Gate.from_dir(
+            policies or gate.default_policies_dir(), policy_engine(engine)
+        )
         report = release_gate.check_paths(
             paths,
             against=against,
@@ -101,13 +109,32 @@ def check(
             scan=gate.ScanOptions(enabled=scan),
             progress=progress.advance if progress else None,
         )
+    except MeshgovError as exc:
+        if output_format is OutputFormat.text:
+            raise  # one line on stderr, as for every command
+        # A CI report file is never empty: the run's error is the report's one finding.
+        _emit(_failed_run(exc), output_format, threshold)
+        raise fail(exc) from None
     finally:
         if progress:
             progress.stop()
-    threshold = FailOn(fail_on.value)
     _print_invalid_inputs(report)
     _emit(report, output_format, threshold)
     raise typer.Exit(report.exit_code(threshold))
+
+
+def _failed_run(error: MeshgovError) -> Report:
+    """The report of a run that stopped before any manifest was judged (no policies, a bad
+    ``--against`` or waiver file...): one finding about the run, of the error's kind."""
+    from dataclasses import replace
+
+    from meshgov.core.report import Finding, FindingKind, Report
+    from meshgov.errors import InputError
+
+    findings = Finding.from_errors(error)
+    if not isinstance(error, InputError):
+        findings = [replace(f, kind=FindingKind.violation) for f in findings]
+    return Report(revision="(not compiled)", general=tuple(findings), stopped_with=error.exit_code)
 
 
 def _prefetch_modules(scan: bool) -> None:

@@ -10,7 +10,14 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from meshgov.core.yaml_source import Path, SourceDocument, load_yaml, located_validation_error
 from meshgov.errors import InputError, Location, ManifestError
@@ -22,6 +29,15 @@ SEMVER = re.compile(
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
 )
 NAME = r"^[a-z][a-z0-9_-]*$"
+# A column of another product's port: ``domain/product:port:column`` (``derivedFrom``).
+COLUMN_REF = r"^[a-z][a-z0-9_-]*/[a-z][a-z0-9_-]*:[a-z][a-z0-9_-]*:.+$"
+
+
+def _may_be_empty(info: ValidationInfo) -> bool:
+    """ODCS allows a contract without schema objects and an object without properties: read into
+    a product with no ports / a port with no columns, which the release policies then report
+    (``release/missing-schema``). A meshgov/v1 manifest must have both."""
+    return isinstance(info.context, dict) and info.context.get("odcs") is True
 
 
 class Classification(StrEnum):
@@ -94,7 +110,9 @@ class Column(_Strict):
     max_length: int | None = Field(None, alias="maxLength")
     minimum: float | None = None
     maximum: float | None = None
-    derived_from: list[str] = Field(default_factory=list, alias="derivedFrom")
+    derived_from: list[Annotated[str, Field(pattern=COLUMN_REF)]] = Field(
+        default_factory=list, alias="derivedFrom"
+    )
     tags: list[str] = Field(default_factory=list)
 
 
@@ -113,11 +131,13 @@ class OutputPort(_Strict):
     description: str | None = None
     sla: Sla | None = None
     end_of_support: str | None = Field(None, alias="endOfSupport")
-    columns: list[Column] = Field(min_length=1)
+    columns: list[Column] = Field(json_schema_extra={"minItems": 1})
 
     @field_validator("columns")
     @classmethod
-    def _unique_columns(cls, columns: list[Column]) -> list[Column]:
+    def _unique_columns(cls, columns: list[Column], info: ValidationInfo) -> list[Column]:
+        if not columns and not _may_be_empty(info):
+            raise ValueError("a port needs at least one column")
         seen: set[str] = set()
         for col in columns:
             if col.name.lower() in seen:
@@ -160,12 +180,14 @@ class Metadata(_Strict):
 
 class Spec(_Strict):
     inputs: list[InputPort] = Field(default_factory=list)
-    output_ports: list[OutputPort] = Field(alias="outputPorts", min_length=1)
+    output_ports: list[OutputPort] = Field(alias="outputPorts", json_schema_extra={"minItems": 1})
     access: Access = Field(default_factory=Access)
 
     @field_validator("output_ports")
     @classmethod
-    def _unique_ports(cls, ports: list[OutputPort]) -> list[OutputPort]:
+    def _unique_ports(cls, ports: list[OutputPort], info: ValidationInfo) -> list[OutputPort]:
+        if not ports and not _may_be_empty(info):
+            raise ValueError("a product needs at least one output port")
         names = [p.name for p in ports]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -182,6 +204,8 @@ class Manifest(_Strict):
     source: str | None = Field(None, exclude=True)
     source_format: str = Field("meshgov/v1", exclude=True)
     extensions: dict[str, Any] = Field(default_factory=dict, exclude=True)
+    # What the ODCS reader could not map (see odcs.py); the release policies report each.
+    notes: list[dict[str, Any]] = Field(default_factory=list, exclude=True)
 
     @property
     def id(self) -> str:
@@ -197,6 +221,7 @@ class Manifest(_Strict):
         doc["source"] = self.source
         doc["sourceFormat"] = self.source_format
         doc["semver_valid"] = SEMVER.match(self.metadata.version) is not None
+        doc["sourceNotes"] = self.notes
         return doc
 
 
@@ -216,7 +241,7 @@ def manifest_from_document(doc: SourceDocument) -> Manifest:
     data = doc.data
     if not isinstance(data, dict):
         raise ManifestError("a manifest must be a YAML mapping", Location(file=doc.source, line=1))
-    if "apiVersion" in data and str(data.get("apiVersion", "")).startswith("v3"):
+    if str(data.get("apiVersion", "")).startswith("v3") or data.get("kind") == "DataContract":
         from meshgov.core.odcs import manifest_from_odcs
 
         return manifest_from_odcs(doc)
@@ -226,6 +251,12 @@ def manifest_from_document(doc: SourceDocument) -> Manifest:
             f"got {data.get('apiVersion')!r}",
             Location(file=doc.source, line=doc.line_of(("apiVersion",)) or 1),
         )
+    for internal in ("source", "source_format", "extensions", "notes"):
+        if internal in data:
+            raise ManifestError(
+                f"unknown key '{internal}' at {internal}",
+                Location(file=doc.source, line=doc.line_of((internal,))),
+            )
     try:
         manifest = Manifest.model_validate({**data, "source": doc.source})
     except ValidationError as exc:
@@ -249,7 +280,7 @@ def manifest_json_schema() -> dict[str, Any]:
     """
     schema = Manifest.model_json_schema(by_alias=True, mode="validation")
     # Bookkeeping fields that are not part of the format.
-    for internal in ("source", "source_format", "extensions"):
+    for internal in ("source", "source_format", "extensions", "notes"):
         schema["properties"].pop(internal, None)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -1,26 +1,34 @@
 """ODCS v3.0–v3.2 data contracts normalised into the meshgov model.
 
+A contract is invalid input exactly when the official ODCS JSON Schema of its ``apiVersion``
+refuses it (``odcs_schema.py``): all of its schema errors are reported at once, each naming the
+file and line. A contract the schema accepts is always read: what meshgov needs and ODCS leaves
+optional or free-text gets a documented default (docs/manifest.md, "ODCS contracts"), and what
+cannot be mapped becomes a *source note* that the release policies report as a finding with a fix
+(``release/unmapped-value``, ``release/missing-schema``), never a parse error.
+
 An ODCS contract describes one product: root identity (``domain``, ``name``, ``version``,
 ``status``, ``team``) becomes ``metadata``; each ``schema[]`` object becomes an output port
 (``physicalName`` is the table) and each of its ``properties`` a column. ODCS has no PII field and
 no entity link, so the conventions of the reference are read:
 
 - ``customProperties``: ``pii``, ``piiCategory``, ``mask``, ``maskExpr``, ``entityIdentifier``
-  (and, at object level, a default ``classification``; at root level ``inputs`` for lineage);
+  (and, at object level, a default ``classification``; at root level ``inputs`` and ``owner``);
 - ``authoritativeDefinitions`` of type ``semantics``: the entity is the IRI's last path segment;
 - ``slaProperties``: ``retention``, ``latency``, ``frequency``, ``availability``, ``endOfSupport``
   (applied to every port, or to the one named by ``element``);
 - ``roles[]`` with read access: a grant to the group named by ``role`` (purposes and row filter
   from the role's ``customProperties``).
 
-ODCS is a closed schema, so unknown keys are errors naming the key and line; unknown
-``customProperties`` are kept losslessly in ``Manifest.extensions`` (the policies never see them).
+Unknown ``customProperties`` and the ODCS fields meshgov does not use are kept losslessly in
+``Manifest.extensions`` (the policies never see them).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import PurePosixPath
 from typing import Any
 
 from pydantic import ValidationError
@@ -34,40 +42,16 @@ from meshgov.core.manifest import (
     PortKind,
     Status,
 )
+from meshgov.core.odcs_schema import SCHEMAS, schema_errors
 from meshgov.core.yaml_source import Path, SourceDocument
-from meshgov.errors import Location, ManifestError
+from meshgov.errors import Location, ManifestError, ManifestErrors
 
-SUPPORTED_VERSIONS = re.compile(r"^v3\.[012]\.\d+$")
-
-# Keys the ODCS v3.0–v3.2 JSON Schemas know; anything else is rejected, as ODCS itself does.
-ROOT_KEYS = {
-    "apiVersion", "kind", "id", "name", "version", "status", "domain", "dataProduct", "tenant",
-    "tags", "description", "team", "roles", "servers", "slaProperties", "slaDefaultElement",
-    "support", "price", "contractCreatedTs", "authoritativeDefinitions", "customProperties",
-    "schema", "terms",
-}  # fmt: skip
-# ``quality`` lives on schema objects and properties; the ODCS schema rejects it at the root.
-ROOT_QUALITY_HINT = (
-    "a top-level 'quality' block is not allowed by ODCS; "
-    "put quality rules on a schema object or property"
-)
-# Pattern of a property ``id`` (the stable, rename-safe key) in the ODCS JSON Schema.
-PROPERTY_ID = re.compile(r"^[A-Za-z0-9_-]+$")
-# logicalTypes that exist only from ODCS v3.2.0 on.
-LOGICAL_TYPES_SINCE_3_2 = {"map", "vector"}
-OBJECT_KEYS = {
-    "id", "name", "physicalName", "physicalType", "logicalType", "businessName", "description",
-    "dataGranularityDescription", "tags", "quality", "relationships", "authoritativeDefinitions",
-    "customProperties", "properties", "classification", "dataGranularity", "priorTableName",
-}  # fmt: skip
-PROPERTY_KEYS = {
-    "id", "name", "physicalName", "physicalType", "logicalType", "logicalTypeOptions",
-    "businessName", "description", "examples", "required", "unique", "primaryKey",
-    "primaryKeyPosition", "classification", "encryptedName", "criticalDataElement", "partitioned",
-    "partitionKeyPosition", "transformSourceObjects", "transformLogic", "transformDescription",
-    "relationships", "quality", "tags", "customProperties", "authoritativeDefinitions", "enum",
-    "semanticType", "synonyms", "deprecated", "items", "properties",
-}  # fmt: skip
+# The product's domain when neither the contract nor its folder names one.
+DEFAULT_DOMAIN = "default"
+# Keys of the root that meshgov does not map but keeps in ``extensions["contract"]``.
+KEPT_ROOT_KEYS = ("id", "apiVersion", "tenant", "dataProduct", "servers", "support", "price")
+# A lineage reference meshgov can follow: ``domain/product:port:column``.
+COLUMN_REF = re.compile(r"^[a-z][a-z0-9_-]*/[a-z][a-z0-9_-]*:[a-z][a-z0-9_-]*:.+$")
 
 LOGICAL_TYPES: dict[str, LogicalType] = {
     "string": LogicalType.string,
@@ -82,41 +66,86 @@ LOGICAL_TYPES: dict[str, LogicalType] = {
     "array": LogicalType.array,
     "vector": LogicalType.array,
 }
-# Physical types that refine ``number`` into ``decimal`` or stand in for a missing logicalType.
-PHYSICAL_PREFIXES: list[tuple[str, LogicalType]] = [
-    ("decimal", LogicalType.decimal),
-    ("numeric", LogicalType.decimal),
-    ("number(", LogicalType.decimal),
-    ("varchar", LogicalType.string),
-    ("char", LogicalType.string),
-    ("text", LogicalType.string),
-    ("string", LogicalType.string),
-    ("bigint", LogicalType.integer),
-    ("smallint", LogicalType.integer),
-    ("int", LogicalType.integer),
-    ("double", LogicalType.number),
-    ("float", LogicalType.number),
-    ("real", LogicalType.number),
-    ("bool", LogicalType.boolean),
-    ("timestamp", LogicalType.timestamp),
-    ("datetime", LogicalType.timestamp),
-    ("date", LogicalType.date),
-    ("binary", LogicalType.binary),
-    ("bytea", LogicalType.binary),
-    ("blob", LogicalType.binary),
-]
+# Physical (database) type names by their base name (before any "(n)" or "[n]"), for a property
+# without logicalType, and to refine ``number`` stored as DECIMAL(p, s) into ``decimal``.
+PHYSICAL_TYPES: dict[str, LogicalType] = {
+    **dict.fromkeys(("decimal", "numeric", "number", "money", "dec"), LogicalType.decimal),
+    **dict.fromkeys(
+        (
+            "varchar", "char", "character", "character varying", "nvarchar", "nchar", "text",
+            "string", "bpchar", "uuid", "citext", "clob", "json", "jsonb", "xml", "time",
+            "enum", "name",
+        ),
+        LogicalType.string,
+    ),
+    **dict.fromkeys(
+        (
+            "int", "integer", "bigint", "smallint", "tinyint", "mediumint", "int2", "int4",
+            "int8", "long", "short", "byte", "serial", "bigserial", "smallserial", "int64",
+            "int32", "int16",
+        ),
+        LogicalType.integer,
+    ),
+    **dict.fromkeys(
+        ("double", "double precision", "float", "float4", "float8", "real", "float64"),
+        LogicalType.number,
+    ),
+    **dict.fromkeys(("bool", "boolean", "bit"), LogicalType.boolean),
+    **dict.fromkeys(
+        (
+            "timestamp", "timestamptz", "datetime", "datetime2", "timestamp_ntz",
+            "timestamp_ltz", "timestamp_tz", "smalldatetime",
+        ),
+        LogicalType.timestamp,
+    ),
+    "date": LogicalType.date,
+    **dict.fromkeys(("binary", "varbinary", "bytea", "blob", "bytes"), LogicalType.binary),
+    **dict.fromkeys(("array", "list"), LogicalType.array),
+    **dict.fromkeys(("struct", "record", "object", "map", "row"), LogicalType.struct),
+}  # fmt: skip
 PORT_KINDS = {
-    "table": PortKind.table,
-    "view": PortKind.table,
-    "materializedview": PortKind.table,
-    "topic": PortKind.events,
-    "stream": PortKind.events,
-    "file": PortKind.files,
-    "files": PortKind.files,
-    "folder": PortKind.files,
+    **dict.fromkeys(("table", "view", "materialized view", "materialised view"), PortKind.table),
+    **dict.fromkeys(("topic", "stream", "queue", "event stream"), PortKind.events),
+    **dict.fromkeys(("file", "files", "folder", "directory"), PortKind.files),
 }
-STATUSES = {"proposed": Status.draft, "draft": Status.draft, "active": Status.active}
-STATUSES.update({s.value: s for s in Status})
+# Free-text ``status`` values (lower case, words separated by one space) whose meaning is clear.
+STATUSES: dict[str, Status] = {
+    **dict.fromkeys(
+        (
+            "proposed", "draft", "development", "in development", "dev", "design", "planned",
+            "wip", "work in progress", "experimental", "preview", "alpha", "beta", "test",
+            "testing", "pending", "requested",
+        ),
+        Status.draft,
+    ),
+    **dict.fromkeys(
+        ("active", "production", "prod", "released", "live", "stable", "ga", "published"),
+        Status.active,
+    ),
+    **dict.fromkeys(("deprecated", "sunset", "sunsetting"), Status.deprecated),
+    **dict.fromkeys(
+        ("retired", "archived", "decommissioned", "obsolete", "deleted", "inactive"),
+        Status.retired,
+    ),
+}  # fmt: skip
+# Free-text ``classification`` values whose tier is clear; any other is treated as restricted.
+CLASSIFICATIONS: dict[str, Classification] = {
+    **dict.fromkeys(("public", "open", "unrestricted"), Classification.public),
+    **dict.fromkeys(
+        ("internal", "internal use", "internal only", "internal use only", "company"),
+        Classification.internal,
+    ),
+    **dict.fromkeys(("confidential", "sensitive"), Classification.confidential),
+    **dict.fromkeys(
+        (
+            "restricted", "secret", "top secret", "highly confidential", "strictly confidential",
+            "highly sensitive",
+        ),
+        Classification.restricted,
+    ),
+}  # fmt: skip
+# Team member roles that name the accountable owner.
+OWNER_ROLES = {"owner", "data owner", "product owner", "data product owner"}
 DURATION_UNITS = {
     "y": "y", "yr": "y", "year": "y", "years": "y",
     "m": "m", "mo": "m", "month": "m", "months": "m",
@@ -132,74 +161,120 @@ OBJECT_PROPERTIES = {"classification", "retention"}
 ROOT_PROPERTIES = {"inputs", "owner"}
 ROLE_PROPERTIES = {"purposes", "rowFilter", "ports"}
 
+# Source-note rules (reported by policies/meshgov/release as release/<rule>).
+UNMAPPED = "unmapped-value"
+MISSING_SCHEMA = "missing-schema"
+
+
+def meshgov_name(text: str) -> str | None:
+    """A free-text ODCS name as a meshgov name: ``Orders Event Stream`` -> ``orders_event_stream``.
+
+    Lower case; every run of characters other than ``a-z0-9_-`` becomes one ``_``; a name that
+    does not start with a letter gets the prefix ``n_``. None when nothing usable is left.
+    """
+    name = re.sub(r"[^a-z0-9_-]+", "_", text.strip().lower()).strip("_-")
+    if not name:
+        return None
+    return name if re.match(NAME, name) else f"n_{name}"
+
+
+def _words(text: str) -> str:
+    """``In_Development`` -> ``in development``: the key of the free-text tables above."""
+    return " ".join(re.split(r"[\s_-]+", text.strip().lower())).strip()
+
 
 class _Reader:
-    """Walks one contract into meshgov/v1 data, remembering where each part came from."""
+    """Walks one schema-valid contract into meshgov/v1 data, remembering where each part came from.
 
-    def __init__(self, doc: SourceDocument) -> None:
+    Nothing here raises for a value ODCS allows: an unmappable one is recorded in ``notes`` (with
+    its line, port and column) and replaced by a documented default.
+    """
+
+    def __init__(self, doc: SourceDocument, api_version: str) -> None:
         self.doc = doc
+        self.api_version = api_version
         # Model path prefix (as pydantic reports it) -> ODCS path, to place validation errors.
         self.origins: dict[Path, Path] = {}
         self.extensions: dict[str, Any] = {}
-        # Minor version of the contract's ``apiVersion`` (``v3.1.0`` -> 1), set by ``read``.
-        self.minor_version = 0
+        self.notes: list[dict[str, Any]] = []
 
-    # -- errors and typed access --------------------------------------------------------------
+    # -- notes, errors and typed access -------------------------------------------------------
+
+    def line(self, path: Path) -> int:
+        line = self.doc.line_of(path)
+        if line is None:
+            line = min((n for p, n in self.doc.lines.items() if len(p) == 1), default=1)
+        return line
+
+    def note(
+        self,
+        path: Path,
+        message: str,
+        fix: str,
+        *,
+        rule: str = UNMAPPED,
+        port: str | None = None,
+        column: str | None = None,
+    ) -> None:
+        where = _dotted(path)
+        self.notes.append(
+            {
+                "rule": rule,
+                "message": f"{where}: {message}" if where else message,
+                "fix": fix,
+                "field": where,
+                "line": self.line(path),
+                "port": port,
+                "column": column,
+            }
+        )
 
     def error(self, path: Path, message: str) -> ManifestError:
         where = _dotted(path)
         text = f"{where}: {message}" if where else message
-        line = self.doc.line_of(path)
-        if line is None:
-            # A missing root key: name the contract's first line rather than no line at all.
-            line = min((n for p, n in self.doc.lines.items() if len(p) == 1), default=None)
-        return ManifestError(text, Location(file=self.doc.source, line=line))
+        return ManifestError(text, Location(file=self.doc.source, line=self.line(path)))
 
-    def mapping(self, value: Any, path: Path) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.error(path, f"expected a mapping, got {_kind(value)}")
-        return value
+    @staticmethod
+    def mapping(value: Any) -> dict[str, Any]:
+        return value if isinstance(value, dict) else {}
 
-    def sequence(self, value: Any, path: Path) -> list[Any]:
+    @staticmethod
+    def sequence(value: Any) -> list[Any]:
+        return value if isinstance(value, list) else []
+
+    def text(self, value: Any, path: Path, *, port: str | None = None) -> str | None:
+        """A scalar as text; anything else is noted (the schema types ODCS's own fields)."""
         if value is None:
-            return []
-        if not isinstance(value, list):
-            raise self.error(path, f"expected a list, got {_kind(value)}")
-        return value
-
-    def text(self, value: Any, path: Path, *, required: bool = False) -> str | None:
-        if value is None:
-            if required:
-                raise self.error(path, "is required")
             return None
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise self.error(path, f"expected a string, got {_kind(value)}")
+            self.note(
+                path,
+                f"expected a text value, got {_kind(value)}",
+                "Write a single value here.",
+                port=port,
+            )
+            return None
         return str(value)
 
-    def flag(self, value: Any, path: Path) -> bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true"
-        raise self.error(path, f"expected true or false, got {value!r}")
-
-    def check_keys(self, data: Mapping[str, Any], known: set[str], path: Path) -> None:
-        for key in data:
-            if key not in known:
-                raise self.error((*path, key), f"unknown ODCS key '{key}'")
-
     def custom_properties(
-        self, owner: Mapping[str, Any], path: Path
+        self, owner: Mapping[str, Any], path: Path, *, port: str | None = None
     ) -> dict[str, tuple[Any, Path]]:
         """``customProperties: [{property, value}]`` as ``{property: (value, path of value)}``."""
         found: dict[str, tuple[Any, Path]] = {}
         base = (*path, "customProperties")
-        for index, item in enumerate(self.sequence(owner.get("customProperties"), base)):
-            entry = self.mapping(item, (*base, index))
-            name = self.text(entry.get("property"), (*base, index, "property"), required=True)
-            assert name is not None
+        for index, item in enumerate(self.sequence(owner.get("customProperties"))):
+            entry = self.mapping(item)
+            name = entry.get("property")
+            if not isinstance(name, str):
+                continue
             if name in found:
-                raise self.error((*base, index, "property"), f"customProperty '{name}' is repeated")
+                self.note(
+                    (*base, index, "property"),
+                    f"customProperty '{name}' is repeated; the first one is used",
+                    f"Keep one '{name}' entry.",
+                    port=port,
+                )
+                continue
             found[name] = (entry.get("value"), (*base, index, "value"))
         return found
 
@@ -219,40 +294,30 @@ class _Reader:
     # -- sections -----------------------------------------------------------------------------
 
     def read(self) -> dict[str, Any]:
-        root = self.mapping(self.doc.data, ())
-        if "quality" in root:
-            raise self.error(("quality",), ROOT_QUALITY_HINT)
-        self.check_keys(root, ROOT_KEYS, ())
-        api_version = self.text(root.get("apiVersion"), ("apiVersion",), required=True)
-        if api_version is None or not SUPPORTED_VERSIONS.match(api_version):
-            raise self.error(
-                ("apiVersion",), f"unsupported ODCS version {api_version!r} (v3.0–v3.2 are read)"
-            )
-        if root.get("kind", "DataContract") != "DataContract":
-            raise self.error(("kind",), f"kind must be 'DataContract', got {root.get('kind')!r}")
-        self.minor_version = int(api_version.split(".")[1])
-        contract_id = self.text(root.get("id"), ("id",))
-        if contract_id is None or not contract_id.strip():
-            raise self.error(("id",), "is required (ODCS requires a contract id, e.g. a UUID)")
+        root = self.mapping(self.doc.data)
         root_props = self.custom_properties(root, ())
         self.keep_unknown("contract", None, root_props, ROOT_PROPERTIES)
-        self.extensions["contract"] = {
-            key: root[key]
-            for key in ("id", "apiVersion", "tenant", "dataProduct", "servers", "support")
-            if key in root
-        }
-
+        self.extensions["contract"] = {key: root[key] for key in KEPT_ROOT_KEYS if key in root}
         metadata = self.metadata(root, root_props)
         sla = self.sla_properties(root)
-        schema = self.sequence(root.get("schema"), ("schema",))
+        schema = self.sequence(root.get("schema"))
         if not schema:
-            raise self.error(("schema",), "a contract needs at least one schema object (port)")
-        ports = [
-            self.port(self.mapping(obj, ("schema", index)), ("schema", index), index, sla)
-            for index, obj in enumerate(schema)
-        ]
+            self.note(
+                ("schema",),
+                "the contract describes no data (no schema objects), so nothing can be served "
+                "or governed",
+                "Add a `schema:` object per table, with its properties (columns).",
+                rule=MISSING_SCHEMA,
+            )
+        ports: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for index, obj in enumerate(schema):
+            port = self.port(self.mapping(obj), ("schema", index), len(ports), sla, seen)
+            if port is not None:
+                ports.append(port)
+                seen.add(port["name"])
         self.origins[("spec", "outputPorts")] = ("schema",)
-        data: dict[str, Any] = {
+        return {
             "apiVersion": "meshgov/v1",
             "kind": "DataProduct",
             "metadata": metadata,
@@ -262,58 +327,81 @@ class _Reader:
                 "access": {"grants": self.grants(root)},
             },
         }
-        return data
 
     def metadata(self, root: Mapping[str, Any], props: Mapping[str, tuple[Any, Path]]) -> Any:
-        domain = self.text(root.get("domain"), ("domain",), required=True)
-        name = self.text(root.get("name"), ("name",), required=True)
-        for key, value in (("domain", domain), ("name", name)):
-            if value is None or not re.match(NAME, value):
-                raise self.error(
-                    (key,), f"{value!r} is not a meshgov {key} (lower case, [a-z][a-z0-9_-]*)"
-                )
         metadata: dict[str, Any] = {
-            "domain": domain,
-            "name": name,
-            "version": self.text(root.get("version"), ("version",), required=True),
+            "domain": self.domain(root),
+            "name": self.product_name(root),
+            "version": str(root.get("version", "")),
             "owner": self.owner(root, props),
             "description": self.description(root.get("description")),
             "status": self.status(root.get("status")),
-            "tags": [str(t) for t in self.sequence(root.get("tags"), ("tags",))],
+            "tags": [str(t) for t in self.sequence(root.get("tags"))],
         }
         for key in ("domain", "name", "version", "status", "tags", "description"):
             self.origins[("metadata", key)] = (key,)
         self.origins[("metadata", "owner")] = ("team",)
         return metadata
 
+    def domain(self, root: Mapping[str, Any]) -> str:
+        """``domain``, else ``dataProduct``, else the contract's folder, else ``default``."""
+        for key in ("domain", "dataProduct"):
+            value = root.get(key)
+            if isinstance(value, str) and (name := meshgov_name(value)):
+                return name
+        folder = PurePosixPath(self.doc.source.replace("\\", "/")).parent.name
+        # A git source reads "<revision>:<path>"; the folder is after the colon.
+        folder = folder.rsplit(":", 1)[-1]
+        return meshgov_name(folder) or DEFAULT_DOMAIN
+
+    def product_name(self, root: Mapping[str, Any]) -> str:
+        """``name``, else the file name without its extensions, else the contract ``id``."""
+        candidates = [root.get("name")]
+        stem = PurePosixPath(self.doc.source.replace("\\", "/")).name.rsplit(":", 1)[-1]
+        # The service stores versions as "store:<domain>/<name>@<version>".
+        stem = stem.split("@", 1)[0]
+        stem = re.sub(r"(\.odcs)?\.(ya?ml|json)$", "", stem, flags=re.IGNORECASE)
+        if stem and not stem.startswith("<"):
+            candidates.append(stem)
+        candidates.append(root.get("id"))
+        for value in candidates:
+            if isinstance(value, str) and (name := meshgov_name(value)):
+                return name
+        return "contract"
+
     def owner(self, root: Mapping[str, Any], props: Mapping[str, tuple[Any, Path]]) -> str | None:
         if "owner" in props:
             return self.text(*props["owner"])
         team = root.get("team")
-        if team is None:
-            return None
         # v3.0 wrote the team as a list of members; v3.1 as {name, members}.
         members_path: Path = ("team",) if isinstance(team, list) else ("team", "members")
         team_name = None
         if isinstance(team, dict):
             team_name = self.text(team.get("name"), ("team", "name"))
-            members = self.sequence(team.get("members"), members_path)
+            members = self.sequence(team.get("members"))
         else:
-            members = self.sequence(team, members_path)
-        owners = []
+            members = self.sequence(team)
+        owners: list[tuple[str, int]] = []
         for index, item in enumerate(members):
-            member = self.mapping(item, (*members_path, index))
-            role = str(member.get("role") or "").strip().lower()
-            if role == "owner" and member.get("dateOut") is None:
-                owners.append(self.text(member.get("username"), (*members_path, index, "username")))
+            member = self.mapping(item)
+            role = _words(str(member.get("role") or ""))
+            username = member.get("username")
+            if role in OWNER_ROLES and member.get("dateOut") is None and username is not None:
+                owners.append((str(username), index))
         if len(owners) > 1:
-            raise self.error(members_path, "more than one current member has role 'owner'")
-        return owners[0] if owners else team_name
+            names = ", ".join(name for name, _ in owners)
+            self.note(
+                (*members_path, owners[1][1], "role"),
+                f"several current members have role 'owner' ({names}); "
+                f"'{owners[0][0]}' is taken as the owner",
+                "Keep one accountable owner (give the others another role, or a dateOut).",
+            )
+        return owners[0][0] if owners else team_name
 
     def description(self, value: Any) -> str | None:
-        if value is None or isinstance(value, str):
+        if isinstance(value, str):
             return value
-        parts = self.mapping(value, ("description",))
+        parts = self.mapping(value)
         extra = {k: v for k, v in parts.items() if k != "purpose"}
         if extra:
             self.extensions["description"] = extra
@@ -323,38 +411,71 @@ class _Reader:
         text = self.text(value, ("status",))
         if text is None:
             return None
-        status = STATUSES.get(text.strip().lower())
+        status = STATUSES.get(_words(text))
         if status is None:
-            allowed = ", ".join(sorted(STATUSES))
-            raise self.error(("status",), f"unknown status {text!r} (one of {allowed})")
+            self.note(
+                ("status",),
+                f"status {text!r} has no meshgov meaning",
+                "Use one of: proposed or draft (not yet released), active, deprecated, retired.",
+            )
         return status
 
     def sla_properties(self, root: Mapping[str, Any]) -> list[tuple[str, Any, str | None, Path]]:
         """``(property, value with unit, element, path)`` for the SLA properties meshgov maps."""
         found = []
-        base: Path = ("slaProperties",)
-        for index, item in enumerate(self.sequence(root.get("slaProperties"), base)):
-            path = (*base, index)
-            entry = self.mapping(item, path)
-            name = self.text(entry.get("property"), (*path, "property"), required=True)
-            assert name is not None
-            element = self.text(entry.get("element"), (*path, "element"))
+        for index, item in enumerate(self.sequence(root.get("slaProperties"))):
+            path: Path = ("slaProperties", index)
+            entry = self.mapping(item)
+            name = entry.get("property")
+            if not isinstance(name, str):
+                continue
+            element = entry.get("element")
             unit = self.text(entry.get("unit"), (*path, "unit"))
             value = entry.get("value")
             if name in ("retention", "latency", "frequency"):
                 value = self.duration(value, unit, (*path, "value"))
-            found.append((name, value, element, path))
+            found.append((name, value, element if isinstance(element, str) else None, path))
         return found
 
-    def duration(self, value: Any, unit: str | None, path: Path) -> str:
-        if isinstance(value, bool) or value is None:
-            raise self.error(path, f"expected a duration, got {value!r}")
+    def duration(self, value: Any, unit: str | None, path: Path) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            self.note(path, f"expected a duration, got {_kind(value)}", "Write e.g. `value: 3`.")
+            return None
         if unit is None:
             return str(value)  # already written as "3y" or as free text such as "daily"
         short = DURATION_UNITS.get(unit.strip().lower())
         if short is None:
-            raise self.error(path, f"unknown duration unit {unit!r}")
+            self.note(
+                (*path[:-1], "unit"),
+                f"unknown duration unit {unit!r}",
+                "Use y, m (months), w, d, h, min or s (or their words).",
+            )
+            return str(value)
         return f"{value}{short}"
+
+    def port_name(self, obj: Mapping[str, Any], path: Path, seen: set[str]) -> str:
+        raw = obj.get("name")
+        name = meshgov_name(raw) if isinstance(raw, str) else None
+        if name is None:
+            name = "port"
+            self.note(
+                (*path, "name"),
+                f"schema object name {raw!r} leaves no usable port name",
+                "Name the schema object with letters, digits, '_' or '-'.",
+            )
+        if name in seen:
+            unique = next(
+                f"{name}_{n}" for n in range(2, len(seen) + 3) if f"{name}_{n}" not in seen
+            )
+            self.note(
+                (*path, "name"),
+                f"schema object '{raw}' has the same port name as an earlier one ('{name}'); "
+                f"it is read as '{unique}'",
+                "Give every schema object its own name.",
+                port=unique,
+            )
+            name = unique
+        return name
 
     def port(
         self,
@@ -362,68 +483,105 @@ class _Reader:
         path: Path,
         index: int,
         sla: list[tuple[str, Any, str | None, Path]],
-    ) -> dict[str, Any]:
-        self.check_keys(obj, OBJECT_KEYS, path)
-        name = self.text(obj.get("name"), (*path, "name"), required=True)
-        assert name is not None
-        props = self.custom_properties(obj, path)
+        seen: set[str],
+    ) -> dict[str, Any] | None:
+        name = self.port_name(obj, path, seen)
+        props = self.custom_properties(obj, path, port=name)
         self.keep_unknown("ports", name, props, OBJECT_PROPERTIES)
         default_classification = None
         if "classification" in obj:
             default_classification = self.classification(
-                obj["classification"], (*path, "classification")
+                obj["classification"], (*path, "classification"), name, None
             )
         elif "classification" in props:
-            default_classification = self.classification(*props["classification"])
-        physical_type = self.text(obj.get("physicalType"), (*path, "physicalType")) or "table"
-        kind = PORT_KINDS.get(physical_type.strip().lower().replace("_", "").replace(" ", ""))
-        if kind is None:
-            raise self.error((*path, "physicalType"), f"unknown physicalType {physical_type!r}")
+            value, value_path = props["classification"]
+            default_classification = self.classification(value, value_path, name, None)
         model_path: Path = ("spec", "outputPorts", index)
         self.origins[model_path] = path
         port: dict[str, Any] = {
             "name": name,
-            "kind": kind,
-            "table": self.text(obj.get("physicalName"), (*path, "physicalName")),
-            "description": self.text(obj.get("description"), (*path, "description")),
+            "kind": self.port_kind(obj, path, name),
+            "table": self.text(obj.get("physicalName"), (*path, "physicalName"), port=name),
+            "description": self.text(obj.get("description"), (*path, "description"), port=name),
         }
         if "retention" in props:
-            port["retention"] = self.text(*props["retention"])
+            port["retention"] = self.text(*props["retention"], port=name)
         sla_values: dict[str, Any] = {}
-        for prop, value, element, _ in sla:
-            if element is not None and element.split(".")[0] not in (name, obj.get("id")):
+        raw_name = obj.get("name")
+        for sla_name, value, element, sla_path in sla:
+            if element is not None and element.split(".")[0] not in (raw_name, name, obj.get("id")):
                 continue
-            if prop == "retention":
+            if value is None:
+                continue
+            if sla_name == "retention":
                 port["retention"] = value
-            elif prop == "endOfSupport":
+            elif sla_name == "endOfSupport":
                 port["endOfSupport"] = str(value)
-            elif prop in ("latency", "frequency"):
-                sla_values[prop] = value
-            elif prop == "availability":
-                sla_values[prop] = _percent(value)
+            elif sla_name in ("latency", "frequency"):
+                sla_values[sla_name] = value
+            elif sla_name == "availability":
+                percent = _percent(value)
+                if percent is None:
+                    self.note(
+                        (*sla_path, "value"),
+                        f"availability {value!r} is not a percentage; it is left out",
+                        "Write the availability as a number of percent, e.g. `value: 99.9`.",
+                        port=name,
+                    )
+                else:
+                    sla_values[sla_name] = percent
         if sla_values:
             port["sla"] = sla_values
         props_path: Path = (*path, "properties")
-        columns = self.sequence(obj.get("properties"), props_path)
-        if not columns:
-            raise self.error(props_path, "a schema object needs at least one property (column)")
-        port["columns"] = [
-            self.column(
-                self.mapping(item, (*props_path, j)),
-                (*props_path, j),
-                (*model_path, "columns", j),
-                name,
-                default_classification,
+        properties = self.sequence(obj.get("properties"))
+        if not properties:
+            self.note(
+                props_path if "properties" in obj else path,
+                f"schema object '{raw_name}' has no properties (columns), so none can be served "
+                "or governed",
+                "List the object's columns under `properties:`, each with a name and logicalType.",
+                rule=MISSING_SCHEMA,
+                port=name,
             )
-            for j, item in enumerate(columns)
-        ]
+        columns: list[dict[str, Any]] = []
+        seen_columns: set[str] = set()
+        for j, item in enumerate(properties):
+            prop = self.mapping(item)
+            column_path: Path = (*props_path, j)
+            column_name = str(prop.get("name", ""))
+            if column_name.lower() in seen_columns or not column_name:
+                self.note(
+                    (*column_path, "name"),
+                    f"property {column_name!r} is empty or repeats an earlier one; it is left out",
+                    "Give every property of an object its own name.",
+                    port=name,
+                    column=column_name or None,
+                )
+                continue
+            seen_columns.add(column_name.lower())
+            model_column: Path = (*model_path, "columns", len(columns))
+            columns.append(
+                self.column(prop, column_path, model_column, name, default_classification)
+            )
+        port["columns"] = columns
         self.origins[(*model_path, "columns")] = props_path
-        seen: set[str] = set()
-        for j, column in enumerate(port["columns"]):
-            if column["name"].lower() in seen:
-                raise self.error((*props_path, j, "name"), f"duplicate column '{column['name']}'")
-            seen.add(column["name"].lower())
         return port
+
+    def port_kind(self, obj: Mapping[str, Any], path: Path, port: str) -> PortKind:
+        physical_type = obj.get("physicalType")
+        if not isinstance(physical_type, str):
+            return PortKind.table
+        kind = PORT_KINDS.get(_words(physical_type))
+        if kind is None:
+            self.note(
+                (*path, "physicalType"),
+                f"physicalType {physical_type!r} of a schema object is not a kind meshgov serves; "
+                "it is read as a table",
+                "Use table or view (a table), topic or stream (events), or file (files).",
+                port=port,
+            )
+            return PortKind.table
+        return kind
 
     def column(
         self,
@@ -433,169 +591,208 @@ class _Reader:
         port_name: str,
         default_classification: Classification | None,
     ) -> dict[str, Any]:
-        self.check_keys(prop, PROPERTY_KEYS, path)
         self.origins[model_path] = path
-        if "id" in prop:
-            prop_id = self.text(prop["id"], (*path, "id"), required=True)
-            if prop_id is None or not PROPERTY_ID.match(prop_id):
-                raise self.error(
-                    (*path, "id"),
-                    f"property id {prop_id!r} does not match ^[A-Za-z0-9_-]+$ "
-                    "(letters, digits, '_' and '-' only)",
-                )
-        name = self.text(prop.get("name"), (*path, "name"), required=True)
-        assert name is not None
-        custom = self.custom_properties(prop, path)
+        name = str(prop["name"])
+        custom = self.custom_properties(prop, path, port=port_name)
         self.keep_unknown("columns", f"{port_name}.{name}", custom, COLUMN_PROPERTIES)
         column: dict[str, Any] = {
             "name": name,
-            "type": self.logical_type(prop, path),
+            "type": self.logical_type(prop, path, port_name, name),
             "description": self.text(prop.get("description"), (*path, "description")),
         }
         for key in ("required", "unique", "primaryKey"):
-            if key in prop:
-                column[key] = self.flag(prop[key], (*path, key))
+            if isinstance(prop.get(key), bool):
+                column[key] = prop[key]
                 self.origins[(*model_path, key)] = (*path, key)
         if "classification" in prop:
             column["classification"] = self.classification(
-                prop["classification"], (*path, "classification")
+                prop["classification"], (*path, "classification"), port_name, name
             )
         elif "classification" in custom:
-            column["classification"] = self.classification(*custom["classification"])
+            value, value_path = custom["classification"]
+            column["classification"] = self.classification(value, value_path, port_name, name)
         elif default_classification is not None:
             column["classification"] = default_classification
         if "pii" in custom:
-            column["pii"] = self.flag(*custom["pii"])
+            column["pii"] = self.pii_flag(*custom["pii"], port_name, name)
         if "piiCategory" in custom:
-            column["piiCategory"] = self.text(*custom["piiCategory"])
+            column["piiCategory"] = self.text(*custom["piiCategory"], port=port_name)
         if "mask" in custom:
-            column["mask"] = self.mask(*custom["mask"])
+            column["mask"] = self.mask(*custom["mask"], port_name, name)
         if "maskExpr" in custom:
-            column["maskExpr"] = self.text(*custom["maskExpr"])
-        entity = self.entity(prop, custom, path)
+            column["maskExpr"] = self.text(*custom["maskExpr"], port=port_name)
+        entity = self.entity(prop, custom, path, port_name, name)
         if entity is not None:
             column["entity"] = entity
         column.update(self.type_options(prop, path))
         if "enum" in prop:
-            column["enum"] = self.enum_values(prop["enum"], (*path, "enum"))
-        sources = self.sequence(
-            prop.get("transformSourceObjects"), (*path, "transformSourceObjects")
-        )
-        if sources:
-            column["derivedFrom"] = [str(s) for s in sources]
-        tags = self.sequence(prop.get("tags"), (*path, "tags"))
+            column["enum"] = self.enum_values(prop["enum"])
+        sources = [str(s) for s in self.sequence(prop.get("transformSourceObjects"))]
+        # Only references meshgov can follow become lineage; plain table names are kept as written.
+        followed = [s for s in sources if COLUMN_REF.match(s.strip())]
+        if followed:
+            column["derivedFrom"] = followed
+        if len(followed) < len(sources):
+            kept = self.extensions.setdefault("transformSourceObjects", {})
+            kept[f"{port_name}.{name}"] = [s for s in sources if s not in followed]
+        tags = self.sequence(prop.get("tags"))
         if tags:
             column["tags"] = [str(t) for t in tags]
         return column
 
-    def logical_type(self, prop: Mapping[str, Any], path: Path) -> LogicalType:
-        logical = self.text(prop.get("logicalType"), (*path, "logicalType"))
-        physical = (self.text(prop.get("physicalType"), (*path, "physicalType")) or "").lower()
-        refined = next((t for prefix, t in PHYSICAL_PREFIXES if physical.startswith(prefix)), None)
-        if logical is None:
-            if refined is None:
-                raise self.error(
-                    (*path, "logicalType"),
-                    "logicalType is required (or a physicalType meshgov recognises)",
-                )
-            return refined
-        key = logical.strip().lower()
-        mapped = LOGICAL_TYPES.get(key)
-        if mapped is None:
-            allowed = ", ".join(sorted(LOGICAL_TYPES))
-            raise self.error(
-                (*path, "logicalType"), f"unknown logicalType {logical!r} (one of {allowed})"
+    def logical_type(
+        self, prop: Mapping[str, Any], path: Path, port: str, column: str
+    ) -> LogicalType:
+        logical = prop.get("logicalType")
+        physical = prop.get("physicalType")
+        refined = _physical_type(physical) if isinstance(physical, str) else None
+        if not isinstance(logical, str):
+            if refined is not None:
+                return refined
+            shown = f"physicalType {physical!r}" if physical is not None else "no logicalType"
+            self.note(
+                (*path, "physicalType") if physical is not None else path,
+                f"{shown}: meshgov cannot tell the column's type; it is read as a string",
+                "Add `logicalType:` (string, integer, number, boolean, date, timestamp, "
+                "array or object).",
+                port=port,
+                column=column,
             )
-        if key in LOGICAL_TYPES_SINCE_3_2 and self.minor_version < 2:
-            raise self.error(
+            return LogicalType.string
+        mapped = LOGICAL_TYPES.get(logical.strip().lower())
+        if mapped is None:  # the schema lists the logical types; kept for older schemas
+            self.note(
                 (*path, "logicalType"),
-                f"logicalType {logical!r} exists only from ODCS v3.2.0 "
-                f"(this contract is {self.doc.data.get('apiVersion')})",
+                f"logicalType {logical!r} has no meshgov type; it is read as a string",
+                "Use a logicalType of the ODCS standard.",
+                port=port,
+                column=column,
             )
+            return LogicalType.string
         # ODCS has no decimal logical type: ``number`` stored as DECIMAL(p, s) is one.
         if mapped is LogicalType.number and refined is LogicalType.decimal:
             return LogicalType.decimal
         return mapped
 
     def type_options(self, prop: Mapping[str, Any], path: Path) -> dict[str, Any]:
-        base: Path = (*path, "logicalTypeOptions")
-        options = self.mapping(prop.get("logicalTypeOptions") or {}, base)
+        options = self.mapping(prop.get("logicalTypeOptions"))
         out: dict[str, Any] = {}
         for key in ("format", "pattern"):
-            if key in options:
-                out[key] = self.text(options[key], (*base, key))
+            if isinstance(options.get(key), str):
+                out[key] = options[key]
         for key in ("minLength", "maxLength"):
-            if key in options:
-                value = options[key]
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise self.error((*base, key), f"expected an integer, got {value!r}")
+            value = options.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
                 out[key] = value
         for key in ("minimum", "maximum"):
-            if key in options:
-                value = options[key]
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    continue  # date bounds ("2020-01-01") have no numeric home in the model
+            value = options.get(key)
+            # Date bounds ("2020-01-01") have no numeric home in the model: kept in extensions.
+            if isinstance(value, int | float) and not isinstance(value, bool):
                 out[key] = value
         extra = {k: v for k, v in options.items() if k not in out}
         if extra:
             self.extensions.setdefault("logicalTypeOptions", {})[_dotted(path)] = extra
         return out
 
-    def enum_values(self, value: Any, path: Path) -> list[str]:
+    def enum_values(self, value: Any) -> list[str]:
         values = []
-        for index, item in enumerate(self.sequence(value, path)):
+        for item in self.sequence(value):
             # ODCS 3.2 writes enum entries as {value, label, ...}; accept bare values too.
-            raw = (
-                self.mapping(item, (*path, index)).get("value") if isinstance(item, dict) else item
-            )
-            text = self.text(raw, (*path, index), required=True)
-            assert text is not None
-            values.append(text)
+            raw = item.get("value") if isinstance(item, dict) else item
+            if raw is not None:
+                values.append(str(raw))
         return values
 
-    def classification(self, value: Any, path: Path) -> Classification:
-        text = self.text(value, path, required=True)
-        assert text is not None
-        try:
-            return Classification(text.strip().lower())
-        except ValueError:
+    def classification(
+        self, value: Any, path: Path, port: str, column: str | None
+    ) -> Classification:
+        text = str(value) if isinstance(value, str | int | float) else repr(value)
+        tier = CLASSIFICATIONS.get(_words(text))
+        if tier is None:
             tiers = " < ".join(c.value for c in Classification)
-            raise self.error(path, f"unknown classification {text!r} (tiers: {tiers})") from None
+            self.note(
+                path,
+                f"classification {text!r} is not a meshgov tier; it is treated as restricted "
+                "until mapped",
+                f"Use one of the tiers {tiers}.",
+                port=port,
+                column=column,
+            )
+            return Classification.restricted
+        return tier
 
-    def mask(self, value: Any, path: Path) -> MaskKind:
-        text = self.text(value, path, required=True)
-        assert text is not None
+    def pii_flag(self, value: Any, path: Path, port: str, column: str) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no"):
+            return value.strip().lower() in ("true", "yes")
+        self.note(
+            path,
+            f"pii {value!r} is not true or false; the column is treated as PII",
+            "Write `value: true` or `value: false`.",
+            port=port,
+            column=column,
+        )
+        return True
+
+    def mask(self, value: Any, path: Path, port: str, column: str) -> MaskKind | None:
+        text = str(value).strip().lower() if isinstance(value, str) else ""
         try:
-            return MaskKind(text.strip().lower())
+            return MaskKind(text)
         except ValueError:
             kinds = ", ".join(m.value for m in MaskKind)
-            raise self.error(path, f"unknown mask {text!r} (one of {kinds})") from None
+            self.note(
+                path,
+                f"mask {value!r} is not a meshgov mask",
+                f"Use one of: {kinds}.",
+                port=port,
+                column=column,
+            )
+            return None
 
     def entity(
-        self, prop: Mapping[str, Any], custom: Mapping[str, tuple[Any, Path]], path: Path
+        self,
+        prop: Mapping[str, Any],
+        custom: Mapping[str, tuple[Any, Path]],
+        path: Path,
+        port: str,
+        column: str,
     ) -> str | None:
         """The entity a column identifies, from semantics definitions or ``entityIdentifier``."""
         found: dict[str, Path] = {}
         base: Path = (*path, "authoritativeDefinitions")
-        for index, item in enumerate(self.sequence(prop.get("authoritativeDefinitions"), base)):
-            definition = self.mapping(item, (*base, index))
+        for index, item in enumerate(self.sequence(prop.get("authoritativeDefinitions"))):
+            definition = self.mapping(item)
             if str(definition.get("type", "")).strip().lower() != "semantics":
                 continue
-            url = self.text(definition.get("url"), (*base, index, "url"), required=True)
-            assert url is not None
-            found.setdefault(_entity_of(url), (*base, index, "url"))
+            url = definition.get("url")
+            if isinstance(url, str):
+                found.setdefault(_entity_of(url), (*base, index, "url"))
         if "entityIdentifier" in custom:
             value, value_path = custom["entityIdentifier"]
-            url = self.text(value, value_path, required=True)
-            assert url is not None
-            found.setdefault(_entity_of(url), value_path)
+            if isinstance(value, str):
+                found.setdefault(_entity_of(value), value_path)
         if len(found) > 1:
             names = ", ".join(sorted(found))
             last = max(found.values(), key=lambda p: self.doc.line_of(p) or 0)
-            raise self.error(last, f"the column is linked to several entities ({names})")
+            self.note(
+                last,
+                f"the column is linked to several entities ({names}); it is linked to none",
+                "Link the column to one entity (one semantics IRI or entityIdentifier).",
+                port=port,
+                column=column,
+            )
+            return None
         for entity, entity_path in found.items():
             if not entity:
-                raise self.error(entity_path, "cannot read an entity name from this IRI")
+                self.note(
+                    entity_path,
+                    "cannot read an entity name from this IRI",
+                    "End the IRI with the entity's name, e.g. https://id.example/entity/Customer.",
+                    port=port,
+                    column=column,
+                )
+                return None
             return entity
         return None
 
@@ -603,32 +800,44 @@ class _Reader:
         if "inputs" not in props:
             return []
         value, path = props["inputs"]
-        inputs = []
-        for index, item in enumerate(self.sequence(value, path)):
+        inputs: list[dict[str, Any]] = []
+        for index, item in enumerate(self.sequence(value)):
+            product = port = None
             if isinstance(item, str) and ":" in item:
                 product, port = item.split(":", 1)
-                inputs.append({"product": product, "port": port})
             elif isinstance(item, dict):
-                inputs.append(item)
-            else:
-                raise self.error(
-                    (*path, index), "an input is {product: domain/name, port: name} or 'd/n:port'"
+                product, port = item.get("product"), item.get("port")
+            if not (
+                isinstance(product, str)
+                and re.match(r"^[a-z][a-z0-9_-]*/[a-z][a-z0-9_-]*$", product)
+                and isinstance(port, str)
+            ):
+                self.note(
+                    (*path, index),
+                    f"input {item!r} is not a product port; it is left out of the lineage",
+                    "Write an input as {product: domain/name, port: name} or 'domain/name:port'.",
                 )
-            self.origins[("spec", "inputs", index)] = (*path, index)
+                continue
+            self.origins[("spec", "inputs", len(inputs))] = (*path, index)
+            inputs.append({"product": product, "port": port})
         return inputs
 
     def grants(self, root: Mapping[str, Any]) -> list[dict[str, Any]]:
         grants: list[dict[str, Any]] = []
-        base: Path = ("roles",)
-        for index, item in enumerate(self.sequence(root.get("roles"), base)):
-            path = (*base, index)
-            role = self.mapping(item, path)
-            name = self.text(role.get("role"), (*path, "role"), required=True)
+        for index, item in enumerate(self.sequence(root.get("roles"))):
+            path: Path = ("roles", index)
+            role = self.mapping(item)
+            name = role.get("role")
             access = str(role.get("access") or "read").strip().lower()
-            if access not in ("read", "readwrite", "read-write", "read_write"):
+            if not isinstance(name, str) or access not in (
+                "read",
+                "readwrite",
+                "read-write",
+                "read_write",
+            ):
                 continue  # write-only roles grant no reads
             props = self.custom_properties(role, path)
-            self.keep_unknown("roles", str(name), props, ROLE_PROPERTIES)
+            self.keep_unknown("roles", name, props, ROLE_PROPERTIES)
             grant: dict[str, Any] = {"to": {"groups": [name]}}
             if "purposes" in props:
                 grant["purposes"] = _list_of_text(props["purposes"][0])
@@ -650,29 +859,56 @@ class _Reader:
 
 
 def manifest_from_odcs(doc: SourceDocument) -> Manifest:
-    """Normalise an ODCS v3.0–v3.2 contract into a ``Manifest`` (``source_format`` says which)."""
-    reader = _Reader(doc)
+    """Normalise an ODCS v3.0–v3.2 contract into a ``Manifest`` (``source_format`` says which).
+
+    Raises:
+        ManifestError: the apiVersion is not one meshgov has the schema of.
+        ManifestErrors: the ODCS JSON Schema refuses the contract (every error, in file order).
+    """
+    data = doc.data if isinstance(doc.data, dict) else {}
+    api_version = data.get("apiVersion")
+    if api_version not in SCHEMAS:
+        known = ", ".join(sorted(SCHEMAS))
+        raise ManifestError(
+            f"apiVersion: unsupported ODCS version {api_version!r} (meshgov reads {known})",
+            Location(file=doc.source, line=doc.line_of(("apiVersion",)) or 1),
+        )
+    errors = schema_errors(doc, api_version)
+    if errors:
+        raise ManifestErrors(errors)
+    reader = _Reader(doc, api_version)
     data = reader.read()
     try:
         manifest = Manifest.model_validate(
             {
                 **data,
                 "source": doc.source,
-                "source_format": f"odcs/{doc.data['apiVersion']}",
+                "source_format": f"odcs/{api_version}",
                 "extensions": reader.extensions,
-            }
+                "notes": reader.notes,
+            },
+            context={"odcs": True},
         )
     except ValidationError as exc:
+        # Fail closed: a value the reader let through but the model refuses is still an error.
         first = exc.errors()[0]
         loc: Path = tuple(first["loc"])
-        place = reader.place(loc)
         shown = first.get("input")
         detail = first["msg"].removeprefix("Value error, ")
         if isinstance(shown, str | int | float | bool) and len(str(shown)) < 60:
             detail += f" (got {shown!r})"
         model_place = ".".join(str(p) for p in loc)
-        raise reader.error(place, f"{detail} [meshgov field {model_place}]") from None
+        raise reader.error(reader.place(loc), f"{detail} [meshgov field {model_place}]") from None
     return manifest
+
+
+def _physical_type(physical: str) -> LogicalType | None:
+    """``VARCHAR(10)``, ``varchar[50]``, ``timestamp with time zone`` -> their logical type."""
+    base = re.split(r"[(\[<]", physical.strip().lower(), maxsplit=1)[0].strip()
+    if base in PHYSICAL_TYPES:
+        return PHYSICAL_TYPES[base]
+    first = base.split(" ", 1)[0]
+    return PHYSICAL_TYPES.get(first)
 
 
 def _entity_of(iri: str) -> str:
@@ -681,13 +917,15 @@ def _entity_of(iri: str) -> str:
     return tail.strip().lower()
 
 
-def _percent(value: Any) -> Any:
+def _percent(value: Any) -> float | None:
     """ODCS writes availability as ``99.9`` (percent) or ``"99.9%"``; the model wants 0.999."""
     text = str(value).strip().rstrip("%")
     try:
         number = float(text)
     except ValueError:
-        return value  # let validation name it
+        return None
+    if not 0 <= number <= 100:
+        return None
     return number / 100 if number > 1 else number
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 from xml.etree import ElementTree
 
-from meshgov.errors import Location, MeshgovError
+from meshgov.errors import Location, ManifestErrors, MeshgovError
 
 TOOL_NAME = "meshgov"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -90,6 +90,12 @@ class Finding:
             kind=FindingKind.invalid_input,
         )
 
+    @classmethod
+    def from_errors(cls, error: MeshgovError, *, product: str | None = None) -> list[Finding]:
+        """One finding per error of ``error`` (several for ``ManifestErrors``), else one."""
+        errors = error.errors if isinstance(error, ManifestErrors) else (error,)
+        return [cls.from_error(e, product=product) for e in errors]
+
     @property
     def anchor(self) -> str:
         """``product:port:column``, as far as known."""
@@ -155,6 +161,9 @@ class Report:
     engine: str = ""
     # Findings about the run rather than one manifest (an expired waiver, a bad waiver file...).
     general: tuple[Finding, ...] = ()
+    # The exit code of a run that stopped on an error before judging anything (4 for policies
+    # that do not compile), so that its report says what the process exits with.
+    stopped_with: int | None = None
 
     def findings(self) -> Iterator[Finding]:
         for result in self.results:
@@ -176,6 +185,8 @@ class Report:
 
     def exit_code(self, fail_on: FailOn = FailOn.error) -> int:
         """2 when any input was invalid, else 1 when a finding is at or above ``fail_on``."""
+        if self.stopped_with is not None:
+            return self.stopped_with
         if self.invalid:
             return EXIT_INVALID
         if any(fail_on.fails(f.severity) for f in self.findings()):
@@ -461,6 +472,10 @@ def policy_findings(
         line = lines.get((port or "", column or "")) or lines.get((port or "", ""))
         if line is None:
             line = lines.get(("", ""))
+        # A rule may name the exact line (the ODCS reader's notes carry theirs).
+        exact = where.get("line")
+        if isinstance(exact, int) and not isinstance(exact, bool) and exact > 0:
+            line = exact
         location = Location(
             file=_text_or_none(where.get("file")) or file,
             line=line,

@@ -1,0 +1,1 @@
+"""The service facade's concerns, one module each (see ``meshgov.service``)."""

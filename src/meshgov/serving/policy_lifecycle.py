@@ -1,0 +1,258 @@
+"""The guild's side of the service: staging, activating and rolling back policy revisions.
+
+A staged revision is compiled and tested (in a child process: a module can crash the native
+engine), linted, and dry-run against every registered product and known principal; only a revision
+whose compile and tests passed can become active.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from meshgov.catalog import Catalog
+from meshgov.core.manifest import Manifest
+from meshgov.core.policy import PolicyBundle
+from meshgov.core.registry import validate_registry
+from meshgov.core.yaml_source import SourceDocument
+from meshgov.errors import Conflict, InputError, MeshgovError, NotFound, PolicyError
+from meshgov.gate import Gate
+from meshgov.gateway import Gateway, access_impact, registered_purposes
+from meshgov.serving.policy_checks import check_bundle_isolated
+from meshgov.serving.registry import gate_findings, gate_passes
+from meshgov.serving.state import ServiceCore, ServingState, catalog_data, manifest_of
+from meshgov.store.base import REVISION_FAILED, REVISION_VALID, PolicyRevision
+
+# Compile-and-test results by (bundle revision, catalogue revision): same content, same result, so
+# restarts and repeated stagings in one process do not pay for them again.
+_CHECKED: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+class PolicyLifecycle(ServiceCore):
+    """Stages, activates and rolls back revisions of the policy bundle."""
+
+    def stage_bundle(self, bundle: PolicyBundle, *, author: str) -> PolicyRevision:
+        """Compile, test and dry-run ``bundle``; store it as a revision (valid or failed).
+
+        The same content hash gives the same result, so a known revision is not checked again.
+        """
+        known = self.store.revision(bundle.revision)
+        if known is not None:
+            return known
+        report: dict[str, Any] = {"compile": {"ok": False}, "tests": {}, "impact": []}
+        status = REVISION_FAILED
+        state = self._state
+        catalog = state.catalog if state else Catalog()
+        # Staging never touches the serving engine: an OPA server holds only the active revision,
+        # so candidates are compiled, tested and dry-run on the embedded engine (same Rego).
+        cache_key = (bundle.revision, catalog.revision)
+        checked = _CHECKED.get(cache_key)
+        if checked is None:
+            # A module can crash the native engine: compile and test in a child process.
+            checked = check_bundle_isolated(bundle, catalog_data(catalog))
+            _CHECKED[cache_key] = checked
+        report.update(checked)
+        # The guild's conventions (`meshgov policy lint`) hold for staged revisions too: a lint
+        # error (a package without tests, a misplaced package, no METADATA…) fails the revision.
+        from meshgov.core.policy_lint import lint_bundle
+
+        lint = [
+            {"rule": f.rule, "severity": f.severity, "message": f.message, "file": f.path,
+             "line": f.line}
+            for f in lint_bundle(bundle)
+        ]  # fmt: skip
+        report["lint"] = lint
+        lint_clean = not any(f["severity"] == "error" for f in lint)
+        if checked["compile"]["ok"]:
+            from meshgov.policy_backends.embedded import EmbeddedEngine
+
+            try:
+                gate = Gate(bundle, EmbeddedEngine())
+                if checked["tests"].get("failed") == 0 and lint_clean:
+                    status = REVISION_VALID
+                report["impact"] = self._impact(gate, state)
+                report["access"] = self._access_impact(bundle, state)
+            except PolicyError as exc:
+                status = REVISION_FAILED
+                report["compile"] = {"ok": False, "error": str(exc)}
+        revision = PolicyRevision(
+            bundle.revision,
+            author,
+            time.time(),
+            dict(bundle.modules),
+            dict(bundle.data),
+            status,
+            report,
+        )
+        existing = self.store.revision(bundle.revision)
+        if existing is None or existing.status != status:
+            self.store.save_revision(revision)
+        return revision
+
+    def _impact(self, gate: Gate, state: ServingState | None) -> list[dict[str, Any]]:
+        """Findings that would change on every registered product (latest version)."""
+        if state is None:
+            return []
+        previous = {
+            key: self._previous_version(manifest)
+            for key, manifest in state.catalog.manifests.items()
+        }
+        return policy_impact(state.gate, gate, state.catalog, previous)
+
+    def _access_impact(
+        self, bundle: PolicyBundle, state: ServingState | None
+    ) -> list[dict[str, Any]]:
+        """Access decisions that would change, for every port × known principal × purpose."""
+        if state is None or not self.principals:
+            return []
+        from meshgov.policy_backends.embedded import EmbeddedEngine
+
+        candidate = Gateway(state.catalog, bundle, EmbeddedEngine())
+        purposes = registered_purposes(state.bundle) | registered_purposes(bundle)
+        return access_impact(state.gateway, candidate, self.principals, purposes)
+
+    def _previous_version(self, manifest: Manifest) -> Manifest | None:
+        versions = self.store.product_versions(manifest.metadata.domain, manifest.metadata.name)
+        older = [v for v in versions if v.version != manifest.metadata.version]
+        return manifest_of(older[-1]) if older else None
+
+    def stage_file(self, author: str, path: str, content: str | None) -> PolicyRevision:
+        """Change (or delete, ``content=None``) one file of the active bundle and stage it."""
+        base = self.state.bundle
+        clean = _policy_path(path)
+        modules = dict(base.modules)
+        registry = dict(base.data.get("registry", {}))
+        if clean.endswith(".rego"):
+            if content is None:
+                if clean not in modules:
+                    raise NotFound(f"no policy module {clean}")
+                del modules[clean]
+            else:
+                modules[clean] = content
+        else:
+            stem = _data_stem(clean)
+            docs: dict[str, SourceDocument] = {}
+            if content is None:
+                registry.pop(stem, None)
+            else:
+                docs[stem] = _parse_data_file(clean, content)
+                registry[stem] = docs[stem].data
+            # Refused before anything is stored: Rego would read a misshapen file silently.
+            validate_registry(registry, docs)
+        data = {**base.data, "registry": registry}
+        return self.stage_bundle(PolicyBundle.create(modules, data), author=author)
+
+    def activate(self, actor: str, revision_id: str) -> PolicyRevision:
+        with self._write_lock:
+            revision = self.store.revision(revision_id)
+            if revision is None:
+                raise NotFound(f"no policy revision {revision_id}")
+            if not revision.activatable:
+                raise Conflict(
+                    f"revision {revision_id} failed to compile or test and cannot be activated"
+                )
+            self.store.activate(revision_id, actor, time.time())
+            self.reload()
+            return revision
+
+    def rollback(self, actor: str) -> PolicyRevision:
+        """Re-activate the revision that was active before the current one, walking back.
+
+        The activation history is replayed as a stack: activating the revision just below the
+        top (a rollback, or re-activating it by hand) pops, anything else pushes. So rolling back
+        twice goes two revisions back, rather than toggling between the last two.
+        """
+        with self._write_lock:
+            stack: list[str] = []
+            for activation in self.store.activations():
+                if len(stack) >= 2 and activation.revision == stack[-2]:
+                    stack.pop()
+                elif not stack or activation.revision != stack[-1]:
+                    stack.append(activation.revision)
+            if len(stack) < 2:
+                raise Conflict("there is no earlier revision to roll back to")
+            return self.activate(actor, stack[-2])
+
+
+def policy_impact(
+    before: Gate,
+    after: Gate,
+    catalog: Catalog,
+    previous: Mapping[str, Manifest | None] | None = None,
+    *,
+    scan: bool = False,
+) -> list[dict[str, Any]]:
+    """The gate findings that change between two revisions, for every product of ``catalog``.
+
+    One entry per product whose findings differ: ``added`` and ``removed`` findings, and whether
+    the product passes before and after (a product that starts failing blocks its next release).
+    """
+    changes: list[dict[str, Any]] = []
+    for key in sorted(catalog.manifests):
+        manifest = catalog.manifests[key]
+        prior = (previous or {}).get(key)
+        results = []
+        for gate in (before, after):
+            try:
+                results.append(gate_findings(gate, manifest, prior, catalog, scan=scan))
+            except MeshgovError as exc:
+                results.append(
+                    [{"rule": "gate_error", "severity": "error", "message": exc.message}]
+                )
+        old, new = results
+        old_keys = {_finding_key(f) for f in old}
+        new_keys = {_finding_key(f) for f in new}
+        added = [f for f in new if _finding_key(f) not in old_keys]
+        removed = [f for f in old if _finding_key(f) not in new_keys]
+        if added or removed:
+            changes.append(
+                {
+                    "product": key,
+                    "version": manifest.metadata.version,
+                    "added": added,
+                    "removed": removed,
+                    "passes_before": gate_passes(old),
+                    "passes_after": gate_passes(new),
+                }
+            )
+    return changes
+
+
+def _finding_key(finding: Mapping[str, Any]) -> str:
+    location = finding.get("location") or {}
+    return "|".join(
+        str(v)
+        for v in (
+            finding.get("rule"),
+            finding.get("severity"),
+            location.get("product") if isinstance(location, dict) else None,
+            location.get("port") if isinstance(location, dict) else None,
+            location.get("column") if isinstance(location, dict) else None,
+            finding.get("message"),
+        )
+    )
+
+
+def _policy_path(path: str) -> str:
+    clean = path.strip("/")
+    parts = clean.split("/")
+    if not clean or any(p in {"", ".", ".."} for p in parts):
+        raise InputError(f"invalid policy path {path!r}")
+    if not (clean.endswith(".rego") or (parts[0] == "data" and len(parts) == 2)):
+        raise InputError(f"policy path {path!r} must be a .rego module or data/<name>.json|yaml")
+    return clean
+
+
+def _data_stem(path: str) -> str:
+    name = path.split("/")[-1]
+    for suffix in (".json", ".yaml", ".yml"):
+        if name.endswith(suffix):
+            return name.removesuffix(suffix)
+    raise InputError(f"policy data file {path!r} must end in .json, .yaml or .yml")
+
+
+def _parse_data_file(path: str, content: str) -> SourceDocument:
+    from meshgov.core.yaml_source import load_yaml
+
+    return load_yaml(content, path)

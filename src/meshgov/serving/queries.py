@@ -1,0 +1,122 @@
+"""The query side of the service: access decisions, secure SQL, execution and the Data API."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from meshgov.core.principal import Principal
+from meshgov.core.sql.model import AccessDecision, PortRef, ports_of
+from meshgov.errors import AccessDenied, InputError
+from meshgov.execution import run_secure_sql
+from meshgov.gateway import Authorization
+from meshgov.serving.decisions import DecisionLogging, logged_outcome, request_digest
+from meshgov.serving.state import ServingState
+
+if TYPE_CHECKING:
+    from meshgov.engines.base import QueryEngine
+
+
+class Queries(DecisionLogging):
+    """Authorizes and runs governed queries, and evaluates Data API documents."""
+
+    def ports(self, state: ServingState) -> list[PortRef]:
+        ports = state.cache.get("ports")
+        if ports is None:
+            ports = ports_of(state.catalog.manifests)
+            state.cache["ports"] = ports
+        return list(ports)
+
+    def access_decision(
+        self, state: ServingState, principal: Principal, purpose: str | None, port: PortRef
+    ) -> AccessDecision:
+        """``data.meshgov.access.decision`` for one port (cached by the gateway; never raises)."""
+        return state.gateway.decide(principal, purpose, port.product, port.port)
+
+    def authorize(
+        self,
+        principal: Principal,
+        sql: str,
+        purpose: str | None,
+        read_dialect: str | None,
+        write_dialect: str | None,
+        *,
+        kind: str = "authorize",
+        state: ServingState | None = None,
+    ) -> tuple[Authorization, str, ServingState]:
+        """Secure SQL or a denial; the decision is logged. Returns (authorization, id, state)."""
+        state = state or self.state
+        authorization = state.gateway.authorize(
+            sql, principal, purpose, read_dialect, write_dialect
+        )
+        product, result = logged_outcome(state, authorization)
+        decision_id = self.record(
+            kind=kind,
+            principal=principal.id,
+            product=product,
+            document=None,
+            allowed=authorization.allowed,
+            result=result,
+            revision=state.revision,
+            digest=request_digest(state, sql, purpose, read_dialect, write_dialect),
+        )
+        return authorization, decision_id, state
+
+    def query_engine(self, state: ServingState) -> QueryEngine:
+        """The engine for this state's catalogue (DuckDB reloads when the catalogue changes)."""
+        with self._engine_lock:
+            if self._query_engine is not None and self._query_engine_catalog == (
+                state.catalog.revision
+            ):
+                return cast("QueryEngine", self._query_engine)
+            from meshgov.engines.base import open_engine
+
+            # One product's missing or refused snapshot fails only the queries that read it.
+            engine = open_engine(
+                self.settings.query_engine,
+                state.catalog,
+                self.settings.hash_key(),
+                timeout_ms=int(self.settings.request_timeout_seconds * 1000),
+                isolate_failures=True,
+            )
+            # The previous engine may still serve in-flight queries; DuckDB frees it on GC.
+            self._query_engine = engine
+            self._query_engine_catalog = state.catalog.revision
+            return engine
+
+    def execute(
+        self, principal: Principal, sql: str, purpose: str | None, read_dialect: str | None
+    ) -> tuple[Any, Authorization, str]:
+        """Authorize, then run the secure SQL on the engine → (Arrow table, authorization, id)."""
+        state = self.state
+        engine = self.query_engine(state)
+        # One state for the whole request: an activation meanwhile does not mix revisions.
+        authorization, decision_id, _ = self.authorize(
+            principal,
+            sql,
+            purpose,
+            read_dialect or engine.dialect,
+            engine.dialect,
+            kind="execute",
+            state=state,
+        )
+        if not authorization.allowed:
+            # Unparseable SQL or an unknown dialect is the caller's input (400); the rest deny.
+            raise authorization.refusal()
+        if not authorization.sql:
+            raise AccessDenied("the gateway returned no SQL to run")
+        return run_secure_sql(engine, authorization.sql), authorization, decision_id
+
+    def evaluate(self, path: str, input_document: Any) -> tuple[Any, str]:
+        """The value of ``data.<path>`` (``None`` = undefined) and the revision that computed it."""
+        state = self.state
+        query = data_query(path)
+        return state.prepared.evaluate(query, input_document), state.revision
+
+
+def data_query(path: str) -> str:
+    """``meshgov/access/decision`` → ``data.meshgov.access.decision`` (identifiers only)."""
+    parts = [p for p in path.strip("/").split("/") if p]
+    for part in parts:
+        if not part.replace("_", "a").isalnum() or part[0].isdigit():
+            raise InputError(f"invalid data path segment {part!r}")
+    return "data" + "".join(f".{p}" for p in parts)
