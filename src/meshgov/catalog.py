@@ -48,12 +48,12 @@ def read_manifest_text(text: str | bytes, source: str) -> Manifest:
 
 # Validated manifests by the SHA-256 of their text, most recently used last: the service builds
 # a catalogue revision from every stored manifest at each publication, and all but one are
-# unchanged. Bounded: a mesh of 10,000 products holds ~150 MB of models.
+# unchanged. Bounded (20,000 texts): a mesh of 10,000 products holds ~150 MB of models.
 _PARSED: OrderedDict[str, Manifest] = OrderedDict()
 # The same manifests with another ``source`` (as the service names them), by (digest, source):
 # the same object every time, so that values derived from it (``PER_MANIFEST``) are reused.
 _SOURCED: OrderedDict[tuple[str, str], Manifest] = OrderedDict()
-_PARSED_LIMIT = 50_000
+_PARSED_LIMIT = 20_000
 _PARSED_LOCK = threading.Lock()
 
 
@@ -192,7 +192,7 @@ class PerManifest:
     identity (manifests are immutable) and the value's name; the entry keeps the object alive
     so that its id is not reused. Bounded: the least recently used entries are dropped."""
 
-    def __init__(self, limit: int = 100_000) -> None:
+    def __init__(self, limit: int = 40_000) -> None:
         self._items: OrderedDict[tuple[int, str], tuple[Manifest, Any]] = OrderedDict()
         self._limit = limit
         self._lock = threading.Lock()
