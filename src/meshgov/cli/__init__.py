@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from meshgov.cli import check, graph, policy, query, rewrite, serve
+from meshgov.cli import check, graph, policy, query, rewrite, serve, token
 
 app = typer.Typer(
     name="meshgov",
@@ -26,6 +26,7 @@ rewrite.register(app)
 app.add_typer(graph.app, name="graph")
 app.add_typer(policy.app, name="policy")
 serve.register(app)
+token.register(app)
 
 
 def main() -> None:

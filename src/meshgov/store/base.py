@@ -98,7 +98,7 @@ class Activation:
 class DecisionRecord:
     id: str
     time: float
-    kind: str  # check | authorize | execute | opa | trino | publish
+    kind: str  # check | authorize | execute | wire | opa | trino | publish
     principal: str
     product: str | None
     input_digest: str

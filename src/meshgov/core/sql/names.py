@@ -52,6 +52,7 @@ class _Resolver:
         self.outputs: dict[int, _Names] = {}
         self.sources: dict[int, dict[str, exp.Expr]] = {}
         self.aliases: dict[int, _Names] = {}
+        self.enclosing: dict[int, exp.Expr | None] | None = None
 
     # What a source provides.
     def output_names(self, node: exp.Expr) -> _Names:
@@ -114,8 +115,12 @@ class _Resolver:
                 node: exp.Expr | None = candidates.pop()
                 if node is None:
                     continue
-                if isinstance(node, exp.Subquery) and not isinstance(node.this, exp.Query):
-                    candidates.append(node.this)  # `FROM (a JOIN b)`: the sources inside
+                if isinstance(node, exp.Subquery) and (
+                    not isinstance(node.this, exp.Query)
+                    or (isinstance(node.this, exp.Subquery) and not node.alias)
+                ):
+                    # `FROM (a JOIN b)`, `FROM ((a JOIN b))`: the sources inside.
+                    candidates.append(node.this)
                 elif isinstance(node, _SOURCE_KINDS):
                     found[node.alias_or_name.lower()] = node
                 # `FROM (a JOIN b)`: sqlglot hangs the joins on the first source.
@@ -140,7 +145,7 @@ class _Resolver:
         name = column.name.lower()
         qualifier = column.table.lower()
         outer = column.args.get("db")
-        node = column.parent
+        node = self.enclosing_query(column)
         while node is not None:
             if isinstance(node, exp.Select):
                 sources = self.sources_of(node)
@@ -167,8 +172,24 @@ class _Resolver:
                 and name in self.aliases_of(node)
             ):
                 return True
-            node = node.parent
+            node = self.enclosing_query(node)
         return False
+
+    def enclosing_query(self, node: exp.Expr) -> exp.Expr | None:
+        """The nearest SELECT or set operation above ``node``. Computed for the whole tree in one
+        pass, the first time: walking up from every column is quadratic in a deep expression."""
+        if self.enclosing is None:
+            root = node.root()
+            self.enclosing = {}
+            for each in root.walk(bfs=False):  # parents before children
+                parent = each.parent
+                if parent is None:
+                    continue
+                if isinstance(parent, exp.Select | exp.SetOperation):
+                    self.enclosing[id(each)] = parent
+                else:
+                    self.enclosing[id(each)] = self.enclosing.get(id(parent))
+        return self.enclosing.get(id(node))
 
 
 def check_column_names(
