@@ -133,11 +133,7 @@ def access_source(manifest: Manifest) -> dict[str, Any]:
             "access": {
                 "grants": [
                     {
-                        "to": {
-                            "ids": grant.to.ids,
-                            "groups": grant.to.groups,
-                            "domains": grant.to.domains,
-                        },
+                        "to": grant.to.model_dump(),  # ids, groups, domains
                         "purposes": grant.purposes,
                         "ports": grant.ports,
                         "rowFilter": grant.row_filter,
