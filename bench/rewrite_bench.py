@@ -1,4 +1,5 @@
-"""Cost of authorize + rewrite against sqlglot alone, and of one embedded access decision.
+"""Cost of authorize + rewrite against sqlglot alone, and of one access decision, on both
+in-process Rego engines (regopy, ``embedded``, and regorus) side by side in one run.
 
 For realistic queries over the example mesh (1 to 8 tables, CTEs, window functions), in one run:
 - ``parse+gen``: ``sqlglot.parse_one`` + ``.sql()`` of the same query (the baseline);
@@ -7,11 +8,13 @@ For realistic queries over the example mesh (1 to 8 tables, CTEs, window functio
   running gateway has them), timed alternately with the baseline;
 - ``cold``: every cache cleared (each table's decision evaluated in Rego, secure views built);
 - ``cached``: a repeated ``authorize`` of the same query (rewrite cache hit).
-Then one embedded access decision (``data.meshgov.access.decision`` through regopy), and the
-same decision in synthetic meshes of ``--mesh-sizes`` products (copies of customer/customers
-spread over domains of 100), for the first and the last product in key order, as ratios to the
-example mesh's decision measured in the same run: a decision should not grow with the mesh.
-Targets: uncached ≤ 1.5× parse+gen, cached ≤ 50 µs, one decision ≤ 300 µs.
+Then one uncached access decision (``data.meshgov.access.decision``) per engine, and the same
+decision in synthetic meshes of ``--mesh-sizes`` products (copies of customer/customers spread
+over domains of 100), for the first and the last product in key order, as ratios to the example
+mesh's decision on the same engine measured in the same run (a decision should not grow with the
+mesh), with the time and memory that preparing each mesh's data took.
+Targets: uncached ≤ 1.5× parse+gen, cached ≤ 50 µs; one decision ≤ 150 µs on regorus (regopy no
+slower than before); at 10,000 products no decision over 1.3× the example mesh's.
 
     .venv/bin/python bench/rewrite_bench.py [--repeat N] [--mesh-sizes 1000,10000]
 """
@@ -42,8 +45,9 @@ from meshgov.gateway import (  # noqa: E402
     catalog_policy_data,
     load_gateway,
 )
-from meshgov.policy_backends import load_bundle_dir  # noqa: E402
-from meshgov.policy_backends.embedded import EmbeddedEngine  # noqa: E402
+from meshgov.policy_backends import engine_from_url, engine_label, load_bundle_dir  # noqa: E402
+
+ENGINES = ("embedded", "regorus")
 
 QUERIES: dict[str, str] = {
     "1 table": "SELECT customer_id, email, region FROM customer.customers WHERE signup_date > "
@@ -135,32 +139,59 @@ def _synthetic_mesh(template: dict[str, Any], size: int) -> dict[str, dict[str, 
     return products
 
 
+def _rss_mb() -> float:
+    """Resident memory now (MB), from /proc (0 where there is none)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except (OSError, ValueError):
+        return 0.0
+
+
 def _decision_by_mesh_size(
-    gateway: Gateway, request: dict[str, Any], sizes: list[int], repeat: int, example_us: float
-) -> None:
-    """One decision in meshes of ``sizes`` products: first and last product, against the example."""
-    template = gateway.catalog.manifests["customer/customers"].policy_document()
+    gateways: dict[str, Gateway],
+    request: dict[str, Any],
+    sizes: list[int],
+    repeat: int,
+) -> list[float]:
+    """One decision in meshes of ``sizes`` products, first and last product, per engine; the
+    ratios to the example mesh's decision on the same engine, timed alternately with it."""
+    template = gateways["embedded"].catalog.manifests["customer/customers"].policy_document()
     bundle = load_bundle_dir(ROOT / "policies")
-    print(f"\n{'products':>10} {'first µs':>9} {'ratio':>6} {'last µs':>9} {'ratio':>6}")
+    # Not the on-disk plan cache: these plans are large and used once.
+    os.environ["MESHGOV_CACHE_DIR"] = "off"
+    header = f"{'products':>9} {'engine':<9} {'prepare s':>9} {'+MB':>6}"
+    print(f"\n{header} {'first µs':>9} {'ratio':>6} {'last µs':>9} {'ratio':>6}")
+    ratios: list[float] = []
     for size in sizes:
         products = _synthetic_mesh(template, size)
-        # Not the on-disk plan cache: these plans are large and used once.
-        os.environ["MESHGOV_CACHE_DIR"] = "off"
-        policy = EmbeddedEngine().prepare(
-            bundle, catalog_policy_data(products), entrypoints=[ACCESS_ENTRYPOINT]
-        )
-        row = f"{size:>10}"
-        for product in (min(products), max(products)):
-            asked = {**request, "product": product}
-            if not policy.evaluate(ACCESS_QUERY, asked)["allow"]:
-                raise SystemExit(f"{product}: denied in the synthetic mesh")
-            took = _median_us(
-                lambda asked=asked, policy=policy: policy.evaluate(ACCESS_QUERY, asked),  # type: ignore[misc]
-                repeat,
-                _nothing,
-            )
-            row += f" {took:>9.0f} {took / example_us:>5.2f}x"
-        print(row)
+        # What the gateway loads: the access view only (see gateway_policy_data).
+        data = {"catalog": {"access": catalog_policy_data(products)["catalog"]["access"]}}
+        del products
+        for name in ENGINES:
+            before = _rss_mb()
+            started = time.perf_counter()
+            policy = engine_from_url(name).prepare(bundle, data, entrypoints=[ACCESS_ENTRYPOINT])
+            prepared_s = time.perf_counter() - started
+            row = f"{size:>9} {name:<9} {prepared_s:>9.2f} {_rss_mb() - before:>6.0f}"
+            domains = data["catalog"]["access"]
+            first, last = min(domains), max(domains)
+            for product in (f"{first}/{min(domains[first])}", f"{last}/{max(domains[last])}"):
+                asked = {**request, "product": product}
+                if not policy.evaluate(ACCESS_QUERY, asked)["allow"]:
+                    raise SystemExit(f"{asked['product']}: denied in the synthetic mesh")
+                # Alternated with the example mesh's decision: the ratio is load-independent.
+                example, took = _paired_medians(
+                    lambda name=name: gateways[name].policy.evaluate(ACCESS_QUERY, request),  # type: ignore[misc]
+                    lambda asked=asked, policy=policy: policy.evaluate(ACCESS_QUERY, asked),  # type: ignore[misc]
+                    repeat,
+                    _nothing,
+                )
+                ratios.append(took / example)
+                row += f" {took:>9.0f} {took / example:>5.2f}x"
+            print(row)
+            del policy
+    return ratios
 
 
 def _large_expressions(gateway: Gateway, repeat: int) -> None:
@@ -208,43 +239,58 @@ def main() -> None:
         help="comma-separated product counts for the decision-by-mesh-size table ('' skips it)",
     )
     args = parser.parse_args()
-    gateway: Gateway = load_gateway(str(ROOT / "examples" / "mesh"), str(ROOT / "policies"))
+    gateways = {
+        name: load_gateway(
+            str(ROOT / "examples" / "mesh"), str(ROOT / "policies"), engine_from_url(name)
+        )
+        for name in ENGINES
+    }
+    labels = {name: engine_label(gateway.engine) for name, gateway in gateways.items()}
+    print("engines: " + "; ".join(f"{name} = {label}" for name, label in labels.items()))
 
     def clear_rewrites() -> None:
-        gateway._rewrites.clear()
+        for gateway in gateways.values():
+            gateway._rewrites.clear()
 
     def clear_all() -> None:
-        gateway._rewrites.clear()
-        gateway._decisions.clear()
+        clear_rewrites()
+        for gateway in gateways.values():
+            gateway._decisions.clear()
         SECURE_VIEWS.clear()
 
-    print(
-        f"{'query':<28} {'parse+gen':>10} {'uncached':>10} {'ratio':>6} {'cold':>10} "
-        f"{'cached':>8}   (µs, median of {args.repeat})"
-    )
+    columns = "".join(f" {'uncached':>9} {'ratio':>6} {'cold':>8}" for _ in ENGINES)
+    print(f"\n{'':<28} {'':>10}" + "".join(f" {name:^25}" for name in ENGINES) + f" {'':>8}")
+    print(f"{'query':<28} {'parse+gen':>10}{columns} {'cached':>8}   (µs, median of {args.repeat})")
     ratios: list[float] = []
     cached_all: list[float] = []
     for title, sql in QUERIES.items():
-        check = gateway.authorize(sql, ANALYST, "analytics", "duckdb")
-        if not check.allowed:
-            raise SystemExit(f"{title}: denied: {check.reason}")
+        row = ""
+        base_all: list[float] = []
+        for name, gateway in gateways.items():
+            check = gateway.authorize(sql, ANALYST, "analytics", "duckdb")
+            if not check.allowed:
+                raise SystemExit(f"{title}: denied on {name}: {check.reason}")
 
-        def baseline(sql: str = sql) -> object:
-            return sqlglot.parse_one(sql, read="duckdb").sql("duckdb")
+            def baseline(sql: str = sql) -> object:
+                return sqlglot.parse_one(sql, read="duckdb").sql("duckdb")
 
-        def authorize(sql: str = sql) -> object:
-            return gateway.authorize(sql, ANALYST, "analytics", "duckdb")
+            def authorize(sql: str = sql, gateway: Gateway = gateway) -> object:
+                return gateway.authorize(sql, ANALYST, "analytics", "duckdb")
 
-        base, uncached = _paired_medians(baseline, authorize, args.repeat, clear_rewrites)
-        cold = _median_us(authorize, max(args.repeat // 10, 5), clear_all)
-        authorize()
-        cached = _median_us(authorize, args.repeat * 5, _nothing)
-        ratios.append(uncached / base)
-        cached_all.append(cached)
-        print(
-            f"{title:<28} {base:>10.0f} {uncached:>10.0f} {uncached / base:>5.2f}x "
-            f"{cold:>10.0f} {cached:>8.1f}"
+            base, uncached = _paired_medians(baseline, authorize, args.repeat, clear_rewrites)
+            cold = _median_us(authorize, max(args.repeat // 10, 5), clear_all)
+            base_all.append(base)
+            ratios.append(uncached / base)
+            row += f" {uncached:>9.0f} {uncached / base:>5.2f}x {cold:>8.0f}"
+        gateway = gateways[ENGINES[-1]]
+        gateway.authorize(sql, ANALYST, "analytics", "duckdb")
+        cached = _median_us(
+            lambda sql=sql, gateway=gateway: gateway.authorize(sql, ANALYST, "analytics", "duckdb"),  # type: ignore[misc]
+            args.repeat * 5,
+            _nothing,
         )
+        cached_all.append(cached)
+        print(f"{title:<28} {statistics.median(base_all):>10.0f}{row} {cached:>8.1f}")
 
     request = {
         "principal": ANALYST.policy_document(),
@@ -252,20 +298,29 @@ def main() -> None:
         "product": "customer/customers",
         "port": "customers",
     }
-    gateway.policy.evaluate(ACCESS_QUERY, request)
-    decision = _median_us(
-        lambda: gateway.policy.evaluate(ACCESS_QUERY, request), args.repeat, _nothing
-    )
-    print(f"\none embedded access decision (customer/customers): {decision:.0f} µs")
-    sizes = [int(size) for size in args.mesh_sizes.split(",") if size.strip()]
-    if sizes:
-        _decision_by_mesh_size(gateway, request, sizes, args.repeat, decision)
-    _large_expressions(gateway, max(args.repeat // 40, 3))
-    worst = max(ratios)
+    decisions: dict[str, float] = {}
+    for _ in range(2):  # alternated, so that load changes hit both engines alike
+        for name, gateway in gateways.items():
+            gateway.policy.evaluate(ACCESS_QUERY, request)
+            took = _median_us(
+                lambda gateway=gateway: gateway.policy.evaluate(ACCESS_QUERY, request),  # type: ignore[misc]
+                args.repeat,
+                _nothing,
+            )
+            decisions[name] = min(decisions.get(name, took), took)
     print(
-        f"uncached/parse+gen: worst {worst:.2f}x (target ≤ 1.5x); "
+        "\none uncached access decision (customer/customers): "
+        + ", ".join(f"{name} {us:.0f} µs" for name, us in decisions.items())
+        + f" (regopy/regorus {decisions['embedded'] / decisions['regorus']:.1f}x)"
+    )
+    sizes = [int(size) for size in args.mesh_sizes.split(",") if size.strip()]
+    growth = _decision_by_mesh_size(gateways, request, sizes, args.repeat) if sizes else []
+    _large_expressions(gateways[ENGINES[-1]], max(args.repeat // 40, 3))
+    print(
+        f"uncached/parse+gen: worst {max(ratios):.2f}x (target ≤ 1.5x); "
         f"cached: worst {max(cached_all):.1f} µs (target ≤ 50 µs); "
-        f"decision: {decision:.0f} µs (target ≤ 300 µs)"
+        f"regorus decision: {decisions['regorus']:.0f} µs (target ≤ 150 µs)"
+        + (f"; worst mesh-size ratio {max(growth):.2f}x (target ≤ 1.3x)" if growth else "")
     )
 
 

@@ -304,3 +304,32 @@ def test_access_changes_are_named_by_what_they_do_to_the_reader() -> None:
     assert _change_kind(hidden, masked) == "widened"
     assert _change_kind(masked, AccessDecision(True, masks={"email": Mask("redact")})) == "changed"
     assert _change_kind(clear, filtered) == "changed"
+
+
+def test_access_source_is_the_policy_document_as_the_access_view_reads_it() -> None:
+    from meshgov.catalog import load_catalog
+    from meshgov.gateway import _access_view, access_source
+
+    catalog = load_catalog(ROOT / "examples" / "mesh")
+    for manifest in catalog.manifests.values():
+        assert _access_view(access_source(manifest)) == _access_view(manifest.policy_document())
+
+
+def test_the_decision_plan_holds_product_documents_only_when_a_rule_reads_them() -> None:
+    from meshgov.catalog import load_catalog
+    from meshgov.gateway import gateway_policy_data
+
+    catalog = load_catalog(ROOT / "examples" / "mesh")
+    bundle = load_bundle_dir(ROOT / "policies")
+    assert set(gateway_policy_data(bundle, catalog)["catalog"]) == {"access"}
+    reader = (
+        "package meshgov.access.extra\n\nimport rego.v1\n\n"
+        "owners := {p.metadata.owner | some p in data.catalog.products}\n"
+    )
+    modules = dict(bundle.modules)
+    modules["meshgov/access/access.rego"] += "\nowners := data.meshgov.access.extra.owners\n"
+    modules["meshgov/access/extra/extra.rego"] = reader
+    reading = PolicyBundle.create(modules, bundle.data)
+    data = gateway_policy_data(reading, catalog)["catalog"]
+    assert set(data) == {"access", "products"}
+    assert set(data["products"]) == set(catalog.manifests)

@@ -8,16 +8,24 @@ paths or symbolic links it uses.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import pickle
 import re
-from collections.abc import Iterable, Mapping
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any, TypeVar, cast
 
 from meshgov.core.manifest import Manifest, manifest_from_document
 from meshgov.core.yaml_source import SourceDocument, decode_text, load_yaml
 from meshgov.errors import InputError, Location, ManifestError
 
+T = TypeVar("T")
 MANIFEST_SUFFIXES = {".yaml", ".yml", ".json"}
 # Files in a catalogue directory that are not manifests.
 IGNORED_NAMES = {".meshgov-waivers.yaml", "principals", "tokens.yaml"}
@@ -36,6 +44,53 @@ def read_manifest_document(text: str | bytes, source: str) -> tuple[Manifest, So
 def read_manifest_text(text: str | bytes, source: str) -> Manifest:
     """Parse manifest bytes/text; every problem is a ``ManifestError`` naming ``source``."""
     return read_manifest_document(text, source)[0]
+
+
+# Validated manifests by the SHA-256 of their text, most recently used last: the service builds
+# a catalogue revision from every stored manifest at each publication, and all but one are
+# unchanged. Bounded (20,000 texts): a mesh of 10,000 products holds ~150 MB of models.
+_PARSED: OrderedDict[str, Manifest] = OrderedDict()
+# The same manifests with another ``source`` (as the service names them), by (digest, source):
+# the same object every time, so that values derived from it (``PER_MANIFEST``) are reused.
+_SOURCED: OrderedDict[tuple[str, str], Manifest] = OrderedDict()
+_PARSED_LIMIT = 20_000
+_PARSED_LOCK = threading.Lock()
+
+
+def _remember(digest: str, manifest: Manifest) -> None:
+    with _PARSED_LOCK:
+        _PARSED[digest] = manifest
+        _PARSED.move_to_end(digest)
+        while len(_PARSED) > _PARSED_LIMIT:
+            _PARSED.popitem(last=False)
+
+
+def parse_manifest_cached(text: str, source: str, as_source: str | None = None) -> Manifest:
+    """``read_manifest_text``, remembered by content: the same text is validated once per process.
+
+    Errors name ``source``; the manifest returned has the source ``as_source`` (default
+    ``source``), and is the same object for the same text and source.
+    """
+    wanted = as_source if as_source is not None else source
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    with _PARSED_LOCK:
+        manifest = _PARSED.get(digest)
+        if manifest is not None:
+            _PARSED.move_to_end(digest)
+            sourced = _SOURCED.get((digest, wanted))
+            if sourced is not None:
+                _SOURCED.move_to_end((digest, wanted))
+                return sourced
+    if manifest is None:
+        manifest = read_manifest_text(text, source)
+        _remember(digest, manifest)
+    if manifest.source != wanted:
+        manifest = manifest.model_copy(update={"source": wanted})
+    with _PARSED_LOCK:
+        _SOURCED[(digest, wanted)] = manifest
+        while len(_SOURCED) > _PARSED_LIMIT:
+            _SOURCED.popitem(last=False)
+    return manifest
 
 
 def _read_manifest_file(path: str | Path) -> tuple[Manifest, SourceDocument]:
@@ -130,6 +185,40 @@ def _looks_like_manifest(path: Path) -> bool:
     )
 
 
+class PerManifest:
+    """Values derived from a manifest object (its JSON for the catalogue digest, its access
+    view…), remembered while the object lives in a recent catalogue: a new catalogue revision
+    after one publication derives one product's values, not ten thousand. Keyed by the object's
+    identity (manifests are immutable) and the value's name; the entry keeps the object alive
+    so that its id is not reused. Bounded: the least recently used entries are dropped."""
+
+    def __init__(self, limit: int = 40_000) -> None:
+        self._items: OrderedDict[tuple[int, str], tuple[Manifest, Any]] = OrderedDict()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def get(self, manifest: Manifest, name: str, derive: Callable[[Manifest], T]) -> T:
+        key = (id(manifest), name)
+        with self._lock:
+            entry = self._items.get(key)
+            if entry is not None and entry[0] is manifest:
+                self._items.move_to_end(key)
+                return cast(T, entry[1])
+        value = derive(manifest)
+        with self._lock:
+            self._items[key] = (manifest, value)
+            while len(self._items) > self._limit:
+                self._items.popitem(last=False)
+        return value
+
+
+PER_MANIFEST = PerManifest()
+
+
+def _manifest_json(manifest: Manifest) -> bytes:
+    return manifest.model_dump_json(by_alias=True).encode()
+
+
 @dataclass
 class Catalog:
     """Every product of a mesh, keyed by ``domain/name``, with a content revision."""
@@ -160,7 +249,7 @@ class Catalog:
             items[manifest.id] = manifest
         digest = hashlib.sha256()
         for key in sorted(items):
-            digest.update(items[key].model_dump_json(by_alias=True).encode())
+            digest.update(PER_MANIFEST.get(items[key], "json", _manifest_json))
         return cls(items, digest.hexdigest()[:16], root, dict(data_roots or {}))
 
     def data_root(self, manifest: Manifest) -> DataRoot | None:
@@ -230,15 +319,132 @@ def check_data_paths(
     return paths
 
 
+def cache_root() -> Path | None:
+    """meshgov's cache directory (``MESHGOV_CACHE_DIR``; ``off`` disables every cache)."""
+    configured = os.environ.get("MESHGOV_CACHE_DIR")
+    if configured is not None:
+        return Path(configured) if configured not in {"", "off", "0"} else None
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "meshgov"
+
+
+# Catalogue directories whose parsed manifests stay on disk (each file: ~1.5 MB per 1,000).
+KEPT_CATALOGUES = 16
+
+
+def _model_digest() -> str:
+    """The code that turns a file into a ``Manifest``: a cache entry of other code is stale."""
+    from meshgov.core import manifest, odcs, odcs_schema, yaml_source
+
+    digest = hashlib.sha256()
+    for module in (manifest, odcs, odcs_schema, yaml_source):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class _ParsedManifests:
+    """The validated manifests of one catalogue directory, kept on disk between processes.
+
+    Parsing and validating YAML costs milliseconds per manifest: most of a cold ``meshgov
+    rewrite`` over 10,000 products. An entry is keyed by the file's path and the SHA-256 of its
+    bytes (and the file holds the digest of the parsing code), so an edited file, or new code, is
+    parsed again. The file is private to the user (0600 in a 0700 directory, owner checked
+    before loading, as it is unpickled); any problem with it means parsing everything.
+    """
+
+    def __init__(self, base: Path) -> None:
+        self.entries: dict[str, tuple[str, Manifest]] = {}
+        self.changed = False
+        self.file: Path | None = None
+        root = cache_root()
+        if root is None:
+            return
+        key = hashlib.sha256(str(base.resolve()).encode()).hexdigest()[:24]
+        self.file = root / "manifests" / f"{key}.pickle"
+        self.code = _model_digest()
+        try:
+            stat = self.file.stat()
+            if stat.st_uid != os.getuid() or stat.st_mode & 0o077:
+                return
+            with self.file.open("rb") as handle:
+                stored = pickle.load(handle)
+            if isinstance(stored, dict) and stored.get("code") == self.code:
+                self.entries = stored["entries"]
+        except (OSError, pickle.PickleError, EOFError, AttributeError, KeyError, TypeError):
+            self.entries = {}
+
+    def get(self, rel: str, digest: str) -> Manifest | None:
+        entry = self.entries.get(rel)
+        return entry[1] if entry is not None and entry[0] == digest else None
+
+    def put(self, rel: str, digest: str, manifest: Manifest) -> None:
+        self.entries[rel] = (digest, manifest)
+        self.changed = True
+
+    def save(self, kept: set[str]) -> None:
+        if self.file is None or not (self.changed or kept != set(self.entries)):
+            return
+        entries = {rel: entry for rel, entry in self.entries.items() if rel in kept}
+        try:
+            self.file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            handle, staging = tempfile.mkstemp(prefix=".manifests-", dir=self.file.parent)
+            try:
+                with os.fdopen(handle, "wb") as out:
+                    pickle.dump({"code": self.code, "entries": entries}, out, protocol=5)
+                os.replace(staging, self.file)
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(staging)
+            self._evict()
+        except OSError:
+            return
+
+    def _evict(self) -> None:
+        """Keep the files of the ``KEPT_CATALOGUES`` most recently saved catalogues."""
+        if self.file is None:
+            return
+        files = sorted(
+            (entry.stat().st_mtime, entry)
+            for entry in self.file.parent.glob("*.pickle")
+            if entry.is_file()
+        )
+        for _, entry in files[:-KEPT_CATALOGUES]:
+            with contextlib.suppress(OSError):
+                entry.unlink()
+
+
 def load_catalog(root: str | Path) -> Catalog:
     """Every manifest under ``root``; a ``data:`` path that leaves ``root`` is an error (exit 2)
-    naming the file and line."""
+    naming the file and line. Validated manifests are kept on disk (``_ParsedManifests``)."""
     base = Path(root)
     if not base.is_dir():
         raise InputError(f"catalog directory not found: {base}", Location(file=str(base)))
+    cache = _ParsedManifests(base)
     manifests: list[Manifest] = []
+    seen: set[str] = set()
     for path in manifest_paths([base]):
-        manifest, doc = _read_manifest_file(path)
-        check_data_paths(manifest, doc, DataRoot(path.parent, base))
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ManifestError(f"cannot read: {exc.strerror}", Location(file=str(path))) from None
+        rel = path.relative_to(base).as_posix()
+        digest = hashlib.sha256(raw).hexdigest()
+        seen.add(rel)
+        data_root = DataRoot(path.parent, base)
+        manifest = cache.get(rel, digest)
+        if manifest is not None:
+            if manifest.source != str(path):
+                manifest = manifest.model_copy(update={"source": str(path)})
+            try:
+                # Checked on every load: the paths depend on the files and links around them.
+                check_data_paths(manifest, None, data_root)
+            except ManifestError:
+                manifest = None  # parsed again below, for the error's line
+        if manifest is None:
+            manifest, doc = read_manifest_document(raw, str(path))
+            check_data_paths(manifest, doc, data_root)
+            cache.put(rel, digest, manifest)
+        _remember(digest, manifest)
         manifests.append(manifest)
+    cache.save(seen)
     return Catalog.from_manifests(manifests, base)

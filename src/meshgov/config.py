@@ -54,8 +54,9 @@ class Settings(BaseSettings):
     policies_dir: Path = Path("policies")
     # sqlite:///path or postgresql://…; empty = a SQLite file under .meshgov/.
     store_url: str = ""
-    # `embedded` (regopy) or `opa+http://host:port`.
-    policy_engine: str = "embedded"
+    # `auto` (regorus when the extra meshgov[regorus] is installed, else regopy), `embedded`
+    # (regopy), `regorus` or `opa+http://host:port`.
+    policy_engine: str = "auto"
     # `duckdb` (in-process) or `postgresql://…`.
     query_engine: str = "duckdb"
     # YAML file of hashed bearer tokens; None = examples/tokens.yaml when it exists.
@@ -122,9 +123,13 @@ class Settings(BaseSettings):
     @field_validator("policy_engine")
     @classmethod
     def _known_policy_engine(cls, value: str) -> str:
-        if value == "embedded" or value.startswith(("opa+http://", "opa+https://")):
+        if value in {"auto", "embedded", "regorus"} or value.startswith(
+            ("opa+http://", "opa+https://")
+        ):
             return value
-        raise ValueError("policy_engine must be 'embedded' or 'opa+http(s)://host:port'")
+        raise ValueError(
+            "policy_engine must be 'auto', 'embedded', 'regorus' or 'opa+http(s)://host:port'"
+        )
 
     @field_validator("query_engine")
     @classmethod

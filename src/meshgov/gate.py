@@ -236,6 +236,9 @@ class Gate:
         self.bundle = bundle
         # Compiled here, on the calling thread, so that a broken bundle fails before any manifest.
         self.prepared: PreparedPolicy = engine.prepare(bundle, entrypoints=[VIOLATIONS_ENTRYPOINT])
+        from meshgov.policy_backends import engine_label
+
+        self.engine_label = engine_label(engine)
         self.workers = workers if workers is not None else min(os.cpu_count() or 1, MAX_WORKERS)
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
@@ -400,7 +403,12 @@ class Gate:
                 if isinstance(entry, SourcedManifest)
             ]
             general += mesh_not_given(entries, mesh, self.registry)
-        return Report(revision=self.revision, results=tuple(results), general=tuple(general))
+        return Report(
+            revision=self.revision,
+            results=tuple(results),
+            general=tuple(general),
+            engine=self.engine_label,
+        )
 
     def _check_one(
         self,

@@ -67,6 +67,7 @@ class Service(Registry, PolicyLifecycle, Queries, AccessListing):
             self._store,
             batch_size=self.settings.decision_batch_size,
             flush_seconds=self.settings.decision_flush_seconds,
+            engine=self.engine_label,
         )
         if bootstrap:
             self.bootstrap()

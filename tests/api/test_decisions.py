@@ -77,3 +77,6 @@ def test_a_decision_id_returned_to_the_caller_is_in_the_log(server: RunningServe
         ).json()["decision_id"]
         logged = client.get("/v1/decisions", params={"kind": "authorize", "limit": 1000}).json()
     assert decision_id in {d["id"] for d in logged["decisions"]}
+    (record,) = [d for d in logged["decisions"] if d["id"] == decision_id]
+    # Which engine made the decision is part of its record.
+    assert record["result"]["policy_engine"] == server.service.engine_label

@@ -14,6 +14,15 @@ def test_health_reports_the_active_revision(server: RunningServer) -> None:
     assert body["revision"] == server.service.state.revision
     assert body["products"] == 7
     assert body["store"] == "sqlite"
+    # The engine that decides, with its version (auto: regorus, installed by the dev extra).
+    assert body["policy_engine"] == server.service.engine_label
+    assert body["policy_engine"] in {"regorus 0.13.0", f"embedded regopy {_regopy_version()}"}
+
+
+def _regopy_version() -> str:
+    import regopy
+
+    return str(regopy.__version__)
 
 
 def test_metrics_are_prometheus_text(server: RunningServer) -> None:

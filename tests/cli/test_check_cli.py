@@ -474,3 +474,16 @@ def test_error_lines_print_as_written_no_emoji_or_markup(in_tmp: Path) -> None:
     assert code == 2
     assert "💯" not in stderr
     assert f"{bad}:100" in stderr or "x[bold]y.yaml:100" in stderr
+
+
+@pytest.mark.parametrize(
+    ("engine", "label"), [("embedded", "engine embedded regopy "), ("regorus", "engine regorus ")]
+)
+def test_the_summary_names_the_policy_engine(
+    mesh: Path, in_tmp: Path, engine: str, label: str
+) -> None:
+    code, out, _ = run(str(mesh), "--policy-engine", engine)
+    assert code == 0
+    assert label in out.strip().splitlines()[-1]
+    code, out, _ = run(str(mesh), "--policy-engine", engine, "--format", "json")
+    assert json.loads(out)["engine"].startswith(label.removeprefix("engine "))

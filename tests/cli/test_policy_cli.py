@@ -133,13 +133,24 @@ def test_no_tests_exits_1(tmp_path: Path) -> None:
     assert "no tests found" in result.stderr
 
 
-def test_compile_error_exits_4_with_file_and_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("command", "where"),
+    [
+        # regopy names the incomplete expression's line; regorus the token where one was expected.
+        (["test", "--policy-engine", "embedded"], "meshgov/example/example.rego:10"),
+        (["test", "--policy-engine", "regorus"], "meshgov/example/example.rego:11:1"),
+        (["lint"], "meshgov/example/example.rego:10"),
+    ],
+)
+def test_compile_error_exits_4_with_file_and_line(
+    tmp_path: Path, command: list[str], where: str
+) -> None:
     broken = POLICY.replace("allow if input.ok == true", "allow if {\n\tinput.ok ==\n}")
     policies = _policies(tmp_path, policy=broken)
-    for command in ("test", "lint"):
-        result = runner.invoke(app, ["policy", command, str(policies)])
-        assert result.exit_code == 4, (command, result.output)
-        assert "meshgov/example/example.rego:10" in result.stderr
+    result = runner.invoke(app, ["policy", command[0], str(policies), *command[1:]])
+    assert result.exit_code == 4, (command, result.output)
+    assert where in result.stderr
+    assert "expecting expression" in result.stderr or command[-1] != "regorus"
 
 
 def test_missing_directory_exits_2(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Decision cases of the access policy (policies/cases/access/*.yaml) on the embedded engine."""
+"""Decision cases of the access policy (policies/cases/access/*.yaml) on both in-process engines
+(regopy and regorus); test_engine_equivalence.py also checks that they answer alike."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from typing import Any
 import pytest
 import yaml
 
-from meshgov.core.policy import PolicyBundle
+from meshgov.core.policy import PolicyBundle, PreparedPolicy
 from meshgov.gateway import catalog_policy_data
-from meshgov.policy_backends import load_bundle_dir
-from meshgov.policy_backends.embedded import EmbeddedEngine, EmbeddedPrepared
+from meshgov.policy_backends import engine_from_url, load_bundle_dir
+
+ENGINES = ["embedded", "regorus"]
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES_DIR = ROOT / "policies" / "cases" / "access"
@@ -38,7 +40,7 @@ def access_bundle() -> PolicyBundle:
     return PolicyBundle.create(modules, bundle.data)
 
 
-_prepared: dict[str, EmbeddedPrepared] = {}
+_prepared: dict[tuple[str, str], PreparedPolicy] = {}
 
 
 def _with_access_view(data: dict[str, Any]) -> dict[str, Any]:
@@ -47,29 +49,37 @@ def _with_access_view(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, **catalog_policy_data(products)}
 
 
-def _policy_for(bundle: PolicyBundle, file_name: str, data: dict[str, Any]) -> EmbeddedPrepared:
-    if file_name not in _prepared:
-        _prepared[file_name] = EmbeddedEngine().prepare(
+def _policy_for(
+    bundle: PolicyBundle, file_name: str, data: dict[str, Any], engine: str
+) -> PreparedPolicy:
+    if (file_name, engine) not in _prepared:
+        _prepared[file_name, engine] = engine_from_url(engine).prepare(
             bundle, _with_access_view(data), entrypoints=["meshgov/access/decision"]
         )
-    return _prepared[file_name]
+    return _prepared[file_name, engine]
+
+
+def case_decision(bundle: PolicyBundle, file_name: str, index: int, engine: str) -> Any:
+    """The decision of case ``index`` of ``file_name`` on ``engine``, and the case."""
+    doc = yaml.safe_load((CASES_DIR / file_name).read_text(encoding="utf-8"))
+    case = doc["cases"][index]
+    if "data" in case:
+        policy = engine_from_url(engine).prepare(
+            bundle, _with_access_view(case["data"]), entrypoints=["meshgov/access/decision"]
+        )
+    else:
+        policy = _policy_for(bundle, file_name, doc["data"], engine)
+    return policy.evaluate(QUERY, case["input"]), case
 
 
 def test_there_are_cases() -> None:
     assert len(_cases()) >= 15
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize(("file_name", "index"), _cases())
-def test_access_case(access_bundle: PolicyBundle, file_name: str, index: int) -> None:
-    doc = yaml.safe_load((CASES_DIR / file_name).read_text(encoding="utf-8"))
-    case = doc["cases"][index]
-    if "data" in case:
-        policy = EmbeddedEngine().prepare(
-            access_bundle, _with_access_view(case["data"]), entrypoints=["meshgov/access/decision"]
-        )
-    else:
-        policy = _policy_for(access_bundle, file_name, doc["data"])
-    decision = policy.evaluate(QUERY, case["input"])
+def test_access_case(access_bundle: PolicyBundle, file_name: str, index: int, engine: str) -> None:
+    decision, case = case_decision(access_bundle, file_name, index, engine)
     expected = case["expected"]
     assert set(decision) == {"allow", "reasons", "row_filters", "masks", "hidden_columns"}
     for key in ("allow", "row_filters", "masks", "hidden_columns"):
@@ -93,11 +103,13 @@ def _rego_tests() -> list[Any]:
     ]
 
 
-@pytest.fixture(scope="module")
-def access_with_tests(access_bundle: PolicyBundle) -> EmbeddedPrepared:
-    return EmbeddedEngine().prepare(access_bundle, include_tests=True)
+@pytest.fixture(scope="module", params=ENGINES)
+def access_with_tests(
+    access_bundle: PolicyBundle, request: pytest.FixtureRequest
+) -> PreparedPolicy:
+    return engine_from_url(request.param).prepare(access_bundle, include_tests=True)
 
 
 @pytest.mark.parametrize(("package", "name"), _rego_tests())
-def test_access_rego_test(access_with_tests: EmbeddedPrepared, package: str, name: str) -> None:
+def test_access_rego_test(access_with_tests: PreparedPolicy, package: str, name: str) -> None:
     assert access_with_tests.evaluate(f"data.{package}.{name}", {}) is True

@@ -240,3 +240,49 @@ def test_long_line_is_a_warning() -> None:
     [finding] = [f for f in _lint(**{"meshgov/pii/pii.rego": body}) if f.rule == "line-too-long"]
     assert finding.severity == "warning"
     assert finding.line == 7
+
+
+def _engines_disagree_findings(body: str) -> list[LintFinding]:
+    module = POLICY + "\n# METADATA\n# title: r\n" + body
+    return [
+        f
+        for f in _lint(**{"meshgov/pii/pii.rego": module})
+        if f.rule in {"some-after-loop", "sprintf-precision"}
+    ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # An index loop (an earlier bare `some`), then a bare `some`: regorus fails on it.
+        "pairs := [[i, j] |\n\tsome i\n\trow := input.rows[i]\n\tsome j\n\tv := row[j]\n]\n",
+        # A wildcard loop, then a bare `some`.
+        "cells contains [v, j] if {\n\trow := input.rows[_]\n\tsome j\n\tv := row[j]\n}\n",
+    ],
+)
+def test_some_after_a_loop_is_an_error(body: str) -> None:
+    (finding,) = _engines_disagree_findings(body)
+    assert finding.rule == "some-after-loop"
+    assert finding.severity == "error"
+    assert "declare every `some` at the top" in finding.message
+    assert finding.line == POLICY.count("\n") + 4 + body.split("\n").index("\tsome j")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # Declared together at the top of the body: both engines agree.
+        "pairs := [[i, j] |\n\tsome i, j\n\trow := input.rows[i]\n\tv := row[j]\n]\n",
+        # `some x in` loops are not affected, nor adjacent declarations.
+        "cells contains [j, v] if {\n\tsome row in input.rows\n\tsome j\n\tv := row[j]\n}\n",
+        "cells contains [i, j] if {\n\tsome i\n\tsome j\n\tinput.rows[i][j]\n}\n",
+    ],
+)
+def test_some_declared_before_the_loops_is_clean(body: str) -> None:
+    assert _engines_disagree_findings(body) == []
+
+
+def test_sprintf_with_a_float_precision_is_an_error() -> None:
+    (finding,) = _engines_disagree_findings('share := sprintf("%.1f%%", [input.share])\n')
+    assert finding.rule == "sprintf-precision"
+    assert _engines_disagree_findings('share := sprintf("%v %d", [input.a, 3])\n') == []

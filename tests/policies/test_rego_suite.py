@@ -1,4 +1,5 @@
-"""Every Rego test in policies/ runs through the embedded engine: one pytest case per test rule.
+"""Every Rego test in policies/ runs through both in-process engines (regopy and regorus): one
+pytest case per test rule and engine.
 
 Also: every policy file compiles on its own, the bundle follows the structural conventions, and
 every rule id the policies emit is documented in docs/policies.md (and nothing else is).
@@ -12,10 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from meshgov.core.policy import PolicyBundle, RegoTest, discover_tests
+from meshgov.core.policy import PolicyBundle, PreparedPolicy, RegoTest, discover_tests
 from meshgov.core.policy_lint import crash_risks, lint_bundle
-from meshgov.policy_backends import load_bundle_dir
-from meshgov.policy_backends.embedded import EmbeddedEngine, EmbeddedPrepared
+from meshgov.policy_backends import engine_from_url, load_bundle_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"
@@ -28,12 +28,13 @@ BUNDLE = load_bundle_dir(POLICIES)
 TESTS = discover_tests(BUNDLE)
 
 
-@pytest.fixture(scope="module")
-def prepared() -> EmbeddedPrepared:
+@pytest.fixture(scope="module", params=["embedded", "regorus"])
+def prepared(request: pytest.FixtureRequest) -> PreparedPolicy:
     # A bundle that would crash regopy must fail here, not take the test process down.
     assert crash_risks(lint_bundle(BUNDLE)) == []
     entrypoints = [f"{t.package.replace('.', '/')}/{t.name}" for t in TESTS]
-    return EmbeddedEngine().prepare(BUNDLE, include_tests=True, entrypoints=entrypoints)
+    engine = engine_from_url(request.param)
+    return engine.prepare(BUNDLE, include_tests=True, entrypoints=entrypoints)
 
 
 def test_every_concern_has_rego_tests() -> None:
@@ -43,14 +44,15 @@ def test_every_concern_has_rego_tests() -> None:
 
 
 @pytest.mark.parametrize("rego_test", TESTS, ids=[f"{t.package}.{t.name}" for t in TESTS])
-def test_rego(prepared: EmbeddedPrepared, rego_test: RegoTest) -> None:
+def test_rego(prepared: PreparedPolicy, rego_test: RegoTest) -> None:
     value = prepared.evaluate(f"data.{rego_test.package}.{rego_test.name}", {})
     assert value is True, f"{rego_test.path}:{rego_test.line}: evaluated to {value!r}"
 
 
+@pytest.mark.parametrize("engine", ["embedded", "regorus"])
 @pytest.mark.parametrize("path", sorted(BUNDLE.modules))
-def test_policy_file_compiles_on_its_own(path: str) -> None:
-    EmbeddedEngine().prepare(
+def test_policy_file_compiles_on_its_own(path: str, engine: str) -> None:
+    engine_from_url(engine).prepare(
         PolicyBundle.create({path: BUNDLE.modules[path]}, BUNDLE.data), include_tests=True
     )
 

@@ -7,7 +7,9 @@
 #   without a mask are hidden from principals without clearance, unknown purposes and retired
 #   products are denied. A principal of the owning domain sees its products unmasked and unfiltered.
 #   Reads the catalogue's access view, data.catalog.access[domain][name] (loaded once per
-#   catalogue revision, see decide below).
+#   catalogue revision, see decide below), and nothing else of data.catalog: the gateway then
+#   loads only that view into the engine (data.catalog.products is left out of the decision's
+#   plan unless a rule reachable from it refers to it).
 # related_resources:
 #   - ref: docs/enforcement.md
 # custom:
@@ -20,7 +22,7 @@ import rego.v1
 # title: The access decision for input
 # description: "{allow, reasons, row_filters, masks, hidden_columns} for input {principal, purpose, product, port}."
 # entrypoint: true
-decision := decide(input, data.catalog, data.registry)
+decision := _decide(input, data.catalog.access, data.registry.purposes)
 
 # METADATA
 # title: The access decision for a request against a catalogue and a registry
@@ -163,7 +165,8 @@ _narrowed_restricted(clearances, pii_cleared, restricted, pii) := set() if {
 # --- reasons -----------------------------------------------------------------------------------
 # Built with concat only: rego-cpp's sprintf re-quotes strings that come out of concat. One reason
 # per grant, one for all masks and one for all hidden columns (the masks and hidden_columns fields
-# say which and how).
+# say which and how). Column names are sorted: a set's own order is the engine's (regopy and
+# regorus differ), and a reason must read the same under both.
 _str(value) := value if {
 	is_string(value)
 } else := sprintf("%v", [value])
@@ -174,7 +177,7 @@ _mask_reasons(masks) := [] if {
 	count(masks) == 0
 } else := [concat("", [
 	"columns masked (personal data without the 'pii' clearance for this purpose, or restricted without clearance): ",
-	concat(", ", object.keys(masks)),
+	concat(", ", _sorted(object.keys(masks))),
 ])]
 
 _hidden_reasons(hidden, principal) := [] if {

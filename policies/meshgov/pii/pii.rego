@@ -402,7 +402,11 @@ _scan_results(gate) := scan if {
 	is_array(scan)
 } else := []
 
-_share(finding) := sprintf("%.1f%%", [finding.share * 100])
+# One decimal, in integer arithmetic: regorus's sprintf("%.1f") drops the decimals of a whole
+# number ("100%" where regopy writes "100.0%"), see docs/policies.md.
+_share(finding) := concat("", [format_int(tenths / 10, 10), ".", format_int(tenths % 10, 10), "%"]) if {
+	tenths := round(finding.share * 1000)
+}
 
 _scan_findings(gate) := _scan_undeclared(gate) | _scan_mismatch(gate)
 

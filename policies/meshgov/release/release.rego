@@ -348,17 +348,16 @@ _has_column(port, name) if {
 # Index quadruples [old port, old column, new port, new column] of the same column, changed, in
 # the previous and the current version, matched by port and column name. Indexes, not column
 # objects: collecting objects into a comprehension is slow in regopy, reading them is not.
+# Every `some` is declared before the first loop of the body: regorus declares a `some` met after
+# a loop again on each iteration (an error), see docs/policies.md.
 _column_pairs(gate) := [[i, j, k, l] |
+	some i, j, k, l
 	old_ports := _release_ports(gate.previous)
 	new_ports := _release_ports(gate.product)
-	some i
 	old_port := old_ports[i]
-	some k
 	new_port := new_ports[k]
 	new_port.name == old_port.name
-	some j
 	old_col := old_port.columns[j]
-	some l
 	new_col := new_port.columns[l]
 	new_col.name == old_col.name
 	# Unchanged columns cannot break anything: most releases leave every check nothing to do.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -14,6 +14,7 @@ from rich.markup import escape
 from meshgov.errors import Location, MeshgovError, PrincipalError
 
 if TYPE_CHECKING:
+    from meshgov.core.policy import PolicyEngine
     from meshgov.core.principal import Principal
 
 P = ParamSpec("P")
@@ -24,6 +25,25 @@ EXIT_VIOLATIONS = 1
 EXIT_INVALID = 2
 EXIT_DENIED = 3
 EXIT_BACKEND = 4
+
+# `--policy-engine` of every command that evaluates Rego (serve has its own, with OPA servers).
+PolicyEngineOption = Annotated[
+    str,
+    typer.Option(
+        "--policy-engine",
+        envvar="MESHGOV_POLICY_ENGINE",
+        help="Rego engine: auto (regorus when meshgov[regorus] is installed, else embedded), "
+        "embedded (regopy) or regorus.",
+    ),
+]
+
+
+def policy_engine(name: str) -> PolicyEngine:
+    """The engine ``--policy-engine`` names; an unknown or uninstalled one is a usage error."""
+    from meshgov.policy_backends import engine_from_url
+
+    return engine_from_url(name)
+
 
 # No emoji codes (":100:" in "file.yaml:100:" would print 💯) and user text escaped below.
 err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)

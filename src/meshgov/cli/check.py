@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from meshgov.cli._common import err_console, fail, reports_errors
+from meshgov.cli._common import (
+    PolicyEngineOption,
+    err_console,
+    fail,
+    policy_engine,
+    reports_errors,
+)
 from meshgov.errors import MeshgovError
 
 if TYPE_CHECKING:
@@ -91,6 +97,7 @@ def check(
     scan: Annotated[
         bool, typer.Option("--scan/--no-scan", help="Scan data snapshots for undeclared PII.")
     ] = True,
+    engine: PolicyEngineOption = "auto",
 ) -> None:
     """Check data product manifests against the global policies (the release gate)."""
     _prefetch_modules(scan)
@@ -102,7 +109,9 @@ def check(
     try:
         waiver_file = waivers if waivers is not None else gate.default_waiver_file()
         waiver_list = gate.load_waivers(waiver_file) if waiver_file is not None else []
-        release_gate = gate.Gate.from_dir(policies or gate.default_policies_dir())
+        release_gate = gate.Gate.from_dir(
+            policies or gate.default_policies_dir(), policy_engine(engine)
+        )
         catalog_dir, catalog_manifests = _catalog(catalog)
         report = release_gate.check_paths(
             paths,
@@ -329,5 +338,6 @@ def _print_text(report: Report, fail_on: FailOn) -> None:
     console.print(
         f"\n{verdict}: {summary['manifests']} manifest(s), {summary['errors']} error(s), "
         f"{summary['warnings']} warning(s), {summary['invalid']} invalid, "
-        f"{summary['waived']} waived [dim]· policy revision {report.revision}[/]"
+        f"{summary['waived']} waived [dim]· policy revision {report.revision} · "
+        f"engine {escape(report.engine)}[/]"
     )

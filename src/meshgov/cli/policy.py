@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 from rich.console import Console
 
-from meshgov.cli._common import EXIT_OK, EXIT_VIOLATIONS, err_console, reports_errors
+from meshgov.cli._common import (
+    EXIT_OK,
+    EXIT_VIOLATIONS,
+    PolicyEngineOption,
+    err_console,
+    policy_engine,
+    reports_errors,
+)
 
 if TYPE_CHECKING:
     from meshgov.core.policy import PolicyBundle, PreparedPolicy, RegoTest
@@ -169,11 +176,12 @@ def run_rego_tests(
         str | None,
         typer.Option("--run", "-r", help="Only tests whose data.<package>.<name> matches."),
     ] = None,
+    engine: PolicyEngineOption = "auto",
 ) -> None:
-    """Run every Rego test (test_* rules in *_test.rego) with the embedded engine."""
+    """Run every Rego test (test_* rules in *_test.rego) with the chosen engine."""
     from meshgov.core.policy import discover_tests
     from meshgov.errors import InputError
-    from meshgov.policy_backends.embedded import EmbeddedEngine
+    from meshgov.policy_backends import engine_label
 
     bundle = _load(directory)
     tests = discover_tests(bundle)
@@ -189,9 +197,11 @@ def run_rego_tests(
     _refuse_crash_risks(bundle)
     # Every test as a compiled entrypoint: compiled once, much faster than ad-hoc queries.
     entrypoints = [f"{t.package.replace('.', '/')}/{t.name}" for t in tests]
-    prepared = EmbeddedEngine().prepare(bundle, include_tests=True, entrypoints=entrypoints)
+    rego = policy_engine(engine)
+    prepared = rego.prepare(bundle, include_tests=True, entrypoints=entrypoints)
     results = _run_with_progress(prepared, tests)
     _print_results(results, verbose)
+    err_console.print(f"engine {engine_label(rego)}")
     if any(r.outcome != "PASS" for r in results):
         raise typer.Exit(EXIT_VIOLATIONS)
 

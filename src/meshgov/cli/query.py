@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from meshgov.cli._common import err_console, load_principal_file, reports_errors
+from meshgov.cli._common import (
+    PolicyEngineOption,
+    err_console,
+    load_principal_file,
+    policy_engine,
+    reports_errors,
+)
 
 if TYPE_CHECKING:
     from meshgov.catalog import Catalog
@@ -54,6 +60,7 @@ def query(
     output_format: Annotated[
         str, typer.Option("--format", "-f", help="table | csv | json | arrow (IPC stream).")
     ] = "table",
+    rego_engine: PolicyEngineOption = "auto",
 ) -> None:
     """Run SQL as PRINCIPAL: masked columns, filtered rows; a denial exits 3 naming what and why."""
     from meshgov.config import DEVELOPMENT_KEY_WARNING, Settings
@@ -68,7 +75,7 @@ def query(
         sql_dialect(dialect, "--dialect")  # so is an unknown dialect (exit 2, never a denial)
     mesh = _load_catalog(catalog)
     who = load_principal_file(principal)
-    gateway = _gateway(mesh, policies)
+    gateway = _gateway(mesh, policies, rego_engine)
     settings = Settings()
     if settings.configured_hash_key() is None:
         err_console.print(f"[yellow]warning[/] {DEVELOPMENT_KEY_WARNING}")
@@ -135,13 +142,13 @@ def _load_catalog(path: Path) -> Catalog:
     return load_catalog(path)
 
 
-def _gateway(mesh: Catalog, policies: Path | None) -> Authorizer:
+def _gateway(mesh: Catalog, policies: Path | None, engine: str = "embedded") -> Authorizer:
     from meshgov.gate import default_policies_dir
     from meshgov.gateway import Gateway
     from meshgov.policy_backends import load_bundle_dir
 
     bundle = load_bundle_dir(policies or default_policies_dir())
-    return Gateway(mesh, bundle)
+    return Gateway(mesh, bundle, policy_engine(engine))
 
 
 def _open_engine(url: str, mesh: Catalog, hash_key: bytes) -> QueryEngine:

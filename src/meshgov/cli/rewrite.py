@@ -14,7 +14,14 @@ from typing import Annotated
 
 import typer
 
-from meshgov.cli._common import EXIT_DENIED, EXIT_INVALID, err_console, reports_errors
+from meshgov.cli._common import (
+    EXIT_DENIED,
+    EXIT_INVALID,
+    PolicyEngineOption,
+    err_console,
+    policy_engine,
+    reports_errors,
+)
 from meshgov.errors import Location, PrincipalError
 
 
@@ -52,6 +59,7 @@ def rewrite(
         Path | None,
         typer.Option("--policies", help="Policy directory (default: ./policies)."),
     ] = None,
+    engine: PolicyEngineOption = "auto",
 ) -> None:
     """Print the secure SQL a query becomes for a principal, and the access decision."""
     from rich.markup import escape
@@ -73,7 +81,7 @@ def rewrite(
     who = parse_principal(decode_text(raw, str(principal)), str(principal))
     if sql == "-":
         sql = sys.stdin.read()
-    gateway = load_gateway(str(catalog), str(policies) if policies else None)
+    gateway = load_gateway(str(catalog), str(policies) if policies else None, policy_engine(engine))
     authorization = gateway.authorize(sql, who, purpose, dialect, to or dialect)
     typer.echo(json.dumps(authorization.as_dict(), indent=2))
     if not authorization.allowed:

@@ -44,10 +44,11 @@ def serve_command(
         help="sqlite:///file.db or postgresql://… (default .meshgov/meshgov.db).",
     ),
     policy_engine: str = typer.Option(
-        "embedded",
+        "auto",
         "--policy-engine",
         envvar="MESHGOV_POLICY_ENGINE",
-        help="embedded, or opa+http://host:port (an OPA server).",
+        help="auto (regorus when meshgov[regorus] is installed, else embedded), embedded "
+        "(regopy), regorus, or opa+http://host:port.",
     ),
     engine: str = typer.Option(
         "duckdb", "--engine", envvar="MESHGOV_QUERY_ENGINE", help="duckdb, or postgresql://…"
@@ -116,13 +117,15 @@ def serve_command(
             seeding.start(bootstrap=True, refresh_seconds=0)
             revision = seeding.active_revision_id()
             products = len(seeding.store.latest_products())
+            rego_engine = seeding.engine_label
         finally:
             seeding.close()
     base = f"http://{'127.0.0.1' if host in {'0.0.0.0', '::'} else host}:{port}"
     err_console.print(
         f"[bold]meshgov[/] policy revision [cyan]{revision or 'none (denying everything)'}[/], "
         f"{products} products, store {settings.resolved_store_url().split('://')[0]}, "
-        f"engine {engine.split('://')[0]}, {workers} worker(s)"
+        f"policy engine {rego_engine}, query engine {engine.split('://')[0]}, "
+        f"{workers} worker(s)"
     )
     if settings.configured_hash_key() is None:
         err_console.print(f"[yellow]warning[/] {DEVELOPMENT_KEY_WARNING}")

@@ -21,6 +21,12 @@ Rules (all errors unless noted):
 - ``unsupported-syntax``: ``some k, v in x`` (regopy 1.5 rejects the two-variable form).
 - ``function-arity-clash``: one function name with different arities anywhere in the bundle;
   regopy 1.5 fails to compile the bundle ("Unable to unify due to cycle") or crashes.
+- ``some-after-loop``: a bare ``some x`` declared after a loop over a reference (``xs[_]``, or
+  ``xs[i]`` with an ``i`` of an earlier ``some``) in the same body: regorus declares it again on
+  each iteration and fails ("duplicated definition of local variable"), regopy does not. Declare
+  every ``some`` at the top of the body (``some i, j``): both engines then agree.
+- ``sprintf-precision``: a ``%.Nf`` format in ``sprintf``: regorus drops the decimals of a whole
+  number ("100%" where regopy writes "100.0%"); build the text with ``format_int`` instead.
 - ``line-too-long`` (warning): lines over ``MAX_LINE_LENGTH`` characters (Regal's default 120).
 - ``with-input`` (warning): ``with input as`` fails in regopy 1.5 once the rule body calls a
   function; pass the input as an argument or replace a path (``with input.product as``).
@@ -72,6 +78,9 @@ _HEAD = re.compile(
     r"(?P<rest>\s*(?:\(|:=|=|\{|\[|\bcontains\b|\bif\b).*)$"
 )
 _SOME_KEY_VALUE = re.compile(r"\bsome\s+[A-Za-z_][A-Za-z0-9_]*\s*,\s*[A-Za-z_][A-Za-z0-9_]*\s+in\b")
+_BARE_SOME = re.compile(r"^\s*some\s+(?P<names>[A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*$")
+_FLOAT_PRECISION = re.compile(r"%[-+ #0]*\d*\.\d+[fFeEgG]")
+_WILDCARD_INDEX = re.compile(r"\[\s*_\s*\]")
 _WITH_INPUT = re.compile(r"\bwith\s+input\s+as\b")
 _BUILTIN_CALL = re.compile(r"(?<![\w.])(?P<name>[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*)\s*\(")
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|`[^`]*`')
@@ -297,6 +306,14 @@ def _calls(module: _Module) -> Iterator[LintFinding]:
                     module.path,
                     index + 1,
                 )
+        if "sprintf(" in code and _FLOAT_PRECISION.search(raw):
+            yield LintFinding(
+                "sprintf-precision",
+                "a `%.Nf` format renders differently in regorus (no decimals for a whole number) "
+                "and regopy; build the text with format_int",
+                module.path,
+                index + 1,
+            )
         if _SOME_KEY_VALUE.search(code):
             yield LintFinding(
                 "unsupported-syntax",
@@ -314,6 +331,39 @@ def _calls(module: _Module) -> Iterator[LintFinding]:
                 index + 1,
                 "warning",
             )
+
+
+def _late_some(module: _Module) -> Iterator[LintFinding]:
+    """``some-after-loop``: per body (a rule head at column 0 up to the next one), a bare
+    ``some`` after a line that iterates a reference with ``_`` or with an earlier bare ``some``'s
+    variable."""
+    declared: set[str] = set()
+    looped_at: int | None = None
+    for index, raw in enumerate(module.lines):
+        if raw.lstrip().startswith("#") or not raw.strip():
+            continue
+        if not raw[0].isspace():  # a new rule head (or `} | {v |`): a new body
+            declared, looped_at = set(), None
+        code = _code_of(raw)
+        bare = _BARE_SOME.match(code)
+        if bare:
+            names = [name.strip() for name in bare.group("names").split(",")]
+            if looped_at is not None:
+                yield LintFinding(
+                    "some-after-loop",
+                    f"`some {', '.join(names)}` is declared after the loop of line {looped_at}: "
+                    "regorus declares it again on each iteration and fails; declare every "
+                    "`some` at the top of the body",
+                    module.path,
+                    index + 1,
+                )
+            declared.update(names)
+            continue
+        if looped_at is None and (
+            _WILDCARD_INDEX.search(code)
+            or any(re.search(rf"\[\s*{re.escape(name)}\s*\]", code) for name in declared)
+        ):
+            looped_at = index + 1
 
 
 def _metadata_yaml(module: _Module) -> Iterator[LintFinding]:
@@ -401,6 +451,7 @@ def lint_modules(modules: Mapping[str, str]) -> list[LintFinding]:
         findings.extend(_structure(module))
         findings.extend(_tests_outside(module))
         findings.extend(_calls(module))
+        findings.extend(_late_some(module))
         findings.extend(_metadata_yaml(module))
     findings.extend(_metadata(parsed))
     findings.extend(_arity_clashes(parsed))

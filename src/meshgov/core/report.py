@@ -157,6 +157,8 @@ class Report:
 
     revision: str
     results: tuple[ManifestResult, ...] = ()
+    # The Rego engine that evaluated the policies, with its version ("regorus 0.13.0").
+    engine: str = ""
     # Findings about the run rather than one manifest (an expired waiver, a bad waiver file...).
     general: tuple[Finding, ...] = ()
     # The exit code of a run that stopped on an error before judging anything (4 for policies
@@ -210,6 +212,7 @@ def render_json(report: Report, fail_on: FailOn = FailOn.error) -> str:
     document = {
         "tool": TOOL_NAME,
         "revision": report.revision,
+        "engine": report.engine,
         "passed": exit_code == EXIT_OK,
         "exit_code": exit_code,
         "fail_on": fail_on.value,

@@ -149,25 +149,32 @@ class RejectedPort:
     error: MeshgovError
 
 
-def physical_table(manifest: Manifest, port: OutputPort) -> PhysicalTable:
-    """Parse a port's ``table:`` with sqlglot into its parts (identifiers lower-cased)."""
+@functools.lru_cache(maxsize=65_536)
+def _table_parts(name: str) -> tuple[str | None, str | None, str] | None:
+    """(catalog, schema, table) of a table name, parsed by sqlglot, lower-cased; None when it is
+    not a table name. Remembered: every catalogue revision of the service checks every port."""
     from sqlglot import exp
     from sqlglot.errors import ParseError
 
-    where = Location(file=manifest.source, product=manifest.id, port=port.name)
-    name = port.table or port.name
     try:
         table = exp.to_table(name)
     except (ParseError, ValueError):
-        raise ManifestError(f"port table name {name!r} is not a table name", where) from None
+        return None
     if not isinstance(table, exp.Table) or not table.name:
+        return None
+    return table.catalog.lower() or None, table.db.lower() or None, table.name.lower()
+
+
+def physical_table(manifest: Manifest, port: OutputPort) -> PhysicalTable:
+    """Parse a port's ``table:`` with sqlglot into its parts (identifiers lower-cased)."""
+    name = port.table or port.name
+    parts = _table_parts(name)
+    if parts is None:
+        where = Location(file=manifest.source, product=manifest.id, port=port.name)
         raise ManifestError(f"port table name {name!r} is not a table name", where)
+    catalog, schema, table = parts
     return PhysicalTable(
-        product=manifest.id,
-        port=port.name,
-        catalog=table.catalog.lower() or None,
-        schema=table.db.lower() or None,
-        table=table.name.lower(),
+        product=manifest.id, port=port.name, catalog=catalog, schema=schema, table=table
     )
 
 

@@ -60,15 +60,41 @@ def load_bundle_dir(root: str | Path) -> PolicyBundle:
     return PolicyBundle.create(modules, {"registry": registry})
 
 
+ENGINE_NAMES = ("auto", "embedded", "regorus")
+
+
+def regorus_installed() -> bool:
+    from meshgov.policy_backends.regorus import installed
+
+    return installed()
+
+
 def engine_from_url(url: str | None) -> PolicyEngine:
-    """``None``/``embedded`` → regopy in-process; ``opa+http://host:port`` → an OPA server."""
+    """``auto`` → regorus when the extra ``meshgov[regorus]`` is installed, else regopy (see
+    docs/deploy.md, "Choosing the policy engine"); ``None``/``embedded`` → regopy in-process;
+    ``regorus`` → regorus in-process; ``opa+http://host:port`` → an OPA server."""
+    if url == "auto":
+        url = "regorus" if regorus_installed() else "embedded"
     if not url or url == "embedded":
         from meshgov.policy_backends.embedded import EmbeddedEngine
 
         return EmbeddedEngine()
+    if url == "regorus":
+        from meshgov.policy_backends.regorus import RegorusEngine
+
+        return RegorusEngine()
     if url.startswith(("opa+http://", "opa+https://")):
         from meshgov.policy_backends.opa_server import OpaServerEngine  # type: ignore[import-not-found,unused-ignore]
 
         engine: PolicyEngine = OpaServerEngine(url.removeprefix("opa+"))
         return engine
-    raise InputError(f"unknown policy engine {url!r}; use 'embedded' or 'opa+http://host:port'")
+    raise InputError(
+        f"unknown policy engine {url!r}; use 'auto', 'embedded', 'regorus' or "
+        "'opa+http://host:port'"
+    )
+
+
+def engine_label(engine: PolicyEngine) -> str:
+    """``name version`` of an engine, for the places that show which engine decided."""
+    version = getattr(engine, "version", "")
+    return f"{engine.name} {version}".strip()

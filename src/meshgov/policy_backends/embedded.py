@@ -27,7 +27,7 @@ from typing import Any
 import regopy
 from regopy import BundleFormat, Interpreter
 
-from meshgov.core.policy import PolicyBundle
+from meshgov.core.policy import PolicyBundle, reachable_modules
 from meshgov.errors import Location, PolicyCompileError, PolicyEvaluationError
 from meshgov.policy_backends._regopy_input import set_input
 
@@ -82,71 +82,10 @@ def entrypoint_of(query: str) -> str | None:
     return query.removeprefix("data.").replace(".", "/")
 
 
-_PACKAGE = re.compile(r"^\s*package\s+([A-Za-z_][A-Za-z0-9_.]*)", re.MULTILINE)
-_DATA_WORD = re.compile(r"\bdata\b(\s*\.\s*[A-Za-z_][A-Za-z0-9_]*)*")
-# Strings (plain and raw) and comments: text there is not a reference.
-_NOT_CODE = re.compile(r'"(?:[^"\\\n]|\\.)*"|`[^`]*`|#[^\n]*')
-
-
-def _path(dotted: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in dotted.split(".") if part.strip())
-
-
-def _refs(text: str) -> set[tuple[str, ...]] | None:
-    """The ``data.a.b`` paths a module refers to; None when it refers to ``data`` otherwise."""
-    refs: set[tuple[str, ...]] = set()
-    for match in _DATA_WORD.finditer(_NOT_CODE.sub(" ", text)):
-        path = _path(match.group(0))[1:]
-        if not path:
-            return None  # `data[x]`, bare `data`, `import data`: could be anything
-        refs.add(path)
-    return refs
-
-
-def reachable_modules(modules: Mapping[str, str], entrypoints: Sequence[str]) -> dict[str, str]:
-    """The modules that the entrypoints can depend on (all of them when that is unclear).
-
-    A module is reached when its package is an entrypoint's package or a prefix of it, or when a
-    reached module refers to ``data.<path>`` with ``path`` and the package one a prefix of the
-    other. rego-cpp's cost per evaluation step grows with the size of the whole compiled bundle,
-    so a plan for the access decision should not carry the gate's rules.
-    """
-    packages: dict[str, tuple[str, ...]] = {}
-    for name, text in modules.items():
-        match = _PACKAGE.search(_NOT_CODE.sub(" ", text))
-        if match is None:
-            return dict(modules)
-        packages[name] = _path(match.group(1))
-
-    def related(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
-        return a[: len(b)] == b or b[: len(a)] == a
-
-    pending = [_path(entry.replace("/", ".")) for entry in entrypoints]
-    reached: set[str] = set()
-    seen: set[tuple[str, ...]] = set()
-    while pending:
-        ref = pending.pop()
-        if ref in seen:
-            continue
-        seen.add(ref)
-        for name, package in packages.items():
-            if name in reached or not related(ref, package):
-                continue
-            reached.add(name)
-            refs = _refs(modules[name])
-            if refs is None:
-                return dict(modules)
-            # A module's own package: rules of other modules in it are reachable unqualified.
-            pending.extend([package, *refs])
-    return {name: text for name, text in modules.items() if name in reached}
-
-
 def _cache_root() -> Path | None:
-    configured = os.environ.get("MESHGOV_CACHE_DIR")
-    if configured is not None:
-        return Path(configured) if configured not in {"", "off", "0"} else None
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "meshgov"
+    from meshgov.catalog import cache_root
+
+    return cache_root()
 
 
 def _env_limit(name: str, default: int) -> int:
@@ -464,6 +403,11 @@ class EmbeddedEngine:
     """regopy in-process; the default engine."""
 
     name = "embedded"
+
+    @property
+    def version(self) -> str:
+        """The regopy version (rego-cpp underneath)."""
+        return f"regopy {regopy.__version__}"
 
     def prepare(
         self,

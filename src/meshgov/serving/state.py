@@ -7,6 +7,7 @@ start and finishes on it, so an activation or a publish meanwhile never mixes re
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -14,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meshgov.catalog import Catalog, DataRoot, read_manifest_text
+from meshgov.catalog import Catalog, DataRoot, parse_manifest_cached
 from meshgov.config import Settings
 from meshgov.core.manifest import Manifest
-from meshgov.core.policy import PolicyBundle, PolicyEngine, PreparedPolicy
+from meshgov.core.policy import LazyPrepared, PolicyBundle, PolicyEngine, PreparedPolicy
 from meshgov.core.principal import Principal
 from meshgov.errors import BackendUnavailable, ManifestError, PolicyError
 from meshgov.gate import Gate
@@ -52,11 +53,15 @@ def catalog_data(catalog: Catalog) -> dict[str, Any]:
 
 
 def manifest_of(version: ProductVersion) -> Manifest:
-    manifest = read_manifest_text(version.manifest, f"store:{version.product_id}@{version.version}")
-    if version.publisher.startswith("file:"):
-        # Seeded from disk: keep the original path so snapshot files resolve next to it.
-        manifest = manifest.model_copy(update={"source": version.publisher.removeprefix("file:")})
-    return manifest
+    """The stored version's manifest, validated once per content and source (every catalogue
+    revision reads every stored manifest; after one publication all but one are unchanged)."""
+    # Seeded from disk: keep the original path so snapshot files resolve next to it.
+    seeded = version.publisher.startswith("file:")
+    return parse_manifest_cached(
+        version.manifest,
+        f"store:{version.product_id}@{version.version}",
+        version.publisher.removeprefix("file:") if seeded else None,
+    )
 
 
 def data_root_of(settings: Settings, domain: str, publisher: str) -> DataRoot | None:
@@ -71,15 +76,24 @@ def data_root_of(settings: Settings, domain: str, publisher: str) -> DataRoot | 
       ``None`` (no snapshots allowed) when the service has neither directory.
     """
     if publisher.startswith("file:"):
-        base = Path(publisher.removeprefix("file:")).parent
-        catalog = settings.catalog_dir.resolve() if settings.catalog_dir is not None else None
-        inside = catalog is not None and base.resolve().is_relative_to(catalog)
-        return DataRoot(base, catalog if inside and catalog is not None else base)
+        catalog = str(settings.catalog_dir) if settings.catalog_dir is not None else None
+        return _seeded_data_root(str(Path(publisher.removeprefix("file:")).parent), catalog)
     published = settings.published_data_dir()
     if published is None:
         return None
     domain_dir = published / domain
     return DataRoot(domain_dir, domain_dir, f"the data directory of domain {domain!r}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _seeded_data_root(base_dir: str, catalog_dir: str | None) -> DataRoot:
+    """``data_root_of`` for a seeded file, by directory: every catalogue revision asks it for
+    every product, and resolving paths costs system calls. Snapshot paths themselves are still
+    resolved (symbolic links followed) each time they are used (``data_path_problem``)."""
+    base = Path(base_dir)
+    catalog = Path(catalog_dir).resolve() if catalog_dir is not None else None
+    inside = catalog is not None and base.resolve().is_relative_to(catalog)
+    return DataRoot(base, catalog if inside and catalog is not None else base)
 
 
 class ServiceCore:
@@ -122,6 +136,13 @@ class ServiceCore:
 
             self._engine = engine_from_url(self.settings.policy_engine)
         return self._engine
+
+    @property
+    def engine_label(self) -> str:
+        """The policy engine and its version ("regorus 0.13.0"): health, serve, decision log."""
+        from meshgov.policy_backends import engine_label
+
+        return engine_label(self.engine)
 
     def _products_signature(self) -> tuple[int, float]:
         latest = self.store.latest_products()
@@ -180,12 +201,19 @@ class ServiceCore:
             v.product_id: data_root_of(self.settings, v.domain, v.publisher) for v in versions
         }
         catalog = Catalog.from_manifests(manifests, data_roots=data_roots)
-        prepared = self.engine.prepare(bundle, catalog_data(catalog))
+        # The Data API's whole-catalogue policy is prepared on its first use (see LazyPrepared);
+        # the gate depends on the bundle alone, so a new catalogue revision keeps it.
+        engine = self.engine
+        prepared = LazyPrepared(
+            bundle.revision, lambda: engine.prepare(bundle, catalog_data(catalog))
+        )
+        previous = self._state
+        same_bundle = previous is not None and previous.bundle.revision == bundle.revision
         return ServingState(
             revision=bundle.revision,
             bundle=bundle,
             prepared=prepared,
-            gate=Gate(bundle, self.engine),
+            gate=previous.gate if previous is not None and same_bundle else Gate(bundle, engine),
             catalog=catalog,
             products={v.product_id: v for v in versions},
             gateway=Gateway(catalog, bundle, self.engine),

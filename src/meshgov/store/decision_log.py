@@ -54,10 +54,21 @@ def input_digest(document: Any) -> str:
 class DecisionLog:
     """Records are appended to a deque (atomic, no lock and no thread wake-up per record); a
     writer thread drains it and writes the batch every ``flush_seconds``, or as soon as it holds
-    ``batch_size`` records."""
+    ``batch_size`` records.
 
-    def __init__(self, store: Store, *, batch_size: int = 256, flush_seconds: float = 0.2) -> None:
+    ``engine`` (the policy engine and its version, "regorus 0.13.0") is written into every
+    record's result as ``policy_engine``: which engine made a decision is part of its record."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        batch_size: int = 256,
+        flush_seconds: float = 0.2,
+        engine: str = "",
+    ) -> None:
         self._store = store
+        self._engine = engine
         self._batch_size = batch_size
         self._flush_seconds = flush_seconds
         self._queue: deque[DecisionRecord] = deque()
@@ -103,7 +114,7 @@ class DecisionLog:
                 product=product,
                 input_digest=digest if digest is not None else input_digest(document),
                 allowed=allowed,
-                result=result,
+                result={**result, "policy_engine": self._engine} if self._engine else result,
                 revision=revision,
             )
         )

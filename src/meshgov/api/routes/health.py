@@ -18,6 +18,7 @@ class Health(BaseModel):
     revision: str | None
     products: int
     store: str
+    policy_engine: str  # the Rego engine and its version ("regorus 0.13.0")
 
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
@@ -33,6 +34,7 @@ async def health(service: ServiceDep) -> JSONResponse:
         revision=state.revision if state else None,
         products=len(state.products) if state else 0,
         store=service.store.url.split("://", 1)[0],
+        policy_engine=service.engine_label,
     )
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
