@@ -188,7 +188,7 @@ class LazyPrepared:
     def revision(self) -> str:
         return self._revision
 
-    def evaluate(self, query: str, input_document: Any) -> Any:
+    def _ready(self) -> PreparedPolicy:
         prepared = self._prepared
         if prepared is None:
             with self._lock:
@@ -198,7 +198,17 @@ class LazyPrepared:
                 prepared = self._prepared
         if prepared is None:  # pragma: no cover - set above or raised
             raise RuntimeError("policy not prepared")
-        return prepared.evaluate(query, input_document)
+        return prepared
+
+    def evaluate(self, query: str, input_document: Any) -> Any:
+        return self._ready().evaluate(query, input_document)
+
+    def __getattr__(self, name: str) -> Any:
+        # What some engines' prepared policies offer beyond the protocol (``evaluate_lenient``,
+        # ``data_keys``: the Data API's documents without input) is the prepared policy's.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._ready(), name)
 
 
 class PolicyEngine(Protocol):

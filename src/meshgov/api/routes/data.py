@@ -229,7 +229,7 @@ def _no_input_document(service: Service, path: str) -> tuple[Any, str]:
     except PolicyEvaluationError:
         lenient = getattr(state.prepared, "evaluate_lenient", None)
         if lenient is None:
-            raise
+            lenient = _lenient_policy(service).evaluate_lenient
         if key:
             value = _member(_no_input_document(service, "")[0], key.split("/"))
         else:
@@ -238,6 +238,20 @@ def _no_input_document(service: Service, path: str) -> tuple[Any, str]:
         cache.clear()
     cache[key] = value
     return value, state.revision
+
+
+def _lenient_policy(service: Service) -> Any:
+    """The embedded engine's policy of this serving state, for documents read without input
+    when the serving engine cannot evaluate with builtin errors undefined (regorus cannot)."""
+    state = service.state
+    policy = state.cache.get("opa_lenient_policy")
+    if policy is None:
+        from meshgov.policy_backends.embedded import EmbeddedEngine
+        from meshgov.service import catalog_data
+
+        policy = EmbeddedEngine().prepare(state.bundle, catalog_data(state.catalog))
+        state.cache["opa_lenient_policy"] = policy
+    return policy
 
 
 def _member(document: Any, path: list[str]) -> Any:
@@ -251,7 +265,9 @@ def _member(document: Any, path: list[str]) -> Any:
 
 def _with_base_data(service: Service, root: dict[str, Any]) -> dict[str, Any]:
     """The root document with the base data the engine leaves out of it (embedded engine)."""
-    keys = getattr(service.state.prepared, "data_keys", ())
+    keys: tuple[str, ...] = tuple(getattr(service.state.prepared, "data_keys", None) or ())
+    if not keys:
+        keys = tuple(getattr(_lenient_policy(service), "data_keys", ()))
     missing = [key for key in keys if key not in root]
     return {**root, **{key: _no_input_document(service, key)[0] for key in missing}}
 
