@@ -148,6 +148,12 @@ def test_wire_server_settings_and_role_oracle(redteam_wire: Any) -> None:
             assert "postgres" not in str(failed.value) and "no_such_role_rt" not in str(
                 failed.value
             )
+        # the setting's name as a bound parameter (psycopg binds on the server)
+        with pytest.raises(psycopg.errors.UndefinedObject):
+            conn.execute("SELECT current_setting(%s)", ["port"]).fetchall()
+        assert conn.execute("SELECT current_setting(%s)", ["search_path"]).fetchall() == [
+            ('"$user", public',)
+        ]
         (version,) = conn.execute("SELECT version()").fetchone()  # type: ignore[misc]
         assert version == "PostgreSQL 15.0 (meshgov)"
 
@@ -249,3 +255,20 @@ def test_wire_nobody_reads_nothing(redteam_wire: Any) -> None:
             "WHERE nspname IN ('pg_catalog', 'information_schema'))"
         ).fetchall()
     assert tables == []
+
+
+@pytest.mark.postgres
+@pytest.mark.xfail(
+    strict=True,
+    reason="design-level: a principal no grant matches learns which ports exist, because a denied "
+    "port answers 42501 'access to table … (product:port) denied' and an absent one 42P01 "
+    "'unknown table' (the governed catalogue shows nobody no tables)",
+)
+def test_wire_nobody_cannot_tell_denied_ports_from_absent_ones(redteam_wire: Any) -> None:
+    codes = []
+    with _connect(redteam_wire, "nobody") as conn:
+        for table in ("payments.payments", "payments.paymentz"):
+            with pytest.raises(psycopg.Error) as failed:
+                conn.execute(f"SELECT 1 FROM {table}").fetchall()
+            codes.append(failed.value.sqlstate)
+    assert codes[0] == codes[1]
