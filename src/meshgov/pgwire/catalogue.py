@@ -54,7 +54,18 @@ REFUSED = {"pg_stat_activity", "pg_settings", "pg_file_settings", "pg_hba_file_r
            "pg_largeobject", "pg_largeobject_metadata", "pg_stat_ssl", "pg_stat_gssapi",
            "pg_backend_memory_contexts", "pg_shmem_allocations", "pg_locks", "pg_prepared_xacts",
            "pg_config", "pg_available_extensions", "pg_stat_wal_receiver",
-           "pg_stat_subscription", "pg_statistic", "pg_shseclabel", "pg_seclabels"}  # fmt: skip
+           "pg_stat_subscription", "pg_statistic", "pg_shseclabel", "pg_seclabels",
+           "pg_shdepend", "pg_replication_origin", "pg_replication_origin_status",
+           "pg_parameter_acl", "pg_available_extension_versions"}  # fmt: skip
+# Cumulative statistics views: cluster-wide (pg_stat_database names every database, pg_stat_wal
+# and pg_stat_bgwriter show the server's activity) or per-session; clients do not need them.
+REFUSED_PREFIXES = ("pg_stat_", "pg_statio_")
+# has_*_privilege(role, object, privilege): a role argument makes them role-name (and role oid)
+# oracles ("role ... does not exist"). The forms without it ask about the current role.
+PRIVILEGE_ARITY = {"has_table_privilege": 2, "has_column_privilege": 3,
+                   "has_schema_privilege": 2, "has_function_privilege": 2,
+                   "has_type_privilege": 2, "has_sequence_privilege": 2,
+                   "has_any_column_privilege": 2}  # fmt: skip
 # Functions catalogue SQL uses (psql, pgJDBC, SQLAlchemy, ADBC, DBeaver), plus plain scalar ones.
 ALLOWED_FUNCTIONS = {
     "format_type", "pg_get_expr", "pg_get_constraintdef", "pg_get_indexdef", "pg_get_viewdef",
@@ -68,7 +79,7 @@ ALLOWED_FUNCTIONS = {
     "shobj_description", "pg_relation_is_publishable", "pg_get_publication_tables",
     "has_table_privilege", "has_column_privilege", "has_schema_privilege",
     "has_function_privilege", "has_type_privilege", "has_sequence_privilege",
-    "has_any_column_privilege", "pg_has_role", "pg_is_other_temp_schema", "pg_my_temp_schema",
+    "has_any_column_privilege", "pg_is_other_temp_schema", "pg_my_temp_schema",
     "pg_backend_pid", "pg_postmaster_start_time", "pg_is_in_recovery", "to_regtype",
     "to_regclass", "to_regproc", "to_regprocedure", "to_regnamespace", "to_regtypemod",
     "format", "quote_ident", "quote_literal", "quote_nullable", "unnest", "generate_series",
@@ -90,10 +101,16 @@ SESSION_KEYWORDS = {"user", "current_user", "session_user", "current_role"}
 REFUSED_FUNCTIONS = {"current_ip_address", "current_client", "current_session",
                      "current_statement", "current_transaction", "pg_sleep", "set_config",
                      "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file",
-                     "inet_server_addr", "inet_client_addr"}  # fmt: skip
+                     "inet_server_addr", "inet_client_addr", "pg_has_role"}  # fmt: skip
 OWNER_NAME = "meshgov"
 NAME_TYPE = exp.DataType.build("name", dialect="postgres", udt=True)
 REFUSED_TYPES = {"regrole"}
+# Server settings clients read with current_setting() (SQLAlchemy's inspector asks for the table
+# access method) that say nothing about the server's identity, network or files: answered by the
+# catalogue database. Any other setting that is not the session's own is unknown here.
+SERVER_SETTINGS_SHOWN = {"default_table_access_method", "max_index_keys", "max_function_args",
+                         "max_identifier_length", "block_size", "lc_collate", "lc_ctype",
+                         "default_text_search_config"}  # fmt: skip
 
 
 class CatalogueRefused(Exception):
@@ -213,7 +230,10 @@ def rewrite_catalogue_query(
     for node in list(tree.find_all(exp.Func, exp.Column)):
         replacement = _session_value(node, principal_id, purpose, settings)
         if replacement is not None:
-            node.replace(replacement)
+            # ``pg_catalog.f()`` parses as Dot(pg_catalog, f()): the whole call is replaced.
+            parent = node.parent
+            target = parent if isinstance(parent, exp.Dot) and parent.expression is node else node
+            target.replace(replacement)
             continue
         if isinstance(node, exp.Func) and not _function_allowed(node):
             raise CatalogueRefused(
@@ -229,7 +249,7 @@ def rewrite_catalogue_query(
         name = table.name.lower()
         if not _is_catalogue_table(table):
             continue
-        if name in REFUSED:
+        if name in REFUSED or name.startswith(REFUSED_PREFIXES):
             raise CatalogueRefused("42501", f"{name} is not available through meshgov")
         if name in SHADOWED:
             table.replace(shadow(table, name, purpose, database_columns))
@@ -267,6 +287,8 @@ def shadow(
 def _function_allowed(func: exp.Func) -> bool:
     if isinstance(func, exp.Anonymous):
         name = str(func.name).lower()
+        if name in PRIVILEGE_ARITY and len(func.expressions) != PRIVILEGE_ARITY[name]:
+            return False
         # Schema-qualified calls (pg_catalog.f) parse as anonymous even when sqlglot knows f.
         return name in ALLOWED_FUNCTIONS or (
             name.upper() in Postgres.Parser.FUNCTIONS and name not in REFUSED_FUNCTIONS
@@ -288,13 +310,34 @@ def _session_value(
         return exp.Literal.string(principal_id)
     if isinstance(node, exp.CurrentDatabase) or function_name(node) == "current_catalog":
         return exp.Literal.string(purpose)
+    if isinstance(node, exp.CurrentVersion) or (
+        isinstance(node, exp.Anonymous) and function_name(node) == "version"
+    ):
+        # The server's own version string names its build and platform: answer the version
+        # meshgov reports to clients (ParameterStatus server_version), as PostgreSQL words it.
+        return exp.Literal.string(f"PostgreSQL {settings.get('server_version', '')}".strip())
     if function_name(node) == "current_setting" and isinstance(node, exp.Anonymous):
+        # Only this session's settings: the server's (port, listen_addresses, cluster_name,
+        # paths…) are not the client's business; unknown ones are answered as SHOW answers them.
         args = node.expressions
-        if args and isinstance(args[0], exp.Literal) and args[0].is_string:
-            key = args[0].name.lower()
-            if key in settings:
-                value = exp.Literal.string(settings[key])
-                return value if not isinstance(node.parent, exp.Dot) else None
+        name = args[0] if args else None
+        # A bound parameter arrives as a typed literal: CAST('x' AS VARCHAR) (SQLAlchemy).
+        while isinstance(name, exp.Cast) and name.to.is_type(*exp.DataType.TEXT_TYPES):
+            name = name.this
+        if not (isinstance(name, exp.Literal) and name.is_string):
+            raise CatalogueRefused("42501", "current_setting() takes a setting name literal here")
+        key = name.name.lower()
+        if key in settings:
+            return exp.Literal.string(settings[key])
+        if key in SERVER_SETTINGS_SHOWN:
+            return None
+        if key == "server_version_num" and "server_version" in settings:
+            major, _, minor = settings["server_version"].split()[0].partition(".")
+            return exp.Literal.string(f"{int(major) * 10000 + int(minor or 0)}")
+        missing_ok = len(args) > 1 and args[1].sql("postgres").lower() in {"true", "'t'", "'true'"}
+        if missing_ok:
+            return exp.cast(exp.null(), exp.DataType.build("text"))
+        raise CatalogueRefused("42704", f'unrecognized configuration parameter "{name.name}"')
     return None
 
 
