@@ -124,9 +124,7 @@ DENIED_FUNCTIONS = frozenset(
         "input_file_name", "input_file_block_start", "input_file_block_length", "reflect",
         "java_method", "try_reflect", "raise_error", "assert_true", "current_user", "user",
         "session_user", "read_files", "current_catalog", "current_database", "current_schema",
-        "spark_partition_id", "monotonically_increasing_id", "uuid", "rand", "randn", "random",
-        "shuffle", "sql_keywords", "collations", "version", "try_aes_decrypt", "aes_decrypt",
-        "aes_encrypt", "java_method", "st_geomfromwkb", "variant_explode",
+        "sql_keywords", "collations", "version", "try_aes_decrypt", "aes_decrypt", "aes_encrypt",
     }
 )  # fmt: skip
 # Table-valued functions that only generate rows.
@@ -138,7 +136,10 @@ _CONDITION_KINDS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("CAST_INVALID_INPUT", "CAST_OVERFLOW", "CANNOT_PARSE", "INVALID_FORMAT"), "conversion"),
     (("DIVIDE_BY_ZERO", "INTERVAL_DIVIDED_BY_ZERO"), "division by zero"),
     (("ARITHMETIC_OVERFLOW", "NUMERIC_VALUE_OUT_OF_RANGE", "OUT_OF_BOUNDS"), "value out of range"),
-    (("UNRESOLVED_COLUMN", "TABLE_OR_VIEW_NOT_FOUND", "UNRESOLVED_ROUTINE", "AMBIGUOUS"), "unknown name"),
+    (
+        ("UNRESOLVED_COLUMN", "TABLE_OR_VIEW_NOT_FOUND", "UNRESOLVED_ROUTINE", "AMBIGUOUS"),
+        "unknown name",
+    ),
     (("DATATYPE_MISMATCH", "INVALID_", "WRONG_NUM_ARGS", "GROUP_BY", "MISSING_"), "type error"),
     (("PARSE_SYNTAX_ERROR", "PARSE_"), "syntax error"),
     (("OPERATION_CANCELED", "CANCELLED", "SPARK_JOB_CANCELLED"), "timeout"),
@@ -307,7 +308,8 @@ class SparkEngine:
         return self._session
 
     def prepare(self, sql: str) -> str:
-        """The text Spark will run, after every check (sqlglot's, the barrier rule, Spark's parser)."""
+        """The text Spark will run, after every check (sqlglot's, the barrier rule, Spark's
+        parser)."""
         check_available(sql, self.dialect, self._unavailable)
         prepared = prepare_query(sql, self.dialect, self._physical, False, self._kinds)
         statement = require_single_query(prepared.sql, self.dialect)
@@ -320,7 +322,7 @@ class SparkEngine:
             )
         _audit_spark_functions(statement)
         if not self._connect:
-            self._guard_parsed_plan(prepared.sql)
+            self.guard(prepared.sql)
         return prepared.sql
 
     def execute(self, sql: str) -> pa.Table:
@@ -362,7 +364,7 @@ class SparkEngine:
         with contextlib.suppress(Exception):
             self._session.interruptTag(tag)
 
-    def _guard_parsed_plan(self, text: str) -> None:
+    def guard(self, text: str) -> None:
         """Spark's parser on the exact text: only query nodes, port tables or CTEs, no file
         columns or functions (what ``spark.sql`` would otherwise run as a command at call time)."""
         try:
