@@ -332,3 +332,16 @@ def test_cli_names_spark_engines() -> None:
     for url in ("spark", "local[2]", "spark://10.0.0.1:7077", "sc://spark.internal:15002"):
         assert engine_kind(url) == "spark"
     assert os.fspath(MESH)
+
+
+def test_a_session_without_the_lock_down_is_refused(spark_session: Any) -> None:
+    from meshgov.engines.spark import verify_locked
+    from meshgov.errors import BackendUnavailable
+
+    verify_locked(spark_session)
+    spark_session.conf.set("spark.sql.runSQLOnFiles", "true")
+    try:
+        with pytest.raises(BackendUnavailable, match="runSQLOnFiles"):
+            verify_locked(spark_session)
+    finally:
+        spark_session.conf.set("spark.sql.runSQLOnFiles", "false")

@@ -271,6 +271,7 @@ class SparkEngine:
                 warehouse = tempfile.mkdtemp(prefix="meshgov-spark-")
                 conf = {"spark.sql.warehouse.dir": warehouse, **(conf or {})}
             session = start_session(url, conf)
+        verify_locked(session)
         install_hash(session, hash_key)
         should_load = load if load is not None else not url.startswith("sc://")
         physical: set[tuple[str, ...]] = set()
@@ -397,11 +398,27 @@ def spark_parts(source: PortSource) -> tuple[str, ...]:
     return (physical.schema or "default", physical.table)
 
 
-def install_hash(session: Any, hash_key: bytes) -> None:
-    from pyspark.sql.functions import arrow_udf
+def verify_locked(session: Any) -> None:
+    """Fail closed when the session does not have every locked setting (a Connect server started
+    without the static ones, or a session some other code created)."""
+    for key, expected in LOCKED_CONF.items():
+        try:
+            actual = str(session.conf.get(key, None)).lower()
+        except Exception:
+            actual = ""
+        if actual != expected.lower():
+            raise BackendUnavailable(
+                f"the Spark session is not locked down: {key} must be {expected} "
+                "(a Connect server must be started with it; see docs/deploy.md)"
+            )
 
-    udf = arrow_udf(keyed_hash_udf(hash_key), "string")  # type: ignore[call-overload]
-    session.udf.register(HASH_FUNCTION, udf)
+
+def install_hash(session: Any, hash_key: bytes) -> None:
+    """Register ``meshgov_hash`` in the session (a session function: gone with the session)."""
+    from pyspark.sql import functions
+
+    arrow_udf: Any = getattr(functions, "arrow_udf")  # noqa: B009 (absent from pyspark's stubs)
+    session.udf.register(HASH_FUNCTION, arrow_udf(keyed_hash_udf(hash_key), "string"))
 
 
 def load_port(session: Any, source: PortSource) -> int:
@@ -479,9 +496,7 @@ def _collect_cte_names(document: Any, into: set[str]) -> None:
                 into.add(str(identifier["name"]).lower())
 
 
-def _check_plan_nodes(
-    document: Any, physical: frozenset[tuple[str, ...]], ctes: set[str]
-) -> None:
+def _check_plan_nodes(document: Any, physical: frozenset[tuple[str, ...]], ctes: set[str]) -> None:
     refused = SqlUnsupportedError("the spark engine runs only read-only queries on product tables")
     for node in _nodes(document):
         full = str(node["class"])
