@@ -35,10 +35,12 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from meshgov.core.manifest import LogicalType
 from meshgov.engines.base import (
     DEFAULT_STATEMENT_TIMEOUT_MS,
     PortSource,
@@ -274,11 +276,15 @@ class SparkEngine:
         verify_locked(session)
         install_hash(session, hash_key)
         should_load = load if load is not None else not url.startswith("sc://")
+        staging: Path | None = None
+        if should_load and _reads_local_files(session):
+            staging = Path(warehouse or tempfile.mkdtemp(prefix="meshgov-spark-")) / "snapshots"
+            warehouse = str(staging.parent)
         physical: set[tuple[str, ...]] = set()
         for source in sources:
             if should_load:
                 try:
-                    rows = load_port(session, source)
+                    rows = load_port(session, source, staging)
                 except MeshgovError as exc:
                     if unavailable is None:
                         raise
@@ -391,6 +397,14 @@ class SparkEngine:
             shutil.rmtree(self._warehouse, ignore_errors=True)
 
 
+def _reads_local_files(session: Any) -> bool:
+    """A classic session in local mode: its executors are this process's JVM."""
+    try:
+        return str(session.sparkContext.master).startswith("local")
+    except Exception:  # Spark Connect has no SparkContext
+        return False
+
+
 def spark_parts(source: PortSource) -> tuple[str, ...]:
     """Spark's name of a port's table: ``database.table`` (a catalogue name is dropped; the
     session catalogue holds every port)."""
@@ -421,30 +435,62 @@ def install_hash(session: Any, hash_key: bytes) -> None:
     session.udf.register(HASH_FUNCTION, arrow_udf(keyed_hash_udf(hash_key), "string"))
 
 
-def load_port(session: Any, source: PortSource) -> int:
-    """Write a port's snapshot as a table of the session catalogue (the DataFrame API: no SQL)."""
+def load_port(session: Any, source: PortSource, staging: Path | None = None) -> int:
+    """Register a port's snapshot (declared columns only) as a table of the session catalogue.
+
+    With ``staging`` (local mode: the JVM reads this machine's files) pyarrow writes the columns
+    as Parquet there and Spark registers a table on it (no copy through the JVM's memory);
+    otherwise (a cluster, Spark Connect) the rows are sent with the DataFrame API.
+    """
+    from sqlglot import exp
+
     if source.data_problem is not None:
         raise source.data_problem
     database, table = spark_parts(source)
     data = read_snapshot(source) if source.data_path is not None else None
+    if data is None:
+        data = pa.table(
+            {
+                c.name.lower(): pa.array([], type=_ARROW_TYPES.get(c.type, pa.string()))
+                for c in source.port.columns
+            }
+        )
+    name = exp.table_(table, db=database, quoted=True).sql(dialect="spark")
     try:
         session.catalog.setCurrentDatabase("default")
         if not session.catalog.databaseExists(database):
-            from sqlglot import exp
-
             create = exp.Create(kind="SCHEMA", this=exp.to_identifier(database), exists=True)
             session.sql(create.sql(dialect="spark"))
-        if data is None:
-            data = pa.table(
-                {c.name.lower(): pa.array([], type=pa.string()) for c in source.port.columns}
-            )
-        frame = session.createDataFrame(data)
-        frame.write.mode("overwrite").format("parquet").saveAsTable(f"`{database}`.`{table}`")
+        drop = exp.Drop(kind="TABLE", this=exp.to_table(name, dialect="spark"), exists=True)
+        session.sql(drop.sql(dialect="spark"))
+        if staging is not None:
+            import pyarrow.parquet as pq
+
+            directory = staging / database / table
+            shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir(parents=True)
+            pq.write_table(data, directory / "part-0.parquet")
+            session.catalog.createTable(name, path=str(directory), source="parquet")
+        else:
+            frame = session.createDataFrame(data)
+            frame.write.mode("overwrite").format("parquet").saveAsTable(name)
     except Exception as exc:
         raise ManifestError(
             f"cannot load snapshot into Spark ({type(exc).__name__})", snapshot_location(source)
         ) from None
     return int(data.num_rows)
+
+
+_ARROW_TYPES: dict[LogicalType, pa.DataType] = {
+    LogicalType.string: pa.string(),
+    LogicalType.integer: pa.int64(),
+    LogicalType.number: pa.float64(),
+    LogicalType.decimal: pa.decimal128(38, 9),
+    LogicalType.boolean: pa.bool_(),
+    LogicalType.date: pa.date32(),
+    LogicalType.timestamp: pa.timestamp("us"),
+    LogicalType.binary: pa.binary(),
+}
 
 
 def _audit_spark_functions(statement: Any) -> None:
