@@ -461,7 +461,8 @@ def load_port(session: Any, source: PortSource, staging: Path | None = None) -> 
         if not session.catalog.databaseExists(database):
             create = exp.Create(kind="SCHEMA", this=exp.to_identifier(database), exists=True)
             session.sql(create.sql(dialect="spark"))
-        drop = exp.Drop(kind="TABLE", this=exp.to_table(name, dialect="spark"), exists=True)
+        target = exp.table_(table, db=database, quoted=True)
+        drop = exp.Drop(kind="TABLE", tables=[target], exists=True)
         session.sql(drop.sql(dialect="spark"))
         if staging is not None:
             import pyarrow.parquet as pq
