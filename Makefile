@@ -15,8 +15,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# The PostgreSQL wire protocol listens on 5433; its governed catalogue uses the local PostgreSQL
+# when one answers (MESHGOV_PG_CATALOG_DSN), else introspection is refused and queries still work.
+PG_CATALOG_DSN ?= postgresql://postgres@127.0.0.1:5432/postgres
 run: $(STAMP)
-	$(BIN)/meshgov serve --catalog examples/mesh --host 127.0.0.1 --port 8181
+	MESHGOV_PG_CATALOG_DSN=$${MESHGOV_PG_CATALOG_DSN-$(PG_CATALOG_DSN)} \
+	$(BIN)/meshgov serve --catalog examples/mesh --host 127.0.0.1 --port 8181 --pg-port 5433
 
 check-examples: $(STAMP)
 	$(BIN)/meshgov check examples/mesh --policies policies

@@ -15,6 +15,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 STATE_DIR = ".meshgov"
 # Used only when no key is configured (`meshgov serve` warns): hashes are then guessable.
 DEVELOPMENT_HASH_KEY = b"meshgov-development-key"
+# Said by every command that hashes with the development key (`meshgov serve`, `meshgov query`).
+DEVELOPMENT_KEY_WARNING = (
+    "no hash-mask key configured (MESHGOV_HASH_KEY): using the public development key, so "
+    "hashed values can be guessed"
+)
 
 
 class Settings(BaseSettings):
@@ -52,6 +57,19 @@ class Settings(BaseSettings):
     decision_flush_seconds: Annotated[float, Field(gt=0)] = 0.2
     # Per-request evaluation budget; past it the request is denied (503).
     request_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+    # PostgreSQL wire protocol (docs/wire.md): off unless a port is set.
+    pg_port: Annotated[int, Field(ge=0, le=65535)] | None = None
+    pg_host: str = "127.0.0.1"
+    pg_tls_cert: Path | None = None
+    pg_tls_key: Path | None = None
+    pg_max_connections: Annotated[int, Field(ge=1)] = 100
+    pg_max_connections_per_principal: Annotated[int, Field(ge=1)] = 20
+    pg_idle_timeout_seconds: Annotated[float, Field(gt=0)] = 3600.0
+    # The PostgreSQL server that holds the governed catalogue (one database per visible view;
+    # the role needs CREATEDB and CREATEROLE). Empty = the query engine's server when it is
+    # PostgreSQL, else introspection is refused (data queries still work).
+    pg_catalog_dsn: str = ""
+    pg_catalog_prefix: str = "meshgov_catalogue_"
 
     @field_validator("policy_engine")
     @classmethod
@@ -84,6 +102,14 @@ class Settings(BaseSettings):
         """Where published manifests' snapshots live (one directory per domain), if anywhere."""
         chosen = self.data_dir if self.data_dir is not None else self.catalog_dir
         return chosen.resolve() if chosen is not None else None
+
+    def wire_catalog_dsn(self) -> str | None:
+        """Where the wire protocol's governed catalogue lives (see ``pg_catalog_dsn``)."""
+        if self.pg_catalog_dsn:
+            return self.pg_catalog_dsn
+        if self.query_engine.startswith(("postgresql://", "postgres://")):
+            return self.query_engine
+        return None
 
     def resolved_tokens_file(self) -> Path | None:
         if self.tokens_file is not None:

@@ -37,6 +37,8 @@ class Authorizer(Protocol):
         purpose: str | None,
         read_dialect: str,
         write_dialect: str,
+        *,
+        engine_barrier: bool = False,
     ) -> Any: ...
 
 
@@ -65,7 +67,12 @@ def execute_query(
     """
     started = time.perf_counter()
     authorization = gateway.authorize(
-        sql, principal, purpose, read_dialect or engine.dialect, engine.dialect
+        sql,
+        principal,
+        purpose,
+        read_dialect or engine.dialect,
+        engine.dialect,
+        engine_barrier=structural_barrier(engine),
     )
     if not getattr(authorization, "allowed", False):
         reason = str(getattr(authorization, "reason", None) or "access denied")
@@ -85,6 +92,12 @@ def execute_query(
         engine=engine.name,
         elapsed_ms=(time.perf_counter() - started) * 1000,
     )
+
+
+def structural_barrier(engine: QueryEngine) -> bool:
+    """Whether ``engine`` runs every row-filtered secure view behind a barrier that orders the
+    filter first (``structural_barrier``; an engine that does not say so has none)."""
+    return getattr(engine, "structural_barrier", False) is True
 
 
 def run_secure_sql(engine: QueryEngine, secure_sql: str) -> pa.Table:

@@ -21,7 +21,7 @@ from meshgov.core.policy import PolicyBundle, PolicyEngine, PreparedPolicy
 from meshgov.core.principal import Principal
 from meshgov.core.sql.model import AccessDecision, PortRef, TableAccess, ports_of
 from meshgov.core.sql.parse import check_dialect
-from meshgov.core.sql.rewrite import rewrite
+from meshgov.core.sql.rewrite import rewrite, with_suggestion
 from meshgov.errors import (
     AccessDenied,
     InputError,
@@ -30,9 +30,13 @@ from meshgov.errors import (
     SqlDialectError,
     SqlParseError,
     SqlUnsupportedError,
+    UnknownNameError,
 )
 
 ACCESS_QUERY = "data.meshgov.access.decision"
+# The engines' default schemas: an unqualified port table lives there (DuckDB main, PostgreSQL
+# public), so either qualifies it.
+DEFAULT_SCHEMAS = ("public", "main")
 ACCESS_ENTRYPOINT = "meshgov/access/decision"
 
 
@@ -196,6 +200,8 @@ class Authorization:
     reason: str | None
     tables: tuple[TableAccess, ...] = ()
     code: str | None = None
+    # The (product, port) a denial is about, when the denial names one (so the log keeps it).
+    denied_port: tuple[str, str] | None = None
     policy_revision: str = ""
     catalog_revision: str = ""
     read_dialect: str = ""
@@ -271,6 +277,7 @@ class Gateway:
         # Two ports claiming one physical table: neither can be resolved safely (deny).
         for parts in ambiguous:
             del self._ports[parts]
+        self._purposes = frozenset(p.lower() for p in registered_purposes(bundle))
         self._decisions: LruCache[tuple[str, ...], AccessDecision] = LruCache(decision_cache_size)
         self._rewrites: LruCache[tuple[str, ...], Authorization] = LruCache(rewrite_cache_size)
 
@@ -279,8 +286,28 @@ class Gateway:
         return f"{self.policy.revision}:{self.catalog.revision}"
 
     def resolve_port(self, parts: tuple[str, ...]) -> PortRef | None:
-        """A port by its normalised physical name parts (exactly as declared)."""
-        return self._ports.get(parts)
+        """A port by its normalised physical name parts, under one naming model everywhere:
+
+        - a port's ``table`` is ``[schema.]table``; without a schema it lives in the engine's
+          default schema, so ``public.t`` and ``main.t`` name port ``t`` (and ``t`` names a port
+          declared ``public.t`` or ``main.t``);
+        - a purpose (the database of a PostgreSQL-protocol session) as catalogue qualifies the
+          same table: ``analytics.customer.customers`` is ``customer.customers``.
+        An exact declared name always wins; two ports that the rules make equal are ambiguous
+        and resolve to neither (deny).
+        """
+        found = self._ports.get(parts)
+        if found is not None:
+            return found
+        if len(parts) == 3 and parts[0] in self._purposes:
+            return self.resolve_port(parts[1:])
+        if len(parts) == 2 and parts[0] in DEFAULT_SCHEMAS:
+            return self._ports.get(parts[1:])
+        if len(parts) == 1:
+            candidates = {self._ports.get((schema, parts[0])) for schema in DEFAULT_SCHEMAS}
+            candidates.discard(None)
+            return candidates.pop() if len(candidates) == 1 else None
+        return None
 
     def port(self, product: str, port: str) -> PortRef | None:
         return next(
@@ -325,8 +352,14 @@ class Gateway:
         purpose: str | None = None,
         read_dialect: str | None = None,
         write_dialect: str | None = None,
+        *,
+        engine_barrier: bool = False,
     ) -> Authorization:
-        """Rewrite ``sql`` into secure SQL for ``principal``/``purpose`` or deny with a reason."""
+        """Rewrite ``sql`` into secure SQL for ``principal``/``purpose`` or deny with a reason.
+
+        ``engine_barrier``: the SQL runs on an engine that puts every row-filtered secure view
+        behind a barrier (``QueryEngine.structural_barrier``); see ``core.sql.rewrite``.
+        """
         purpose = purpose if purpose is not None else principal.purpose
         read = _normalise_dialect(read_dialect, self.default_dialect)
         write = _normalise_dialect(write_dialect, read)
@@ -337,23 +370,31 @@ class Gateway:
             purpose or "",
             read,
             write,
+            "barrier" if engine_barrier else "",
             sql,
         )
         cached = self._rewrites.get(key)
         if cached is not None:
             return cached
-        result = self._authorize(sql, principal, purpose, read, write)
+        result = self._authorize(sql, principal, purpose, read, write, engine_barrier)
         self._rewrites.put(key, result)
         return result
 
     def _authorize(
-        self, sql: str, principal: Principal, purpose: str | None, read: str, write: str
+        self,
+        sql: str,
+        principal: Principal,
+        purpose: str | None,
+        read: str,
+        write: str,
+        engine_barrier: bool = False,
     ) -> Authorization:
         def outcome(
             sql_out: str | None,
             reason: str | None,
             code: str | None,
             tables: tuple[TableAccess, ...] = (),
+            denied_port: tuple[str, str] | None = None,
         ) -> Authorization:
             return Authorization(
                 allowed=sql_out is not None,
@@ -361,6 +402,7 @@ class Gateway:
                 reason=reason,
                 tables=tables,
                 code=code,
+                denied_port=denied_port,
                 policy_revision=self.policy.revision,
                 catalog_revision=self.catalog.revision,
                 read_dialect=read,
@@ -382,9 +424,22 @@ class Gateway:
                 resolve_port=self.resolve_port,
                 decide=lambda port: self.decide(principal, purpose, port.product, port.port),
                 principal=principal,
+                engine_barrier=engine_barrier,
             )
-        except MeshgovError as exc:
+        except UnknownNameError as exc:
+            if exc.what == "table":
+                # Suggested among the tables this principal may read, never another.
+                visible = [
+                    port.table_name
+                    for port in self._ports.values()
+                    if self.decide(principal, purpose, port.product, port.port).allow
+                ]
+                exc = with_suggestion(exc, visible)
             return outcome(None, exc.message, exc.code)
+        except MeshgovError as exc:
+            where = exc.location
+            port = (where.product, where.port) if where and where.product and where.port else None
+            return outcome(None, exc.message, exc.code, denied_port=port)
         except Exception as exc:  # never the unrewritten query, never a traceback
             reason = f"internal error while authorizing ({type(exc).__name__}); denied"
             return outcome(None, reason, "internal_error")

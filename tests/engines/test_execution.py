@@ -41,11 +41,20 @@ class FixedGateway:
     def __init__(self, authorization: FakeAuthorization) -> None:
         self.authorization = authorization
         self.calls: list[tuple[Any, ...]] = []
+        self.barriers: list[bool] = []
 
     def authorize(
-        self, sql: str, principal: Principal, purpose: str | None, read: str, write: str
+        self,
+        sql: str,
+        principal: Principal,
+        purpose: str | None,
+        read: str,
+        write: str,
+        *,
+        engine_barrier: bool = False,
     ) -> FakeAuthorization:
         self.calls.append((sql, principal.id, purpose, read, write))
+        self.barriers.append(engine_barrier)
         return self.authorization
 
 
@@ -58,8 +67,18 @@ def test_allowed_query_runs_the_rewritten_sql_in_the_engine_dialect() -> None:
     result = execute_query(gateway, engine, "SELECT raw", PRINCIPAL, "analytics", "postgres")
     assert engine.seen == ["SELECT secure"]
     assert gateway.calls == [("SELECT raw", "analyst-eu", "analytics", "postgres", "duckdb")]
+    # An engine that does not declare a structural barrier has none.
+    assert gateway.barriers == [False]
     assert result.table.num_rows == 2
     assert result.engine == "recording"
+
+
+def test_an_engine_with_a_structural_barrier_says_so_to_the_gateway() -> None:
+    engine = RecordingEngine()
+    engine.structural_barrier = True  # type: ignore[attr-defined]
+    gateway = FixedGateway(FakeAuthorization(True, "SELECT secure"))
+    execute_query(gateway, engine, "SELECT raw", PRINCIPAL, "analytics", "postgres")
+    assert gateway.barriers == [True]
 
 
 def test_denial_raises_with_the_reason_and_never_reaches_the_engine() -> None:

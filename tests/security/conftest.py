@@ -11,11 +11,13 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from adversarial_world import HASH_KEY, MESH, ROOT, Secrets, read_secrets
 
 from meshgov.catalog import Catalog, load_catalog
 from meshgov.engines.base import QueryEngine
+from meshgov.errors import AccessDenied
 
 
 @pytest.fixture(scope="session")
@@ -84,3 +86,112 @@ ENGINE_FIXTURES = {
 def engine(request: pytest.FixtureRequest) -> QueryEngine:
     result: QueryEngine = request.getfixturevalue(ENGINE_FIXTURES[request.param])
     return result
+
+
+# The "physically reduced" world: every product table holds only what the EU analyst may see
+# (its rows past the row filter, masked, hidden columns left out), read through the gateway's
+# own `SELECT *`. A query run there cannot leak; run through the gateway on the real data it must
+# give the same answer, and may fail only if it fails there too (an error that happens only on the
+# real data came from a row the analyst may not see).
+@pytest.fixture(scope="session")
+def reduced_tables(gateway: Any, duckdb_engine: QueryEngine) -> dict[str, pa.Table]:
+    from adversarial_world import principal
+
+    from meshgov.core.sql.model import ports_of
+    from meshgov.execution import execute_query
+
+    analyst = principal("analyst-eu")
+    tables: dict[str, pa.Table] = {}
+    for port in ports_of(gateway.catalog.manifests):
+        name = port.table_name
+        try:
+            result = execute_query(
+                gateway, duckdb_engine, f"SELECT * FROM {name}", analyst, "analytics"
+            )
+        except AccessDenied:
+            continue  # no grant: not part of the analyst's world
+        table = result.table
+        if "region" in table.column_names:
+            assert set(table.column("region").to_pylist()) <= {"EU"}
+        tables[name] = table
+    assert "customer.customers" in tables and "payments.payments" in tables
+    return tables
+
+
+@pytest.fixture(scope="session")
+def reduced_duckdb(reduced_tables: dict[str, pa.Table]) -> Iterator[Any]:
+    import duckdb
+    from sqlglot import exp
+
+    connection = duckdb.connect(":memory:")
+    for name, table in reduced_tables.items():
+        schema, table_name = name.split(".")
+        create_schema = exp.Create(
+            kind="SCHEMA", this=exp.Table(db=exp.to_identifier(schema, quoted=True)), exists=True
+        )
+        connection.execute(create_schema.sql(dialect="duckdb"))
+        connection.register("reduced_source", table)
+        create = exp.Create(
+            kind="TABLE",
+            this=exp.table_(table_name, db=schema, quoted=True),
+            expression=exp.select("*").from_("reduced_source"),
+        )
+        connection.execute(create.sql(dialect="duckdb"))
+        connection.unregister("reduced_source")
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(scope="session")
+def reduced_postgres(
+    pg_admin_dsn: str, reduced_tables: dict[str, pa.Table], mesh_catalog: Catalog
+) -> Iterator[str]:
+    """A database of this run holding the reduced tables with the engine's column types."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.types.json import Jsonb
+
+    from meshgov.core.manifest import LogicalType
+    from meshgov.engines import postgres
+    from meshgov.engines.base import port_sources
+
+    types = {
+        ".".join(s.physical.parts): {c.name.lower(): c.type for c in s.port.columns}
+        for s in port_sources(mesh_catalog)
+    }
+    name = f"meshgov_reduced_{uuid.uuid4().hex[:12]}"
+    dsn = postgres.create_database(pg_admin_dsn, name)
+    try:
+        with psycopg.connect(dsn) as conn:
+            for table_name, table in reduced_tables.items():
+                schema, bare = table_name.split(".")
+                conn.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+                )
+                columns = table.column_names
+                logical = [types[table_name][c] for c in columns]
+                conn.execute(
+                    sql.SQL("CREATE TABLE {} ({})").format(
+                        sql.Identifier(schema, bare),
+                        sql.SQL(", ").join(
+                            sql.SQL("{} {}").format(
+                                sql.Identifier(c), sql.SQL(postgres.POSTGRES_TYPES[t])
+                            )
+                            for c, t in zip(columns, logical, strict=True)
+                        ),
+                    )
+                )
+                nested = {LogicalType.array, LogicalType.struct}
+                copy_sql = sql.SQL("COPY {} FROM STDIN").format(sql.Identifier(schema, bare))
+                with conn.cursor().copy(copy_sql) as copy:
+                    for row in table.to_pylist():
+                        copy.write_row(
+                            [
+                                Jsonb(v) if t in nested and v is not None else v
+                                for v, t in zip(row.values(), logical, strict=True)
+                            ]
+                        )
+            conn.commit()
+        yield dsn
+    finally:
+        postgres.drop_database(pg_admin_dsn, name)

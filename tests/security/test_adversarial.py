@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 from adversarial_world import CUSTOMER_ID, HASH_KEY, MESH, Secrets, keyed_hash, principal
 
-from meshgov.engines.base import QueryEngine
+from meshgov.engines.base import QueryEngine, QueryFailed
 from meshgov.errors import AccessDenied, MeshgovError
 from meshgov.execution import execute_query, serialize
 
@@ -724,11 +724,30 @@ DENIED: list[tuple[str, str, str, str]] = [
 
 @pytest.mark.parametrize("case", DENIED, ids=[c[0] for c in DENIED])
 def test_denied_with_a_reason_naming_it(
-    case: tuple[str, str, str, str], engine: QueryEngine, gateway: Any, secrets: Secrets
+    case: tuple[str, str, str, str],
+    engine: QueryEngine,
+    gateway: Any,
+    secrets: Secrets,
+    request: pytest.FixtureRequest,
 ) -> None:
     _, template, who, phrase = case
     sql = _render(Attack("", template), secrets)
     outcome = run(gateway, engine, sql, who=who)
+    if phrase == "can fail on a value" and getattr(engine, "structural_barrier", False):
+        # Behind the engine's barrier the expression only ever sees visible rows: served, and an
+        # error only where the visible rows alone cause it (PostgreSQL folds `2147483647 + 1` at
+        # plan time, whatever the data); any other error would be a hidden row's.
+        assert_no_leak(outcome, secrets, sql)
+        if outcome.error is not None:
+            import psycopg
+
+            assert isinstance(outcome.error, QueryFailed), outcome.error
+            with (
+                psycopg.connect(request.getfixturevalue("reduced_postgres")) as conn,
+                pytest.raises(psycopg.Error),
+            ):
+                conn.execute(sql)  # type: ignore[call-overload]
+        return
     assert outcome.table is None, "the gateway let it through"
     assert isinstance(outcome.error, AccessDenied), outcome.error
     assert outcome.error.exit_code == 3
@@ -964,48 +983,3 @@ def test_hashed_emails_join_across_products_and_engines(
         assert rows
         assert all(r["audience"] == r["customer"] for r in rows if r["audience"])
         assert {r["customer"] for r in rows} <= {keyed_hash(e) for e in secrets.eu_emails}
-
-
-# The engine's barrier decision (defence in depth behind the gateway) follows each predicate
-# column to the secure view it comes from: a renamed or computed column gets the barrier.
-BARRIER_NEEDED = [
-    "SELECT count(*) FROM (SELECT customer_id, gender AS amount FROM customer.customers) t "
-    "WHERE amount = 1",
-    "SELECT count(*) FROM customer.customers WHERE gender IS TRUE",
-    "SELECT count(*) FROM customer.customers WHERE gender < 1",
-    "SELECT count(*) FROM customer.customers WHERE gender BETWEEN 1 AND 2",
-    "SELECT count(*) FROM (SELECT gender AS paid FROM customer.customers) t WHERE paid",
-    "WITH t AS (SELECT customer_id AS signup_date FROM customer.customers) "
-    "SELECT count(*) FROM t WHERE signup_date > DATE '2020-01-01'",
-    "SELECT count(*) FROM (SELECT CASE WHEN region = 'EU' THEN 1 END AS v "
-    "FROM customer.customers) t WHERE v IS NULL",
-    # A rank compared with text: DuckDB would cast the text (fails on every row, but still).
-    "SELECT * FROM (SELECT customer_id, row_number() OVER (ORDER BY customer_id) AS r "
-    "FROM customer.customers) t WHERE r = customer_id",
-    "SELECT * FROM (SELECT sum(amount) OVER () AS s FROM commerce.orders) t WHERE s > 1",
-]
-BARRIER_NOT_NEEDED = [
-    "SELECT count(*) FROM customer.customers WHERE gender = 'F'",
-    "SELECT count(*) FROM (SELECT gender AS g FROM customer.customers) t WHERE g = 'F'",
-    "SELECT count(*) FROM commerce.orders WHERE amount > 10 AND amount BETWEEN 1 AND 100",
-    # Ranks and counts are numbers computed after the row filter: top-n queries need no barrier.
-    "SELECT * FROM (SELECT gender, row_number() OVER (PARTITION BY region ORDER BY customer_id) "
-    "AS r FROM customer.customers) t WHERE r <= 3",
-    "SELECT * FROM (SELECT region, count(*) AS n FROM customer.customers GROUP BY region) t "
-    "WHERE n > 1",
-]
-
-
-@pytest.mark.parametrize("sql", BARRIER_NEEDED + BARRIER_NOT_NEEDED)
-@pytest.mark.parametrize("dialect", ["duckdb", "postgres"])
-def test_engine_barrier_follows_columns_to_their_secure_view(
-    sql: str, dialect: str, gateway: Any, mesh_catalog: Any
-) -> None:
-    from meshgov.engines.base import column_kinds, port_sources, prepare_query
-
-    auth = gateway.authorize(sql, principal("analyst-eu"), "analytics", "duckdb", dialect)
-    assert auth.allowed, auth.reason
-    sources = port_sources(mesh_catalog)
-    physical = frozenset(s.physical.parts for s in sources)
-    prepared = prepare_query(auth.sql, dialect, physical, True, column_kinds(sources))
-    assert bool(prepared.views) is (sql in BARRIER_NEEDED)

@@ -1,4 +1,4 @@
-"""The FastAPI application: ``create_app(settings)`` (or ``app_from_env`` for uvicorn workers)."""
+"""The FastAPI application: ``create_app(settings)`` (``meshgov.process`` composes the process)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import gc
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -138,9 +138,16 @@ def create_app(
     service: Service | None = None,
     tokens: TokenRegistry | None = None,
     bootstrap: bool = True,
+    listeners: Sequence[Callable[[Service, TokenRegistry], Listener]] = (),
 ) -> FastAPI:
-    """The meshgov HTTP API. A given ``service`` is started and closed by the app's lifespan."""
+    """The meshgov HTTP API. A given ``service`` is started and closed by the app's lifespan.
+
+    ``listeners`` make the process's other faces (the PostgreSQL wire protocol) from the same
+    service and tokens; they start after the service and stop before it.
+    """
     from meshgov.api.routes import (
+        access,
+        catalog,
         check,
         data,
         decisions,
@@ -156,19 +163,27 @@ def create_app(
         tokens = TokenRegistry.from_file(tokens_file) if tokens_file else TokenRegistry.empty()
         if tokens_file is None:
             log.warning("no tokens file: every authenticated endpoint answers 401")
+    registry = tokens
     owned = service or Service(settings)
     owned.principals = sorted(tokens.by_id().values(), key=lambda principal: principal.id)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         owned.start(bootstrap=bootstrap)
-        # Compiled policies, catalogue and caches live for the process: keep them out of the
-        # garbage collector's generations so collections stay short (request latency tail).
-        gc.collect()
-        gc.freeze()
+        started: list[Listener] = []
         try:
+            for make in listeners:
+                listener = make(owned, registry)
+                await listener.start()
+                started.append(listener)
+            # Compiled policies, catalogue and caches live for the process: keep them out of
+            # the garbage collector's generations so collections stay short (latency tail).
+            gc.collect()
+            gc.freeze()
             yield
         finally:
+            for listener in reversed(started):
+                await listener.stop()
             owned.close()
 
     app = MeshgovAPI(
@@ -201,7 +216,8 @@ def create_app(
     app.state.service = owned
     app.state.tokens = tokens
     install_error_handlers(app)
-    for module in (health, products, check, query, graph, policies, decisions, data):
+    routers = (health, products, catalog, check, query, access, graph, policies, decisions, data)
+    for module in routers:
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, service=owned)
@@ -215,12 +231,12 @@ def create_app(
     return app
 
 
-def app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory`` workers: settings from ``MESHGOV_*``; no re-seeding.
+class Listener(Protocol):
+    """Another face served by the same process (started and stopped by the app's lifespan)."""
 
-    ``meshgov serve`` seeds the store once before starting workers, so workers only load state.
-    """
-    return create_app(Settings(), bootstrap=False)
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 def openapi_document(app: FastAPI) -> dict[str, Any]:

@@ -14,100 +14,16 @@ identity Trino names only when the caller is in the ``query-engines`` group or i
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
-from pathlib import Path
-
-from pydantic import ValidationError
-
 from meshgov.core.principal import Principal
-from meshgov.core.yaml_source import load_yaml
-from meshgov.errors import AccessDenied, InputError, Location
+from meshgov.errors import AccessDenied
+
+# The token registry is shared by every face (HTTP, the PostgreSQL wire protocol): see tokens.py.
+from meshgov.tokens import TokenRegistry as TokenRegistry
+from meshgov.tokens import Unauthenticated as Unauthenticated
+from meshgov.tokens import token_digest as token_digest
 
 GUILD_GROUP = "guild"
 QUERY_ENGINE_GROUP = "query-engines"
-KNOWN_TOKENS_CACHE = 1024
-
-
-class Unauthenticated(InputError):
-    """No token, or one that matches nobody (HTTP 401)."""
-
-    code = "unauthenticated"
-    http_status = 401
-
-
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class TokenRegistry:
-    """sha256(token) → principal."""
-
-    principals: dict[str, Principal]
-    # Authorization header values already authenticated → principal, so that a keep-alive client
-    # does not pay a SHA-256 per request. Only in this process's memory, never written anywhere;
-    # bounded, and only known tokens enter it (unknown ones are hashed every time).
-    _known: dict[str, Principal] = field(default_factory=dict, compare=False, repr=False)
-
-    @classmethod
-    def empty(cls) -> TokenRegistry:
-        return cls({})
-
-    @classmethod
-    def from_file(cls, path: Path) -> TokenRegistry:
-        source = str(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(
-                f"cannot read tokens file: {exc.strerror}", Location(file=source)
-            ) from None
-        doc = load_yaml(text, source)
-        entries = doc.data.get("tokens") if isinstance(doc.data, dict) else None
-        if not isinstance(entries, list):
-            raise InputError("a tokens file needs a 'tokens' list", Location(file=source, line=1))
-        principals: dict[str, Principal] = {}
-        for index, entry in enumerate(entries):
-            where = Location(file=source, line=doc.line_of(("tokens", index)))
-            if not isinstance(entry, dict):
-                raise InputError(f"tokens[{index}] must be a mapping", where)
-            digest = str(entry.get("sha256", "")).lower()
-            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-                raise InputError(f"tokens[{index}].sha256 must be 64 hex digits", where)
-            try:
-                principal = Principal.model_validate(entry.get("principal"))
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                dotted = ".".join(str(p) for p in first["loc"])
-                raise InputError(
-                    f"tokens[{index}].principal.{dotted}: {first['msg']}", where
-                ) from None
-            principals[digest] = principal
-        return cls(principals)
-
-    def by_id(self) -> dict[str, Principal]:
-        """Known principals by id (Trino names users; their attributes come from here)."""
-        return {p.id: p for p in self.principals.values()}
-
-    def authenticate(self, authorization: str | None) -> Principal:
-        """The principal of an ``Authorization: Bearer …`` header value."""
-        known = self._known.get(authorization) if authorization else None
-        if known is not None:
-            return known
-        if not authorization:
-            raise Unauthenticated("missing bearer token (Authorization: Bearer <token>)")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
-        # Lookup by digest: timing reveals nothing about stored tokens (preimage resistance).
-        principal = self.principals.get(token_digest(token.strip()))
-        if principal is None:
-            raise Unauthenticated("unknown or revoked token")
-        if len(self._known) >= KNOWN_TOKENS_CACHE:
-            self._known.clear()
-        self._known[authorization] = principal
-        return principal
 
 
 def require_guild(principal: Principal) -> None:

@@ -64,11 +64,18 @@ def serve_command(
         envvar="MESHGOV_TOKENS_FILE",
         help="Hashed bearer tokens (default examples/tokens.yaml if present).",
     ),
+    pg_port: int | None = typer.Option(
+        None,
+        "--pg-port",
+        envvar="MESHGOV_PG_PORT",
+        help="Also serve the PostgreSQL wire protocol on this port (user = principal, password = "
+        "token, database = purpose). Off unless set.",
+    ),
 ) -> None:
     """Run the HTTP service. Settings also come from MESHGOV_* environment variables."""
     import uvicorn
 
-    from meshgov.config import Settings
+    from meshgov.config import DEVELOPMENT_KEY_WARNING, Settings
     from meshgov.service import Service
 
     # Options win over the environment; workers re-read the same values from the environment.
@@ -88,6 +95,8 @@ def serve_command(
         overrides["MESHGOV_STORE_URL"] = store
     if tokens is not None:
         overrides["MESHGOV_TOKENS_FILE"] = str(tokens.resolve())
+    if pg_port is not None:
+        overrides["MESHGOV_PG_PORT"] = str(pg_port)
     os.environ.update(overrides)
     settings = Settings()
     found_tokens = settings.resolved_tokens_file()
@@ -111,10 +120,7 @@ def serve_command(
         f"engine {engine.split('://')[0]}, {workers} worker(s)"
     )
     if settings.configured_hash_key() is None:
-        err_console.print(
-            "[yellow]warning[/] no hash-mask key configured (MESHGOV_HASH_KEY): using the public "
-            "development key, so hashed values can be guessed"
-        )
+        err_console.print(f"[yellow]warning[/] {DEVELOPMENT_KEY_WARNING}")
     err_console.print(f"OpenAPI docs: [link={base}/docs]{base}/docs[/]")
     if found_tokens is not None and found_tokens.resolve() == DEV_TOKENS_FILE.resolve():
         err_console.print("Try a query as the EU analyst (development token):")
@@ -125,8 +131,20 @@ def serve_command(
             '"purpose": "analytics", "format": "json"}\'',
             markup=False,
         )
+    if settings.pg_port is not None:
+        pg_host = settings.pg_host
+        err_console.print(
+            f"PostgreSQL protocol on {pg_host}:{settings.pg_port} (catalogue introspection "
+            f"{'on' if settings.wire_catalog_dsn() else 'off: set MESHGOV_PG_CATALOG_DSN'}), e.g.",
+            markup=False,
+        )
+        err_console.print(
+            f'  psql "host={pg_host} port={settings.pg_port} dbname=analytics user=analyst-eu '
+            'password=dev-analyst-eu"',
+            markup=False,
+        )
     uvicorn.run(
-        "meshgov.api.app:app_from_env",
+        "meshgov.process:app_from_env",
         factory=True,
         host=host,
         port=port,

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -49,12 +52,51 @@ class QueryFailed(InputError):
         self.kind = kind  # the error class ("unknown name", "type error", "timeout"…)
 
 
+class CancelScope:
+    """Lets another thread stop the query running under this scope (a client's CancelRequest, a
+    session's statement timeout). Engines bind their interrupt while a query runs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._interrupt: Callable[[], object] | None = None
+        self.reason = ""
+
+    @property
+    def cancelled(self) -> bool:
+        return bool(self.reason)
+
+    def bind(self, interrupt: Callable[[], object]) -> None:
+        """Called by the engine just before it runs the query; a scope already cancelled stops
+        the query before it starts (``QueryFailed``, kind ``cancelled``)."""
+        with self._lock:
+            if self.reason:
+                raise QueryFailed(self.reason, kind="cancelled")
+            self._interrupt = interrupt
+
+    def unbind(self) -> None:
+        with self._lock:
+            self._interrupt = None
+
+    def cancel(self, reason: str) -> None:
+        with self._lock:
+            self.reason = self.reason or reason
+            if self._interrupt is not None:
+                self._interrupt()
+
+
+# The scope of the query being run in this context (asyncio.to_thread carries it to the thread).
+CANCEL_SCOPE: ContextVar[CancelScope | None] = ContextVar("meshgov_cancel_scope", default=None)
+
+
 @runtime_checkable
 class QueryEngine(Protocol):
     """One query engine: runs one generated read-only SQL statement and returns Arrow."""
 
     name: str
     dialect: str
+    # True: every row-filtered secure subquery runs behind a barrier that orders the row filter
+    # before anything of the query (the gateway then serves expressions that can fail).
+    structural_barrier: bool
 
     def execute(self, sql: str) -> pa.Table: ...
 
@@ -411,15 +453,16 @@ def _function_name(function: exp.Func) -> str:
 def secure_subqueries(
     statement: exp.Query, physical: frozenset[tuple[str, ...]]
 ) -> list[exp.Subquery]:
-    """The gateway's ``(SELECT <masked> FROM <port table> [WHERE <filters>]) AS a`` nodes."""
+    """The gateway's ``(SELECT <masked> FROM <port table> [WHERE <filters>])`` nodes, wherever
+    they sit: in FROM or a JOIN, inside a parenthesised or nested join, a lateral, a CTE, a set
+    operation or any subquery. Recognised by their shape alone, never by their parent, so that no
+    syntactic position can hide one from the barrier."""
     from sqlglot import exp
 
     found: list[exp.Subquery] = []
     for subquery in statement.find_all(exp.Subquery):
         inner = subquery.this
-        if not isinstance(subquery.parent, exp.From | exp.Join) or not isinstance(
-            inner, exp.Select
-        ):
+        if not isinstance(inner, exp.Select):
             continue
         if any(
             inner.args.get(k)
@@ -436,250 +479,6 @@ def secure_subqueries(
     return found
 
 
-def needs_barrier(
-    statement: exp.Query,
-    secure: list[exp.Subquery],
-    column_kinds: frozenset[tuple[str, str]] = frozenset(),
-) -> bool:
-    """Whether a predicate of the query could fail on a value (and so reveal a filtered row).
-
-    Engines evaluate projections, aggregates and windows after the scan's filters; only predicates
-    (WHERE, JOIN ON, HAVING, QUALIFY, FILTER) are pushed down beside a row filter, where the
-    optimiser may run them first. A predicate is judged safe only when it is built from columns,
-    literals, comparisons and boolean logic, **and** every column in it resolves (through the
-    query's scopes, following plain column aliases of derived tables and CTEs) to a column of a
-    secure view whose kind the catalogue establishes (``column_kinds``: name → kind, from types
-    and masks), **and** every comparison (``=``, ``<>``, ``<``, ``>``, ``IN``, ``BETWEEN``,
-    ``IS``…) and every bare boolean operand has operands of one kind: DuckDB compares text with a
-    number, a date or a boolean by casting the text (``Could not convert string 'alice@…' to
-    INT32``). A column computed in a derived table (``CASE … END AS v``, then ``WHERE v > 0``) is
-    inlined into the predicate by the optimiser, so its kind is unknown: barrier. Anything whose
-    kind cannot be established needs the barrier.
-    """
-    from sqlglot import exp
-
-    inside = {id(node) for sub in secure for node in sub.walk()}
-    try:
-        kinds = _ColumnKinds(statement, secure, dict(column_kinds))
-    except Exception:  # scopes that sqlglot cannot build: assume the worst
-        return True
-    for clause in statement.find_all(exp.Where, exp.Having, exp.Qualify, exp.Join):
-        if id(clause) in inside:
-            continue
-        condition = clause.args.get("on") if isinstance(clause, exp.Join) else clause.this
-        if condition is None:
-            continue
-        if _boolean_operand_can_fail(condition, kinds):
-            return True
-        for node in condition.walk():
-            if isinstance(node, exp.Subquery | exp.Query):
-                continue  # its own clauses are visited on their own
-            if not isinstance(node, _SAFE_PREDICATE_NODES):
-                return True
-            if isinstance(node, exp.Column) and kinds.kind(node) is None:
-                return True
-            if isinstance(node, exp.And | exp.Or | exp.Not) and any(
-                _boolean_operand_can_fail(operand, kinds)
-                for operand in (node.args.get("this"), node.args.get("expression"))
-                if operand is not None
-            ):
-                return True
-            if isinstance(node, _COMPARISONS) and not _same_kind(node, kinds):
-                return True
-    return False
-
-
-def _boolean_operand_can_fail(operand: exp.Expr, kinds: _ColumnKinds) -> bool:
-    """A bare column used as a condition is cast to boolean: only a boolean column is safe."""
-    from sqlglot import exp
-
-    while isinstance(operand, exp.Paren):
-        operand = operand.this
-    return isinstance(operand, exp.Column) and kinds.kind(operand) != "boolean"
-
-
-class _ColumnKinds:
-    """The kind of a column reference, when it is (through plain aliases) a secure view column."""
-
-    def __init__(
-        self, statement: exp.Query, secure: list[exp.Subquery], kinds: dict[str, str]
-    ) -> None:
-        from sqlglot.optimizer.scope import build_scope
-
-        self.kinds = kinds
-        self.secure = {id(sub.this) for sub in secure}
-        self.scope_of: dict[int, Any] = {}
-        root = build_scope(statement)
-        if root is None:
-            raise ValueError("no scope")
-        for scope in root.traverse():
-            for column in scope.columns:
-                self.scope_of[id(column)] = scope
-
-    def kind(self, column: exp.Column, depth: int = 0) -> str | None:
-
-        scope = self.scope_of.get(id(column))
-        if scope is None or depth > 32:
-            return None
-        name = column.name.lower()
-        qualifier = column.table.lower()
-        while scope is not None:
-            sources = {key.lower(): source for key, source in scope.sources.items()}
-            if qualifier:
-                found = sources.get(qualifier)
-                if found is not None:
-                    return self._kind_in(found, name, depth)
-            else:
-                having = [s for s in sources.values() if self._provides(s, name)]
-                if len(having) == 1:
-                    return self._kind_in(having[0], name, depth)
-                if having or any(self._opaque(s) for s in sources.values()):
-                    return None  # ambiguous, or a source whose columns are not listed
-            scope = scope.parent
-        return None
-
-    def _select_of(self, source: Any) -> exp.Select | None:
-        from sqlglot import exp
-
-        expression = getattr(source, "expression", None)
-        return expression if isinstance(expression, exp.Select) else None
-
-    def _opaque(self, source: Any) -> bool:
-        select = self._select_of(source)
-        return select is None or select.is_star
-
-    def _provides(self, source: Any, name: str) -> bool:
-        select = self._select_of(source)
-        return select is not None and any(
-            p.alias_or_name.lower() == name for p in select.expressions
-        )
-
-    def _kind_in(self, source: Any, name: str, depth: int) -> str | None:
-        from sqlglot import exp
-
-        select = self._select_of(source)
-        if select is None:
-            return None  # a table function, VALUES, a set operation…
-        projection = next((p for p in select.expressions if p.alias_or_name.lower() == name), None)
-        if projection is None:
-            return None
-        if id(select) in self.secure:
-            return self.kinds.get(name)
-        inner = projection.unalias()
-        if isinstance(inner, exp.Column) and not isinstance(inner.this, exp.Star):
-            return self.kind(inner, depth + 1)
-        if _counts_rows(inner):
-            # A rank or a count is a number that cannot fail, and a predicate on it cannot run
-            # before the window or the grouping that computes it, so after the row filter.
-            return "number"
-        return None  # a computed column: its expression runs wherever the predicate runs
-
-
-def _counts_rows(node: exp.Expr) -> bool:
-    """``row_number()``/``rank()``/… ``OVER (…)``, or ``count(…)`` (windowed or grouped)."""
-    from sqlglot import exp
-
-    if isinstance(node, exp.Window):
-        node = node.this
-    return isinstance(node, exp.RowNumber | exp.Rank | exp.DenseRank | exp.Ntile | exp.Count)
-
-
-def _same_kind(comparison: exp.Expr, kinds: _ColumnKinds) -> bool:
-    from sqlglot import exp
-
-    operands = [
-        comparison.args.get("this"),
-        comparison.args.get("expression"),
-        comparison.args.get("query"),
-        comparison.args.get("low"),
-        comparison.args.get("high"),
-        *comparison.expressions,
-    ]
-    # String constants are cast to the other side's type: if that fails, it fails on every row.
-    typed = [
-        operand
-        for operand in operands
-        if operand is not None
-        and not isinstance(operand, exp.Null)
-        and not (isinstance(operand, exp.Literal) and operand.is_string)
-    ]
-    if len(typed) <= 1 and not isinstance(comparison, exp.Is):
-        return True
-    seen: set[str] = set()
-    for operand in typed:
-        while isinstance(operand, exp.Paren):
-            operand = operand.this
-        kind: str | None = None
-        if isinstance(operand, exp.Literal):
-            kind = "number"
-        elif isinstance(operand, exp.Boolean):
-            kind = "boolean"
-        elif isinstance(operand, exp.Column):
-            kind = kinds.kind(operand)
-        if kind is None:
-            return False  # a subquery, an expression or a column of unknown kind
-        seen.add(kind)
-    return len(seen) <= 1
-
-
-_KIND_OF_TYPE = {
-    "string": "text",
-    "integer": "number",
-    "number": "number",
-    "decimal": "number",
-    "boolean": "boolean",
-    "date": "date",
-    "timestamp": "timestamp",
-    "binary": "binary",
-}
-# Masks that turn a column into text, whatever it held.
-_TEXT_MASKS = frozenset({"hash", "partial"})
-
-
-def column_kinds(sources: list[PortSource]) -> frozenset[tuple[str, str]]:
-    """Column name → kind for names that have one kind in every port, masked or not."""
-    kinds: dict[str, set[str]] = {}
-    for source in sources:
-        for column in source.port.columns:
-            found = kinds.setdefault(column.name.lower(), set())
-            base = _KIND_OF_TYPE.get(column.type.value, "other")
-            found.add(base)
-            mask = column.mask.value if column.mask is not None else None
-            if mask in _TEXT_MASKS or (mask == "redact" and base == "text"):
-                found.add("text")
-            elif mask in {"redact", "null", "year"}:
-                found.add(base)
-            elif mask is not None:
-                found.add("other")
-    return frozenset((name, next(iter(k))) for name, k in kinds.items() if len(k) == 1)
-
-
-def _safe_predicate_nodes() -> tuple[type[exp.Expr], ...]:
-    from sqlglot import exp
-
-    return (
-        exp.Column, exp.Identifier, exp.Literal, exp.Boolean, exp.Null, exp.Paren, exp.Star,
-        exp.And, exp.Or, exp.Not, exp.Is, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE,
-        exp.NullSafeEQ, exp.NullSafeNEQ, exp.In, exp.Between, exp.Exists, exp.Subquery,
-        exp.Query, exp.Tuple, exp.TableAlias, exp.Count, exp.Min, exp.Max,
-    )  # fmt: skip
-
-
-_SAFE_PREDICATE_NODES = _safe_predicate_nodes()
-
-
-def _comparisons() -> tuple[type[exp.Expr], ...]:
-    from sqlglot import exp
-
-    return (
-        exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ,
-        exp.In, exp.Between, exp.Is,
-    )  # fmt: skip
-
-
-_COMPARISONS = _comparisons()
-
-
 @dataclass(frozen=True)
 class PreparedQuery:
     """What an engine runs: barrier view statements first (in order), then the query."""
@@ -690,34 +489,35 @@ class PreparedQuery:
 
 @functools.lru_cache(maxsize=2048)
 def prepare_query(
-    sql: str,
-    dialect: str,
-    physical: frozenset[tuple[str, ...]],
-    barriers: bool,
-    kinds: frozenset[tuple[str, str]] = frozenset(),
+    sql: str, dialect: str, physical: frozenset[tuple[str, ...]], barriers: bool
 ) -> PreparedQuery:
-    """Check ``sql`` is one read-only query, put its secure subqueries behind barrier views when
-    a predicate could fail on a value, and generate what runs (cached: the gateway's SQL repeats).
+    """Check ``sql`` is one read-only query, put every row-filtered secure subquery behind a
+    barrier view, and generate what runs (cached: the gateway's SQL repeats).
 
-    Barrier views replace the secure subqueries (a DuckDB ``SECURE VIEW``, a PostgreSQL
-    ``security_barrier`` view): behind them the row filters run before any user predicate. Only SQL
-    generated from the parsed tree is ever run.
+    The barrier is structural: every secure subquery with a row filter (a WHERE), wherever it
+    sits, becomes ``(SELECT * FROM <barrier view>)`` — a DuckDB ``SECURE VIEW``, a PostgreSQL
+    ``security_barrier`` view. Behind it the row filter runs before anything of the user's query
+    (a predicate, a cast, a join condition, a computed column); only leakproof operators may be
+    pushed into it. No judgement of which predicates "could fail" is made: the planner decides
+    what runs first (PostgreSQL orders merged conditions by cost), so only a barrier orders them.
+    An unfiltered secure subquery hides no rows and needs none. Only SQL generated from the parsed
+    tree is ever run.
     """
     from sqlglot import exp
 
     statement = require_single_query(sql, dialect)
     audit_sources(statement, physical)
     views: list[str] = []
-    secure = secure_subqueries(statement, physical)
-    if barriers and secure and needs_barrier(statement, secure, kinds):
-        for subquery in secure:
+    if barriers:
+        for subquery in secure_subqueries(statement, physical):
+            body = subquery.this
+            if not body.args.get("where"):
+                continue
             name = f"{BARRIER_VIEW_PREFIX}{len(views) + 1}"
-            views.append(_barrier_view_sql(name, subquery.this.copy(), dialect))
-            replacement = exp.Table(this=exp.to_identifier(name))
-            alias = subquery.args.get("alias")
-            if alias is not None:
-                replacement.set("alias", alias.copy())
-            subquery.replace(replacement)
+            views.append(_barrier_view_sql(name, body.copy(), dialect))
+            # The subquery node stays where it is (its alias, joins hung on it, its parent):
+            # only its body is swapped for a read of the view.
+            subquery.set("this", exp.select("*").from_(exp.to_table(name)))
     return PreparedQuery(tuple(views), statement.sql(dialect=dialect))
 
 

@@ -4,7 +4,10 @@ Snapshots are read with pyarrow (DuckDB itself never touches the file system) an
 tables named after each port's physical ``table:``. Then the mask function is installed as a Python
 closure (the key lives in Python memory only: ``duckdb_functions()`` shows no body, and no SQL can
 read it) and the configuration is locked: no external access, no extension install or autoload.
-Each query runs in its own cursor, with each secure subquery behind a temporary ``SECURE VIEW``.
+Each query runs in its own cursor. No barrier views by default: DuckDB does not document a
+``SECURE VIEW`` as running its filter first, so the gateway's guarantee on DuckDB is that it denies
+every expression that could fail (the error oracle), and a view that guarantees nothing only costs
+(a secure view stops DuckDB's top-n rewrite of ``row_number() … <= n``: +89%).
 """
 
 from __future__ import annotations
@@ -23,11 +26,11 @@ from sqlglot import exp
 
 from meshgov.core.manifest import LogicalType
 from meshgov.engines.base import (
+    CANCEL_SCOPE,
     DEFAULT_STATEMENT_TIMEOUT_MS,
     PortSource,
     check_available,
     collect_port_sources,
-    column_kinds,
     generic_engine_error,
     port_sources,
     prepare_query,
@@ -135,17 +138,19 @@ class DuckDBEngine:
         connection: duckdb.DuckDBPyConnection,
         physical: set[tuple[str, ...]],
         timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
-        barriers: bool = True,
-        kinds: frozenset[tuple[str, str]] = frozenset(),
+        barriers: bool = False,
         unavailable: dict[tuple[str, ...], SnapshotUnavailable] | None = None,
     ) -> None:
         self._connection = connection
         self._physical = frozenset(physical)
         # Tables of ports that could not be loaded: a query on one fails naming it.
         self._unavailable = dict(unavailable or {})
-        self._kinds = kinds
         self._timeout_s = timeout_ms / 1000
         self._barriers = barriers
+        # ``barriers``: put each filtered secure subquery behind a SECURE VIEW (off by default:
+        # DuckDB does not document it as ordering the view's filter first, so the gateway denies
+        # fallible expressions for DuckDB either way).
+        self.structural_barrier = False
         self._lock = threading.Lock()
         self._closed = False
 
@@ -156,7 +161,7 @@ class DuckDBEngine:
         hash_key: bytes,
         *,
         timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
-        barriers: bool = True,
+        barriers: bool = False,
         on_loaded: Callable[[PortSource, int], None] | None = None,
         isolate_failures: bool = False,
     ) -> DuckDBEngine:
@@ -192,7 +197,7 @@ class DuckDBEngine:
         hash_key: bytes,
         *,
         timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
-        barriers: bool = True,
+        barriers: bool = False,
         on_loaded: Callable[[PortSource, int], None] | None = None,
         tables: dict[tuple[str, ...], pa.Table] | None = None,
         unavailable: dict[tuple[str, ...], SnapshotUnavailable] | None = None,
@@ -238,8 +243,7 @@ class DuckDBEngine:
         except BaseException:
             connection.close()
             raise
-        loaded = [s for s in sources if s.physical.parts in physical]
-        return cls(connection, physical, timeout_ms, barriers, column_kinds(loaded), unavailable)
+        return cls(connection, physical, timeout_ms, barriers, unavailable)
 
     @property
     def physical_tables(self) -> set[tuple[str, ...]]:
@@ -248,19 +252,24 @@ class DuckDBEngine:
     def execute(self, sql: str) -> pa.Table:
         """Run one generated query in a fresh cursor (no session state survives) → Arrow."""
         check_available(sql, self.dialect, self._unavailable)
-        prepared = prepare_query(sql, self.dialect, self._physical, self._barriers, self._kinds)
+        prepared = prepare_query(sql, self.dialect, self._physical, self._barriers)
         with self._lock:
             if self._closed:
                 raise BackendUnavailable("the DuckDB engine is closed")
             cursor = self._connection.cursor()
         token = _WATCHDOG.watch(cursor, self._timeout_s)
+        scope = CANCEL_SCOPE.get()
         try:
+            if scope is not None:
+                scope.bind(cursor.interrupt)
             for view in prepared.views:
                 cursor.execute(view)
             return cursor.sql(prepared.sql).to_arrow_table()
         except duckdb.Error as exc:
             raise generic_engine_error(exc, self.name) from None
         finally:
+            if scope is not None:
+                scope.unbind()
             _WATCHDOG.release(token)
             cursor.close()
 
@@ -288,6 +297,36 @@ def _drop_partial(connection: duckdb.DuckDBPyConnection, source: PortSource) -> 
     target = exp.table_(physical.table, db=physical.schema, catalog=physical.catalog, quoted=True)
     with contextlib.suppress(duckdb.Error):
         connection.execute(exp.Drop(kind="TABLE", this=target, exists=True).sql(dialect="duckdb"))
+
+
+# A scalar column whose snapshot type is of another family than its declared type is stored as
+# the declared type, as on PostgreSQL: a CSV's `decimal` column is inferred as DOUBLE, an
+# all-integer `number` column as BIGINT, and casts, rounding and division would then answer
+# differently on the two engines. A snapshot already of the declared family keeps its own type.
+_SNAPSHOT_FAMILY: dict[LogicalType, Callable[[pa.DataType], bool]] = {
+    LogicalType.string: lambda t: pa.types.is_string(t) or pa.types.is_large_string(t),
+    LogicalType.integer: pa.types.is_integer,
+    LogicalType.number: pa.types.is_floating,
+    LogicalType.decimal: pa.types.is_decimal,
+    LogicalType.boolean: pa.types.is_boolean,
+    LogicalType.date: pa.types.is_date,
+    LogicalType.timestamp: pa.types.is_timestamp,
+}
+
+
+def _declared_types(source: PortSource, schema: pa.Schema) -> exp.Select:
+    """``SELECT`` of the snapshot's columns, each scalar one of another family cast to its
+    declared DuckDB type."""
+    projections: list[exp.Expr] = []
+    for column in source.port.columns:
+        name = column.name.lower()
+        value: exp.Expr = exp.column(name, quoted=True)
+        same_family = _SNAPSHOT_FAMILY.get(column.type)
+        if same_family is not None and not same_family(schema.field(name).type):
+            kind = exp.DataType.build(DUCKDB_TYPES[column.type], dialect="duckdb")
+            value = exp.alias_(exp.cast(value, kind), name, quoted=True)
+        projections.append(value)
+    return exp.select(*projections)
 
 
 def _load_port(
@@ -328,7 +367,11 @@ def _load_port(
         return 0
     connection.register(_LOAD_VIEW, data)
     try:
-        create = exp.Create(kind="TABLE", this=target, expression=exp.select("*").from_(_LOAD_VIEW))
+        create = exp.Create(
+            kind="TABLE",
+            this=target,
+            expression=_declared_types(source, data.schema).from_(_LOAD_VIEW),
+        )
         connection.execute(create.sql(dialect="duckdb"))
     except duckdb.Error as exc:
         raise ManifestError(

@@ -31,11 +31,11 @@ from psycopg import sql
 
 from meshgov.core.manifest import LogicalType
 from meshgov.engines.base import (
+    CANCEL_SCOPE,
     DEFAULT_STATEMENT_TIMEOUT_MS,
     PortSource,
     check_available,
     collect_port_sources,
-    column_kinds,
     generic_engine_error,
     port_sources,
     prepare_query,
@@ -266,6 +266,10 @@ def _load_port(conn: psycopg.Connection[Any], source: PortSource, role: str, dat
         _copy_rows(conn, target, column_list, data, source)
     else:
         _copy_csv(conn, target, column_list, data)
+    # Statistics now, not when autovacuum gets to it: without them the planner guesses a few
+    # rows behind each row filter and nests loops over thousands (a three-table join over the
+    # barrier views ran into the statement timeout).
+    conn.execute(sql.SQL("ANALYZE {}").format(target))
     return int(data.num_rows)
 
 
@@ -350,6 +354,9 @@ class PostgresEngine:
         self._unavailable: dict[tuple[str, ...], SnapshotUnavailable] = {}
         self._timeout_ms = timeout_ms
         self._barriers = barriers
+        # PostgreSQL documents security_barrier views as evaluating the view's conditions before
+        # any non-leakproof function or operator of the query.
+        self.structural_barrier = barriers
         self._idle: list[psycopg.Connection[Any]] = []
         self._lock = threading.Lock()
         conn = connect(dsn)
@@ -369,7 +376,6 @@ class PostgresEngine:
             raise
         self._idle.append(conn)
         physical: set[tuple[str, ...]] = set()
-        self._kinds: frozenset[tuple[str, str]] = frozenset()
         if catalog is not None:
             if isolate_failures:
                 # The snapshots were loaded by `meshgov load`; only table names matter here.
@@ -378,7 +384,6 @@ class PostgresEngine:
                 self._unavailable = unavailable_ports(sources, rejected)
             else:
                 sources = port_sources(catalog)
-            self._kinds = column_kinds(sources)
             for source in sources:
                 physical.add(source.physical.parts)
                 physical.add((source.physical.schema or "public", source.physical.table))
@@ -394,9 +399,7 @@ class PostgresEngine:
 
     def execute(self, sql_text: str) -> pa.Table:
         check_available(sql_text, self.dialect, self._unavailable)
-        prepared = prepare_query(
-            sql_text, self.dialect, self._physical, self._barriers, self._kinds
-        )
+        prepared = prepare_query(sql_text, self.dialect, self._physical, self._barriers)
         return self._run(prepared.views, prepared.sql)
 
     def execute_unprotected(self, sql_text: str) -> pa.Table:
@@ -407,6 +410,7 @@ class PostgresEngine:
     def _run(self, views: Sequence[str], statement: str) -> pa.Table:
         conn = self._acquire()
         healthy = True
+        scope = CANCEL_SCOPE.get()
         try:
             with conn.cursor() as cursor:
                 cursor.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self._role)))
@@ -420,12 +424,16 @@ class PostgresEngine:
                     cursor.execute(view)
                 # Turning read-only on mid-transaction is allowed; the user's query runs under it.
                 cursor.execute("SET LOCAL transaction_read_only = on")
+                if scope is not None:
+                    scope.bind(conn.cancel_safe)
                 cursor.execute(statement)
                 return _to_arrow(cursor)
         except psycopg.Error as exc:
             healthy = not conn.closed and not conn.broken
             raise generic_engine_error(exc, self.name) from None
         finally:
+            if scope is not None:
+                scope.unbind()
             self._release(conn, healthy)
 
     def _acquire(self) -> psycopg.Connection[Any]:

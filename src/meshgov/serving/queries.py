@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, cast
+
+from sqlglot import exp
 
 from meshgov.core.principal import Principal
 from meshgov.core.sql.model import AccessDecision, PortRef, ports_of
-from meshgov.errors import AccessDenied, InputError
-from meshgov.execution import run_secure_sql
+from meshgov.errors import AccessDenied, InputError, MeshgovError
+from meshgov.execution import run_secure_sql, structural_barrier
 from meshgov.gateway import Authorization
 from meshgov.serving.decisions import DecisionLogging, logged_outcome, request_digest
 from meshgov.serving.state import ServingState
+
+log = logging.getLogger("meshgov.service")
 
 if TYPE_CHECKING:
     from meshgov.engines.base import QueryEngine
@@ -42,13 +47,20 @@ class Queries(DecisionLogging):
         *,
         kind: str = "authorize",
         state: ServingState | None = None,
+        context: dict[str, Any] | None = None,
+        engine_barrier: bool = False,
     ) -> tuple[Authorization, str, ServingState]:
-        """Secure SQL or a denial; the decision is logged. Returns (authorization, id, state)."""
+        """Secure SQL or a denial; the decision is logged. Returns (authorization, id, state).
+
+        ``engine_barrier``: the SQL runs on this service's engine, which has a structural barrier.
+        """
         state = state or self.state
         authorization = state.gateway.authorize(
-            sql, principal, purpose, read_dialect, write_dialect
+            sql, principal, purpose, read_dialect, write_dialect, engine_barrier=engine_barrier
         )
         product, result = logged_outcome(state, authorization)
+        if context:
+            result = {**result, **context}  # a copy: the outcome is cached per authorization
         decision_id = self.record(
             kind=kind,
             principal=principal.id,
@@ -84,7 +96,14 @@ class Queries(DecisionLogging):
             return engine
 
     def execute(
-        self, principal: Principal, sql: str, purpose: str | None, read_dialect: str | None
+        self,
+        principal: Principal,
+        sql: str,
+        purpose: str | None,
+        read_dialect: str | None,
+        *,
+        kind: str = "execute",
+        context: dict[str, Any] | None = None,
     ) -> tuple[Any, Authorization, str]:
         """Authorize, then run the secure SQL on the engine → (Arrow table, authorization, id)."""
         state = self.state
@@ -96,8 +115,10 @@ class Queries(DecisionLogging):
             purpose,
             read_dialect or engine.dialect,
             engine.dialect,
-            kind="execute",
+            kind=kind,
             state=state,
+            context=context,
+            engine_barrier=structural_barrier(engine),
         )
         if not authorization.allowed:
             # Unparseable SQL or an unknown dialect is the caller's input (400); the rest deny.
@@ -105,6 +126,34 @@ class Queries(DecisionLogging):
         if not authorization.sql:
             raise AccessDenied("the gateway returned no SQL to run")
         return run_secure_sql(engine, authorization.sql), authorization, decision_id
+
+    def visible_tables(
+        self, principal: Principal, purpose: str | None
+    ) -> list[tuple[PortRef, Any]]:
+        """The table ports ``principal`` may read under ``purpose``, each with the Arrow schema a
+        ``SELECT *`` of it returns (visible columns only, masked types): what introspection shows.
+
+        Asked of the gateway and the engine as any query is (not logged: it reads no rows).
+        """
+        state = self.state
+        engine = self.query_engine(state)
+        visible: list[tuple[PortRef, Any]] = []
+        for port in self.ports(state):
+            if not self.access_decision(state, principal, purpose, port).allow:
+                continue
+            *schema, name = port.table[-2:]
+            table = exp.table_(name, db=schema[0] if schema else None)
+            probe = exp.select("*").from_(table).limit(0)
+            authorization = state.gateway.authorize(
+                probe.sql("postgres"), principal, purpose, "postgres", engine.dialect
+            )
+            if not authorization.allowed or not authorization.sql:
+                continue
+            try:
+                visible.append((port, run_secure_sql(engine, authorization.sql).schema))
+            except MeshgovError as exc:  # an unavailable snapshot hides only its port
+                log.warning("port %s:%s not introspected: %s", port.product, port.port, exc)
+        return visible
 
     def evaluate(self, path: str, input_document: Any) -> tuple[Any, str]:
         """The value of ``data.<path>`` (``None`` = undefined) and the revision that computed it."""

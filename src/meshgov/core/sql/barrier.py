@@ -16,7 +16,7 @@ from typing import Any
 from sqlglot import exp
 
 from meshgov.core.manifest import LogicalType
-from meshgov.core.sql.validate import classes_named
+from meshgov.core.sql.validate import classes_named, is_aggregate
 from meshgov.errors import SqlUnsupportedError
 
 # Patterns: a fixed pattern fails on every row or none; one built from data can fail on a value.
@@ -100,48 +100,88 @@ def _is_fallible(node: exp.Expr, column_types: ColumnTypes) -> bool:
     return True
 
 
-def _depends_on_data(node: exp.Expr) -> bool:
-    """It reads a column, or runs only for some rows or elements (a CASE/IF/COALESCE branch, a
-    lambda body, whose variables are not columns): ``CASE WHEN region = 'US' THEN 1/0 END`` or
-    ``list_filter([id], x -> CAST(x AS INT) = 1)`` fails exactly when such a value exists."""
-    if any(True for _ in node.find_all(exp.Column)):
-        return True
-    parent = node.parent
-    while parent is not None and not isinstance(parent, exp.Query):
-        if isinstance(parent, _CONDITIONAL):
+class _TreeFacts:
+    """What the checks need to know about every node, computed in two linear passes over the
+    statement (a pre-order pass for what comes from above, a post-order one for what comes from
+    below), so that deciding about any number of candidates is linear in the tree: asking each
+    candidate by walking its subtree or its ancestors is quadratic (a 2,000-term sum).
+
+    From above: ``conditional`` — inside a CASE/IF/COALESCE branch or a lambda body, within its
+    own query; ``position`` — where it is evaluated relative to the row filter (``_AGGREGATE``:
+    inside an aggregate's arguments; ``_OUTPUT``: the output list or ORDER BY of an outermost
+    SELECT; ``_OTHER``). From below: ``reads_column`` — some column in its subtree;
+    ``free_column`` — a column not inside an aggregate within its subtree; ``own_aggregate`` — an
+    aggregate or window function of its own SELECT in its subtree (one in a nested query does not
+    count).
+    """
+
+    def __init__(self, statement: exp.Expr, dialect: str | None) -> None:
+        roots = {id(r) for r in _outermost_selects(statement)}
+        self.conditional: set[int] = set()
+        self.position: dict[int, int] = {}
+        self.reads_column: set[int] = set()
+        self.free_column: set[int] = set()
+        self.own_aggregate: set[int] = set()
+        order = list(statement.walk(bfs=False))  # pre-order: parents before children
+        for node in order:
+            parent = node.parent
+            if parent is None or node is statement:
+                self.position[id(node)] = _OTHER
+                continue
+            if isinstance(parent, _CONDITIONAL) or (
+                not isinstance(parent, exp.Query) and id(parent) in self.conditional
+            ):
+                self.conditional.add(id(node))
+            if is_aggregate(parent, dialect):
+                position = _AGGREGATE
+            elif isinstance(parent, exp.Select):
+                in_output = id(parent) in roots and node.arg_key in ("expressions", "order")
+                position = _OUTPUT if in_output else _OTHER
+            elif isinstance(parent, exp.Query):
+                position = _OTHER
+            else:
+                position = self.position[id(parent)]
+            self.position[id(node)] = position
+        for node in reversed(order):  # children before parents
+            key = id(node)
+            if isinstance(node, exp.Column):
+                self.reads_column.add(key)
+                self.free_column.add(key)
+            if isinstance(node, exp.Window) or is_aggregate(node, dialect):
+                self.own_aggregate.add(key)
+            parent = node.parent
+            if parent is None or node is statement:
+                continue
+            if key in self.reads_column:
+                self.reads_column.add(id(parent))
+            if key in self.free_column and not is_aggregate(parent, dialect):
+                self.free_column.add(id(parent))
+            if key in self.own_aggregate and not isinstance(node, exp.Query):
+                self.own_aggregate.add(id(parent))
+
+    def depends_on_data(self, node: exp.Expr) -> bool:
+        """It reads a column, or runs only for some rows or elements (a CASE/IF/COALESCE branch,
+        a lambda body, whose variables are not columns): ``CASE WHEN region = 'US' THEN 1/0 END``
+        or ``list_filter([id], x -> CAST(x AS INT) = 1)`` fails exactly when such a value
+        exists."""
+        return id(node) in self.reads_column or id(node) in self.conditional
+
+    def evaluated_after_filtering(self, node: exp.Expr) -> bool:
+        """Inside an aggregate's arguments; over aggregates only (every column it reads is inside
+        an aggregate: ``sum(a) / count(*)``, computed after grouping); over an aggregate or window
+        of its own SELECT (``amount / sum(amount) OVER (…)``: computed from that SELECT's grouped
+        or windowed rows, which exist only past the row filter); or in the output list / ORDER BY
+        of an outermost SELECT. Not in a derived table's output: an outer predicate on it can be
+        pushed down next to the row filter (PostgreSQL does so even through GROUP BY keys)."""
+        key = id(node)
+        if key in self.reads_column and key not in self.free_column:
             return True
-        parent = parent.parent
-    return False
+        if key in self.own_aggregate:
+            return True
+        return self.position.get(key, _OTHER) in (_AGGREGATE, _OUTPUT)
 
 
-def _only_aggregates(node: exp.Expr) -> bool:
-    """Every column it reads is inside an aggregate: it is computed after grouping, so no
-    engine can push it below the row filter (``sum(a) / count(*)``)."""
-    columns = list(node.find_all(exp.Column))
-    for column in columns:
-        parent = column.parent
-        while parent is not None and parent is not node and not isinstance(parent, exp.AggFunc):
-            parent = parent.parent
-        if not isinstance(parent, exp.AggFunc):
-            return False
-    return bool(columns)
-
-
-def _owning_select(node: exp.Expr) -> exp.Expr | None:
-    parent = node.parent
-    while parent is not None and not isinstance(parent, exp.Query):
-        parent = parent.parent
-    return parent
-
-
-def _reads_own_aggregate(node: exp.Expr) -> bool:
-    """It contains an aggregate or window function of its own SELECT (``amount / sum(amount)
-    OVER (…)``, ``total - lag(total) OVER (…)``): it is computed from that SELECT's grouped or
-    windowed rows, which exist only for rows past the row filter, and no engine can push a
-    predicate on it below the aggregation or the window. One in a nested query does not count."""
-    owner = _owning_select(node)
-    found = node.find_all(exp.AggFunc, exp.Window)
-    return any(_owning_select(f) is owner for f in found)
+_OTHER, _AGGREGATE, _OUTPUT = 0, 1, 2
 
 
 def _outermost_selects(root: exp.Expr) -> list[exp.Expr]:
@@ -160,40 +200,25 @@ def _outermost_selects(root: exp.Expr) -> list[exp.Expr]:
     return found
 
 
-def _evaluated_after_filtering(node: exp.Expr, roots: list[exp.Expr]) -> bool:
-    """Inside an aggregate's arguments, over aggregates only, over an aggregate or window of its
-    own SELECT, or in the output list / ORDER BY of an outermost SELECT. Not in a derived
-    table's output: an outer predicate on it can be pushed down next to the row filter
-    (PostgreSQL does so even through GROUP BY keys)."""
-    if _only_aggregates(node) or _reads_own_aggregate(node):
-        return True
-    child: exp.Expr = node
-    parent = node.parent
-    while parent is not None:
-        if isinstance(parent, exp.AggFunc):
-            return True
-        if isinstance(parent, exp.Select):
-            return any(parent is r for r in roots) and child.arg_key in ("expressions", "order")
-        if isinstance(parent, exp.Query | exp.Subquery):
-            return False
-        child, parent = parent, parent.parent
-    return False
-
-
 def check_fallible(
     statement: exp.Expr,
     candidates: list[exp.Expr],
     filtered_tables: list[str],
     column_types: ColumnTypes,
+    dialect: str | None = None,
 ) -> None:
-    """Deny fallible expressions over columns outside the positions described above."""
-    roots: list[exp.Expr] | None = None
+    """Deny fallible expressions over columns outside the positions described above.
+
+    Linear in the statement: the per-node facts are computed once, when a candidate first needs
+    them, and each candidate is then decided in constant time.
+    """
+    facts: _TreeFacts | None = None
     for node in candidates:
-        if not _is_fallible(node, column_types) or not _depends_on_data(node):
+        if not _is_fallible(node, column_types):
             continue
-        if roots is None:
-            roots = _outermost_selects(statement)
-        if _evaluated_after_filtering(node, roots):
+        if facts is None:
+            facts = _TreeFacts(statement, dialect)
+        if not facts.depends_on_data(node) or facts.evaluated_after_filtering(node):
             continue
         tables = ", ".join(sorted(set(filtered_tables)))
         raise SqlUnsupportedError(

@@ -20,10 +20,12 @@ names engines evaluate as session functions are denied unqualified even when a c
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlglot import exp
 
 from meshgov.core.sql.model import PortRef
-from meshgov.errors import SqlUnsupportedError
+from meshgov.errors import SqlUnsupportedError, UnknownNameError
 
 # Bare names that engines evaluate as niladic (keyword) functions: the SQL standard's and
 # PostgreSQL's, DuckDB's, Trino's, Snowflake's, BigQuery's and Spark's.
@@ -52,6 +54,7 @@ class _Resolver:
         self.outputs: dict[int, _Names] = {}
         self.sources: dict[int, dict[str, exp.Expr]] = {}
         self.aliases: dict[int, _Names] = {}
+        self.enclosing: dict[int, exp.Expr | None] | None = None
 
     # What a source provides.
     def output_names(self, node: exp.Expr) -> _Names:
@@ -114,8 +117,12 @@ class _Resolver:
                 node: exp.Expr | None = candidates.pop()
                 if node is None:
                     continue
-                if isinstance(node, exp.Subquery) and not isinstance(node.this, exp.Query):
-                    candidates.append(node.this)  # `FROM (a JOIN b)`: the sources inside
+                if isinstance(node, exp.Subquery) and (
+                    not isinstance(node.this, exp.Query)
+                    or (isinstance(node.this, exp.Subquery) and not node.alias)
+                ):
+                    # `FROM (a JOIN b)`, `FROM ((a JOIN b))`: the sources inside.
+                    candidates.append(node.this)
                 elif isinstance(node, _SOURCE_KINDS):
                     found[node.alias_or_name.lower()] = node
                 # `FROM (a JOIN b)`: sqlglot hangs the joins on the first source.
@@ -140,7 +147,7 @@ class _Resolver:
         name = column.name.lower()
         qualifier = column.table.lower()
         outer = column.args.get("db")
-        node = column.parent
+        node = self.enclosing_query(column)
         while node is not None:
             if isinstance(node, exp.Select):
                 sources = self.sources_of(node)
@@ -167,8 +174,24 @@ class _Resolver:
                 and name in self.aliases_of(node)
             ):
                 return True
-            node = node.parent
+            node = self.enclosing_query(node)
         return False
+
+    def enclosing_query(self, node: exp.Expr) -> exp.Expr | None:
+        """The nearest SELECT or set operation above ``node``. Computed for the whole tree in one
+        pass, the first time: walking up from every column is quadratic in a deep expression."""
+        if self.enclosing is None:
+            root = node.root()
+            self.enclosing = {}
+            for each in root.walk(bfs=False):  # parents before children
+                parent = each.parent
+                if parent is None:
+                    continue
+                if isinstance(parent, exp.Select | exp.SetOperation):
+                    self.enclosing[id(each)] = parent
+                else:
+                    self.enclosing[id(each)] = self.enclosing.get(id(parent))
+        return self.enclosing.get(id(node))
 
 
 def check_column_names(
@@ -192,7 +215,30 @@ def check_column_names(
         if resolver is None:
             resolver = _Resolver(ports, ctes)
         if not resolver.resolves(column):
-            raise SqlUnsupportedError(
+            raise UnknownNameError(
                 f"column '{column.sql()}' does not exist in the tables and subqueries it can "
-                "come from; names that are not columns in scope are not left to the engine"
+                "come from; names that are not columns in scope are not left to the engine",
+                name,
+                "column",
             )
+
+
+def nearest_name(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate closest to ``name`` (a typo, or a table named without its schema), if any.
+
+    ``customers`` finds ``customer.customers``; ``emial`` finds ``email``. Callers pass only the
+    names the principal may see, so a suggestion never reveals another.
+    """
+    import difflib
+
+    by_lower = {c.lower(): c for c in candidates}
+    wanted = name.lower()
+    last = wanted.rsplit(".", 1)[-1]
+    same_last = sorted(c for c in by_lower if c.rsplit(".", 1)[-1] == last and c != wanted)
+    if same_last:
+        return by_lower[same_last[0]]
+    close = difflib.get_close_matches(wanted, list(by_lower), n=1, cutoff=0.75)
+    if not close:
+        tails = {c.rsplit(".", 1)[-1]: c for c in by_lower}
+        close = [tails[t] for t in difflib.get_close_matches(last, list(tails), n=1, cutoff=0.75)]
+    return by_lower[close[0]] if close else None

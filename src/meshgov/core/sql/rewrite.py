@@ -6,6 +6,8 @@ the unrewritten query, and only SQL generated from the rewritten tree leaves thi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ErrorLevel
@@ -14,6 +16,8 @@ from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from meshgov.core.manifest import LogicalType
 from meshgov.core.principal import Principal
 from meshgov.core.sql.barrier import check_fallible
+from meshgov.core.sql.dialect_pairs import translate
+from meshgov.core.sql.final_check import check_generated, secure_view_text
 from meshgov.core.sql.model import (
     AccessDecision,
     Decide,
@@ -22,7 +26,7 @@ from meshgov.core.sql.model import (
     RewrittenQuery,
     TableAccess,
 )
-from meshgov.core.sql.names import check_column_names
+from meshgov.core.sql.names import check_column_names, nearest_name
 from meshgov.core.sql.parse import check_dialect, parse_statement
 from meshgov.core.sql.resolve import (
     ResolvedTable,
@@ -33,7 +37,13 @@ from meshgov.core.sql.resolve import (
 )
 from meshgov.core.sql.secure_views import secure_view, substitute
 from meshgov.core.sql.validate import Inventory, validate
-from meshgov.errors import AccessDenied, MeshgovError, SqlUnsupportedError
+from meshgov.errors import (
+    AccessDenied,
+    Location,
+    MeshgovError,
+    SqlUnsupportedError,
+    UnknownNameError,
+)
 
 
 def rewrite(
@@ -44,8 +54,16 @@ def rewrite(
     resolve_port: ResolvePort,
     decide: Decide,
     principal: Principal,
+    engine_barrier: bool = False,
 ) -> RewrittenQuery:
     """Rewrite ``sql`` (dialect ``read``) into secure SQL in dialect ``write`` (default ``read``).
+
+    ``engine_barrier``: the SQL goes to an engine that runs every row-filtered secure view behind
+    a barrier that orders the filter before anything of the query (PostgreSQL's
+    ``security_barrier`` views, see ``engines/base.prepare_query``). Then no expression of the
+    query can see a filtered-out row, and expressions that can fail on a value are served
+    wherever they are; without it (SQL handed to a caller, DuckDB) they are denied outside the
+    positions ``barrier.py`` describes. Every other check is the same.
 
     Raises:
         AccessDenied: the query, or a table or column in it, is not allowed; the message says
@@ -53,7 +71,7 @@ def rewrite(
         InputError: the query cannot be parsed.
     """
     try:
-        return _rewrite(sql, read, write or read, resolve_port, decide, principal)
+        return _rewrite(sql, read, write or read, resolve_port, decide, principal, engine_barrier)
     except MeshgovError:
         raise
     except RecursionError:
@@ -71,12 +89,13 @@ def _rewrite(
     resolve_port: ResolvePort,
     decide: Decide,
     principal: Principal,
+    engine_barrier: bool,
 ) -> RewrittenQuery:
     read = check_dialect(read)
     write = check_dialect(write)
     dialect = dialect_named(read)
     statement = parse_statement(sql, read)
-    inventory = validate(statement)
+    inventory = validate(statement, read)
     if read != write:
         # Quoted names folded as the read dialect resolves them (DuckDB "EMAIL" is email), so
         # that a case-sensitive target (PostgreSQL) resolves them the same way.
@@ -93,44 +112,84 @@ def _rewrite(
                 why = "; ".join(decision.reasons) or "no grant allows it"
                 raise AccessDenied(
                     f"access to table '{table.port.table_name}' "
-                    f"({table.port.product}:{table.port.port}) denied: {why}"
+                    f"({table.port.product}:{table.port.port}) denied: {why}",
+                    Location(product=table.port.product, port=table.port.port),
                 )
             decisions[key] = decision
 
+    if read != write and translate(statement, read, write, _column_types(tables, inventory)):
+        inventory = validate(statement)  # the translated tree is the one every check sees
     _check_hidden_columns(inventory, tables, decisions, dialect)
-    check_column_names(inventory.columns, inventory.ctes, {id(t.node): t.port for t in tables})
+    try:
+        check_column_names(inventory.columns, inventory.ctes, {id(t.node): t.port for t in tables})
+    except UnknownNameError as exc:
+        # Only columns the principal may see (not hidden) of the query's tables are suggested.
+        visible = [
+            column.name
+            for table in tables
+            for column in table.port.columns
+            if column.name.lower() not in {h.lower() for h in decisions[_key(table)].hidden_columns}
+        ]
+        raise with_suggestion(exc, visible) from None
     filtered = [t.port.table_name for t in tables if decisions[_key(t)].row_filters]
-    if filtered and inventory.fallible:
-        column_types: dict[str, set[LogicalType]] = {}
-        for table in tables:
-            for column in table.port.columns:
-                column_types.setdefault(column.name.lower(), set()).add(column.type)
+    column_types: dict[str, set[LogicalType]] = {}
+    for table in tables:
+        for column in table.port.columns:
+            column_types.setdefault(column.name.lower(), set()).add(column.type)
+    if filtered and inventory.fallible and not engine_barrier:
+        source_types = dict(column_types)
         # A name the query redefines (an alias) may hold anything: no type is known for it.
         for alias in inventory.aliases:
-            column_types.pop(alias.alias.lower(), None)
+            source_types.pop(alias.alias.lower(), None)
         for table_alias in inventory.table_aliases:
             for defined in table_alias.columns:
-                column_types.pop(defined.name.lower(), None)
-        check_fallible(statement, inventory.fallible, filtered, column_types)
+                source_types.pop(defined.name.lower(), None)
+        check_fallible(statement, inventory.fallible, filtered, source_types, read)
     _unqualify_schema_columns(inventory.columns, tables, dialect)
 
     projected = _projected_names(inventory, tables)
     bound_filters: dict[tuple[str, str], str | None] = {}
+    secure_views: list[exp.Expr] = []
     for table in tables:
         secure, filter_sql = secure_view(
             table.port, decisions[_key(table)], principal, write, projected
         )
         bound_filters[_key(table)] = filter_sql
+        secure_views.append(secure_view_text(secure, write))
         substitute(table.node, secure, table.node.this)
 
     _audit(statement, inventory, tables)
     generated = dialect_named(write).generate(
         statement, copy=False, unsupported_level=ErrorLevel.RAISE, comments=False
     )
+    # Decided again on the tree that will run: transpilation may have changed what can fail.
+    check_generated(
+        generated,
+        write,
+        secure_views,
+        {t.port.table for t in tables},
+        [] if engine_barrier else filtered,
+        column_types,
+    )
     accesses = tuple(
         _access(t.port, decisions[_key(t)], bound_filters[_key(t)]) for t in _unique(tables)
     )
     return RewrittenQuery(sql=generated, read=read, write=write, tables=accesses)
+
+
+def _column_types(tables: list[ResolvedTable], inventory: Inventory) -> dict[str, set[LogicalType]]:
+    """Column name → its logical types in the query's tables; a name the query redefines (an
+    alias) may hold anything, so it has none."""
+    types: dict[str, set[LogicalType]] = {}
+    for table in tables:
+        for column in table.port.columns:
+            types.setdefault(column.name.lower(), set()).add(column.type)
+    for alias in inventory.aliases:
+        types.pop(alias.alias.lower(), None)
+    for table_alias in inventory.table_aliases:
+        for defined in table_alias.columns:
+            types.pop(defined.name.lower(), None)
+    return types
 
 
 def _key(table: ResolvedTable) -> tuple[str, str]:
@@ -222,7 +281,8 @@ def _check_hidden_columns(
                 why = next((r for r in decision.reasons if name in r.lower()), "hidden by policy")
                 raise AccessDenied(
                     f"column '{column.name}' of table '{table.port.table_name}' "
-                    f"({table.port.product}:{table.port.port}) is hidden: {why}"
+                    f"({table.port.product}:{table.port.port}) is hidden: {why}",
+                    Location(product=table.port.product, port=table.port.port, column=column.name),
                 )
 
 
@@ -302,3 +362,11 @@ def _audit(statement: exp.Expr, inventory: Inventory, resolved: list[ResolvedTab
         if table.args.get("db") is None and table.name.lower() in cte_names:
             continue
         raise SqlUnsupportedError(f"table '{table.sql()}' was not secured; denied")
+
+
+def with_suggestion(error: UnknownNameError, visible: Iterable[str]) -> UnknownNameError:
+    """``error`` with "did you mean …?" naming the nearest of ``visible`` (if one is close)."""
+    nearest = nearest_name(error.name, visible)
+    if nearest is None:
+        return error
+    return UnknownNameError(f"{error.message}; did you mean '{nearest}'?", error.name, error.what)

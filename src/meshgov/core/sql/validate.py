@@ -25,6 +25,7 @@ BitwiseLeftShift BitwiseRightShift Case If Cast TryCast DataType DataTypeParam W
 Interval IntervalSpan Var Distinct Exists Any All Lateral Unnest Values Array Bracket Dot Filter
 WithinGroup IgnoreNulls RespectNulls Lambda Kwarg PropertyEQ Slice Table Cube Rollup
 GroupingSets Tuple Struct Coalesce Nullif Greatest Least Collate ColumnDef LimitOptions RawString
+WeekStart
 """
 
 _FUNCTION_NAMES = """
@@ -50,9 +51,88 @@ PercentileDisc Quantile Rank RowNumber Skewness Stddev StddevPop StddevSamp Sum 
 VariancePop
 Array ArrayContains ArrayConcat ArrayDistinct ArrayFilter ArraySize ArraySort ArrayToString
 ArraySlice ArrayPosition Explode GenerateSeries Struct StructExtract Transform Unnest Map
+ArrayMin ArrayMax Flatten ArrayOverlaps List JSONArrayAgg
 Case Cast TryCast Coalesce Greatest Least Nullif If Nvl2 EqualNull Try
 JSONExtract JSONExtractScalar JSONBExtract JSONBExtractScalar ParseJSON JSONObject JSONArray
 """
+
+
+# Data types a query may name (casts, typed literals, struct and array element types): an
+# allow-list, like functions. Anything else — PostgreSQL's object-identifier types (`regclass`,
+# `regrole`, `regnamespace`, `regprocedure`, `oid`…, which turn a number or a name into catalogue
+# metadata), user-defined or schema-qualified types (`pg_catalog.regclass` parses as one),
+# ranges, geometry, `xml`… — is denied by name.
+_TYPE_NAMES = """
+BOOLEAN TINYINT UTINYINT SMALLINT USMALLINT INT UINT BIGINT UBIGINT INT128 UINT128 FLOAT DOUBLE
+DECIMAL DECIMAL32 DECIMAL64 DECIMAL128 DECIMAL256 BIGDECIMAL CHAR NCHAR VARCHAR NVARCHAR TEXT
+BPCHAR DATE DATE32 TIME TIMETZ TIMESTAMP TIMESTAMPTZ TIMESTAMPLTZ TIMESTAMPNTZ TIMESTAMP_S
+TIMESTAMP_MS TIMESTAMP_NS DATETIME INTERVAL BINARY VARBINARY BLOB UUID JSON JSONB ARRAY LIST
+STRUCT MAP
+"""
+ALLOWED_TYPES = frozenset(
+    t for t in (getattr(exp.DataType.Type, n, None) for n in _TYPE_NAMES.split()) if t is not None
+)
+
+
+def check_data_type(node: exp.DataType) -> None:
+    """Deny a data type that is not on the allow-list (its subclasses included: sqlglot reads
+    PostgreSQL's `regclass` as an ``ObjectIdentifier``)."""
+    if type(node) is not exp.DataType or node.this not in ALLOWED_TYPES:
+        shown = node.sql()[:60] or str(node.this)
+        raise SqlUnsupportedError(
+            f"data type {shown} is not allowed in a query (only ordinary scalar, date/time, "
+            "binary, JSON and nested types are)"
+        )
+
+
+# Functions sqlglot does not model (it reads them as ``Anonymous``), accepted by name only in the
+# dialects that define them with these semantics — and only when the SQL is written for such a
+# dialect too: the generated tree is checked against the target dialect's list, so a DuckDB-only
+# function read for a PostgreSQL target is denied there. Each is classed as the allow-list of
+# fallible expressions needs: an aggregate (runs after the row filter of its query, wherever it
+# is), total (cannot fail on any value of a well-typed argument), or fallible.
+AGGREGATE, TOTAL, FALLIBLE = "aggregate", "total", "fallible"
+DIALECT_FUNCTIONS: dict[str, dict[str, str]] = {
+    "duckdb": {
+        "reservoir_quantile": AGGREGATE,
+        "histogram": AGGREGATE,
+        "to_json": TOTAL,
+        "octet_length": TOTAL,
+        "list_extract": TOTAL,
+        "list_element": TOTAL,
+        "list_reverse": TOTAL,
+        "list_slice": TOTAL,
+        "list_position": TOTAL,
+        "list_has_all": TOTAL,
+        "list_sum": FALLIBLE,  # overflow
+        "list_aggregate": FALLIBLE,  # runs an aggregate named by a string
+    },
+    "postgres": {
+        "to_json": TOTAL,
+        "to_jsonb": TOTAL,
+        "row_to_json": TOTAL,
+        "octet_length": TOTAL,
+        "cardinality": TOTAL,
+        "jsonb_agg": AGGREGATE,
+        "json_object_agg": AGGREGATE,
+        "jsonb_object_agg": AGGREGATE,
+        "age": FALLIBLE,  # what sqlglot writes for date differences in months; infinity fails
+        "json_build_object": FALLIBLE,  # an odd number of arguments fails
+        "jsonb_build_object": FALLIBLE,
+    },
+}
+
+
+def dialect_function(node: exp.Expr, dialect: str | None) -> str | None:
+    """The class of an ``Anonymous`` function the dialect defines (see above), or None."""
+    if not isinstance(node, exp.Anonymous) or dialect is None:
+        return None
+    return DIALECT_FUNCTIONS.get(dialect, {}).get(str(node.name).lower())
+
+
+def is_aggregate(node: exp.Expr, dialect: str | None = None) -> bool:
+    """An aggregate function, a sqlglot one or a dialect's own (``reservoir_quantile``)."""
+    return isinstance(node, exp.AggFunc) or dialect_function(node, dialect) == AGGREGATE
 
 
 def classes_named(names: str) -> frozenset[type[exp.Expr]]:
@@ -113,7 +193,7 @@ TOTAL_FUNCTIONS = classes_named(
     "And Or Xor Not Exists Collate Case If Coalesce Nullif Greatest Least Nvl2 EqualNull Try "
     "TryCast SafeDivide Atan Atan2 Cbrt Array Struct Map "
     "ArrayContains ArrayConcat ArrayDistinct ArraySize ArraySort ArrayToString ArrayFilter "
-    "Transform ArrayPosition StructExtract Unnest Explode "
+    "Transform ArrayPosition StructExtract Unnest Explode ArrayMin ArrayMax Flatten ArrayOverlaps "
     "Lower Upper Length BitLength ByteLength Concat ConcatWs Trim Replace Reverse Contains "
     "StartsWith EndsWith StrPosition Initcap Translate MD5 SHA Hex LowerHex Ascii "
     "Ceil Floor Sign IsNan IsInf Pi CurrentDate CurrentTime CurrentTimestamp Localtime "
@@ -129,9 +209,12 @@ FALLIBLE_OPERATORS = classes_named(
 )
 
 
-def _fallible_candidate(node: exp.Expr, kind: type[exp.Expr]) -> bool:
+def _fallible_candidate(node: exp.Expr, kind: type[exp.Expr], dialect: str | None) -> bool:
     if kind in FALLIBLE_OPERATORS or isinstance(node, exp.Cast):
         return True
+    own = dialect_function(node, dialect)
+    if own is not None:
+        return own == FALLIBLE and not isinstance(node.parent, exp.Window)
     return (
         isinstance(node, exp.Func)
         and kind not in TOTAL_FUNCTIONS
@@ -140,15 +223,23 @@ def _fallible_candidate(node: exp.Expr, kind: type[exp.Expr]) -> bool:
     )
 
 
-def validate(statement: exp.Expr) -> Inventory:
-    """Raise ``SqlUnsupportedError`` unless every node of ``statement`` is allow-listed."""
+def validate(
+    statement: exp.Expr, dialect: str | None = None, opaque: frozenset[int] = frozenset()
+) -> Inventory:
+    """Raise ``SqlUnsupportedError`` unless every node of ``statement`` is allow-listed.
+
+    ``dialect``: the dialect the tree is written in (its own functions are allowed by name);
+    ``opaque``: ids of nodes whose insides are not the user's (the gateway's own secure views,
+    when the generated tree is checked again): the node is seen, its subtree is not.
+    """
     if not isinstance(statement, ROOT_KINDS):
         raise SqlUnsupportedError(
             f"only a read-only query (SELECT, WITH, set operations) is allowed; "
             f"got a {statement.key.upper()} statement"
         )
     inventory = Inventory()
-    for node in statement.walk():
+    prune = (lambda node: id(node) in opaque) if opaque else None
+    for node in statement.walk(prune=prune):
         comments = node.comments
         if comments and any("sqlglot" in c.lower() for c in comments):
             raise SqlUnsupportedError("comments carrying sqlglot directives are not allowed")
@@ -158,7 +249,11 @@ def validate(statement: exp.Expr) -> Inventory:
             if known is not None:
                 node.replace(known)
                 node, kind = known, type(known)
-        if kind not in ALLOWED_NODES and kind not in ALLOWED_FUNCTIONS:
+        if isinstance(node, exp.DataType):
+            check_data_type(node)
+        elif kind is exp.Anonymous and dialect_function(node, dialect) is not None:
+            pass
+        elif kind not in ALLOWED_NODES and kind not in ALLOWED_FUNCTIONS:
             raise SqlUnsupportedError(f"{_kind_name(node)} is not allowed in a query")
         if kind is exp.Column:
             inventory.columns.append(node)  # type: ignore[arg-type]
@@ -175,7 +270,7 @@ def validate(statement: exp.Expr) -> Inventory:
             inventory.stars.append(node)  # type: ignore[arg-type]
         elif kind is exp.Join:
             inventory.joins.append(node)  # type: ignore[arg-type]
-        if _fallible_candidate(node, kind):
+        if _fallible_candidate(node, kind, dialect):
             inventory.fallible.append(node)
     return inventory
 
@@ -242,5 +337,10 @@ def validate_fragment(fragment: exp.Expr, what: str) -> None:
         if isinstance(node, _NOT_IN_FRAGMENTS):
             raise SqlUnsupportedError(f"{what}: subqueries and table references are not allowed")
         kind = type(node)
-        if kind not in ALLOWED_NODES and kind not in ALLOWED_FUNCTIONS:
+        if isinstance(node, exp.DataType):
+            try:
+                check_data_type(node)
+            except SqlUnsupportedError as exc:
+                raise SqlUnsupportedError(f"{what}: {exc.message}") from None
+        elif kind not in ALLOWED_NODES and kind not in ALLOWED_FUNCTIONS:
             raise SqlUnsupportedError(f"{what}: {_kind_name(node)} is not allowed")

@@ -1,0 +1,332 @@
+"""The PostgreSQL listener: TLS, login as a principal, limits, cancel requests.
+
+user = principal id, password = that principal's token, database = the purpose. A password
+travels in clear only over TLS or loopback; where the tokens file holds a SCRAM-SHA-256 verifier
+for the principal, the token never travels at all. A failed login is ``28P01`` whatever was wrong;
+an unknown purpose is ``3D000`` naming the principal's allowed ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import ssl
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from meshgov.pgwire import messages as m
+from meshgov.pgwire.auth import MECHANISM, AuthenticationFailed, ScramExchange
+from meshgov.pgwire.catalogue import CatalogueDatabases
+from meshgov.pgwire.session import (
+    SERVER_VERSION,
+    Prepared,
+    Session,
+    SessionState,
+    read_message,
+)
+
+if TYPE_CHECKING:
+    from meshgov.core.principal import Principal
+    from meshgov.service import Service
+    from meshgov.tokens import TokenRegistry
+
+log = logging.getLogger("meshgov.pgwire")
+
+STARTUP_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class WireSettings:
+    host: str = "127.0.0.1"
+    port: int = 5433
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_connections: int = 100
+    max_connections_per_principal: int = 20
+    idle_timeout_seconds: float = 3600.0
+    catalogue_dsn: str | None = None
+    catalogue_prefix: str = "meshgov_catalogue_"
+
+
+class PgListener:
+    """Serves the PostgreSQL protocol on the service's state, caches and decision log."""
+
+    def __init__(self, service: Service, tokens: TokenRegistry, settings: WireSettings) -> None:
+        self.service = service
+        self.tokens = tokens
+        self.settings = settings
+        self.catalogue = (
+            CatalogueDatabases(settings.catalogue_dsn, settings.catalogue_prefix)
+            if settings.catalogue_dsn
+            else None
+        )
+        self.sessions: dict[tuple[int, int], Session] = {}
+        # Parsed statements by (text, parameter types), shared by sessions: parsing is per
+        # text, authorization per principal (in the gateway, cached there).
+        self.prepared_cache: dict[tuple[str, tuple[int, ...]], Prepared] = {}
+        self.per_principal: Counter[str] = Counter()
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+        self._tls: ssl.SSLContext | None = None
+        if settings.tls_cert is not None:
+            self._tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self._tls.load_cert_chain(settings.tls_cert, settings.tls_key)
+        self.default_settings = {
+            "server_version": SERVER_VERSION,
+            "server_encoding": "UTF8",
+            "client_encoding": "UTF8",
+            "datestyle": "ISO, MDY",
+            "timezone": "UTC",
+            "intervalstyle": "postgres",
+            "integer_datetimes": "on",
+            "standard_conforming_strings": "on",
+            "is_superuser": "off",
+            "application_name": "",
+            "extra_float_digits": "1",
+            "search_path": '"$user", public',
+            "statement_timeout": "0",
+            "transaction_isolation": "read committed",
+            "default_transaction_isolation": "read committed",
+            "transaction_read_only": "on",
+            "default_transaction_read_only": "on",
+            "client_min_messages": "notice",
+            "bytea_output": "hex",
+            "max_identifier_length": "63",
+            "lc_messages": "C",
+        }
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._serve, self.settings.host, self.settings.port, reuse_port=True
+        )
+        log.info("PostgreSQL protocol on %s:%d", self.settings.host, self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    # ----------------------------------------------------------------- one connection
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        principal: Principal | None = None
+        session: Session | None = None
+        try:
+            started = await asyncio.wait_for(self._startup(reader, writer), STARTUP_TIMEOUT_SECONDS)
+            if started is None:
+                return
+            reader, writer, params, secure = started
+            principal = await asyncio.wait_for(
+                self._authenticate(reader, writer, params, secure), STARTUP_TIMEOUT_SECONDS
+            )
+            if principal is None:
+                return
+            session = self._open_session(reader, writer, principal, params)
+            if session is None:
+                return
+            await session.run()
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
+            pass
+        except m.ProtocolViolation as exc:
+            writer.write(m.error_response("08P01", f"protocol violation: {exc}", severity="FATAL"))
+        except Exception:  # a bug must not leave a half-open session or reach the client
+            log.exception("PostgreSQL session failed")
+            writer.write(m.error_response("XX000", "internal error", severity="FATAL"))
+        finally:
+            if session is not None:
+                self.sessions.pop((session.pid, session.key), None)
+                await session.close_session()
+            if principal is not None and session is not None:
+                self.per_principal[principal.id] -= 1
+                self.connections -= 1
+            try:
+                await writer.drain()
+                writer.close()
+                await writer.wait_closed()
+            except (ConnectionError, ssl.SSLError, OSError):
+                pass
+
+    async def _startup(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, dict[str, str], bool] | None:
+        secure = False
+        while True:
+            size = int.from_bytes(await reader.readexactly(4), "big")
+            if size < 8 or size > 10_000:
+                raise m.ProtocolViolation("invalid startup packet length")
+            body = await reader.readexactly(size - 4)
+            code = int.from_bytes(body[:4], "big")
+            if code == m.SSL_REQUEST:
+                if self._tls is None or secure:
+                    writer.write(b"N")
+                    continue
+                writer.write(b"S")
+                await writer.drain()
+                await writer.start_tls(self._tls)
+                secure = True
+                continue
+            if code == m.GSSENC_REQUEST:
+                writer.write(b"N")
+                continue
+            if code == m.CANCEL_REQUEST:
+                reader_ = m.Reader(body[4:])
+                self._cancel(reader_.int32(), reader_.int32())
+                return None
+            if code != m.PROTOCOL_3:
+                writer.write(
+                    m.error_response("0A000", "unsupported protocol version", severity="FATAL")
+                )
+                return None
+            return reader, writer, m.startup_parameters(body[4:]), secure
+
+    def _cancel(self, pid: int, key: int) -> None:
+        session = self.sessions.get((pid, key))
+        if session is not None:
+            session.cancel("canceling statement due to user request")
+
+    async def _authenticate(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        params: dict[str, str],
+        secure: bool,
+    ) -> Principal | None:
+        user = params.get("user", "")
+        principals = self.tokens.by_id()
+        verifier = self.tokens.verifiers.get(user)
+        denied = m.error_response(
+            "28P01", f'password authentication failed for user "{user}"', severity="FATAL"
+        )
+        if verifier is None and not self._may_send_password(writer, secure):
+            # No verifier: the token itself would be the password, which needs TLS or loopback
+            # (said to every user alike, so the answer does not tell who exists).
+            writer.write(
+                m.error_response(
+                    "28000",
+                    "password login sends the token in clear: connect with TLS "
+                    "(sslmode=require) or over loopback, or give the token a SCRAM verifier "
+                    "(meshgov token)",
+                    severity="FATAL",
+                )
+            )
+            return None
+        if verifier is not None:
+            exchange = ScramExchange(verifier)
+            writer.write(m.authentication(10, m.cstring(MECHANISM) + b"\x00"))
+            await writer.drain()
+            try:
+                kind, payload = await read_message(reader)
+                if kind != b"p":
+                    raise AuthenticationFailed("expected SASLInitialResponse")
+                first = m.Reader(payload)
+                if first.cstring() != MECHANISM:
+                    raise AuthenticationFailed("unsupported SASL mechanism")
+                size = first.int32()
+                writer.write(m.authentication(11, exchange.server_first(first.bytes_(size))))
+                await writer.drain()
+                kind, payload = await read_message(reader)
+                if kind != b"p":
+                    raise AuthenticationFailed("expected SASLResponse")
+                final = exchange.server_final(payload)
+            except AuthenticationFailed:
+                writer.write(denied)
+                return None
+            writer.write(m.authentication(12, final))
+            principal = principals.get(user)
+            if principal is None:  # a verifier without a principal cannot happen; fail closed
+                writer.write(denied)
+                return None
+            return principal
+        writer.write(m.AUTH_CLEARTEXT)
+        await writer.drain()
+        kind, payload = await read_message(reader)
+        if kind != b"p":
+            writer.write(denied)
+            return None
+        password = m.Reader(payload).cstring()
+        found = self.tokens.by_password(user, password)
+        if found is None:
+            writer.write(denied)
+            return None
+        return found
+
+    def _may_send_password(self, writer: asyncio.StreamWriter, secure: bool) -> bool:
+        if secure:
+            return True
+        peer = writer.get_extra_info("peername")
+        if isinstance(peer, tuple) and peer:
+            try:
+                return ipaddress.ip_address(peer[0]).is_loopback
+            except ValueError:
+                return False
+        return isinstance(peer, str | bytes)  # a Unix socket is local
+
+    def _open_session(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        principal: Principal,
+        params: dict[str, str],
+    ) -> Session | None:
+        purpose = params.get("database") or params.get("user", "")
+        allowed = self.purposes()
+        if purpose not in allowed:
+            listed = ", ".join(sorted(allowed)) or "none"
+            writer.write(
+                m.error_response(
+                    "3D000",
+                    f'database "{purpose}" does not exist: the database is the purpose of your '
+                    f"queries; {principal.id} may use: {listed}",
+                    severity="FATAL",
+                )
+            )
+            return None
+        if self.connections >= self.settings.max_connections:
+            writer.write(m.error_response("53300", "too many connections", severity="FATAL"))
+            return None
+        if self.per_principal[principal.id] >= self.settings.max_connections_per_principal:
+            writer.write(
+                m.error_response(
+                    "53300", f"too many connections for principal {principal.id}", severity="FATAL"
+                )
+            )
+            return None
+        self.connections += 1
+        self.per_principal[principal.id] += 1
+        settings = dict(self.default_settings)
+        for name in ("application_name", "client_encoding", "datestyle", "timezone",
+                     "extra_float_digits"):  # fmt: skip
+            for key, value in params.items():
+                if key.lower() == name:
+                    settings[name] = value
+        state = SessionState(principal, purpose, settings)
+        session = Session(self, reader, writer, state)
+        self.sessions[(session.pid, session.key)] = session
+        writer.write(m.AUTH_OK)
+        for name in ("server_version", "server_encoding", "client_encoding", "datestyle",
+                     "timezone", "integer_datetimes", "standard_conforming_strings",
+                     "intervalstyle", "application_name", "is_superuser"):  # fmt: skip
+            writer.write(m.parameter_status(_reported(name), settings[name]))
+        writer.write(m.parameter_status("session_authorization", principal.id))
+        writer.write(m.backend_key(session.pid, session.key))
+        writer.write(m.ready_for_query(b"I"))
+        return session
+
+    def purposes(self) -> set[str]:
+        """The purposes a session may name as its database: those the registry knows."""
+        from meshgov.gateway import registered_purposes
+
+        return set(registered_purposes(self.service.state.bundle))
+
+
+def _reported(name: str) -> str:
+    return {"timezone": "TimeZone", "datestyle": "DateStyle", "intervalstyle": "IntervalStyle"}.get(
+        name, name
+    )
