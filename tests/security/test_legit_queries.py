@@ -56,21 +56,10 @@ def _runs(gateway: Any, engine: QueryEngine, sql: str, secrets: Secrets) -> None
     assert_no_leak(outcome, secrets, sql)
 
 
-# Spark has no security barrier: where DuckDB and PostgreSQL put the secure view behind one
-# (a predicate over a computed column, or a comparison with a function's value), Spark refuses.
-# The four predicates over a window's or an aggregate's computed column, and `< localtimestamp`.
-SPARK_REFUSED = {*BOTH_ENGINES[2:6], BOTH_ENGINES[6]}
-
-
 @pytest.mark.parametrize("sql", BOTH_ENGINES)
 def test_legit_query_runs_on_both_engines(
     sql: str, engine: QueryEngine, gateway: Any, secrets: Secrets
 ) -> None:
-    if engine.name == "spark" and sql in SPARK_REFUSED:
-        outcome = run(gateway, engine, sql)
-        assert isinstance(outcome.error, SqlUnsupportedError), outcome
-        assert "no security barrier" in str(outcome.error)
-        return
     _runs(gateway, engine, sql, secrets)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 from adversarial_world import HASH_KEY, MESH, Secrets, keyed_hash
-from test_adversarial import BARRIER_NEEDED, BARRIER_NOT_NEEDED, LEGITIMATE, assert_no_leak, run
+from test_adversarial import LEGITIMATE, assert_no_leak, run
 
 from meshgov.engines.base import QueryEngine, QueryFailed
 from meshgov.errors import MeshgovError, SqlUnsupportedError
@@ -254,20 +254,24 @@ def test_timeout_cancels_the_running_job(spark_session: Any) -> None:
     assert engine.execute("SELECT 1 AS one").column("one").to_pylist() == [1]
 
 
-# --- Row filters first: refused where a predicate could fail before them ------------------------
+# --- Row filters first: Spark declares no barrier, so the gateway denies what could fail first ---
 
 
-@pytest.mark.parametrize("sql", BARRIER_NEEDED)
-def test_predicates_that_need_a_barrier_are_refused_on_spark(
-    sql: str, spark_engine: Any, gateway: Any
+def test_spark_has_no_structural_barrier(spark_engine: Any) -> None:
+    from meshgov.execution import structural_barrier
+
+    assert structural_barrier(spark_engine) is False
+
+
+def test_fallible_predicate_over_a_filtered_table_is_denied_on_spark(
+    spark_engine: Any, gateway: Any, secrets: Secrets
 ) -> None:
-    with pytest.raises(SqlUnsupportedError, match="no security barrier"):
-        spark_engine.prepare(outcome_sql(gateway, sql))
+    from meshgov.errors import AccessDenied
 
-
-@pytest.mark.parametrize("sql", BARRIER_NOT_NEEDED)
-def test_safe_predicates_run_on_spark(sql: str, spark_engine: Any, gateway: Any) -> None:
-    assert spark_engine.execute(outcome_sql(gateway, sql)).num_rows >= 0
+    sql = "SELECT count(*) FROM customer.customers WHERE CAST(full_name AS INT) > 0"
+    outcome = run(gateway, spark_engine, sql)
+    assert isinstance(outcome.error, AccessDenied | SqlUnsupportedError), outcome
+    assert_no_leak(outcome, secrets, sql)
 
 
 # --- Answers equal across engines ---------------------------------------------------------------

@@ -13,9 +13,9 @@ session down and checks what it is given before Spark sees it:
   of the parsed plan must be a query node of an allow-list; relations must be port tables or CTEs,
   functions must not be file, reflection, error or identity functions, and no column may be the
   ``_metadata`` file column. sqlglot checks the same text first (``prepare_query``).
-- **Row filters first, guaranteed**: Spark has no security-barrier view, so a query whose
-  predicates could fail on a value over a secure view is refused (the rule for engines without a
-  barrier), instead of trusting the optimiser's order.
+- **Row filters first, guaranteed**: Spark has no security-barrier view, so the engine declares
+  ``structural_barrier = False`` and the gateway applies its rule for such engines on the tree it
+  generates: expressions that could fail before a row filter are denied.
 - **The keyed hash** is a vectorised Python UDF closing over the key: the key is in no SQL text,
   plan, ``DESCRIBE FUNCTION`` output or event log (only the pickled function carries it, to the
   Python workers).
@@ -42,18 +42,16 @@ import pyarrow as pa
 
 from meshgov.core.manifest import LogicalType
 from meshgov.engines.base import (
+    CANCEL_SCOPE,
     DEFAULT_STATEMENT_TIMEOUT_MS,
     PortSource,
     QueryFailed,
     check_available,
     collect_port_sources,
-    column_kinds,
-    needs_barrier,
     port_sources,
     prepare_query,
     read_snapshot,
     require_single_query,
-    secure_subqueries,
     snapshot_location,
     unavailable_port,
     unavailable_ports,
@@ -216,6 +214,8 @@ class SparkEngine:
 
     name = "spark"
     dialect = "spark"
+    # Spark has no security-barrier view: the gateway applies its rule for engines without one.
+    structural_barrier = False
 
     def __init__(
         self,
@@ -223,14 +223,12 @@ class SparkEngine:
         physical: set[tuple[str, ...]],
         *,
         timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
-        kinds: frozenset[tuple[str, str]] = frozenset(),
         unavailable: dict[tuple[str, ...], SnapshotUnavailable] | None = None,
         owns_session: bool = True,
         warehouse: str | None = None,
     ) -> None:
         self._session = session
         self._physical = frozenset(physical)
-        self._kinds = kinds
         self._unavailable = dict(unavailable or {})
         self._timeout_s = timeout_ms / 1000
         self._owns_session = owns_session
@@ -295,12 +293,10 @@ class SparkEngine:
                 if on_loaded is not None:
                     on_loaded(source, rows)
             physical.add(spark_parts(source))
-        loaded = [s for s in sources if spark_parts(s) in physical]
         return cls(
             session,
             physical,
             timeout_ms=timeout_ms,
-            kinds=column_kinds(loaded),
             unavailable=unavailable,
             owns_session=owns,
             warehouse=warehouse,
@@ -318,15 +314,10 @@ class SparkEngine:
         """The text Spark will run, after every check (sqlglot's, the barrier rule, Spark's
         parser)."""
         check_available(sql, self.dialect, self._unavailable)
-        prepared = prepare_query(sql, self.dialect, self._physical, False, self._kinds)
+        # No barrier views (Spark has none): ``structural_barrier`` is False, so the gateway has
+        # already denied every expression that could fail before a row filter.
+        prepared = prepare_query(sql, self.dialect, self._physical, False)
         statement = require_single_query(prepared.sql, self.dialect)
-        secure = secure_subqueries(statement, self._physical)
-        if secure and needs_barrier(statement, secure, self._kinds):
-            raise SqlUnsupportedError(
-                "the spark engine has no security barrier: a predicate that can fail on a value "
-                "(a cast, arithmetic, a function, or a comparison of different kinds) is not "
-                "allowed over a row-filtered or masked table"
-            )
         _audit_spark_functions(statement)
         if not self._connect:
             self.guard(prepared.sql)
@@ -348,14 +339,23 @@ class SparkEngine:
         tag = f"meshgov-{uuid.uuid4().hex}"
         timer = threading.Timer(self._timeout_s, self._interrupt, args=(tag,))
         timer.daemon = True
+        scope = CANCEL_SCOPE.get()
         with self._tagged(tag):
             timer.start()
             try:
+                if scope is not None:  # a client's cancel or a session timeout interrupts the tag
+                    scope.bind(lambda: self._interrupt(tag))
                 table: pa.Table = self._session.sql(text).toArrow()
                 return table
+            except MeshgovError:
+                raise
             except Exception as exc:
+                if scope is not None and scope.cancelled:
+                    raise QueryFailed(scope.reason, kind="cancelled") from None
                 raise spark_error(exc) from None
             finally:
+                if scope is not None:
+                    scope.unbind()
                 timer.cancel()
 
     @contextlib.contextmanager
