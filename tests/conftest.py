@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,3 +69,53 @@ def nats_url() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return url
+
+
+@pytest.fixture(scope="session")
+def spark_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One local Spark session (``local[2]``, locked down) for the whole test run, or skip.
+
+    With ``MESHGOV_REQUIRE_SPARK=1`` (as in CI) a missing pyspark or Java fails instead. Spark
+    tests run without xdist (``make test`` runs them in a second, single-process pass).
+    """
+    import importlib.util
+    import shutil
+
+    problem = None
+    if importlib.util.find_spec("pyspark") is None:
+        problem = "pyspark is not installed (pip install 'meshgov[spark]')"
+    elif shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        problem = "no Java runtime (Spark needs Java 17)"
+    if problem is not None:
+        if os.environ.get("MESHGOV_REQUIRE_SPARK") == "1":
+            pytest.fail(problem)
+        pytest.skip(problem)
+    from meshgov.engines.spark import start_session
+
+    warehouse = tmp_path_factory.mktemp("spark-warehouse")
+    # The event log is on here (off by default) so that a test can search it for the hash key.
+    session = start_session(
+        "local[2]",
+        {
+            "spark.sql.warehouse.dir": str(warehouse),
+            "spark.eventLog.enabled": "true",
+            "spark.eventLog.dir": _spark_event_log_dir(tmp_path_factory).as_uri(),
+        },
+    )
+    yield session
+    session.stop()
+
+
+_EVENT_LOG: dict[str, Path] = {}
+
+
+def _spark_event_log_dir(factory: pytest.TempPathFactory) -> Path:
+    if "dir" not in _EVENT_LOG:
+        _EVENT_LOG["dir"] = factory.mktemp("spark-events")
+    return _EVENT_LOG["dir"]
+
+
+@pytest.fixture(scope="session")
+def spark_event_log(spark_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory of the test session's Spark event log."""
+    return _spark_event_log_dir(tmp_path_factory)

@@ -1,4 +1,5 @@
-"""The adversarial suite's fixtures: the example mesh behind the gateway, on DuckDB and PostgreSQL.
+"""The adversarial suite's fixtures: the example mesh behind the gateway, on DuckDB, PostgreSQL
+and Spark.
 
 PostgreSQL gets a database of its own per test run (loaded with the example snapshots, dropped
 afterwards); without a server those cases skip, unless MESHGOV_REQUIRE_POSTGRES=1.
@@ -64,10 +65,26 @@ def postgres_engine(pg_admin_dsn: str, mesh_catalog: Catalog) -> Iterator[QueryE
         postgres.drop_database(pg_admin_dsn, name)
 
 
-@pytest.fixture(params=["duckdb", "postgresql"])
+@pytest.fixture(scope="session")
+def spark_engine(spark_session: Any, mesh_catalog: Catalog) -> Iterator[QueryEngine]:
+    """The example mesh in the run's one Spark session (the session outlives the engine)."""
+    from meshgov.engines.spark import SparkEngine
+
+    engine = SparkEngine.from_catalog(mesh_catalog, HASH_KEY, session=spark_session)
+    yield engine
+    engine.close()
+
+
+ENGINE_FIXTURES = {
+    "duckdb": "duckdb_engine",
+    "postgresql": "postgres_engine",
+    "spark": "spark_engine",
+}
+
+
+@pytest.fixture(params=["duckdb", "postgresql", pytest.param("spark", marks=pytest.mark.spark)])
 def engine(request: pytest.FixtureRequest) -> QueryEngine:
-    fixture = "duckdb_engine" if request.param == "duckdb" else "postgres_engine"
-    result: QueryEngine = request.getfixturevalue(fixture)
+    result: QueryEngine = request.getfixturevalue(ENGINE_FIXTURES[request.param])
     return result
 
 

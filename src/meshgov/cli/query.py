@@ -52,7 +52,12 @@ def query(
         ),
     ] = None,
     engine: Annotated[
-        str, typer.Option(help="'duckdb' (embedded, default) or 'postgresql://…' (loaded).")
+        str,
+        typer.Option(
+            help="'duckdb' (embedded, default), 'postgresql://…' (loaded), 'spark'/'local[N]'/"
+            "'spark://host:7077' (loads the snapshots) or 'sc://host:15002' (Spark Connect, "
+            "loaded)."
+        ),
     ] = "duckdb",
     policies: Annotated[
         Path | None, typer.Option(help="Policy directory (default: ./policies).")
@@ -98,17 +103,28 @@ def load(
         Path, typer.Option(help="Directory of product manifests (the mesh).", show_default=False)
     ],
     engine: Annotated[
-        str, typer.Option(help="postgresql://… database to create the schemas and tables in.")
+        str,
+        typer.Option(
+            help="postgresql://… database, or a Spark engine (sc://host:15002, spark://…) whose "
+            "session catalogue gets the tables."
+        ),
     ],
 ) -> None:
-    """Create a schema and table per table port and load its snapshot; lock the database down."""
+    """Create a schema and table per table port and load its snapshot where the engine reads it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from meshgov.config import Settings
+    from meshgov.engines.base import engine_kind
     from meshgov.errors import InputError
 
-    if not engine.startswith(("postgresql://", "postgres://")):
-        raise InputError("`meshgov load` needs --engine postgresql://… (DuckDB loads on query)")
+    kind = engine_kind(engine)
+    if kind == "duckdb":
+        raise InputError(
+            "`meshgov load` needs --engine postgresql://… or a Spark engine (DuckDB loads on query)"
+        )
+    if kind == "spark":
+        _load_spark(_load_catalog(catalog), engine, Settings().hash_key())
+        return
     from meshgov.engines import postgres
 
     mesh = _load_catalog(catalog)
@@ -136,6 +152,17 @@ def load(
     err_console.print(f"[green]loaded[/] {len(ports)} table(s); queries run as a read-only role")
 
 
+def _load_spark(mesh: Catalog, url: str, hash_key: bytes) -> None:
+    from meshgov.engines import spark
+
+    def loaded(source: PortSource, rows: int) -> None:
+        table = ".".join(spark.spark_parts(source))
+        err_console.print(f"{table}: {rows} rows ({source.manifest.id}:{source.port.name})")
+
+    sources = spark.load(mesh, url, hash_key, on_loaded=loaded)
+    err_console.print(f"[green]loaded[/] {len(sources)} table(s) into the Spark session catalogue")
+
+
 def _load_catalog(path: Path) -> Catalog:
     from meshgov.catalog import load_catalog
 
@@ -158,7 +185,7 @@ def _open_engine(url: str, mesh: Catalog, hash_key: bytes) -> QueryEngine:
 
     # The service's result caps and engine limits, from the same MESHGOV_* variables.
     limits = ResultLimits.from_settings(Settings())
-    if engine_kind(url) == "postgresql":
+    if engine_kind(url) in {"postgresql", "spark"}:
         return open_engine(url, mesh, hash_key, limits=limits)
     from rich.progress import Progress
 

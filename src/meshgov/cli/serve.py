@@ -51,7 +51,10 @@ def serve_command(
         "(regopy), regorus, or opa+http://host:port.",
     ),
     engine: str = typer.Option(
-        "duckdb", "--engine", envvar="MESHGOV_QUERY_ENGINE", help="duckdb, or postgresql://…"
+        "duckdb",
+        "--engine",
+        envvar="MESHGOV_QUERY_ENGINE",
+        help="duckdb, postgresql://…, spark/local[N]/spark://…, or sc://host:15002",
     ),
     workers: int = typer.Option(
         1, "--workers", min=1, max=64, envvar="MESHGOV_WORKERS", help="Worker processes."

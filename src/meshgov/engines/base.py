@@ -674,12 +674,17 @@ def _is_connection_error(exc: BaseException) -> bool:
 
 
 def engine_kind(url: str) -> str:
-    """``duckdb`` or ``postgresql`` for an engine URL; anything else is invalid input."""
+    """``duckdb``, ``postgresql`` or ``spark`` for an engine URL; anything else is invalid input."""
     if url in {"", "duckdb", "duckdb://", "duckdb:memory"}:
         return "duckdb"
     if url.startswith(("postgresql://", "postgres://")):
         return "postgresql"
-    raise InputError(f"unknown engine {url!r}: use 'duckdb' or 'postgresql://…'")
+    if url in {"spark", "local"} or url.startswith(("spark://", "local[", "sc://")):
+        return "spark"
+    raise InputError(
+        f"unknown engine {url!r}: use 'duckdb', 'postgresql://…', 'spark', 'local[N]', "
+        "'spark://host:7077' or 'sc://host:15002'"
+    )
 
 
 def open_engine(
@@ -707,6 +712,18 @@ def open_engine(
             timeout_ms=timeout_ms or DEFAULT_STATEMENT_TIMEOUT_MS,
             isolate_failures=isolate_failures,
             limits=limits or ResultLimits(),
+        )
+    if engine_kind(url) == "spark":
+        if catalog is None:
+            raise InputError("the spark engine needs a catalog")
+        from meshgov.engines.spark import SparkEngine
+
+        return SparkEngine.from_catalog(
+            catalog,
+            hash_key,
+            url=url,
+            timeout_ms=timeout_ms or DEFAULT_STATEMENT_TIMEOUT_MS,
+            isolate_failures=isolate_failures,
         )
     from meshgov.engines.postgres import PostgresEngine
 
