@@ -1,4 +1,5 @@
-"""One ``meshgov serve`` process: the HTTP API, the web console, and the PostgreSQL wire protocol when configured.
+"""One ``meshgov serve`` process: the HTTP API, the web console (``/ui/``), and the PostgreSQL wire
+protocol when configured.
 
 The faces share one ``Service`` (serving state, caches, decision log, policy revision); this module
 is where they are put together, so that no face imports another.

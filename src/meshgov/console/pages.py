@@ -45,7 +45,7 @@ def install_console(app: FastAPI) -> FastAPI:
     app.include_router(router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(HERE / "static")), name="ui-static")
 
-    async def to_login(request: Request, _: Exception) -> Response:
+    async def to_login(_request: Request, _: Exception) -> Response:
         return RedirectResponse(f"{PREFIX}/login", status_code=303)
 
     app.add_exception_handler(LoginRequired, to_login)
@@ -123,9 +123,7 @@ def _render(
 
 
 def _refused(request: Request, session: ConsoleSession, exc: MeshgovError) -> HTMLResponse:
-    return _render(
-        request, "error.html", session, status_code=exc.http_status, message=str(exc)
-    )
+    return _render(request, "error.html", session, status_code=exc.http_status, message=str(exc))
 
 
 # --- login ----------------------------------------------------------------------------------
