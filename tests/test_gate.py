@@ -357,11 +357,45 @@ def test_identity_facts_reach_the_policies(gate: Gate, mesh: Path) -> None:
 
 def test_check_paths_loads_policies_and_waiver_file(mesh: Path, tmp_path: Path) -> None:
     waiver_file = tmp_path / "w.yaml"
-    waiver_file.write_text("- {rule: r, product: a/b, justification: j, expires: 2000-01-01}\n")
+    waiver_file.write_text(
+        "- {rule: test/pii-unclassified, product: shop/customers, justification: j,"
+        " expires: 2000-01-01}\n"
+    )
     report = check_paths([mesh], policies=POLICIES, waiver_file=waiver_file)
     assert [f.rule for f in report.general] == ["waiver.expired"]
     with pytest.raises(InputError, match="waiver file not found"):
         check_paths([mesh], policies=POLICIES, waiver_file=tmp_path / "none.yaml")
+
+
+def test_waivers_that_match_nothing_are_warned_about(gate: Gate, mesh: Path) -> None:
+    waivers = parse_waivers(
+        "- {rule: test/pii-unclasified, product: shop/customers, justification: typo,"
+        " expires: 2099-01-01}\n"
+        "- {rule: test/pii-unclassified, product: shop/customers, port: customerz,"
+        " justification: wrong port, expires: 2099-01-01}\n"
+        "- {rule: test/pii-unclassified, product: shop/customers, column: emial,"
+        " justification: wrong column, expires: 2099-01-01}\n"
+        "- {rule: test/pii-unclassified, product: shop/customerz, justification: no product,"
+        " expires: 2099-01-01}\n"
+        "- {rule: test/pii-unclassified, product: shop/customers, column: email,"
+        " justification: right, expires: 2099-01-01}\n"
+        "- {rule: test/pii-unclassified, product: other/thing, justification: another repo,"
+        " expires: 2000-01-01}\n",
+        "w.yaml",
+    )
+    customers = [_customers(mesh)]
+    alone = gate.check_paths(customers, waivers=waivers)
+    unmatched = [f for f in alone.general if f.rule == "waiver.unmatched"]
+    assert [f.location.line for f in unmatched] == [1, 2, 3]
+    assert "no policy reports a rule 'test/pii-unclasified'" in unmatched[0].message
+    assert "no port 'customerz'" in unmatched[1].message
+    assert "no column 'emial'" in unmatched[2].message
+    # The expired waiver is another product's, not checked here: not this run's business.
+    assert not [f for f in alone.general if f.rule == "waiver.expired"]
+    # With the mesh, a product that exists nowhere is named too.
+    meshed = gate.check_paths(customers, waivers=waivers, catalog_dir=mesh)
+    lines = [f.location.line for f in meshed.general if f.rule == "waiver.unmatched"]
+    assert lines == [1, 2, 3, 4, 6]
 
 
 def test_worker_threads_give_the_same_report_in_order(mesh: Path) -> None:

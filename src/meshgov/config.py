@@ -15,6 +15,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 STATE_DIR = ".meshgov"
 # Used only when no key is configured (`meshgov serve` warns): hashes are then guessable.
 DEVELOPMENT_HASH_KEY = b"meshgov-development-key"
+# Said by every command that hashes with the development key (`meshgov serve`, `meshgov query`).
+DEVELOPMENT_KEY_WARNING = (
+    "no hash-mask key configured (MESHGOV_HASH_KEY): using the public development key, so "
+    "hashed values can be guessed"
+)
 
 
 class Settings(BaseSettings):

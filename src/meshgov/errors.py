@@ -135,6 +135,16 @@ class SqlUnsupportedError(AccessDenied):
     code = "unsupported_sql"
 
 
+class UnknownNameError(SqlUnsupportedError):
+    """A table or column the query names does not exist (``name``: as written), so that the
+    caller can suggest the nearest name the principal may see."""
+
+    def __init__(self, message: str, name: str, what: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.what = what  # "table" | "column"
+
+
 class PolicyError(MeshgovError):
     code = "policy_error"
     exit_code = 4

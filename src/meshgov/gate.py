@@ -23,16 +23,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meshgov.core.policy import PolicyBundle, PolicyEngine, PreparedPolicy
-from meshgov.core.report import Finding, ManifestResult, Report, policy_findings
+from meshgov.core.report import GRANT_LINE, Finding, ManifestResult, Report, policy_findings
 from meshgov.core.waivers import (
     DEFAULT_WAIVER_FILE,
     Waiver,
     apply_waivers,
     expired_waiver_findings,
     parse_waivers,
+    unmatched_waiver_findings,
 )
 from meshgov.core.yaml_source import SourceDocument, decode_text, load_yaml
 from meshgov.errors import InputError, Location, ManifestError, MeshgovError, PolicyError
+from meshgov.mesh_completeness import (
+    MESH_NOT_GIVEN_RULE,
+    UNKNOWN_INPUT_RULE,
+    mesh_not_given,
+    unknown_inputs,
+)
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -81,6 +88,12 @@ def _source_lines(
     data_lines: dict[str, int] = {}
     data = doc.data if isinstance(doc.data, dict) else {}
     spec = data.get("spec")
+    access = spec.get("access") if isinstance(spec, dict) else None
+    grants = access.get("grants") if isinstance(access, dict) else None
+    for index, _ in enumerate(grants if isinstance(grants, list) else []):
+        line = doc.line_of(("spec", "access", "grants", index))
+        if line is not None:
+            lines[(GRANT_LINE, str(index))] = line
     if isinstance(spec, dict) and isinstance(spec.get("outputPorts"), list):
         layout: tuple[tuple[str | int, ...], list[Any], str] = (
             ("spec", "outputPorts"),
@@ -170,7 +183,8 @@ def load_waivers(path: Path) -> list[Waiver]:
 
 
 def default_waiver_file(cwd: Path | None = None) -> Path | None:
-    path = (cwd or Path.cwd()) / DEFAULT_WAIVER_FILE
+    # Named as found (relative to the current directory): reports show repository paths.
+    path = (cwd / DEFAULT_WAIVER_FILE) if cwd is not None else Path(DEFAULT_WAIVER_FILE)
     return path if path.is_file() else None
 
 
@@ -258,6 +272,12 @@ class Gate:
     def revision(self) -> str:
         return self.prepared.revision
 
+    def known_rules(self) -> set[str]:
+        """Every rule id a finding can carry: the policies' declared rules and meshgov's own."""
+        from meshgov.core.policy_lint import declared_rules
+
+        return declared_rules(self.bundle.modules) | {UNKNOWN_INPUT_RULE, MESH_NOT_GIVEN_RULE}
+
     @property
     def registry(self) -> Mapping[str, Any]:
         registry = self.bundle.data.get("registry")
@@ -295,6 +315,7 @@ class Gate:
         scan: ScanOptions = ScanOptions(),
         today: dt.date | None = None,
         progress: Progress | None = None,
+        mesh_given: bool = True,
         problems: Sequence[MeshgovError] = (),
     ) -> Report:
         """Check manifests (or the errors met reading them) and return the report.
@@ -309,6 +330,9 @@ class Gate:
             scan: whether and how to scan the ports' data snapshots for undeclared PII.
             today: the date waivers are judged against (UTC today by default).
             progress: called with (done, total) after each manifest.
+            mesh_given: whether ``catalog`` is the rest of the mesh. When it is, an input naming
+                a product of neither is an error; when not, the checks that need the mesh are
+                named in a warning per product that would need it.
             problems: errors about the run rather than one manifest (an unreadable catalogue
                 manifest); each becomes an ``invalid_input`` finding of the report.
         """
@@ -333,7 +357,19 @@ class Gate:
             if isinstance(entry, MeshgovError):
                 file = source or (entry.location.file if entry.location else None) or "<input>"
                 return ManifestResult(file=file, findings=tuple(Finding.from_errors(entry)))
-            return self._check_one(entry, source, previous, facts, duplicates, waivers, scan, today)
+            result = self._check_one(
+                entry, source, previous, facts, duplicates, waivers, scan, today
+            )
+            if mesh_given and result.product is not None:
+                unknown = unknown_inputs(entry, source, mesh)
+                if unknown:
+                    outcome = apply_waivers(unknown, waivers, today)
+                    result = _with(
+                        result,
+                        findings=(*result.findings, *outcome.kept),
+                        waived=(*result.waived, *outcome.waived),
+                    )
+            return result
 
         total = len(manifests)
         # The embedded engine evaluates outside the GIL, so threads scale with cores; each one
@@ -347,11 +383,24 @@ class Gate:
             results.append(result)
             if progress:
                 progress(len(results), total)
-        return Report(
-            revision=self.revision,
-            results=tuple(results),
-            general=(*general, *expired_waiver_findings(waivers, today)),
+        checked = {
+            m.id: {
+                p.name: {c.name.lower() for c in p.columns} for p in m.manifest.spec.output_ports
+            }
+            for m in readable
+        }
+        general += expired_waiver_findings(waivers, today, checked)
+        general += unmatched_waiver_findings(
+            waivers, self.known_rules(), checked, set(mesh) if mesh_given else None
         )
+        if not mesh_given:
+            entries = [
+                (entry, sources[index] if sources else None)
+                for index, entry in enumerate(manifests)
+                if isinstance(entry, SourcedManifest)
+            ]
+            general += mesh_not_given(entries, mesh, self.registry)
+        return Report(revision=self.revision, results=tuple(results), general=tuple(general))
 
     def _check_one(
         self,
@@ -396,6 +445,7 @@ class Gate:
         *,
         against: str | None = None,
         catalog_dir: Path | None = None,
+        catalog_manifests: Sequence[Manifest] | None = None,
         waivers: Sequence[Waiver] = (),
         scan: ScanOptions = ScanOptions(),
         today: dt.date | None = None,
@@ -431,6 +481,8 @@ class Gate:
                     catalog.append(load_sourced_manifest(path).manifest)
                 except MeshgovError as exc:
                     problems.append(exc)
+        if catalog_manifests is not None:
+            catalog = [*catalog, *catalog_manifests]
         return self.check(
             loaded,
             sources=[str(p) for p in files],
@@ -440,6 +492,7 @@ class Gate:
             scan=scan,
             today=today,
             progress=progress,
+            mesh_given=catalog_dir is not None or catalog_manifests is not None,
             problems=problems,
         )
 

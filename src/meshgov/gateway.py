@@ -21,7 +21,7 @@ from meshgov.core.policy import PolicyBundle, PolicyEngine, PreparedPolicy
 from meshgov.core.principal import Principal
 from meshgov.core.sql.model import AccessDecision, PortRef, TableAccess, ports_of
 from meshgov.core.sql.parse import check_dialect
-from meshgov.core.sql.rewrite import rewrite
+from meshgov.core.sql.rewrite import rewrite, with_suggestion
 from meshgov.errors import (
     AccessDenied,
     InputError,
@@ -30,6 +30,7 @@ from meshgov.errors import (
     SqlDialectError,
     SqlParseError,
     SqlUnsupportedError,
+    UnknownNameError,
 )
 
 ACCESS_QUERY = "data.meshgov.access.decision"
@@ -199,6 +200,8 @@ class Authorization:
     reason: str | None
     tables: tuple[TableAccess, ...] = ()
     code: str | None = None
+    # The (product, port) a denial is about, when the denial names one (so the log keeps it).
+    denied_port: tuple[str, str] | None = None
     policy_revision: str = ""
     catalog_revision: str = ""
     read_dialect: str = ""
@@ -391,6 +394,7 @@ class Gateway:
             reason: str | None,
             code: str | None,
             tables: tuple[TableAccess, ...] = (),
+            denied_port: tuple[str, str] | None = None,
         ) -> Authorization:
             return Authorization(
                 allowed=sql_out is not None,
@@ -398,6 +402,7 @@ class Gateway:
                 reason=reason,
                 tables=tables,
                 code=code,
+                denied_port=denied_port,
                 policy_revision=self.policy.revision,
                 catalog_revision=self.catalog.revision,
                 read_dialect=read,
@@ -421,8 +426,20 @@ class Gateway:
                 principal=principal,
                 engine_barrier=engine_barrier,
             )
-        except MeshgovError as exc:
+        except UnknownNameError as exc:
+            if exc.what == "table":
+                # Suggested among the tables this principal may read, never another.
+                visible = [
+                    port.table_name
+                    for port in self._ports.values()
+                    if self.decide(principal, purpose, port.product, port.port).allow
+                ]
+                exc = with_suggestion(exc, visible)
             return outcome(None, exc.message, exc.code)
+        except MeshgovError as exc:
+            where = exc.location
+            port = (where.product, where.port) if where and where.product and where.port else None
+            return outcome(None, exc.message, exc.code, denied_port=port)
         except Exception as exc:  # never the unrewritten query, never a traceback
             reason = f"internal error while authorizing ({type(exc).__name__}); denied"
             return outcome(None, reason, "internal_error")

@@ -68,6 +68,7 @@ class GitRevision:
         if verify.returncode != 0 or self.ref.startswith("-"):
             raise InputError(
                 f"--against {self.ref!r}: not a directory, and not a git revision of {self.top}"
+                + (_fetch_hint(self.ref, self.top) if not self.ref.startswith("-") else "")
             )
         self.commit = verify.stdout.decode().strip()
 
@@ -99,6 +100,21 @@ class GitRevision:
             elif len(header) == 3:  # a tree or another object: skip its body
                 pos += int(header[2]) + 1
         return found
+
+
+def _fetch_hint(ref: str, top: Path) -> str:
+    """How to get ``ref`` into a clone that lacks it (a CI checkout is shallow, one branch)."""
+    remotes = _git(["remote"], top).stdout.decode().split()
+    shallow = _git(["rev-parse", "--is-shallow-repository"], top).stdout.decode().strip()
+    clone = "this clone is shallow and " if shallow == "true" else ""
+    remote, _, branch = ref.partition("/")
+    if branch and remote in remotes:
+        fetch = f"git fetch --no-tags --depth=1 {remote} {branch}:refs/remotes/{remote}/{branch}"
+        return f"; {clone}does not have it: run `{fetch}` first"
+    if remotes:
+        fetch = f"git fetch --depth=1 {remotes[0]} tag {ref}"
+        return f"; {clone}may not have it: for a tag, run `{fetch}` first"
+    return ""
 
 
 def load_previous_git(

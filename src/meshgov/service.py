@@ -11,7 +11,8 @@ A ``Service`` wires a store, a policy engine and the gateway together. Its conce
 - ``registry``: the release gate on the active revision, and publishing versions that pass it;
 - ``policy_lifecycle``: revisions are staged (compiled, tested, linted, dry-run against every
   registered product) and only a revision whose compile and tests passed can become active;
-- ``queries``: access decisions, secure SQL, execution and the Data API.
+- ``queries``: access decisions, secure SQL, execution and the Data API;
+- ``access``: what a principal may read (ports, columns, masks, bound row filters).
 
 This module keeps the process lifecycle (start, seed, refresh, close). Authorisation (who may
 publish, change policies…) is the faces' job (``api/security.py``).
@@ -25,12 +26,14 @@ import time
 from pathlib import Path
 
 from meshgov.errors import Conflict, MeshgovError
+from meshgov.serving.access import AccessListing
+from meshgov.serving.decisions import data_api_outcome
 from meshgov.serving.policy_checks import check_bundle, check_bundle_child
 from meshgov.serving.policy_lifecycle import PolicyLifecycle, policy_impact
 from meshgov.serving.queries import Queries, data_query
 from meshgov.serving.registry import PublishResult, Registry, gate_findings, gate_passes
 from meshgov.serving.state import ServingState, catalog_data, data_root_of
-from meshgov.store.base import ProductVersion, open_store
+from meshgov.store.base import AUDIT_ACTIVATED, ProductVersion, open_store
 from meshgov.store.decision_log import DecisionLog
 
 __all__ = [
@@ -40,6 +43,7 @@ __all__ = [
     "catalog_data",
     "check_bundle",
     "check_bundle_child",
+    "data_api_outcome",
     "data_query",
     "data_root_of",
     "gate_findings",
@@ -52,7 +56,7 @@ log = logging.getLogger("meshgov.service")
 SYSTEM_ACTOR = "system:startup"
 
 
-class Service(Registry, PolicyLifecycle, Queries):
+class Service(Registry, PolicyLifecycle, Queries, AccessListing):
     """One meshgov service process. Build with settings, ``start()``, use, ``close()``."""
 
     def start(self, *, bootstrap: bool = True, refresh_seconds: float = 1.0) -> None:
@@ -93,6 +97,7 @@ class Service(Registry, PolicyLifecycle, Queries):
             active = self.active_revision_id()
             if revision.activatable and (active is None or (not known and active != revision.id)):
                 self.store.activate(revision.id, SYSTEM_ACTOR, time.time())
+                self._audit(SYSTEM_ACTOR, AUDIT_ACTIVATED, revision.id, active)
             elif not revision.activatable:
                 failures = revision.report.get("tests", {}).get("failures", [])
                 log.error(

@@ -244,8 +244,9 @@ def test_sarif_uris_of_awkward_paths(mesh: Path, in_tmp: Path) -> None:
     odd = in_tmp / "my dir" / "x#1.yaml"
     odd.parent.mkdir()
     shutil.copy(_customers(mesh), odd)
+    # Inside the repository root (here the current directory), absolute or not: root-relative.
     for arg, uri, base in (
-        (str(odd), odd.as_uri(), None),
+        (str(odd), "my%20dir/x%231.yaml", "%SRCROOT%"),
         ("my dir/x#1.yaml", "my%20dir/x%231.yaml", "%SRCROOT%"),
     ):
         code, out, _ = run(arg, "--format", "sarif")

@@ -137,15 +137,16 @@ def test_check_reports_the_bad_date_and_still_checks_the_others(
     assert result.exit_code == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith(f"error invalid_manifest {bad}:16:")
+    # Named from the repository root (here the current directory), as every report names files.
+    assert lines[0].startswith("error invalid_manifest baddate.yaml:16:")
     assert "day is out of range for month" in lines[0]
     assert "internal_error" not in result.stderr and "Traceback" not in result.stderr
     if fmt == "json":
         results = {r["file"]: r for r in json.loads(result.stdout)["results"]}
-        assert results[str(good)]["product"] == "shop/customers"
-        assert results[str(good)]["findings"] == []
-        assert results[str(bad)]["findings"][0]["kind"] == "invalid_input"
-        assert results[str(bad)]["findings"][0]["location"]["line"] == 16
+        assert results["good.yaml"]["product"] == "shop/customers"
+        assert results["good.yaml"]["findings"] == []
+        assert results["baddate.yaml"]["findings"][0]["kind"] == "invalid_input"
+        assert results["baddate.yaml"]["findings"][0]["location"]["line"] == 16
     else:
         assert "shop/customers" in result.stdout and "passed" in result.stdout
 

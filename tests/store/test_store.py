@@ -111,3 +111,26 @@ def test_latest_is_the_highest_version_not_the_last_published(store: Store) -> N
     assert [p.version for p in store.latest_products()] == ["2.3.0-rc.1"]
     store.publish(_version("2.3.0", 4.0))
     assert [p.version for p in store.latest_products()] == ["2.3.0"]
+
+
+def test_the_policy_audit_trail_is_durable_and_filterable(
+    store_url: tuple[str, str | None],
+) -> None:
+    url, schema = store_url
+    first = open_store(url, schema=schema)
+    first.append_audit("guild-gina", "staged", "rev2", None, 1.0)
+    first.append_audit("guild-gina", "activated", "rev2", "rev1", 2.0)
+    first.append_audit("guild-omar", "rolled_back", "rev1", "rev2", 3.0)
+    first.close()
+    second = open_store(url, schema=schema)
+    try:
+        trail = second.audit()
+        assert [(e.actor, e.action, e.revision, e.previous) for e in trail] == [
+            ("guild-gina", "staged", "rev2", None),
+            ("guild-gina", "activated", "rev2", "rev1"),
+            ("guild-omar", "rolled_back", "rev1", "rev2"),
+        ]
+        assert [e.at for e in second.audit("rev2")] == [1.0, 2.0]
+        assert trail[0].seq < trail[1].seq < trail[2].seq
+    finally:
+        second.close()

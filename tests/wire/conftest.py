@@ -1,4 +1,4 @@
-"""Fixtures: a real ``meshgov serve`` process app with the PostgreSQL listener, per engine.
+"""Fixtures: the service with the PostgreSQL listener on DuckDB and on PostgreSQL.
 
 The governed catalogue databases are created on the test PostgreSQL server under a prefix unique
 to this run, and dropped afterwards.
@@ -6,72 +6,13 @@ to this run, and dropped afterwards.
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-import uvicorn
+from wire_server import MESH, WireServer, serve
 
 from meshgov.config import Settings
-from meshgov.process import create_process_app
-
-ROOT = Path(__file__).resolve().parents[2]
-MESH = ROOT / "examples" / "mesh"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class WireServer:
-    """A running service: HTTP on ``http_port``, PostgreSQL protocol on ``pg_port``."""
-
-    http_port: int
-    pg_port: int
-    settings: Settings
-    app: object
-
-    def dsn(self, user: str = "analyst-eu", purpose: str = "analytics", **extra: str) -> str:
-        params = {
-            "host": "127.0.0.1",
-            "port": str(self.pg_port),
-            "dbname": purpose,
-            "user": user,
-            "password": f"dev-{user}",
-            **extra,
-        }
-        return " ".join(f"{k}={v}" for k, v in params.items())
-
-    def url(self, user: str = "analyst-eu", purpose: str = "analytics", scheme: str = "") -> str:
-        return f"postgresql{scheme}://{user}:dev-{user}@127.0.0.1:{self.pg_port}/{purpose}"
-
-    @property
-    def service(self) -> object:
-        return self.app.state.service  # type: ignore[attr-defined]
-
-
-def _start(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, object]:
-    app = create_process_app(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 90
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("meshgov did not start")
-        time.sleep(0.05)
-    return server, thread, app
 
 
 @pytest.fixture(scope="session")
@@ -83,35 +24,12 @@ def catalogue_prefix(pg_admin_dsn: str) -> Iterator[str]:
     CatalogueDatabases(pg_admin_dsn, prefix).drop_all()
 
 
-def _serve(tmp: Path, pg_admin_dsn: str, prefix: str, **overrides: object) -> Iterator[WireServer]:
-    values: dict[str, object] = {
-        "host": "127.0.0.1",
-        "port": free_port(),
-        "catalog_dir": MESH,
-        "policies_dir": Path(os.environ.get("MESHGOV_TEST_POLICIES", ROOT / "policies")),
-        "store_url": f"sqlite:///{tmp / 'meshgov.db'}",
-        "tokens_file": ROOT / "examples" / "tokens.yaml",
-        "decision_flush_seconds": 0.05,
-        "pg_port": free_port(),
-        "pg_catalog_dsn": pg_admin_dsn,
-        "pg_catalog_prefix": prefix,
-    }
-    values.update(overrides)
-    settings = Settings(**values)  # type: ignore[arg-type]
-    server, thread, app = _start(settings)
-    try:
-        yield WireServer(settings.port, settings.pg_port or 0, settings, app)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
 @pytest.fixture(scope="session")
 def wire(
     tmp_path_factory: pytest.TempPathFactory, pg_admin_dsn: str, catalogue_prefix: str
 ) -> Iterator[WireServer]:
     """The service on DuckDB (the default engine) with the wire protocol."""
-    yield from _serve(tmp_path_factory.mktemp("wire"), pg_admin_dsn, catalogue_prefix)
+    yield from serve(tmp_path_factory.mktemp("wire"), pg_admin_dsn, catalogue_prefix)
 
 
 @pytest.fixture(scope="session")
@@ -126,7 +44,7 @@ def wire_pg(
     dsn = postgres.create_database(pg_admin_dsn, name)
     try:
         postgres.load(load_catalog(MESH), dsn, Settings().hash_key())
-        yield from _serve(
+        yield from serve(
             tmp_path_factory.mktemp("wire_pg"),
             pg_admin_dsn,
             catalogue_prefix,

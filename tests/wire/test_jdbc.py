@@ -13,8 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from conftest import WireServer
+from wire_server import WireServer
 
 pytestmark = pytest.mark.postgres
 

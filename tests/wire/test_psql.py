@@ -8,8 +8,7 @@ import shutil
 import subprocess
 
 import pytest
-
-from conftest import WireServer
+from wire_server import WireServer
 
 pytestmark = pytest.mark.postgres
 

@@ -6,8 +6,7 @@ import asyncio
 import re
 
 import pytest
-
-from conftest import WireServer
+from wire_server import WireServer
 
 pytestmark = pytest.mark.postgres
 

@@ -14,8 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from conftest import MESH, WireServer, _serve
+from wire_server import MESH, WireServer, serve
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "security"))
 from adversarial_world import CUSTOMER_ID, HASH_KEY, Secrets, read_secrets
@@ -42,7 +41,7 @@ def adversarial_wire(
     overrides: dict[str, object] = {"hash_key_source": f"file:{key}"}
     if request.param == "duckdb":
         yield from (
-            (request.param, s) for s in _serve(tmp, pg_admin_dsn, catalogue_prefix, **overrides)
+            (request.param, s) for s in serve(tmp, pg_admin_dsn, catalogue_prefix, **overrides)
         )
         return
     from meshgov.catalog import load_catalog
@@ -52,7 +51,7 @@ def adversarial_wire(
     dsn = postgres.create_database(pg_admin_dsn, name)
     try:
         postgres.load(load_catalog(MESH), dsn, HASH_KEY)
-        for server in _serve(tmp, pg_admin_dsn, catalogue_prefix, query_engine=dsn, **overrides):
+        for server in serve(tmp, pg_admin_dsn, catalogue_prefix, query_engine=dsn, **overrides):
             yield request.param, server
     finally:
         postgres.drop_database(pg_admin_dsn, name)

@@ -7,8 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from conftest import ROOT, WireServer, _serve
+from wire_server import ROOT, WireServer, serve
 
 pytestmark = pytest.mark.postgres
 
@@ -108,7 +107,7 @@ def test_cleartext_token_only_over_loopback_or_tls(
         "\n".join(line for line in lines if not line.strip().startswith("scram:")),
         encoding="utf-8",
     )
-    for server in _serve(tmp_path, pg_admin_dsn, catalogue_prefix, tokens_file=tokens):
+    for server in serve(tmp_path, pg_admin_dsn, catalogue_prefix, tokens_file=tokens):
         with psycopg.connect(server.dsn(), autocommit=True) as conn:
             assert conn.execute("SELECT current_user").fetchone() == ("analyst-eu",)
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
@@ -120,7 +119,7 @@ def test_connection_limit_per_principal(
 ) -> None:
     import psycopg
 
-    for server in _serve(
+    for server in serve(
         tmp_path, pg_admin_dsn, catalogue_prefix, pg_max_connections_per_principal=2
     ):
         first = psycopg.connect(server.dsn())
@@ -167,9 +166,7 @@ def test_tls_with_a_configured_certificate(
          "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
-    for server in _serve(
-        tmp_path, pg_admin_dsn, catalogue_prefix, pg_tls_cert=cert, pg_tls_key=key
-    ):
+    for server in serve(tmp_path, pg_admin_dsn, catalogue_prefix, pg_tls_cert=cert, pg_tls_key=key):
         with psycopg.connect(server.dsn(sslmode="require"), autocommit=True) as conn:
             assert conn.pgconn.ssl_in_use
             assert conn.execute("SELECT current_user").fetchone() == ("analyst-eu",)

@@ -185,7 +185,8 @@ _hidden_reasons(hidden, principal) := [] if {
 ])]
 
 _deny_reasons(request, product, purposes) := [concat("", [
-	"purpose '", _str(request.purpose), "' is not registered (data.registry.purposes)",
+	"purpose '", _str(request.purpose), "' is not registered (data.registry.purposes; registered: ",
+	concat(", ", sort(object.keys(purposes))), ")",
 ])] if {
 	not _purpose_registered(object.get(request, "purpose", null), purposes)
 } else := [concat("", ["product ", product.id, " is retired"])] if {
@@ -196,7 +197,22 @@ _deny_reasons(request, product, purposes) := [concat("", [
 	"' (groups ", _list(object.get(object.get(request, "principal", {}), "groups", [])),
 	", domain ", _str(object.get(object.get(request, "principal", {}), "domain", null)),
 	") for purpose ", _str(object.get(request, "purpose", null)), " (deny by default)",
+	_granted_purposes_hint(product, request),
 ])]
+
+# Which purposes a grant of this port names the principal for: a denial says what to ask for.
+_granted_purposes_hint(product, request) := concat("", [
+	"; a grant exists for purpose ", concat(", ", sort(granted)),
+]) if {
+	principal := object.get(request, "principal", {})
+	granted := {purpose |
+		some i in _targeted(product.grantsTo, principal)
+		grant := product.grants[i]
+		_listed_or_any(object.get(request, "port", null), grant.ports)
+		some purpose in grant.purposes
+	}
+	count(granted) > 0
+} else := ""
 
 _grant_reasons(grants, request) := [text |
 	some grant in grants

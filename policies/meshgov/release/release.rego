@@ -824,7 +824,9 @@ _grant_validity(gate, registry) := (_unknown_purposes(gate, registry) | _unknown
 #     release/grant-unknown-purpose: error
 _unknown_purposes(gate, registry) := {v |
 	is_object(registry.purposes)
-	some grant in _grants(gate.product)
+	grants := _grants(gate.product)
+	some index
+	grant := grants[index]
 	some purpose in object.get(grant, "purposes", [])
 	not registry.purposes[purpose]
 	v := result.violation(
@@ -834,7 +836,7 @@ _unknown_purposes(gate, registry) := {v |
 			"the grant to ", _grant_label(grant), " names purpose '", purpose,
 			"', which is not registered (known: ", concat(", ", sort(object.keys(registry.purposes))), ")",
 		]),
-		result.location(_release_id(gate), null, null),
+		result.grant_location(_release_id(gate), index, null, null),
 		"Use a registered purpose, or ask the guild to register it in policies/data/purposes.yaml.",
 	)
 }
@@ -848,7 +850,9 @@ _unknown_purposes(gate, registry) := {v |
 #     release/grant-unknown-port: error
 _unknown_grant_ports(gate) := {v |
 	names := {port.name | some port in _release_ports(gate.product)}
-	some grant in _grants(gate.product)
+	grants := _grants(gate.product)
+	some index
+	grant := grants[index]
 	some name in object.get(grant, "ports", [])
 	not name in names
 	v := result.violation(
@@ -858,7 +862,7 @@ _unknown_grant_ports(gate) := {v |
 			"the grant to ", _grant_label(grant), " names port '", name,
 			"', which the product does not have (ports: ", concat(", ", sort(names)), ")",
 		]),
-		result.location(_release_id(gate), name, null),
+		result.grant_location(_release_id(gate), index, name, null),
 		"Name one of the product's output ports, or leave `ports:` out to grant every port.",
 	)
 }
@@ -878,7 +882,7 @@ _invalid_row_filters(gate) := {v |
 		"release/row-filter-invalid",
 		"error",
 		result.text(["the row filter of the grant to ", fact.grant, ": ", fact.problem]),
-		result.location(_release_id(gate), fact.port, fact.column),
+		result.grant_location(_release_id(gate), object.get(fact, "index", null), fact.port, fact.column),
 		"Fix `rowFilter:` (a SQL predicate over the port's columns; {principal.x} for values).",
 	)
 }

@@ -321,6 +321,7 @@ test_grant_for_an_unregistered_purpose_is_error if {
 	gate := _with_spec(_first_release, "access", {"grants": [grant]})
 	[v] := _only(gate, "release/grant-unknown-purpose")
 	v.severity == "error"
+	v.location.grant == 0
 	startswith(v.message, concat("", [
 		"the grant to groups analysts names purpose 'gossip', ",
 		"which is not registered (known: analytics, ",
@@ -330,19 +331,19 @@ test_grant_for_an_unregistered_purpose_is_error if {
 test_grant_for_a_port_the_product_lacks_is_error if {
 	gate := _with_spec(_first_release, "access", {"grants": [object.union(_grant, {"ports": ["customers", "custmers"]})]})
 	[v] := _only(gate, "release/grant-unknown-port")
-	v.location == {"product": "customer/customers", "port": "custmers", "column": null}
+	v.location == {"product": "customer/customers", "port": "custmers", "column": null, "grant": 0}
 	v.message == "the grant to groups analysts names port 'custmers', which the product does not have (ports: customers)"
 }
 
 test_row_filter_facts_are_located_errors if {
 	fact := {
-		"grant": "groups analysts", "port": "customers", "column": "regoin",
+		"grant": "groups analysts", "index": 1, "port": "customers", "column": "regoin",
 		"problem": "column 'regoin' is not a column of port 'customers'",
 	}
 	gate := object.union(_first_release, {"row_filter_facts": [fact]})
 	[v] := _only(gate, "release/row-filter-invalid")
 	v.severity == "error"
-	v.location == {"product": "customer/customers", "port": "customers", "column": "regoin"}
+	v.location == {"product": "customer/customers", "port": "customers", "column": "regoin", "grant": 1}
 	v.message == "the row filter of the grant to groups analysts: column 'regoin' is not a column of port 'customers'"
 }
 

@@ -146,6 +146,8 @@ def create_app(
     service and tokens; they start after the service and stop before it.
     """
     from meshgov.api.routes import (
+        access,
+        catalog,
         check,
         data,
         decisions,
@@ -214,7 +216,8 @@ def create_app(
     app.state.service = owned
     app.state.tokens = tokens
     install_error_handlers(app)
-    for module in (health, products, check, query, graph, policies, decisions, data):
+    routers = (health, products, catalog, check, query, access, graph, policies, decisions, data)
+    for module in routers:
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, service=owned)

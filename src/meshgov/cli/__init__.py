@@ -8,10 +8,11 @@ cold ``meshgov check`` stays fast.
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
-from meshgov.cli import check, graph, policy, query, rewrite, serve, token
+from meshgov.cli import access, check, graph, policy, query, rewrite, serve, token
 
 app = typer.Typer(
     name="meshgov",
@@ -20,8 +21,34 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from meshgov import __version__
+
+        typer.echo(f"meshgov {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print meshgov's version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Federated governance for a data mesh: release gate, read-time enforcement, entity graph."""
+
+
 check.register(app)
 query.register(app)
+access.register(app)
 rewrite.register(app)
 app.add_typer(graph.app, name="graph")
 app.add_typer(policy.app, name="policy")

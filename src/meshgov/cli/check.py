@@ -17,9 +17,12 @@ from meshgov.cli._common import err_console, fail, reports_errors
 from meshgov.errors import MeshgovError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from rich.console import Console
     from rich.progress import TaskID
 
+    from meshgov.core.manifest import Manifest
     from meshgov.core.report import FailOn, Finding, Report
 
 # Show a progress bar only when it helps: many manifests and a terminal to draw it on.
@@ -49,7 +52,11 @@ def register(app: typer.Typer) -> None:
 def check(
     paths: Annotated[
         list[Path],
-        typer.Argument(help="Manifest files or directories of manifests.", show_default=False),
+        typer.Argument(
+            help="Manifest files or directories of manifests.",
+            show_default=False,
+            metavar="PATHS",
+        ),
     ],
     against: Annotated[
         str | None,
@@ -64,8 +71,12 @@ def check(
         typer.Option(help="Policy directory (default: ./policies, else the shipped policies)."),
     ] = None,
     catalog: Annotated[
-        Path | None,
-        typer.Option(help="The rest of the mesh (a directory of manifests), for identity rules."),
+        str | None,
+        typer.Option(
+            help="The rest of the mesh, for identity rules and inputs: a directory of manifests, "
+            "a file saved from GET /v1/catalog, or its URL (https://…/v1/catalog; token in "
+            "MESHGOV_TOKEN). Without it, the report warns which checks could not run.",
+        ),
     ] = None,
     output_format: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="Report format on stdout.")
@@ -84,7 +95,7 @@ def check(
     """Check data product manifests against the global policies (the release gate)."""
     _prefetch_modules(scan)
     from meshgov import gate
-    from meshgov.core.report import FailOn
+    from meshgov.core.report import FailOn, relocate
 
     threshold = FailOn(fail_on.value)
     progress = _ProgressBar() if _wants_progress(paths) else None
@@ -92,10 +103,12 @@ def check(
         waiver_file = waivers if waivers is not None else gate.default_waiver_file()
         waiver_list = gate.load_waivers(waiver_file) if waiver_file is not None else []
         release_gate = gate.Gate.from_dir(policies or gate.default_policies_dir())
+        catalog_dir, catalog_manifests = _catalog(catalog)
         report = release_gate.check_paths(
             paths,
             against=against,
-            catalog_dir=catalog,
+            catalog_dir=catalog_dir,
+            catalog_manifests=catalog_manifests,
             waivers=waiver_list,
             scan=gate.ScanOptions(enabled=scan),
             progress=progress.advance if progress else None,
@@ -104,14 +117,54 @@ def check(
         if output_format is OutputFormat.text:
             raise  # one line on stderr, as for every command
         # A CI report file is never empty: the run's error is the report's one finding.
-        _emit(_failed_run(exc), output_format, threshold)
+        _emit(relocate(_failed_run(exc), _repository_relative(paths[0])), output_format, threshold)
         raise fail(exc) from None
     finally:
         if progress:
             progress.stop()
+    report = relocate(report, _repository_relative(paths[0]))
     _print_invalid_inputs(report)
     _emit(report, output_format, threshold)
     raise typer.Exit(report.exit_code(threshold))
+
+
+def _repository_relative(first: Path) -> Callable[[str], str]:
+    """Files as paths from the repository root (git's top level around the first path checked,
+    else the current directory); a file outside it (or not a file, like ``origin/main:x.yaml``)
+    is left as it is."""
+    import subprocess
+
+    cwd = Path.cwd()
+    anchor = first if first.is_dir() else first.parent
+    try:
+        top = subprocess.run(
+            ["git", "-C", str(anchor), "rev-parse", "--show-toplevel"],
+            capture_output=True, text=True, check=False, timeout=30,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        top = ""
+    root = Path(top).resolve() if top else cwd.resolve()
+
+    def relative(file: str) -> str:
+        path = Path(file)
+        absolute = (path if path.is_absolute() else cwd / path).resolve()
+        if not absolute.exists() or not absolute.is_relative_to(root):
+            return file
+        return absolute.relative_to(root).as_posix()
+
+    return relative
+
+
+def _catalog(spec: str | None) -> tuple[Path | None, list[Manifest] | None]:
+    """(directory, manifests) of ``--catalog``: a directory stays a directory (its errors name
+    its files); an exported file or a URL is read here."""
+    if spec is None:
+        return None, None
+    from meshgov.catalog_source import is_url, load_catalog_source
+
+    if not is_url(spec) and Path(spec).is_dir():
+        return Path(spec), None
+    return None, load_catalog_source(spec)
 
 
 def _failed_run(error: MeshgovError) -> Report:

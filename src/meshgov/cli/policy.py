@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from meshgov.core.policy import PolicyBundle, PreparedPolicy, RegoTest
 
 app = typer.Typer(
-    help="Test and lint the Rego policies of the governance guild.", no_args_is_help=True
+    help="Test, lint and dry-run (impact) the Rego policies of the governance guild.",
+    no_args_is_help=True,
 )
 
 out_console = Console(highlight=False, soft_wrap=True, emoji=False)

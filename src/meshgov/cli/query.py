@@ -56,7 +56,7 @@ def query(
     ] = "table",
 ) -> None:
     """Run SQL as PRINCIPAL: masked columns, filtered rows; a denial exits 3 naming what and why."""
-    from meshgov.config import Settings
+    from meshgov.config import DEVELOPMENT_KEY_WARNING, Settings
     from meshgov.engines.base import engine_kind
     from meshgov.execution import execute_query, parse_format
     from meshgov.gateway import sql_dialect
@@ -69,7 +69,10 @@ def query(
     mesh = _load_catalog(catalog)
     who = load_principal_file(principal)
     gateway = _gateway(mesh, policies)
-    query_engine = _open_engine(engine, mesh, Settings().hash_key())
+    settings = Settings()
+    if settings.configured_hash_key() is None:
+        err_console.print(f"[yellow]warning[/] {DEVELOPMENT_KEY_WARNING}")
+    query_engine = _open_engine(engine, mesh, settings.hash_key())
     try:
         result = execute_query(gateway, query_engine, sql, who, purpose, dialect)
     finally:

@@ -33,6 +33,12 @@ def _default(param: Any) -> str:
     return f"`{value}`" if value != "" else ""
 
 
+def _usage(argument: Any) -> str:
+    """``NAME``, ``NAME...`` for several, in brackets when it may be left out."""
+    name = argument.name.upper() + ("..." if argument.nargs == -1 else "")
+    return name if argument.required else f"[{name}]"
+
+
 def _command(path: list[str], command: Any, out: list[str]) -> None:
     subcommands = getattr(command, "commands", None)
     if subcommands:
@@ -40,13 +46,7 @@ def _command(path: list[str], command: Any, out: list[str]) -> None:
             _command([*path, name], subcommands[name], out)
         return
     arguments = [p for p in command.params if p.param_type_name == "argument"]
-    usage = " ".join(
-        [
-            *path,
-            "[OPTIONS]",
-            *(p.name.upper() + ("..." if p.nargs == -1 else "") for p in arguments),
-        ]
-    )
+    usage = " ".join([*path, "[OPTIONS]", *(_usage(p) for p in arguments)])
     summary = _cell((command.help or "").split("\n\n")[0])
     out += [f"### {' '.join(path)}", "", summary, ""]
     out += ["```", usage, "```", ""]

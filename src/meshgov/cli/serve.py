@@ -72,7 +72,7 @@ def serve_command(
     """Run the HTTP service. Settings also come from MESHGOV_* environment variables."""
     import uvicorn
 
-    from meshgov.config import Settings
+    from meshgov.config import DEVELOPMENT_KEY_WARNING, Settings
     from meshgov.service import Service
 
     # Options win over the environment; workers re-read the same values from the environment.
@@ -117,10 +117,7 @@ def serve_command(
         f"engine {engine.split('://')[0]}, {workers} worker(s)"
     )
     if settings.configured_hash_key() is None:
-        err_console.print(
-            "[yellow]warning[/] no hash-mask key configured (MESHGOV_HASH_KEY): using the public "
-            "development key, so hashed values can be guessed"
-        )
+        err_console.print(f"[yellow]warning[/] {DEVELOPMENT_KEY_WARNING}")
     err_console.print(f"OpenAPI docs: [link={base}/docs]{base}/docs[/]")
     if found_tokens is not None and found_tokens.resolve() == DEV_TOKENS_FILE.resolve():
         err_console.print("Try a query as the EU analyst (development token):")

@@ -417,3 +417,27 @@ def lint_bundle(bundle: PolicyBundle) -> list[LintFinding]:
 def crash_risks(findings: list[LintFinding]) -> list[LintFinding]:
     """Findings that make regopy fail or crash when the bundle is compiled: fix these first."""
     return [f for f in findings if f.rule == "function-arity-clash"]
+
+
+# `#     pii/undeclared-name: warning` under a METADATA block's `custom: rules:`.
+_DECLARED_RULE = re.compile(r"^#\s+([a-z0-9_.-]+/[a-z0-9_.-]+):\s*(error|warning|info)\s*$")
+
+
+# Rule ids are string literals where violations are built (`result.violation("pii/x", …)`).
+_RULE_LITERAL = re.compile(r'"([a-z0-9_.-]+/[a-z0-9_.-]+)"')
+
+
+def declared_rules(modules: Mapping[str, str]) -> set[str]:
+    """The rule ids the modules can report: declared in METADATA (``custom.rules``) or written
+    as a literal (where the violation is built)."""
+    rules: set[str] = set()
+    for path, text in modules.items():
+        if path.endswith("_test.rego"):
+            continue
+        for line in text.splitlines():
+            declared = _DECLARED_RULE.match(line)
+            if declared:
+                rules.add(declared.group(1))
+            elif not line.lstrip().startswith("#"):
+                rules.update(_RULE_LITERAL.findall(line))
+    return rules

@@ -8,7 +8,7 @@ view lives in the CLI because it needs a terminal.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -426,6 +426,38 @@ def render_github(report: Report) -> str:
     return "\n".join(lines)
 
 
+def relocate(report: Report, path_of: Callable[[str], str]) -> Report:
+    """``report`` with every file (results, findings, waived, general) mapped by ``path_of``.
+
+    The CLI names files relative to the repository root in every format, whatever the current
+    directory (GitHub annotations and SARIF resolve paths from the root).
+    """
+
+    def finding(item: Finding) -> Finding:
+        file = item.location.file
+        if not file:
+            return item
+        return replace(item, location=replace(item.location, file=path_of(file)))
+
+    return replace(
+        report,
+        results=tuple(
+            replace(
+                result,
+                file=path_of(result.file),
+                findings=tuple(finding(f) for f in result.findings),
+                waived=tuple(finding(f) for f in result.waived),
+            )
+            for result in report.results
+        ),
+        general=tuple(finding(f) for f in report.general),
+    )
+
+
+# The key of a grant's line in the lines of a manifest: (GRANT_LINE, index in spec.access.grants).
+GRANT_LINE = "#grant"
+
+
 def policy_findings(
     violations: object, *, product: str, file: str | None, lines: Mapping[tuple[str, str], int]
 ) -> list[Finding]:
@@ -466,7 +498,10 @@ def policy_findings(
         where = raw_location if isinstance(raw_location, dict) else {}
         port = _text_or_none(where.get("port"))
         column = _text_or_none(where.get("column"))
-        line = lines.get((port or "", column or "")) or lines.get((port or "", ""))
+        grant = where.get("grant")
+        line = lines.get((GRANT_LINE, str(grant))) if isinstance(grant, int) else None
+        if line is None:
+            line = lines.get((port or "", column or "")) or lines.get((port or "", ""))
         if line is None:
             line = lines.get(("", ""))
         # A rule may name the exact line (the ODCS reader's notes carry theirs).

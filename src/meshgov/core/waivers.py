@@ -17,7 +17,7 @@ waived. A malformed file is an ``InputError`` naming the file and line.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from meshgov.core.report import Finding, FindingKind, Severity
@@ -26,6 +26,7 @@ from meshgov.errors import InputError, Location
 
 DEFAULT_WAIVER_FILE = ".meshgov-waivers.yaml"
 EXPIRED_RULE = "waiver.expired"
+UNMATCHED_RULE = "waiver.unmatched"
 _KEYS = {"rule", "product", "port", "column", "justification", "expires"}
 
 
@@ -152,11 +153,17 @@ def apply_waivers(
     return WaiverOutcome(tuple(kept), tuple(waived))
 
 
-def expired_waiver_findings(waivers: Sequence[Waiver], today: dt.date) -> list[Finding]:
-    """Each expired waiver is a warning: it no longer suppresses anything."""
+def expired_waiver_findings(
+    waivers: Sequence[Waiver], today: dt.date, checked: Collection[str] | None = None
+) -> list[Finding]:
+    """Each expired waiver is a warning: it no longer suppresses anything.
+
+    ``checked``: the products of this run; an expired waiver of another product is its run's
+    business (``None``: every waiver is reported).
+    """
     findings = []
     for waiver in waivers:
-        if waiver.active(today):
+        if waiver.active(today) or (checked is not None and waiver.product not in checked):
             continue
         target = waiver.product + "".join(f":{p}" for p in (waiver.port, waiver.column) if p)
         findings.append(
@@ -179,3 +186,59 @@ def expired_waiver_findings(waivers: Sequence[Waiver], today: dt.date) -> list[F
             )
         )
     return findings
+
+
+def unmatched_waiver_findings(
+    waivers: Sequence[Waiver],
+    rules: Collection[str],
+    checked: Mapping[str, Mapping[str, Collection[str]]],
+    mesh: Collection[str] | None,
+) -> list[Finding]:
+    """A warning per waiver that can match nothing: a rule no policy declares, a port or column
+    the (checked) product does not have, or a product the mesh does not have.
+
+    Args:
+        rules: every rule id the policies (and meshgov) can report.
+        checked: port → lower-cased column names, of each product of this run.
+        mesh: every product id known (``None`` when the mesh was not given: a product that is
+            not checked cannot be judged).
+    """
+    findings = []
+    for waiver in waivers:
+        problem = _unmatched(waiver, rules, checked, mesh)
+        if problem is None:
+            continue
+        findings.append(
+            Finding(
+                rule=UNMATCHED_RULE,
+                severity=Severity.warning,
+                message=f"the waiver of {waiver.rule} for {waiver.product} matches nothing: "
+                f"{problem}",
+                location=Location(file=waiver.file, line=waiver.line, product=waiver.product),
+                fix="correct the waiver (rule id, product, port, column) or remove it",
+            )
+        )
+    return findings
+
+
+def _unmatched(
+    waiver: Waiver,
+    rules: Collection[str],
+    checked: Mapping[str, Mapping[str, Collection[str]]],
+    mesh: Collection[str] | None,
+) -> str | None:
+    if waiver.rule not in rules:
+        return f"no policy reports a rule '{waiver.rule}'"
+    ports = checked.get(waiver.product)
+    if ports is None:
+        if mesh is not None and waiver.product not in mesh:
+            return f"there is no product {waiver.product}"
+        return None
+    if waiver.port is not None and waiver.port not in ports:
+        return f"{waiver.product} has no port '{waiver.port}' (ports: {', '.join(sorted(ports))})"
+    if waiver.column is not None:
+        scope = [ports[waiver.port]] if waiver.port is not None else list(ports.values())
+        if not any(waiver.column.lower() in columns for columns in scope):
+            where = f"port '{waiver.port}'" if waiver.port else waiver.product
+            return f"{where} has no column '{waiver.column}'"
+    return None

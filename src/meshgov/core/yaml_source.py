@@ -5,9 +5,10 @@ oversized documents and alias bombs (expansion is counted, not trusted), and it 
 every mapping key so that a validation error can name the place in the file.
 
 Values are what JSON can hold, since everything read ends up as a Rego input or a JSON answer:
-an unquoted date or timestamp is checked (``2099-02-30`` and ``T25:00`` are errors naming the
-line) and kept as its ISO 8601 text; binary values, ``.inf`` and ``.nan`` are refused. Any scalar
-that cannot be constructed is an ``InputError`` with the file, line and column, never a Python
+booleans are YAML 1.2's (``true``/``false``; ``NO``, ``yes``, ``on`` and ``off`` stay text); an
+unquoted date or timestamp is checked (``2099-02-30`` and ``T25:00`` are errors naming the line)
+and kept as its ISO 8601 text; binary values, ``.inf`` and ``.nan`` are refused. Any scalar that
+cannot be constructed is an ``InputError`` with the file, line and column, never a Python
 exception.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,8 +33,34 @@ MAX_EXPANDED_NODES = 2_000_000
 _MAX_INT_BITS = 14_000
 
 Path = tuple[str | int, ...]
-# libyaml's parser when PyYAML was built with it: ~20x faster, same nodes and marks.
-_COMPOSER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+
+
+def _yaml12_booleans(loader: Any) -> Any:
+    """``loader`` with YAML 1.2's booleans: only true/false (any of three casings) are booleans.
+
+    PyYAML resolves plain scalars by YAML 1.1, where ``yes``, ``no``, ``on``, ``off`` (and their
+    capitalised forms) are booleans too: a country code ``NO`` or a column named ``on`` would be
+    read as false/true and reach policies and row filters as a boolean. An explicit ``!!bool``
+    tag still makes a boolean.
+    """
+
+    class Yaml12Booleans(loader):  # type: ignore[misc]
+        pass
+
+    Yaml12Booleans.yaml_implicit_resolvers = {
+        first: [(tag, pattern) for tag, pattern in resolvers if tag != _BOOL_TAG]
+        for first, resolvers in loader.yaml_implicit_resolvers.items()
+    }
+    Yaml12Booleans.add_implicit_resolver(
+        _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+    )
+    return Yaml12Booleans
+
+
+# libyaml's parser when PyYAML was built with it: ~20x faster, same nodes and marks. Tags are
+# resolved (in Python) with YAML 1.2's booleans.
+_COMPOSER: Any = _yaml12_booleans(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 @dataclass

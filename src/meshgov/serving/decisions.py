@@ -66,12 +66,17 @@ def logged_outcome(
     entry = cache.get(id(authorization))
     if entry is not None and entry[0] is authorization:
         return entry[1], entry[2]
-    product = _single_product(authorization)
+    ports = sorted({(t.product, t.port) for t in authorization.tables})
+    if authorization.denied_port is not None:
+        ports = [authorization.denied_port]
+    products = sorted({p for p, _ in ports})
     result = {
         "reason": authorization.reason,
         "code": authorization.code,
-        "tables": [f"{t.product}:{t.port}" for t in authorization.tables],
+        "tables": [f"{p}:{port}" for p, port in ports],
+        "products": products,
     }
+    product = products[0] if len(products) == 1 else None
     if len(cache) >= _REQUEST_CACHE_SIZE:
         cache.clear()
     cache[id(authorization)] = (authorization, product, result)
@@ -102,6 +107,23 @@ def request_digest(
     return digest
 
 
-def _single_product(authorization: Authorization) -> str | None:
-    products = {t.product for t in authorization.tables}
-    return products.pop() if len(products) == 1 else None
+def data_api_outcome(path: str, document: Any, value: Any) -> tuple[str | None, bool, list[str]]:
+    """(product, allowed, ports) of a Data API decision, for the decision log.
+
+    For ``meshgov.access`` (the access decision and its rules), the subject is the input's
+    ``product``/``port`` and ``allowed`` the access outcome (``decision.allow``), not whether the
+    evaluation succeeded; for any other path, a defined, non-false value.
+    """
+    product: str | None = None
+    ports: list[str] = []
+    if path.strip("/").startswith("meshgov/access") and isinstance(document, dict):
+        raw_product, raw_port = document.get("product"), document.get("port")
+        if isinstance(raw_product, str):
+            product = raw_product
+            if isinstance(raw_port, str):
+                ports = [f"{raw_product}:{raw_port}"]
+    if isinstance(value, dict) and "allow" in value:
+        allowed = value["allow"] is True
+    else:
+        allowed = value is not None and value is not False
+    return product, allowed, ports

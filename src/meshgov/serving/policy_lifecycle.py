@@ -9,20 +9,31 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from meshgov.catalog import Catalog
+from meshgov.catalog import Catalog, read_manifest_document
 from meshgov.core.manifest import Manifest
 from meshgov.core.policy import PolicyBundle
 from meshgov.core.registry import validate_registry
 from meshgov.core.yaml_source import SourceDocument
 from meshgov.errors import Conflict, InputError, MeshgovError, NotFound, PolicyError
-from meshgov.gate import Gate
+from meshgov.gate import Gate, SourcedManifest, sourced
 from meshgov.gateway import Gateway, access_impact, registered_purposes
 from meshgov.serving.policy_checks import check_bundle_isolated
 from meshgov.serving.registry import gate_findings, gate_passes
 from meshgov.serving.state import ServiceCore, ServingState, catalog_data, manifest_of
-from meshgov.store.base import REVISION_FAILED, REVISION_VALID, PolicyRevision
+from meshgov.store.base import (
+    AUDIT_ACTIVATED,
+    AUDIT_ROLLED_BACK,
+    AUDIT_STAGED,
+    REVISION_FAILED,
+    REVISION_VALID,
+    PolicyRevision,
+)
+
+# Bootstrap re-stages the policies directory on every start; only a new revision is audited.
+_SYSTEM_ACTOR_PREFIX = "system:"
 
 # Compile-and-test results by (bundle revision, catalogue revision): same content, same result, so
 # restarts and repeated stagings in one process do not pay for them again.
@@ -39,6 +50,8 @@ class PolicyLifecycle(ServiceCore):
         """
         known = self.store.revision(bundle.revision)
         if known is not None:
+            if not author.startswith(_SYSTEM_ACTOR_PREFIX):
+                self._audit(author, AUDIT_STAGED, known.id)
             return known
         report: dict[str, Any] = {"compile": {"ok": False}, "tests": {}, "impact": []}
         status = REVISION_FAILED
@@ -88,7 +101,11 @@ class PolicyLifecycle(ServiceCore):
         existing = self.store.revision(bundle.revision)
         if existing is None or existing.status != status:
             self.store.save_revision(revision)
+        self._audit(author, AUDIT_STAGED, revision.id)
         return revision
+
+    def _audit(self, actor: str, action: str, revision: str, previous: str | None = None) -> None:
+        self.store.append_audit(actor, action, revision, previous, time.time())
 
     def _impact(self, gate: Gate, state: ServingState | None) -> list[dict[str, Any]]:
         """Findings that would change on every registered product (latest version)."""
@@ -98,7 +115,33 @@ class PolicyLifecycle(ServiceCore):
             key: self._previous_version(manifest)
             for key, manifest in state.catalog.manifests.items()
         }
-        return policy_impact(state.gate, gate, state.catalog, previous)
+        return policy_impact(state.gate, gate, state.catalog, previous, self._impact_sources(state))
+
+    def _impact_sources(self, state: ServingState) -> dict[str, SourcedManifest]:
+        """Each product as stored, with its lines, named relative to the catalogue directory.
+
+        A seeded product is named by its path under the catalogue (``commerce/orders.yaml``,
+        never the server's absolute path); one published through the API by
+        ``store:domain/name@version``.
+        """
+        catalog_dir = self.settings.catalog_dir
+        root = Path(catalog_dir).resolve() if catalog_dir is not None else None
+        sources: dict[str, SourcedManifest] = {}
+        for key, stored in state.products.items():
+            name = f"store:{key}@{stored.version}"
+            if stored.publisher.startswith("file:"):
+                path = Path(stored.publisher.removeprefix("file:")).resolve()
+                name = (
+                    path.relative_to(root).as_posix()
+                    if root and path.is_relative_to(root)
+                    else path.name
+                )
+            try:
+                manifest, doc = read_manifest_document(stored.manifest, name)
+            except MeshgovError:
+                continue  # the catalogue entry is used as is; its findings name no lines
+            sources[key] = sourced(manifest.model_copy(update={"source": name}), doc)
+        return sources
 
     def _access_impact(
         self, bundle: PolicyBundle, state: ServingState | None
@@ -117,33 +160,62 @@ class PolicyLifecycle(ServiceCore):
         older = [v for v in versions if v.version != manifest.metadata.version]
         return manifest_of(older[-1]) if older else None
 
-    def stage_file(self, author: str, path: str, content: str | None) -> PolicyRevision:
-        """Change (or delete, ``content=None``) one file of the active bundle and stage it."""
-        base = self.state.bundle
-        clean = _policy_path(path)
-        modules = dict(base.modules)
-        registry = dict(base.data.get("registry", {}))
-        if clean.endswith(".rego"):
-            if content is None:
-                if clean not in modules:
-                    raise NotFound(f"no policy module {clean}")
-                del modules[clean]
-            else:
-                modules[clean] = content
-        else:
+    def stage_file(
+        self, author: str, path: str, content: str | None, *, base: str | None = None
+    ) -> PolicyRevision:
+        """Change (or delete, ``content=None``) one file and stage the result.
+
+        The change applies to revision ``base`` (a staged one too) or, by default, the active one.
+        """
+        return self.stage_files(author, {path: content}, base=base)
+
+    def stage_files(
+        self, author: str, changes: Mapping[str, str | None], *, base: str | None = None
+    ) -> PolicyRevision:
+        """Change several files at once (a rule and its test) and stage them as one revision.
+
+        ``changes`` maps a path to its new content, or ``None`` to remove the file; the change
+        applies to revision ``base`` (stored, staged or active) or, by default, the active one.
+        """
+        if not changes:
+            raise InputError("a change names at least one file")
+        bundle = self._base_bundle(base)
+        modules = dict(bundle.modules)
+        registry = dict(bundle.data.get("registry", {}))
+        docs: dict[str, SourceDocument] = {}
+        for path, content in changes.items():
+            clean = _policy_path(path)
+            if clean.endswith(".rego"):
+                if content is None:
+                    if clean not in modules:
+                        raise NotFound(f"no policy module {clean}")
+                    del modules[clean]
+                else:
+                    modules[clean] = content
+                continue
             stem = _data_stem(clean)
-            docs: dict[str, SourceDocument] = {}
             if content is None:
                 registry.pop(stem, None)
+                docs.pop(stem, None)
             else:
                 docs[stem] = _parse_data_file(clean, content)
                 registry[stem] = docs[stem].data
-            # Refused before anything is stored: Rego would read a misshapen file silently.
-            validate_registry(registry, docs)
-        data = {**base.data, "registry": registry}
+        # Refused before anything is stored: Rego would read a misshapen file silently.
+        validate_registry(registry, docs)
+        data = {**bundle.data, "registry": registry}
         return self.stage_bundle(PolicyBundle.create(modules, data), author=author)
 
-    def activate(self, actor: str, revision_id: str) -> PolicyRevision:
+    def _base_bundle(self, base: str | None) -> PolicyBundle:
+        if base is None:
+            return self.state.bundle
+        revision = self.store.revision(base)
+        if revision is None:
+            raise NotFound(f"no policy revision {base} to stage on (see GET /v1/policies)")
+        return PolicyBundle.create(revision.modules, revision.data)
+
+    def activate(
+        self, actor: str, revision_id: str, *, action: str = AUDIT_ACTIVATED
+    ) -> PolicyRevision:
         with self._write_lock:
             revision = self.store.revision(revision_id)
             if revision is None:
@@ -152,7 +224,10 @@ class PolicyLifecycle(ServiceCore):
                 raise Conflict(
                     f"revision {revision_id} failed to compile or test and cannot be activated"
                 )
-            self.store.activate(revision_id, actor, time.time())
+            previous = self.active_revision_id()
+            now = time.time()
+            self.store.activate(revision_id, actor, now)
+            self.store.append_audit(actor, action, revision_id, previous, now)
             self.reload()
             return revision
 
@@ -172,7 +247,7 @@ class PolicyLifecycle(ServiceCore):
                     stack.append(activation.revision)
             if len(stack) < 2:
                 raise Conflict("there is no earlier revision to roll back to")
-            return self.activate(actor, stack[-2])
+            return self.activate(actor, stack[-2], action=AUDIT_ROLLED_BACK)
 
 
 def policy_impact(
@@ -180,6 +255,7 @@ def policy_impact(
     after: Gate,
     catalog: Catalog,
     previous: Mapping[str, Manifest | None] | None = None,
+    sources: Mapping[str, SourcedManifest] | None = None,
     *,
     scan: bool = False,
 ) -> list[dict[str, Any]]:
@@ -187,15 +263,17 @@ def policy_impact(
 
     One entry per product whose findings differ: ``added`` and ``removed`` findings, and whether
     the product passes before and after (a product that starts failing blocks its next release).
+    ``sources`` gives products their file name and lines for the findings' locations.
     """
     changes: list[dict[str, Any]] = []
     for key in sorted(catalog.manifests):
         manifest = catalog.manifests[key]
+        entry: Manifest | SourcedManifest = (sources or {}).get(key) or manifest
         prior = (previous or {}).get(key)
         results = []
         for gate in (before, after):
             try:
-                results.append(gate_findings(gate, manifest, prior, catalog, scan=scan))
+                results.append(gate_findings(gate, entry, prior, catalog, scan=scan))
             except MeshgovError as exc:
                 results.append(
                     [{"rule": "gate_error", "severity": "error", "message": exc.message}]

@@ -17,6 +17,11 @@ PRODUCT_COLUMNS = "domain, name, version, manifest, publisher, published_at"
 REVISION_COLUMNS = "id, author, created_at, modules, data, status, report"
 DECISION_COLUMNS = "id, time, kind, principal, product, input_digest, allowed, result, revision"
 
+# What a decision record is about: a release check, a publication, an authorization of SQL (and
+# its execution; `wire`: a query over the PostgreSQL wire protocol), an OPA Data API evaluation,
+# or a Trino access-control call.
+DECISION_KINDS = ("check", "publish", "authorize", "execute", "wire", "opa", "trino")
+
 # Revision states: a revision is only activatable when it compiled and every test passed.
 REVISION_VALID = "valid"
 REVISION_FAILED = "failed"
@@ -94,11 +99,33 @@ class Activation:
     activated_at: float
 
 
+# What the guild did to a revision (the policy audit trail).
+AUDIT_STAGED = "staged"
+AUDIT_ACTIVATED = "activated"
+AUDIT_ROLLED_BACK = "rolled_back"
+AUDIT_ACTIONS = (AUDIT_STAGED, AUDIT_ACTIVATED, AUDIT_ROLLED_BACK)
+
+
+@dataclass(frozen=True)
+class PolicyAuditEvent:
+    """One act on a policy revision: who staged, activated or rolled back to it, and when.
+
+    ``previous`` is the revision that was active just before (for activations and rollbacks).
+    """
+
+    seq: int
+    at: float
+    actor: str
+    action: str  # one of AUDIT_ACTIONS
+    revision: str
+    previous: str | None = None
+
+
 @dataclass(frozen=True)
 class DecisionRecord:
     id: str
     time: float
-    kind: str  # check | authorize | execute | wire | opa | trino | publish
+    kind: str  # one of DECISION_KINDS
     principal: str
     product: str | None
     input_digest: str
@@ -170,6 +197,16 @@ class Store(Protocol):
 
     def activations(self) -> list[Activation]:
         """Activation history, oldest first; the last one is the active revision."""
+        ...
+
+    def append_audit(
+        self, actor: str, action: str, revision: str, previous: str | None, at: float
+    ) -> PolicyAuditEvent:
+        """Record one act on a policy revision in the durable audit trail."""
+        ...
+
+    def audit(self, revision: str | None = None) -> list[PolicyAuditEvent]:
+        """The policy audit trail (of one revision when given), oldest first."""
         ...
 
     def append_decisions(self, records: Sequence[DecisionRecord]) -> None: ...

@@ -16,6 +16,7 @@ from meshgov.store.base import (
     Activation,
     DecisionFilter,
     DecisionRecord,
+    PolicyAuditEvent,
     PolicyRevision,
     ProductVersion,
     latest_by_version,
@@ -33,6 +34,9 @@ SCHEMA_STATEMENTS = (
     """CREATE TABLE IF NOT EXISTS policy_activations (
   seq BIGSERIAL PRIMARY KEY, revision TEXT NOT NULL REFERENCES policy_revisions(id),
   actor TEXT NOT NULL, activated_at DOUBLE PRECISION NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS policy_audit (
+  seq BIGSERIAL PRIMARY KEY, at DOUBLE PRECISION NOT NULL, actor TEXT NOT NULL,
+  action TEXT NOT NULL, revision TEXT NOT NULL, previous TEXT)""",
     """CREATE TABLE IF NOT EXISTS decisions (
   id TEXT PRIMARY KEY, time DOUBLE PRECISION NOT NULL, kind TEXT NOT NULL,
   principal TEXT NOT NULL, product TEXT, input_digest TEXT NOT NULL, allowed BOOLEAN NOT NULL,
@@ -146,6 +150,25 @@ class PostgresStore:
             "SELECT seq, revision, actor, activated_at FROM policy_activations ORDER BY seq"
         )
         return [Activation(*row) for row in rows]
+
+    def append_audit(
+        self, actor: str, action: str, revision: str, previous: str | None, at: float
+    ) -> PolicyAuditEvent:
+        with self._transaction() as conn:
+            row = conn.execute(
+                b"INSERT INTO policy_audit (at, actor, action, revision, previous)"
+                b" VALUES (%s, %s, %s, %s, %s) RETURNING seq",
+                (at, actor, action, revision, previous),
+            ).fetchone()
+        return PolicyAuditEvent(int(row[0]) if row else 0, at, actor, action, revision, previous)
+
+    def audit(self, revision: str | None = None) -> list[PolicyAuditEvent]:
+        rows = self._rows(
+            "SELECT seq, at, actor, action, revision, previous FROM policy_audit "
+            "WHERE (%s::text IS NULL OR revision = %s::text) ORDER BY seq",
+            (revision, revision),
+        )
+        return [PolicyAuditEvent(*row) for row in rows]
 
     def append_decisions(self, records: Sequence[DecisionRecord]) -> None:
         if not records:

@@ -17,6 +17,7 @@ from meshgov.store.base import (
     Activation,
     DecisionFilter,
     DecisionRecord,
+    PolicyAuditEvent,
     PolicyRevision,
     ProductVersion,
     latest_by_version,
@@ -34,6 +35,9 @@ CREATE TABLE IF NOT EXISTS policy_revisions (
 CREATE TABLE IF NOT EXISTS policy_activations (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, revision TEXT NOT NULL REFERENCES policy_revisions(id),
   actor TEXT NOT NULL, activated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS policy_audit (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, actor TEXT NOT NULL,
+  action TEXT NOT NULL, revision TEXT NOT NULL, previous TEXT);
 CREATE TABLE IF NOT EXISTS decisions (
   id TEXT PRIMARY KEY, time REAL NOT NULL, kind TEXT NOT NULL, principal TEXT NOT NULL,
   product TEXT, input_digest TEXT NOT NULL, allowed INTEGER NOT NULL, result TEXT NOT NULL,
@@ -149,6 +153,26 @@ class SqliteStore:
             "SELECT seq, revision, actor, activated_at FROM policy_activations ORDER BY seq"
         )
         return [Activation(*row) for row in rows]
+
+    def append_audit(
+        self, actor: str, action: str, revision: str, previous: str | None, at: float
+    ) -> PolicyAuditEvent:
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO policy_audit (at, actor, action, revision, previous) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (at, actor, action, revision, previous),
+            )
+            seq = int(cursor.lastrowid or 0)
+        return PolicyAuditEvent(seq, at, actor, action, revision, previous)
+
+    def audit(self, revision: str | None = None) -> list[PolicyAuditEvent]:
+        rows = self._rows(
+            "SELECT seq, at, actor, action, revision, previous FROM policy_audit "
+            "WHERE (? IS NULL OR revision = ?) ORDER BY seq",
+            (revision, revision),
+        )
+        return [PolicyAuditEvent(*row) for row in rows]
 
     def append_decisions(self, records: Sequence[DecisionRecord]) -> None:
         if not records:

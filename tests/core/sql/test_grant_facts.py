@@ -40,6 +40,7 @@ def test_an_unknown_column_is_named_per_port_and_placeholders_are_not_columns() 
     assert row_filter_facts(manifest) == [
         {
             "grant": "ids ann; groups analysts",
+            "index": 0,
             "port": "customers",
             "column": "regoin",
             "problem": "column 'regoin' is not a column of port 'customers'",

@@ -29,6 +29,16 @@ violation(rule, severity, message, location, fix) := {
 location(product, port, column) := {"product": product, "port": port, "column": column}
 
 # METADATA
+# title: The location of a grant
+# description: |
+#   A location that also names the grant (its index in spec.access.grants), so that the finding
+#   points at the grant's line; port and column as in location (null when not about one).
+grant_location(product, grant, port, column) := object.union(
+	location(product, port, column),
+	{"grant": grant},
+)
+
+# METADATA
 # title: Message text
 # description: |
 #   Concatenates strings and other values into one message. Use it instead of sprintf for any

@@ -22,7 +22,7 @@ from meshgov.api.security import TokenRegistry, may_speak_for_others
 from meshgov.api.trino import PortIndex, TrinoAuthorizer, TrinoRequest, trino_principal
 from meshgov.core.principal import Principal
 from meshgov.errors import AccessDenied, InputError, PolicyEvaluationError
-from meshgov.service import Service
+from meshgov.service import Service, data_api_outcome
 
 router = APIRouter(prefix="/v1/data", tags=["opa"])
 
@@ -151,13 +151,14 @@ async def _answer(
         value, revision = service.evaluate(path, document)
     except PolicyEvaluationError as exc:
         raise blame(exc, path, document, checked) from None
+    product, allowed, ports = data_api_outcome(path, document, value)
     decision_id = service.record(
         kind="opa",
         principal=caller_id or "anonymous",
-        product=None,
+        product=product,
         document={"path": path, "input": body.get("input")},
-        allowed=value is not None and value is not False,
-        result={"path": path, "defined": value is not None},
+        allowed=allowed,
+        result={"path": path, "defined": value is not None, "tables": ports},
         revision=revision,
     )
     if value is None:

@@ -10,8 +10,8 @@ from pydantic import BaseModel
 
 from meshgov.api.deps import CallerDep, ServiceDep
 from meshgov.api.security import GUILD_GROUP
-from meshgov.errors import AccessDenied
-from meshgov.store.base import DecisionFilter
+from meshgov.errors import AccessDenied, InputError
+from meshgov.store.base import DECISION_KINDS, DecisionFilter
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
 
@@ -38,7 +38,7 @@ def list_decisions(
     caller: CallerDep,
     principal: Annotated[str | None, Query(max_length=256)] = None,
     product: Annotated[str | None, Query(max_length=256)] = None,
-    allowed: bool | None = None,
+    allowed: Annotated[str | None, Query(max_length=16)] = None,
     kind: Annotated[str | None, Query(max_length=32)] = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
@@ -49,11 +49,13 @@ def list_decisions(
         if principal is not None and principal != caller.id:
             raise AccessDenied("only the guild may read other principals' decisions")
         principal = caller.id
+    if kind is not None and kind not in DECISION_KINDS:
+        raise InputError(f"unknown kind {kind!r}; use one of: {', '.join(DECISION_KINDS)}")
     records = service.decisions(
         DecisionFilter(
             principal=principal,
             product=product,
-            allowed=allowed,
+            allowed=_boolean("allowed", allowed),
             kind=kind,
             since=_epoch(since),
             until=_epoch(until),
@@ -76,6 +78,16 @@ def list_decisions(
             for r in records
         ]
     )
+
+
+def _boolean(name: str, value: str | None) -> bool | None:
+    if value is None:
+        return None
+    if value.lower() in {"true", "1"}:
+        return True
+    if value.lower() in {"false", "0"}:
+        return False
+    raise InputError(f"unknown {name} value {value!r}; use true or false")
 
 
 def _epoch(value: dt.datetime | None) -> float | None:

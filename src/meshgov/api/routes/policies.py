@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
@@ -13,7 +13,7 @@ from meshgov.api.deps import CallerDep, ServiceDep
 from meshgov.api.routes._body import text_body, text_request_body
 from meshgov.api.security import require_guild
 from meshgov.errors import NotFound
-from meshgov.store.base import PolicyRevision
+from meshgov.store.base import PolicyAuditEvent, PolicyRevision
 
 router = APIRouter(prefix="/v1/policies", tags=["policies"])
 
@@ -32,14 +32,36 @@ class RevisionReport(RevisionSummary):
     report: dict[str, Any]
 
 
+class AuditEvent(BaseModel):
+    """Who staged, activated or rolled back to a revision, and when."""
+
+    at: dt.datetime
+    actor: str
+    action: str  # staged | activated | rolled_back
+    revision: str
+    previous: str | None  # the revision active just before (activations and rollbacks)
+
+
+class AuditTrail(BaseModel):
+    events: list[AuditEvent]
+
+
 class RevisionDetail(RevisionReport):
     files: dict[str, str]
     data: dict[str, Any]
+    audit: list[AuditEvent]
 
 
 class RevisionList(BaseModel):
     active: str | None
     revisions: list[RevisionSummary]
+
+
+class ChangeRequest(BaseModel):
+    """Several files changed at once (``null`` removes one), on top of ``base`` or the active."""
+
+    files: Annotated[dict[str, str | None], Field(min_length=1, max_length=200)]
+    base: Annotated[str | None, Field(max_length=64)] = None
 
 
 class ActivateRequest(BaseModel):
@@ -61,6 +83,26 @@ def _summary(revision: PolicyRevision, active: str | None) -> dict[str, Any]:
         "active": revision.id == active,
         "modules": len(revision.modules),
     }
+
+
+def _event(event: PolicyAuditEvent) -> AuditEvent:
+    return AuditEvent(
+        at=dt.datetime.fromtimestamp(event.at, dt.UTC),
+        actor=event.actor,
+        action=event.action,
+        revision=event.revision,
+        previous=event.previous,
+    )
+
+
+@router.get("/audit", response_model=AuditTrail)
+def audit_trail(
+    service: ServiceDep,
+    _caller: CallerDep,
+    revision: Annotated[str | None, Query(max_length=64)] = None,
+) -> AuditTrail:
+    """The policy audit trail, oldest first: every staging, activation and rollback."""
+    return AuditTrail(events=[_event(e) for e in service.store.audit(revision)])
 
 
 @router.get("", response_model=RevisionList)
@@ -85,6 +127,7 @@ def get_revision(
         report=found.report,
         files=found.modules,
         data=found.data,
+        audit=[_event(e) for e in service.store.audit(found.id)],
     )
 
 
@@ -108,31 +151,59 @@ async def rollback(service: ServiceDep, caller: CallerDep) -> ActivationResponse
     return ActivationResponse(active=revision.id, previous=previous)
 
 
+@router.post("/changes", response_model=RevisionReport)
+async def stage_changes(
+    request: ChangeRequest, service: ServiceDep, caller: CallerDep
+) -> RevisionReport:
+    """Stage a change of several files (a rule and its test) as one revision, with the same
+    compile, test, lint and impact report as a one-file change.
+    """
+    require_guild(caller)
+    revision = await run_in_threadpool(
+        lambda: service.stage_files(caller.id, request.files, base=request.base)
+    )
+    return RevisionReport(
+        **_summary(revision, service.active_revision_id()), report=revision.report
+    )
+
+
 @router.put(
     "/{path:path}",
     response_model=RevisionReport,
     openapi_extra=text_request_body("content", "The new content of the Rego module or data file."),
 )
 async def stage_change(
-    path: str, request: Request, service: ServiceDep, caller: CallerDep
+    path: str,
+    request: Request,
+    service: ServiceDep,
+    caller: CallerDep,
+    base: Annotated[str | None, Query(max_length=64)] = None,
 ) -> RevisionReport:
-    """Stage a change to one file of the active bundle: compile, run every Rego test, dry-run
-    the gate over every registered product. The new revision is stored (never activated here);
-    ``status`` says whether it may be activated, ``report.impact`` which findings would change.
+    """Stage a change to one file of revision ``base`` (default: the active one): compile, run
+    every Rego test, dry-run the gate over every registered product. The new revision is stored
+    (never activated here); ``status`` says whether it may be activated, ``report.impact`` which
+    findings would change.
     """
     require_guild(caller)
     content = await text_body(request, json_field="content")
-    revision = await run_in_threadpool(service.stage_file, caller.id, path, content)
+    revision = await run_in_threadpool(
+        lambda: service.stage_file(caller.id, path, content, base=base)
+    )
     return RevisionReport(
         **_summary(revision, service.active_revision_id()), report=revision.report
     )
 
 
 @router.delete("/{path:path}", response_model=RevisionReport)
-async def stage_removal(path: str, service: ServiceDep, caller: CallerDep) -> RevisionReport:
-    """Stage the removal of one file of the active bundle (same checks as a change)."""
+async def stage_removal(
+    path: str,
+    service: ServiceDep,
+    caller: CallerDep,
+    base: Annotated[str | None, Query(max_length=64)] = None,
+) -> RevisionReport:
+    """Stage the removal of one file of revision ``base`` or the active one (same checks)."""
     require_guild(caller)
-    revision = await run_in_threadpool(service.stage_file, caller.id, path, None)
+    revision = await run_in_threadpool(lambda: service.stage_file(caller.id, path, None, base=base))
     return RevisionReport(
         **_summary(revision, service.active_revision_id()), report=revision.report
     )

@@ -32,17 +32,26 @@ def grant_label(grant: Grant) -> str:
 
 
 def row_filter_facts(manifest: Manifest) -> list[dict[str, Any]]:
-    """``{grant, port, column, problem}`` for each row filter that cannot be applied."""
+    """``{grant, index, port, column, problem}`` for each row filter that cannot be applied
+    (``index``: the grant's position in ``spec.access.grants``, for the finding's line)."""
     facts: list[dict[str, Any]] = []
     ports = manifest.spec.output_ports
-    for grant in manifest.spec.access.grants:
+    for index, grant in enumerate(manifest.spec.access.grants):
         if grant.row_filter is None:
             continue
         label = grant_label(grant)
         try:
             parsed = parse_filter(grant.row_filter)
         except MeshgovError as exc:
-            facts.append({"grant": label, "port": None, "column": None, "problem": exc.message})
+            facts.append(
+                {
+                    "grant": label,
+                    "index": index,
+                    "port": None,
+                    "column": None,
+                    "problem": exc.message,
+                }
+            )
             continue
         named = [c for c in parsed.find_all(exp.Column) if _placeholder(c.parent) is None]
         applies = [p for p in ports if not grant.ports or p.name in grant.ports]
@@ -53,6 +62,7 @@ def row_filter_facts(manifest: Manifest) -> list[dict[str, Any]]:
                     facts.append(
                         {
                             "grant": label,
+                            "index": index,
                             "port": port.name,
                             "column": column.name,
                             "problem": f"column '{column.name}' is not a column of port "

@@ -20,10 +20,12 @@ names engines evaluate as session functions are denied unqualified even when a c
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlglot import exp
 
 from meshgov.core.sql.model import PortRef
-from meshgov.errors import SqlUnsupportedError
+from meshgov.errors import SqlUnsupportedError, UnknownNameError
 
 # Bare names that engines evaluate as niladic (keyword) functions: the SQL standard's and
 # PostgreSQL's, DuckDB's, Trino's, Snowflake's, BigQuery's and Spark's.
@@ -213,7 +215,30 @@ def check_column_names(
         if resolver is None:
             resolver = _Resolver(ports, ctes)
         if not resolver.resolves(column):
-            raise SqlUnsupportedError(
+            raise UnknownNameError(
                 f"column '{column.sql()}' does not exist in the tables and subqueries it can "
-                "come from; names that are not columns in scope are not left to the engine"
+                "come from; names that are not columns in scope are not left to the engine",
+                name,
+                "column",
             )
+
+
+def nearest_name(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate closest to ``name`` (a typo, or a table named without its schema), if any.
+
+    ``customers`` finds ``customer.customers``; ``emial`` finds ``email``. Callers pass only the
+    names the principal may see, so a suggestion never reveals another.
+    """
+    import difflib
+
+    by_lower = {c.lower(): c for c in candidates}
+    wanted = name.lower()
+    last = wanted.rsplit(".", 1)[-1]
+    same_last = sorted(c for c in by_lower if c.rsplit(".", 1)[-1] == last and c != wanted)
+    if same_last:
+        return by_lower[same_last[0]]
+    close = difflib.get_close_matches(wanted, list(by_lower), n=1, cutoff=0.75)
+    if not close:
+        tails = {c.rsplit(".", 1)[-1]: c for c in by_lower}
+        close = [tails[t] for t in difflib.get_close_matches(last, list(tails), n=1, cutoff=0.75)]
+    return by_lower[close[0]] if close else None

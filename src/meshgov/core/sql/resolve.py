@@ -15,7 +15,7 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
 from meshgov.core.sql.model import PortRef, ResolvePort
-from meshgov.errors import SqlUnsupportedError
+from meshgov.errors import SqlUnsupportedError, UnknownNameError
 
 
 @dataclass(frozen=True)
@@ -138,9 +138,11 @@ def resolve_tables(
         port = resolve_port(parts)
         if port is None:
             shown = ".".join(parts)
-            raise SqlUnsupportedError(
+            raise UnknownNameError(
                 f"unknown table '{shown}': it is not an output port of any product in the "
-                "catalogue (system catalogues, files and other tables cannot be read)"
+                "catalogue (system catalogues, files and other tables cannot be read)",
+                shown,
+                "table",
             )
         resolved.append(ResolvedTable(table, parts, port))
     return resolved

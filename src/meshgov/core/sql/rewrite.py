@@ -6,6 +6,8 @@ the unrewritten query, and only SQL generated from the rewritten tree leaves thi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ErrorLevel
@@ -14,6 +16,7 @@ from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from meshgov.core.manifest import LogicalType
 from meshgov.core.principal import Principal
 from meshgov.core.sql.barrier import check_fallible
+from meshgov.core.sql.dialect_pairs import translate
 from meshgov.core.sql.final_check import check_generated, secure_view_text
 from meshgov.core.sql.model import (
     AccessDecision,
@@ -23,7 +26,7 @@ from meshgov.core.sql.model import (
     RewrittenQuery,
     TableAccess,
 )
-from meshgov.core.sql.names import check_column_names
+from meshgov.core.sql.names import check_column_names, nearest_name
 from meshgov.core.sql.parse import check_dialect, parse_statement
 from meshgov.core.sql.resolve import (
     ResolvedTable,
@@ -34,7 +37,13 @@ from meshgov.core.sql.resolve import (
 )
 from meshgov.core.sql.secure_views import secure_view, substitute
 from meshgov.core.sql.validate import Inventory, validate
-from meshgov.errors import AccessDenied, MeshgovError, SqlUnsupportedError
+from meshgov.errors import (
+    AccessDenied,
+    Location,
+    MeshgovError,
+    SqlUnsupportedError,
+    UnknownNameError,
+)
 
 
 def rewrite(
@@ -103,12 +112,25 @@ def _rewrite(
                 why = "; ".join(decision.reasons) or "no grant allows it"
                 raise AccessDenied(
                     f"access to table '{table.port.table_name}' "
-                    f"({table.port.product}:{table.port.port}) denied: {why}"
+                    f"({table.port.product}:{table.port.port}) denied: {why}",
+                    Location(product=table.port.product, port=table.port.port),
                 )
             decisions[key] = decision
 
+    if read != write and translate(statement, read, write, _column_types(tables, inventory)):
+        inventory = validate(statement)  # the translated tree is the one every check sees
     _check_hidden_columns(inventory, tables, decisions, dialect)
-    check_column_names(inventory.columns, inventory.ctes, {id(t.node): t.port for t in tables})
+    try:
+        check_column_names(inventory.columns, inventory.ctes, {id(t.node): t.port for t in tables})
+    except UnknownNameError as exc:
+        # Only columns the principal may see (not hidden) of the query's tables are suggested.
+        visible = [
+            column.name
+            for table in tables
+            for column in table.port.columns
+            if column.name.lower() not in {h.lower() for h in decisions[_key(table)].hidden_columns}
+        ]
+        raise with_suggestion(exc, visible) from None
     filtered = [t.port.table_name for t in tables if decisions[_key(t)].row_filters]
     column_types: dict[str, set[LogicalType]] = {}
     for table in tables:
@@ -153,6 +175,21 @@ def _rewrite(
         _access(t.port, decisions[_key(t)], bound_filters[_key(t)]) for t in _unique(tables)
     )
     return RewrittenQuery(sql=generated, read=read, write=write, tables=accesses)
+
+
+def _column_types(tables: list[ResolvedTable], inventory: Inventory) -> dict[str, set[LogicalType]]:
+    """Column name → its logical types in the query's tables; a name the query redefines (an
+    alias) may hold anything, so it has none."""
+    types: dict[str, set[LogicalType]] = {}
+    for table in tables:
+        for column in table.port.columns:
+            types.setdefault(column.name.lower(), set()).add(column.type)
+    for alias in inventory.aliases:
+        types.pop(alias.alias.lower(), None)
+    for table_alias in inventory.table_aliases:
+        for defined in table_alias.columns:
+            types.pop(defined.name.lower(), None)
+    return types
 
 
 def _key(table: ResolvedTable) -> tuple[str, str]:
@@ -244,7 +281,8 @@ def _check_hidden_columns(
                 why = next((r for r in decision.reasons if name in r.lower()), "hidden by policy")
                 raise AccessDenied(
                     f"column '{column.name}' of table '{table.port.table_name}' "
-                    f"({table.port.product}:{table.port.port}) is hidden: {why}"
+                    f"({table.port.product}:{table.port.port}) is hidden: {why}",
+                    Location(product=table.port.product, port=table.port.port, column=column.name),
                 )
 
 
@@ -324,3 +362,11 @@ def _audit(statement: exp.Expr, inventory: Inventory, resolved: list[ResolvedTab
         if table.args.get("db") is None and table.name.lower() in cte_names:
             continue
         raise SqlUnsupportedError(f"table '{table.sql()}' was not secured; denied")
+
+
+def with_suggestion(error: UnknownNameError, visible: Iterable[str]) -> UnknownNameError:
+    """``error`` with "did you mean …?" naming the nearest of ``visible`` (if one is close)."""
+    nearest = nearest_name(error.name, visible)
+    if nearest is None:
+        return error
+    return UnknownNameError(f"{error.message}; did you mean '{nearest}'?", error.name, error.what)

@@ -1,0 +1,647 @@
+"""Constructs whose meaning differs between the read dialect and the engine's dialect.
+
+sqlglot transpiles syntax, and for a few constructs it keeps the syntax but not the meaning
+(PostgreSQL's integer ``/`` becomes DuckDB's float ``/``; Snowflake's NULL-propagating
+``GREATEST`` becomes PostgreSQL's NULL-ignoring one…). When the query is read in one dialect and
+run on an engine of another, each such construct is either rewritten, as a sqlglot tree, into what
+means the same on the engine, or refused (``SqlUnsupportedError``: exit 3 / HTTP 403) with a reason
+that names it and the pair. ``translate`` is the one entry point; the rewriter calls it once, on
+the resolved tree, before the barrier and column checks see it. Engines are ``duckdb`` and
+``postgres``; other write dialects (``meshgov rewrite --to trino``) get sqlglot's transpilation
+alone. docs/enforcement.md carries the same table in words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlglot import exp
+
+from meshgov.core.manifest import LogicalType
+from meshgov.errors import SqlUnsupportedError
+
+ENGINE_DIALECTS = frozenset({"duckdb", "postgres"})
+_SPARK = frozenset({"spark", "databricks"})
+# Dialects whose casts of a double to an integer round half away from zero (the engines: to even).
+_ROUND_HALF_AWAY = frozenset({"trino", "presto", "snowflake", "bigquery"})
+
+_T = exp.DataType.Type
+_INTEGRAL = frozenset({_T.TINYINT, _T.SMALLINT, _T.INT, _T.BIGINT, _T.UTINYINT, _T.USMALLINT})
+_TEXT = frozenset({_T.TEXT, _T.VARCHAR, _T.NVARCHAR, _T.CHAR, _T.NCHAR})
+_TIMESTAMPS = frozenset({_T.TIMESTAMP, _T.TIMESTAMPNTZ, _T.TIMESTAMPTZ, _T.DATETIME})
+# Casts that cannot fail, by the operand's kind (so TRY_CAST and CAST agree).
+_TOTAL_CASTS: dict[str, frozenset[Any]] = {
+    "integer": frozenset({_T.BIGINT, _T.DOUBLE, _T.DECIMAL}) | _TEXT,
+    "integral": frozenset({_T.DOUBLE}) | _TEXT,
+    "number": frozenset({_T.DOUBLE}) | _TEXT,
+    "decimal": frozenset({_T.DOUBLE}) | _TEXT,
+    "boolean": frozenset({_T.BOOLEAN}) | _TEXT,
+    "date": frozenset({_T.DATE}) | _TIMESTAMPS | _TEXT,
+    "timestamp": _TIMESTAMPS | _TEXT,
+    "string": _TEXT,
+}
+# Collations that mean byte order on both engines (compared case-insensitively, written "C").
+_BYTE_ORDER_COLLATIONS = frozenset({"c", "posix"})
+_DAY_OF_WEEK_UNITS = frozenset({"DOW", "DAYOFWEEK", "WEEKDAY"})
+_ISO_DAY_OF_WEEK_UNITS = frozenset({"ISODOW", "DAYOFWEEKISO", "DAYOFWEEK_ISO", "DOW_ISO"})
+
+
+@dataclass(frozen=True)
+class PairRule:
+    """One row of the table: what happens to ``construct`` read in ``read`` on ``engine``."""
+
+    construct: str
+    read: str  # a dialect, or "*" (any read dialect other than the engine's)
+    engine: str
+    action: str  # "rewritten" or "refused"
+    why: str
+
+
+# The table (docs/enforcement.md repeats it). Rules apply only when read != engine.
+RULES: tuple[PairRule, ...] = (
+    PairRule("integer `/`", "postgres, trino", "duckdb", "rewritten",
+             "`a / b` of two integers truncates; written as DuckDB's `a // b`, which truncates "
+             "integers and divides other numbers exactly as `/` does"),
+    PairRule("DuckDB `//`", "duckdb", "postgres", "rewritten",
+             "`//` truncates integers but divides decimals and doubles (7.5 // 2 = 3.75); "
+             "written as PostgreSQL's `/`, not `DIV()`"),
+    PairRule("`/` by zero", "snowflake, bigquery, spark, databricks", "duckdb", "rewritten",
+             "fails there (Spark read with ANSI semantics), DuckDB's `/` gives Infinity: written "
+             "`CAST(a AS DOUBLE) // b`, which divides exactly and fails on zero; on PostgreSQL "
+             "Spark's `/` no longer gives NULL for zero"),
+    PairRule("`DIV` / `div` (integer division)", "spark, bigquery", "duckdb", "rewritten",
+             "truncates decimals too; written as `TRUNC(a // b)`"),
+    PairRule("`GREATEST`/`LEAST` with NULL", "trino, snowflake, bigquery", "postgres",
+             "rewritten", "NULL when any argument is NULL; PostgreSQL skips NULLs: written "
+             "`CASE WHEN a IS NULL OR … THEN NULL ELSE GREATEST(a, …) END` (refused when an "
+             "argument is a subquery)"),
+    PairRule("`REGEXP_LIKE`/`RLIKE` (full match)", "snowflake", "postgres", "rewritten",
+             "the pattern must match the whole string: anchored as `^(?:pattern)$`"),
+    PairRule("`REGEXP_FULL_MATCH`", "duckdb", "postgres", "rewritten",
+             "anchored as `^(?:pattern)$` with `~`"),
+    PairRule("`SUBSTR`/`SUBSTRING` with a start that is not a positive integer literal, or a "
+             "negative length literal", "*", "*", "refused",
+             "zero and negative starts (and negative lengths) mean different things in every "
+             "dialect: from the end, as 1, or before the string"),
+    PairRule("`DAYOFWEEK`/`EXTRACT(DOW …)`", "*", "*", "rewritten",
+             "numbered as the read dialect numbers days: 0 = Sunday (duckdb, postgres, "
+             "snowflake), 1 = Sunday (spark, bigquery), ISO 1 = Monday (trino `DOW`, "
+             "`day_of_week`, `ISODOW` everywhere)"),
+    PairRule("`DATEDIFF`/`DATE_DIFF` in weeks", "*", "*", "refused",
+             "counted as boundaries from Monday or from Sunday, or as whole weeks, depending on "
+             "the dialect"),
+    PairRule("`date_diff` in months, quarters or years", "trino, presto", "duckdb", "refused",
+             "whole units there (2024-01-31 to 2024-03-03 is 1 month), boundaries crossed in "
+             "DuckDB (2)"),
+    PairRule("`WEEK`/`WEEKOFYEAR`", "*", "postgres", "rewritten",
+             "ISO week numbers: written `EXTRACT(WEEK …)`"),
+    PairRule("`EXTRACT(WEEK …)`", "bigquery", "*", "refused",
+             "BigQuery numbers Sunday-started weeks from 0; the engines number ISO weeks"),
+    PairRule("`LEFT`/`RIGHT` with a length that is not a non-negative integer literal",
+             "trino, presto, snowflake, bigquery, spark, databricks", "*", "refused",
+             "a negative length gives '' (Snowflake, Spark) or fails (BigQuery); the engines "
+             "keep all but the last characters"),
+    PairRule("`DATE_TRUNC(d, WEEK)` (weeks starting Sunday) and `WEEK(<day>)` other than "
+             "MONDAY", "bigquery", "postgres", "refused",
+             "PostgreSQL's weeks start on Monday"),
+    PairRule("`CAST` to an integer type", "spark, databricks", "*", "rewritten / refused",
+             "Spark truncates toward zero (CAST(1.7 AS INT) = 1), the engines round: a "
+             "non-integer number is written `CAST(TRUNC(x) AS INT)`; text (other than an "
+             "integer literal), or an operand of a type meshgov cannot tell, is refused. "
+             "Spark's `CAST` is read with ANSI semantics "
+             "(Spark 4's default: it fails on bad input)"),
+    PairRule("`CAST` of a double to an integer type", "trino, snowflake, bigquery", "*",
+             "rewritten", "rounds half away from zero there, half to even on the engines "
+             "(CAST(2.5e0 AS INT) = 3 vs 2): written `CAST(ROUND(x) AS INT)` (PostgreSQL: "
+             "`ROUND(CAST(x AS DECIMAL))`)"),
+    PairRule("`CAST` of a text literal that is not an integer to an integer type",
+             "postgres, trino, bigquery", "duckdb", "refused",
+             "DuckDB reads '1e3' and '1.7' as numbers where these fail"),
+    PairRule("`CAST` of text to an integer type", "duckdb, snowflake", "postgres", "rewritten",
+             "'1e3' and '1.7' are numbers there: cast through NUMERIC first"),
+    PairRule("`CAST` of a boolean to BIGINT, of an integer to BOOLEAN", "*", "postgres",
+             "rewritten", "PostgreSQL casts boolean only to and from INT: `CAST(CAST(b AS INT) "
+             "AS BIGINT)` and `(n <> 0)`"),
+    PairRule("`TRY_CAST`/`SAFE_CAST` that can fail", "*", "postgres",
+             "refused", "PostgreSQL has no non-failing cast: it would raise where the read "
+             "dialect gives NULL; casts that cannot fail (to text, integer to bigint…) are kept"),
+    PairRule("`ROUND` of a double", "*", "postgres", "rewritten",
+             "PostgreSQL rounds a double half to even, the others half away from zero: "
+             "written `ROUND(CAST(x AS DECIMAL), n)` (which also gives PostgreSQL the "
+             "`ROUND(x, n)` it lacks for doubles)"),
+    PairRule("`ROUND` of a double", "postgres", "duckdb", "refused",
+             "PostgreSQL rounds it half to even, DuckDB half away from zero"),
+    PairRule("`TRY(…)`", "duckdb", "postgres", "refused", "PostgreSQL has no TRY"),
+    PairRule("`QUALIFY` with `SELECT *`", "*", "postgres", "refused",
+             "PostgreSQL has no QUALIFY: sqlglot moves the window into a derived table whose "
+             "`*` then carries an extra `_w` column"),
+    PairRule("`INTERVAL (expr) unit`", "*", "*", "rewritten",
+             "written as `(expr) * INTERVAL '1' unit` (sqlglot dropped the expression for "
+             "PostgreSQL)"),
+    PairRule("`COLLATE`", "*", "*", "rewritten / refused",
+             "`C`/`POSIX` (byte order) are written `\"C\"`, whatever the case the read dialect "
+             "folded them to; any other collation is refused"),
+)  # fmt: skip
+
+
+def rules_for(read: str, engine: str) -> list[PairRule]:
+    """The rules that apply to one pair (for docs and tests)."""
+
+    def names(field: str) -> set[str]:
+        return {part.strip() for part in field.split(",")}
+
+    if read == engine:
+        return []
+    return [
+        rule
+        for rule in RULES
+        if (rule.read == "*" or read in names(rule.read))
+        and (rule.engine == "*" or engine in names(rule.engine))
+    ]
+
+
+ColumnKinds = Mapping[str, set[LogicalType]]
+
+
+def translate(
+    statement: exp.Expr, read: str, write: str, column_types: ColumnKinds | None = None
+) -> bool:
+    """Rewrite or refuse the constructs whose meaning differs between ``read`` and ``write``.
+
+    ``column_types``: lower-cased column name → the logical types it has in the query's tables
+    (used to tell a Spark cast of an integer from one of a decimal). Returns whether the tree
+    changed. Raises ``SqlUnsupportedError`` naming the construct and the pair.
+    """
+    if read == write or write not in ENGINE_DIALECTS:
+        return False
+    pair = _Pair(read, write, column_types or {})
+    changed = False
+    # Post-order over a snapshot: a rewrite replaces a node whose children are already done.
+    for node in list(statement.walk(bfs=False))[::-1]:
+        handler = _HANDLERS.get(type(node))
+        if handler is not None and handler(node, pair):
+            changed = True
+    return changed
+
+
+class _Pair:
+    def __init__(self, read: str, write: str, column_types: ColumnKinds) -> None:
+        self.read = read
+        self.write = write
+        self.column_types = column_types
+
+    def refuse(self, construct: str, why: str) -> SqlUnsupportedError:
+        return SqlUnsupportedError(
+            f"{construct} read as {self.read} does not mean the same on the {self.write} engine "
+            f"({why}); rewrite the query without it, or read it in the {self.write} dialect"
+        )
+
+    def kind(self, node: exp.Expr) -> str | None:
+        """What an expression holds, when it can be told without the engine: a logical type
+        name, "integral" (a number with no fractional part) or None (unknown)."""
+        if isinstance(node, exp.Paren):
+            return self.kind(node.this)
+        if isinstance(node, exp.Literal):
+            if node.is_string:
+                return "string"
+            text = node.name
+            return "integer" if text.lstrip("-").isdigit() else "decimal"
+        if isinstance(node, exp.Boolean):
+            return "boolean"
+        if isinstance(node, exp.Column):
+            types = self.column_types.get(node.name.lower(), set())
+            return next(iter(types)).value if len(types) == 1 else None
+        if isinstance(node, exp.Cast):
+            target = node.args.get("to")
+            if isinstance(target, exp.DataType):
+                if target.this in _INTEGRAL:
+                    return "integer"
+                if target.this in _TEXT:
+                    return "string"
+            return None
+        if isinstance(node, exp.Count):
+            return "integer"
+        if isinstance(node, exp.Trunc | exp.Floor | exp.Ceil) or (
+            isinstance(node, exp.Round) and node.args.get("decimals") is None
+        ):
+            return "integral"
+        if isinstance(node, exp.Sum | exp.Min | exp.Max | exp.Abs | exp.Neg):
+            return self.kind(node.this)
+        if isinstance(node, exp.Add | exp.Sub | exp.Mul) or (
+            isinstance(node, exp.Div) and node.args.get("typed")
+        ):
+            return _arithmetic({self.kind(node.this), self.kind(node.expression)})
+        if isinstance(node, exp.Avg):
+            # PostgreSQL averages integers as NUMERIC (DuckDB: DOUBLE, rounded the same way).
+            return "number" if self.kind(node.this) == "number" else "decimal"
+        if isinstance(node, exp.Div):
+            return "number"  # `/` of the dialects that divide as floating point
+        return None
+
+
+def _arithmetic(kinds: set[str | None]) -> str | None:
+    if kinds <= {"integer"}:
+        return "integer"
+    if "number" in kinds and kinds <= {"integer", "integral", "decimal", "number"}:
+        return "number"
+    if kinds <= {"integer", "integral", "decimal"}:
+        return "decimal"
+    return None
+
+
+def _division(node: exp.Expr, pair: _Pair) -> bool:
+    """`/` as the read dialect means it. PostgreSQL/Trino (sqlglot marks them ``typed``):
+    integers truncate, as DuckDB's `//` does (it divides decimals and doubles exactly). The
+    others divide as floating point and fail on a zero divisor (Spark read with ANSI semantics):
+    DuckDB's `/` gives Infinity there, its `//` over a double fails as they do."""
+    assert isinstance(node, exp.Div)
+    if pair.write == "postgres":
+        if node.args.get("safe") and pair.read in _SPARK:
+            node.set("safe", False)
+            return True
+        return False
+    if pair.write != "duckdb":
+        return False
+    if node.args.get("typed"):
+        node.replace(exp.IntDiv(this=node.this, expression=node.expression))
+        return True
+    if pair.read in _SPARK | {"snowflake", "bigquery"}:
+        dividend = exp.Cast(this=node.this, to=exp.DataType.build("DOUBLE"))
+        node.replace(exp.IntDiv(this=dividend, expression=node.expression))
+        return True
+    return False
+
+
+def _int_division(node: exp.Expr, pair: _Pair) -> bool:
+    assert isinstance(node, exp.IntDiv)
+    if pair.read == "duckdb" and pair.write == "postgres":
+        node.replace(exp.Div(this=node.this, expression=node.expression, typed=True, safe=False))
+        return True
+    if pair.write == "duckdb" and pair.read != "duckdb":
+        # Spark `div` and BigQuery DIV truncate decimals too; DuckDB `//` divides them exactly.
+        quotient = exp.IntDiv(this=node.this, expression=node.expression)
+        node.replace(exp.Trunc(this=quotient))
+        return True
+    return False
+
+
+def _null_propagating_extreme(node: exp.Expr, pair: _Pair) -> bool:
+    assert isinstance(node, exp.Greatest | exp.Least)
+    if pair.write != "postgres" or node.args.get("ignore_nulls") is not False:
+        return False
+    arguments = [node.this, *node.expressions]
+    if any(argument.find(exp.Query) for argument in arguments):
+        # Each argument is repeated in the NULL test: a subquery (its tables) would be copied.
+        raise pair.refuse(
+            f"{node.sql_name()} of a subquery", "NULL in any argument makes it NULL there"
+        )
+    any_null = exp.or_(*(exp.Is(this=a.copy(), expression=exp.Null()) for a in arguments))
+    kept = node.copy()
+    kept.set("ignore_nulls", True)
+    node.replace(exp.Case(ifs=[exp.If(this=any_null, true=exp.Null())], default=kept))
+    return True
+
+
+def _anchored(pattern: exp.Expr) -> exp.Expr:
+    # Parenthesised: PostgreSQL's `~` and `||` have the same precedence.
+    return exp.Paren(
+        this=exp.DPipe(
+            this=exp.DPipe(this=exp.Literal.string("^(?:"), expression=pattern),
+            expression=exp.Literal.string(")$"),
+        )
+    )
+
+
+def _full_match(node: exp.Expr, pair: _Pair) -> bool:
+    if pair.write != "postgres":
+        return False
+    if isinstance(node, exp.RegexpLike) and not node.args.get("full_match"):
+        return False
+    flag = node.args.get("flag")
+    replacement_kind: type[exp.RegexpLike | exp.RegexpILike] = exp.RegexpLike
+    if flag is not None:
+        if not (isinstance(flag, exp.Literal) and flag.is_string and flag.name in ("", "c", "i")):
+            raise pair.refuse("a regular expression with flags", "flags differ per dialect")
+        if flag.name == "i":
+            replacement_kind = exp.RegexpILike
+    node.replace(replacement_kind(this=node.this, expression=_anchored(node.expression)))
+    return True
+
+
+def _substring(node: exp.Expr, pair: _Pair) -> bool:
+    assert isinstance(node, exp.Substring)
+    start = node.args.get("start")
+    length = node.args.get("length")
+    if start is not None and not _positive_integer(start):
+        raise pair.refuse(
+            "SUBSTR/SUBSTRING with a start position that is not a positive integer literal",
+            "a zero or negative start counts from the end, counts as 1 or falls before the "
+            "string depending on the dialect",
+        )
+    if isinstance(length, exp.Neg) or (
+        isinstance(length, exp.Literal) and length.name.startswith("-")
+    ):
+        raise pair.refuse("SUBSTR/SUBSTRING with a negative length", "dialects differ")
+    return False
+
+
+def _positive_integer(node: exp.Expr) -> bool:
+    return isinstance(node, exp.Literal) and node.name.isdigit() and int(node.name) > 0
+
+
+def _day_of_week(node: exp.Expr, pair: _Pair) -> bool:
+    """Every day-of-week form as `EXTRACT(DOW|ISODOW …)`, numbered as the read dialect does."""
+    if isinstance(node, exp.Extract):
+        unit = node.this.name.upper() if isinstance(node.this, exp.Var) else ""
+        if unit in _ISO_DAY_OF_WEEK_UNITS or (
+            unit in _DAY_OF_WEEK_UNITS and pair.read in ("trino", "presto")
+        ):
+            iso, base = True, 0
+        elif unit in _DAY_OF_WEEK_UNITS:
+            iso, base = False, 1 if pair.read in _SPARK | {"bigquery"} else 0
+        else:
+            return False
+        value = node.expression
+    elif isinstance(node, exp.DayOfWeekIso):
+        iso, base, value = True, 0, node.this
+    else:
+        assert isinstance(node, exp.DayOfWeek)
+        iso, base, value = False, 1 if pair.read in _SPARK else 0, node.this
+    extracted: exp.Expr = exp.Cast(
+        this=exp.Extract(this=exp.var("ISODOW" if iso else "DOW"), expression=value),
+        to=exp.DataType.build("INT"),
+    )
+    if base:
+        extracted = exp.Paren(this=exp.Add(this=extracted, expression=exp.Literal.number(base)))
+    node.replace(extracted)
+    return True
+
+
+def _week_start(node: exp.Expr, pair: _Pair) -> bool:
+    assert isinstance(node, exp.DateTrunc | exp.TimestampTrunc | exp.DatetimeTrunc)
+    unit = node.args.get("unit")
+    if (
+        pair.write == "postgres"
+        and isinstance(unit, exp.WeekStart)
+        and unit.name.upper() != "MONDAY"
+    ):
+        raise pair.refuse(
+            f"DATE_TRUNC to WEEK({unit.name.upper()})", "PostgreSQL's weeks start on Monday"
+        )
+    return False
+
+
+def _cast(node: exp.Expr, pair: _Pair) -> bool:
+    assert isinstance(node, exp.Cast)
+    target = node.args.get("to")
+    if not isinstance(target, exp.DataType):
+        return False
+    changed = False
+    if isinstance(node, exp.TryCast) and pair.read in _SPARK and not node.args.get("safe"):
+        # Spark's own CAST, read with ANSI semantics (Spark 4's default): it fails on bad
+        # input, as the engines' CAST does (sqlglot reads it as Spark 3's NULL-on-failure).
+        plain = exp.Cast(this=node.this, to=target)
+        node.replace(plain)
+        node, changed = plain, True
+    operand = node.this
+    kind = pair.kind(operand)
+    if pair.read in _SPARK and target.this in _INTEGRAL and kind not in ("integer", "integral"):
+        if kind == "string" and isinstance(operand, exp.Literal) and operand.name.isdigit():
+            pass  # an integer in text: every dialect reads it the same
+        elif kind in ("number", "decimal"):
+            operand = exp.Trunc(this=operand)
+            node.set("this", operand)
+            kind, changed = "integral", True
+        elif kind != "boolean":
+            raise pair.refuse(
+                "CAST to an integer type of "
+                + ("text" if kind == "string" else "an expression of unknown type"),
+                "Spark truncates toward zero where the engine rounds or fails; write "
+                "CAST(TRUNC(x) AS INT) over a number",
+            )
+    if pair.read in _ROUND_HALF_AWAY and target.this in _INTEGRAL and kind == "number":
+        rounded: exp.Expr = operand
+        if pair.write == "postgres":
+            rounded = exp.Cast(this=operand, to=exp.DataType.build("DECIMAL"))
+        operand = exp.Round(this=rounded)
+        node.set("this", operand)
+        kind, changed = "integral", True
+    if (
+        pair.write == "duckdb"
+        and pair.read in ("postgres", "trino", "bigquery")
+        and target.this in _INTEGRAL
+        and isinstance(operand, exp.Literal)
+        and operand.is_string
+        and not operand.name.strip().lstrip("+-").isdigit()
+    ):
+        raise pair.refuse(
+            f"CAST of the text {operand.sql()} to an integer type",
+            "DuckDB reads it as a number where the read dialect fails",
+        )
+    if (
+        pair.write == "postgres"
+        and pair.read in ("duckdb", "snowflake")
+        and target.this in _INTEGRAL
+        and kind == "string"
+        and not isinstance(node, exp.TryCast)
+    ):
+        node.set("this", exp.Cast(this=operand, to=exp.DataType.build("DECIMAL")))
+        changed = True
+    if (
+        pair.write == "postgres"
+        and kind == "boolean"
+        and target.this in _INTEGRAL
+        and target.this != _T.INT
+    ):
+        # PostgreSQL casts boolean to integer only (BigQuery's CAST(b AS INT64) is BIGINT).
+        node.set("this", exp.Cast(this=operand, to=exp.DataType.build("INT")))
+        changed = True
+    if (
+        pair.write == "postgres"
+        and kind == "integer"
+        and target.this == _T.BOOLEAN
+        and not isinstance(node, exp.TryCast)
+    ):
+        # Every dialect reads CAST(n AS BOOLEAN) as n <> 0; PostgreSQL casts only INT (not
+        # BIGINT, which product integers are) to boolean.
+        node.replace(exp.Paren(this=exp.NEQ(this=operand, expression=exp.Literal.number(0))))
+        return True
+    if pair.write == "postgres" and isinstance(node, exp.TryCast):
+        total = _TOTAL_CASTS.get(kind or "", frozenset())
+        if target.this not in total or target.expressions:
+            spelled = "SAFE_CAST" if pair.read == "bigquery" else "TRY_CAST"
+            raise pair.refuse(
+                f"{spelled} to {target.sql(dialect='postgres')}",
+                "PostgreSQL has no cast that gives NULL instead of an error",
+            )
+        node.replace(exp.Cast(this=node.this, to=target))
+        changed = True
+    return changed
+
+
+def _round(node: exp.Expr, pair: _Pair) -> bool:
+    """ROUND of a double: PostgreSQL rounds half to even, every other dialect half away from
+    zero (ROUND(2.5e0) = 2 vs 3)."""
+    assert isinstance(node, exp.Round)
+    if pair.kind(node.this) != "number":
+        return False
+    if pair.write == "postgres":
+        node.set("this", exp.Cast(this=node.this, to=exp.DataType.build("DECIMAL")))
+        return True
+    if pair.read == "postgres":
+        raise pair.refuse(
+            "ROUND of a double precision value",
+            "PostgreSQL rounds it half to even, DuckDB half away from zero; round a NUMERIC",
+        )
+    return False
+
+
+def _date_diff(node: exp.Expr, pair: _Pair) -> bool:
+    assert isinstance(node, exp.DateDiff)
+    unit = node.args.get("unit")
+    name = (unit.name if isinstance(unit, exp.Expr) else str(unit or "")).upper()
+    if "WEEK" in name or isinstance(unit, exp.WeekStart):
+        raise pair.refuse(
+            "DATEDIFF/DATE_DIFF in weeks",
+            "weeks are counted as boundaries from Monday or Sunday, or as whole weeks, "
+            "depending on the dialect; count days and divide",
+        )
+    if (
+        pair.write == "duckdb"
+        and name in ("MONTH", "QUARTER", "YEAR")
+        and not node.args.get("date_part_boundary")
+    ):
+        raise pair.refuse(
+            f"date_diff in {name.lower()}s",
+            "whole units there (2024-01-31 to 2024-03-03 is 1 month), unit boundaries crossed "
+            "in DuckDB (2)",
+        )
+    return False
+
+
+def _week_number(node: exp.Expr, pair: _Pair) -> bool:
+    """ISO week numbers (Snowflake's default WEEK_OF_YEAR_POLICY, Trino, Spark, DuckDB) as
+    PostgreSQL's `EXTRACT(WEEK …)`; BigQuery's `EXTRACT(WEEK …)` counts Sunday weeks from 0."""
+    if isinstance(node, exp.Extract):
+        unit = node.this.name.upper() if isinstance(node.this, exp.Var) else ""
+        if unit == "WEEK" and pair.read == "bigquery":
+            raise pair.refuse(
+                "EXTRACT(WEEK …)", "BigQuery numbers Sunday-started weeks from 0; use ISOWEEK"
+            )
+        return False
+    if pair.write != "postgres":
+        return False
+    if node.args.get("mode") is not None:
+        raise pair.refuse("WEEK with a mode", "the engine has one (ISO) week numbering")
+    week = exp.Extract(this=exp.var("WEEK"), expression=node.this)
+    node.replace(exp.Cast(this=week, to=exp.DataType.build("INT")))
+    return True
+
+
+def _left_right(node: exp.Expr, pair: _Pair) -> bool:
+    """DuckDB and PostgreSQL keep all but the last |n| characters for a negative n; Snowflake and
+    Spark give '', BigQuery fails."""
+    assert isinstance(node, exp.Left | exp.Right)
+    length = node.expression
+    if pair.read in ENGINE_DIALECTS:
+        return False
+    if not (isinstance(length, exp.Literal) and length.name.isdigit()):
+        raise pair.refuse(
+            f"{node.sql_name()} with a length that is not a non-negative integer literal",
+            "a negative length keeps all but the last characters on the engine",
+        )
+    return False
+
+
+def _extract(node: exp.Expr, pair: _Pair) -> bool:
+    return _day_of_week(node, pair) or _week_number(node, pair)
+
+
+def _try(_node: exp.Expr, pair: _Pair) -> bool:
+    if pair.write == "postgres":
+        raise pair.refuse("TRY(...)", "PostgreSQL has no TRY")
+    return False
+
+
+def _qualify(node: exp.Expr, pair: _Pair) -> bool:
+    select = node.parent
+    if pair.write != "postgres" or not isinstance(select, exp.Select):
+        return False
+    if any(
+        isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
+        for e in select.expressions
+    ):
+        raise pair.refuse(
+            "QUALIFY with SELECT *",
+            "PostgreSQL has no QUALIFY; its emulation adds a column to `*`; list the columns",
+        )
+    return False
+
+
+def _interval(node: exp.Expr, pair: _Pair) -> bool:
+    assert isinstance(node, exp.Interval)
+    value = node.this
+    unit = node.args.get("unit")
+    if (
+        value is None
+        or isinstance(value, exp.Literal)
+        or (isinstance(value, exp.Neg) and isinstance(value.this, exp.Literal))
+    ):
+        return False
+    if not isinstance(unit, exp.Var):
+        raise pair.refuse("INTERVAL of an expression without a unit", "no unit to scale")
+    one = exp.Interval(this=exp.Literal.string("1"), unit=exp.var(unit.name.upper()))
+    inner = value if isinstance(value, exp.Paren) else exp.Paren(this=value)
+    node.replace(exp.Paren(this=exp.Mul(this=inner, expression=one)))
+    return True
+
+
+def _collate(node: exp.Expr, pair: _Pair) -> bool:
+    assert isinstance(node, exp.Collate)
+    collation = node.expression
+    name = collation.name if isinstance(collation, exp.Expr) else ""
+    if name.lower() not in _BYTE_ORDER_COLLATIONS:
+        raise pair.refuse(f"COLLATE {name or '?'}", "only C / POSIX (byte order) mean the same")
+    node.set("expression", exp.to_identifier("C", quoted=True))
+    return True
+
+
+Handler = Callable[[exp.Expr, _Pair], bool]
+
+
+def _handlers(entries: Iterable[tuple[str, Handler]]) -> dict[type[exp.Expr], Handler]:
+    table: dict[type[exp.Expr], Handler] = {}
+    for names, handler in entries:
+        for name in names.split():
+            kind = getattr(exp, name, None)
+            if isinstance(kind, type) and issubclass(kind, exp.Expr):
+                table[kind] = handler
+    return table
+
+
+_HANDLERS = _handlers(
+    [
+        ("Div", _division),
+        ("IntDiv", _int_division),
+        ("Greatest Least", _null_propagating_extreme),
+        ("RegexpLike RegexpFullMatch", _full_match),
+        ("Substring", _substring),
+        ("DayOfWeek DayOfWeekIso", _day_of_week),
+        ("Extract", _extract),
+        ("DateDiff", _date_diff),
+        ("Week WeekOfYear", _week_number),
+        ("Left Right", _left_right),
+        ("DateTrunc TimestampTrunc DatetimeTrunc", _week_start),
+        ("Cast TryCast", _cast),
+        ("Try", _try),
+        ("Round", _round),
+        ("Qualify", _qualify),
+        ("Interval", _interval),
+        ("Collate", _collate),
+    ]
+)
+
+
+__all__ = ["ENGINE_DIALECTS", "RULES", "PairRule", "rules_for", "translate"]
