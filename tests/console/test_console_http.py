@@ -190,3 +190,14 @@ def _cells(page: str, table_id: str) -> list[list[str]]:
 
     Cells().feed(page)
     return rows
+
+
+def test_without_a_port_the_explorer_says_what_i_may_read(console: ConsoleServer) -> None:
+    with logged_in(console, "analyst-eu") as client:
+        mine = client.get("/ui/access", params={"purpose": "analytics"})
+        others = client.get("/ui/access", params={"principal": "guild", "purpose": "analytics"})
+    rows = {row[0]: row for row in _cells(mine.text, "overview")}
+    customers = rows["customer/customers:customers"]
+    assert "email (hash)" in customers[1]
+    assert "'EU'" in customers[3]
+    assert others.status_code == 403

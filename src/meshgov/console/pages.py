@@ -281,7 +281,15 @@ async def access(
     me = session.principal
     allowed = {p.id: p for p in _explorable(service, me)}
     results: list[dict[str, Any]] = []
+    overview = None
     error = None
+    if not port and (principal or me.id) in allowed:
+        # No port picked: "what may I see?", the same overview as ``GET /v1/access``.
+        overview = await run_in_threadpool(
+            service.access_overview, allowed[principal or me.id], purpose or None
+        )
+    elif not port:
+        error = f"only the guild may explore another principal's access ({principal})"
     if port:
         for who in [principal or me.id, *([other] if other else [])]:
             chosen = allowed.get(who)
@@ -303,6 +311,7 @@ async def access(
         purposes=views.purposes(service.state),
         chosen={"principal": principal or me.id, "other": other, "purpose": purpose, "port": port},
         results=results,
+        overview=overview,
         error=error,
     )
 
