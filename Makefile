@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/graph_bench.py
 	$(BIN)/python bench/rewrite_bench.py
 	$(BIN)/python bench/service_bench.py
+	$(BIN)/python bench/console_bench.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
