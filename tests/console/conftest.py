@@ -34,9 +34,12 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Debian's Chromium driven by Playwright (its own browser download does not work here).
+
+    Module-scoped: while Playwright's sync API is open, the thread has a running event loop, and
+    other modules' tests that call ``asyncio.run`` (the wire clients) must not meet it.
 
     Skips when either is missing, unless ``MESHGOV_REQUIRE_BROWSER=1`` (as in CI): then it fails.
     """
