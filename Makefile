@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/export_bench.py
 	$(BIN)/python bench/stream_bench.py  # needs NATS (MESHGOV_NATS_URL, default 127.0.0.1:4222)
 	$(BIN)/python bench/trino_bench.py
+	$(BIN)/python bench/console_bench.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

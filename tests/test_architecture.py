@@ -71,7 +71,7 @@ def test_test_module_names_are_unique() -> None:
     assert sorted({n for n in names if names.count(n) > 1}) == []
 
 
-FACES = ("meshgov.api", "meshgov.cli")
+FACES = ("meshgov.api", "meshgov.cli", "meshgov.console")
 FACADES = [
     SRC / "service.py",
     SRC / "gate.py",
@@ -96,3 +96,12 @@ def test_facades_stay_small(module: Path) -> None:
     """A facade past ~600 lines is split by concern (as ``service`` was into ``serving``)."""
     lines = len(module.read_text(encoding="utf-8").splitlines())
     assert lines <= 600, f"{module.relative_to(SRC)} has {lines} lines"
+
+
+@pytest.mark.parametrize(
+    "module", sorted(SRC.joinpath("console").glob("*.py")), ids=lambda p: str(p.relative_to(SRC))
+)
+def test_the_console_does_not_import_the_http_api(module: Path) -> None:
+    """The console is a face of its own: shared rules live in ``meshgov.authz``/``tokens``."""
+    bad = {n for n in _imports(module) if n == "meshgov.api" or n.startswith("meshgov.api.")}
+    assert not bad, f"{module.relative_to(SRC)} imports {sorted(bad)}"

@@ -1,4 +1,5 @@
-"""One ``meshgov serve`` process: the HTTP API, and the PostgreSQL wire protocol when configured.
+"""One ``meshgov serve`` process: the HTTP API, the web console (``/ui/``), and the PostgreSQL wire
+protocol when configured.
 
 The faces share one ``Service`` (serving state, caches, decision log, policy revision); this module
 is where they are put together, so that no face imports another.
@@ -20,9 +21,12 @@ if TYPE_CHECKING:
 
 
 def create_process_app(settings: Settings, *, bootstrap: bool = True) -> FastAPI:
-    """The HTTP app, with the wire listener in its lifespan when ``pg_port`` is set."""
+    """The HTTP app with the console under ``/ui/``, and the wire listener in its lifespan when
+    ``pg_port`` is set."""
+    from meshgov.console import install_console
+
     if settings.pg_port is None:
-        return create_app(settings, bootstrap=bootstrap)
+        return install_console(create_app(settings, bootstrap=bootstrap))
 
     def make_listener(service: Service, tokens: TokenRegistry) -> PgListener:
         from meshgov.pgwire.server import PgListener, WireSettings
@@ -43,7 +47,7 @@ def create_process_app(settings: Settings, *, bootstrap: bool = True) -> FastAPI
             ),
         )
 
-    return create_app(settings, bootstrap=bootstrap, listeners=[make_listener])
+    return install_console(create_app(settings, bootstrap=bootstrap, listeners=[make_listener]))
 
 
 def app_from_env() -> FastAPI:

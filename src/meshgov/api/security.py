@@ -1,55 +1,19 @@
-"""Bearer tokens → principals, and who may do what.
+"""Bearer tokens → principals, and who may do what (the rules live in ``meshgov.authz``).
 
-The tokens file holds only SHA-256 digests of the tokens, never the tokens themselves:
-
-    tokens:
-      - sha256: 9f86d0…            # sha256(token) in hex
-        principal: {id: analyst-eu, groups: [analysts], domain: analytics,
-                    attributes: {region: EU, clearances: []}}
-
-Rules: the ``guild`` group changes policies; a domain's owners (group ``<domain>-owners``) publish
-that domain's products; principals query only as themselves; the Trino endpoints answer for the
-identity Trino names only when the caller is in the ``query-engines`` group or is the guild.
+The tokens file holds only SHA-256 digests of the tokens, never the tokens themselves (tokens.py).
 """
 
 from __future__ import annotations
 
-from meshgov.core.principal import Principal
-from meshgov.errors import AccessDenied
+from meshgov.authz import GUILD_GROUP as GUILD_GROUP
+from meshgov.authz import QUERY_ENGINE_GROUP as QUERY_ENGINE_GROUP
+from meshgov.authz import may_speak_for_others as may_speak_for_others
+from meshgov.authz import owners_group as owners_group
+from meshgov.authz import require_guild as require_guild
+from meshgov.authz import require_owner as require_owner
+from meshgov.authz import require_self as require_self
 
 # The token registry is shared by every face (HTTP, the PostgreSQL wire protocol): see tokens.py.
 from meshgov.tokens import TokenRegistry as TokenRegistry
 from meshgov.tokens import Unauthenticated as Unauthenticated
 from meshgov.tokens import token_digest as token_digest
-
-GUILD_GROUP = "guild"
-QUERY_ENGINE_GROUP = "query-engines"
-
-
-def require_guild(principal: Principal) -> None:
-    if GUILD_GROUP not in principal.groups:
-        raise AccessDenied(f"only the '{GUILD_GROUP}' group may change policies ({principal.id})")
-
-
-def owners_group(domain: str) -> str:
-    return f"{domain}-owners"
-
-
-def require_owner(principal: Principal, domain: str) -> None:
-    if owners_group(domain) not in principal.groups:
-        raise AccessDenied(
-            f"only the owners of domain '{domain}' (group '{owners_group(domain)}') may publish "
-            f"its products ({principal.id})"
-        )
-
-
-def require_self(principal: Principal, claimed_id: str | None) -> None:
-    if claimed_id is not None and claimed_id != principal.id:
-        raise AccessDenied(
-            f"principals query only as themselves: token is '{principal.id}', "
-            f"request names '{claimed_id}'"
-        )
-
-
-def may_speak_for_others(principal: Principal) -> bool:
-    return QUERY_ENGINE_GROUP in principal.groups or GUILD_GROUP in principal.groups

@@ -1,0 +1,137 @@
+"""Benchmark of the web console: page load times on the example mesh and on 10,000 products.
+
+A real ``meshgov`` HTTP process (uvicorn, one worker, in this process's threads) with the console;
+each page is fetched over loopback by a logged-in client, the median of ``--repeat`` loads after
+one warm-up (which builds the per-state caches: catalogue rows, graph). Baseline in the same run:
+``GET /health`` (the cheapest route of the same server). Targets (issue 17): every page ≤ 300 ms on
+the example mesh, ≤ 1 s on a 10,000-product catalogue (the catalogue is paginated, 50 a page).
+
+The 10,000 products are the example mesh plus generated consumers (``check_bench.build_mesh``).
+
+    python bench/console_bench.py [--repeat 5] [--products 10000] [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from check_bench import build_mesh
+
+from meshgov.api.app import create_app
+from meshgov.config import Settings
+from meshgov.console import install_console
+from meshgov.service import Service
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_EXAMPLE_S = 0.3
+TARGET_LARGE_S = 1.0
+PAGES = [
+    ("catalogue", "/ui/catalogue"),
+    ("catalogue search", "/ui/catalogue?q=customer&classification=confidential"),
+    ("catalogue last page", "/ui/catalogue?page=100000"),
+    ("product", "/ui/products/customer/customers"),
+    ("access explorer", "/ui/access?purpose=analytics&port=customer/customers:customers"),
+    ("query form", "/ui/query"),
+    ("policies", "/ui/policies"),
+    ("decisions", "/ui/decisions"),
+    ("graph questions", "/ui/graph"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve(mesh: Path, tmp: Path) -> tuple[str, uvicorn.Server, threading.Thread, float]:
+    settings = Settings(
+        host="127.0.0.1",
+        port=free_port(),
+        catalog_dir=mesh,
+        policies_dir=ROOT / "policies",
+        store_url=f"sqlite:///{tmp / 'meshgov.db'}",
+        tokens_file=ROOT / "examples" / "tokens.yaml",
+    )
+    app = install_console(create_app(settings, service=Service(settings)))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    started = time.perf_counter()
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise SystemExit("the server did not start")
+        time.sleep(0.05)
+    return f"http://127.0.0.1:{settings.port}", server, thread, time.perf_counter() - started
+
+
+def median_ms(client: httpx.Client, path: str, repeat: int) -> tuple[float, float]:
+    """(first load, median of the next ``repeat``) in ms; the first builds per-state caches."""
+    start = time.perf_counter()
+    client.get(path).raise_for_status()
+    first = (time.perf_counter() - start) * 1000
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        response = client.get(path)
+        times.append(time.perf_counter() - start)
+        response.raise_for_status()
+    return first, statistics.median(times) * 1000
+
+
+def run(label: str, mesh: Path, repeat: int, target: float) -> bool:
+    with tempfile.TemporaryDirectory() as tmp:
+        url, server, thread, startup = serve(mesh, Path(tmp))
+        try:
+            with httpx.Client(base_url=url, timeout=120) as client:
+                login = client.post("/ui/login", data={"token": "dev-guild"})
+                assert login.status_code == 303, login.text
+                _, baseline = median_ms(client, "/health", repeat)
+                print(f"\n{label}: server ready (store seeded, state built) in {startup:.1f} s")
+                print(f"  {'GET /health (baseline)':<28} {baseline:8.1f} ms")
+                count = client.get("/ui/catalogue").text.split('id="count">', 1)[1].split("<")[0]
+                print(f"  catalogue shows: {count.strip()}")
+                ok = True
+                for name, path in PAGES:
+                    first, ms = median_ms(client, path, repeat)
+                    met = max(first, ms) <= target * 1000
+                    ok &= met
+                    print(
+                        f"  {name:<28} {ms:8.1f} ms {ms / baseline:7.1f}× baseline  "
+                        f"(first load {first:7.1f} ms)  target ≤ {target * 1000:.0f} ms: "
+                        f"{'met' if met else 'MISSED'}"
+                    )
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--products", type=int, default=10_000)
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args()
+    ok = run("example mesh (7 products)", ROOT / "examples" / "mesh", args.repeat, TARGET_EXAMPLE_S)
+    with tempfile.TemporaryDirectory() as tmp:
+        mesh = build_mesh(Path(tmp), args.products)
+        ok &= run(f"generated mesh ({args.products} products)", mesh, args.repeat, TARGET_LARGE_S)
+    return 0 if ok or not args.check else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

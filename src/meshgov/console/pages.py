@@ -1,0 +1,546 @@
+"""The console's routes: login/logout and the pages (``install_console(app)`` mounts them)."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlglot import exp
+
+from meshgov.authz import GUILD_GROUP, may_speak_for_others, require_guild
+from meshgov.console import views
+from meshgov.console.sessions import SESSION_COOKIE, ConsoleSession, Sessions
+from meshgov.core.principal import Principal
+from meshgov.errors import AccessDenied, MeshgovError
+from meshgov.service import Service
+from meshgov.store.base import DecisionFilter
+from meshgov.tokens import TokenRegistry
+
+HERE = Path(__file__).parent
+PREFIX = "/ui"
+PAGE_SIZE = 50
+MAX_RESULT_ROWS = 200
+MAX_FORM_BYTES = 1_000_000
+
+templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescapes HTML
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+
+class LoginRequired(Exception):
+    """No (or an expired) session: the page answers with a redirect to the login form."""
+
+
+def install_console(app: FastAPI) -> FastAPI:
+    """Mount the console on ``app`` (which holds the service and the token registry)."""
+    app.state.console_sessions = Sessions()
+    app.include_router(router)
+    app.mount(f"{PREFIX}/static", StaticFiles(directory=str(HERE / "static")), name="ui-static")
+
+    async def to_login(_request: Request, _: Exception) -> Response:
+        return RedirectResponse(f"{PREFIX}/login", status_code=303)
+
+    app.add_exception_handler(LoginRequired, to_login)
+    return app
+
+
+# --- plumbing -------------------------------------------------------------------------------
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+def _sessions(request: Request) -> Sessions:
+    sessions: Sessions = request.app.state.console_sessions
+    return sessions
+
+
+def _session(request: Request) -> ConsoleSession:
+    session = _sessions(request).get(request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        raise LoginRequired
+    request.state.principal_id = session.principal.id
+    return session
+
+
+async def _form(request: Request, session: ConsoleSession | None) -> dict[str, str]:
+    """The urlencoded form of a POST; with a session, its CSRF token must match and the request
+    must come from this origin (SameSite=Strict already keeps other sites' cookies out)."""
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise AccessDenied("form too large")
+    fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+    origin = request.headers.get("origin")
+    if origin is not None and origin != "null" and origin != _origin(request):
+        raise AccessDenied("cross-origin form refused")
+    if session is not None and not session.csrf_matches(fields.get("csrf")):
+        raise AccessDenied("missing or wrong CSRF token: reload the page and try again")
+    return fields
+
+
+def _origin(request: Request) -> str:
+    return f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"
+
+
+def _render(
+    request: Request,
+    template: str,
+    session: ConsoleSession | None,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    principal = session.principal if session else None
+    response = templates.TemplateResponse(
+        request,
+        template,
+        {
+            "session": session,
+            "me": principal,
+            "is_guild": principal is not None and GUILD_GROUP in principal.groups,
+            "prefix": PREFIX,
+            **context,
+        },
+        status_code=status_code,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'self'; "
+        "form-action 'self'"
+    )
+    return response
+
+
+def _refused(request: Request, session: ConsoleSession, exc: MeshgovError) -> HTMLResponse:
+    return _render(request, "error.html", session, status_code=exc.http_status, message=str(exc))
+
+
+# --- login ----------------------------------------------------------------------------------
+
+
+@router.get("", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request) -> Response:
+    _session(request)
+    return RedirectResponse(f"{PREFIX}/catalogue", status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request) -> HTMLResponse:
+    return _render(request, "login.html", None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request) -> Response:
+    try:
+        fields = await _form(request, None)
+    except MeshgovError as exc:
+        return _render(request, "login.html", None, status_code=exc.http_status, error=str(exc))
+    tokens: TokenRegistry = request.app.state.tokens
+    try:
+        principal = tokens.authenticate(f"Bearer {fields.get('token', '').strip()}")
+    except MeshgovError:
+        return _render(
+            request, "login.html", None, status_code=401, error="unknown or revoked token"
+        )
+    session = _sessions(request).open(principal)
+    response = RedirectResponse(f"{PREFIX}/catalogue", status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        session.id,
+        max_age=int(_sessions(request).seconds),
+        path=PREFIX,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/logout", response_class=HTMLResponse)
+async def logout(request: Request) -> Response:
+    session = _session(request)
+    try:
+        await _form(request, session)
+    except MeshgovError as exc:
+        return _refused(request, session, exc)
+    _sessions(request).close(session.id)
+    response = RedirectResponse(f"{PREFIX}/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path=PREFIX)
+    return response
+
+
+# --- catalogue and products -----------------------------------------------------------------
+
+
+@router.get("/catalogue", response_class=HTMLResponse)
+async def catalogue(
+    request: Request,
+    q: str = "",
+    domain: str = "",
+    classification: str = "",
+    page: int = 1,
+) -> HTMLResponse:
+    session = _session(request)
+    state = _service(request).state
+    rows = views.catalogue_rows(state)
+    matching = views.filter_catalogue(rows, q, domain, classification)
+    pages = max(1, math.ceil(len(matching) / PAGE_SIZE))
+    page = min(max(page, 1), pages)
+    return _render(
+        request,
+        "catalogue.html",
+        session,
+        products=matching[(page - 1) * PAGE_SIZE : page * PAGE_SIZE],
+        total=len(matching),
+        page=page,
+        pages=pages,
+        q=q,
+        domain=domain,
+        classification=classification,
+        domains=sorted({r.domain for r in rows}),
+        classifications=views.CLASSIFICATIONS,
+    )
+
+
+@router.get("/products/{domain}/{name}", response_class=HTMLResponse)
+async def product(request: Request, domain: str, name: str) -> HTMLResponse:
+    session = _session(request)
+    service = _service(request)
+    state = service.state
+    manifest = state.catalog.manifests.get(f"{domain}/{name}")
+    if manifest is None:
+        return _render(
+            request, "error.html", session, status_code=404, message=f"no product {domain}/{name}"
+        )
+    versions = service.product_versions(domain, name)
+    return _render(
+        request,
+        "product.html",
+        session,
+        product=views.product_view(state, manifest),
+        versions=[
+            {"version": v.version, "published": views.when(v.published_at)}
+            for v in reversed(versions)
+        ],
+    )
+
+
+# --- access explorer and query --------------------------------------------------------------
+
+
+def _explorable(service: Service, me: Principal) -> list[Principal]:
+    """Whom ``me`` may look at: everybody for the guild (and query engines), else only itself."""
+    if may_speak_for_others(me):
+        return list(service.principals) or [me]
+    return [me]
+
+
+def _explain(
+    service: Service, principal: Principal, purpose: str | None, port_key: str
+) -> dict[str, Any] | None:
+    state = service.state
+    port = next((p for p in service.ports(state) if f"{p.product}:{p.port}" == port_key), None)
+    if port is None:
+        return None
+    decision = service.access_decision(state, principal, purpose, port)
+    *schema, table_name = port.table[-2:]
+    select_all = exp.select("*").from_(exp.table_(table_name, db=schema[0] if schema else None))
+    authorization, _, _ = service.authorize(
+        principal, select_all.sql("duckdb"), purpose, "duckdb", "duckdb"
+    )
+    return {
+        "principal": principal.id,
+        "decision": decision.as_dict(),
+        "sql": authorization.sql,
+        "refusal": None if authorization.allowed else authorization.reason,
+    }
+
+
+@router.get("/access", response_class=HTMLResponse)
+async def access(
+    request: Request,
+    principal: str = "",
+    other: str = "",
+    purpose: str = "",
+    port: str = "",
+) -> HTMLResponse:
+    session = _session(request)
+    service = _service(request)
+    me = session.principal
+    allowed = {p.id: p for p in _explorable(service, me)}
+    results: list[dict[str, Any]] = []
+    overview = None
+    error = None
+    if not port and (principal or me.id) in allowed:
+        # No port picked: "what may I see?", the same overview as ``GET /v1/access``.
+        overview = await run_in_threadpool(
+            service.access_overview, allowed[principal or me.id], purpose or None
+        )
+    elif not port:
+        error = f"only the guild may explore another principal's access ({principal})"
+    if port:
+        for who in [principal or me.id, *([other] if other else [])]:
+            chosen = allowed.get(who)
+            if chosen is None:
+                error = f"only the guild may explore another principal's access ({who})"
+                break
+            explained = await run_in_threadpool(_explain, service, chosen, purpose or None, port)
+            if explained is None:
+                error = f"no port {port}"
+                break
+            results.append(explained)
+    return _render(
+        request,
+        "access.html",
+        session,
+        status_code=403 if error and "guild" in error else 200,
+        principals=sorted(allowed),
+        ports=[f"{p.product}:{p.port}" for p in service.ports(service.state)],
+        purposes=views.purposes(service.state),
+        chosen={"principal": principal or me.id, "other": other, "purpose": purpose, "port": port},
+        results=results,
+        overview=overview,
+        error=error,
+    )
+
+
+@router.get("/query", response_class=HTMLResponse)
+async def query_form(request: Request) -> HTMLResponse:
+    session = _session(request)
+    service = _service(request)
+    return _render(
+        request,
+        "query.html",
+        session,
+        sql="",
+        purpose="",
+        purposes=views.purposes(service.state),
+    )
+
+
+@router.post("/query", response_class=HTMLResponse)
+async def run_query(request: Request) -> HTMLResponse:
+    session = _session(request)
+    service = _service(request)
+    try:
+        fields = await _form(request, session)
+    except MeshgovError as exc:
+        return _refused(request, session, exc)
+    sql = fields.get("sql", "")
+    purpose = fields.get("purpose") or None
+    context: dict[str, Any] = {
+        "sql": sql,
+        "purpose": purpose or "",
+        "purposes": views.purposes(service.state),
+    }
+    started = time.perf_counter()
+    try:
+        table, authorization, decision_id = await run_in_threadpool(
+            service.execute, session.principal, sql, purpose, None, kind="console"
+        )
+    except MeshgovError as exc:
+        return _render(
+            request,
+            "query.html",
+            session,
+            status_code=exc.http_status,
+            denial=str(exc),
+            code=exc.code,
+            **context,
+        )
+    shown = table.slice(0, MAX_RESULT_ROWS)
+    return _render(
+        request,
+        "query.html",
+        session,
+        columns=shown.column_names,
+        rows=[[row[c] for c in shown.column_names] for row in shown.to_pylist()],
+        total_rows=table.num_rows,
+        rewrite=authorization.sql,
+        decision=authorization.decision(),
+        decision_id=decision_id,
+        elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
+        **context,
+    )
+
+
+# --- policies -------------------------------------------------------------------------------
+
+
+@router.get("/policies", response_class=HTMLResponse)
+async def policies(request: Request) -> HTMLResponse:
+    session = _session(request)
+    service = _service(request)
+    active = service.active_revision_id()
+    return _render(
+        request,
+        "policies.html",
+        session,
+        active=active,
+        revisions=[views.revision_row(r, active) for r in service.store.revisions()],
+        files=sorted(service.state.bundle.modules),
+    )
+
+
+@router.get("/policies/{revision}", response_class=HTMLResponse)
+async def revision_detail(request: Request, revision: str) -> HTMLResponse:
+    session = _session(request)
+    service = _service(request)
+    found = service.store.revision(revision)
+    if found is None:
+        return _render(
+            request, "error.html", session, status_code=404, message=f"no revision {revision}"
+        )
+    active_id = service.active_revision_id()
+    active = service.store.revision(active_id) if active_id else None
+    before = {**(active.modules if active else {}), **views.data_files(active)}
+    after = {**found.modules, **views.data_files(found)}
+    diff = []
+    for path in sorted(set(before) | set(after)):
+        lines = list(
+            difflib.unified_diff(
+                before.get(path, "").splitlines(),
+                after.get(path, "").splitlines(),
+                f"active/{path}",
+                f"{found.id[:12]}/{path}",
+                lineterm="",
+            )
+        )
+        if lines:
+            diff.append({"path": path, "lines": lines})
+    return _render(
+        request,
+        "revision.html",
+        session,
+        revision=views.revision_row(found, active_id),
+        report=found.report,
+        diff=diff,
+    )
+
+
+@router.post("/policies/stage", response_class=HTMLResponse)
+async def stage(request: Request) -> Response:
+    session = _session(request)
+    service = _service(request)
+    try:
+        fields = await _form(request, session)
+        require_guild(session.principal)
+        path = fields.get("path", "").strip()
+        content = fields.get("content", "").replace("\r\n", "\n")
+        revision = await run_in_threadpool(
+            service.stage_file, session.principal.id, path, content or None
+        )
+    except MeshgovError as exc:
+        return _refused(request, session, exc)
+    return RedirectResponse(f"{PREFIX}/policies/{revision.id}", status_code=303)
+
+
+@router.post("/policies/activate", response_class=HTMLResponse)
+async def activate(request: Request) -> Response:
+    session = _session(request)
+    service = _service(request)
+    try:
+        fields = await _form(request, session)
+        require_guild(session.principal)
+        if fields.get("confirm") != "yes":
+            raise AccessDenied("tick the confirmation box to activate a revision")
+        await run_in_threadpool(service.activate, session.principal.id, fields.get("revision", ""))
+    except MeshgovError as exc:
+        return _refused(request, session, exc)
+    return RedirectResponse(f"{PREFIX}/policies", status_code=303)
+
+
+@router.post("/policies/rollback", response_class=HTMLResponse)
+async def rollback(request: Request) -> Response:
+    session = _session(request)
+    service = _service(request)
+    try:
+        fields = await _form(request, session)
+        require_guild(session.principal)
+        if fields.get("confirm") != "yes":
+            raise AccessDenied("tick the confirmation box to roll back")
+        await run_in_threadpool(service.rollback, session.principal.id)
+    except MeshgovError as exc:
+        return _refused(request, session, exc)
+    return RedirectResponse(f"{PREFIX}/policies", status_code=303)
+
+
+# --- decisions and graph --------------------------------------------------------------------
+
+
+@router.get("/decisions", response_class=HTMLResponse)
+async def decisions(
+    request: Request, principal: str = "", product: str = "", outcome: str = ""
+) -> HTMLResponse:
+    session = _session(request)
+    me = session.principal
+    # As the API: only the guild reads other principals' decisions.
+    who = principal or None
+    if GUILD_GROUP not in me.groups:
+        who = me.id
+    allowed = {"allowed": True, "denied": False}.get(outcome)
+    records = await run_in_threadpool(
+        _service(request).decisions,
+        DecisionFilter(principal=who, product=product or None, allowed=allowed, limit=200),
+    )
+    return _render(
+        request,
+        "decisions.html",
+        session,
+        records=[views.decision_row(r) for r in records],
+        chosen={"principal": principal, "product": product, "outcome": outcome},
+    )
+
+
+@router.get("/graph", response_class=HTMLResponse)
+async def graph(
+    request: Request, question: str = "", left: str = "", right: str = "", target: str = ""
+) -> HTMLResponse:
+    session = _session(request)
+    service = _service(request)
+    answer: Any = None
+    error = None
+    if question:
+        try:
+            answer = await run_in_threadpool(
+                views.graph_answer, service.state, question, left, right, target
+            )
+        except MeshgovError as exc:
+            error = str(exc)
+    return _render(
+        request,
+        "graph.html",
+        session,
+        products=sorted(service.state.catalog.manifests),
+        chosen={"question": question, "left": left, "right": right, "target": target},
+        answer=answer,
+        error=error,
+    )
+
+
+@router.get("/graph/picture", response_class=HTMLResponse)
+async def graph_picture(request: Request) -> HTMLResponse:
+    _session(request)
+    from meshgov import graph_export
+
+    state = _service(request).state
+    html = await run_in_threadpool(
+        lambda: graph_export.to_html(views.graph_of(state), title="meshgov")
+    )
+    response = HTMLResponse(html)
+    # The picture is a self-contained page with its own inline script and styles.
+    response.headers["Content-Security-Policy"] = "default-src 'self' 'unsafe-inline'"
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return response

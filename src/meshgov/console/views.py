@@ -1,0 +1,204 @@
+"""What the console's pages show, computed from the serving state (no request, no HTML here)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass, is_dataclass
+from typing import Any
+
+import yaml
+
+from meshgov.core.manifest import Classification, Manifest
+from meshgov.gateway import registered_purposes
+from meshgov.serving.state import ServingState
+from meshgov.store.base import DecisionRecord, PolicyRevision
+
+CLASSIFICATIONS = [c.value for c in Classification]
+_CATALOGUE_CACHE = "console_catalogue"
+_GRAPH_CACHE = "graph"  # the same key the HTTP graph endpoints cache the graph under
+
+
+@dataclass(frozen=True)
+class CatalogueRow:
+    id: str
+    domain: str
+    name: str
+    version: str
+    owner: str
+    status: str
+    description: str
+    ports: tuple[str, ...]
+    pii: bool
+    classifications: frozenset[str]
+    entities: tuple[str, ...]
+    text: str  # lower-case haystack for the text search
+
+
+def when(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def catalogue_rows(state: ServingState) -> list[CatalogueRow]:
+    """One row per product of the serving catalogue (built once per state)."""
+    rows: list[CatalogueRow] | None = state.cache.get(_CATALOGUE_CACHE)
+    if rows is None:
+        rows = [_row(key, m) for key, m in sorted(state.catalog.manifests.items())]
+        state.cache[_CATALOGUE_CACHE] = rows
+    return rows
+
+
+def _row(key: str, manifest: Manifest) -> CatalogueRow:
+    meta = manifest.metadata
+    columns = [c for p in manifest.spec.output_ports for c in p.columns]
+    entities = tuple(sorted({c.entity for c in columns if c.entity}))
+    text = " ".join(
+        [key, meta.owner or "", meta.description or "", *meta.tags, *entities]
+        + [c.name for c in columns]
+    ).lower()
+    return CatalogueRow(
+        id=key,
+        domain=meta.domain,
+        name=meta.name,
+        version=meta.version,
+        owner=meta.owner or "",
+        status=meta.status.value if meta.status else "",
+        description=meta.description or "",
+        ports=tuple(p.name for p in manifest.spec.output_ports),
+        pii=any(c.pii for c in columns),
+        classifications=frozenset(c.classification.value for c in columns if c.classification),
+        entities=entities,
+        text=text,
+    )
+
+
+def filter_catalogue(
+    rows: list[CatalogueRow], text: str, domain: str, classification: str
+) -> list[CatalogueRow]:
+    needle = text.strip().lower()
+    return [
+        r
+        for r in rows
+        if (not needle or needle in r.text)
+        and (not domain or r.domain == domain)
+        and (not classification or classification in r.classifications)
+    ]
+
+
+def product_view(state: ServingState, manifest: Manifest) -> dict[str, Any]:
+    """Ports and columns, grants, lineage up and down, and entities of one product."""
+    key = f"{manifest.metadata.domain}/{manifest.metadata.name}"
+    downstream = sorted(
+        other
+        for other, m in state.catalog.manifests.items()
+        if any(i.product == key for i in m.spec.inputs)
+    )
+    columns = [c for p in manifest.spec.output_ports for c in p.columns]
+    return {
+        "id": key,
+        "meta": manifest.metadata,
+        "ports": manifest.spec.output_ports,
+        "grants": manifest.spec.access.grants,
+        "upstream": sorted({f"{i.product}" for i in manifest.spec.inputs}),
+        "downstream": downstream,
+        "entities": sorted({c.entity for c in columns if c.entity}),
+        "pii": any(c.pii for c in columns),
+    }
+
+
+def purposes(state: ServingState) -> list[str]:
+    return sorted(registered_purposes(state.bundle))
+
+
+def revision_row(revision: PolicyRevision, active: str | None) -> dict[str, Any]:
+    tests = revision.report.get("tests", {})
+    return {
+        "id": revision.id,
+        "short": revision.id[:12],
+        "author": revision.author,
+        "created": when(revision.created_at),
+        "status": revision.status,
+        "activatable": revision.activatable,
+        "active": revision.id == active,
+        "tests": f"{tests.get('passed', '?')} passed, {tests.get('failed', '?')} failed"
+        if tests
+        else "",
+        "impact": len(revision.report.get("impact", [])),
+        "access": len(revision.report.get("access", [])),
+    }
+
+
+def data_files(revision: PolicyRevision | None) -> dict[str, str]:
+    """A revision's data documents as YAML text, one pseudo-file per top-level key (diffable)."""
+    if revision is None:
+        return {}
+    return {
+        f"data:{key}": yaml.safe_dump(value, sort_keys=True)
+        for key, value in sorted(revision.data.items())
+    }
+
+
+def decision_row(record: DecisionRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "time": when(record.time),
+        "kind": record.kind,
+        "principal": record.principal,
+        "product": record.product or "",
+        "allowed": record.allowed,
+        "reason": record.result.get("reason") or "",
+        "tables": ", ".join(record.result.get("tables", []) or []),
+        "revision": record.revision[:12],
+    }
+
+
+def graph_of(state: ServingState) -> Any:
+    """The entity graph of the serving state, built once per state."""
+    graph = state.cache.get(_GRAPH_CACHE)
+    if graph is None:
+        from meshgov.core.graph import build_graph
+
+        registry = state.bundle.data.get("registry", {})
+        entities = registry.get("entities") if isinstance(registry, dict) else None
+        graph = build_graph(list(state.catalog.manifests.values()), entities)
+        state.cache[_GRAPH_CACHE] = graph
+    return graph
+
+
+def graph_answer(
+    state: ServingState, question: str, left: str, right: str, target: str
+) -> list[dict[str, Any]]:
+    """The answer of one ``meshgov graph`` question, as plain rows."""
+    from meshgov.core import graph as questions
+
+    graph = graph_of(state)
+    if question == "paths":
+        return [
+            {**plain(p), "hops": p.hops}
+            for p in questions.join_paths(graph, left, right, max_hops=3, limit=10)
+        ]
+    if question == "impact":
+        return [plain(questions.impact(graph, target))]
+    if question == "pii":
+        return [plain(flow) for flow in questions.pii_flows(graph)]
+    if question in ("upstream", "downstream"):
+        return [plain(questions.lineage(graph, target, questions.Direction(question)))]
+    if question == "entities":
+        return [plain(e) for e in questions.entities(graph)]
+    from meshgov.errors import InputError
+
+    raise InputError(f"unknown graph question {question!r}")
+
+
+def plain(value: Any) -> Any:
+    """Dataclasses, tuples and sets as JSON-like values (sets sorted for stable pages)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {k: plain(v) for k, v in asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [plain(v) for v in value]
+        if isinstance(value, set | frozenset):
+            return sorted(items, key=lambda v: json.dumps(v, sort_keys=True, default=str))
+        return items
+    return value

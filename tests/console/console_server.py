@@ -1,0 +1,67 @@
+"""A real meshgov process (HTTP API + console) on a free loopback port, over the example mesh."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from meshgov.api.app import create_app
+from meshgov.config import Settings
+from meshgov.console import install_console
+from meshgov.service import Service
+
+ROOT = Path(__file__).resolve().parents[2]
+# Clear-text development tokens of examples/tokens.yaml (only their digests are in the file).
+TOKENS = {
+    name: f"dev-{name}"
+    for name in ("analyst-eu", "analyst-us", "fraud-investigator", "guild", "owner-customer")
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ConsoleServer:
+    url: str
+    service: Service
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def start_console(tmp: Path) -> ConsoleServer:
+    settings = Settings(
+        host="127.0.0.1",
+        port=free_port(),
+        catalog_dir=ROOT / "examples" / "mesh",
+        policies_dir=ROOT / "policies",
+        store_url=f"sqlite:///{tmp / 'meshgov.db'}",
+        tokens_file=ROOT / "examples" / "tokens.yaml",
+        decision_flush_seconds=0.05,
+    )
+    service = Service(settings)
+    app = install_console(create_app(settings, service=service))
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("meshgov server did not start")
+        time.sleep(0.05)
+    return ConsoleServer(f"http://{settings.host}:{settings.port}", service, server, thread)
