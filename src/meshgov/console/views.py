@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
+from meshgov.core.graph.questions import plain as plain
 from meshgov.core.manifest import Classification, Manifest
 from meshgov.gateway import registered_purposes
 from meshgov.serving.state import ServingState
@@ -188,17 +188,3 @@ def graph_answer(
     from meshgov.errors import InputError
 
     raise InputError(f"unknown graph question {question!r}")
-
-
-def plain(value: Any) -> Any:
-    """Dataclasses, tuples and sets as JSON-like values (sets sorted for stable pages)."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {k: plain(v) for k, v in asdict(value).items()}
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        items = [plain(v) for v in value]
-        if isinstance(value, set | frozenset):
-            return sorted(items, key=lambda v: json.dumps(v, sort_keys=True, default=str))
-        return items
-    return value

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, is_dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -11,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from meshgov.api.deps import CallerDep, ServiceDep
+from meshgov.core.graph.questions import plain as plain
 from meshgov.service import Service
 
 router = APIRouter(prefix="/v1/graph", tags=["graph"])
@@ -18,20 +17,6 @@ router = APIRouter(prefix="/v1/graph", tags=["graph"])
 ProductQuery = Annotated[
     str, Query(pattern=r"^[a-z][a-z0-9_-]*/[a-z][a-z0-9_-]*$", description="domain/name")
 ]
-
-
-def plain(value: Any) -> Any:
-    """Dataclasses, tuples and sets as JSON values (sets sorted for stable answers)."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {k: plain(v) for k, v in asdict(value).items()}
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        items = [plain(v) for v in value]
-        if isinstance(value, set | frozenset):
-            return sorted(items, key=lambda v: json.dumps(v, sort_keys=True, default=str))
-        return items
-    return value
 
 
 def _graph(service: Service) -> Any:

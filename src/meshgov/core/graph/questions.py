@@ -6,9 +6,11 @@ Every function takes an ``EntityGraph`` (or its ``MeshIndex``) and returns froze
 from __future__ import annotations
 
 import itertools
+import json
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from enum import StrEnum
+from typing import Any
 
 from meshgov.core.graph.model import ColumnRef, EntityGraph, MeshIndex, PortRef, gc_paused
 from meshgov.errors import InputError, Location, NotFound
@@ -584,3 +586,18 @@ def pii_flows(source: EntityGraph | MeshIndex) -> list[PiiFlow]:
         )
         flows.append(PiiFlow(product, index.owner_of(product), sources))
     return flows
+
+
+def plain(value: Any) -> Any:
+    """An answer's dataclasses, tuples and sets as JSON-like values (sets sorted, so that an
+    answer reads the same every time: the HTTP API and the console show it)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {k: plain(v) for k, v in asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [plain(v) for v in value]
+        if isinstance(value, set | frozenset):
+            return sorted(items, key=lambda v: json.dumps(v, sort_keys=True, default=str))
+        return items
+    return value
