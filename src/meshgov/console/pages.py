@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -447,34 +448,39 @@ async def stage(request: Request) -> Response:
     return RedirectResponse(f"{PREFIX}/policies/{revision.id}", status_code=303)
 
 
-@router.post("/policies/activate", response_class=HTMLResponse)
-async def activate(request: Request) -> Response:
+async def _confirmed_guild_action(
+    request: Request, unconfirmed: str, action: Callable[[Service, str, dict[str, str]], object]
+) -> Response:
+    """Activate and roll back: the guild only, with the confirmation box ticked."""
     session = _session(request)
     service = _service(request)
     try:
         fields = await _form(request, session)
         require_guild(session.principal)
         if fields.get("confirm") != "yes":
-            raise AccessDenied("tick the confirmation box to activate a revision")
-        await run_in_threadpool(service.activate, session.principal.id, fields.get("revision", ""))
+            raise AccessDenied(unconfirmed)
+        await run_in_threadpool(action, service, session.principal.id, fields)
     except MeshgovError as exc:
         return _refused(request, session, exc)
     return RedirectResponse(f"{PREFIX}/policies", status_code=303)
+
+
+@router.post("/policies/activate", response_class=HTMLResponse)
+async def activate(request: Request) -> Response:
+    return await _confirmed_guild_action(
+        request,
+        "tick the confirmation box to activate a revision",
+        lambda service, actor, fields: service.activate(actor, fields.get("revision", "")),
+    )
 
 
 @router.post("/policies/rollback", response_class=HTMLResponse)
 async def rollback(request: Request) -> Response:
-    session = _session(request)
-    service = _service(request)
-    try:
-        fields = await _form(request, session)
-        require_guild(session.principal)
-        if fields.get("confirm") != "yes":
-            raise AccessDenied("tick the confirmation box to roll back")
-        await run_in_threadpool(service.rollback, session.principal.id)
-    except MeshgovError as exc:
-        return _refused(request, session, exc)
-    return RedirectResponse(f"{PREFIX}/policies", status_code=303)
+    return await _confirmed_guild_action(
+        request,
+        "tick the confirmation box to roll back",
+        lambda service, actor, _fields: service.rollback(actor),
+    )
 
 
 # --- decisions and graph --------------------------------------------------------------------
