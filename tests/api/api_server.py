@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import uvicorn
 from meshgov.api.app import create_app
 from meshgov.config import Settings
 from meshgov.service import Service
+from uvicorn_thread import serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 # Clear-text development tokens of examples/tokens.yaml (only their digests are in the file).
@@ -78,16 +78,6 @@ class ServerHandle:
 def start_server(settings: Settings, service: Service | None = None) -> ServerHandle:
     owned = service or Service(settings)
     app = create_app(settings, service=owned)
-    config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("meshgov server did not start")
-        time.sleep(0.05)
+    server, thread = serve_in_thread(app, settings.host, settings.port)
     url = f"http://{settings.host}:{settings.port}"
     return ServerHandle(server, thread, RunningServer(url, owned, settings))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from meshgov.api.app import create_app
 from meshgov.config import Settings
 from meshgov.console import install_console
 from meshgov.service import Service
+from uvicorn_thread import serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 # Clear-text development tokens of examples/tokens.yaml (only their digests are in the file).
@@ -53,15 +53,5 @@ def start_console(tmp: Path) -> ConsoleServer:
     )
     service = Service(settings)
     app = install_console(create_app(settings, service=service))
-    config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("meshgov server did not start")
-        time.sleep(0.05)
+    server, thread = serve_in_thread(app, settings.host, settings.port)
     return ConsoleServer(f"http://{settings.host}:{settings.port}", service, server, thread)

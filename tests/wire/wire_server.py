@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import uvicorn
 
 from meshgov.config import Settings
 from meshgov.process import create_process_app
+from uvicorn_thread import serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 MESH = ROOT / "examples" / "mesh"
@@ -59,16 +59,7 @@ class WireServer:
 
 def _start(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, object]:
     app = create_process_app(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 90
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("meshgov did not start")
-        time.sleep(0.05)
+    server, thread = serve_in_thread(app, "127.0.0.1", settings.port)
     return server, thread, app
 
 
