@@ -193,10 +193,11 @@ def test_wire_information_schema_catalog_is_the_purpose(redteam_wire: Any) -> No
 
 # --------------------------------------------------------------------------- attacks that held
 @pytest.mark.postgres
-def test_wire_implicit_cast_on_hidden_rows_is_not_an_oracle_on_duckdb(redteam_wire: Any) -> None:
-    # An implicit VARCHAR->INTEGER cast is not judged fallible (docs: "the engine's barrier
-    # covers them"), and DuckDB has no barrier. 'F'/'M'/'X' cannot be cast; only US rows reach
-    # it. It must answer the EU count, never fail (a failure would prove a US row exists).
+def test_wire_implicit_cast_on_hidden_rows_is_refused_on_duckdb(redteam_wire: Any) -> None:
+    # DuckDB compares text with a number by casting the text ('F'/'M'/'X' cannot be), and has no
+    # barrier that runs the row filter first: it held only because DuckDB happened to filter
+    # first. Now such a comparison over filtered rows is refused before anything runs, the same
+    # for every principal, so a refusal says nothing about the rows.
     with _connect(redteam_wire) as conn:
         for sql in (
             "SELECT count(*) FROM customer.customers "
@@ -206,7 +207,14 @@ def test_wire_implicit_cast_on_hidden_rows_is_not_an_oracle_on_duckdb(redteam_wi
             "SELECT count(*) FROM customer.customers "
             "WHERE (CASE WHEN region = 'US' THEN gender ELSE 'true' END) = TRUE",
         ):
-            assert conn.execute(sql).fetchone() == (eu_customers(),), sql
+            with pytest.raises(psycopg.errors.FeatureNotSupported, match="can fail on a value"):
+                conn.execute(sql).fetchone()
+        # The same comparison in the output list runs after the filter: served, EU rows only.
+        flags = conn.execute(
+            "SELECT (CASE WHEN region = 'US' THEN gender ELSE '1' END) = '1' AS f "
+            "FROM customer.customers"
+        ).fetchall()
+        assert len(flags) == eu_customers()
 
 
 @pytest.mark.postgres

@@ -326,7 +326,68 @@ IN_LIST: list[Case] = [
     ),
 ]
 
-ATTACKS = POSITIONS + SAFE_CASTS + IN_LIST
+# Casts the engine adds by itself: DuckDB (and Spark with ANSI on) compare text with a number, a
+# boolean or a date by casting the text, which fails on 'US' — only a hidden row reaches it.
+US_TEXT = "(CASE WHEN p.region = 'US' THEN p.region ELSE {v} END)"
+TRUE_TEXT, DATE_TEXT = "'true'", "'2024-01-01'"
+IMPLICIT_CASTS: list[Case] = [
+    Case(f"implicit-{name}", sql.format(pay=PAY_ORDERS, t=US_TEXT.format(v="'1'")))
+    for name, sql in (
+        ("eq-where", "SELECT count(*) AS n FROM payments.payments p WHERE {t} = 1"),
+        ("reversed", "SELECT count(*) AS n FROM payments.payments p WHERE 1 = {t}"),
+        ("gt-decimal", "SELECT count(*) AS n FROM payments.payments p WHERE {t} > p.amount"),
+        ("in-list", "SELECT count(*) AS n FROM payments.payments p WHERE {t} IN (1, 2)"),
+        ("distinct", "SELECT count(*) AS n FROM payments.payments p WHERE {t} IS DISTINCT FROM 1"),
+        ("nullif", "SELECT count(*) AS n FROM payments.payments p WHERE NULLIF({t}, 1) IS NULL"),
+        ("paren-join", "SELECT count(*) AS n FROM ({pay}) WHERE {t} = 1"),
+        (
+            "on",
+            "SELECT count(*) AS n FROM (SELECT 1 AS k) AS v LEFT JOIN payments.payments p "
+            "ON {t} = v.k",
+        ),
+        (
+            "cte-alias",
+            "WITH x AS (SELECT {t} AS r FROM payments.payments p) "
+            "SELECT count(*) AS n FROM x WHERE r = 1",
+        ),
+        (
+            "column-list",
+            "SELECT count(*) AS n FROM (SELECT {t} FROM payments.payments p) AS v(r) WHERE r = 1",
+        ),
+        (
+            "alias-chain",
+            "WITH x AS (SELECT {t} AS r FROM payments.payments p), y AS (SELECT r AS s FROM x) "
+            "SELECT count(*) AS n FROM y WHERE s = 1",
+        ),
+        (
+            "concat",
+            "SELECT count(*) AS n FROM payments.payments p "
+            "WHERE concat(CASE WHEN p.region = 'US' THEN 'x' ELSE '' END, '1') = 1",
+        ),
+        (
+            "coalesce",
+            "SELECT count(*) AS n FROM payments.payments p "
+            "WHERE coalesce(CASE WHEN p.region = 'US' THEN p.region END, '1') = 1",
+        ),
+        (
+            "in-subquery-filter",
+            "SELECT count(*) AS n FROM commerce.orders o WHERE o.order_id IN "
+            "(SELECT p.order_id FROM payments.payments p WHERE {t} = 1)",
+        ),
+    )
+] + [
+    Case(
+        "implicit-boolean",
+        f"SELECT count(*) AS n FROM payments.payments p WHERE {US_TEXT.format(v=TRUE_TEXT)} = TRUE",
+    ),
+    Case(
+        "implicit-date",
+        "SELECT count(*) AS n FROM payments.payments p "
+        f"WHERE {US_TEXT.format(v=DATE_TEXT)} = DATE '2024-01-01'",
+    ),
+]
+
+ATTACKS = POSITIONS + SAFE_CASTS + IN_LIST + IMPLICIT_CASTS
 
 # Object-identifier and other catalogue types: role, relation, schema and function names by OID.
 CATALOGUE_TYPES: list[tuple[str, str | None]] = [
@@ -560,6 +621,31 @@ def test_the_error_oracle_is_real_without_the_filter(engine: QueryEngine, gatewa
     sql = f"SELECT count(*) AS n FROM ({PAY_ORDERS}) WHERE {_fails('p')}"
     with pytest.raises(QueryFailed):
         execute_query(gateway, engine, sql, owner, "analytics", engine.dialect)
+
+
+@pytest.mark.parametrize("case", IMPLICIT_CASTS, ids=[c.name for c in IMPLICIT_CASTS])
+def test_implicit_casts_are_refused_where_no_barrier_orders_the_filter(
+    case: Case, engine: QueryEngine, gateway: Any
+) -> None:
+    """On DuckDB (and Spark) nothing guarantees the row filter runs first, so the gateway refuses
+    them (PostgreSQL: its barrier orders the filter first, and it does not cast text
+    implicitly)."""
+    if engine.structural_barrier:
+        pytest.skip(f"{engine.name} runs the row filter first behind its barrier views")
+    outcome = _through_gateway(gateway, engine, case, case.sql)
+    assert isinstance(outcome.error, AccessDenied), outcome
+    assert "can fail on a value" in str(outcome.error)
+
+
+def test_the_implicit_cast_oracle_is_real_without_the_filter(
+    engine: QueryEngine, gateway: Any
+) -> None:
+    """Control: DuckDB's implicit cast does fail on 'US' for an owner, who sees every row."""
+    if engine.name != "duckdb":
+        pytest.skip("PostgreSQL does not cast text to a number implicitly")
+    owner = Principal(id="owner", groups=("payments-owners", "commerce-owners"))
+    with pytest.raises(QueryFailed, match="conversion"):
+        execute_query(gateway, engine, IMPLICIT_CASTS[0].sql, owner, "analytics", "duckdb")
 
 
 @pytest.mark.parametrize(("sql", "read"), CATALOGUE_TYPES)

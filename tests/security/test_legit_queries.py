@@ -37,6 +37,19 @@ BOTH_ENGINES = [
     # Allow-listed time and random functions.
     "SELECT payment_id FROM payments.payments WHERE paid_at < localtimestamp ORDER BY 1 LIMIT 3",
     "SELECT order_id FROM commerce.orders ORDER BY random() LIMIT 3",
+    # Comparisons the engine implements without casting text: names defined by the query are
+    # typed by their definitions (a window rank, a count, a column list), literals are constant.
+    "WITH r AS (SELECT order_id, row_number() OVER (PARTITION BY customer_id ORDER BY amount "
+    "DESC) AS rn FROM commerce.orders) SELECT order_id FROM r WHERE rn <= 3 ORDER BY 1 LIMIT 3",
+    "WITH c AS (SELECT customer_id, count(*) AS n FROM commerce.orders GROUP BY 1) "
+    "SELECT customer_id FROM c WHERE n >= 1 ORDER BY 1 LIMIT 3",
+    "SELECT k FROM (SELECT customer_id, count(*) FROM commerce.orders GROUP BY 1) AS v(k, c) "
+    "WHERE c >= 1 ORDER BY 1 LIMIT 3",
+    "SELECT order_id FROM commerce.orders WHERE order_date >= '2020-01-01' ORDER BY 1 LIMIT 3",
+    "SELECT order_id FROM commerce.orders "
+    "WHERE CASE WHEN status = 'cancelled' THEN 0 ELSE amount END > 10 ORDER BY 1 LIMIT 3",
+    "SELECT customer_id FROM customer.customers WHERE length(customer_id) > 1 "
+    "AND coalesce(region, 'none') <> 'none' ORDER BY 1 LIMIT 3",
 ]
 
 # DuckDB syntax: DuckDB's spellings of allow-listed functions.

@@ -72,6 +72,32 @@ SHAPES: dict[str, tuple[Callable[[int], str], bool]] = {
         lambda n: f"SELECT count(*) FROM sales.orders WHERE {_sum(n)} > 0",
         True,
     ),
+    # Allowed: comparisons whose sides are typed (text with text, numbers with numbers).
+    "text comparisons in WHERE": (
+        lambda n: (
+            "SELECT count(*) FROM sales.orders WHERE "
+            + " OR ".join(f"region = 'r{i}'" for i in range(n))
+        ),
+        False,
+    ),
+    "an IN list in WHERE": (
+        lambda n: (
+            "SELECT count(*) FROM sales.orders WHERE amount IN "
+            + "("
+            + ", ".join(str(i) for i in range(n))
+            + ")"
+        ),
+        False,
+    ),
+    # Denied: text unified with a number (an implicit cast), over a wide expression.
+    "implicit cast in WHERE": (
+        lambda n: (
+            "SELECT count(*) FROM sales.orders WHERE coalesce("
+            + ", ".join("region" for _ in range(n))
+            + ") = 1"
+        ),
+        False,
+    ),
     # Many subqueries, each with its own secure view and columns to resolve.
     "scalar subqueries": (
         lambda n: (

@@ -7,6 +7,13 @@ evaluate a user predicate on rows the row filter would drop. A predicate that ca
 such expressions are allowed only where engines evaluate them after filtering: inside aggregate
 arguments, over aggregates only, and in the output list (or ORDER BY) of the outermost query.
 Everywhere else (WHERE, JOIN ON, GROUP BY, derived-table projections…) they are denied.
+
+Casts the engine adds count too: DuckDB (and Spark with ANSI on) compare a text value with a
+number, a boolean or a date by casting the text, which fails on a value that is not one
+(``CASE WHEN region = 'US' THEN gender ELSE '1' END = 1`` fails only if a US row reaches it). So a
+comparison whose one side may be text read from data and whose other side is not text is fallible
+too; what each side may be is inferred from the catalogue's column types and, for names the query
+defines (CTE, derived-table and window aliases), from their defining expressions (``kinds.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ from typing import Any
 from sqlglot import exp
 
 from meshgov.core.manifest import LogicalType
-from meshgov.core.sql.validate import classes_named, is_aggregate
+from meshgov.core.sql.kinds import COMPARED, QueryColumns, ValueKinds, compared_operands
+from meshgov.core.sql.validate import Inventory, classes_named, is_aggregate
 from meshgov.errors import SqlUnsupportedError
 
 # Patterns: a fixed pattern fails on every row or none; one built from data can fail on a value.
@@ -76,9 +84,11 @@ def _safe_cast(node: exp.Cast, column_types: ColumnTypes) -> bool:
     return bool(types) and all(target.this in _SAFE_CASTS.get(t, frozenset()) for t in types)
 
 
-def _is_fallible(node: exp.Expr, column_types: ColumnTypes) -> bool:
-    """A candidate from ``validate`` (a function not known to be total, or a fallible operator)
-    that can really fail on a value."""
+def _is_fallible(node: exp.Expr, column_types: ColumnTypes, kinds: ValueKinds) -> bool:
+    """A candidate from ``validate`` (a function not known to be total, a fallible operator, or
+    a comparison the engine may implement with a cast) that can really fail on a value."""
+    if isinstance(node, COMPARED):
+        return kinds.casts_text_from_data(compared_operands(node))
     if isinstance(node, exp.TryCast | exp.Try):
         return False
     if isinstance(node, exp.Cast):
@@ -202,19 +212,30 @@ def _outermost_selects(root: exp.Expr) -> list[exp.Expr]:
 
 def check_fallible(
     statement: exp.Expr,
-    candidates: list[exp.Expr],
+    inventory: Inventory,
     filtered_tables: list[str],
-    column_types: ColumnTypes,
+    columns: QueryColumns,
     dialect: str | None = None,
 ) -> None:
     """Deny fallible expressions over columns outside the positions described above.
 
+    ``inventory``: what ``validate`` collected from ``statement`` (its fallible candidates, the
+    names it defines); ``columns``: the query's tables' columns by name.
+
     Linear in the statement: the per-node facts are computed once, when a candidate first needs
     them, and each candidate is then decided in constant time.
     """
+    # A name the query redefines (an alias) may hold anything: no type is known for a cast of it.
+    cast_types = dict(columns.types)
+    for alias in inventory.aliases:
+        cast_types.pop(alias.alias.lower(), None)
+    for table_alias in inventory.table_aliases:
+        for defined in table_alias.columns:
+            cast_types.pop(defined.name.lower(), None)
+    kinds = ValueKinds(inventory, columns.kinds)
     facts: _TreeFacts | None = None
-    for node in candidates:
-        if not _is_fallible(node, column_types):
+    for node in inventory.fallible:
+        if not _is_fallible(node, cast_types, kinds):
             continue
         if facts is None:
             facts = _TreeFacts(statement, dialect)

@@ -23,7 +23,8 @@ from functools import lru_cache
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from meshgov.core.sql.barrier import ColumnTypes, check_fallible
+from meshgov.core.sql.barrier import check_fallible
+from meshgov.core.sql.kinds import QueryColumns
 from meshgov.core.sql.parse import MAX_NODES, _dialect
 from meshgov.core.sql.validate import validate
 from meshgov.errors import SqlUnsupportedError
@@ -46,7 +47,7 @@ def check_generated(
     secure_views: Iterable[exp.Expr],
     protected: Iterable[tuple[str, ...]],
     filtered: list[str],
-    column_types: ColumnTypes,
+    columns: QueryColumns,
 ) -> None:
     """Deny unless the generated ``sql`` (dialect ``write``) passes the checks above.
 
@@ -54,7 +55,7 @@ def check_generated(
     (compared by structure, as sqlglot compares trees);
     ``protected``: the physical name parts of every port table (lower case); ``filtered``: the
     names of the row-filtered tables in the query (empty: no fallible-expression check);
-    ``column_types``: as for ``check_fallible``.
+    ``columns``: as for ``check_fallible``.
     """
     statement = _parse_one(sql, write)
     expected = set(secure_views)
@@ -86,15 +87,8 @@ def check_generated(
                 "a CTE nor a secure view; denied"
             )
     if filtered and inventory.fallible:
-        types = dict(column_types)
-        # A name the query redefines (an alias) may hold anything: no type is known for it.
-        for alias in inventory.aliases:
-            types.pop(alias.alias.lower(), None)
-        for table_alias in inventory.table_aliases:
-            for defined in table_alias.columns:
-                types.pop(defined.name.lower(), None)
         try:
-            check_fallible(statement, inventory.fallible, filtered, types, write)
+            check_fallible(statement, inventory, filtered, columns, write)
         except SqlUnsupportedError as exc:
             raise SqlUnsupportedError(
                 f"{exc.message} (as the query is written for {write})"

@@ -18,6 +18,7 @@ from meshgov.core.principal import Principal
 from meshgov.core.sql.barrier import check_fallible
 from meshgov.core.sql.dialect_pairs import translate
 from meshgov.core.sql.final_check import check_generated, secure_view_text
+from meshgov.core.sql.kinds import QueryColumns
 from meshgov.core.sql.model import (
     AccessDecision,
     Decide,
@@ -132,19 +133,9 @@ def _rewrite(
         ]
         raise with_suggestion(exc, visible) from None
     filtered = [t.port.table_name for t in tables if decisions[_key(t)].row_filters]
-    column_types: dict[str, set[LogicalType]] = {}
-    for table in tables:
-        for column in table.port.columns:
-            column_types.setdefault(column.name.lower(), set()).add(column.type)
+    columns = QueryColumns.of((t.port.columns, decisions[_key(t)].masks) for t in tables)
     if filtered and inventory.fallible and not engine_barrier:
-        source_types = dict(column_types)
-        # A name the query redefines (an alias) may hold anything: no type is known for it.
-        for alias in inventory.aliases:
-            source_types.pop(alias.alias.lower(), None)
-        for table_alias in inventory.table_aliases:
-            for defined in table_alias.columns:
-                source_types.pop(defined.name.lower(), None)
-        check_fallible(statement, inventory.fallible, filtered, source_types, read)
+        check_fallible(statement, inventory, filtered, columns, read)
     _unqualify_schema_columns(inventory.columns, tables, dialect)
 
     projected = _projected_names(inventory, tables)
@@ -169,7 +160,7 @@ def _rewrite(
         secure_views,
         {t.port.table for t in tables},
         [] if engine_barrier else filtered,
-        column_types,
+        columns,
     )
     accesses = tuple(
         _access(t.port, decisions[_key(t)], bound_filters[_key(t)]) for t in _unique(tables)

@@ -207,10 +207,18 @@ FALLIBLE_OPERATORS = classes_named(
     "Cast Div IntDiv Mod Add Sub Mul Neg BitwiseLeftShift BitwiseRightShift Like ILike Glob "
     "SimilarTo"
 )
+# Comparisons, and expressions that unify their arguments' types: the engine may cast a text
+# value to the other side's type (``kinds.py`` decides when that can fail).
+IMPLICIT_CASTS = frozenset(
+    classes_named(
+        "EQ NEQ GT GTE LT LTE NullSafeEQ NullSafeNEQ In Between Nullif Case If Coalesce "
+        "Greatest Least"
+    )
+)
 
 
 def _fallible_candidate(node: exp.Expr, kind: type[exp.Expr], dialect: str | None) -> bool:
-    if kind in FALLIBLE_OPERATORS or isinstance(node, exp.Cast):
+    if kind in FALLIBLE_OPERATORS or isinstance(node, exp.Cast) or kind in IMPLICIT_CASTS:
         return True
     own = dialect_function(node, dialect)
     if own is not None:
