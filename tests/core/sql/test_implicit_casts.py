@@ -71,6 +71,10 @@ REFUSED = [
     # The union of every definition of a name: one of them is text.
     "WITH x AS (SELECT status AS k FROM sales.orders), y AS (SELECT order_id AS k FROM "
     "sales.orders) SELECT count(*) FROM x JOIN y ON x.k = y.k",
+    # USING and NATURAL joins compare same-named columns: text on one side, a number on the other.
+    "SELECT count(*) FROM sales.orders JOIN (SELECT 1 AS status) AS q USING (status)",
+    "SELECT count(*) FROM (SELECT 1 AS status) AS q JOIN sales.orders USING (status)",
+    "SELECT count(*) FROM sales.orders NATURAL JOIN (SELECT 1 AS status) AS q",
 ]
 SERVED = [
     "SELECT count(*) FROM sales.orders WHERE status = 'shipped' AND amount > 10",
@@ -88,6 +92,8 @@ SERVED = [
     "GROUP BY 1) SELECT * FROM c WHERE n > 1 AND last > DATE '2024-01-01'",
     "SELECT * FROM (SELECT region, count(*) FROM sales.orders GROUP BY 1) AS v(k, c) WHERE c > 1",
     "SELECT * FROM (VALUES (1, 'a')) AS v(k, s) JOIN sales.orders o ON o.order_id = v.k",
+    "SELECT count(*) FROM sales.orders JOIN (SELECT 'x' AS status) AS q USING (status)",
+    "SELECT count(*) FROM sales.orders NATURAL JOIN (SELECT 'x' AS status, 1 AS order_id) AS q",
     # In the outermost output list the row filter has run: a mixed comparison is allowed there.
     f"SELECT ({CASE_TEXT}) = 1 AS flag FROM sales.orders",
 ]

@@ -89,6 +89,8 @@ def _is_fallible(node: exp.Expr, column_types: ColumnTypes, kinds: ValueKinds) -
     a comparison the engine may implement with a cast) that can really fail on a value."""
     if isinstance(node, COMPARED):
         return kinds.casts_text_from_data(compared_operands(node))
+    if isinstance(node, exp.Join):
+        return kinds.join_casts(node)
     if isinstance(node, exp.TryCast | exp.Try):
         return False
     if isinstance(node, exp.Cast):
@@ -232,17 +234,22 @@ def check_fallible(
     for table_alias in inventory.table_aliases:
         for defined in table_alias.columns:
             cast_types.pop(defined.name.lower(), None)
-    kinds = ValueKinds(inventory, columns.kinds)
+    kinds = ValueKinds(inventory, columns)
     facts: _TreeFacts | None = None
     for node in inventory.fallible:
         if not _is_fallible(node, cast_types, kinds):
             continue
         if facts is None:
             facts = _TreeFacts(statement, dialect)
-        if not facts.depends_on_data(node) or facts.evaluated_after_filtering(node):
+        # A join condition always compares rows of the joined tables.
+        joins_rows = isinstance(node, exp.Join)
+        if not joins_rows and (
+            not facts.depends_on_data(node) or facts.evaluated_after_filtering(node)
+        ):
             continue
         tables = ", ".join(sorted(set(filtered_tables)))
+        shown = node.sql().strip()[:80]
         raise SqlUnsupportedError(
-            f"'{node.sql()[:80]}' can fail on a value and would run before the row filter of "
+            f"'{shown}' can fail on a value and would run before the row filter of "
             f"{tables}; such expressions are only allowed in the output list or in aggregates"
         )

@@ -25,7 +25,7 @@ from sqlglot import exp
 
 from meshgov.core.manifest import LogicalType
 from meshgov.core.sql.model import Mask, PortColumn
-from meshgov.core.sql.validate import IMPLICIT_CASTS, Inventory, classes_named
+from meshgov.core.sql.validate import IMPLICIT_CASTS, Inventory, classes_named, is_natural
 
 COMPARED = tuple(IMPLICIT_CASTS)
 TEXT, OTHER = 1, 2
@@ -133,7 +133,9 @@ def _masked_kind(column: PortColumn, mask: Mask) -> int:
         return UNKNOWN
     if mask.kind == "year":
         return OTHER
-    return _logical_kind(column.type) if column.type is LogicalType.string else NONE
+    if mask.kind == "redact" and column.type is LogicalType.string:
+        return TEXT  # '[REDACTED]'
+    return _logical_kind(column.type)  # a NULL of the column's type
 
 
 @dataclass(frozen=True)
@@ -144,22 +146,30 @@ class QueryColumns:
 
     types: dict[str, set[LogicalType]]
     kinds: dict[str, int]
+    shared: frozenset[str] = frozenset()  # names in two or more of the query's table references
 
     @classmethod
     def of(cls, tables: Iterable[tuple[Iterable[PortColumn], Mapping[str, Mask]]]) -> QueryColumns:
         """From each table's columns and the masks its decision applies (keyed by column)."""
         types: dict[str, set[LogicalType]] = {}
         kinds: dict[str, int] = {}
+        seen: set[str] = set()
+        shared: set[str] = set()
         for columns, masks in tables:
             masked = {name.lower(): mask for name, mask in masks.items()}
             for column in columns:
                 name = column.name.lower()
                 types.setdefault(name, set()).add(column.type)
-                kind = _logical_kind(column.type)
+                # The secure view shows the mask's value in place of the column's.
                 if name in masked:
-                    kind |= _masked_kind(column, masked[name])
+                    kind = _masked_kind(column, masked[name])
+                else:
+                    kind = _logical_kind(column.type)
                 kinds[name] = kinds.get(name, NONE) | kind
-        return cls(types, kinds)
+                if name in seen:
+                    shared.add(name)
+            seen.update(column.name.lower() for column in columns)
+        return cls(types, kinds, frozenset(shared))
 
 
 class ValueKinds:
@@ -167,9 +177,10 @@ class ValueKinds:
     on demand and remembered, each node once (iteratively: expressions thousands of terms deep
     must not recurse)."""
 
-    def __init__(self, inventory: Inventory, column_kinds: Mapping[str, int]) -> None:
+    def __init__(self, inventory: Inventory, columns: QueryColumns) -> None:
         self._inventory = inventory
-        self._catalogue = column_kinds
+        self._catalogue: Mapping[str, int] = columns.kinds
+        self._shared = columns.shared
         self._definitions: dict[str, list[exp.Expr | None]] | None = None
         self._kinds: dict[int, int] = {}
         self._reads_data: dict[int, bool] = {}
@@ -186,6 +197,17 @@ class ValueKinds:
                 if any(other & OTHER for j, (other, _) in enumerate(kinds) if j != i):
                     return True
         return False
+
+    def join_casts(self, join: exp.Join) -> bool:
+        """A USING or NATURAL join compares the same-named columns of its two sides: one that
+        may be text on one side and something else on the other is cast. Names are not
+        resolved by side, so a name whose meanings in the query mix text with something else
+        counts (for NATURAL: any name in two of the query's tables, or defined by the query)."""
+        if is_natural(join):
+            names: Iterable[str] = {*self._shared, *self._defined()}
+        else:
+            names = (identifier.name.lower() for identifier in join.args.get("using") or [])
+        return any(self._name_kind(name) == UNKNOWN for name in names)
 
     def reads_data(self, node: exp.Expr) -> bool:
         self.kind(node)

@@ -217,9 +217,15 @@ IMPLICIT_CASTS = frozenset(
 )
 
 
+def is_natural(join: exp.Expr) -> bool:
+    return str(join.args.get("method") or "").upper() == "NATURAL"
+
+
 def _fallible_candidate(node: exp.Expr, kind: type[exp.Expr], dialect: str | None) -> bool:
     if kind in FALLIBLE_OPERATORS or isinstance(node, exp.Cast) or kind in IMPLICIT_CASTS:
         return True
+    if kind is exp.Join:  # USING and NATURAL compare same-named columns, casting if they differ
+        return bool(node.args.get("using")) or is_natural(node)
     own = dialect_function(node, dialect)
     if own is not None:
         return own == FALLIBLE and not isinstance(node.parent, exp.Window)
