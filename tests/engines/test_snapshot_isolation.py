@@ -95,3 +95,21 @@ def test_isolated_postgres_engine_ignores_snapshot_paths_and_names_rejected_tabl
             engine.execute(f"SELECT count(*) AS n FROM {_quoted(orders_table)}")
     finally:
         engine.close()
+
+
+def test_a_partial_load_is_dropped_by_its_qualified_name() -> None:
+    """What a failed load left behind is dropped: the statement names the table (sqlglot prints
+    a ``Drop`` built with ``this=`` without it, which DuckDB rejects, and the error was
+    swallowed)."""
+    import duckdb as duckdb_module
+
+    from meshgov.engines.base import PhysicalTable
+    from meshgov.engines.duckdb import _drop_partial
+
+    connection = duckdb_module.connect()
+    connection.execute('CREATE SCHEMA "Sales"; CREATE TABLE "Sales"."Orders" (id INT)')
+    physical = PhysicalTable("sales/orders", "orders", None, "Sales", "Orders")
+    source = type("Source", (), {"physical": physical})()
+    _drop_partial(connection, source)  # type: ignore[arg-type]
+    tables = connection.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    assert ("Orders",) not in tables

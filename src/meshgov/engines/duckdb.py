@@ -399,7 +399,9 @@ def _drop_partial(connection: duckdb.DuckDBPyConnection, source: PortSource) -> 
     physical = source.physical
     target = exp.table_(physical.table, db=physical.schema, catalog=physical.catalog, quoted=True)
     with contextlib.suppress(duckdb.Error):
-        connection.execute(exp.Drop(kind="TABLE", this=target, exists=True).sql(dialect="duckdb"))
+        connection.execute(
+            exp.Drop(kind="TABLE", tables=[target], exists=True).sql(dialect="duckdb")
+        )
 
 
 # A scalar column whose snapshot type is of another family than its declared type is stored as
