@@ -84,7 +84,9 @@ def _safe_cast(node: exp.Cast, column_types: ColumnTypes) -> bool:
     return bool(types) and all(target.this in _SAFE_CASTS.get(t, frozenset()) for t in types)
 
 
-def _is_fallible(node: exp.Expr, column_types: ColumnTypes, kinds: ValueKinds) -> bool:
+def _is_fallible(
+    node: exp.Expr, column_types: ColumnTypes, kinds: ValueKinds, dialect: str | None
+) -> bool:
     """A candidate from ``validate`` (a function not known to be total, a fallible operator, or
     a comparison the engine may implement with a cast) that can really fail on a value."""
     if isinstance(node, COMPARED):
@@ -109,7 +111,51 @@ def _is_fallible(node: exp.Expr, column_types: ColumnTypes, kinds: ValueKinds) -
     if isinstance(node, _UNIT_FUNCTIONS):
         unit = node.args.get("unit")
         return unit is not None and any(True for _ in unit.find_all(exp.Column))
+    if isinstance(node, exp.Bracket):
+        return not _total_subscript(node, dialect)
+    if isinstance(node, exp.Escape):
+        escape = node.expression
+        return not (isinstance(escape, exp.Literal) and escape.is_string and len(escape.name) <= 1)
+    # Everything else, intervals included: `INTERVAL (x) DAY` casts x to a number (fails on
+    # text, overflows), and even a constant `INTERVAL 'garbage'` fails only when a branch that
+    # holds it is reached.
     return True
+
+
+# Engines whose subscript of a list or string by an index out of range gives NULL (Spark with ANSI
+# on raises instead, whatever the index).
+_NULL_OUT_OF_RANGE = frozenset({"duckdb", "postgres"})
+
+
+def _total_subscript(node: exp.Bracket, dialect: str | None) -> bool:
+    """``list[1]``, ``list[2:3]``: constant integer indices (a slice with a step other than
+    zero), on an engine that gives NULL out of range. A key of another kind (a map's missing
+    key, a struct field), an index computed from data (cast to BIGINT: fails on text or out of
+    its range) or a zero step can fail on a value."""
+    if dialect not in _NULL_OUT_OF_RANGE:
+        return False
+    for index in node.expressions:
+        if isinstance(index, exp.Slice):
+            step = index.args.get("step")
+            parts = [index.this, index.expression, step]
+            if not all(p is None or _integer_constant(p) is not None for p in parts):
+                return False
+            if step is not None and _integer_constant(step) == 0:
+                return False
+        elif _integer_constant(index) is None:
+            return False
+    return True
+
+
+def _integer_constant(node: exp.Expr) -> int | None:
+    negative = isinstance(node, exp.Neg)
+    value = node.this if negative else node
+    if not isinstance(value, exp.Literal) or value.is_string or not value.name.isdigit():
+        return None
+    number = int(value.name)
+    if number >= 2**63:
+        return None  # cast to BIGINT: fails
+    return -number if negative else number
 
 
 class _TreeFacts:
@@ -128,32 +174,43 @@ class _TreeFacts:
     """
 
     def __init__(self, statement: exp.Expr, dialect: str | None) -> None:
-        roots = {id(r) for r in _outermost_selects(statement)}
+        roots = _outermost_selects(statement)
+        self._roots = {id(r) for r in roots}
+        self._dialect = dialect
         self.conditional: set[int] = set()
         self.position: dict[int, int] = {}
         self.reads_column: set[int] = set()
         self.free_column: set[int] = set()
         self.own_aggregate: set[int] = set()
+        # Output items of an outermost SELECT that a clause evaluated before the row filter
+        # names (by alias or ordinal), with the name it uses there (see ``_named_before``).
+        self.named_before: dict[int, str] = {}
+        # Node → the output item of an outermost SELECT it is part of.
+        item_of: dict[int, exp.Expr] = {}
         order = list(statement.walk(bfs=False))  # pre-order: parents before children
         for node in order:
             parent = node.parent
             if parent is None or node is statement:
                 self.position[id(node)] = _OTHER
                 continue
+            if id(parent) in self._roots and node.arg_key == "expressions":
+                item_of[id(node)] = node
+            elif id(parent) in item_of:
+                item_of[id(node)] = item_of[id(parent)]
             if isinstance(parent, _CONDITIONAL) or (
                 not isinstance(parent, exp.Query) and id(parent) in self.conditional
             ):
                 self.conditional.add(id(node))
-            if is_aggregate(parent, dialect):
-                position = _AGGREGATE
-            elif isinstance(parent, exp.Select):
-                in_output = id(parent) in roots and node.arg_key in ("expressions", "order")
-                position = _OUTPUT if in_output else _OTHER
-            elif isinstance(parent, exp.Query):
-                position = _OTHER
-            else:
-                position = self.position[id(parent)]
-            self.position[id(node)] = position
+            self.position[id(node)] = self._place(node, parent)
+        for select in roots:
+            for item, name in _named_before(select, self.position, item_of).items():
+                self.named_before[id(item)] = name
+                # The item is evaluated where the clause names it: place it (and what is not
+                # inside one of its aggregates) again, as that clause's expression.
+                for node in item.walk(bfs=False):
+                    parent = node.parent
+                    if parent is not None:
+                        self.position[id(node)] = self._place(node, parent)
         for node in reversed(order):  # children before parents
             key = id(node)
             if isinstance(node, exp.Column):
@@ -170,6 +227,32 @@ class _TreeFacts:
                 self.free_column.add(id(parent))
             if key in self.own_aggregate and not isinstance(node, exp.Query):
                 self.own_aggregate.add(id(parent))
+
+    def _place(self, node: exp.Expr, parent: exp.Expr) -> int:
+        """Where ``node`` is evaluated, from where its parent is (already placed)."""
+        if is_aggregate(parent, self._dialect):
+            return _AGGREGATE
+        if isinstance(parent, exp.Select):
+            in_output = (
+                id(parent) in self._roots
+                and node.arg_key in ("expressions", "order")
+                and id(node) not in self.named_before
+            )
+            return _OUTPUT if in_output else _OTHER
+        if isinstance(parent, exp.Query):
+            return _OTHER
+        return self.position[id(parent)]
+
+    def named_where(self, node: exp.Expr) -> str:
+        """Why ``node`` of an output item counts as evaluated before the row filter, if that is
+        the reason (an error message's words; walks up once)."""
+        current: exp.Expr | None = node
+        while current is not None:
+            name = self.named_before.get(id(current))
+            if name is not None:
+                return f" (the output item is named by {name!r} outside the output list)"
+            current = current.parent
+        return ""
 
     def depends_on_data(self, node: exp.Expr) -> bool:
         """It reads a column, or runs only for some rows or elements (a CASE/IF/COALESCE branch,
@@ -196,10 +279,67 @@ class _TreeFacts:
 _OTHER, _AGGREGATE, _OUTPUT = 0, 1, 2
 
 
-def _outermost_selects(root: exp.Expr) -> list[exp.Expr]:
+def _named_before(
+    select: exp.Select, position: dict[int, int], item_of: dict[int, exp.Expr]
+) -> dict[exp.Expr, str]:
+    """The output items of ``select`` (an outermost SELECT) evaluated before its row filter
+    because a clause names them, with the name used.
+
+    DuckDB lets WHERE, GROUP BY, HAVING, QUALIFY (and JOIN ON) name an output alias, and GROUP BY
+    an ordinal or ALL: ``SELECT CAST(x AS INT) AS n … WHERE n > 3`` runs the cast in the WHERE
+    clause, and ``SELECT CAST(x AS INT) AS n, n + 1 AS m … WHERE m > 3`` too, through the alias
+    ``m``. So an item is named before filtering when an unqualified column of its alias's name
+    is anywhere in the SELECT outside the output list, ORDER BY and aggregates (in a nested
+    query too: names are not resolved by scope), or in an item that is itself named so; or when
+    GROUP BY names it by position or by ALL. A column of the same name as the alias counts too
+    (which of the two the engine binds is not decided here). Linear: every column of the SELECT
+    is looked at once, and the closure over items follows each reference once."""
+    items = list(select.expressions)
+    by_name: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
+        if isinstance(item, exp.Alias):
+            by_name.setdefault(item.alias.lower(), []).append(index)
+    owner = {id(item): index for index, item in enumerate(items)}
+    named: dict[int, str] = {}
+    group = select.args.get("group")
+    if isinstance(group, exp.Group):
+        if group.args.get("all"):
+            named.update((index, "GROUP BY ALL") for index in range(len(items)))
+        for key in group.expressions:
+            ordinal = _integer_constant(key)
+            if ordinal is not None and 1 <= ordinal <= len(items):
+                named.setdefault(ordinal - 1, f"GROUP BY {ordinal}")
+    # item index → the items its expression names (evaluated wherever it is).
+    names_in: dict[int, set[int]] = {}
+    if by_name:
+        for column in select.find_all(exp.Column):
+            if column.table or column.name.lower() not in by_name:
+                continue
+            targets = by_name[column.name.lower()]
+            where = position.get(id(column), _OTHER)
+            if where == _AGGREGATE:
+                continue  # inside an aggregate's arguments: after the row filter
+            if where == _OUTPUT:
+                holder = item_of.get(id(column))
+                if holder is not None:
+                    names_in.setdefault(owner[id(holder)], set()).update(targets)
+                continue  # ORDER BY: evaluated on the result
+            for target in targets:
+                named.setdefault(target, column.name)
+    pending = list(named)
+    while pending:
+        index = pending.pop()
+        for target in names_in.get(index, ()):
+            if target not in named:
+                named[target] = named[index]
+                pending.append(target)
+    return {items[index]: name for index, name in named.items()}
+
+
+def _outermost_selects(root: exp.Expr) -> list[exp.Select]:
     """The SELECTs whose output is the result: the statement, a parenthesised statement, or the
     branches of a top-level UNION [ALL] (nothing outside them can push a predicate in)."""
-    found: list[exp.Expr] = []
+    found: list[exp.Select] = []
     pending = [root]
     while pending:
         node = pending.pop()
@@ -237,7 +377,7 @@ def check_fallible(
     kinds = ValueKinds(inventory, columns)
     facts: _TreeFacts | None = None
     for node in inventory.fallible:
-        if not _is_fallible(node, cast_types, kinds):
+        if not _is_fallible(node, cast_types, kinds, dialect):
             continue
         if facts is None:
             facts = _TreeFacts(statement, dialect)
@@ -251,5 +391,6 @@ def check_fallible(
         shown = node.sql().strip()[:80]
         raise SqlUnsupportedError(
             f"'{shown}' can fail on a value and would run before the row filter of "
-            f"{tables}; such expressions are only allowed in the output list or in aggregates"
+            f"{tables}{facts.named_where(node)}; such expressions are only allowed in the "
+            "output list or in aggregates"
         )

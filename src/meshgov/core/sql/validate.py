@@ -101,7 +101,7 @@ DIALECT_FUNCTIONS: dict[str, dict[str, str]] = {
         "list_extract": TOTAL,
         "list_element": TOTAL,
         "list_reverse": TOTAL,
-        "list_slice": TOTAL,
+        "list_slice": FALLIBLE,  # a zero step, bounds out of BIGINT range
         "list_position": TOTAL,
         "list_has_all": TOTAL,
         "list_sum": FALLIBLE,  # overflow
@@ -191,7 +191,7 @@ class Inventory:
 # run after the row filter of their query, wherever they are.
 TOTAL_FUNCTIONS = classes_named(
     "And Or Xor Not Exists Collate Case If Coalesce Nullif Greatest Least Nvl2 EqualNull Try "
-    "TryCast SafeDivide Atan Atan2 Cbrt Array Struct Map "
+    "TryCast SafeDivide Atan Atan2 Cbrt Array Struct "
     "ArrayContains ArrayConcat ArrayDistinct ArraySize ArraySort ArrayToString ArrayFilter "
     "Transform ArrayPosition StructExtract Unnest Explode ArrayMin ArrayMax Flatten ArrayOverlaps "
     "Lower Upper Length BitLength ByteLength Concat ConcatWs Trim Replace Reverse Contains "
@@ -201,11 +201,16 @@ TOTAL_FUNCTIONS = classes_named(
     "Year Month Day DayOfMonth DayOfWeek DayOfWeekIso DayOfYear Dayname Monthname Quarter Week "
     "WeekOfYear YearOfWeek Extract Hour Minute Second LastDay"
 )
-# Operators that can fail on a value: casts, division and modulo (by zero), integer and decimal
-# overflow (+, -, *, unary minus, shifts), patterns (LIKE/regex) built from data.
+# Operators that can fail on a value: casts, division and modulo (by zero), integer, decimal and
+# date overflow (+, -, *, unary minus, shifts; `d + INTERVAL n DAY`), patterns (LIKE/regex)
+# built from data, an ESCAPE of more than one character, subscripts and slices (a map key that is
+# missing, an index out of range on engines that raise then, a zero step, bounds out of range),
+# intervals (`INTERVAL (x) DAY` casts x, which fails on text or overflows). ``barrier.py``
+# decides which of them really can fail. (``MAP(keys, values)`` fails on a duplicate or NULL key:
+# it is not on the list of total functions.)
 FALLIBLE_OPERATORS = classes_named(
     "Cast Div IntDiv Mod Add Sub Mul Neg BitwiseLeftShift BitwiseRightShift Like ILike Glob "
-    "SimilarTo"
+    "SimilarTo Escape Bracket Interval"
 )
 # Comparisons, and expressions that unify their arguments' types: the engine may cast a text
 # value to the other side's type (``kinds.py`` decides when that can fail).
