@@ -118,6 +118,13 @@ def reduced_tables(gateway: Any, duckdb_engine: QueryEngine) -> dict[str, pa.Tab
     return tables
 
 
+@pytest.fixture
+def reduced(engine: QueryEngine, request: pytest.FixtureRequest) -> Any:
+    """The reduced world on the engine's kind: a DuckDB connection, or a PostgreSQL DSN."""
+    fixture = "reduced_duckdb" if engine.name == "duckdb" else "reduced_postgres"
+    return request.getfixturevalue(fixture)
+
+
 @pytest.fixture(scope="session")
 def reduced_duckdb(reduced_tables: dict[str, pa.Table]) -> Iterator[Any]:
     import duckdb

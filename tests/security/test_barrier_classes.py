@@ -478,7 +478,9 @@ OVER_DENIAL: list[Case] = [
     ),
     Case(
         "octet-length-blob",
-        "SELECT octet_length(CAST(status AS BLOB)) AS l, count(*) AS n FROM commerce.orders "
+        # The cast to BLOB can fail (a text holding a bad '\x' escape): inside an aggregate, not as
+        # a group key (GROUP BY 1 would name it before the row filter).
+        "SELECT status, max(octet_length(CAST(status AS BLOB))) AS l FROM commerce.orders "
         "GROUP BY 1",
         only="duckdb",
     ),
@@ -574,12 +576,6 @@ def _normalised(table: pa.Table) -> list[str]:
         json.dumps([_value(v) for v in row.values()], sort_keys=True, default=str)
         for row in table.to_pylist()
     )
-
-
-@pytest.fixture
-def reduced(engine: QueryEngine, request: pytest.FixtureRequest) -> Any:
-    fixture = "reduced_duckdb" if engine.name == "duckdb" else "reduced_postgres"
-    return request.getfixturevalue(fixture)
 
 
 def _judge(outcome: Outcome, expected: list[str] | None, sql: str, secrets: Secrets) -> None:

@@ -50,6 +50,17 @@ BOTH_ENGINES = [
     "WHERE CASE WHEN status = 'cancelled' THEN 0 ELSE amount END > 10 ORDER BY 1 LIMIT 3",
     "SELECT customer_id FROM customer.customers WHERE length(customer_id) > 1 "
     "AND coalesce(region, 'none') <> 'none' ORDER BY 1 LIMIT 3",
+    # Output items named by GROUP BY (alias, ordinal) that cannot fail; a fallible item that no
+    # clause before the row filter names (only ORDER BY).
+    "SELECT lower(status) AS s, count(*) AS n FROM commerce.orders GROUP BY s ORDER BY 1",
+    "SELECT date_trunc('month', order_date) AS m, count(*) AS n FROM commerce.orders "
+    "GROUP BY 1 ORDER BY 1 LIMIT 3",
+    "SELECT order_id, amount * 2 AS doubled FROM commerce.orders ORDER BY doubled DESC, 1 LIMIT 3",
+    # A constant interval, a one-character ESCAPE.
+    "SELECT order_id FROM commerce.orders WHERE order_date > DATE '2025-06-30' - INTERVAL '30 "
+    "days' ORDER BY 1 LIMIT 3",
+    "SELECT order_id FROM commerce.orders WHERE status LIKE 'ship!%' ESCAPE '!' "
+    "OR status LIKE 'deliv%' ESCAPE '!' ORDER BY 1 LIMIT 3",
 ]
 
 # DuckDB syntax: DuckDB's spellings of allow-listed functions.
@@ -59,6 +70,24 @@ DUCKDB_ONLY = [
     "SELECT order_id FROM commerce.orders WHERE date_part('year', order_date) = 2024 "
     "ORDER BY 1 LIMIT 3",
     "SELECT payment_id FROM payments.payments WHERE paid_at < now() ORDER BY 1 LIMIT 3",
+    # Aliases named in WHERE / GROUP BY ALL / HAVING / QUALIFY whose items cannot fail before
+    # the row filter: total functions, aggregates only, over a window of their own SELECT.
+    "SELECT upper(status) AS s, count(*) AS n FROM commerce.orders WHERE s = 'SHIPPED' GROUP BY s",
+    "SELECT lower(status) AS s, count(*) AS n FROM commerce.orders GROUP BY ALL ORDER BY 1",
+    "SELECT customer_id, sum(amount) / count(*) AS mean FROM commerce.orders GROUP BY 1 "
+    "HAVING mean > 100 ORDER BY 1 LIMIT 3",
+    "SELECT order_id, amount / sum(amount) OVER (PARTITION BY customer_id) AS share "
+    "FROM commerce.orders QUALIFY share > 0.5 ORDER BY 1 LIMIT 3",
+    "SELECT order_date AS d, d + 1 AS next FROM commerce.orders ORDER BY 1 LIMIT 3",
+    # Constant subscripts and slices (NULL out of range), a constant interval.
+    "SELECT order_id FROM commerce.orders WHERE [status, currency][1] = 'shipped' "
+    "AND status[1:4] = 'ship' ORDER BY 1 LIMIT 3",
+    "SELECT order_id FROM commerce.orders WHERE order_date > DATE '2025-06-30' - INTERVAL 30 DAY "
+    "ORDER BY 1 LIMIT 3",
+    # Subscripts, maps and intervals built from data in the output list and in aggregates.
+    "SELECT order_id, map([status], [amount])[status] AS a, order_date + INTERVAL (1) DAY AS "
+    "next_day, [1, 2, 3][1:length(status) % 3] AS s FROM commerce.orders ORDER BY 1 LIMIT 3",
+    "SELECT max(order_date + INTERVAL (length(status)) DAY) AS latest FROM commerce.orders",
 ]
 
 
