@@ -186,6 +186,8 @@ class Inventory:
 
 
 # Expressions that can fail on some value (an error that reveals it), checked by ``barrier.py``.
+# (Not ``hex``: total on text and integers, it fails on a DOUBLE that is infinite or NaN —
+# `hex(CASE WHEN region = 'US' THEN 1e400 ELSE 1 END)` on DuckDB.)
 # An allow-list: every function is a candidate unless it is known not to fail on any value of a
 # well-typed argument (its arguments are checked on their own); aggregates and window functions
 # run after the row filter of their query, wherever they are.
@@ -195,7 +197,7 @@ TOTAL_FUNCTIONS = classes_named(
     "ArrayContains ArrayConcat ArrayDistinct ArraySize ArraySort ArrayToString ArrayFilter "
     "Transform ArrayPosition StructExtract Unnest Explode ArrayMin ArrayMax Flatten ArrayOverlaps "
     "Lower Upper Length BitLength ByteLength Concat ConcatWs Trim Replace Reverse Contains "
-    "StartsWith EndsWith StrPosition Initcap Translate MD5 SHA Hex LowerHex Ascii "
+    "StartsWith EndsWith StrPosition Initcap Translate MD5 SHA Ascii "
     "Ceil Floor Sign IsNan IsInf Pi CurrentDate CurrentTime CurrentTimestamp Localtime "
     "Localtimestamp Rand "
     "Year Month Day DayOfMonth DayOfWeek DayOfWeekIso DayOfYear Dayname Monthname Quarter Week "
