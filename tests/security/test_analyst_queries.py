@@ -15,6 +15,8 @@ two dialects it is written for. Then:
 
 from __future__ import annotations
 
+import datetime
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +27,19 @@ import sqlglot
 import yaml
 from adversarial_world import Secrets, principal
 from test_adversarial import Outcome, assert_no_leak
-from test_barrier_classes import _normalised
+from test_barrier_classes import _value
 
 from meshgov.engines.base import QueryEngine, QueryFailed
 from meshgov.errors import AccessDenied, MeshgovError, SqlParseError
 from meshgov.execution import execute_query
 
 HERE = Path(__file__).resolve().parent
+# Served answers that differ from the read dialect's own (no leak: a different computation over
+# the visible rows), listed in docs/enforcement.md "Known limits"; strict, so a fix shows.
+KNOWN_DIFFERENCES = {
+    ("agg-percentile", "duckdb", "postgresql"): "DuckDB's PERCENTILE_CONT of a decimal keeps its "
+    "scale (405.95), PostgreSQL's interpolates in double precision (405.955)",
+}
 TARGET = 0.90
 READS = ("duckdb", "postgres")
 
@@ -105,20 +113,19 @@ def _through_gateway(
     return cache[key]
 
 
-def _on_reduced(engine: QueryEngine, query: Query, read: str, reduced: Any) -> list[str] | None:
-    """The rows of the same query on the reduced world of the same engine (None: it fails)."""
+def _on_reduced(query: Query, read: str, reduced: Any) -> list[str] | None:
+    """The rows of the same query, in its own dialect, on the reduced world of that dialect's
+    engine (None: it fails there)."""
     try:
         tree = sqlglot.parse_one(query.sql, read=read)
         for table in tree.find_all(sqlglot.exp.Table):
             # The purpose as catalogue names the same table (docs/enforcement.md, "Names").
             if table.catalog.lower() == "analytics":
                 table.set("catalog", None)
-        text = query.sql if read == engine.dialect and tree.find(sqlglot.exp.Table) is None else (
-            tree.sql(dialect=engine.dialect)
-        )
+        text = tree.sql(dialect=read)
     except sqlglot.errors.SqlglotError:
         return None
-    if engine.name == "duckdb":
+    if read == "duckdb":
         try:
             return _normalised(_positional(reduced.sql(text).to_arrow_table()))
         except Exception:  # the reduced world's own failure
@@ -136,10 +143,9 @@ def _on_reduced(engine: QueryEngine, query: Query, read: str, reduced: Any) -> l
     return _normalised(pa.Table.from_pylist([dict(zip(names, r, strict=True)) for r in rows]))
 
 
-@pytest.fixture
-def reduced_world(served_engine: QueryEngine, request: pytest.FixtureRequest) -> Any:
-    fixture = "reduced_duckdb" if served_engine.name == "duckdb" else "reduced_postgres"
-    return request.getfixturevalue(fixture)
+def _reduced_for(read: str, request: pytest.FixtureRequest) -> Any:
+    """The reduced world of the read dialect's engine."""
+    return request.getfixturevalue("reduced_duckdb" if read == "duckdb" else "reduced_postgres")
 
 
 @pytest.mark.parametrize("read", READS)
@@ -170,10 +176,13 @@ def test_served_answer_is_the_reduced_worlds(
     read: str,
     served_engine: QueryEngine,
     gateway: Any,
-    reduced_world: Any,
+    request: pytest.FixtureRequest,
     secrets: Secrets,
     outcomes: dict[tuple[str, str, str], Outcome],
 ) -> None:
+    known = KNOWN_DIFFERENCES.get((query.id, read, served_engine.name))
+    if known is not None:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=known))
     outcome = _through_gateway(gateway, served_engine, query, read, outcomes)
     assert_no_leak(outcome, secrets, query.sql)
     if query.expect == "denied":
@@ -182,23 +191,49 @@ def test_served_answer_is_the_reduced_worlds(
         return
     if isinstance(outcome.error, AccessDenied | SqlParseError):
         pytest.skip(f"refused (counted by test_served_share): {outcome.error}")
-    expected = _on_reduced(served_engine, query, read, reduced_world)
+    expected = _on_reduced(query, read, _reduced_for(read, request))
     if outcome.error is not None:
         assert isinstance(outcome.error, QueryFailed), outcome.error
         if expected is not None:
-            # Cross-dialect: a construct of the read dialect the engine lacks fails on every
-            # row alike (counted as not served); on its own dialect an engine failure must be
-            # the reduced world's too, or it came from a hidden row.
+            # Cross-dialect: a function of the read dialect the engine lacks fails on every row
+            # alike (counted as not served); on its own dialect an engine failure must be the
+            # reduced world's too, or it came from a hidden row.
             assert read != served_engine.dialect, (
                 f"the engine failed ({outcome.error}) where the reduced world does not"
             )
         return
     assert outcome.table is not None
-    if expected is None:
-        assert read != served_engine.dialect, "served a query that fails on the visible rows"
-        pytest.skip("sqlglot's plain transpilation of it fails on the reduced world")
+    assert expected is not None, "served a query that fails on the visible rows"
     got = _normalised(_positional(outcome.table))
     assert got == expected
+
+
+def _same(value: Any) -> Any:
+    """A value as both engines' answers compare: a midnight timestamp as its date (DuckDB's
+    date_trunc of a date is a date, PostgreSQL's a timestamp), an interval in seconds."""
+    if isinstance(value, datetime.datetime) and value.time() == datetime.time(0):
+        value = value.date()
+    if isinstance(value, datetime.timedelta):
+        return round(value.total_seconds(), 6)
+    if type(value).__name__ == "MonthDayNano" and value.months == 0:  # DuckDB's interval
+        return round(value.days * 86400 + value.nanoseconds / 1e9, 6)
+    if isinstance(value, str):
+        try:  # a JSON scalar (DuckDB's to_json gives JSON text, psycopg the parsed value)
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, int | float) and not isinstance(parsed, bool):
+            return round(float(parsed), 6)
+    if isinstance(value, list | tuple):
+        return [_same(v) for v in value]
+    return _value(value)
+
+
+def _normalised(table: Any) -> list[str]:
+    return sorted(
+        json.dumps([_same(v) for v in row.values()], sort_keys=True, default=str)
+        for row in table.to_pylist()
+    )
 
 
 def _positional(table: Any) -> Any:
