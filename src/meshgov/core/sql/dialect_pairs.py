@@ -144,6 +144,9 @@ RULES: tuple[PairRule, ...] = (
     PairRule("`PERCENTILE_CONT` of a decimal or integer", "postgres", "duckdb", "rewritten",
              "PostgreSQL interpolates in double precision, DuckDB in the column's decimal type "
              "(405.955 vs 405.95): the ordered value is written `CAST(x AS DOUBLE)`"),
+    PairRule("`row_to_json`, `json_build_object`", "postgres", "duckdb", "rewritten",
+             "DuckDB has neither name: written `to_json(row)` and `json_object(k, v, …)`, which "
+             "build the same JSON"),
     PairRule("`INTERVAL (expr) unit`", "*", "*", "rewritten",
              "written as `(expr) * INTERVAL '1' unit` (sqlglot dropped the expression for "
              "PostgreSQL)"),
@@ -638,6 +641,19 @@ def _percentile_cont(node: exp.Expr, pair: _Pair) -> bool:
     return changed
 
 
+_POSTGRES_JSON_ON_DUCKDB = {"row_to_json": "to_json", "json_build_object": "json_object"}
+
+
+def _postgres_json(node: exp.Expr, pair: _Pair) -> bool:
+    if pair.read != "postgres" or pair.write != "duckdb" or not isinstance(node, exp.Anonymous):
+        return False
+    name = _POSTGRES_JSON_ON_DUCKDB.get(node.name.lower())
+    if name is None or (name == "to_json" and len(node.expressions) != 1):
+        return False
+    node.set("this", name)
+    return True
+
+
 def _interval(node: exp.Expr, pair: _Pair) -> bool:
     assert isinstance(node, exp.Interval)
     value = node.this
@@ -698,6 +714,7 @@ _HANDLERS = _handlers(
         ("Qualify", _qualify),
         ("Interval", _interval),
         ("WithinGroup", _percentile_cont),
+        ("Anonymous", _postgres_json),
         ("Collate", _collate),
     ]
 )

@@ -118,8 +118,10 @@ def _rewrite(
                 )
             decisions[key] = decision
 
+    tree_dialect = read  # the dialect the tree's own function names are in
     if read != write and translate(statement, read, write, _column_types(tables, inventory)):
-        inventory = validate(statement)  # the translated tree is the one every check sees
+        inventory = validate(statement, write)  # the translated tree is the one checks see
+        tree_dialect = write
     _check_hidden_columns(inventory, tables, decisions, dialect)
     try:
         check_column_names(inventory.columns, inventory.ctes, {id(t.node): t.port for t in tables})
@@ -135,7 +137,7 @@ def _rewrite(
     filtered = [t.port.table_name for t in tables if decisions[_key(t)].row_filters]
     columns = QueryColumns.of((t.port.columns, decisions[_key(t)].masks) for t in tables)
     if filtered and inventory.fallible and not engine_barrier:
-        check_fallible(statement, inventory, filtered, columns, read)
+        check_fallible(statement, inventory, filtered, columns, tree_dialect)
     _unqualify_schema_columns(inventory.columns, tables, dialect)
 
     projected = _projected_names(inventory, tables)
