@@ -37,6 +37,7 @@ from meshgov.core.sql.resolve import (
     resolve_tables,
 )
 from meshgov.core.sql.secure_views import secure_view, substitute
+from meshgov.core.sql.star_columns import VisibleColumns, expand_columns, has_columns
 from meshgov.core.sql.validate import Inventory, validate
 from meshgov.errors import (
     AccessDenied,
@@ -118,6 +119,9 @@ def _rewrite(
                 )
             decisions[key] = decision
 
+    if has_columns(statement):
+        expand_columns(statement, _visible_columns(tables, decisions))
+        inventory = validate(statement, read)
     tree_dialect = read  # the dialect the tree's own function names are in
     if read != write and translate(statement, read, write, _column_types(tables, inventory)):
         inventory = validate(statement, write)  # the translated tree is the one checks see
@@ -183,6 +187,22 @@ def _column_types(tables: list[ResolvedTable], inventory: Inventory) -> dict[str
         for defined in table_alias.columns:
             types.pop(defined.name.lower(), None)
     return types
+
+
+def _visible_columns(
+    tables: list[ResolvedTable], decisions: dict[tuple[str, str], AccessDecision]
+) -> VisibleColumns:
+    """The names ``COLUMNS(...)`` may expand to: a product table's columns that are not hidden."""
+    by_node = {id(t.node): t for t in tables}
+
+    def visible(node: exp.Table) -> list[str] | None:
+        table = by_node.get(id(node))
+        if table is None:
+            return None
+        hidden = {h.lower() for h in decisions[_key(table)].hidden_columns}
+        return [c.name for c in table.port.columns if c.name.lower() not in hidden]
+
+    return visible
 
 
 def _key(table: ResolvedTable) -> tuple[str, str]:

@@ -54,6 +54,7 @@ Array ArrayContains ArrayConcat ArrayDistinct ArrayFilter ArraySize ArraySort Ar
 ArraySlice ArrayPosition Explode GenerateSeries Struct StructExtract Transform Unnest Map
 ArrayMin ArrayMax Flatten ArrayOverlaps List JSONArrayAgg
 Case Cast TryCast Coalesce Greatest Least Nullif If Nvl2 EqualNull Try
+Columns
 JSONExtract JSONExtractScalar JSONBExtract JSONBExtractScalar ParseJSON JSONObject JSONArray
 """
 
