@@ -30,7 +30,7 @@ from test_adversarial import Outcome, assert_no_leak
 from test_barrier_classes import _value
 
 from meshgov.engines.base import QueryEngine, QueryFailed
-from meshgov.errors import AccessDenied, MeshgovError, SqlParseError
+from meshgov.errors import AccessDenied, MeshgovError, SqlParseError, SqlUnsupportedError
 from meshgov.execution import execute_query
 
 HERE = Path(__file__).resolve().parent
@@ -186,10 +186,10 @@ def test_served_answer_is_the_reduced_worlds(
     outcome = _through_gateway(gateway, served_engine, query, read, outcomes)
     assert_no_leak(outcome, secrets, query.sql)
     if query.expect == "denied":
-        assert isinstance(outcome.error, AccessDenied), outcome.error
+        assert isinstance(outcome.error, AccessDenied | SqlUnsupportedError), outcome.error
         assert query.reason is not None and query.reason in str(outcome.error).lower()
         return
-    if isinstance(outcome.error, AccessDenied | SqlParseError):
+    if isinstance(outcome.error, AccessDenied | SqlParseError | SqlUnsupportedError):
         pytest.skip(f"refused (counted by test_served_share): {outcome.error}")
     expected = _on_reduced(query, read, _reduced_for(read, request))
     if outcome.error is not None:

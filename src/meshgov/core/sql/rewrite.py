@@ -29,6 +29,7 @@ from meshgov.core.sql.model import (
 )
 from meshgov.core.sql.names import check_column_names, nearest_name
 from meshgov.core.sql.parse import check_dialect, parse_statement
+from meshgov.core.sql.pivot import rewrite_pivots
 from meshgov.core.sql.resolve import (
     ResolvedTable,
     catalogue_key,
@@ -97,6 +98,8 @@ def _rewrite(
     write = check_dialect(write)
     dialect = dialect_named(read)
     statement = parse_statement(sql, read)
+    if read == "duckdb":
+        statement = rewrite_pivots(statement)
     inventory = validate(statement, read)
     if read != write:
         # Quoted names folded as the read dialect resolves them (DuckDB "EMAIL" is email), so
