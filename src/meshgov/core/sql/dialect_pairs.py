@@ -598,11 +598,22 @@ def _qualify(node: exp.Expr, pair: _Pair) -> bool:
 _AFTER_QUALIFY = ("order", "limit", "offset")
 
 
+def _output_identifier(expression: exp.Expr) -> exp.Identifier | None:
+    """The identifier naming an output column (quoted as written), or None."""
+    if isinstance(expression, exp.Alias):
+        alias = expression.args.get("alias")
+        return alias if isinstance(alias, exp.Identifier) else None
+    if isinstance(expression, exp.Column) and isinstance(expression.this, exp.Identifier):
+        return expression.this
+    return None
+
+
 def _order_after_qualify(select: exp.Select, pair: _Pair) -> None:
     """``SELECT a … QUALIFY w ORDER BY a LIMIT n`` → ``SELECT a FROM (SELECT a … QUALIFY w) AS
     _q ORDER BY a LIMIT n``, moving the original nodes (the tables in them are the ones the
     rewriter substitutes later)."""
-    names = [e.alias_or_name for e in select.expressions]
+    identifiers = [_output_identifier(e) for e in select.expressions]
+    names = [i.name if i is not None else "" for i in identifiers]
     if not all(names) or len(set(names)) != len(names):
         raise pair.refuse(
             "QUALIFY with ORDER BY/LIMIT and unnamed or repeated output columns",
@@ -620,10 +631,9 @@ def _order_after_qualify(select: exp.Select, pair: _Pair) -> None:
     for key in [k for k, v in select.args.items() if v and k not in (*_AFTER_QUALIFY, "with_")]:
         inner.set(key, select.args[key])
         select.set(key, None)
-    select.set("expressions", [exp.column(n, quoted=True) for n in names])
-    select.set(
-        "from_", exp.From(this=exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier("_q"))))
-    )
+    select.set("expressions", [exp.Column(this=i.copy()) for i in identifiers if i is not None])
+    alias = exp.TableAlias(this=exp.to_identifier("_q"))
+    select.set("from_", exp.From(this=exp.Subquery(this=inner, alias=alias)))
 
 
 def _percentile_cont(node: exp.Expr, pair: _Pair) -> bool:

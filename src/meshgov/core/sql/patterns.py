@@ -24,7 +24,8 @@ _CLASS_ESCAPES = frozenset("dDwWsS")
 _CONTROL_ESCAPES = frozenset("tnr")
 _PUNCTUATION = frozenset(".^$|?*+()[]{}\\/-'\"")
 _POSIX_CLASSES = frozenset(
-    "alnum alpha blank cntrl digit graph lower print punct space upper xdigit".split()
+    {"alnum", "alpha", "blank", "cntrl", "digit", "graph", "lower", "print", "punct", "space"}
+    | {"upper", "xdigit"}
 )
 _QUANTIFIER = re.compile(r"\{(\d{1,4})(,(\d{0,4}))?\}")
 # Flags of regexp_replace / regexp_matches the engines share: global, case-(in)sensitive.

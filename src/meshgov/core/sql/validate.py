@@ -23,10 +23,10 @@ Offset Fetch With CTE TableAlias Alias Aliases Column Identifier Star Literal Bo
 Paren Neg Not And Or Xor EQ NEQ GT GTE LT LTE NullSafeEQ NullSafeNEQ Is In Between Like ILike
 SimilarTo Glob Escape Add Sub Mul Div Mod IntDiv DPipe BitwiseAnd BitwiseOr BitwiseXor BitwiseNot
 BitwiseLeftShift BitwiseRightShift Case If Cast TryCast DataType DataTypeParam Window WindowSpec
-Interval IntervalSpan Var Distinct JSONKeyValue Exists Any All Lateral Unnest Values Array Bracket Dot Filter
+Interval IntervalSpan Var Distinct Exists Any All Lateral Unnest Values Array Bracket Dot Filter
 WithinGroup IgnoreNulls RespectNulls Lambda Kwarg PropertyEQ Slice Table Cube Rollup
 GroupingSets Tuple Struct Coalesce Nullif Greatest Least Collate ColumnDef LimitOptions RawString
-WeekStart
+WeekStart JSONKeyValue
 """
 
 _FUNCTION_NAMES = """
