@@ -624,6 +624,7 @@ class Session:
                 purpose=state.purpose,
                 settings=state.settings,
                 database_columns=catalogue.database_columns(),
+                relation_columns=catalogue.relation_columns(),
             )
             return catalogue.run(self.catalogue_connection(), rewritten.sql("postgres"), binary)
 
