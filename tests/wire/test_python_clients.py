@@ -123,8 +123,7 @@ def test_asyncpg_catalogue_with_bound_oid_arrays_and_mixed_formats(wire: WireSer
             ]
             # A type asyncpg does not know (the column's pg_node_tree) makes it introspect.
             described = await conn.fetch(
-                "SELECT relname, relpartbound FROM pg_catalog.pg_class "
-                "WHERE relname = $1::name",
+                "SELECT relname, relpartbound FROM pg_catalog.pg_class WHERE relname = $1::name",
                 "customers",
             )
             assert [r["relname"] for r in described] == ["customers"]
