@@ -161,34 +161,42 @@ def test_wire_server_settings_and_role_oracle(redteam_wire: Any) -> None:
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason="information_schema views and ACL columns name the catalogue server's real roles "
-    "(schema_owner/grantor 'postgres', grantee 'meshgov_catalogue_reader', relacl/nspacl text) "
-    "although pg_roles is shadowed and pg_get_userbyid() answers 'meshgov'",
-)
 def test_wire_catalogue_does_not_name_server_roles(redteam_wire: Any) -> None:
+    # Fixed: information_schema role columns answer the neutral owner "meshgov" (as
+    # pg_get_userbyid() does) and ACL columns are NULL (default privileges).
     with _connect(redteam_wire) as conn:
         owners = conn.execute("SELECT schema_owner FROM information_schema.schemata").fetchall()
+        grants = conn.execute(
+            "SELECT grantor, grantee FROM information_schema.table_privileges"
+        ).fetchall()
         acls = conn.execute(
             "SELECT relacl::text FROM pg_catalog.pg_class WHERE relacl IS NOT NULL"
         ).fetchall()
-    names = {row[0] for row in owners} | {row[0] for row in acls}
+        nspacls = conn.execute("SELECT n.nspacl::text FROM pg_namespace n").fetchall()
+    assert owners and {row[0] for row in owners} == {"meshgov"}
+    assert acls == [] and {row[0] for row in nspacls} == {None}
+    names = {v for row in owners + grants for v in row}
     assert not any("postgres" in name or "meshgov_catalogue_reader" in name for name in names)
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason="information_schema's table_catalog/catalog_name give the real catalogue database "
-    "(prefix + view fingerprint), while pg_database and current_database() answer the purpose",
-)
 def test_wire_information_schema_catalog_is_the_purpose(redteam_wire: Any) -> None:
+    # Fixed: every catalogue (database) name column answers the purpose, as pg_database does.
     with _connect(redteam_wire) as conn:
         rows = conn.execute(
             "SELECT catalog_name FROM information_schema.information_schema_catalog_name"
         ).fetchall()
+        tables = conn.execute(
+            "SELECT DISTINCT t.table_catalog FROM information_schema.tables AS t "
+            "WHERE t.table_schema = 'customer'"
+        ).fetchall()
+        columns = conn.execute(
+            "SELECT DISTINCT table_catalog, udt_catalog FROM information_schema.columns "
+            "WHERE table_schema = 'customer'"
+        ).fetchall()
     assert rows == [("analytics",)]
+    assert tables == [("analytics",)]
+    assert columns == [("analytics", "analytics")]
 
 
 # --------------------------------------------------------------------------- attacks that held

@@ -103,6 +103,36 @@ def test_asyncpg_prepared_statements_params_and_cursors(any_wire: WireServer) ->
     asyncio.run(scenario())
 
 
+def test_asyncpg_catalogue_with_bound_oid_arrays_and_mixed_formats(wire: WireServer) -> None:
+    """asyncpg's introspection of types it does not know: a catalogue query binding
+    ``$1::oid[]`` whose result mixes columns asyncpg reads in binary (oid, name, bool) with ones
+    it reads as text (pg_node_tree, aclitem[])."""
+    asyncpg = pytest.importorskip("asyncpg")
+
+    async def scenario() -> None:
+        conn = await asyncpg.connect(wire.url())
+        try:
+            rows = await conn.fetch(
+                "SELECT t.oid, t.typname, t.typbyval, t.typdefaultbin, t.typacl "
+                "FROM pg_catalog.pg_type t WHERE t.oid = ANY($1::oid[]) ORDER BY t.oid",
+                [23, 25],
+            )
+            assert [(r["oid"], r["typname"], r["typbyval"]) for r in rows] == [
+                (23, "int4", True),
+                (25, "text", False),
+            ]
+            # A type asyncpg does not know (the column's pg_node_tree) makes it introspect.
+            described = await conn.fetch(
+                "SELECT relname, relpartbound FROM pg_catalog.pg_class WHERE relname = $1::name",
+                "customers",
+            )
+            assert [r["relname"] for r in described] == ["customers"]
+        finally:
+            await conn.close()
+
+    asyncio.run(scenario())
+
+
 def test_sqlalchemy_inspector_and_pandas(wire: WireServer) -> None:
     pd = pytest.importorskip("pandas")
     sqlalchemy = pytest.importorskip("sqlalchemy")

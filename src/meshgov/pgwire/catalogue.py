@@ -215,10 +215,13 @@ def rewrite_catalogue_query(
     purpose: str,
     settings: Mapping[str, str],
     database_columns: Sequence[str] = (),
+    relation_columns: Mapping[tuple[str, str], Sequence[tuple[str, str]]] | None = None,
 ) -> exp.Expression:
     """Check ``tree`` and rewrite it for the catalogue database (a copy is changed).
 
-    ``database_columns``: the columns of this server's ``pg_database`` (they vary by version).
+    ``database_columns``: the columns of this server's ``pg_database`` (they vary by version);
+    ``relation_columns``: (schema, relation) → its (column, type name) of the catalogue relations
+    that name roles, ACLs or the database (``neutral_columns`` replaces those columns).
     """
     if not isinstance(tree, exp.Query):
         raise CatalogueRefused("0A000", "only queries are answered from the catalogue")
@@ -245,6 +248,7 @@ def rewrite_catalogue_query(
             parent = func.parent
             target = parent if isinstance(parent, exp.Dot) else func
             target.replace(exp.cast(exp.Literal.string(OWNER_NAME), NAME_TYPE))
+    replaced: set[str] = set()
     for table in list(tree.find_all(exp.Table)):
         name = table.name.lower()
         if not _is_catalogue_table(table):
@@ -253,9 +257,15 @@ def rewrite_catalogue_query(
             raise CatalogueRefused("42501", f"{name} is not available through meshgov")
         if name in SHADOWED:
             table.replace(shadow(table, name, purpose, database_columns))
+            continue
+        schema = table.db.lower() or "pg_catalog"
+        columns = (relation_columns or {}).get((schema, name))
+        if columns:
+            table.replace(neutral_columns(table, schema, name, columns, purpose))
+            replaced.add(name)
     # ``pg_catalog.pg_roles.rolname`` names the shadow by its table: drop the schema qualifier.
     for column in tree.find_all(exp.Column):
-        if column.db and column.table.lower() in SHADOWED:
+        if column.db and column.table.lower() in SHADOWED | replaced:
             column.set("db", None)
             column.set("catalog", None)
     return tree
@@ -282,6 +292,54 @@ def shadow(
             source = exp.table_("pg_roles", db="pg_catalog")
         query = exp.select("*").from_(source).where(exp.false())
     return query.subquery(alias)
+
+
+# Columns of catalogue relations that would name the server's roles or its real database.
+ROLE_COLUMNS = {"schema_owner", "grantor", "grantee", "role_name", "authorization_identifier",
+                "foreign_server_owner", "foreign_data_wrapper_owner", "sequence_owner",
+                "user_name", "auth_user"}  # fmt: skip
+SQL_IDENTIFIER = exp.DataType.build(
+    "information_schema.sql_identifier", dialect="postgres", udt=True
+)
+
+
+ACLITEM = exp.DataType.build("aclitem", dialect="postgres", udt=True)
+ACLITEM_ARRAY = exp.DataType(this=exp.DataType.Type.ARRAY, expressions=[ACLITEM], nested=True)
+
+
+def is_neutralised(schema: str, column: str, type_name: str) -> bool:
+    """Whether a catalogue column is replaced: an ACL (``relacl``: role names), a role name in
+    ``information_schema`` or its catalogue (database) name."""
+    if type_name in {"_aclitem", "aclitem"}:
+        return True
+    if schema != "information_schema":
+        return False
+    return column in ROLE_COLUMNS or column == "catalog_name" or column.endswith("_catalog")
+
+
+def neutral_columns(
+    table: exp.Table,
+    schema: str,
+    name: str,
+    columns: Sequence[tuple[str, str]],
+    purpose: str,
+) -> exp.Expression:
+    """The relation as an aliased subquery of the same columns, with role names shown as
+    ``meshgov``, database names as the purpose and ACLs as NULL (default privileges)."""
+    selected: list[exp.Expr] = []
+    for column, type_name in columns:
+        if not is_neutralised(schema, column, type_name):
+            selected.append(exp.column(column, quoted=True))
+            continue
+        if type_name in {"_aclitem", "aclitem"}:
+            kind = ACLITEM_ARRAY if type_name == "_aclitem" else ACLITEM
+            value: exp.Expr = exp.cast(exp.null(), kind.copy())
+        else:
+            text = OWNER_NAME if column in ROLE_COLUMNS else purpose
+            value = exp.cast(exp.Literal.string(text), SQL_IDENTIFIER)
+        selected.append(exp.alias_(value, column, quoted=True))
+    source = exp.table_(name, db=schema, quoted=True)
+    return exp.select(*selected).from_(source).subquery(table.alias_or_name)
 
 
 def _function_allowed(func: exp.Func) -> bool:
@@ -360,6 +418,7 @@ class CatalogueDatabases:
         self._lock = threading.Lock()
         self._ready: set[str] = set()
         self._database_columns: tuple[str, ...] | None = None
+        self._relation_columns: Mapping[tuple[str, str], Sequence[tuple[str, str]]] | None = None
 
     def database_columns(self) -> tuple[str, ...]:
         """The columns of this server's ``pg_database`` (they differ between versions)."""
@@ -379,6 +438,40 @@ class CatalogueDatabases:
                 ) from None
             self._database_columns = ("oid", *(str(r[0]) for r in rows if r[0] != "oid"))
         return self._database_columns
+
+    def relation_columns(self) -> Mapping[tuple[str, str], Sequence[tuple[str, str]]]:
+        """(schema, relation) → (column, type name) of the catalogue relations with a column
+        ``is_neutralised`` replaces, read once from the server (they vary by version)."""
+        if self._relation_columns is None:
+            from meshgov.engines.postgres import connect
+
+            try:
+                with connect(self.admin_dsn) as admin:
+                    rows = admin.execute(
+                        "SELECT n.nspname, c.relname, a.attname, t.typname "
+                        "FROM pg_catalog.pg_attribute a "
+                        "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+                        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                        "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+                        "WHERE n.nspname IN ('pg_catalog', 'information_schema') "
+                        "AND c.relkind IN ('r', 'v') AND a.attnum > 0 AND NOT a.attisdropped "
+                        "ORDER BY n.nspname, c.relname, a.attnum"
+                    ).fetchall()
+            except psycopg.Error as exc:
+                raise BackendUnavailable(
+                    f"the governed catalogue is unavailable ({type(exc).__name__})"
+                ) from None
+            found: dict[tuple[str, str], list[tuple[str, str]]] = {}
+            for schema, relation, column, type_name in rows:
+                found.setdefault((str(schema), str(relation)), []).append(
+                    (str(column), str(type_name))
+                )
+            self._relation_columns = {
+                key: tuple(columns)
+                for key, columns in found.items()
+                if any(is_neutralised(key[0], c, t) for c, t in columns)
+            }
+        return self._relation_columns
 
     def database_for(self, view: VisibleCatalogue) -> str:
         """The database of ``view``, created with its empty tables when new."""

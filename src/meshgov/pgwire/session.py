@@ -34,6 +34,7 @@ from meshgov.pgwire.catalogue import (
     pg_type_name,
     rewrite_catalogue_query,
 )
+from meshgov.pgwire.dialect import DIALECT as WIRE_DIALECT
 from meshgov.pgwire.statements import Statement, StatementError, classify, split
 from meshgov.pgwire.types import (
     INT8,
@@ -42,6 +43,7 @@ from meshgov.pgwire.types import (
     ParameterError,
     parameter_literal,
     pg_type,
+    text_to_binary,
 )
 
 if TYPE_CHECKING:
@@ -622,6 +624,7 @@ class Session:
                 purpose=state.purpose,
                 settings=state.settings,
                 database_columns=catalogue.database_columns(),
+                relation_columns=catalogue.relation_columns(),
             )
             return catalogue.run(self.catalogue_connection(), rewritten.sql("postgres"), binary)
 
@@ -747,10 +750,19 @@ class Session:
             await self.send_data_rows(result, binary_columns, max_rows)
             return
         sent = 0
+        # Catalogue rows come as PostgreSQL sent them (text); columns asked in binary are
+        # converted (asyncpg asks binary for the types it knows, text for the others).
+        convert = [binary != result.raw_binary for binary in binary_columns]
+        if result.encoders is None and any(convert) and result.raw_binary:
+            raise WireError("0A000", "text results of a binary catalogue query")
+        oids = [field[1] for field in result.fields]
         for row in result.rows:
             if result.encoders is None:
-                if result.raw_binary != any(binary_columns) and row:
-                    raise WireError("0A000", "mixed text and binary catalogue results")
+                if any(convert):
+                    row = [
+                        _in_binary(v, oid) if c else v
+                        for v, oid, c in zip(row, oids, convert, strict=True)
+                    ]
                 self.send(m.data_row(row))
             else:
                 self.send(
@@ -852,9 +864,18 @@ async def read_message(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
     return kind, await reader.readexactly(size - 4)
 
 
+def _in_binary(value: bytes | None, oid: int) -> bytes | None:
+    if value is None:
+        return None
+    try:
+        return text_to_binary(value, oid)
+    except ParameterError as exc:
+        raise WireError("0A000", str(exc)) from None
+
+
 def parse_query(text: str) -> exp.Expression:
     try:
-        trees = sqlglot.parse(text, read="postgres")
+        trees = sqlglot.parse(text, read=WIRE_DIALECT)
     except (ParseError, TokenError) as exc:
         raise WireError("42601", f"syntax error: {str(exc).splitlines()[0]}") from None
     found = [t for t in trees if isinstance(t, exp.Expression)]

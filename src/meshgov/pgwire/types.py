@@ -32,6 +32,7 @@ DATE, TIME, TIMESTAMP, TIMESTAMPTZ, INTERVAL, NUMERIC, UUID = (
     2950,
 )
 NAME, OID, CHAR = 19, 26, 18
+OID_ARRAY = 1028
 # Array types of the element types above (pgJDBC and asyncpg know them by OID).
 ARRAY_OF = {BOOL: 1000, INT2: 1005, INT4: 1007, INT8: 1016, TEXT: 1009, FLOAT4: 1021,
             FLOAT8: 1022, DATE: 1182, TIMESTAMP: 1115, TIMESTAMPTZ: 1185, NUMERIC: 1231,
@@ -307,6 +308,12 @@ def _cast(text: str, type_name: str) -> exp.Expression:
 
 
 def _text_literal(text: str, oid: int) -> exp.Expression:
+    if oid in _INTEGER_ARRAYS:
+        inner = text.strip()
+        if not (inner.startswith("{") and inner.endswith("}")):
+            raise ParameterError(f"invalid array parameter: {text[:20]!r}")
+        items = [i.strip() for i in inner[1:-1].split(",") if i.strip()]
+        return _integer_array([None if i.upper() == "NULL" else int(i) for i in items], oid)
     if oid in (INT2, INT4, INT8, OID):
         return exp.Literal.number(int(text.strip()))
     if oid in (FLOAT4, FLOAT8):
@@ -353,9 +360,50 @@ def _binary_literal(raw: bytes, oid: int) -> exp.Expression:
         return _cast(stamp.isoformat(sep=" "), "timestamptz" if oid == TIMESTAMPTZ else "timestamp")
     if oid == NUMERIC:
         return exp.Literal.number(str(_numeric_from_binary(raw)))
+    if oid == OID:
+        return exp.Literal.number(struct.unpack("!I", raw)[0])
+    if oid in _INTEGER_ARRAYS:
+        return _integer_array(_binary_integers(raw), oid)
     if oid in (TEXT, VARCHAR, BPCHAR, NAME, UNKNOWN, 0, JSON):
         return exp.Literal.string(_text_of(raw))
     raise ParameterError(f"binary parameters of type {TYPE_NAMES.get(oid, oid)} are not supported")
+
+
+# Arrays of integers and OIDs (catalogue queries bind `$1::oid[]`): element type name by OID.
+_INTEGER_ARRAYS = {OID_ARRAY: "oid", 1005: "smallint", 1007: "integer", 1016: "bigint"}
+_ELEMENT_FORMATS = {2: "!h", 4: "!i", 8: "!q"}
+
+
+def _binary_integers(raw: bytes) -> list[int | None]:
+    """The elements of a one-dimensional binary array of integers or OIDs."""
+    ndim, _flags, element_oid = struct.unpack_from("!iiI", raw)
+    if ndim == 0:
+        return []
+    if ndim != 1:
+        raise ParameterError("only one-dimensional array parameters are supported")
+    count, _lower = struct.unpack_from("!ii", raw, 12)
+    offset = 20
+    values: list[int | None] = []
+    for _ in range(count):
+        (length,) = struct.unpack_from("!i", raw, offset)
+        offset += 4
+        if length < 0:
+            values.append(None)
+            continue
+        fmt = "!I" if element_oid == OID else _ELEMENT_FORMATS.get(length)
+        if fmt is None:
+            raise ParameterError("an array element of an unexpected size")
+        values.append(struct.unpack_from(fmt, raw, offset)[0])
+        offset += length
+    return values
+
+
+def _integer_array(values: list[int | None], oid: int) -> exp.Expression:
+    """``CAST(ARRAY[...] AS element[])`` of literal numbers (and NULLs)."""
+    elements = [exp.Null() if v is None else exp.Literal.number(v) for v in values]
+    element = exp.DataType.build(_INTEGER_ARRAYS[oid], dialect="postgres")
+    target = exp.DataType(this=exp.DataType.Type.ARRAY, expressions=[element], nested=True)
+    return exp.cast(exp.Array(expressions=elements), target)
 
 
 def _numeric_from_binary(raw: bytes) -> decimal.Decimal:
@@ -380,4 +428,38 @@ def oid_of_sql_type(data_type: exp.DataType) -> int:
         T.TIMESTAMP: TIMESTAMP, T.TIMESTAMPTZ: TIMESTAMPTZ, T.VARCHAR: TEXT, T.TEXT: TEXT,
         T.CHAR: TEXT, T.UUID: TEXT, T.BINARY: BYTEA, T.VARBINARY: BYTEA,
     }  # fmt: skip
+    if isinstance(data_type, exp.ObjectIdentifier):
+        return OID if str(kind).upper() == "OID" else TEXT
+    if kind == T.ARRAY and data_type.expressions:
+        element = data_type.expressions[0]
+        if isinstance(element, exp.DataType):
+            element_oid = oid_of_sql_type(element)
+            return {OID: OID_ARRAY, **ARRAY_OF}.get(element_oid, TEXT)
     return mapping.get(kind, TEXT)
+
+
+# Types whose binary form is their text form's bytes.
+_SAME_BYTES = {TEXT, VARCHAR, BPCHAR, NAME, CHAR, UNKNOWN, JSON}
+
+
+def text_to_binary(raw: bytes, oid: int) -> bytes:
+    """A value PostgreSQL sent in text format, in the binary format of ``oid`` (catalogue rows
+    for a client asking binary for some columns and text for others), through psycopg's own
+    loaders and dumpers; ``ParameterError`` for a type it cannot convert (``regclass``: its
+    binary form is an OID its text does not give)."""
+    if oid in _SAME_BYTES:
+        return raw
+    from psycopg import adapters, pq
+
+    try:
+        loader = adapters.get_loader(oid, pq.Format.TEXT)
+        dumper = adapters.get_dumper_by_oid(oid, pq.Format.BINARY)
+    except Exception:  # psycopg has no binary form for it
+        raise ParameterError(f"binary results of type {oid} are not supported") from None
+    if loader is None:
+        raise ParameterError(f"binary results of type {oid} are not supported")
+    value = loader(oid, None).load(raw)
+    dumped = dumper(type(value), None).dump(value)
+    if dumped is None:
+        raise ParameterError(f"binary results of type {oid} are not supported")
+    return bytes(dumped)

@@ -137,6 +137,16 @@ RULES: tuple[PairRule, ...] = (
     PairRule("`QUALIFY` with `SELECT *`", "*", "postgres", "refused",
              "PostgreSQL has no QUALIFY: sqlglot moves the window into a derived table whose "
              "`*` then carries an extra `_w` column"),
+    PairRule("`QUALIFY` with `ORDER BY`/`LIMIT`", "*", "postgres", "rewritten",
+             "sqlglot's emulation kept ORDER BY and LIMIT in the derived table it makes, so "
+             "LIMIT cut the rows before QUALIFY filtered them: written `SELECT <outputs> FROM "
+             "(… QUALIFY …) AS _q ORDER BY … LIMIT …` (refused when an output is unnamed)"),
+    PairRule("`PERCENTILE_CONT` of a decimal or integer", "postgres", "duckdb", "rewritten",
+             "PostgreSQL interpolates in double precision, DuckDB in the column's decimal type "
+             "(405.955 vs 405.95): the ordered value is written `CAST(x AS DOUBLE)`"),
+    PairRule("`row_to_json`, `json_build_object`", "postgres", "duckdb", "rewritten",
+             "DuckDB has neither name: written `to_json(row)` and `json_object(k, v, …)`, which "
+             "build the same JSON"),
     PairRule("`INTERVAL (expr) unit`", "*", "*", "rewritten",
              "written as `(expr) * INTERVAL '1' unit` (sqlglot dropped the expression for "
              "PostgreSQL)"),
@@ -577,7 +587,81 @@ def _qualify(node: exp.Expr, pair: _Pair) -> bool:
             "QUALIFY with SELECT *",
             "PostgreSQL has no QUALIFY; its emulation adds a column to `*`; list the columns",
         )
+    if any(select.args.get(k) for k in _AFTER_QUALIFY):
+        _order_after_qualify(select, pair)
+        return True
     return False
+
+
+# Applied after QUALIFY; sqlglot's emulation would keep them in the derived table it makes, where
+# LIMIT would cut the rows before QUALIFY filters them (a wrong answer).
+_AFTER_QUALIFY = ("order", "limit", "offset")
+
+
+def _output_identifier(expression: exp.Expr) -> exp.Identifier | None:
+    """The identifier naming an output column (quoted as written), or None."""
+    if isinstance(expression, exp.Alias):
+        alias = expression.args.get("alias")
+        return alias if isinstance(alias, exp.Identifier) else None
+    if isinstance(expression, exp.Column) and isinstance(expression.this, exp.Identifier):
+        return expression.this
+    return None
+
+
+def _order_after_qualify(select: exp.Select, pair: _Pair) -> None:
+    """``SELECT a … QUALIFY w ORDER BY a LIMIT n`` → ``SELECT a FROM (SELECT a … QUALIFY w) AS
+    _q ORDER BY a LIMIT n``, moving the original nodes (the tables in them are the ones the
+    rewriter substitutes later)."""
+    identifiers = [_output_identifier(e) for e in select.expressions]
+    names = [i.name if i is not None else "" for i in identifiers]
+    if not all(names) or len(set(names)) != len(names):
+        raise pair.refuse(
+            "QUALIFY with ORDER BY/LIMIT and unnamed or repeated output columns",
+            "the emulation orders the filtered rows by name; alias every output column",
+        )
+    order = select.args.get("order")
+    for column in list(order.find_all(exp.Column)) if order is not None else []:
+        if column.name not in names:
+            raise pair.refuse(
+                "QUALIFY with ORDER BY of a column not in the output",
+                "the emulation orders the filtered rows, which hold only the output columns",
+            )
+        column.set("table", None)
+    inner = exp.Select()
+    for key in [k for k, v in select.args.items() if v and k not in (*_AFTER_QUALIFY, "with_")]:
+        inner.set(key, select.args[key])
+        select.set(key, None)
+    select.set("expressions", [exp.Column(this=i.copy()) for i in identifiers if i is not None])
+    alias = exp.TableAlias(this=exp.to_identifier("_q"))
+    select.set("from_", exp.From(this=exp.Subquery(this=inner, alias=alias)))
+
+
+def _percentile_cont(node: exp.Expr, pair: _Pair) -> bool:
+    if pair.read != "postgres" or pair.write != "duckdb":
+        return False
+    if not isinstance(node, exp.WithinGroup) or not isinstance(node.this, exp.PercentileCont):
+        return False
+    order = node.expression
+    changed = False
+    for ordered in order.expressions if isinstance(order, exp.Order) else []:
+        value = ordered.this
+        if not (isinstance(value, exp.Cast) and value.to.this == exp.DataType.Type.DOUBLE):
+            value.replace(exp.Cast(this=value.copy(), to=exp.DataType.build("DOUBLE")))
+            changed = True
+    return changed
+
+
+_POSTGRES_JSON_ON_DUCKDB = {"row_to_json": "to_json", "json_build_object": "json_object"}
+
+
+def _postgres_json(node: exp.Expr, pair: _Pair) -> bool:
+    if pair.read != "postgres" or pair.write != "duckdb" or not isinstance(node, exp.Anonymous):
+        return False
+    name = _POSTGRES_JSON_ON_DUCKDB.get(node.name.lower())
+    if name is None or (name == "to_json" and len(node.expressions) != 1):
+        return False
+    node.set("this", name)
+    return True
 
 
 def _interval(node: exp.Expr, pair: _Pair) -> bool:
@@ -639,6 +723,8 @@ _HANDLERS = _handlers(
         ("Round", _round),
         ("Qualify", _qualify),
         ("Interval", _interval),
+        ("WithinGroup", _percentile_cont),
+        ("Anonymous", _postgres_json),
         ("Collate", _collate),
     ]
 )

@@ -29,6 +29,7 @@ from meshgov.core.sql.model import (
 )
 from meshgov.core.sql.names import check_column_names, nearest_name
 from meshgov.core.sql.parse import check_dialect, parse_statement
+from meshgov.core.sql.pivot import rewrite_pivots
 from meshgov.core.sql.resolve import (
     ResolvedTable,
     catalogue_key,
@@ -37,6 +38,7 @@ from meshgov.core.sql.resolve import (
     resolve_tables,
 )
 from meshgov.core.sql.secure_views import secure_view, substitute
+from meshgov.core.sql.star_columns import VisibleColumns, expand_columns, has_columns
 from meshgov.core.sql.validate import Inventory, validate
 from meshgov.errors import (
     AccessDenied,
@@ -96,6 +98,8 @@ def _rewrite(
     write = check_dialect(write)
     dialect = dialect_named(read)
     statement = parse_statement(sql, read)
+    if read == "duckdb":
+        statement = rewrite_pivots(statement)
     inventory = validate(statement, read)
     if read != write:
         # Quoted names folded as the read dialect resolves them (DuckDB "EMAIL" is email), so
@@ -118,8 +122,13 @@ def _rewrite(
                 )
             decisions[key] = decision
 
+    if has_columns(statement):
+        expand_columns(statement, _visible_columns(tables, decisions))
+        inventory = validate(statement, read)
+    tree_dialect = read  # the dialect the tree's own function names are in
     if read != write and translate(statement, read, write, _column_types(tables, inventory)):
-        inventory = validate(statement)  # the translated tree is the one every check sees
+        inventory = validate(statement, write)  # the translated tree is the one checks see
+        tree_dialect = write
     _check_hidden_columns(inventory, tables, decisions, dialect)
     try:
         check_column_names(inventory.columns, inventory.ctes, {id(t.node): t.port for t in tables})
@@ -135,7 +144,7 @@ def _rewrite(
     filtered = [t.port.table_name for t in tables if decisions[_key(t)].row_filters]
     columns = QueryColumns.of((t.port.columns, decisions[_key(t)].masks) for t in tables)
     if filtered and inventory.fallible and not engine_barrier:
-        check_fallible(statement, inventory, filtered, columns, read)
+        check_fallible(statement, inventory, filtered, columns, tree_dialect)
     _unqualify_schema_columns(inventory.columns, tables, dialect)
 
     projected = _projected_names(inventory, tables)
@@ -181,6 +190,22 @@ def _column_types(tables: list[ResolvedTable], inventory: Inventory) -> dict[str
         for defined in table_alias.columns:
             types.pop(defined.name.lower(), None)
     return types
+
+
+def _visible_columns(
+    tables: list[ResolvedTable], decisions: dict[tuple[str, str], AccessDecision]
+) -> VisibleColumns:
+    """The names ``COLUMNS(...)`` may expand to: a product table's columns that are not hidden."""
+    by_node = {id(t.node): t for t in tables}
+
+    def visible(node: exp.Table) -> list[str] | None:
+        table = by_node.get(id(node))
+        if table is None:
+            return None
+        hidden = {h.lower() for h in decisions[_key(table)].hidden_columns}
+        return [c.name for c in table.port.columns if c.name.lower() not in hidden]
+
+    return visible
 
 
 def _key(table: ResolvedTable) -> tuple[str, str]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import sqlglot
 from sqlglot import exp
 
+from meshgov.core.sql.patterns import check_pattern_node
 from meshgov.errors import SqlUnsupportedError
 
 ROOT_KINDS: tuple[type[exp.Expr], ...] = (exp.Select, exp.SetOperation, exp.Subquery)
@@ -25,7 +26,7 @@ BitwiseLeftShift BitwiseRightShift Case If Cast TryCast DataType DataTypeParam W
 Interval IntervalSpan Var Distinct Exists Any All Lateral Unnest Values Array Bracket Dot Filter
 WithinGroup IgnoreNulls RespectNulls Lambda Kwarg PropertyEQ Slice Table Cube Rollup
 GroupingSets Tuple Struct Coalesce Nullif Greatest Least Collate ColumnDef LimitOptions RawString
-WeekStart
+WeekStart JSONKeyValue
 """
 
 _FUNCTION_NAMES = """
@@ -53,6 +54,7 @@ Array ArrayContains ArrayConcat ArrayDistinct ArrayFilter ArraySize ArraySort Ar
 ArraySlice ArrayPosition Explode GenerateSeries Struct StructExtract Transform Unnest Map
 ArrayMin ArrayMax Flatten ArrayOverlaps List JSONArrayAgg
 Case Cast TryCast Coalesce Greatest Least Nullif If Nvl2 EqualNull Try
+Columns
 JSONExtract JSONExtractScalar JSONBExtract JSONBExtractScalar ParseJSON JSONObject JSONArray
 """
 
@@ -91,7 +93,9 @@ def check_data_type(node: exp.DataType) -> None:
 # function read for a PostgreSQL target is denied there. Each is classed as the allow-list of
 # fallible expressions needs: an aggregate (runs after the row filter of its query, wherever it
 # is), total (cannot fail on any value of a well-typed argument), or fallible.
-AGGREGATE, TOTAL, FALLIBLE = "aggregate", "total", "fallible"
+# PATTERN: a regular expression function whose pattern is its second argument: total when that
+# is a literal ``patterns.py`` accepts (checked when the tree is validated), fallible otherwise.
+AGGREGATE, TOTAL, FALLIBLE, PATTERN = "aggregate", "total", "fallible", "pattern"
 DIALECT_FUNCTIONS: dict[str, dict[str, str]] = {
     "duckdb": {
         "reservoir_quantile": AGGREGATE,
@@ -106,6 +110,11 @@ DIALECT_FUNCTIONS: dict[str, dict[str, str]] = {
         "list_has_all": TOTAL,
         "list_sum": FALLIBLE,  # overflow
         "list_aggregate": FALLIBLE,  # runs an aggregate named by a string
+        "json_object": FALLIBLE,  # an odd number of arguments, a NULL key fail
+        "make_date": FALLIBLE,  # an invalid date fails
+        "make_timestamp": FALLIBLE,
+        "regexp_split_to_array": PATTERN,
+        "string_split_regex": PATTERN,
     },
     "postgres": {
         "to_json": TOTAL,
@@ -119,6 +128,11 @@ DIALECT_FUNCTIONS: dict[str, dict[str, str]] = {
         "age": FALLIBLE,  # what sqlglot writes for date differences in months; infinity fails
         "json_build_object": FALLIBLE,  # an odd number of arguments fails
         "jsonb_build_object": FALLIBLE,
+        "make_date": FALLIBLE,  # an invalid date fails
+        "make_timestamp": FALLIBLE,
+        "regexp_split_to_array": PATTERN,
+        "regexp_split_to_table": PATTERN,
+        "regexp_matches": PATTERN,
     },
 }
 
@@ -153,7 +167,6 @@ _TABLE_MODIFIERS = (
     "format",
     "pattern",
     "when",
-    "only",
     "partition",
     "changes",
     "rows_from",
@@ -228,12 +241,25 @@ def is_natural(join: exp.Expr) -> bool:
     return str(join.args.get("method") or "").upper() == "NATURAL"
 
 
+# Pattern functions: a literal pattern is checked by ``patterns.py`` (refused unless valid on
+# every engine), and the function is then no candidate.
+REGEX_NODES = classes_named(
+    "RegexpLike RegexpILike RegexpExtract RegexpExtractAll RegexpReplace RegexpSplit RegexpCount "
+    "RegexpSubstr RegexpInstr RegexpFullMatch Like ILike"
+)
+
+
 def _fallible_candidate(node: exp.Expr, kind: type[exp.Expr], dialect: str | None) -> bool:
+    if kind in REGEX_NODES:
+        return not check_pattern_node(node, node.args.get("expression"))
     if kind in FALLIBLE_OPERATORS or isinstance(node, exp.Cast) or kind in IMPLICIT_CASTS:
         return True
     if kind is exp.Join:  # USING and NATURAL compare same-named columns, casting if they differ
         return bool(node.args.get("using")) or is_natural(node)
     own = dialect_function(node, dialect)
+    if own == PATTERN:
+        arguments = node.expressions
+        return not check_pattern_node(node, arguments[1] if len(arguments) > 1 else None)
     if own is not None:
         return own == FALLIBLE and not isinstance(node.parent, exp.Window)
     return (
@@ -326,6 +352,10 @@ def _known_spelling(node: exp.Anonymous) -> exp.Expr | None:
 
 
 def _check_table(table: exp.Expr) -> None:
+    # `FROM ONLY t` (PostgreSQL: without inheritance children): a port has none, and the secure
+    # view that replaces it is no parent table, so ONLY t is t.
+    if table.args.get("only"):
+        table.set("only", None)
     if isinstance(table.this, exp.Func) or not isinstance(table.this, exp.Identifier):
         what = table.this.sql_name() if isinstance(table.this, exp.Func) else "expression"
         if isinstance(table.this, exp.Anonymous):
