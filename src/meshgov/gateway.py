@@ -23,6 +23,7 @@ from meshgov.access_data import access_source as access_source
 from meshgov.access_data import catalog_policy_data as catalog_policy_data
 from meshgov.access_data import gateway_policy_data as gateway_policy_data
 from meshgov.catalog import Catalog
+from meshgov.core.collection import freeze_if_large
 from meshgov.core.policy import PolicyBundle, PolicyEngine, PreparedPolicy
 from meshgov.core.principal import Principal
 from meshgov.core.sql.model import AccessDecision, PortRef, TableAccess, ports_of
@@ -196,6 +197,7 @@ class Gateway:
         self._purposes = frozenset(p.lower() for p in registered_purposes(bundle))
         self._decisions: LruCache[tuple[str, ...], AccessDecision] = LruCache(decision_cache_size)
         self._rewrites: LruCache[tuple[str, ...], Authorization] = LruCache(rewrite_cache_size)
+        freeze_if_large(len(catalog.manifests))  # the prepared policy and views live on
 
     @property
     def revision(self) -> str:

@@ -2,13 +2,14 @@
 
 Snapshots are read with pyarrow (DuckDB itself never touches the file system) and copied into
 tables named after each port's physical ``table:``, each when the first query that reads it runs
-(a catalogue of 10,000 ports costs only the ports its queries read). Then the mask function is installed as a Python
-closure (the key lives in Python memory only: ``duckdb_functions()`` shows no body, and no SQL can
-read it) and the configuration is locked: no external access, no extension install or autoload.
-Each query runs in its own cursor. No barrier views by default: DuckDB does not document a
-``SECURE VIEW`` as running its filter first, so the gateway's guarantee on DuckDB is that it denies
-every expression that could fail (the error oracle), and a view that guarantees nothing only costs
-(a secure view stops DuckDB's top-n rewrite of ``row_number() … <= n``: +89%).
+(a catalogue of 10,000 ports costs only the ports its queries read). The mask function is
+installed as a Python closure (the key lives in Python memory only: ``duckdb_functions()`` shows
+no body, and no SQL can read it) and the configuration is locked: no external access, no
+extension install or autoload. Each query runs in its own cursor. No barrier views by default:
+DuckDB does not document a ``SECURE VIEW`` as running its filter first, so the gateway's
+guarantee on DuckDB is that it denies every expression that could fail (the error oracle), and a
+view that guarantees nothing only costs (a secure view stops DuckDB's top-n rewrite of
+``row_number() … <= n``: +89%).
 """
 
 from __future__ import annotations

@@ -34,13 +34,13 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from meshgov.core.collection import gc_paused
 from meshgov.core.graph.model import (
     Carrier,
     ColumnRef,
     EntityGraph,
     MeshIndex,
     build_index,
-    gc_paused,
 )
 from meshgov.core.manifest import Manifest
 

@@ -12,15 +12,13 @@ Two layers, both pure:
 
 from __future__ import annotations
 
-import gc
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from functools import wraps
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from meshgov.core.collection import collection_paused as _collection_paused
 from meshgov.core.manifest import Classification, Column, LogicalType, Manifest
 from meshgov.errors import InputError, Location, ManifestError
 
@@ -227,32 +225,6 @@ class MeshIndex:
         if manifest is None:
             raise InputError(f"no product '{product}' in the catalog", Location(product=product))
         return manifest
-
-
-def gc_paused(func: Callable[P, R]) -> Callable[P, R]:
-    """Run ``func`` with garbage collection paused (see ``_collection_paused``): the questions
-    allocate many small objects while a large graph is alive, and each full collection would
-    traverse the whole graph."""
-
-    @wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        with _collection_paused():
-            return func(*args, **kwargs)
-
-    return wrapper
-
-
-@contextmanager
-def _collection_paused() -> Iterator[None]:
-    """Hundreds of thousands of small objects would trigger many full garbage collections; none
-    of them are cyclic garbage, so collection is paused while the graph is built."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def build_index(
