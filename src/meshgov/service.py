@@ -152,18 +152,26 @@ class Service(Registry, PolicyLifecycle, Queries, AccessListing):
         if self._store is not None:
             self._store.close()
 
+    def _stale(self) -> bool:
+        """Whether the store holds another activation or other products than the state."""
+        state = self._state
+        activations = self.store.activations()
+        seq = activations[-1].seq if activations else 0
+        return (
+            state is None
+            or seq != state.activation_seq
+            or self._products_signature() != state.products_signature
+        )
+
     def _refresh_loop(self, seconds: float) -> None:
         # Other workers activate revisions and publish products; pick their changes up.
         while not self._stop.wait(seconds):
             try:
-                state = self._state
-                activations = self.store.activations()
-                seq = activations[-1].seq if activations else 0
-                if (
-                    state is None
-                    or seq != state.activation_seq
-                    or (self._products_signature() != state.products_signature)
-                ):
-                    self.reload()
+                if self._stale():
+                    with self._write_lock:
+                        # Asked again under the lock: a publication of this process reloads
+                        # before it lets go, and that revision must not be built twice.
+                        if self._stale():
+                            self.reload()
             except MeshgovError as exc:
                 log.warning("state refresh failed: %s", exc.message)
