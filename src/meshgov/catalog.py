@@ -216,8 +216,9 @@ class PerManifest:
 PER_MANIFEST = PerManifest()
 
 
-def _manifest_json(manifest: Manifest) -> bytes:
-    return manifest.model_dump_json(by_alias=True).encode()
+def _manifest_digest(manifest: Manifest) -> bytes:
+    """SHA-256 of the manifest's JSON: the catalogue revision hashes these, one per product."""
+    return hashlib.sha256(manifest.model_dump_json(by_alias=True).encode()).digest()
 
 
 @dataclass
@@ -250,7 +251,7 @@ class Catalog:
             items[manifest.id] = manifest
         digest = hashlib.sha256()
         for key in sorted(items):
-            digest.update(PER_MANIFEST.get(items[key], "json", _manifest_json))
+            digest.update(PER_MANIFEST.get(items[key], "digest", _manifest_digest))
         return cls(items, digest.hexdigest()[:16], root, dict(data_roots or {}))
 
     def data_root(self, manifest: Manifest) -> DataRoot | None:

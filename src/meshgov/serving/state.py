@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -77,7 +78,8 @@ def data_root_of(settings: Settings, domain: str, publisher: str) -> DataRoot | 
     """
     if publisher.startswith("file:"):
         catalog = str(settings.catalog_dir) if settings.catalog_dir is not None else None
-        return _seeded_data_root(str(Path(publisher.removeprefix("file:")).parent), catalog)
+        # The directory by string (10,000 products: no Path built per product and revision).
+        return _seeded_data_root(os.path.dirname(publisher.removeprefix("file:")), catalog)
     published = settings.published_data_dir()
     if published is None:
         return None
