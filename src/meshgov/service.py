@@ -163,15 +163,19 @@ class Service(Registry, PolicyLifecycle, Queries, AccessListing):
             or self._products_signature() != state.products_signature
         )
 
+    def reload_if_stale(self) -> None:
+        """Reload when another worker activated a revision or published a product."""
+        if self._stale():
+            with self._write_lock:
+                # Asked again under the lock: a publication of this process reloads before it
+                # lets go, and that revision must not be built twice.
+                if self._stale():
+                    self.reload()
+
     def _refresh_loop(self, seconds: float) -> None:
         # Other workers activate revisions and publish products; pick their changes up.
         while not self._stop.wait(seconds):
             try:
-                if self._stale():
-                    with self._write_lock:
-                        # Asked again under the lock: a publication of this process reloads
-                        # before it lets go, and that revision must not be built twice.
-                        if self._stale():
-                            self.reload()
+                self.reload_if_stale()
             except MeshgovError as exc:
                 log.warning("state refresh failed: %s", exc.message)
