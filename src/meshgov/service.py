@@ -72,6 +72,7 @@ class Service(Registry, PolicyLifecycle, Queries, AccessListing):
         if bootstrap:
             self.bootstrap()
         self.reload()
+        self._warm_port_names()
         if refresh_seconds > 0:
             self._refresher = threading.Thread(
                 target=self._refresh_loop,
@@ -80,6 +81,15 @@ class Service(Registry, PolicyLifecycle, Queries, AccessListing):
                 daemon=True,
             )
             self._refresher.start()
+
+    def _warm_port_names(self) -> None:
+        """Parse every port's table name now (each is remembered by name): a publication checks
+        the new product's tables against all of them, and the first one would parse 10,000."""
+        state = self._state
+        if state is not None:
+            from meshgov.engines.base import collect_port_sources
+
+            collect_port_sources(state.catalog)
 
     def bootstrap(self) -> None:
         """Stage ``policies_dir`` and activate it when it is new; publish ``catalog_dir``.
