@@ -466,9 +466,10 @@ _DENIED_FUNCTIONS = frozenset(
 
 def audit_sources(
     statement: exp.Query, physical: frozenset[tuple[str, ...]]
-) -> frozenset[tuple[str, ...]]:
+) -> tuple[frozenset[tuple[str, ...]], frozenset[tuple[str, ...]]]:
     """Every table is a port table or a CTE, and no function reaches outside the data; returns
-    the port tables read (each known table a name may refer to).
+    the port tables read (each known table a name may refer to), and those named only by a name
+    that is also a CTE's.
 
     The gateway already allows only these; the engine checks again so that SQL reaching it by
     any other path still cannot read a system catalogue, a file or another table.
@@ -477,6 +478,7 @@ def audit_sources(
 
     ctes = {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
     reads: set[tuple[str, ...]] = set()
+    shadowed: set[tuple[str, ...]] = set()
     for table in statement.find_all(exp.Table):
         if isinstance(table.this, exp.Func):
             name = _function_name(table.this)
@@ -484,25 +486,28 @@ def audit_sources(
                 raise SqlUnsupportedError(f"the engine does not run table function {name}()")
             continue
         parts = tuple(p.name.lower() for p in table.parts)
-        if len(parts) == 1 and parts[0] in ctes:
-            continue
         matched = _matching_physical(parts, physical)
+        if len(parts) == 1 and parts[0] in ctes:
+            # A CTE's name, or the port's inside the CTE's own body (a non-recursive CTE cannot
+            # see itself): the port is loaded if it can be (``PreparedQuery.shadowed``).
+            shadowed.update(matched)
+            continue
+        reads.update(matched)
         if not matched:
             # The name is the caller's own text (maybe a file path); it is not echoed.
             raise SqlUnsupportedError("the engine serves only product tables and CTEs")
-        reads.update(matched)
     for function in statement.find_all(exp.Func):
         name = _function_name(function)
         if name in _DENIED_FUNCTIONS or name.startswith(_DENIED_FUNCTION_PREFIXES):
             raise SqlUnsupportedError(f"the engine does not run function {name}()")
-    return frozenset(reads)
+    return frozenset(reads), frozenset(shadowed - reads)
 
 
 def tables_read(
     sql: str, dialect: str, physical: frozenset[tuple[str, ...]]
 ) -> frozenset[tuple[str, ...]]:
-    """The port tables any SQL names (CTEs aside), without judging it; nothing when sqlglot
-    cannot parse it (tests and benches running SQL as given)."""
+    """The port tables any SQL names (a CTE's name too), without judging it; nothing when
+    sqlglot cannot parse it (tests and benches running SQL as given)."""
     import sqlglot
     from sqlglot import exp
     from sqlglot.errors import SqlglotError
@@ -513,11 +518,9 @@ def tables_read(
         return frozenset()
     reads: set[tuple[str, ...]] = set()
     for statement in statements:
-        ctes = {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
         for table in statement.find_all(exp.Table):
             parts = tuple(p.name.lower() for p in table.parts)
-            if parts and not (len(parts) == 1 and parts[0] in ctes):
-                reads.update(_matching_physical(parts, physical))
+            reads.update(_matching_physical(parts, physical))
     return frozenset(reads)
 
 
@@ -566,6 +569,8 @@ class PreparedQuery:
     views: tuple[str, ...]
     sql: str
     reads: frozenset[tuple[str, ...]] = frozenset()
+    # Ports named by a name that is also a CTE's: loaded when they can be, never an error.
+    shadowed: frozenset[tuple[str, ...]] = frozenset()
 
 
 @functools.lru_cache(maxsize=2048)
@@ -587,7 +592,7 @@ def prepare_query(
     from sqlglot import exp
 
     statement = require_single_query(sql, dialect)
-    reads = audit_sources(statement, physical)
+    reads, shadowed = audit_sources(statement, physical)
     views: list[str] = []
     if barriers:
         for subquery in secure_subqueries(statement, physical):
@@ -599,7 +604,7 @@ def prepare_query(
             # The subquery node stays where it is (its alias, joins hung on it, its parent):
             # only its body is swapped for a read of the view.
             subquery.set("this", exp.select("*").from_(exp.to_table(name)))
-    return PreparedQuery(tuple(views), statement.sql(dialect=dialect), reads)
+    return PreparedQuery(tuple(views), statement.sql(dialect=dialect), reads, shadowed)
 
 
 def _barrier_view_sql(name: str, body: exp.Select, dialect: str) -> str:

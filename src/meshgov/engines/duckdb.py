@@ -431,6 +431,10 @@ class DuckDBEngine:
         check_available(sql, self.dialect, self._unavailable)
         prepared = prepare_query(sql, self.dialect, self._physical, self._barriers)
         self.load(prepared.reads)
+        for parts in prepared.shadowed:
+            # Maybe read (the body of a CTE of the same name); unloadable: the CTE is meant.
+            with contextlib.suppress(MeshgovError):
+                self.load({parts})
         with self._lock:
             if self._closed:
                 raise BackendUnavailable("the DuckDB engine is closed")
