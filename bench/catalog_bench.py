@@ -252,7 +252,9 @@ def serve_and_publish(mesh: Path, work: Path, env: dict[str, str], publications:
         )
         first_query = time.perf_counter() - started
         if status != 200:
-            raise SystemExit(f"query after publication failed: {status} {answer[:500]!r}")
+            code = json.loads(answer).get("code", "?") if answer.startswith(b"{") else "?"
+            print(f"  first query on the new revision failed: HTTP {status} {code}")
+            first_query = float("nan")
         status, answer = _request(f"{base}/v1/products/customer/customers", "dev-analyst-eu")
         served = json.loads(answer).get("version", "?") if status == 200 else f"HTTP {status}"
         if served != version:
