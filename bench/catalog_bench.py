@@ -177,6 +177,7 @@ class Served:
     ready_peak_mb: float
     engine: str
     publications: list[float]
+    publication_cpu: list[float]
     first_query: float
     served_version: str
     peak_mb: float
@@ -226,10 +227,12 @@ def serve_and_publish(mesh: Path, work: Path, env: dict[str, str], publications:
         if "version: 2.1.0" not in manifest:
             raise SystemExit("customer/customers is not at version 2.1.0: update the bench")
         timings: list[float] = []
+        publish_cpu: list[float] = []
         version = "2.1.0"
         for number in range(1, publications + 1):
             version = f"2.1.{number}"
             bumped = manifest.replace("version: 2.1.0", f"version: {version}", 1)
+            cpu_before, _ = _process_cpu_and_peak(proc.pid)
             started = time.perf_counter()
             status, answer = _request(
                 f"{base}/v1/products/customer/customers",
@@ -239,6 +242,8 @@ def serve_and_publish(mesh: Path, work: Path, env: dict[str, str], publications:
                 kind="text/yaml",
             )
             timings.append(time.perf_counter() - started)
+            time.sleep(1.5)  # the refresher's next poll counts too (a second build, if any)
+            publish_cpu.append(_process_cpu_and_peak(proc.pid)[0] - cpu_before)
             if status not in {200, 201} or not json.loads(answer).get("published"):
                 raise SystemExit(f"publication refused: {status} {answer[:500]!r}")
         query = {"sql": SQL, "purpose": "analytics", "format": "json"}
@@ -336,8 +341,10 @@ def bench_one(mesh: Path, work: Path, products: int, engine: str, args: argparse
         )
         worst = max(served.publications)
         shown = ", ".join(f"{t:.2f}" for t in served.publications)
+        cpu = ", ".join(f"{t:.2f}" for t in served.publication_cpu)
         print(
-            f"  {'publication of one product, servable':<40} {shown} s wall  "
+            f"  {'publication of one product, servable':<40} {shown} s wall; server cpu {cpu} s "
+            f"(the next 1.5 s included)  "
             f"{'met' if worst <= TARGET_PUBLISH_S else 'MISSED'} (≤ {TARGET_PUBLISH_S:.0f} s)"
         )
         print(
