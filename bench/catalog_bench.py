@@ -265,7 +265,9 @@ def serve_and_publish(mesh: Path, work: Path, env: dict[str, str], publications:
         if served != version:
             raise SystemExit(f"served version {served}, published {version}")
         _, peak = _process_cpu_and_peak(proc.pid)
-        return Served(ready, ready_cpu, ready_peak, engine, timings, first_query, served, peak)
+        return Served(
+            ready, ready_cpu, ready_peak, engine, timings, publish_cpu, first_query, served, peak
+        )
     finally:
         proc.terminate()
         try:
