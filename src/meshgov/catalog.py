@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, TypeVar, cast
 
+from meshgov.core.collection import FreezeEvery, collection_paused, freeze_if_large
 from meshgov.core.manifest import Manifest, manifest_from_document
 from meshgov.core.yaml_source import SourceDocument, decode_text, load_yaml
 from meshgov.errors import InputError, Location, ManifestError
@@ -215,8 +216,9 @@ class PerManifest:
 PER_MANIFEST = PerManifest()
 
 
-def _manifest_json(manifest: Manifest) -> bytes:
-    return manifest.model_dump_json(by_alias=True).encode()
+def _manifest_digest(manifest: Manifest) -> bytes:
+    """SHA-256 of the manifest's JSON: the catalogue revision hashes these, one per product."""
+    return hashlib.sha256(manifest.model_dump_json(by_alias=True).encode()).digest()
 
 
 @dataclass
@@ -249,7 +251,7 @@ class Catalog:
             items[manifest.id] = manifest
         digest = hashlib.sha256()
         for key in sorted(items):
-            digest.update(PER_MANIFEST.get(items[key], "json", _manifest_json))
+            digest.update(PER_MANIFEST.get(items[key], "digest", _manifest_digest))
         return cls(items, digest.hexdigest()[:16], root, dict(data_roots or {}))
 
     def data_root(self, manifest: Manifest) -> DataRoot | None:
@@ -366,8 +368,12 @@ class _ParsedManifests:
             stat = self.file.stat()
             if stat.st_uid != os.getuid() or stat.st_mode & 0o077:
                 return
-            with self.file.open("rb") as handle:
+            # Unpickling builds millions of objects and no garbage: no collection walks them,
+            # now (paused) or later (frozen, before the collector runs again).
+            with self.file.open("rb") as handle, collection_paused():
                 stored = pickle.load(handle)
+                entries = stored.get("entries") if isinstance(stored, dict) else None
+                freeze_if_large(len(entries) if isinstance(entries, dict) else 0, collect=False)
             if isinstance(stored, dict) and stored.get("code") == self.code:
                 self.entries = stored["entries"]
         except (OSError, pickle.PickleError, EOFError, AttributeError, KeyError, TypeError):
@@ -422,6 +428,8 @@ def load_catalog(root: str | Path) -> Catalog:
     cache = _ParsedManifests(base)
     manifests: list[Manifest] = []
     seen: set[str] = set()
+    # Parsed manifests live on: moved out of the collector's reach as they accumulate.
+    freezer = FreezeEvery()
     for path in manifest_paths([base]):
         try:
             raw = path.read_bytes()
@@ -446,5 +454,8 @@ def load_catalog(root: str | Path) -> Catalog:
             cache.put(rel, digest, manifest)
         _remember(digest, manifest)
         manifests.append(manifest)
+        freezer.tick()
     cache.save(seen)
-    return Catalog.from_manifests(manifests, base)
+    catalog = Catalog.from_manifests(manifests, base)
+    freezer.done()
+    return catalog

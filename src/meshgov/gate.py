@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from meshgov.core.graph.identity import MeshFacts
 from meshgov.core.policy import PolicyBundle, PolicyEngine, PreparedPolicy
 from meshgov.core.report import GRANT_LINE, Finding, ManifestResult, Report, policy_findings
 from meshgov.core.waivers import (
@@ -205,12 +206,10 @@ def _row_filter_facts(manifest: Manifest) -> list[dict[str, Any]]:
 
 
 def _identity_facts(
-    manifests: Sequence[Manifest], registry: Mapping[str, Any]
+    identity: MeshFacts, mesh: Mapping[str, Manifest], checked: Sequence[str]
 ) -> dict[str, list[dict[str, Any]]]:
-    """Identity facts per product id, computed once over the whole catalogue."""
-    from meshgov.core.graph.identity import identity_facts
-
-    facts = identity_facts(manifests, registry.get("entities"))
+    """Identity facts per checked product id, against the whole catalogue (see ``MeshFacts``)."""
+    facts = identity.facts(mesh, checked)
     per_product: dict[str, list[dict[str, Any]]] = {}
     for fact in facts:
         product = fact.get("product")
@@ -242,6 +241,7 @@ class Gate:
         self.workers = workers if workers is not None else min(os.cpu_count() or 1, MAX_WORKERS)
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
+        self._identity = MeshFacts(self.registry.get("entities"))
 
     def _pool(self) -> ThreadPoolExecutor:
         """Worker threads kept for the gate's life: each compiles the bundle once, on first use."""
@@ -347,7 +347,8 @@ class Gate:
         mesh.update({m.id: m.manifest for m in readable})
         general: list[Finding] = [f for p in problems for f in Finding.from_errors(p)]
         try:
-            facts = _identity_facts(list(mesh.values()), self.registry) if readable else {}
+            checked_ids = [m.id for m in readable]
+            facts = _identity_facts(self._identity, mesh, checked_ids) if readable else {}
         except InputError as exc:
             # The mesh cannot be indexed (the manifests parse, but do not fit together): the
             # report says so and stays invalid (exit 2), and every manifest is still listed.

@@ -22,7 +22,9 @@ from meshgov.access_data import _access_view as _access_view
 from meshgov.access_data import access_source as access_source
 from meshgov.access_data import catalog_policy_data as catalog_policy_data
 from meshgov.access_data import gateway_policy_data as gateway_policy_data
-from meshgov.catalog import Catalog
+from meshgov.catalog import PER_MANIFEST, Catalog
+from meshgov.core.collection import freeze_if_large
+from meshgov.core.manifest import Manifest
 from meshgov.core.policy import PolicyBundle, PolicyEngine, PreparedPolicy
 from meshgov.core.principal import Principal
 from meshgov.core.sql.model import AccessDecision, PortRef, TableAccess, ports_of
@@ -154,6 +156,10 @@ class Authorization:
         return cls(self.reason or ("invalid input" if self.invalid_input else "access denied"))
 
 
+def _ports_of_one(manifest: Manifest) -> list[PortRef]:
+    return ports_of({manifest.id: manifest})
+
+
 def _normalise_dialect(dialect: str | None, default: str) -> str:
     name = (dialect or default).lower()
     return "postgres" if name == "postgresql" else name
@@ -186,16 +192,19 @@ class Gateway:
         )
         self._ports: dict[tuple[str, ...], PortRef] = {}
         ambiguous: set[tuple[str, ...]] = set()
-        for port in ports_of(catalog.manifests):
-            if port.table in self._ports:
-                ambiguous.add(port.table)
-            self._ports[port.table] = port
+        # Each manifest's ports are derived once while it stays in the catalogue.
+        for manifest in catalog.manifests.values():
+            for port in PER_MANIFEST.get(manifest, "ports", _ports_of_one):
+                if port.table in self._ports:
+                    ambiguous.add(port.table)
+                self._ports[port.table] = port
         # Two ports claiming one physical table: neither can be resolved safely (deny).
         for parts in ambiguous:
             del self._ports[parts]
         self._purposes = frozenset(p.lower() for p in registered_purposes(bundle))
         self._decisions: LruCache[tuple[str, ...], AccessDecision] = LruCache(decision_cache_size)
         self._rewrites: LruCache[tuple[str, ...], Authorization] = LruCache(rewrite_cache_size)
+        freeze_if_large(len(catalog.manifests))  # the prepared policy and views live on
 
     @property
     def revision(self) -> str:

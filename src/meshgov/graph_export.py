@@ -14,9 +14,9 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
+from meshgov.core.collection import gc_paused
 from meshgov.core.graph import EntityGraph, MeshIndex
 from meshgov.core.graph.identity import lineage_sources
-from meshgov.core.graph.model import gc_paused
 from meshgov.errors import InputError
 
 HTML_MAX_PRODUCTS = 1500

@@ -72,6 +72,7 @@ class Service(Registry, PolicyLifecycle, Queries, AccessListing):
         if bootstrap:
             self.bootstrap()
         self.reload()
+        self._warm_port_names()
         if refresh_seconds > 0:
             self._refresher = threading.Thread(
                 target=self._refresh_loop,
@@ -80,6 +81,15 @@ class Service(Registry, PolicyLifecycle, Queries, AccessListing):
                 daemon=True,
             )
             self._refresher.start()
+
+    def _warm_port_names(self) -> None:
+        """Parse every port's table name now (each is remembered by name): a publication checks
+        the new product's tables against all of them, and the first one would parse 10,000."""
+        state = self._state
+        if state is not None:
+            from meshgov.engines.base import collect_port_sources
+
+            collect_port_sources(state.catalog)
 
     def bootstrap(self) -> None:
         """Stage ``policies_dir`` and activate it when it is new; publish ``catalog_dir``.
@@ -152,18 +162,30 @@ class Service(Registry, PolicyLifecycle, Queries, AccessListing):
         if self._store is not None:
             self._store.close()
 
+    def _stale(self) -> bool:
+        """Whether the store holds another activation or other products than the state."""
+        state = self._state
+        activations = self.store.activations()
+        seq = activations[-1].seq if activations else 0
+        return (
+            state is None
+            or seq != state.activation_seq
+            or self._products_signature() != state.products_signature
+        )
+
+    def reload_if_stale(self) -> None:
+        """Reload when another worker activated a revision or published a product."""
+        if self._stale():
+            with self._write_lock:
+                # Asked again under the lock: a publication of this process reloads before it
+                # lets go, and that revision must not be built twice.
+                if self._stale():
+                    self.reload()
+
     def _refresh_loop(self, seconds: float) -> None:
         # Other workers activate revisions and publish products; pick their changes up.
         while not self._stop.wait(seconds):
             try:
-                state = self._state
-                activations = self.store.activations()
-                seq = activations[-1].seq if activations else 0
-                if (
-                    state is None
-                    or seq != state.activation_seq
-                    or (self._products_signature() != state.products_signature)
-                ):
-                    self.reload()
+                self.reload_if_stale()
             except MeshgovError as exc:
                 log.warning("state refresh failed: %s", exc.message)

@@ -113,3 +113,96 @@ def test_a_partial_load_is_dropped_by_its_qualified_name() -> None:
     _drop_partial(connection, source)  # type: ignore[arg-type]
     tables = connection.execute("SELECT table_name FROM information_schema.tables").fetchall()
     assert ("Orders",) not in tables
+
+
+ENGINE_MESH = Path(__file__).resolve().parents[1] / "fixtures" / "engines" / "mesh"
+
+
+def test_a_query_loads_only_the_ports_it_reads() -> None:
+    engine = DuckDBEngine.from_catalog(load_catalog(MESH), KEY)
+    try:
+        assert engine.loaded_tables == set()
+        assert len(engine.physical_tables) == 7
+        engine.execute('SELECT "customer_id" FROM "customer"."customers" LIMIT 1')
+        assert engine.loaded_tables == {("customer", "customers")}
+        # A CTE named like another port's table answers from the CTE (the port may be loaded:
+        # inside its own body the name is the port's).
+        cte = engine.execute("WITH orders AS (SELECT 1 AS x) SELECT x FROM orders")
+        assert cte.column("x").to_pylist() == [1]
+        engine.execute('SELECT "order_id" FROM "commerce"."order_items" LIMIT 1')
+        assert ("commerce", "order_items") in engine.loaded_tables
+        assert ("payments", "payments") not in engine.loaded_tables
+        joined = (
+            'SELECT count(*) AS n FROM "customer"."customers" AS c '
+            'JOIN "commerce"."orders" AS o ON c."customer_id" = o."customer_id"'
+        )
+        assert engine.execute(joined).column("n")[0].as_py() > 0
+        assert {("customer", "customers"), ("commerce", "orders")} <= engine.loaded_tables
+        assert len(engine.loaded_tables) == 3
+        # Loaded once: the next query finds the rows already there.
+        first = engine.execute('SELECT count(*) AS n FROM "commerce"."orders"')
+        assert engine.execute('SELECT count(*) AS n FROM "commerce"."orders"') == first
+    finally:
+        engine.close()
+
+
+def _unloadable_orders(tmp_path: Path) -> Catalog:
+    """The engine fixture mesh whose orders snapshot has the declared columns (its schema is
+    fine) but an amount that is not a number: it fails when its rows are loaded."""
+    mesh = tmp_path / "mesh"
+    shutil.copytree(ENGINE_MESH, mesh)
+    csv = mesh / "data" / "orders.csv"
+    csv.write_text("order_id,customer_id,amount,paid\n1,c1,ten,true\n", encoding="utf-8")
+    return load_catalog(mesh)
+
+
+@pytest.mark.parametrize("isolate", [False, True], ids=["local", "service"])
+def test_a_snapshot_that_fails_to_load_fails_only_the_queries_that_read_it(
+    tmp_path: Path, isolate: bool
+) -> None:
+    engine = DuckDBEngine.from_catalog(_unloadable_orders(tmp_path), KEY, isolate_failures=isolate)
+    try:
+        customers = engine.execute('SELECT "customer_id" FROM "customer"."customers"')
+        assert customers.num_rows > 0
+        # Fail closed: never served as an empty table, and the same error on every later query.
+        for _ in range(2):
+            with pytest.raises((ManifestError, SnapshotUnavailable)) as caught:
+                engine.execute('SELECT "order_id" FROM "commerce"."orders"')
+            assert "cannot load snapshot" in caught.value.message
+            if isolate:
+                assert isinstance(caught.value, SnapshotUnavailable)
+                assert "commerce/orders:orders" in caught.value.message
+                assert str(tmp_path) not in caught.value.message
+            else:
+                assert caught.value.location is not None
+                assert caught.value.location.product == "commerce/orders"
+        joined = (
+            'SELECT count(*) AS n FROM "customer"."customers" AS c '
+            'JOIN "commerce"."orders" AS o ON c."customer_id" = o."customer_id"'
+        )
+        with pytest.raises((ManifestError, SnapshotUnavailable)):
+            engine.execute(joined)
+        assert engine.execute('SELECT count(*) AS n FROM "customer"."customers"').num_rows == 1
+        assert ("commerce", "orders") not in engine.loaded_tables
+    finally:
+        engine.close()
+
+
+def test_a_corrupt_snapshot_of_another_port_does_not_fail_a_service_query(
+    tmp_path: Path,
+) -> None:
+    mesh = tmp_path / "mesh"
+    shutil.copytree(MESH, mesh)
+    (mesh / "payments" / "data" / "payments.parquet").write_bytes(b"PAR1 not parquet PAR1")
+    engine = DuckDBEngine.from_catalog(load_catalog(mesh), KEY, isolate_failures=True)
+    try:
+        assert engine.execute('SELECT count(*) AS n FROM "commerce"."orders"').num_rows == 1
+        with pytest.raises(SnapshotUnavailable, match="payments/payments:payments"):
+            engine.execute('SELECT "amount" FROM "payments"."payments"')
+    finally:
+        engine.close()
+    # A local catalogue reads each snapshot's schema up front: a corrupt file is refused there.
+    with pytest.raises(ManifestError, match="cannot read snapshot") as caught:
+        DuckDBEngine.from_catalog(load_catalog(mesh), KEY)
+    assert caught.value.location is not None
+    assert caught.value.location.product == "payments/payments"

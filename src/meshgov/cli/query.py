@@ -187,15 +187,7 @@ def _open_engine(url: str, mesh: Catalog, hash_key: bytes) -> QueryEngine:
     limits = ResultLimits.from_settings(Settings())
     if engine_kind(url) in {"postgresql", "spark"}:
         return open_engine(url, mesh, hash_key, limits=limits)
-    from rich.progress import Progress
-
     from meshgov.engines.duckdb import DuckDBEngine
 
-    with Progress(console=err_console, transient=True) as progress:
-        task = progress.add_task("loading snapshots into DuckDB", total=None)
-        return DuckDBEngine.from_catalog(
-            mesh,
-            hash_key,
-            on_loaded=lambda _source, _rows: progress.advance(task),
-            limits=limits,
-        )
+    # The snapshots' schemas are checked here; a port's rows are loaded when the query reads it.
+    return DuckDBEngine.from_catalog(mesh, hash_key, limits=limits)

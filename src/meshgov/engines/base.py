@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -263,7 +263,7 @@ def unavailable_port(
 
 
 def check_available(
-    sql: str, dialect: str, unavailable: dict[tuple[str, ...], SnapshotUnavailable]
+    sql: str, dialect: str, unavailable: Mapping[tuple[str, ...], MeshgovError]
 ) -> None:
     """Raise the port's ``SnapshotUnavailable`` when ``sql`` reads a table that is not served."""
     if not unavailable:
@@ -373,24 +373,61 @@ def read_snapshot(source: PortSource) -> pa.Table:
         raise ManifestError("snapshot file not found", where) from None
     except (OSError, pa.ArrowException) as exc:
         raise ManifestError(f"cannot read snapshot: {type(exc).__name__}", where) from None
-    by_lower = {name.lower(): name for name in table.column_names}
-    arrays: list[pa.ChunkedArray] = []
-    names: list[str] = []
+    actual = _declared_columns(source, table.column_names)
+    arrays = [table.column(name) for name in actual]
+    return pa.Table.from_arrays(arrays, names=[c.name.lower() for c in source.port.columns])
+
+
+def _declared_columns(source: PortSource, names: list[str]) -> list[str]:
+    """The snapshot's name of each declared column, in manifest order; a missing one raises."""
+    by_lower = {name.lower(): name for name in names}
+    found: list[str] = []
     for column in source.port.columns:
         actual = by_lower.get(column.name.lower())
         if actual is None:
             raise ManifestError(
                 f"snapshot has no column {column.name!r}",
                 Location(
-                    file=str(path),
+                    file=str(source.data_path),
                     product=source.manifest.id,
                     port=source.port.name,
                     column=column.name,
                 ),
             )
-        arrays.append(table.column(actual))
-        names.append(column.name.lower())
-    return pa.Table.from_arrays(arrays, names=names)
+        found.append(actual)
+    return found
+
+
+def check_snapshot(source: PortSource) -> None:
+    """Raise what loading the port's snapshot would raise for a missing file, an unknown format
+    or a missing declared column, reading only the file's schema (a Parquet footer, a CSV's first
+    block): a local catalogue's engine refuses such a catalogue up front and loads the rows of a
+    port when a query reads it."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    if source.data_problem is not None:
+        raise source.data_problem
+    if source.data_path is None:
+        return
+    path = source.data_path
+    where = Location(file=str(path), product=source.manifest.id, port=source.port.name)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in {".parquet", ".pq"}:
+            names = list(pq.read_schema(path).names)
+        elif suffix in {".csv", ".tsv"}:
+            parse = pa_csv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ",")
+            with pa_csv.open_csv(path, parse_options=parse) as reader:
+                names = list(reader.schema.names)
+        else:
+            raise ManifestError("snapshot must be .parquet or .csv", where)
+    except FileNotFoundError:
+        raise ManifestError("snapshot file not found", where) from None
+    except (OSError, pa.ArrowException) as exc:
+        raise ManifestError(f"cannot read snapshot: {type(exc).__name__}", where) from None
+    _declared_columns(source, names)
 
 
 def require_single_query(sql: str, dialect: str) -> exp.Query:
@@ -427,8 +464,12 @@ _DENIED_FUNCTIONS = frozenset(
 )  # fmt: skip
 
 
-def audit_sources(statement: exp.Query, physical: frozenset[tuple[str, ...]]) -> None:
-    """Every table is a port table or a CTE, and no function reaches outside the data.
+def audit_sources(
+    statement: exp.Query, physical: frozenset[tuple[str, ...]]
+) -> tuple[frozenset[tuple[str, ...]], frozenset[tuple[str, ...]]]:
+    """Every table is a port table or a CTE, and no function reaches outside the data; returns
+    the port tables read (each known table a name may refer to), and those named only by a name
+    that is also a CTE's.
 
     The gateway already allows only these; the engine checks again so that SQL reaching it by
     any other path still cannot read a system catalogue, a file or another table.
@@ -436,6 +477,8 @@ def audit_sources(statement: exp.Query, physical: frozenset[tuple[str, ...]]) ->
     from sqlglot import exp
 
     ctes = {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
+    reads: set[tuple[str, ...]] = set()
+    shadowed: set[tuple[str, ...]] = set()
     for table in statement.find_all(exp.Table):
         if isinstance(table.this, exp.Func):
             name = _function_name(table.this)
@@ -443,15 +486,42 @@ def audit_sources(statement: exp.Query, physical: frozenset[tuple[str, ...]]) ->
                 raise SqlUnsupportedError(f"the engine does not run table function {name}()")
             continue
         parts = tuple(p.name.lower() for p in table.parts)
+        matched = _matching_physical(parts, physical)
         if len(parts) == 1 and parts[0] in ctes:
+            # A CTE's name, or the port's inside the CTE's own body (a non-recursive CTE cannot
+            # see itself): the port is loaded if it can be (``PreparedQuery.shadowed``).
+            shadowed.update(matched)
             continue
-        if not _matches_physical(parts, physical):
+        reads.update(matched)
+        if not matched:
             # The name is the caller's own text (maybe a file path); it is not echoed.
             raise SqlUnsupportedError("the engine serves only product tables and CTEs")
     for function in statement.find_all(exp.Func):
         name = _function_name(function)
         if name in _DENIED_FUNCTIONS or name.startswith(_DENIED_FUNCTION_PREFIXES):
             raise SqlUnsupportedError(f"the engine does not run function {name}()")
+    return frozenset(reads), frozenset(shadowed - reads)
+
+
+def tables_read(
+    sql: str, dialect: str, physical: frozenset[tuple[str, ...]]
+) -> frozenset[tuple[str, ...]]:
+    """The port tables any SQL names (a CTE's name too), without judging it; nothing when
+    sqlglot cannot parse it (tests and benches running SQL as given)."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+    except SqlglotError:
+        return frozenset()
+    reads: set[tuple[str, ...]] = set()
+    for statement in statements:
+        for table in statement.find_all(exp.Table):
+            parts = tuple(p.name.lower() for p in table.parts)
+            reads.update(_matching_physical(parts, physical))
+    return frozenset(reads)
 
 
 def _function_name(function: exp.Func) -> str:
@@ -493,10 +563,14 @@ def secure_subqueries(
 
 @dataclass(frozen=True)
 class PreparedQuery:
-    """What an engine runs: barrier view statements first (in order), then the query."""
+    """What an engine runs: barrier view statements first (in order), then the query; ``reads``
+    are the port tables it reads (physical parts), for an engine that loads them on demand."""
 
     views: tuple[str, ...]
     sql: str
+    reads: frozenset[tuple[str, ...]] = frozenset()
+    # Ports named by a name that is also a CTE's: loaded when they can be, never an error.
+    shadowed: frozenset[tuple[str, ...]] = frozenset()
 
 
 @functools.lru_cache(maxsize=2048)
@@ -518,7 +592,7 @@ def prepare_query(
     from sqlglot import exp
 
     statement = require_single_query(sql, dialect)
-    audit_sources(statement, physical)
+    reads, shadowed = audit_sources(statement, physical)
     views: list[str] = []
     if barriers:
         for subquery in secure_subqueries(statement, physical):
@@ -530,7 +604,7 @@ def prepare_query(
             # The subquery node stays where it is (its alias, joins hung on it, its parent):
             # only its body is swapped for a read of the view.
             subquery.set("this", exp.select("*").from_(exp.to_table(name)))
-    return PreparedQuery(tuple(views), statement.sql(dialect=dialect))
+    return PreparedQuery(tuple(views), statement.sql(dialect=dialect), reads, shadowed)
 
 
 def _barrier_view_sql(name: str, body: exp.Select, dialect: str) -> str:
@@ -572,6 +646,32 @@ def _barrier_duckdb_dialect() -> Any:
 def _matches_physical(parts: tuple[str, ...], physical: frozenset[tuple[str, ...]]) -> bool:
     # The rewriter may qualify names with the engine's default catalog/schema; match on suffixes.
     return any(parts[-len(known) :] == known or known[-len(parts) :] == parts for known in physical)
+
+
+def _matching_physical(
+    parts: tuple[str, ...], physical: frozenset[tuple[str, ...]]
+) -> list[tuple[str, ...]]:
+    """The known tables ``parts`` may name (suffix match either way, as ``_matches_physical``);
+    only those ending in the same table name are compared."""
+    if not parts:
+        return []
+    by_name = _by_table_name(physical)
+    return [
+        known
+        for known in by_name.get(parts[-1], ())
+        if parts[-len(known) :] == known or known[-len(parts) :] == parts
+    ]
+
+
+@functools.lru_cache(maxsize=16)
+def _by_table_name(
+    physical: frozenset[tuple[str, ...]],
+) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """Known tables by their last part (an engine's set: 10,000 ports are not scanned per name)."""
+    grouped: dict[str, list[tuple[str, ...]]] = {}
+    for known in physical:
+        grouped.setdefault(known[-1], []).append(known)
+    return {name: tuple(tables) for name, tables in grouped.items()}
 
 
 # Engine error classes by the words in their type or SQLSTATE class; the text itself is dropped.

@@ -1,13 +1,15 @@
 """The embedded engine: an in-memory DuckDB holding each table port's snapshot, locked down.
 
 Snapshots are read with pyarrow (DuckDB itself never touches the file system) and copied into
-tables named after each port's physical ``table:``. Then the mask function is installed as a Python
-closure (the key lives in Python memory only: ``duckdb_functions()`` shows no body, and no SQL can
-read it) and the configuration is locked: no external access, no extension install or autoload.
-Each query runs in its own cursor. No barrier views by default: DuckDB does not document a
-``SECURE VIEW`` as running its filter first, so the gateway's guarantee on DuckDB is that it denies
-every expression that could fail (the error oracle), and a view that guarantees nothing only costs
-(a secure view stops DuckDB's top-n rewrite of ``row_number() … <= n``: +89%).
+tables named after each port's physical ``table:``, each when the first query that reads it runs
+(a catalogue of 10,000 ports costs only the ports its queries read). The mask function is
+installed as a Python closure (the key lives in Python memory only: ``duckdb_functions()`` shows
+no body, and no SQL can read it) and the configuration is locked: no external access, no
+extension install or autoload. Each query runs in its own cursor. No barrier views by default:
+DuckDB does not document a ``SECURE VIEW`` as running its filter first, so the gateway's
+guarantee on DuckDB is that it denies every expression that could fail (the error oracle), and a
+view that guarantees nothing only costs (a secure view stops DuckDB's top-n rewrite of
+``row_number() … <= n``: +89%).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from meshgov.engines.base import (
     QueryFailed,
     bounded_table,
     check_available,
+    check_snapshot,
     collect_port_sources,
     generic_engine_error,
     port_sources,
@@ -44,6 +47,7 @@ from meshgov.engines.base import (
     read_snapshot,
     resource_limit_error,
     snapshot_location,
+    tables_read,
     unavailable_port,
     unavailable_ports,
 )
@@ -184,7 +188,12 @@ def keyed_hash(key: bytes) -> Callable[[pa.Array], pa.Array]:
 
 
 class DuckDBEngine:
-    """An embedded DuckDB with the catalogue's snapshots; safe to share between threads."""
+    """An embedded DuckDB with the catalogue's snapshots; safe to share between threads.
+
+    Ports are loaded on demand: a query loads the ports it reads (once; later queries find them
+    loaded), so a catalogue of 10,000 products costs nothing until a query reads one of them. A
+    port that cannot be loaded fails the queries that read it, naming it, and no other.
+    """
 
     name = "duckdb"
     dialect = "duckdb"
@@ -192,26 +201,33 @@ class DuckDBEngine:
     def __init__(
         self,
         connection: duckdb.DuckDBPyConnection,
-        physical: set[tuple[str, ...]],
+        sources: list[PortSource],
         timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS,
         barriers: bool = False,
         unavailable: dict[tuple[str, ...], SnapshotUnavailable] | None = None,
         limits: ResultLimits | None = None,
         owned_temp_dir: str | None = None,
+        *,
+        isolate_failures: bool = True,
+        tables: dict[tuple[str, ...], pa.Table] | None = None,
+        on_loaded: Callable[[PortSource, int], None] | None = None,
     ) -> None:
         self._connection = connection
         self._limits = limits or ResultLimits()
-        # The process may grow by the engine's memory limit (and a margin for the Python side)
-        # over what it holds once loaded; past that the watchdog interrupts the queries.
-        loaded = resident_bytes()
-        self._rss_guard = loaded + 2 * self._limits.memory_mb * 1024 * 1024 if loaded else 0
         if owned_temp_dir is not None:
             # Removed on close, or when a replaced engine is collected (the service swaps engines
             # when the catalogue changes and lets in-flight queries finish on the old one).
             self._cleanup = weakref.finalize(self, shutil.rmtree, owned_temp_dir, True)
-        self._physical = frozenset(physical)
-        # Tables of ports that could not be loaded: a query on one fails naming it.
-        self._unavailable = dict(unavailable or {})
+        # Ports not loaded yet, by physical parts; a query loads those it reads.
+        self._pending: dict[tuple[str, ...], PortSource] = {s.physical.parts: s for s in sources}
+        self._physical = frozenset(self._pending)
+        self._loaded: set[tuple[str, ...]] = set()
+        self._tables = dict(tables or {})
+        self._on_loaded = on_loaded
+        self._isolate = isolate_failures
+        # Tables of ports that could not be loaded: a query on one fails naming it. (A strict
+        # engine keeps the load's own error, with the snapshot's place.)
+        self._unavailable: dict[tuple[str, ...], MeshgovError] = dict(unavailable or {})
         self._timeout_s = timeout_ms / 1000
         self._barriers = barriers
         # ``barriers``: put each filtered secure subquery behind a SECURE VIEW (off by default:
@@ -219,7 +235,18 @@ class DuckDBEngine:
         # fallible expressions for DuckDB either way).
         self.structural_barrier = False
         self._lock = threading.Lock()
+        # Held while ports load (one load at a time; queries on loaded ports do not wait).
+        self._load_lock = threading.Lock()
         self._closed = False
+        self._rss_guard = 0
+        self._set_memory_guard()
+
+    def _set_memory_guard(self) -> None:
+        """The process may grow by the engine's memory limit (and a margin for the Python side)
+        over what it holds once the ports are loaded; past that the watchdog interrupts the
+        queries. Set again after each load."""
+        loaded = resident_bytes()
+        self._rss_guard = loaded + 2 * self._limits.memory_mb * 1024 * 1024 if loaded else 0
 
     @classmethod
     def from_catalog(
@@ -233,15 +260,22 @@ class DuckDBEngine:
         isolate_failures: bool = False,
         limits: ResultLimits | None = None,
     ) -> DuckDBEngine:
-        """Load every table port, install the mask function, then lock the configuration.
+        """An engine over every table port: the mask function installed, the configuration
+        locked; each port loaded by the first query that reads it.
 
-        By default any port that cannot be loaded is an error (a local catalogue: fix it). With
-        ``isolate_failures`` (the service) such a port is left out and only queries that read it
-        fail (``SnapshotUnavailable`` naming it); every other product is still served.
+        By default (a local catalogue: fix it) a refused table name or snapshot path, or a
+        snapshot that is missing or lacks a declared column (its schema is read, not its rows),
+        is an error of the whole catalogue, raised here. With ``isolate_failures`` (the service)
+        such a port is left out and only queries that read it fail (``SnapshotUnavailable``
+        naming it); every other product is still served. Either way a snapshot that fails to
+        load fails the queries that read it, and no other.
         """
         if not isolate_failures:
+            sources = port_sources(catalog)
+            for source in sources:
+                check_snapshot(source)
             return cls.from_sources(
-                port_sources(catalog),
+                sources,
                 hash_key,
                 timeout_ms=timeout_ms,
                 barriers=barriers,
@@ -275,8 +309,9 @@ class DuckDBEngine:
     ) -> DuckDBEngine:
         """Like ``from_catalog``; ``tables`` supplies in-memory data by physical parts (bench).
 
-        With ``unavailable`` (a dict, filled in place), a port whose snapshot cannot be read or
-        loaded is recorded there instead of failing the whole engine.
+        With ``unavailable`` (the ports already known not to be served), a port whose snapshot
+        cannot be read or loaded fails its queries with ``SnapshotUnavailable``; without it, with
+        the load's own error.
         """
         limits = limits or ResultLimits()
         owned_temp_dir: str | None = None
@@ -293,23 +328,7 @@ class DuckDBEngine:
             if owned_temp_dir is not None:
                 shutil.rmtree(owned_temp_dir, ignore_errors=True)
             raise BackendUnavailable(f"cannot start DuckDB ({type(exc).__name__})") from None
-        physical: set[tuple[str, ...]] = set()
         try:
-            for source in sources:
-                data = (tables or {}).get(source.physical.parts)
-                try:
-                    rows = _load_port(connection, source, data)
-                except MeshgovError as exc:
-                    if unavailable is None:
-                        raise
-                    unavailable[source.physical.parts] = unavailable_port(
-                        source.manifest.id, source.port.name, source.port.data, exc
-                    )
-                    _drop_partial(connection, source)
-                    continue
-                physical.add(source.physical.parts)
-                if on_loaded is not None:
-                    on_loaded(source, rows)
             connection.create_function(
                 HASH_FUNCTION,
                 keyed_hash(hash_key),
@@ -329,21 +348,93 @@ class DuckDBEngine:
             if owned_temp_dir is not None:
                 shutil.rmtree(owned_temp_dir, ignore_errors=True)
             raise
-        return cls(connection, physical, timeout_ms, barriers, unavailable, limits, owned_temp_dir)
+        return cls(
+            connection,
+            sources,
+            timeout_ms,
+            barriers,
+            unavailable,
+            limits,
+            owned_temp_dir,
+            isolate_failures=unavailable is not None,
+            tables=tables,
+            on_loaded=on_loaded,
+        )
 
     @property
     def physical_tables(self) -> set[tuple[str, ...]]:
         return set(self._physical)
 
+    @property
+    def loaded_tables(self) -> set[tuple[str, ...]]:
+        """The tables loaded so far (by the queries that read them)."""
+        return set(self._loaded)
+
+    def load(self, tables: frozenset[tuple[str, ...]] | set[tuple[str, ...]]) -> None:
+        """Load the ports of ``tables`` (physical parts) not loaded yet; a port that cannot be
+        loaded raises its error, now and for every later query that reads it."""
+        if all(parts in self._loaded for parts in tables):
+            return
+        for parts in tables:
+            failure = self._unavailable.get(parts)
+            if failure is not None:
+                raise failure
+        with self._load_lock:
+            wanted = [p for p in sorted(tables) if p not in self._loaded]
+            if not wanted:
+                return
+            with self._lock:
+                if self._closed:
+                    raise BackendUnavailable("the DuckDB engine is closed")
+                cursor = self._connection.cursor()
+            try:
+                for parts in wanted:
+                    self._load_one(cursor, parts)
+            except duckdb.Error as exc:
+                raise BackendUnavailable(f"cannot load DuckDB ({type(exc).__name__})") from None
+            finally:
+                cursor.close()
+                self._set_memory_guard()
+
+    def _load_one(self, cursor: duckdb.DuckDBPyConnection, parts: tuple[str, ...]) -> None:
+        failure = self._unavailable.get(parts)
+        if failure is not None:
+            raise failure
+        source = self._pending.get(parts)
+        if source is None:
+            return  # not a port table (the audit refuses it before any load)
+        try:
+            rows = _load_port(cursor, source, self._tables.get(parts))
+        except MeshgovError as exc:
+            _drop_partial(cursor, source)
+            error: MeshgovError = exc
+            if self._isolate:
+                error = unavailable_port(
+                    source.manifest.id, source.port.name, source.port.data, exc
+                )
+            self._unavailable[parts] = error
+            del self._pending[parts]
+            raise error from None
+        self._loaded.add(parts)
+        del self._pending[parts]
+        self._tables.pop(parts, None)
+        if self._on_loaded is not None:
+            self._on_loaded(source, rows)
+
     def execute(self, sql: str) -> pa.Table:
         """Run one generated query in a fresh cursor (no session state survives) → Arrow.
 
-        The result is streamed batch by batch and stops at the row or byte cap
-        (``ResultTooLarge``); closing the cursor then ends the query. Running out of the memory
-        limit is a ``LimitExceeded`` naming it.
+        The ports it reads are loaded first (once). The result is streamed batch by batch and
+        stops at the row or byte cap (``ResultTooLarge``); closing the cursor then ends the
+        query. Running out of the memory limit is a ``LimitExceeded`` naming it.
         """
         check_available(sql, self.dialect, self._unavailable)
         prepared = prepare_query(sql, self.dialect, self._physical, self._barriers)
+        self.load(prepared.reads)
+        for parts in prepared.shadowed:
+            # Maybe read (the body of a CTE of the same name); unloadable: the CTE is meant.
+            with contextlib.suppress(MeshgovError):
+                self.load({parts})
         with self._lock:
             if self._closed:
                 raise BackendUnavailable("the DuckDB engine is closed")
@@ -375,7 +466,9 @@ class DuckDBEngine:
         raise failure
 
     def execute_unprotected(self, sql: str) -> pa.Table:
-        """Run SQL as given, without checks or barriers (benchmarks and tests only)."""
+        """Run SQL as given, without checks or barriers (benchmarks and tests only); the port
+        tables it names are loaded first."""
+        self.load(tables_read(sql, self.dialect, self._physical))
         with self._lock:
             cursor = self._connection.cursor()
         try:

@@ -71,25 +71,36 @@ def check_bundle_child() -> None:
     import json
     import sys
 
-    from meshgov.policy_backends.embedded import EmbeddedEngine
+    from meshgov.policy_backends import engine_from_url
 
     request = json.load(sys.stdin)
     bundle = PolicyBundle.create(request["modules"], request["data"])
-    result = check_bundle(EmbeddedEngine(), bundle, request["extra"])
+    engine = engine_from_url(request.get("engine") or "embedded")
+    result = check_bundle(engine, bundle, request["extra"])
     Path(sys.argv[1]).write_text(json.dumps(result, default=str), encoding="utf-8")
 
 
 def check_bundle_isolated(
-    bundle: PolicyBundle, extra_data: Mapping[str, Any], timeout: float = 300.0
+    bundle: PolicyBundle,
+    extra_data: Mapping[str, Any],
+    timeout: float = 300.0,
+    *,
+    engine: str = "embedded",
 ) -> dict[str, Any]:
-    """``check_bundle`` on the embedded engine in a child process: a crash fails the revision."""
+    """``check_bundle`` on ``engine`` (``embedded`` or ``regorus``, in-process engines) in a
+    child process: a crash fails the revision."""
     import json
     import subprocess
     import sys
     import tempfile
 
     payload = json.dumps(
-        {"modules": dict(bundle.modules), "data": dict(bundle.data), "extra": dict(extra_data)},
+        {
+            "modules": dict(bundle.modules),
+            "data": dict(bundle.data),
+            "extra": dict(extra_data),
+            "engine": engine,
+        },
         default=str,
     )
     with tempfile.TemporaryDirectory(prefix="meshgov-check-") as tmp:

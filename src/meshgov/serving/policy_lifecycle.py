@@ -37,7 +37,7 @@ _SYSTEM_ACTOR_PREFIX = "system:"
 
 # Compile-and-test results by (bundle revision, catalogue revision): same content, same result, so
 # restarts and repeated stagings in one process do not pay for them again.
-_CHECKED: dict[tuple[str, str], dict[str, Any]] = {}
+_CHECKED: dict[tuple[str, str, str], dict[str, Any]] = {}
 
 
 class PolicyLifecycle(ServiceCore):
@@ -57,13 +57,14 @@ class PolicyLifecycle(ServiceCore):
         status = REVISION_FAILED
         state = self._state
         catalog = state.catalog if state else Catalog()
-        # Staging never touches the serving engine: an OPA server holds only the active revision,
-        # so candidates are compiled, tested and dry-run on the embedded engine (same Rego).
-        cache_key = (bundle.revision, catalog.revision)
+        # Candidates are compiled, tested and dry-run on the engine that would serve them (an
+        # OPA server holds only the active revision: then on the in-process default).
+        engine = self.staging_engine
+        cache_key = (bundle.revision, catalog.revision, engine.name)
         checked = _CHECKED.get(cache_key)
         if checked is None:
             # A module can crash the native engine: compile and test in a child process.
-            checked = check_bundle_isolated(bundle, catalog_data(catalog))
+            checked = check_bundle_isolated(bundle, catalog_data(catalog), engine=engine.name)
             _CHECKED[cache_key] = checked
         report.update(checked)
         # The guild's conventions (`meshgov policy lint`) hold for staged revisions too: a lint
@@ -78,10 +79,8 @@ class PolicyLifecycle(ServiceCore):
         report["lint"] = lint
         lint_clean = not any(f["severity"] == "error" for f in lint)
         if checked["compile"]["ok"]:
-            from meshgov.policy_backends.embedded import EmbeddedEngine
-
             try:
-                gate = Gate(bundle, EmbeddedEngine())
+                gate = Gate(bundle, engine)
                 if checked["tests"].get("failed") == 0 and lint_clean:
                     status = REVISION_VALID
                 report["impact"] = self._impact(gate, state)
@@ -149,9 +148,7 @@ class PolicyLifecycle(ServiceCore):
         """Access decisions that would change, for every port × known principal × purpose."""
         if state is None or not self.principals:
             return []
-        from meshgov.policy_backends.embedded import EmbeddedEngine
-
-        candidate = Gateway(state.catalog, bundle, EmbeddedEngine())
+        candidate = Gateway(state.catalog, bundle, self.staging_engine)
         purposes = registered_purposes(state.bundle) | registered_purposes(bundle)
         return access_impact(state.gateway, candidate, self.principals, purposes)
 

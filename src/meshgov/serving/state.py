@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -77,7 +78,8 @@ def data_root_of(settings: Settings, domain: str, publisher: str) -> DataRoot | 
     """
     if publisher.startswith("file:"):
         catalog = str(settings.catalog_dir) if settings.catalog_dir is not None else None
-        return _seeded_data_root(str(Path(publisher.removeprefix("file:")).parent), catalog)
+        # The directory by string (10,000 products: no Path built per product and revision).
+        return _seeded_data_root(os.path.dirname(publisher.removeprefix("file:")), catalog)
     published = settings.published_data_dir()
     if published is None:
         return None
@@ -109,6 +111,7 @@ class ServiceCore:
         self.settings = settings
         self._store = store
         self._engine = engine
+        self._staging_engine: PolicyEngine | None = None
         self.metrics = Metrics()
         self._state: ServingState | None = None
         self._write_lock = threading.RLock()
@@ -138,6 +141,21 @@ class ServiceCore:
         return self._engine
 
     @property
+    def staging_engine(self) -> PolicyEngine:
+        """The engine that compiles, tests and dry-runs a candidate revision: the serving engine
+        when it runs in this process (the candidate is judged by the engine that will serve it);
+        an OPA server holds only the active revision, so then the in-process default (regorus
+        when installed, else regopy)."""
+        engine = self.engine
+        if engine.name in {"embedded", "regorus"}:
+            return engine
+        if self._staging_engine is None:
+            from meshgov.policy_backends import engine_from_url
+
+            self._staging_engine = engine_from_url("auto")
+        return self._staging_engine
+
+    @property
     def engine_label(self) -> str:
         """The policy engine and its version ("regorus 0.13.0"): health, serve, decision log."""
         from meshgov.policy_backends import engine_label
@@ -145,8 +163,7 @@ class ServiceCore:
         return engine_label(self.engine)
 
     def _products_signature(self) -> tuple[int, float]:
-        latest = self.store.latest_products()
-        return len(latest), max((v.published_at for v in latest), default=0.0)
+        return self.store.products_signature()
 
     def active_revision_id(self) -> str | None:
         activations = self.store.activations()
@@ -178,6 +195,8 @@ class ServiceCore:
             revision = self.store.revision(activations[-1].revision)
             if revision is None or not revision.activatable:
                 raise PolicyError(f"active revision {activations[-1].revision} is not valid")
+            # The signature first: a publication in between makes the next refresh reload again.
+            signature = self._products_signature()
             versions = self.store.latest_products()
             if self._state is not None:
                 self.metrics.retire_cache_stats(self._state.gateway.cache_stats())
@@ -185,11 +204,16 @@ class ServiceCore:
                 PolicyBundle(revision.modules, revision.data, revision.id),
                 versions,
                 activations[-1].seq,
+                signature,
             )
             self.metrics.active_revision = revision.id
 
     def _build_state(
-        self, bundle: PolicyBundle, versions: list[ProductVersion], seq: int
+        self,
+        bundle: PolicyBundle,
+        versions: list[ProductVersion],
+        seq: int,
+        signature: tuple[int, float],
     ) -> ServingState:
         manifests: list[Manifest] = []
         for version in versions:
@@ -218,8 +242,5 @@ class ServiceCore:
             products={v.product_id: v for v in versions},
             gateway=Gateway(catalog, bundle, self.engine),
             activation_seq=seq,
-            products_signature=(
-                len(versions),
-                max((v.published_at for v in versions), default=0.0),
-            ),
+            products_signature=signature,
         )

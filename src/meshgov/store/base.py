@@ -181,6 +181,11 @@ class Store(Protocol):
 
     def latest_products(self) -> list[ProductVersion]: ...
 
+    def products_signature(self) -> tuple[int, float]:
+        """(number of stored versions, latest publication time): changes with every
+        publication, and costs one aggregate query (the service polls it every second)."""
+        ...
+
     def product_versions(self, domain: str, name: str) -> list[ProductVersion]:
         """Every version of one product, oldest first."""
         ...

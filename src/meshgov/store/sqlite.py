@@ -113,6 +113,11 @@ class SqliteStore:
         )
         return latest_by_version([ProductVersion(*row) for row in rows])
 
+    def products_signature(self) -> tuple[int, float]:
+        rows = self._rows("SELECT count(*), max(published_at) FROM product_versions")
+        count, latest = rows[0] if rows else (0, None)
+        return int(count or 0), float(latest or 0.0)
+
     def product_versions(self, domain: str, name: str) -> list[ProductVersion]:
         rows = self._rows(
             f"SELECT {PRODUCT_COLUMNS} FROM product_versions WHERE domain = ? AND name = ? "

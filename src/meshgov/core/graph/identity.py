@@ -31,16 +31,17 @@ carries E, i.e. P's identifiers can be followed, join by join, back to the owner
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
+from meshgov.core.collection import gc_paused
 from meshgov.core.graph.model import (
     Carrier,
     ColumnRef,
     EntityGraph,
     MeshIndex,
     build_index,
-    gc_paused,
+    index_replacing,
 )
 from meshgov.core.manifest import Manifest
 
@@ -251,6 +252,10 @@ def _analyse(index: MeshIndex) -> list[dict[str, Any]]:
                                 },
                             )
                         )
+    return _sort_facts(facts)
+
+
+def _sort_facts(facts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     facts.sort(
         key=lambda f: (
             f["product"] or "",
@@ -261,6 +266,192 @@ def _analyse(index: MeshIndex) -> list[dict[str, Any]]:
         )
     )
     return facts
+
+
+class _Sources:
+    """``lineage_sources`` of each product, computed when first asked."""
+
+    def __init__(self, index: MeshIndex) -> None:
+        self.index = index
+        self.known: dict[str, set[str]] = {}
+
+    def get(self, product: str) -> set[str]:
+        found = self.known.get(product)
+        if found is None:
+            found = self.known[product] = lineage_sources(self.index, product)
+        return found
+
+
+def _reaches_owner(
+    index: MeshIndex, entity: str, product: str, owners: set[str], sources: _Sources
+) -> bool:
+    """Whether ``_reaching`` from ``owners`` gets to ``product``: searched upstream from it
+    through products that carry ``entity`` (the same links, walked the other way)."""
+    if product in owners:
+        return True
+    if entity not in index.product_entities.get(product, ()):
+        return False
+    seen = {product}
+    queue = deque([product])
+    while queue:
+        for source in sources.get(queue.popleft()):
+            if source in owners:
+                return True
+            if source not in seen and entity in index.product_entities.get(source, ()):
+                seen.add(source)
+                queue.append(source)
+    return False
+
+
+@gc_paused
+def product_identity_facts(index: MeshIndex, products: Iterable[str]) -> list[dict[str, Any]]:
+    """The facts of ``identity_facts(index)`` located in ``products``, the same and in the same
+    order, computed from the neighbourhood of those products (their entities' carriers, their
+    upstream lineage) rather than the whole mesh: what the gate needs to check a few products
+    against a mesh of thousands."""
+    wanted = set(products)
+    sources = _Sources(index)
+    facts: list[dict[str, Any]] = []
+    for name, entity in index.registry.items():
+        carriers = index.carriers.get(name, [])
+        if entity.owner_product in wanted:
+            for problem in entity.problems:
+                facts.append(
+                    _fact(
+                        "entity_multiple_owners",
+                        name,
+                        entity.owner_product,
+                        detail={"reason": f"registry: {problem}"},
+                    )
+                )
+        owner_carriers = [
+            c
+            for c in carriers
+            if entity.owner_domain and c.ref.product.split("/", 1)[0] == entity.owner_domain
+        ]
+        if not owner_carriers:
+            if entity.owner_product in wanted:
+                facts.append(
+                    _fact(
+                        "entity_unowned",
+                        name,
+                        entity.owner_product,
+                        detail={"owner_domain": entity.owner_domain},
+                    )
+                )
+            continue
+        carrying = [c for c in carriers if c.ref.product in wanted]
+        if not carrying:
+            continue  # the remaining facts of this entity are located at its carriers
+        expected = entity.owner_product
+        minted: set[str] = set()
+        for carrier in carriers:
+            if not carrier.unique or carrier.ref in index.derived_from:
+                continue
+            upstream = sources.get(carrier.ref.product)
+            if not any(name in index.product_entities.get(p, ()) for p in upstream):
+                minted.add(carrier.ref.product)
+        rivals = sorted(p for p in minted if p != expected) if expected else []
+        if not expected:
+            in_domain = sorted(p for p in minted if p.split("/", 1)[0] == entity.owner_domain)
+            rivals = sorted(p for p in minted if p.split("/", 1)[0] != entity.owner_domain)
+            if len(in_domain) > 1:
+                rivals = sorted({*rivals, *in_domain})
+        for rival in rivals:
+            if rival in wanted:
+                facts.append(
+                    _fact(
+                        "entity_multiple_owners",
+                        name,
+                        rival,
+                        detail={
+                            "owners": sorted(minted),
+                            "expected": expected or entity.owner_domain,
+                        },
+                    )
+                )
+        owner_products = (
+            {expected}
+            if expected and name in index.product_entities.get(expected, set())
+            else {c.ref.product for c in owner_carriers}
+        )
+        flagged: set[str] = set()
+        for carrier in carrying:
+            product = carrier.ref.product
+            if product in flagged or product.split("/", 1)[0] == entity.owner_domain:
+                continue
+            flagged.add(product)
+            if _reaches_owner(index, name, product, owner_products, sources):
+                continue
+            facts.append(
+                _fact(
+                    "owner_unreachable",
+                    name,
+                    product,
+                    carrier.ref.port,
+                    carrier.ref.column,
+                    {"owner": sorted(owner_products)[0] if owner_products else None},
+                )
+            )
+    for name, carriers in index.carriers.items():
+        entity_def = index.registry.get(name)
+        for carrier in carriers:
+            ref = carrier.ref
+            if ref.product not in wanted:
+                continue
+            if entity_def is None:
+                facts.append(_fact("unknown_entity", name, ref.product, ref.port, ref.column))
+                continue
+            if entity_def.canonical_type and carrier.type != entity_def.canonical_type:
+                facts.append(
+                    _fact(
+                        "identifier_type_mismatch",
+                        name,
+                        ref.product,
+                        ref.port,
+                        ref.column,
+                        {"type": carrier.type, "expected": entity_def.canonical_type},
+                    )
+                )
+            if (
+                entity_def.canonical_format
+                and carrier.format
+                and carrier.format != entity_def.canonical_format
+            ):
+                facts.append(
+                    _fact(
+                        "identifier_format_mismatch",
+                        name,
+                        ref.product,
+                        ref.port,
+                        ref.column,
+                        {"format": carrier.format, "expected": entity_def.canonical_format},
+                    )
+                )
+    if index.identifier_names:
+        for pid in sorted(wanted):
+            manifest = index.manifests.get(pid)
+            if manifest is None:
+                continue
+            for port in manifest.spec.output_ports:
+                for col in port.columns:
+                    if col.entity:
+                        continue
+                    for entity_name, matched in index.identifier_names.get(col.name.lower(), []):
+                        facts.append(
+                            _fact(
+                                "undeclared_identifier",
+                                entity_name,
+                                pid,
+                                port.name,
+                                col.name,
+                                {
+                                    "matched": matched,
+                                    "expected": index.registry[entity_name].canonical_name,
+                                },
+                            )
+                        )
+    return _sort_facts(facts)
 
 
 @gc_paused
@@ -286,3 +477,46 @@ def identity_facts(
 def facts_for_product(facts: Iterable[Mapping[str, Any]], product_id: str) -> list[dict[str, Any]]:
     """The facts located in ``product_id`` (what the gate passes when checking that product)."""
     return [dict(f) for f in facts if f.get("product") == product_id]
+
+
+# The incremental path is for a few products against a large mesh (a publication, a check);
+# a smaller mesh, or many products, is analysed whole.
+INCREMENTAL_MIN_MESH = 200
+INCREMENTAL_MAX_PRODUCTS = 16
+INCREMENTAL_MAX_CHANGES = 64
+
+
+class MeshFacts:
+    """Identity facts of a few products against a mesh, the mesh's index kept between calls.
+
+    A service checks each publication against the whole mesh: the index of the last mesh seen is
+    kept, and the next one is derived from it (``index_replacing``: the products that differ, by
+    object identity) instead of being built again; only the checked products' facts are
+    computed (``product_identity_facts``). The answer is always ``identity_facts`` of the mesh,
+    restricted to the products asked. Safe to share between threads (the kept index is replaced,
+    never changed).
+    """
+
+    def __init__(self, registry: Mapping[str, Any] | None) -> None:
+        self.registry = registry
+        self._index: MeshIndex | None = None
+
+    def facts(
+        self, mesh: Mapping[str, Manifest], products: Collection[str]
+    ) -> list[dict[str, Any]]:
+        """The facts of ``identity_facts(mesh.values(), registry)`` located in ``products``."""
+        if len(mesh) < INCREMENTAL_MIN_MESH or len(products) > INCREMENTAL_MAX_PRODUCTS:
+            wanted = set(products)
+            whole = identity_facts(mesh.values(), self.registry)
+            return [fact for fact in whole if fact["product"] in wanted]
+        base = self._index
+        index: MeshIndex | None = None
+        if base is not None:
+            changed = [m for pid, m in mesh.items() if base.manifests.get(pid) is not m]
+            removed = [pid for pid in base.manifests if pid not in mesh]
+            if len(changed) + len(removed) <= INCREMENTAL_MAX_CHANGES:
+                index = index_replacing(base, changed, removed)
+        if index is None:
+            index = build_index(mesh.values(), self.registry)
+        self._index = index
+        return product_identity_facts(index, products)

@@ -12,15 +12,13 @@ Two layers, both pure:
 
 from __future__ import annotations
 
-import gc
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from functools import wraps
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from meshgov.core.collection import collection_paused as _collection_paused
 from meshgov.core.manifest import Classification, Column, LogicalType, Manifest
 from meshgov.errors import InputError, Location, ManifestError
 
@@ -229,32 +227,6 @@ class MeshIndex:
         return manifest
 
 
-def gc_paused(func: Callable[P, R]) -> Callable[P, R]:
-    """Run ``func`` with garbage collection paused (see ``_collection_paused``): the questions
-    allocate many small objects while a large graph is alive, and each full collection would
-    traverse the whole graph."""
-
-    @wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        with _collection_paused():
-            return func(*args, **kwargs)
-
-    return wrapper
-
-
-@contextmanager
-def _collection_paused() -> Iterator[None]:
-    """Hundreds of thousands of small objects would trigger many full garbage collections; none
-    of them are cyclic garbage, so collection is paused while the graph is built."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
-
-
 def build_index(
     manifests: Iterable[Manifest], registry: Mapping[str, Any] | Mapping[str, EntityDef] | None
 ) -> MeshIndex:
@@ -327,6 +299,78 @@ def _build_index(
                         ) from None
                     index.derived_from.setdefault(ref, []).append(source_ref)
                     index.derivations.setdefault(source_ref, []).append(ref)
+    return index
+
+
+def index_replacing(
+    base: MeshIndex, manifests: Iterable[Manifest], removed: Iterable[str] = ()
+) -> MeshIndex:
+    """``base`` with ``manifests`` added or put in place of the products of the same id, and the
+    products ``removed`` left out: the index ``build_index`` would give for that mesh (same
+    registry), built from ``base`` in time proportional to the products that change and the
+    entities they carry, not to the mesh. ``base`` is not changed."""
+    replacing = list(manifests)
+    changed = {m.id for m in replacing} | set(removed)
+    index = MeshIndex(
+        manifests=dict(base.manifests),
+        registry=base.registry,
+        carriers=dict(base.carriers),
+        product_entities=dict(base.product_entities),
+        inputs=dict(base.inputs),
+        consumers=dict(base.consumers),
+        derived_from=dict(base.derived_from),
+        derivations=dict(base.derivations),
+        identifier_names=base.identifier_names,
+        carrier_products=dict(base.carrier_products),
+        identifier_columns=dict(base.identifier_columns),
+    )
+    for pid in sorted(changed):
+        old = index.manifests.pop(pid, None)
+        if old is None:
+            continue
+        for entity in index.product_entities.pop(pid, set()):
+            kept = [c for c in index.carriers.get(entity, []) if c.ref.product != pid]
+            if kept:
+                index.carriers[entity] = kept
+            else:
+                index.carriers.pop(entity, None)
+            products = index.carrier_products.get(entity, set()) - {pid}
+            if products:
+                index.carrier_products[entity] = products
+            else:
+                index.carrier_products.pop(entity, None)
+            index.identifier_columns.pop((pid, entity), None)
+        for source in index.inputs.pop(pid, []):
+            users = [u for u in index.consumers.get(source.product, []) if u[0] != pid]
+            if users:
+                index.consumers[source.product] = users
+            else:
+                index.consumers.pop(source.product, None)
+        for port in old.spec.output_ports:
+            for col in port.columns:
+                ref = ColumnRef(pid, port.name, col.name)
+                for source_ref in index.derived_from.pop(ref, []):
+                    rest = [r for r in index.derivations.get(source_ref, []) if r != ref]
+                    if rest:
+                        index.derivations[source_ref] = rest
+                    else:
+                        index.derivations.pop(source_ref, None)
+    added = _build_index(replacing, base.registry)
+    for manifest in replacing:
+        pid = manifest.id
+        index.manifests[pid] = manifest
+        index.product_entities[pid] = added.product_entities.get(pid, set())
+        index.inputs[pid] = added.inputs.get(pid, [])
+    for entity, carriers in added.carriers.items():
+        index.carriers[entity] = [*index.carriers.get(entity, []), *carriers]
+    for entity, products in added.carrier_products.items():
+        index.carrier_products[entity] = index.carrier_products.get(entity, set()) | products
+    index.identifier_columns.update(added.identifier_columns)
+    for product, users in added.consumers.items():
+        index.consumers[product] = [*index.consumers.get(product, []), *users]
+    index.derived_from.update(added.derived_from)
+    for source_ref, refs in added.derivations.items():
+        index.derivations[source_ref] = [*index.derivations.get(source_ref, []), *refs]
     return index
 
 

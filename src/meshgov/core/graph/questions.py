@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass, is_dataclass
 from enum import StrEnum
 from typing import Any
 
-from meshgov.core.graph.model import ColumnRef, EntityGraph, MeshIndex, PortRef, gc_paused
+from meshgov.core.collection import gc_paused
+from meshgov.core.graph.model import ColumnRef, EntityGraph, MeshIndex, PortRef
 from meshgov.errors import InputError, Location, NotFound
 
 

@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshgov.core.graph.model import EntityGraph, MeshIndex, gc_paused
+from meshgov.core.collection import gc_paused
+from meshgov.core.graph.model import EntityGraph, MeshIndex
 from meshgov.core.manifest import Column, Manifest, MaskKind
 from meshgov.errors import InputError, Location, PrincipalError
 
