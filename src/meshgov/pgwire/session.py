@@ -989,7 +989,12 @@ def encode_column(
     array: pa.Array, encoders: tuple[Callable[[Any], bytes], Callable[[Any], bytes]], binary: bool
 ) -> list[bytes | None]:
     """One column of a batch as the cells of its DataRows (None for SQL null)."""
-    if not binary and any(match(array.type) for match in _ARROW_TEXT_MATCHES_POSTGRES):
+    # pyarrow's cast has a fixed cost (tens of microseconds): worth it past a few rows.
+    if (
+        not binary
+        and len(array) > 32
+        and any(match(array.type) for match in _ARROW_TEXT_MATCHES_POSTGRES)
+    ):
         import pyarrow.compute as pc
 
         return [None if v is None else v.encode() for v in pc.cast(array, pa.string()).to_pylist()]
