@@ -610,3 +610,19 @@ def test_an_unbound_column_is_named_without_engine_text(
     with pytest.raises(QueryFailed) as caught:
         run_secure_sql(engine, 'SELECT CAST("email" AS INT) FROM "customer"."customers"')
     assert "engine messages are withheld" in str(caught.value)
+
+
+def test_postgres_barrier_views_dropped_by_a_reload_are_made_again(engine_pg_dsn: str) -> None:
+    from meshgov.engines.postgres import PostgresEngine, _reset_barrier_schema, connect
+
+    pg = PostgresEngine(engine_pg_dsn, barriers=True)
+    try:
+        sql = f"SELECT c.customer_id FROM {SECURE_CUSTOMERS} ORDER BY c.customer_id"
+        first = pg.execute(sql).to_pylist()
+        pg.execute(sql)  # prepared on the server from now on
+        with connect(engine_pg_dsn) as admin:  # what `meshgov load` does to them
+            _reset_barrier_schema(admin, pg._role)
+            admin.commit()
+        assert pg.execute(sql).to_pylist() == first
+    finally:
+        pg.close()

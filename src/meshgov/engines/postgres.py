@@ -474,7 +474,17 @@ class PostgresEngine:
             sql_text, self.dialect, self._physical, self._barriers, persistent=True
         )
         self._ensure_views(prepared.views, prepared.view_names)
-        return self._stream(prepared.sql)
+        try:
+            return self._stream(prepared.sql)
+        except QueryFailed as exc:
+            if exc.kind != "unknown name" or not prepared.view_names:
+                raise
+            # The views may have gone since (`meshgov load` drops them with the tables they
+            # read): made again, once, and the query run again.
+            with self._views_lock:
+                self._views.difference_update(prepared.view_names)
+            self._ensure_views(prepared.views, prepared.view_names)
+            return self._stream(prepared.sql)
 
     def execute_unprotected(self, sql_text: str) -> pa.Table:
         """Run SQL as given, without the checks or barriers, still as the read-only reader role
