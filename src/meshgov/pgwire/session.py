@@ -207,7 +207,9 @@ class Session:
         skipping = False  # after an error in the extended protocol, until Sync
         while True:
             try:
-                kind, payload = await asyncio.wait_for(read_message(self.reader), idle)
+                # asyncio.timeout, not wait_for: no task per message.
+                async with asyncio.timeout(idle):
+                    kind, payload = await read_message(self.reader)
             except TimeoutError:
                 self.send(m.error_response("57P05", "terminating connection due to idle timeout",
                                            severity="FATAL"))  # fmt: skip
