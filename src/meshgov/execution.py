@@ -8,8 +8,9 @@ engine's own dialect, and a denial raises ``AccessDenied`` before the engine is 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from meshgov.errors import AccessDenied, InputError, SqlParseError, SqlUnsupportedError
 
@@ -24,7 +25,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from meshgov.core.principal import Principal
-    from meshgov.engines.base import QueryEngine
+    from meshgov.engines.base import QueryEngine, ResultStream
+
+T = TypeVar("T")
 
 
 class Authorizer(Protocol):
@@ -106,11 +109,22 @@ def run_secure_sql(engine: QueryEngine, secure_sql: str) -> pa.Table:
     The engine's own message is withheld (it can carry values); sqlglot resolves the secure SQL
     again and names the column reference that no table or subquery in its scope provides.
     """
+    return _diagnosed(engine, secure_sql, lambda: engine.execute(secure_sql))
+
+
+def run_secure_stream(engine: QueryEngine, secure_sql: str) -> ResultStream:
+    """``run_secure_sql``, batch by batch (``ResultStream``): the wire sends rows as they come."""
+    from meshgov.engines.base import execute_stream
+
+    return _diagnosed(engine, secure_sql, lambda: execute_stream(engine, secure_sql))
+
+
+def _diagnosed(engine: QueryEngine, secure_sql: str, run: Callable[[], T]) -> T:
     from meshgov.core.sql.diagnose import unresolved_column
     from meshgov.engines.base import QueryFailed
 
     try:
-        return engine.execute(secure_sql)
+        return run()
     except QueryFailed as exc:
         # DuckDB reports unknown columns as binder ("type") errors, PostgreSQL as unknown names.
         if exc.kind not in {"unknown name", "type error"}:

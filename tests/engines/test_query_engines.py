@@ -186,15 +186,110 @@ def test_key_is_not_visible_in_engine_metadata(engine: QueryEngine) -> None:
         assert b"engine-test-key" not in text
 
 
-def test_barrier_views_do_not_outlive_their_query(engine: QueryEngine) -> None:
+def test_duckdb_barrier_views_do_not_outlive_their_query(engine_catalog: Catalog) -> None:
     from meshgov.engines.base import prepare_query
 
-    sql = f"SELECT count(*) AS n FROM {SECURE_CUSTOMERS} WHERE CAST(c.customer_id AS TEXT) = 'c1'"
-    prepared = prepare_query(sql, engine.dialect, PHYSICAL, True)
-    assert prepared.views
-    engine.execute(sql)
-    with pytest.raises(QueryFailed):
-        engine.execute_unprotected("SELECT * FROM meshgov_barrier_1")  # type: ignore[attr-defined]
+    duck = DuckDBEngine.from_catalog(engine_catalog, HASH_KEY, barriers=True)
+    try:
+        sql = (
+            f"SELECT count(*) AS n FROM {SECURE_CUSTOMERS} WHERE CAST(c.customer_id AS TEXT) = 'c1'"
+        )
+        assert prepare_query(sql, duck.dialect, PHYSICAL, True).views
+        duck.execute(sql)
+        with pytest.raises(QueryFailed):
+            duck.execute_unprotected("SELECT * FROM meshgov_barrier_1")
+    finally:
+        duck.close()
+
+
+def _secure_customers(region: str) -> str:
+    return SECURE_CUSTOMERS.replace("'EU'", f"'{region}'")
+
+
+def test_postgres_barrier_views_are_kept_per_whole_secure_subquery(engine_pg_dsn: str) -> None:
+    """Persistent barrier views are named by a digest of their whole SQL, filter values included:
+    two principals whose filters differ never read the same view, the same one is reused."""
+    from meshgov.engines.base import BARRIER_SCHEMA, prepare_query
+    from meshgov.engines.postgres import PostgresEngine, connect
+
+    pg = PostgresEngine(engine_pg_dsn, barriers=True)
+    try:
+        queries = {
+            region: f"SELECT c.customer_id, c.region FROM {_secure_customers(region)} "
+            "ORDER BY c.customer_id"
+            for region in ("EU", "US")
+        }
+        names = {
+            region: prepare_query(sql, "postgres", pg._physical, True, True).view_names
+            for region, sql in queries.items()
+        }
+        assert names["EU"] and names["US"] and set(names["EU"]).isdisjoint(names["US"])
+        for _ in range(3):  # alternating principals on the same pooled connections
+            for region, sql in queries.items():
+                rows = pg.execute(sql).to_pylist()
+                assert rows and {r["region"] for r in rows} == {region}
+        with connect(engine_pg_dsn) as admin:
+            views = dict(
+                admin.execute(
+                    "SELECT schemaname || '.' || viewname, definition FROM pg_views "
+                    "WHERE schemaname = %s",
+                    (BARRIER_SCHEMA,),
+                ).fetchall()
+            )
+            for region, (name,) in names.items():
+                assert f"'{region}'" in views[name]  # the view holds its own filter value
+            owner_may_create = admin.execute(
+                "SELECT has_schema_privilege(%s, %s, 'CREATE')",
+                (pg._role, BARRIER_SCHEMA),
+            ).fetchone()
+            assert owner_may_create == (False,)  # the reader cannot add or replace views
+        again = PostgresEngine(engine_pg_dsn, barriers=True)
+        try:  # another engine (process) finds the views made by the first one
+            rows = again.execute(queries["US"]).to_pylist()
+            assert {r["region"] for r in rows} == {"US"}
+        finally:
+            again.close()
+    finally:
+        pg.close()
+
+
+def test_results_stream_in_batches_within_the_caps(
+    engine_catalog: Catalog, request: pytest.FixtureRequest
+) -> None:
+    """``execute_stream``: batches on demand; the caps count what passes and stop the query."""
+    from meshgov.engines.postgres import PostgresEngine
+    from meshgov.errors import ResultTooLarge
+    from meshgov.limits import ResultLimits
+
+    sql = (
+        f"SELECT c.customer_id, o.order_id FROM {SECURE_CUSTOMERS} "
+        f"CROSS JOIN {SECURE_ORDERS} CROSS JOIN (SELECT * FROM generate_series(1, 20000)) AS g"
+    )
+    dsn = request.getfixturevalue("engine_pg_dsn")
+    for limits in (ResultLimits(), ResultLimits(max_rows=25_000)):
+        engines: list[QueryEngine] = [
+            DuckDBEngine.from_catalog(engine_catalog, HASH_KEY, limits=limits),
+            PostgresEngine(dsn, engine_catalog, limits=limits),
+        ]
+        for engine in engines:
+            try:
+                stream = engine.execute_stream(sql)  # type: ignore[attr-defined]
+                counted = engine.execute(f"SELECT count(*) AS n FROM ({sql}) AS q")
+                expected = counted[0][0].as_py()
+                assert expected > 100_000
+                if limits.max_rows >= expected:
+                    sizes = [batch.num_rows for batch in stream]
+                    assert len(sizes) > 1 and sum(sizes) == expected
+                    assert max(sizes) <= 65_536
+                else:
+                    with pytest.raises(ResultTooLarge):
+                        for _ in stream:
+                            pass
+                assert stream.closed
+                # The engine serves the next query (the stopped one freed its cursor/connection).
+                assert engine.execute("SELECT count(*) AS n FROM commerce.orders")[0][0].as_py()
+            finally:
+                engine.close()
 
 
 def test_same_rows_and_hashes_on_both_engines(engine_catalog: Catalog, engine_pg_dsn: str) -> None:
@@ -515,3 +610,19 @@ def test_an_unbound_column_is_named_without_engine_text(
     with pytest.raises(QueryFailed) as caught:
         run_secure_sql(engine, 'SELECT CAST("email" AS INT) FROM "customer"."customers"')
     assert "engine messages are withheld" in str(caught.value)
+
+
+def test_postgres_barrier_views_dropped_by_a_reload_are_made_again(engine_pg_dsn: str) -> None:
+    from meshgov.engines.postgres import PostgresEngine, _reset_barrier_schema, connect
+
+    pg = PostgresEngine(engine_pg_dsn, barriers=True)
+    try:
+        sql = f"SELECT c.customer_id FROM {SECURE_CUSTOMERS} ORDER BY c.customer_id"
+        first = pg.execute(sql).to_pylist()
+        pg.execute(sql)  # prepared on the server from now on
+        with connect(engine_pg_dsn) as admin:  # what `meshgov load` does to them
+            _reset_barrier_schema(admin, pg._role)
+            admin.commit()
+        assert pg.execute(sql).to_pylist() == first
+    finally:
+        pg.close()

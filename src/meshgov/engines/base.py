@@ -11,11 +11,11 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast, runtime_checkable
 
 from meshgov.errors import (
     AccessDenied,
@@ -45,6 +45,9 @@ log = logging.getLogger("meshgov.engines")
 DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
 # Names of the temporary barrier views an engine creates around each secure subquery.
 BARRIER_VIEW_PREFIX = "meshgov_barrier_"
+# The schema of persistent barrier views (PostgreSQL): one view per distinct secure subquery,
+# named by a digest of its whole SQL (masks, port table and the principal's bound filter values).
+BARRIER_SCHEMA = "meshgov_barrier"
 
 
 class QueryFailed(InputError):
@@ -331,14 +334,16 @@ def snapshot_problem(path: Path, port: OutputPort) -> str | None:
 
 
 # Schemas the engines keep for themselves (the hash key) or that belong to the database.
-RESERVED_SCHEMAS = frozenset({"meshgov_internal", "information_schema", "pg_catalog", "temp"})
+RESERVED_SCHEMAS = frozenset(
+    {"meshgov_internal", BARRIER_SCHEMA, "information_schema", "pg_catalog", "temp"}
+)
 
 
 def _check_not_reserved(physical: PhysicalTable, manifest: Manifest, port: OutputPort) -> None:
     schema = physical.schema or ""
     if (
         schema in RESERVED_SCHEMAS
-        or schema.startswith("pg_")
+        or schema.startswith(("pg_", "meshgov_"))
         or physical.table.startswith(("meshgov_", "pg_"))
     ):
         raise ManifestError(
@@ -564,18 +569,25 @@ def secure_subqueries(
 @dataclass(frozen=True)
 class PreparedQuery:
     """What an engine runs: barrier view statements first (in order), then the query; ``reads``
-    are the port tables it reads (physical parts), for an engine that loads them on demand."""
+    are the port tables it reads (physical parts), for an engine that loads them on demand.
+
+    ``view_names``: the view each statement of ``views`` creates (same order)."""
 
     views: tuple[str, ...]
     sql: str
     reads: frozenset[tuple[str, ...]] = frozenset()
     # Ports named by a name that is also a CTE's: loaded when they can be, never an error.
     shadowed: frozenset[tuple[str, ...]] = frozenset()
+    view_names: tuple[str, ...] = ()
 
 
 @functools.lru_cache(maxsize=2048)
 def prepare_query(
-    sql: str, dialect: str, physical: frozenset[tuple[str, ...]], barriers: bool
+    sql: str,
+    dialect: str,
+    physical: frozenset[tuple[str, ...]],
+    barriers: bool,
+    persistent: bool = False,
 ) -> PreparedQuery:
     """Check ``sql`` is one read-only query, put every row-filtered secure subquery behind a
     barrier view, and generate what runs (cached: the gateway's SQL repeats).
@@ -588,40 +600,68 @@ def prepare_query(
     what runs first (PostgreSQL orders merged conditions by cost), so only a barrier orders them.
     An unfiltered secure subquery hides no rows and needs none. Only SQL generated from the parsed
     tree is ever run.
+
+    ``persistent`` (PostgreSQL): the views are not temporary but kept in ``meshgov_barrier``, each
+    named by a digest of its entire SQL — the port table, the masks and the principal's row filter
+    with its bound values — so that only the very same secure subquery (same principal filter
+    values, same masks) ever reads the same view, and a policy or catalogue change that changes
+    the subquery makes another view. The engine creates each once and reuses it.
     """
+    import hashlib
+
     from sqlglot import exp
 
     statement = require_single_query(sql, dialect)
     reads, shadowed = audit_sources(statement, physical)
     views: list[str] = []
+    names: list[str] = []
     if barriers:
         for subquery in secure_subqueries(statement, physical):
             body = subquery.this
             if not body.args.get("where"):
                 continue
-            name = f"{BARRIER_VIEW_PREFIX}{len(views) + 1}"
-            views.append(_barrier_view_sql(name, body.copy(), dialect))
+            if persistent:
+                digest = hashlib.sha256(
+                    f"{dialect}\n{body.sql(dialect=dialect)}".encode()
+                ).hexdigest()[:40]
+                table = exp.table_(f"v_{digest}", db=BARRIER_SCHEMA)
+            else:
+                table = exp.to_table(f"{BARRIER_VIEW_PREFIX}{len(views) + 1}")
+            if table.sql(dialect=dialect) in names:  # the same subquery twice (a self-join)
+                subquery.set("this", exp.select("*").from_(table.copy()))
+                continue
+            views.append(_barrier_view_sql(table.copy(), body.copy(), dialect, persistent))
+            names.append(table.sql(dialect=dialect))
             # The subquery node stays where it is (its alias, joins hung on it, its parent):
             # only its body is swapped for a read of the view.
-            subquery.set("this", exp.select("*").from_(exp.to_table(name)))
-    return PreparedQuery(tuple(views), statement.sql(dialect=dialect), reads, shadowed)
+            subquery.set("this", exp.select("*").from_(table))
+    return PreparedQuery(
+        tuple(views), statement.sql(dialect=dialect), reads, shadowed, view_names=tuple(names)
+    )
 
 
-def _barrier_view_sql(name: str, body: exp.Select, dialect: str) -> str:
-    """``CREATE TEMPORARY SECURE VIEW`` (DuckDB) or ``… WITH (security_barrier)`` (PostgreSQL)."""
+def _barrier_view_sql(
+    table: exp.Table, body: exp.Select, dialect: str, persistent: bool = False
+) -> str:
+    """``CREATE TEMPORARY SECURE VIEW`` (DuckDB) or ``… WITH (security_barrier)`` (PostgreSQL).
+
+    A persistent PostgreSQL view is also ``security_invoker``: its tables are read with the
+    privileges of the role that queries it (the engine's reader), not of its owner."""
     import sqlglot
     from sqlglot import exp
 
-    barrier: exp.Expression = (
-        exp.SecureProperty()
-        if dialect == "duckdb"
-        else exp.Property(this=exp.var("security_barrier"), value=exp.true())
-    )
+    properties: list[exp.Expression] = [] if persistent else [exp.TemporaryProperty()]
+    if dialect == "duckdb":
+        properties.append(exp.SecureProperty())
+    else:
+        properties.append(exp.Property(this=exp.var("security_barrier"), value=exp.true()))
+        if persistent:
+            properties.append(exp.Property(this=exp.var("security_invoker"), value=exp.true()))
     create = exp.Create(
         kind="VIEW",
-        this=exp.to_table(name),
+        this=table,
         expression=body,
-        properties=exp.Properties(expressions=[exp.TemporaryProperty(), barrier]),
+        properties=exp.Properties(expressions=properties),
     )
     target: Any = _barrier_duckdb_dialect() if dialect == "duckdb" else dialect
     return create.sql(dialect=target, unsupported_level=sqlglot.ErrorLevel.RAISE)
@@ -762,6 +802,98 @@ def bounded_table(
             raise result_too_large(limits, rows)
         kept.append(batch)
     return pa.Table.from_batches(kept, schema=schema)
+
+
+class ResultStream:
+    """An engine's result batch by batch, for a face that sends rows as they come (the wire).
+
+    Memory holds one batch: the engine's cursor stays open and the next batch is read when asked
+    for. The caps are those of a collected result (``bounded_table``), counted as batches pass:
+    past ``max_rows`` or ``max_bytes`` the query is stopped and ``ResultTooLarge`` raised, so the
+    client gets an error, never a silently truncated result. ``close()`` (idempotent) ends the
+    query and frees the engine's cursor or connection; so does reading the last batch.
+    """
+
+    def __init__(
+        self,
+        schema: pa.Schema,
+        batches: Iterator[pa.RecordBatch],
+        close: Callable[[], object],
+        limits: ResultLimits,
+    ) -> None:
+        self.schema = schema
+        self._batches = batches
+        self._close = close
+        self._limits = limits
+        self._closed = False
+        self.rows = 0
+        self.bytes = 0
+
+    def next_batch(self) -> pa.RecordBatch | None:
+        """The next batch, or None at the end (the stream is then closed)."""
+        if self._closed:
+            return None
+        try:
+            check_deadline()
+            batch = next(self._batches, None)
+            if batch is None:
+                self.close()
+                return None
+            self.rows += batch.num_rows
+            self.bytes += batch.nbytes
+            if self.rows > self._limits.max_rows or self.bytes > self._limits.max_bytes:
+                raise result_too_large(self._limits, self.rows)
+            return batch
+        except BaseException:
+            self.close()
+            raise
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        while (batch := self.next_batch()) is not None:
+            yield batch
+
+    def read_all(self) -> pa.Table:
+        """Everything that is left, as one table (the caps still apply)."""
+        import pyarrow as pa
+
+        batches = list(self)
+        if all(batch.schema == self.schema for batch in batches):
+            return pa.Table.from_batches(batches, schema=self.schema)
+        # Types inferred per chunk (PostgreSQL's numeric, jsonb…) may differ: widened to one.
+        return pa.concat_tables(
+            [pa.Table.from_batches([batch]) for batch in batches], promote_options="permissive"
+        )
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            close, self._close = self._close, _nothing
+            close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> ResultStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _nothing() -> object:
+    return None
+
+
+def execute_stream(engine: QueryEngine, sql: str) -> ResultStream:
+    """``engine.execute_stream`` where the engine streams; a collected result otherwise."""
+    stream = getattr(engine, "execute_stream", None)
+    if stream is not None:
+        return cast("ResultStream", stream(sql))
+    table = engine.execute(sql)
+    return ResultStream(
+        table.schema, iter(table.to_batches()), _nothing, ResultLimits(2**62, 2**62)
+    )
 
 
 def _is_connection_error(exc: BaseException) -> bool:

@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -37,7 +37,7 @@ from meshgov.engines.base import (
     RESOURCE_LIMIT,
     PortSource,
     QueryFailed,
-    bounded_table,
+    ResultStream,
     check_available,
     check_snapshot,
     collect_port_sources,
@@ -428,6 +428,12 @@ class DuckDBEngine:
         stops at the row or byte cap (``ResultTooLarge``); closing the cursor then ends the
         query. Running out of the memory limit is a ``LimitExceeded`` naming it.
         """
+        with self.execute_stream(sql) as stream:
+            return stream.read_all()
+
+    def execute_stream(self, sql: str) -> ResultStream:
+        """``execute``, batch by batch: the cursor stays open (and the query under its deadline
+        and cancel scope) until the stream is read to its end or closed."""
         check_available(sql, self.dialect, self._unavailable)
         prepared = prepare_query(sql, self.dialect, self._physical, self._barriers)
         self.load(prepared.reads)
@@ -441,29 +447,50 @@ class DuckDBEngine:
             cursor = self._connection.cursor()
         token = _WATCHDOG.watch(cursor, self._timeout_s, self._rss_guard)
         scope = CANCEL_SCOPE.get()
+        finished: list[bool] = []
+
+        def finish() -> bool:
+            """Free the cursor (once); True when the watchdog stopped it for memory."""
+            if finished:
+                return finished[0]
+            if scope is not None:
+                scope.unbind()
+            finished.append(_WATCHDOG.release(token))
+            cursor.close()
+            return finished[0]
+
         try:
             if scope is not None:
                 scope.bind(cursor.interrupt)
             for view in prepared.views:
                 cursor.execute(view)
             reader = cursor.sql(prepared.sql).to_arrow_reader(_FETCH_BATCH_ROWS)
-            return bounded_table(reader, reader.schema, self._limits)
-        except duckdb.Error as exc:
+        except BaseException as exc:
+            raise self._failure(exc, finish()) from None
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from reader
+            except BaseException as exc:
+                raise self._failure(exc, finish()) from None
+
+        return ResultStream(reader.schema, batches(), finish, self._limits)
+
+    def _failure(self, exc: BaseException, over_memory: bool) -> BaseException:
+        """What an error of DuckDB becomes (never its text); others pass unchanged."""
+        if isinstance(exc, duckdb.Error):
             failure = generic_engine_error(exc, self.name)
-        except (pa.ArrowException, OSError) as exc:
+        elif isinstance(exc, pa.ArrowException | OSError):
             # Past the first batch DuckDB's errors come through Arrow's reader as text
             # ("INTERRUPT Error: …", "Out of Memory Error: …"): its class is the words before.
             head = str(exc).split(" Error", 1)[0]
             marker = "".join(word.capitalize() for word in head.split()[:4])
             failure = generic_engine_error(exc, self.name, marker)
-        finally:
-            if scope is not None:
-                scope.unbind()
-            over_memory = _WATCHDOG.release(token)
-            cursor.close()
+        else:
+            return exc
         if over_memory or (isinstance(failure, QueryFailed) and failure.kind == RESOURCE_LIMIT):
-            raise resource_limit_error(self.name, self._limits)
-        raise failure
+            return resource_limit_error(self.name, self._limits)
+        return failure
 
     def execute_unprotected(self, sql: str) -> pa.Table:
         """Run SQL as given, without checks or barriers (benchmarks and tests only); the port

@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import ssl
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,6 +50,9 @@ class WireSettings:
     idle_timeout_seconds: float = 3600.0
     catalogue_dsn: str | None = None
     catalogue_prefix: str = "meshgov_catalogue_"
+    # Worker threads for engine work (queries, reading batches): most of their time is spent
+    # waiting on the engine (PostgreSQL) or in it without the GIL (DuckDB).
+    worker_threads: int = 16
 
 
 class PgListener:
@@ -64,6 +68,9 @@ class PgListener:
             else None
         )
         self.sessions: dict[tuple[int, int], Session] = {}
+        self.executor = ThreadPoolExecutor(
+            settings.worker_threads, thread_name_prefix="meshgov-wire"
+        )
         # Parsed statements by (text, parameter types), shared by sessions: parsing is per
         # text, authorization per principal (in the gateway, cached there).
         self.prepared_cache: dict[tuple[str, tuple[int, ...]], Prepared] = {}
@@ -113,6 +120,7 @@ class PgListener:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
     # ----------------------------------------------------------------- one connection
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -10,10 +10,13 @@ literals in the parsed tree before authorization, never text spliced into SQL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import itertools
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -23,7 +26,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from meshgov.engines.base import CANCEL_SCOPE, CancelScope
+from meshgov.engines.base import CANCEL_SCOPE, CancelScope, ResultStream
 from meshgov.errors import MeshgovError
 from meshgov.pgwire import messages as m
 from meshgov.pgwire.catalogue import (
@@ -55,6 +58,10 @@ log = logging.getLogger("meshgov.pgwire")
 SERVER_VERSION = "15.0 (meshgov)"
 PREPARED_CACHE_SIZE = 2048
 BATCH_ROWS = 4096
+# Batches a data query reads in its first worker call (a small result is then complete).
+READ_AHEAD = 2
+# Batches up to this many rows are encoded on the event loop; larger ones in a worker thread.
+INLINE_ENCODE_ROWS = 2048
 
 # The SQLSTATE of each meshgov error code; anything else is an internal error (XX000).
 SQLSTATES = {
@@ -68,6 +75,9 @@ SQLSTATES = {
     "evaluation_error": "XX000",
     "backend_unavailable": "08006",
     "snapshot_unavailable": "58030",
+    "result_too_large": "54000",
+    "limit_exceeded": "53200",
+    "time_budget_exceeded": "57014",
 }
 
 
@@ -113,9 +123,14 @@ class Prepared:
     catalogue: bool = False
 
 
-@dataclass
+@dataclass(eq=False)
 class Result:
-    """Rows ready to send: fields (name, oid, modifier) and an iterator of encoded rows."""
+    """Rows ready to send: fields (name, oid, modifier) and where the rows come from.
+
+    A data result is the engine's ``ResultStream``: batches are read (in a worker thread) and
+    encoded only as they are sent, so the session holds at most a batch or two of it. Other
+    results (the catalogue, SHOW, FETCH) are rows in ``rows``.
+    """
 
     fields: list[tuple[str, int, int]]
     rows: Iterator[list[Any]]  # values as Python objects (data) or bytes (catalogue)
@@ -123,8 +138,15 @@ class Result:
     tag: str = "SELECT"
     raw_binary: bool = False  # catalogue rows are already bytes in this format
     sent: int = 0
-    table: pa.Table | None = None  # data results: encoded a column at a time when sent
-    messages: Iterator[bytes] | None = None  # DataRow messages, once sending has begun
+    stream: ResultStream | None = None  # data results
+    scope: CancelScope | None = None  # the query's cancel scope while it streams
+    ahead: deque[pa.RecordBatch] = field(default_factory=deque)  # read, not yet encoded
+    pending: deque[bytes] = field(default_factory=deque)  # DataRows encoded, not yet sent
+    row_buffer: deque[list[Any]] = field(default_factory=deque)  # rows of a batch (FETCH, COPY)
+
+    @property
+    def streamed(self) -> bool:
+        return self.stream is not None
 
 
 @dataclass
@@ -174,6 +196,9 @@ class Session:
         self.busy = False
         self.pending_cancel = ""
         self._catalogue_conn: Any = None
+        self._out: list[bytes] = []  # written to the socket at once (Sync, Flush, query end)
+        self._open: set[Result] = set()  # results whose engine stream may still be open
+        self._discarded: list[Result] = []  # to close once the current message is handled
         self._view: VisibleCatalogue | None = None
         self._view_key: tuple[str, str] | None = None
         self._catalogue_db = ""
@@ -184,14 +209,19 @@ class Session:
         skipping = False  # after an error in the extended protocol, until Sync
         while True:
             try:
-                kind, payload = await asyncio.wait_for(read_message(self.reader), idle)
+                # asyncio.timeout, not wait_for: no task per message.
+                async with asyncio.timeout(idle):
+                    kind, payload = await read_message(self.reader)
             except TimeoutError:
                 self.send(m.error_response("57P05", "terminating connection due to idle timeout",
                                            severity="FATAL"))  # fmt: skip
+                self.flush()
                 return
             if kind == b"X":
                 return
             if skipping and kind not in {b"S"}:
+                if kind == b"H":
+                    await self.flush_and_drain()
                 continue
             self.busy, self.pending_cancel = True, ""
             try:
@@ -212,7 +242,7 @@ class Session:
                     self.close(reader.byte(), reader.cstring())
                 elif kind == b"S":
                     skipping = False
-                    self.portals.pop("", None)
+                    self.discard_portal("")
                     self.send(m.ready_for_query(self.state.transaction))
                 elif kind == b"H":
                     pass
@@ -228,6 +258,7 @@ class Session:
                     skipping = True
             except m.ProtocolViolation as exc:
                 self.send(m.error_response("08P01", f"protocol violation: {exc}", severity="FATAL"))
+                self.flush()
                 return
             except (ConnectionError, asyncio.IncompleteReadError):
                 raise
@@ -240,7 +271,15 @@ class Session:
                     skipping = True
             finally:
                 self.busy = False
-            await self.writer.drain()
+            if self._discarded:
+                await self.close_discarded()
+            # Replies are written when the client waits for them (PostgreSQL's own rule): at a
+            # Sync, a Flush, the end of a simple query; the extended protocol's messages before
+            # a Sync are answered in one write.
+            # An error is written at once (as PostgreSQL does), whatever follows.
+            if kind in {b"Q", b"S", b"H"} or skipping or len(self._out) > 64:
+                self.flush()
+                await self.writer.drain()
 
     def cancel(self, reason: str) -> None:
         """A CancelRequest for this session (from another connection)."""
@@ -250,7 +289,52 @@ class Session:
             self.pending_cancel = reason
 
     def send(self, data: bytes) -> None:
-        self.writer.write(data)
+        self._out.append(data)
+
+    def flush(self) -> None:
+        """Write what is buffered in one socket write."""
+        if self._out:
+            data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
+            self._out.clear()
+            self.writer.write(data)
+
+    async def flush_and_drain(self) -> None:
+        self.flush()
+        await self.writer.drain()
+
+    def discard(self, result: Result | None) -> None:
+        """``result`` will not be read further: its engine stream is closed after this message."""
+        if result is not None and result in self._open:
+            self._discarded.append(result)
+
+    def discard_portal(self, name: str) -> None:
+        portal = self.portals.pop(name, None)
+        if portal is not None:
+            self.discard(portal.result)
+
+    def discard_cursors(self) -> None:
+        for cursor in self.cursors.values():
+            self.discard(cursor.result)
+        self.cursors.clear()
+
+    async def close_discarded(self) -> None:
+        closing, self._discarded = self._discarded, []
+        await self.close_results(closing)
+
+    async def close_results(self, results: Sequence[Result]) -> None:
+        streams = []
+        for result in results:
+            self._open.discard(result)
+            if result.stream is not None and not result.stream.closed:
+                streams.append(result.stream)
+        if streams:
+            # Closing may stop the engine's query (PostgreSQL: cancel, then drain).
+
+            def close() -> None:
+                for stream in streams:
+                    stream.close()
+
+            await asyncio.to_thread(close)
 
     def fail(self, exc: WireError) -> None:
         if self.state.transaction == b"T":
@@ -258,6 +342,9 @@ class Session:
         self.send(m.error_response(exc.sqlstate, exc.message, hint=exc.hint))
 
     async def close_session(self) -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            self.flush()
+        await self.close_results(list(self._open))
         conn, self._catalogue_conn = self._catalogue_conn, None
         if conn is not None:
             await asyncio.to_thread(conn.close)
@@ -317,6 +404,7 @@ class Session:
             except ParameterError as exc:
                 raise WireError("22P02", str(exc)) from None
             tree = bind_parameters(tree, literals)
+        self.discard_portal(message.portal)
         self.portals[message.portal] = Portal(prepared, message.result_formats, tree)
         self.send(m.BIND_COMPLETE)
 
@@ -372,7 +460,7 @@ class Session:
         if target == b"S":
             self.statements.pop(name, None)
         elif target == b"P":
-            self.portals.pop(name, None)
+            self.discard_portal(name)
         else:
             raise WireError("08P01", "Close needs 'S' or 'P'")
         self.send(m.CLOSE_COMPLETE)
@@ -459,7 +547,9 @@ class Session:
         probe = exp.select("*").from_(inner.subquery("meshgov_describe")).limit(0)
         if prepared.catalogue:
             return (await self.catalogue_query(probe, binary=False)).fields
-        return (await self.data_query(probe)).fields
+        result = await self.data_query(probe)
+        await self.close_results([result])
+        return result.fields
 
     async def run_statement(self, prepared: Prepared, tree: exp.Expression | None) -> Result | None:
         statement = prepared.statement
@@ -478,17 +568,21 @@ class Session:
                 result = await self.catalogue_query(tree, binary=False)
             else:
                 result = await self.data_query(tree)
+            if statement.name in self.cursors:
+                self.discard(self.cursors[statement.name].result)
             self.cursors[statement.name] = Cursor(result, statement.binary)
             self.send(m.command_complete("DECLARE CURSOR"))
             return None
         if kind in {"fetch", "move"}:
-            return self.fetch(statement)
+            return await self.fetch(statement)
         if kind == "close":
             if statement.name:
-                if self.cursors.pop(statement.name, None) is None:
+                closed = self.cursors.pop(statement.name, None)
+                if closed is None:
                     raise WireError("34000", f"cursor {statement.name!r} does not exist")
+                self.discard(closed.result)
             else:
-                self.cursors.clear()
+                self.discard_cursors()
             self.send(m.command_complete("CLOSE CURSOR" + ("" if statement.name else " ALL")))
             return None
         if kind == "show":
@@ -507,7 +601,7 @@ class Session:
                 state.transaction = b"T" if state.transaction != b"I" else b"I"
             else:
                 state.transaction = b"I"
-                self.cursors.clear()
+                self.discard_cursors()
             tag = "COMMIT" if kind == "commit" else "ROLLBACK"
         elif kind in {"savepoint", "release"}:
             tag = kind.upper()
@@ -524,7 +618,7 @@ class Session:
             tag = "RESET"
         elif kind == "discard":
             self.statements = {k: v for k, v in self.statements.items() if not k}
-            self.cursors.clear()
+            self.discard_cursors()
             tag = "DISCARD " + (statement.name or "ALL")
         elif kind == "deallocate":
             if statement.name.upper() == "ALL":
@@ -574,15 +668,12 @@ class Session:
             tag="SHOW",
         )
 
-    def fetch(self, statement: Statement) -> Result:
+    async def fetch(self, statement: Statement) -> Result:
         cursor = self.cursors.get(statement.name)
         if cursor is None:
             raise WireError("34000", f'cursor "{statement.name}" does not exist')
         source = cursor.result
-        count = statement.count
-        taken = (
-            list(itertools.islice(source.rows, count)) if count is not None else list(source.rows)
-        )
+        taken = await self.take_rows(source, statement.count)
         if statement.kind == "move":
             self.send(m.command_complete(f"MOVE {len(taken)}"))
             return Result([], iter(()), None, tag="fetch_done")
@@ -599,12 +690,87 @@ class Session:
             "purpose": state.purpose,
             "application": state.settings.get("application_name", ""),
         }
-        table = await self.guarded(
-            lambda: service.execute(
+
+        def start() -> tuple[ResultStream, deque[pa.RecordBatch]]:
+            stream = service.execute_stream(
                 state.principal, sql_text, state.purpose, "postgres", kind="wire", context=context
             )[0]
+            # Read ahead up to two batches in this thread: a small result is then complete
+            # (and its engine cursor or connection free) without another hop to a thread.
+            ahead: deque[pa.RecordBatch] = deque()
+            try:
+                while len(ahead) < READ_AHEAD and (batch := stream.next_batch()) is not None:
+                    ahead.append(batch)
+            except BaseException:
+                stream.close()
+                raise
+            return stream, ahead
+
+        scope = CancelScope()
+        stream, ahead = await self.guarded(start, scope)
+        types = [pg_type(f.type) for f in stream.schema]
+        fields = [(f.name, t.oid, t.modifier) for f, t in zip(stream.schema, types, strict=True)]
+        result = Result(
+            fields,
+            iter(()),
+            [(t.text, t.binary) for t in types],
+            tag="SELECT",
+            stream=stream,
+            scope=scope,
+            ahead=ahead,
         )
-        return table_result(table)
+        if not stream.closed:
+            self._open.add(result)
+        return result
+
+    async def next_batch(self, result: Result) -> pa.RecordBatch | None:
+        """The next batch of a data result (read in a worker thread under its cancel scope)."""
+        if result.ahead:
+            return result.ahead.popleft()
+        stream = result.stream
+        if stream is None or stream.closed:
+            return None
+        batch: pa.RecordBatch | None = await self.guarded(stream.next_batch, result.scope)
+        return batch
+
+    async def next_messages(self, result: Result, binary_columns: list[bool]) -> list[bytes]:
+        """The DataRows of the next batch ([] at the end); a large batch is read and encoded in
+        a worker thread, keeping the event loop free for the other sessions."""
+        assert result.encoders is not None
+        encoders = result.encoders
+        if result.ahead and result.ahead[0].num_rows <= INLINE_ENCODE_ROWS:
+            return encode_batch(result.ahead.popleft(), encoders, binary_columns)
+        stream = result.stream
+
+        def work() -> list[bytes]:
+            if result.ahead:
+                batch: pa.RecordBatch | None = result.ahead.popleft()
+            elif stream is None or stream.closed:
+                return []
+            else:
+                batch = stream.next_batch()
+            return [] if batch is None else encode_batch(batch, encoders, binary_columns)
+
+        messages: list[bytes] = await self.guarded(work, result.scope)
+        return messages
+
+    async def take_rows(self, result: Result, count: int | None) -> list[list[Any]]:
+        """Up to ``count`` rows (all when None) of a result, as Python values."""
+        if not result.streamed and not result.ahead:
+            rows = result.rows
+            return list(itertools.islice(rows, count)) if count is not None else list(rows)
+        taken: list[list[Any]] = []
+        while count is None or len(taken) < count:
+            if not result.row_buffer:
+                batch = await self.next_batch(result)
+                if batch is None:
+                    break
+                result.row_buffer.extend(batch_rows(batch))
+                continue
+            want = len(result.row_buffer) if count is None else count - len(taken)
+            for _ in range(min(want, len(result.row_buffer))):
+                taken.append(result.row_buffer.popleft())
+        return taken
 
     async def catalogue_query(self, tree: exp.Expression, *, binary: bool) -> Result:
         listener = self.listener
@@ -668,9 +834,10 @@ class Session:
         self._view_key = revision_key
         return self._view
 
-    async def guarded(self, work: Callable[[], Any]) -> Any:
-        """Run ``work`` in a thread under a cancel scope (CancelRequest, statement_timeout)."""
-        scope = CancelScope()
+    async def guarded(self, work: Callable[[], Any], scope: CancelScope | None = None) -> Any:
+        """Run ``work`` in a worker thread under a cancel scope (CancelRequest,
+        statement_timeout); ``scope``: the one a streaming query's engine bound at its start."""
+        scope = scope or CancelScope()
         if self.pending_cancel:
             scope.cancel(self.pending_cancel)
         self.scope = scope
@@ -683,7 +850,9 @@ class Session:
             )
         started = time.perf_counter()
         try:
-            return await asyncio.to_thread(work)
+            loop = asyncio.get_running_loop()
+            context = contextvars.copy_context()
+            return await loop.run_in_executor(self.listener.executor, context.run, work)
         except MeshgovError as exc:
             if scope.cancelled:
                 raise WireError("57014", scope.reason) from None
@@ -697,10 +866,18 @@ class Session:
 
     async def copy_out(self, statement: Statement, tree: exp.Expression) -> Result | None:
         result = await self.data_query(tree)
+        try:
+            await self._copy_out(statement, result)
+        finally:
+            await self.close_results([result])
+        return None
+
+    async def _copy_out(self, statement: Statement, result: Result) -> None:
         columns = len(result.fields)
         binary = statement.binary
         self.send(m.copy_out_response(binary, columns))
         assert result.encoders is not None
+        encoders = result.encoders
         count = 0
         header = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
         csv = statement.options.get("format") == "csv"
@@ -708,35 +885,34 @@ class Session:
             self.send(
                 m.copy_data(",".join(csv_field(f[0]) for f in result.fields).encode() + b"\n")
             )
-        for row in result.rows:
-            if binary:
-                cells = [
-                    b"\xff\xff\xff\xff" if value is None else _len(enc[1](value)) + enc[1](value)
-                    for value, enc in zip(row, result.encoders, strict=True)
-                ]
-                # The header travels in the same CopyData as the first row (ADBC needs it).
-                prefix = header if count == 0 else b""
-                self.send(m.copy_data(prefix + len(row).to_bytes(2, "big") + b"".join(cells)))
-            elif csv:
-                line = ",".join(
-                    "" if v is None else csv_field(enc[0](v).decode())
-                    for v, enc in zip(row, result.encoders, strict=True)
-                )
-                self.send(m.copy_data(line.encode() + b"\n"))
-            else:
-                line = "\t".join(
-                    "\\N" if v is None else copy_text(enc[0](v).decode())
-                    for v, enc in zip(row, result.encoders, strict=True)
-                )
-                self.send(m.copy_data(line.encode() + b"\n"))
-            count += 1
-            if count % BATCH_ROWS == 0:
-                await self.writer.drain()
+        while rows := await self.take_rows(result, BATCH_ROWS):
+            for row in rows:
+                if binary:
+                    cells = [
+                        _NULL_CELL if value is None else _len(enc[1](value)) + enc[1](value)
+                        for value, enc in zip(row, encoders, strict=True)
+                    ]
+                    # The header travels in the same CopyData as the first row (ADBC needs it).
+                    prefix = header if count == 0 else b""
+                    self.send(m.copy_data(prefix + len(row).to_bytes(2, "big") + b"".join(cells)))
+                elif csv:
+                    line = ",".join(
+                        "" if v is None else csv_field(enc[0](v).decode())
+                        for v, enc in zip(row, encoders, strict=True)
+                    )
+                    self.send(m.copy_data(line.encode() + b"\n"))
+                else:
+                    line = "\t".join(
+                        "\\N" if v is None else copy_text(enc[0](v).decode())
+                        for v, enc in zip(row, encoders, strict=True)
+                    )
+                    self.send(m.copy_data(line.encode() + b"\n"))
+                count += 1
+            await self.flush_and_drain()
         if binary:
             self.send(m.copy_data((header if count == 0 else b"") + b"\xff\xff"))
         self.send(m.COPY_DONE)
         self.send(m.command_complete(f"COPY {count}"))
-        return None
 
     async def send_rows(self, result: Result, formats: Sequence[int], max_rows: int | None) -> None:
         if result.tag == "fetch_done":
@@ -746,7 +922,7 @@ class Session:
             return
         width = len(result.fields)
         binary_columns = [m.format_of(formats, i) == 1 for i in range(width)]
-        if result.table is not None and result.encoders is not None:
+        if result.streamed and result.encoders is not None:
             await self.send_data_rows(result, binary_columns, max_rows)
             return
         sent = 0
@@ -776,7 +952,7 @@ class Session:
             sent += 1
             result.sent += 1
             if sent % BATCH_ROWS == 0:
-                await self.writer.drain()
+                await self.flush_and_drain()
             if max_rows is not None and sent >= max_rows:
                 self.send(m.PORTAL_SUSPENDED)
                 return
@@ -788,27 +964,31 @@ class Session:
     async def send_data_rows(
         self, result: Result, binary_columns: list[bool], max_rows: int | None
     ) -> None:
-        """A data result's rows, encoded a batch and a column at a time, written a batch at a
-        time (the per-value cost is what limits large results)."""
-        assert result.table is not None and result.encoders is not None
-        if result.messages is None:
-            result.messages = encoded_rows(result.table, result.encoders, binary_columns)
+        """A data result's rows, a batch at a time: read from the engine's stream, encoded a
+        column at a time, written in one buffered write per batch, and drained before the next
+        (memory: about a batch, whatever the size of the result)."""
         sent = 0
-        chunk: list[bytes] = []
-        for message in result.messages:
-            chunk.append(message)
-            sent += 1
-            if len(chunk) >= BATCH_ROWS:
-                self.writer.write(b"".join(chunk))
-                chunk.clear()
-                await self.writer.drain()
-            if max_rows is not None and sent >= max_rows:
-                break
-        self.writer.write(b"".join(chunk))
+        pending = result.pending
+        while max_rows is None or sent < max_rows:
+            if not pending:
+                messages = await self.next_messages(result, binary_columns)
+                if not messages:
+                    break
+                pending.extend(messages)
+            take = len(pending) if max_rows is None else min(len(pending), max_rows - sent)
+            if take == len(pending):
+                self.send(b"".join(pending))
+                pending.clear()
+            else:
+                self.send(b"".join(pending.popleft() for _ in range(take)))
+            sent += take
+            if self.writer.transport.get_write_buffer_size() or len(self._out) > 2:
+                await self.flush_and_drain()
         result.sent += sent
         if max_rows is not None and sent >= max_rows:
             self.send(m.PORTAL_SUSPENDED)
             return
+        self._open.discard(result)
         self.send(m.command_complete(f"SELECT {result.sent}"))
 
 
@@ -823,7 +1003,12 @@ def encode_column(
     array: pa.Array, encoders: tuple[Callable[[Any], bytes], Callable[[Any], bytes]], binary: bool
 ) -> list[bytes | None]:
     """One column of a batch as the cells of its DataRows (None for SQL null)."""
-    if not binary and any(match(array.type) for match in _ARROW_TEXT_MATCHES_POSTGRES):
+    # pyarrow's cast has a fixed cost (tens of microseconds): worth it past a few rows.
+    if (
+        not binary
+        and len(array) > 32
+        and any(match(array.type) for match in _ARROW_TEXT_MATCHES_POSTGRES)
+    ):
         import pyarrow.compute as pc
 
         return [None if v is None else v.encode() for v in pc.cast(array, pa.string()).to_pylist()]
@@ -831,28 +1016,30 @@ def encode_column(
     return [None if v is None else encode(v) for v in array.to_pylist()]
 
 
-def encoded_rows(
-    table: pa.Table,
+def encode_batch(
+    batch: pa.RecordBatch,
     encoders: Sequence[tuple[Callable[[Any], bytes], Callable[[Any], bytes]]],
     binary_columns: Sequence[bool],
-) -> Iterator[bytes]:
-    """DataRow messages of ``table``, one batch at a time (memory: one batch of cells)."""
+) -> list[bytes]:
+    """The DataRow messages of one batch, encoded a column at a time."""
     width = len(encoders)
     count = width.to_bytes(2, "big")
-    for batch in table.to_batches(max_chunksize=BATCH_ROWS):
-        columns = [
-            encode_column(batch.column(i), encoders[i], binary_columns[i]) for i in range(width)
-        ]
-        for cells in zip(*columns, strict=True):
-            parts = [count]
-            for cell in cells:
-                if cell is None:
-                    parts.append(_NULL_CELL)
-                else:
-                    parts.append(len(cell).to_bytes(4, "big"))
-                    parts.append(cell)
-            body = b"".join(parts)
-            yield b"D" + (len(body) + 4).to_bytes(4, "big") + body
+    columns = [encode_column(batch.column(i), encoders[i], binary_columns[i]) for i in range(width)]
+    messages: list[bytes] = []
+    append = messages.append
+    for cells in zip(*columns, strict=True):
+        parts = [count]
+        for cell in cells:
+            if cell is None:
+                parts.append(_NULL_CELL)
+            else:
+                parts.append(len(cell).to_bytes(4, "big"))
+                parts.append(cell)
+        body = b"".join(parts)
+        append(b"D" + (len(body) + 4).to_bytes(4, "big") + body)
+    if width == 0:
+        messages = [b"D\x00\x00\x00\x06\x00\x00"] * batch.num_rows
+    return messages
 
 
 async def read_message(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
@@ -914,17 +1101,11 @@ def bind_parameters(tree: exp.Expression, literals: Sequence[exp.Expression]) ->
     return bound
 
 
-def table_result(table: pa.Table) -> Result:
-    types = [pg_type(f.type) for f in table.schema]
-    fields = [(f.name, t.oid, t.modifier) for f, t in zip(table.schema, types, strict=True)]
-    encoders = [(t.text, t.binary) for t in types]
-    return Result(fields, iter_rows(table), encoders, tag="SELECT", table=table)
-
-
-def iter_rows(table: pa.Table) -> Iterator[list[Any]]:
-    for batch in table.to_batches(max_chunksize=BATCH_ROWS):
-        columns = [column.to_pylist() for column in batch.columns]
-        yield from (list(row) for row in zip(*columns, strict=True))
+def batch_rows(batch: pa.RecordBatch) -> Iterator[list[Any]]:
+    columns = [column.to_pylist() for column in batch.columns]
+    if not columns:
+        return iter([[] for _ in range(batch.num_rows)])
+    return (list(row) for row in zip(*columns, strict=True))
 
 
 def fields_of(result: Result) -> list[m.Field]:

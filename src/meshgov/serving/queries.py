@@ -10,7 +10,7 @@ from sqlglot import exp
 from meshgov.core.principal import Principal
 from meshgov.core.sql.model import AccessDecision, PortRef, ports_of
 from meshgov.errors import AccessDenied, InputError, MeshgovError
-from meshgov.execution import run_secure_sql, structural_barrier
+from meshgov.execution import run_secure_sql, run_secure_stream, structural_barrier
 from meshgov.gateway import Authorization
 from meshgov.limits import ResultLimits
 from meshgov.serving.decisions import DecisionLogging, logged_outcome, request_digest
@@ -19,7 +19,7 @@ from meshgov.serving.state import ServingState
 log = logging.getLogger("meshgov.service")
 
 if TYPE_CHECKING:
-    from meshgov.engines.base import QueryEngine
+    from meshgov.engines.base import QueryEngine, ResultStream
 
 
 class Queries(DecisionLogging):
@@ -108,6 +108,36 @@ class Queries(DecisionLogging):
         context: dict[str, Any] | None = None,
     ) -> tuple[Any, Authorization, str]:
         """Authorize, then run the secure SQL on the engine → (Arrow table, authorization, id)."""
+        engine, authorization, decision_id = self._authorized(
+            principal, sql, purpose, read_dialect, kind, context
+        )
+        return run_secure_sql(engine, authorization.sql or ""), authorization, decision_id
+
+    def execute_stream(
+        self,
+        principal: Principal,
+        sql: str,
+        purpose: str | None,
+        read_dialect: str | None,
+        *,
+        kind: str = "execute",
+        context: dict[str, Any] | None = None,
+    ) -> tuple[ResultStream, Authorization, str]:
+        """``execute`` with the rows as a stream of Arrow batches (the caller closes it)."""
+        engine, authorization, decision_id = self._authorized(
+            principal, sql, purpose, read_dialect, kind, context
+        )
+        return run_secure_stream(engine, authorization.sql or ""), authorization, decision_id
+
+    def _authorized(
+        self,
+        principal: Principal,
+        sql: str,
+        purpose: str | None,
+        read_dialect: str | None,
+        kind: str,
+        context: dict[str, Any] | None,
+    ) -> tuple[QueryEngine, Authorization, str]:
         state = self.state
         engine = self.query_engine(state)
         # One state for the whole request: an activation meanwhile does not mix revisions.
@@ -127,7 +157,7 @@ class Queries(DecisionLogging):
             raise authorization.refusal()
         if not authorization.sql:
             raise AccessDenied("the gateway returned no SQL to run")
-        return run_secure_sql(engine, authorization.sql), authorization, decision_id
+        return engine, authorization, decision_id
 
     def visible_tables(
         self, principal: Principal, purpose: str | None
