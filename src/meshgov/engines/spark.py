@@ -618,7 +618,8 @@ def _sqlglot_relations(statement: Any) -> Counter[tuple[str, ...]]:
 
 def _walk_relations(plan: Any) -> list[tuple[tuple[str, ...], bool]]:
     """Every ``UnresolvedRelation`` of a parsed plan (children, CTE definitions, subquery
-    expressions), as (name, has options), read from the JVM objects."""
+    expressions), as (name, has options), read from the JVM objects (Spark's JSON writes
+    options as null)."""
     found: list[tuple[tuple[str, ...], bool]] = []
     pending = [plan]
     while pending:
@@ -627,7 +628,9 @@ def _walk_relations(plan: Any) -> list[tuple[tuple[str, ...], bool]]:
             identifier = node.multipartIdentifier()
             parts = tuple(str(identifier.apply(i)).lower() for i in range(identifier.size()))
             found.append((parts, not node.options().isEmpty()))
-        for method in ("children", "innerChildren", "subqueries"):
+        # innerChildren: a plan's subquery expressions (QueryPlan's default), a WITH's CTE
+        # definitions. A relation the walk missed makes its count differ from the JSON's.
+        for method in ("children", "innerChildren"):
             sequence = getattr(node, method)()
             pending.extend(sequence.apply(i) for i in range(sequence.size()))
     return found
