@@ -566,12 +566,14 @@ def _on_views(sql: str, views: dict[str, str]) -> str:
     for table in list(tree.find_all(sqlglot.exp.Table)):
         name = ".".join(p.name.lower() for p in table.parts)
         if name in views:
-            alias = table.args.get("alias") or sqlglot.exp.TableAlias(
-                this=sqlglot.exp.to_identifier(table.name)
-            )
-            table.replace(sqlglot.exp.to_table(views[name]).as_(alias.this))
-            if alias.columns:
-                raise AssertionError("no column-list alias on a product table in these cases")
+            # Renamed in place: a parenthesised join hangs its joins on the table node.
+            if not table.args.get("alias"):
+                table.set(
+                    "alias", sqlglot.exp.TableAlias(this=sqlglot.exp.to_identifier(table.name))
+                )
+            table.set("this", sqlglot.exp.to_identifier(views[name]))
+            table.set("db", None)
+            table.set("catalog", None)
     return tree.sql(dialect="spark")
 
 

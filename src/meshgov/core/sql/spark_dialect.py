@@ -1,4 +1,4 @@
-"""sqlglot's Spark dialect, where its generator writes what Spark 4 does not read.
+"""sqlglot's Spark dialect, where it reads or writes Spark 4 (ANSI on) differently from Spark.
 
 Used wherever meshgov reads or writes the ``spark`` dialect (``parse._dialect``): the gateway's
 rewrite, the final check's re-parse and the Spark engine's own generation agree on the text.
@@ -10,9 +10,16 @@ from typing import Any, ClassVar
 
 from sqlglot import exp
 from sqlglot.dialects.spark import Spark
+from sqlglot.parsers.spark import SparkParser
 
 
 class MeshgovSpark(Spark):
+    class Parser(SparkParser):
+        # Spark 4 runs with ANSI on (the engine locks it): CAST fails on bad input. sqlglot's
+        # Spark reads CAST as a non-failing TryCast (Spark 3's default), which would let a cast
+        # that can fail on a hidden row pass as one that cannot.
+        STRICT_CAST = True
+
     class Generator(Spark.Generator):  # type: ignore[misc,valid-type]
         TRANSFORMS: ClassVar[dict[type[exp.Expr], Any]] = {
             **Spark.Generator.TRANSFORMS,
