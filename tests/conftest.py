@@ -99,6 +99,8 @@ def spark_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         {
             "spark.sql.warehouse.dir": str(warehouse),
             "spark.eventLog.enabled": "true",
+            "spark.eventLog.compress": "false",  # searched as text (Spark 4 compresses: zstd)
+            "spark.sql.shuffle.partitions": "2",  # small tables, two cores
             "spark.eventLog.dir": _spark_event_log_dir(tmp_path_factory).as_uri(),
         },
     )

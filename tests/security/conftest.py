@@ -120,8 +120,11 @@ def reduced_tables(gateway: Any, duckdb_engine: QueryEngine) -> dict[str, pa.Tab
 
 @pytest.fixture
 def reduced(engine: QueryEngine, request: pytest.FixtureRequest) -> Any:
-    """The reduced world on the engine's kind: a DuckDB connection, or a PostgreSQL DSN."""
-    fixture = "reduced_duckdb" if engine.name == "duckdb" else "reduced_postgres"
+    """The reduced world on the engine's kind: a DuckDB connection, a PostgreSQL DSN, or the
+    Spark session holding the reduced tables."""
+    fixture = {"duckdb": "reduced_duckdb", "spark": "reduced_spark"}.get(
+        engine.name, "reduced_postgres"
+    )
     return request.getfixturevalue(fixture)
 
 
@@ -202,3 +205,18 @@ def reduced_postgres(
         yield dsn
     finally:
         postgres.drop_database(pg_admin_dsn, name)
+
+
+@pytest.fixture(scope="session")
+def reduced_spark(
+    spark_session: Any, reduced_tables: dict[str, pa.Table]
+) -> Iterator[tuple[Any, dict[str, str]]]:
+    """The reduced tables as temporary views of the run's Spark session (uniquely named; the
+    barrier tests read them instead of the product tables): the session and name → view."""
+    prefix = f"meshgov_reduced_{uuid.uuid4().hex[:8]}"
+    views = {name: f"{prefix}_{name.replace('.', '_')}" for name in reduced_tables}
+    for name, table in reduced_tables.items():
+        spark_session.createDataFrame(table).createOrReplaceTempView(views[name])
+    yield spark_session, views
+    for view in views.values():
+        spark_session.catalog.dropTempView(view)

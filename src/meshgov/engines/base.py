@@ -635,8 +635,15 @@ def prepare_query(
             # The subquery node stays where it is (its alias, joins hung on it, its parent):
             # only its body is swapped for a read of the view.
             subquery.set("this", exp.select("*").from_(table))
+    # The dialect as the gateway writes it (Spark: with meshgov's corrections).
+    from meshgov.core.sql.parse import _dialect
+
     return PreparedQuery(
-        tuple(views), statement.sql(dialect=dialect), reads, shadowed, view_names=tuple(names)
+        tuple(views),
+        statement.sql(dialect=_dialect(dialect)),
+        reads,
+        shadowed,
+        view_names=tuple(names),
     )
 
 

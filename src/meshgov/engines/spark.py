@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,6 +79,8 @@ LOCKED_CONF: dict[str, str] = {
     "spark.sql.runSQLOnFiles": "false",
     "spark.sql.variable.substitute": "false",
     "spark.sql.scripting.enabled": "false",
+    # A back-quoted name is a name, never a column regex (which could select hidden columns).
+    "spark.sql.parser.quotedRegexColumnNames": "false",
     "spark.sql.ansi.enabled": "true",
     "spark.sql.session.timeZone": "UTC",
 }
@@ -125,11 +128,17 @@ DENIED_FUNCTIONS = frozenset(
         "java_method", "try_reflect", "raise_error", "assert_true", "current_user", "user",
         "session_user", "read_files", "current_catalog", "current_database", "current_schema",
         "sql_keywords", "collations", "version", "try_aes_decrypt", "aes_decrypt", "aes_encrypt",
+        # IDENTIFIER('db.t') names a table or column in a string: Spark's parser turns it into a
+        # relation sqlglot never saw (it reads a function), past the gateway's rewrite.
+        "identifier",
     }
 )  # fmt: skip
 # Table-valued functions that only generate rows.
 _SAFE_TVFS = frozenset({"range", "explode", "explode_outer", "posexplode", "inline", "stack"})
 _METADATA_COLUMN = "_metadata"
+# Characters that make a back-quoted name a regex when quotedRegexColumnNames is on (locked off;
+# the guard refuses such names anyway).
+_REGEX_CHARACTERS = frozenset("()[]{}?*+|^$\\")
 
 # Spark error conditions → the class the user is told (the message itself is withheld).
 _CONDITION_KINDS: tuple[tuple[tuple[str, ...], str], ...] = (
@@ -317,10 +326,10 @@ class SparkEngine:
         # No barrier views (Spark has none): ``structural_barrier`` is False, so the gateway has
         # already denied every expression that could fail before a row filter.
         prepared = prepare_query(sql, self.dialect, self._physical, False)
-        statement = require_single_query(prepared.sql, self.dialect)
-        _audit_spark_functions(statement)
         if not self._connect:
             self.guard(prepared.sql)
+        else:
+            _audit_spark_functions(require_single_query(prepared.sql, self.dialect))
         return prepared.sql
 
     def execute(self, sql: str) -> pa.Table:
@@ -337,14 +346,27 @@ class SparkEngine:
 
     def _run(self, text: str) -> pa.Table:
         tag = f"meshgov-{uuid.uuid4().hex}"
-        timer = threading.Timer(self._timeout_s, self._interrupt, args=(tag,))
+        timed_out, done = threading.Event(), threading.Event()
+
+        def stop() -> None:
+            # A query may start its jobs one after another (a broadcast, then the collect), and a
+            # job that had not started at the first cancel would run: cancel until it ends.
+            while not done.is_set():
+                self._interrupt(tag)
+                done.wait(0.2)
+
+        def on_timeout() -> None:
+            timed_out.set()
+            stop()
+
+        timer = threading.Timer(self._timeout_s, on_timeout)
         timer.daemon = True
         scope = CANCEL_SCOPE.get()
         with self._tagged(tag):
             timer.start()
             try:
                 if scope is not None:  # a client's cancel or a session timeout interrupts the tag
-                    scope.bind(lambda: self._interrupt(tag))
+                    scope.bind(lambda: threading.Thread(target=stop, daemon=True).start())
                 table: pa.Table = self._session.sql(text).toArrow()
                 return table
             except MeshgovError:
@@ -352,36 +374,76 @@ class SparkEngine:
             except Exception as exc:
                 if scope is not None and scope.cancelled:
                     raise QueryFailed(scope.reason, kind="cancelled") from None
+                if timed_out.is_set():
+                    raise QueryFailed(
+                        f"the query was cancelled after the statement timeout "
+                        f"({self._timeout_s:g} s)",
+                        kind="timeout",
+                    ) from None
                 raise spark_error(exc) from None
             finally:
+                done.set()
                 if scope is not None:
                     scope.unbind()
                 timer.cancel()
 
     @contextlib.contextmanager
     def _tagged(self, tag: str) -> Iterator[None]:
-        self._session.addTag(tag)
+        """Tag the jobs this query starts. A classic session's job tags are properties of the
+        JVM thread that submits them (py4j pins one JVM thread to each Python thread), so the tag
+        is set here, on the thread that runs the query, and removed after it; Spark Connect tags
+        the operation on the server."""
+        if self._connect:
+            self._session.addTag(tag)
+        else:
+            context = self._session.sparkContext
+            context.setInterruptOnCancel(True)
+            context.addJobTag(tag)
         try:
             yield
         finally:
             with contextlib.suppress(Exception):
-                self._session.removeTag(tag)
+                if self._connect:
+                    self._session.removeTag(tag)
+                else:
+                    self._session.sparkContext.removeJobTag(tag)
 
     def _interrupt(self, tag: str) -> None:
+        """Cancel every job carrying the tag (from any thread: a timer, a client's cancel)."""
         with contextlib.suppress(Exception):
-            self._session.interruptTag(tag)
+            if self._connect:
+                self._session.interruptTag(tag)
+            else:
+                self._session.sparkContext.cancelJobsWithTag(tag)
 
     def guard(self, text: str) -> None:
         """Spark's parser on the exact text: only query nodes, port tables or CTEs, no file
-        columns or functions (what ``spark.sql`` would otherwise run as a command at call time)."""
+        columns or functions (what ``spark.sql`` would otherwise run as a command at call time),
+        and exactly the tables sqlglot read in the same text (``IDENTIFIER('db.t')`` is a table
+        to Spark's parser and a function to sqlglot: any such disagreement is refused)."""
+        statement = require_single_query(text, self.dialect)
+        _audit_spark_functions(statement)
         try:
-            parser = self._session._jsparkSession.sessionState().sqlParser()
-            document = json.loads(parser.parsePlan(text).toJSON())
+            plan = self._session._jsparkSession.sessionState().sqlParser().parsePlan(text)
+            document = json.loads(plan.toJSON())
         except Exception as exc:
             raise spark_error(exc) from None
         ctes: set[str] = set()
         _collect_cte_names(document, ctes)
-        _check_plan_nodes(document, self._physical, ctes)
+        relations = _check_plan_nodes(document, self._physical, ctes)
+        refused = SqlUnsupportedError(
+            "the spark engine runs only read-only queries on product tables"
+        )
+        if relations != _sqlglot_relations(statement):
+            raise refused
+        # Spark's JSON writes a relation's options (``t WITH (path '/etc')``) as null: ask the
+        # plan objects themselves, and check the walk saw every relation the JSON has.
+        try:
+            walked = _walk_relations(plan)
+        except Exception:
+            raise refused from None
+        if Counter(parts for parts, _ in walked) != relations or any(o for _, o in walked):
+            raise refused
 
     def close(self) -> None:
         with self._lock:
@@ -543,8 +605,43 @@ def _collect_cte_names(document: Any, into: set[str]) -> None:
                 into.add(str(identifier["name"]).lower())
 
 
-def _check_plan_nodes(document: Any, physical: frozenset[tuple[str, ...]], ctes: set[str]) -> None:
+def _sqlglot_relations(statement: Any) -> Counter[tuple[str, ...]]:
+    """The tables (and CTE references) sqlglot reads in the statement, by lower-cased name."""
+    from sqlglot import exp
+
+    return Counter(
+        tuple(part.name.lower() for part in table.parts)
+        for table in statement.find_all(exp.Table)
+        if not isinstance(table.this, exp.Func)
+    )
+
+
+def _walk_relations(plan: Any) -> list[tuple[tuple[str, ...], bool]]:
+    """Every ``UnresolvedRelation`` of a parsed plan (children, CTE definitions, subquery
+    expressions), as (name, has options), read from the JVM objects (Spark's JSON writes
+    options as null)."""
+    found: list[tuple[tuple[str, ...], bool]] = []
+    pending = [plan]
+    while pending:
+        node = pending.pop()
+        if _simple(str(node.getClass().getName())) == "UnresolvedRelation":
+            identifier = node.multipartIdentifier()
+            parts = tuple(str(identifier.apply(i)).lower() for i in range(identifier.size()))
+            found.append((parts, not node.options().isEmpty()))
+        # innerChildren: a plan's subquery expressions (QueryPlan's default), a WITH's CTE
+        # definitions. A relation the walk missed makes its count differ from the JSON's.
+        for method in ("children", "innerChildren"):
+            sequence = getattr(node, method)()
+            pending.extend(sequence.apply(i) for i in range(sequence.size()))
+    return found
+
+
+def _check_plan_nodes(
+    document: Any, physical: frozenset[tuple[str, ...]], ctes: set[str]
+) -> Counter[tuple[str, ...]]:
+    """Refuse any node outside the allow-list; the relations the plan reads, by name."""
     refused = SqlUnsupportedError("the spark engine runs only read-only queries on product tables")
+    relations: Counter[tuple[str, ...]] = Counter()
     for node in _nodes(document):
         full = str(node["class"])
         simple = _simple(full)
@@ -556,6 +653,7 @@ def _check_plan_nodes(document: Any, physical: frozenset[tuple[str, ...]], ctes:
             raise refused
         if simple == "UnresolvedRelation":
             parts = tuple(_names(node.get("multipartIdentifier")))
+            relations[parts] += 1
             if node.get("options") not in (None, "null", {}) and node.get("options"):
                 raise refused
             if not (len(parts) == 1 and parts[0] in ctes) and not any(
@@ -570,10 +668,12 @@ def _check_plan_nodes(document: Any, physical: frozenset[tuple[str, ...]], ctes:
             if not names or names[-1] in DENIED_FUNCTIONS or len(names) > 1:
                 raise refused
         elif simple in {"UnresolvedAttribute", "UnresolvedExtractValue", "UnresolvedRegex"}:
-            if _METADATA_COLUMN in _names(node.get("nameParts")):
+            names = _names(node.get("nameParts"))
+            if _METADATA_COLUMN in names:
                 raise refused
-            if simple == "UnresolvedRegex":
+            if simple == "UnresolvedRegex" or any(_REGEX_CHARACTERS & set(n) for n in names):
                 raise refused  # a column regex can select the hidden _metadata column
+    return relations
 
 
 def spark_error(exc: BaseException) -> MeshgovError:

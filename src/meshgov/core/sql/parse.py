@@ -25,7 +25,12 @@ DIALECTS = frozenset(
 
 @lru_cache(maxsize=64)
 def _dialect(name: str) -> Dialect:
-    """One shared instance per dialect (``get_or_raise`` builds a new one on every call)."""
+    """One shared instance per dialect (``get_or_raise`` builds a new one on every call); Spark
+    is sqlglot's with meshgov's corrections (``spark_dialect``)."""
+    if name == "spark":
+        from meshgov.core.sql.spark_dialect import MeshgovSpark
+
+        return MeshgovSpark()
     return Dialect.get_or_raise(name)
 
 

@@ -15,6 +15,7 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
 from meshgov.core.sql.model import PortRef, ResolvePort
+from meshgov.core.sql.parse import _dialect
 from meshgov.errors import SqlUnsupportedError, UnknownNameError
 
 
@@ -28,7 +29,7 @@ class ResolvedTable:
 @lru_cache(maxsize=64)
 def dialect_named(name: str) -> Dialect:
     """One shared Dialect instance per name (``get_or_raise`` builds a new one each call)."""
-    return Dialect.get_or_raise(name)
+    return _dialect(name)
 
 
 @lru_cache(maxsize=65_536)
