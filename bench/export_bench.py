@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from meshgov.catalog import load_catalog
 from meshgov.core.principal import Principal
-from meshgov.engines.duckdb import keyed_hash
+from meshgov.engines.keyed_hash import keyed_hash
 from meshgov.exports import ExportFormat, export_to, plan_export
 from meshgov.gateway import Gateway
 from meshgov.governed import GovernedRunner

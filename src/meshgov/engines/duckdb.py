@@ -13,7 +13,6 @@ every expression that could fail (the error oracle), and a view that guarantees 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import tempfile
@@ -47,6 +46,7 @@ from meshgov.engines.base import (
     unavailable_port,
     unavailable_ports,
 )
+from meshgov.engines.keyed_hash import keyed_hash
 from meshgov.errors import BackendUnavailable, ManifestError, MeshgovError, SnapshotUnavailable
 from meshgov.limits import ResultLimits
 
@@ -163,24 +163,6 @@ _MEMORY_POLL_SECONDS = 0.05
 
 _POLL_SECONDS = 0.5
 _WATCHDOG = _Watchdog()
-
-
-def keyed_hash(key: bytes) -> Callable[[pa.Array], pa.Array]:
-    """The vectorised ``meshgov_hash``: hex SHA-256 of key || UTF-8 value; NULL stays NULL."""
-    keyed = hashlib.sha256(key)
-
-    def meshgov_hash(values: pa.Array) -> pa.Array:
-        out: list[str | None] = []
-        for value in values.to_pylist():
-            if value is None:
-                out.append(None)
-                continue
-            digest = keyed.copy()
-            digest.update(str(value).encode("utf-8"))
-            out.append(digest.hexdigest())
-        return pa.array(out, type=pa.string())
-
-    return meshgov_hash
 
 
 class DuckDBEngine:
