@@ -279,6 +279,10 @@ def main() -> None:
         f"governed relay (1 subscriber)         : {relay_rate:10,.0f} events/s "
         f"({published:,} governed events published; target >= {TARGET_EVENTS_PER_S:,})"
     )
+    print(
+        f"relay / raw consume = {relay_rate / consume_rate:.2f}x, relay / raw publish = "
+        f"{relay_rate / publish_rate:.2f}x (nats-py's own ceiling, same run)"
+    )
     raw_p50, raw_p99 = percentile(raw, 50), percentile(raw, 99)
     gov_p50, gov_p99 = percentile(governed, 50), percentile(governed, 99)
     print(

@@ -189,8 +189,11 @@ def export_chunks(plan: ExportPlan, runner: GovernedRunner, fmt: ExportFormat) -
         cursor.close()
 
 
-def export_to(plan: ExportPlan, runner: GovernedRunner, fmt: ExportFormat, out: BinaryIO) -> int:
-    """Write the export to ``out``; returns the number of rows written."""
+def export_to(
+    plan: ExportPlan, runner: GovernedRunner, fmt: ExportFormat, out: BinaryIO | Path
+) -> int:
+    """Write the export to ``out`` (a file object, or a path: written natively by pyarrow,
+    which is faster); returns the number of rows written."""
     import pyarrow as pa
 
     reader, cursor = runner.reader(plan.governed, _dataset(plan), BATCH_ROWS)
@@ -198,13 +201,16 @@ def export_to(plan: ExportPlan, runner: GovernedRunner, fmt: ExportFormat, out: 
     schema = reader.schema.with_metadata(metadata)
     rows = 0
     try:
-        writer = _writer(fmt, out, schema)
+        native = pa.OSFile(str(out), "wb") if isinstance(out, Path) else None
+        writer = _writer(fmt, native if native is not None else out, schema)
         try:
             for batch in reader:
                 writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
                 rows += batch.num_rows
         finally:
             writer.close()
+            if native is not None:
+                native.close()
     finally:
         cursor.close()
     return rows

@@ -12,8 +12,9 @@ value is the same whether it was read through SQL, an export or a stream.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from meshgov.core.sql.model import AccessDecision, PortColumn, PortRef
 from meshgov.errors import AccessDenied, BackendUnavailable, InputError, MeshgovError
@@ -22,6 +23,7 @@ from meshgov.gateway import LruCache
 if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
+    from sqlglot import exp
 
     from meshgov.catalog import Catalog
     from meshgov.core.manifest import Manifest, OutputPort
@@ -33,7 +35,9 @@ SOURCE_RELATION = "meshgov_source"
 # Prefix of the reason ``Gateway.decide`` gives when the policy engine failed (fail closed): a
 # stream retries such an event later instead of treating it as a denial.
 POLICY_FAILURE = "policy evaluation failed"
-_GOVERNED_SQL: LruCache[tuple[Any, ...], tuple[str, tuple[str, ...]]] = LruCache(4096)
+_GOVERNED_SQL: LruCache[tuple[Any, ...], tuple[str, tuple[str, ...], str, tuple[int, ...]]] = (
+    LruCache(4096)
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,12 @@ class GovernedPort:
     decision: AccessDecision
     sql: str
     columns: tuple[str, ...]  # the visible columns, in the order the SQL returns them
+    # What ``GovernedRunner`` runs: ``sql`` with each top-level ``meshgov_hash(<text>)``
+    # projection left as its text, and the positions of those columns, which the runner hashes
+    # in bulk over each Arrow batch (``engines.keyed_hash``) before anything leaves it. Same
+    # values as ``sql``; ``sql`` alone is complete (it still hashes) for any other use.
+    runner_sql: str = ""
+    hashed: tuple[int, ...] = ()
 
     @property
     def policy_revision(self) -> str:
@@ -124,7 +134,8 @@ def governed_port(
         columns = tuple(projection.alias_or_name for projection in select.expressions)
         for name in extra_columns:
             select.select(exp.column(name, quoted=True), copy=False)
-        cached = (select.sql(dialect="duckdb"), columns)
+        runner_sql, hashed = _hash_after(select)
+        cached = (select.sql(dialect="duckdb"), columns, runner_sql, hashed)
         _GOVERNED_SQL.put(key, cached)
     return GovernedPort(
         product=product,
@@ -134,7 +145,35 @@ def governed_port(
         decision=decision,
         sql=cached[0],
         columns=cached[1],
+        runner_sql=cached[2],
+        hashed=cached[3],
     )
+
+
+def _hash_after(select: exp.Select) -> tuple[str, tuple[int, ...]]:
+    """``select`` with its top-level ``meshgov_hash(x) AS c`` projections as ``x AS c``, and
+    their positions (the runner hashes those columns itself, over whole batches)."""
+    from sqlglot import exp
+
+    from meshgov.core.sql.masks import HASH_FUNCTION
+
+    def is_hash(node: exp.Expr) -> bool:
+        return isinstance(node, exp.Anonymous) and node.name.lower() == HASH_FUNCTION
+
+    stripped = select.copy()
+    hashed: list[int] = []
+    for position, projection in enumerate(stripped.expressions):
+        if not isinstance(projection, exp.Alias):
+            continue
+        call = projection.this
+        if not is_hash(call) or len(call.expressions) != 1:
+            continue
+        argument = call.expressions[0]
+        if any(is_hash(node) for node in argument.walk()):
+            continue  # nested: left to the SQL function
+        projection.set("this", argument.copy())
+        hashed.append(position)
+    return stripped.sql(dialect="duckdb"), tuple(hashed)
 
 
 class GovernedRunner:
@@ -149,8 +188,10 @@ class GovernedRunner:
         import duckdb
         from duckdb.func import PythonUDFType
 
-        from meshgov.engines.duckdb import _LOCKED_CONFIG, HASH_FUNCTION, keyed_hash
+        from meshgov.engines.duckdb import _LOCKED_CONFIG, HASH_FUNCTION
+        from meshgov.engines.keyed_hash import keyed_hash
 
+        self._hash_key = hash_key
         self._connection = duckdb.connect(":memory:", config=dict(_LOCKED_CONFIG))
         self._connection.create_function(
             HASH_FUNCTION,
@@ -181,24 +222,113 @@ class GovernedRunner:
             self._local.cursor = cursor
         cursor.register(SOURCE_RELATION, source)
         try:
-            return cursor.sql(governed.sql).to_arrow_table()
+            table = cursor.sql(governed.runner_sql or governed.sql).to_arrow_table()
         finally:
             cursor.unregister(SOURCE_RELATION)
+        return self._hashed(governed, table)
+
+    def _hashed(self, governed: GovernedPort, data: Any) -> Any:
+        """``data`` (a table or a record batch of ``runner_sql``) with its hashed columns
+        hashed."""
+        if not governed.runner_sql or not governed.hashed:
+            return data
+        from meshgov.engines.keyed_hash import keyed_hash_array
+
+        columns = list(data.columns)
+        for position in governed.hashed:
+            columns[position] = keyed_hash_array(self._hash_key, columns[position])
+        return type(data).from_arrays(columns, schema=data.schema)
 
     def reader(
         self, governed: GovernedPort, source: Any, batch_rows: int = 65_536
-    ) -> tuple[pa.RecordBatchReader, duckdb.DuckDBPyConnection]:
-        """The governed rows of ``source`` as a stream of batches (bounded memory) and the cursor
-        to close once the stream is consumed."""
+    ) -> tuple[pa.RecordBatchReader, _Closer]:
+        """The governed rows of ``source`` as a stream of batches (bounded memory) and what to
+        close once the stream is consumed (or abandoned).
+
+        The batches are fetched from DuckDB and their hashed columns hashed in a thread of
+        their own, one or two batches ahead of the consumer: encoding and writing a batch
+        (which releases the GIL) overlaps with producing the next one.
+        """
         cursor = self.cursor(source)
         try:
-            relation = cursor.sql(governed.sql)
+            relation = cursor.sql(governed.runner_sql or governed.sql)
             # DuckDB ≥ 1.4 names it to_arrow_reader (fetch_record_batch is deprecated there).
             stream = getattr(relation, "to_arrow_reader", None) or relation.fetch_record_batch
-            return stream(batch_rows), cursor
+            batches: pa.RecordBatchReader = stream(batch_rows)
         except BaseException:
             cursor.close()
             raise
+        ahead = _ReadAhead(batches, lambda batch: self._hashed(governed, batch), cursor)
+        return ahead.reader(), ahead
 
     def close(self) -> None:
         self._connection.close()
+
+
+class _Closer(Protocol):
+    def close(self) -> None: ...
+
+
+class _ReadAhead:
+    """Batches of ``source`` transformed by ``step`` in a producer thread, at most
+    ``depth`` ahead; ``close`` stops the producer and then closes ``cursor``."""
+
+    _DONE = object()
+
+    def __init__(
+        self,
+        source: pa.RecordBatchReader,
+        step: Callable[[pa.RecordBatch], pa.RecordBatch],
+        cursor: duckdb.DuckDBPyConnection,
+        depth: int = 2,
+    ) -> None:
+        import queue
+
+        self._source = source
+        self._step = step
+        self._cursor = cursor
+        self._queue: queue.Queue[Any] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="meshgov-export", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
+        try:
+            for batch in self._source:
+                if not self._put(self._step(batch)):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(exc)
+            return
+        self._put(self._DONE)
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        while True:
+            item = self._queue.get()
+            if item is self._DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def reader(self) -> pa.RecordBatchReader:
+        import pyarrow as pa
+
+        schema = self._source.schema
+        return pa.RecordBatchReader.from_batches(schema, self._batches())
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._cursor.close()

@@ -424,3 +424,35 @@ def test_broker_connection_lost_mid_stream_loses_nothing(world: World) -> None:
         runner.close()
 
     asyncio.run(scenario())
+
+
+def test_publishes_are_acknowledged_duplicates_flagged_and_unstored_subjects_fail(
+    world: World,
+) -> None:
+    """The broker's own publish path: a receipt per message once JetStream persisted it, a
+    republished message id flagged as a duplicate, and a subject no stream captures refused
+    (never reported as published)."""
+    from meshgov.brokers.base import BrokerError, OutgoingMessage
+
+    async def scenario() -> None:
+        broker = await connect(world)
+        try:
+            batch = [
+                OutgoingMessage(world.raw_subject, b'{"n": %d}' % n, msg_id=f"m{n}")
+                for n in range(500)
+            ]
+            receipts = await broker.publish_many(batch)
+            assert [r.duplicate for r in receipts] == [False] * 500
+            assert len({r.sequence for r in receipts}) == 500
+            again = await broker.publish_many(
+                [*batch[:3], OutgoingMessage(world.raw_subject, b"{}", msg_id="fresh")]
+            )
+            assert [r.duplicate for r in again] == [True, True, True, False]
+            with pytest.raises(BrokerError):
+                await broker.publish_many(
+                    [OutgoingMessage(f"{world.ns}.nowhere", b"{}", msg_id="x")]
+                )
+        finally:
+            await broker.close()
+
+    asyncio.run(scenario())

@@ -71,8 +71,9 @@ def export(
             sys.stdout.buffer.flush()
         else:
             partial = output.with_name(output.name + ".partial")
-            with partial.open("wb") as sink:
-                rows = export_to(plan, runner, fmt, sink)
+            # A path, not a Python file object: pyarrow then writes it natively, without the
+            # GIL, while the next batch is produced (see docs/benchmarks.md).
+            rows = export_to(plan, runner, fmt, partial)
             partial.replace(output)  # never a half-written export under the final name
     finally:
         runner.close()

@@ -15,7 +15,6 @@ view that guarantees nothing only costs (a secure view stops DuckDB's top-n rewr
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import tempfile
@@ -51,6 +50,7 @@ from meshgov.engines.base import (
     unavailable_port,
     unavailable_ports,
 )
+from meshgov.engines.keyed_hash import keyed_hash
 from meshgov.errors import BackendUnavailable, ManifestError, MeshgovError, SnapshotUnavailable
 from meshgov.limits import ResultLimits
 
@@ -167,24 +167,6 @@ _MEMORY_POLL_SECONDS = 0.05
 
 _POLL_SECONDS = 0.5
 _WATCHDOG = _Watchdog()
-
-
-def keyed_hash(key: bytes) -> Callable[[pa.Array], pa.Array]:
-    """The vectorised ``meshgov_hash``: hex SHA-256 of key || UTF-8 value; NULL stays NULL."""
-    keyed = hashlib.sha256(key)
-
-    def meshgov_hash(values: pa.Array) -> pa.Array:
-        out: list[str | None] = []
-        for value in values.to_pylist():
-            if value is None:
-                out.append(None)
-                continue
-            digest = keyed.copy()
-            digest.update(str(value).encode("utf-8"))
-            out.append(digest.hexdigest())
-        return pa.array(out, type=pa.string())
-
-    return meshgov_hash
 
 
 class DuckDBEngine:
