@@ -42,7 +42,7 @@ class LoginRequired(Exception):
 
 def install_console(app: FastAPI) -> FastAPI:
     """Mount the console on ``app`` (which holds the service and the token registry)."""
-    app.state.console_sessions = Sessions()
+    app.state.console_sessions = Sessions(lambda: app.state.service.store, lambda: app.state.tokens)
     app.include_router(router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(HERE / "static")), name="ui-static")
 
@@ -66,8 +66,8 @@ def _sessions(request: Request) -> Sessions:
     return sessions
 
 
-def _session(request: Request) -> ConsoleSession:
-    session = _sessions(request).get(request.cookies.get(SESSION_COOKIE))
+async def _session(request: Request) -> ConsoleSession:
+    session = await run_in_threadpool(_sessions(request).get, request.cookies.get(SESSION_COOKIE))
     if session is None:
         raise LoginRequired
     request.state.principal_id = session.principal.id
@@ -133,7 +133,7 @@ def _refused(request: Request, session: ConsoleSession, exc: MeshgovError) -> HT
 @router.get("", response_class=HTMLResponse)
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request) -> Response:
-    _session(request)
+    await _session(request)
     return RedirectResponse(f"{PREFIX}/catalogue", status_code=303)
 
 
@@ -149,13 +149,17 @@ async def login(request: Request) -> Response:
     except MeshgovError as exc:
         return _render(request, "login.html", None, status_code=exc.http_status, error=str(exc))
     tokens: TokenRegistry = request.app.state.tokens
+    token = fields.get("token", "").strip()
     try:
-        principal = tokens.authenticate(f"Bearer {fields.get('token', '').strip()}")
+        principal = tokens.authenticate(f"Bearer {token}")
     except MeshgovError:
         return _render(
             request, "login.html", None, status_code=401, error="unknown or revoked token"
         )
-    session = _sessions(request).open(principal)
+    try:
+        session = await run_in_threadpool(_sessions(request).open, principal, token)
+    except MeshgovError as exc:
+        return _render(request, "login.html", None, status_code=exc.http_status, error=str(exc))
     response = RedirectResponse(f"{PREFIX}/catalogue", status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -171,12 +175,12 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout", response_class=HTMLResponse)
 async def logout(request: Request) -> Response:
-    session = _session(request)
+    session = await _session(request)
     try:
         await _form(request, session)
     except MeshgovError as exc:
         return _refused(request, session, exc)
-    _sessions(request).close(session.id)
+    await run_in_threadpool(_sessions(request).close, session.id)
     response = RedirectResponse(f"{PREFIX}/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path=PREFIX)
     return response
@@ -193,7 +197,7 @@ async def catalogue(
     classification: str = "",
     page: int = 1,
 ) -> HTMLResponse:
-    session = _session(request)
+    session = await _session(request)
     state = _service(request).state
     rows = views.catalogue_rows(state)
     matching = views.filter_catalogue(rows, q, domain, classification)
@@ -217,7 +221,7 @@ async def catalogue(
 
 @router.get("/products/{domain}/{name}", response_class=HTMLResponse)
 async def product(request: Request, domain: str, name: str) -> HTMLResponse:
-    session = _session(request)
+    session = await _session(request)
     service = _service(request)
     state = service.state
     manifest = state.catalog.manifests.get(f"{domain}/{name}")
@@ -277,7 +281,7 @@ async def access(
     purpose: str = "",
     port: str = "",
 ) -> HTMLResponse:
-    session = _session(request)
+    session = await _session(request)
     service = _service(request)
     me = session.principal
     allowed = {p.id: p for p in _explorable(service, me)}
@@ -319,7 +323,7 @@ async def access(
 
 @router.get("/query", response_class=HTMLResponse)
 async def query_form(request: Request) -> HTMLResponse:
-    session = _session(request)
+    session = await _session(request)
     service = _service(request)
     return _render(
         request,
@@ -333,7 +337,7 @@ async def query_form(request: Request) -> HTMLResponse:
 
 @router.post("/query", response_class=HTMLResponse)
 async def run_query(request: Request) -> HTMLResponse:
-    session = _session(request)
+    session = await _session(request)
     service = _service(request)
     try:
         fields = await _form(request, session)
@@ -382,7 +386,7 @@ async def run_query(request: Request) -> HTMLResponse:
 
 @router.get("/policies", response_class=HTMLResponse)
 async def policies(request: Request) -> HTMLResponse:
-    session = _session(request)
+    session = await _session(request)
     service = _service(request)
     active = service.active_revision_id()
     return _render(
@@ -397,7 +401,7 @@ async def policies(request: Request) -> HTMLResponse:
 
 @router.get("/policies/{revision}", response_class=HTMLResponse)
 async def revision_detail(request: Request, revision: str) -> HTMLResponse:
-    session = _session(request)
+    session = await _session(request)
     service = _service(request)
     found = service.store.revision(revision)
     if found is None:
@@ -433,7 +437,7 @@ async def revision_detail(request: Request, revision: str) -> HTMLResponse:
 
 @router.post("/policies/stage", response_class=HTMLResponse)
 async def stage(request: Request) -> Response:
-    session = _session(request)
+    session = await _session(request)
     service = _service(request)
     try:
         fields = await _form(request, session)
@@ -452,7 +456,7 @@ async def _confirmed_guild_action(
     request: Request, unconfirmed: str, action: Callable[[Service, str, dict[str, str]], object]
 ) -> Response:
     """Activate and roll back: the guild only, with the confirmation box ticked."""
-    session = _session(request)
+    session = await _session(request)
     service = _service(request)
     try:
         fields = await _form(request, session)
@@ -490,7 +494,7 @@ async def rollback(request: Request) -> Response:
 async def decisions(
     request: Request, principal: str = "", product: str = "", outcome: str = ""
 ) -> HTMLResponse:
-    session = _session(request)
+    session = await _session(request)
     me = session.principal
     # As the API: only the guild reads other principals' decisions.
     who = principal or None
@@ -514,7 +518,7 @@ async def decisions(
 async def graph(
     request: Request, question: str = "", left: str = "", right: str = "", target: str = ""
 ) -> HTMLResponse:
-    session = _session(request)
+    session = await _session(request)
     service = _service(request)
     answer: Any = None
     error = None
@@ -538,7 +542,7 @@ async def graph(
 
 @router.get("/graph/picture", response_class=HTMLResponse)
 async def graph_picture(request: Request) -> HTMLResponse:
-    _session(request)
+    await _session(request)
     from meshgov import graph_export
 
     state = _service(request).state
