@@ -31,6 +31,8 @@ PREFIX = "/ui"
 PAGE_SIZE = 50
 MAX_RESULT_ROWS = 200
 MAX_FORM_BYTES = 1_000_000
+MAX_LISTED_PRODUCTS = 1_000  # beyond, product fields are free text (no 10,000-option lists)
+MAX_EMBEDDED_PICTURE = 500  # beyond, the whole-graph picture is a link, not an iframe
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescapes HTML
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -516,25 +518,59 @@ async def decisions(
 
 @router.get("/graph", response_class=HTMLResponse)
 async def graph(
-    request: Request, question: str = "", left: str = "", right: str = "", target: str = ""
+    request: Request,
+    question: str = "",
+    left: str = "",
+    right: str = "",
+    target: str = "",
+    principal: str = "",
+    purpose: str = "",
 ) -> HTMLResponse:
     session = await _session(request)
     service = _service(request)
+    state = service.state
+    me = session.principal
+    allowed = {p.id: p for p in _explorable(service, me)}
     answer: Any = None
     error = None
-    if question:
-        try:
+    status_code = 200
+    try:
+        if question == "risk":
+            chosen = allowed.get(principal or me.id)
+            if chosen is None:
+                status_code = 403
+                raise AccessDenied(
+                    f"only the guild may assess another principal's risk ({principal})"
+                )
             answer = await run_in_threadpool(
-                views.graph_answer, service.state, question, left, right, target
+                views.risk_answer, state, PREFIX, chosen, purpose or None
             )
-        except MeshgovError as exc:
-            error = str(exc)
+        elif question:
+            answer = await run_in_threadpool(
+                views.graph_answer, state, PREFIX, question, left, right, target
+            )
+    except MeshgovError as exc:
+        error = str(exc)
+        status_code = exc.http_status if status_code == 200 else status_code
+    count = len(state.catalog.manifests)
     return _render(
         request,
         "graph.html",
         session,
-        products=sorted(service.state.catalog.manifests),
-        chosen={"question": question, "left": left, "right": right, "target": target},
+        status_code=status_code,
+        products=sorted(state.catalog.manifests) if count <= MAX_LISTED_PRODUCTS else [],
+        product_count=count,
+        embed_picture=count <= MAX_EMBEDDED_PICTURE,
+        principals=sorted(allowed),
+        purposes=views.purposes(state),
+        chosen={
+            "question": question,
+            "left": left,
+            "right": right,
+            "target": target,
+            "principal": principal or me.id,
+            "purpose": purpose,
+        },
         answer=answer,
         error=error,
     )

@@ -8,8 +8,11 @@ from typing import Any
 
 import yaml
 
+from meshgov.console import drawing
 from meshgov.core.graph.questions import plain as plain
 from meshgov.core.manifest import Classification, Manifest
+from meshgov.core.principal import Principal
+from meshgov.errors import InputError
 from meshgov.gateway import registered_purposes
 from meshgov.serving.state import ServingState
 from meshgov.store.base import DecisionRecord, PolicyRevision
@@ -166,25 +169,73 @@ def graph_of(state: ServingState) -> Any:
 
 
 def graph_answer(
-    state: ServingState, question: str, left: str, right: str, target: str
-) -> list[dict[str, Any]]:
-    """The answer of one ``meshgov graph`` question, as plain rows."""
+    state: ServingState, prefix: str, question: str, left: str, right: str, target: str
+) -> dict[str, Any]:
+    """The answer of one ``meshgov graph`` question: its plain data and its drawing."""
     from meshgov.core import graph as questions
 
     graph = graph_of(state)
     if question == "paths":
-        return [
+        _require(left, "the first product")
+        _require(right, "the second product")
+        paths = [
             {**plain(p), "hops": p.hops}
             for p in questions.join_paths(graph, left, right, max_hops=3, limit=10)
         ]
+        return {"data": paths, "drawing": drawing.paths_drawing(prefix, left, right, paths)}
     if question == "impact":
-        return [plain(questions.impact(graph, target))]
+        _require(target, "the target")
+        answer = plain(questions.impact(graph, target))
+        return {"data": answer, "drawing": drawing.impact_drawing(prefix, answer)}
     if question == "pii":
-        return [plain(flow) for flow in questions.pii_flows(graph)]
+        flows = [plain(flow) for flow in questions.pii_flows(graph)]
+        return {"data": flows, "drawing": drawing.pii_drawing(prefix, flows)}
     if question in ("upstream", "downstream"):
-        return [plain(questions.lineage(graph, target, questions.Direction(question)))]
-    if question == "entities":
-        return [plain(e) for e in questions.entities(graph)]
-    from meshgov.errors import InputError
-
+        _require(target, "the product")
+        answer = plain(questions.lineage(graph, target, questions.Direction(question)))
+        return {"data": answer, "drawing": drawing.lineage_drawing(prefix, answer)}
     raise InputError(f"unknown graph question {question!r}")
+
+
+def _require(value: str, what: str) -> None:
+    if not value.strip():
+        raise InputError(f"name {what} (domain/name)")
+
+
+def risk_answer(
+    state: ServingState, prefix: str, principal: Principal, purpose: str | None
+) -> dict[str, Any]:
+    """Re-identification risk of ``principal`` under the access policy of the serving state:
+    quasi-identifiers it can combine by joining products on shared entity ids."""
+    from meshgov.core.graph import (
+        policy_access,
+        principal_view,
+        quasi_identifier_policy,
+        reidentification_risk,
+    )
+
+    registry = state.bundle.data.get("registry", {})
+    config = registry.get("quasi_identifiers") if isinstance(registry, dict) else None
+    if config is None:
+        raise InputError(
+            "the active policies have no quasi-identifier list (data/quasi_identifiers.yaml)"
+        )
+    view = principal_view(
+        {
+            "id": principal.id,
+            "groups": list(principal.groups),
+            "domain": principal.domain,
+            "attributes": dict(principal.attributes),
+        },
+        purpose,
+    )
+    gateway = state.gateway
+    access = policy_access(
+        lambda p, product, port: gateway.decide(principal, p, product, port), purpose
+    )
+    report = plain(
+        reidentification_risk(
+            graph_of(state), view, quasi_identifier_policy(config), access, "policy"
+        )
+    )
+    return {"data": report, "drawing": drawing.risk_drawing(prefix, report)}
