@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -23,7 +23,7 @@ from meshgov.console.sessions import SESSION_COOKIE, ConsoleSession, Sessions
 from meshgov.core.principal import Principal
 from meshgov.errors import AccessDenied, MeshgovError
 from meshgov.service import Service
-from meshgov.store.base import DecisionFilter
+from meshgov.store.base import DECISION_KINDS, DecisionFilter
 from meshgov.tokens import TokenRegistry
 
 HERE = Path(__file__).parent
@@ -31,6 +31,7 @@ PREFIX = "/ui"
 PAGE_SIZE = 50
 MAX_RESULT_ROWS = 200
 MAX_FORM_BYTES = 1_000_000
+DECISIONS_SHOWN = 200
 MAX_LISTED_PRODUCTS = 1_000  # beyond, product fields are free text (no 10,000-option lists)
 MAX_EMBEDDED_PICTURE = 500  # beyond, the whole-graph picture is a link, not an iframe
 
@@ -197,14 +198,23 @@ async def catalogue(
     q: str = "",
     domain: str = "",
     classification: str = "",
+    entity: str = "",
+    status: str = "",
     page: int = 1,
 ) -> HTMLResponse:
     session = await _session(request)
     state = _service(request).state
     rows = views.catalogue_rows(state)
-    matching = views.filter_catalogue(rows, q, domain, classification)
+    matching = views.filter_catalogue(rows, q, domain, classification, entity, status)
     pages = max(1, math.ceil(len(matching) / PAGE_SIZE))
     page = min(max(page, 1), pages)
+    chosen = {
+        "q": q,
+        "domain": domain,
+        "classification": classification,
+        "entity": entity,
+        "status": status,
+    }
     return _render(
         request,
         "catalogue.html",
@@ -213,10 +223,9 @@ async def catalogue(
         total=len(matching),
         page=page,
         pages=pages,
-        q=q,
-        domain=domain,
-        classification=classification,
-        domains=sorted({r.domain for r in rows}),
+        chosen=chosen,
+        query=urlencode({k: v for k, v in chosen.items() if v}),
+        facets=views.catalogue_facets(state),
         classifications=views.CLASSIFICATIONS,
     )
 
@@ -231,16 +240,21 @@ async def product(request: Request, domain: str, name: str) -> HTMLResponse:
         return _render(
             request, "error.html", session, status_code=404, message=f"no product {domain}/{name}"
         )
-    versions = service.product_versions(domain, name)
+    versions = await run_in_threadpool(service.product_versions, domain, name)
+    published = await run_in_threadpool(
+        service.decisions,
+        DecisionFilter(product=manifest.id, kind="publish", allowed=True, limit=1000),
+    )
+    by_version = {}
+    for record in reversed(published):  # oldest first: a later record of a version wins
+        by_version[str(record.result.get("version"))] = record
+    checks = await run_in_threadpool(views.version_checks, state, versions, by_version)
     return _render(
         request,
         "product.html",
         session,
         product=views.product_view(state, manifest),
-        versions=[
-            {"version": v.version, "published": views.when(v.published_at)}
-            for v in reversed(versions)
-        ],
+        versions=checks,
     )
 
 
@@ -494,26 +508,79 @@ async def rollback(request: Request) -> Response:
 
 @router.get("/decisions", response_class=HTMLResponse)
 async def decisions(
-    request: Request, principal: str = "", product: str = "", outcome: str = ""
+    request: Request,
+    principal: str = "",
+    product: str = "",
+    outcome: str = "",
+    kind: str = "",
+    since: str = "",
+    until: str = "",
 ) -> HTMLResponse:
     session = await _session(request)
     me = session.principal
+    chosen = {
+        "principal": principal,
+        "product": product,
+        "outcome": outcome,
+        "kind": kind,
+        "since": since,
+        "until": until,
+    }
     # As the API: only the guild reads other principals' decisions.
-    who = principal or None
+    who = principal.strip() or None
     if GUILD_GROUP not in me.groups:
         who = me.id
-    allowed = {"allowed": True, "denied": False}.get(outcome)
-    records = await run_in_threadpool(
-        _service(request).decisions,
-        DecisionFilter(principal=who, product=product or None, allowed=allowed, limit=200),
-    )
+    try:
+        query = DecisionFilter(
+            principal=who,
+            product=product.strip() or None,
+            allowed={"allowed": True, "denied": False}.get(outcome),
+            kind=views.decision_kind(kind),
+            since=views.parse_when(since, "from"),
+            until=views.parse_when(until, "to", end=True),
+            limit=DECISIONS_SHOWN,
+        )
+    except MeshgovError as exc:
+        return _render(
+            request,
+            "decisions.html",
+            session,
+            status_code=exc.http_status,
+            records=[],
+            chosen=chosen,
+            kinds=DECISION_KINDS,
+            error=str(exc),
+        )
+    records = await run_in_threadpool(_service(request).decisions, query)
     return _render(
         request,
         "decisions.html",
         session,
         records=[views.decision_row(r) for r in records],
-        chosen={"principal": principal, "product": product, "outcome": outcome},
+        shown=DECISIONS_SHOWN,
+        chosen=chosen,
+        kinds=DECISION_KINDS,
+        error=None,
     )
+
+
+@router.get("/decisions/{decision_id}", response_class=HTMLResponse)
+async def decision_detail(request: Request, decision_id: str) -> HTMLResponse:
+    session = await _session(request)
+    service = _service(request)
+    me = session.principal
+    await run_in_threadpool(service.flush_decisions, 2.0)
+    record = await run_in_threadpool(service.store.decision, decision_id[:64])
+    # Somebody else's decision is "not found" for all but the guild (no existence oracle).
+    if record is None or (GUILD_GROUP not in me.groups and record.principal != me.id):
+        return _render(
+            request,
+            "error.html",
+            session,
+            status_code=404,
+            message=f"no decision {decision_id[:64]} that you may read",
+        )
+    return _render(request, "decision.html", session, decision=views.decision_detail(record))
 
 
 @router.get("/graph", response_class=HTMLResponse)

@@ -12,13 +12,14 @@ from meshgov.console import drawing
 from meshgov.core.graph.questions import plain as plain
 from meshgov.core.manifest import Classification, Manifest
 from meshgov.core.principal import Principal
-from meshgov.errors import InputError
+from meshgov.errors import InputError, MeshgovError
 from meshgov.gateway import registered_purposes
 from meshgov.serving.state import ServingState
-from meshgov.store.base import DecisionRecord, PolicyRevision
+from meshgov.store.base import DecisionRecord, PolicyRevision, ProductVersion
 
 CLASSIFICATIONS = [c.value for c in Classification]
 _CATALOGUE_CACHE = "console_catalogue"
+_FACETS_CACHE = "console_catalogue_facets"
 _GRAPH_CACHE = "graph"  # the same key the HTTP graph endpoints cache the graph under
 
 
@@ -75,16 +76,47 @@ def _row(key: str, manifest: Manifest) -> CatalogueRow:
     )
 
 
+@dataclass(frozen=True)
+class CatalogueFacets:
+    """The choices of the catalogue's filters (built once per state)."""
+
+    domains: tuple[str, ...]
+    entities: tuple[str, ...]
+    statuses: tuple[str, ...]
+
+
+def catalogue_facets(state: ServingState) -> CatalogueFacets:
+    facets: CatalogueFacets | None = state.cache.get(_FACETS_CACHE)
+    if facets is None:
+        rows = catalogue_rows(state)
+        facets = CatalogueFacets(
+            tuple(sorted({r.domain for r in rows})),
+            tuple(sorted({e for r in rows for e in r.entities})),
+            tuple(sorted({r.status for r in rows if r.status})),
+        )
+        state.cache[_FACETS_CACHE] = facets
+    return facets
+
+
 def filter_catalogue(
-    rows: list[CatalogueRow], text: str, domain: str, classification: str
+    rows: list[CatalogueRow],
+    text: str,
+    domain: str = "",
+    classification: str = "",
+    entity: str = "",
+    status: str = "",
 ) -> list[CatalogueRow]:
     needle = text.strip().lower()
+    if not (needle or domain or classification or entity or status):
+        return rows
     return [
         r
         for r in rows
         if (not needle or needle in r.text)
         and (not domain or r.domain == domain)
         and (not classification or classification in r.classifications)
+        and (not entity or entity in r.entities)
+        and (not status or r.status == status)
     ]
 
 
@@ -141,6 +173,62 @@ def data_files(revision: PolicyRevision | None) -> dict[str, str]:
     }
 
 
+_CHECKS_CACHE = "console_version_checks"
+
+
+def version_checks(
+    state: ServingState, versions: list[ProductVersion], published: dict[str, DecisionRecord]
+) -> list[dict[str, Any]]:
+    """Each version (newest first) with the findings of its release check: the check run now on
+    the active revision (against the version before it), and the one recorded when it was
+    published through the API (seeded versions have none). Computed once per serving state."""
+    from meshgov.catalog import read_manifest_document
+    from meshgov.gate import sourced
+    from meshgov.serving.registry import finding_summary, gate_findings, gate_passes
+
+    cache: dict[tuple[str, str, float], dict[str, Any]] = state.cache.setdefault(_CHECKS_CACHE, {})
+    rows: list[dict[str, Any]] = []
+    previous: Manifest | None = None
+    for version in versions:
+        key = (version.product_id, version.version, version.published_at)
+        check = cache.get(key)
+        manifest: Manifest | None = None
+        try:
+            manifest, doc = read_manifest_document(
+                version.manifest, f"{version.product_id}@{version.version}"
+            )
+            if check is None:
+                found = gate_findings(state.gate, sourced(manifest, doc), previous, state.catalog)
+                check = {
+                    "passes": gate_passes(found),
+                    "findings": [finding_summary(f) for f in found],
+                    "error": None,
+                }
+        except MeshgovError as exc:
+            check = {"passes": False, "findings": [], "error": str(exc)}
+        cache[key] = check
+        record = published.get(version.version)
+        rows.append(
+            {
+                "version": version.version,
+                "published": when(version.published_at),
+                "seeded": version.publisher.startswith("file:"),
+                "publisher": "" if version.publisher.startswith("file:") else version.publisher,
+                "check": check,
+                "at_publication": None
+                if record is None
+                else {
+                    "revision": record.revision,
+                    "findings": record.result.get("checked"),
+                    "count": record.result.get("findings"),
+                    "decision": record.id,
+                },
+            }
+        )
+        previous = manifest or previous
+    return list(reversed(rows))
+
+
 def decision_row(record: DecisionRecord) -> dict[str, Any]:
     return {
         "id": record.id,
@@ -152,6 +240,53 @@ def decision_row(record: DecisionRecord) -> dict[str, Any]:
         "reason": record.result.get("reason") or "",
         "tables": ", ".join(record.result.get("tables", []) or []),
         "revision": record.revision[:12],
+    }
+
+
+def decision_kind(kind: str) -> str | None:
+    from meshgov.store.base import DECISION_KINDS
+
+    if not kind:
+        return None
+    if kind not in DECISION_KINDS:
+        raise InputError(f"unknown decision kind {kind!r}; use one of: {', '.join(DECISION_KINDS)}")
+    return kind
+
+
+def parse_when(text: str, field_name: str, *, end: bool = False) -> float | None:
+    """A time filter field (``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM[:SS]``, UTC) as UNIX seconds.
+
+    A date alone in the "to" field means the end of that day."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(
+            f"{field_name}: {text[:40]!r} is not a date or time (YYYY-MM-DD or YYYY-MM-DDTHH:MM)"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    if end and len(text) == 10:
+        parsed += dt.timedelta(days=1) - dt.timedelta(microseconds=1)
+    return parsed.timestamp()
+
+
+def decision_detail(record: DecisionRecord) -> dict[str, Any]:
+    """Everything the decision log keeps of one decision (the input only as its digest)."""
+    result = dict(record.result)
+    reasons = result.pop("reasons", None) or []
+    reason = result.pop("reason", None)
+    tables = result.pop("tables", None) or []
+    return {
+        **decision_row(record),
+        "revision_full": record.revision,
+        "input_digest": record.input_digest,
+        "reasons": [*([reason] if reason else []), *(str(r) for r in reasons)],
+        "table_list": [str(t) for t in tables],
+        "engine": result.pop("policy_engine", ""),
+        "rest": dict(sorted(result.items())),
     }
 
 
