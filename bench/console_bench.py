@@ -138,6 +138,7 @@ def run(label: str, mesh: Path, repeat: int, target: float) -> bool:
                 count = client.get("/ui/catalogue").text.split('id="count">', 1)[1].split("<")[0]
                 print(f"  catalogue shows: {count.strip()}")
                 decision = _a_decision(client)
+                session_cookies = dict(client.cookies)
                 ok = True
                 for name, template in PAGES:
                     path = template.format(decision=decision)
@@ -149,6 +150,19 @@ def run(label: str, mesh: Path, repeat: int, target: float) -> bool:
                         f"(first load {first:7.1f} ms)  target ≤ {target * 1000:.0f} ms: "
                         f"{'met' if met else 'MISSED'}"
                     )
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
+        # A restart on the same store and catalogue: versions known, manifests parsed before;
+        # the console session opened before the restart still works (it is in the store).
+        url, server, thread, restart = serve(mesh, Path(tmp))
+        try:
+            with httpx.Client(base_url=url, timeout=120, cookies=session_cookies) as client:
+                kept = client.get("/ui/catalogue").status_code == 200
+            print(
+                f"  restart on the same store: ready in {restart:.1f} s "
+                f"({restart / startup:.2f}× the first start); session kept: {kept}"
+            )
         finally:
             server.should_exit = True
             thread.join(timeout=30)

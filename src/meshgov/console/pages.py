@@ -74,6 +74,7 @@ async def _session(request: Request) -> ConsoleSession:
     if session is None:
         raise LoginRequired
     request.state.principal_id = session.principal.id
+    views.warm(_service(request).state)
     return session
 
 
@@ -142,6 +143,7 @@ async def home(request: Request) -> Response:
 
 @router.get("/login", response_class=HTMLResponse)
 async def login_form(request: Request) -> HTMLResponse:
+    views.warm(_service(request).state)
     return _render(request, "login.html", None)
 
 
@@ -304,12 +306,20 @@ async def access(
     results: list[dict[str, Any]] = []
     overview = None
     error = None
-    if not port and (principal or me.id) in allowed:
+    state = service.state
+    # On a large catalogue the overview (a decision per port) waits for the form's Explain.
+    deferred = not request.query_params and len(state.catalog.manifests) > MAX_LISTED_PRODUCTS
+    if not port and (principal or me.id) in allowed and not deferred:
         # No port picked: "what may I see?", the same overview as ``GET /v1/access``.
+        subject = allowed[principal or me.id]
         overview = await run_in_threadpool(
-            service.access_overview, allowed[principal or me.id], purpose or None
+            views.memo,
+            state,
+            "overview",
+            (subject.id, purpose),
+            lambda: service.access_overview(subject, purpose or None),
         )
-    elif not port:
+    elif not port and not deferred:
         error = f"only the guild may explore another principal's access ({principal})"
     if port:
         for who in [principal or me.id, *([other] if other else [])]:
@@ -333,6 +343,7 @@ async def access(
         chosen={"principal": principal or me.id, "other": other, "purpose": purpose, "port": port},
         results=results,
         overview=overview,
+        deferred=deferred,
         error=error,
     )
 
@@ -610,7 +621,11 @@ async def graph(
                     f"only the guild may assess another principal's risk ({principal})"
                 )
             answer = await run_in_threadpool(
-                views.risk_answer, state, PREFIX, chosen, purpose or None
+                views.memo,
+                state,
+                "risk",
+                (chosen.id, purpose),
+                lambda: views.risk_answer(state, PREFIX, chosen, purpose or None),
             )
         elif question:
             answer = await run_in_threadpool(

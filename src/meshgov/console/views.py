@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import yaml
 
@@ -18,6 +20,7 @@ from meshgov.serving.state import ServingState
 from meshgov.store.base import DecisionRecord, PolicyRevision, ProductVersion
 
 CLASSIFICATIONS = [c.value for c in Classification]
+T = TypeVar("T")
 _CATALOGUE_CACHE = "console_catalogue"
 _FACETS_CACHE = "console_catalogue_facets"
 _GRAPH_CACHE = "graph"  # the same key the HTTP graph endpoints cache the graph under
@@ -37,6 +40,43 @@ class CatalogueRow:
     classifications: frozenset[str]
     entities: tuple[str, ...]
     text: str  # lower-case haystack for the text search
+
+
+_WARM_CACHE = "console_warmed"
+_WARM_LOCK = threading.Lock()
+_MEMO_SIZE = 256
+
+
+def warm(state: ServingState) -> None:
+    """Build the per-state values the pages share (catalogue rows and facets, the entity graph)
+    in a background thread, once per serving state: a new state (an activation, a publication)
+    is then warm before most pages ask for it."""
+    with _WARM_LOCK:
+        if state.cache.get(_WARM_CACHE):
+            return
+        state.cache[_WARM_CACHE] = True
+
+    def build() -> None:
+        try:
+            catalogue_facets(state)
+            graph_of(state)
+        except Exception:  # a failure here only means the page builds it itself (and says why)
+            return
+
+    threading.Thread(target=build, name="meshgov-console-warm", daemon=True).start()
+
+
+def memo(state: ServingState, name: str, key: Any, compute: Callable[[], T]) -> T:
+    """``compute()`` remembered per serving state under ``(name, key)`` (bounded; cleared when
+    full). For answers that depend only on the state and the key (no request, no clock)."""
+    cache: dict[Any, Any] = state.cache.setdefault(f"console_memo:{name}", {})
+    if key in cache:
+        return cast(T, cache[key])
+    value = compute()
+    if len(cache) >= _MEMO_SIZE:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def when(timestamp: float) -> str:
