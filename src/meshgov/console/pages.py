@@ -32,6 +32,7 @@ PAGE_SIZE = 50
 MAX_RESULT_ROWS = 200
 MAX_FORM_BYTES = 1_000_000
 DECISIONS_SHOWN = 200
+MAX_ANSWER_ROWS = 500  # a graph answer's table lists this many (the rest are counted)
 MAX_LISTED_PRODUCTS = 1_000  # beyond, product fields are free text (no 10,000-option lists)
 MAX_EMBEDDED_PICTURE = 500  # beyond, the whole-graph picture is a link, not an iframe
 
@@ -654,6 +655,7 @@ async def graph(
             "purpose": purpose,
         },
         answer=answer,
+        rows_shown=MAX_ANSWER_ROWS,
         error=error,
     )
 
