@@ -6,6 +6,7 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -35,6 +36,7 @@ class ConsoleServer:
     service: Service
     server: uvicorn.Server
     thread: threading.Thread
+    app: Any
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -54,4 +56,4 @@ def start_console(tmp: Path) -> ConsoleServer:
     service = Service(settings)
     app = install_console(create_app(settings, service=service))
     server, thread = serve_in_thread(app, settings.host, settings.port)
-    return ConsoleServer(f"http://{settings.host}:{settings.port}", service, server, thread)
+    return ConsoleServer(f"http://{settings.host}:{settings.port}", service, server, thread, app)

@@ -10,6 +10,7 @@ from meshgov.errors import Conflict
 from meshgov.store.base import (
     REVISION_FAILED,
     REVISION_VALID,
+    ConsoleSessionRecord,
     DecisionFilter,
     DecisionRecord,
     PolicyRevision,
@@ -86,6 +87,30 @@ def test_decisions_filter_by_principal_product_allowed_and_time(store: Store) ->
     window = store.decisions(DecisionFilter(since=now + 1, until=now + 2))
     assert [r.id for r in window] == ["d2", "d1"]
     assert store.decisions(DecisionFilter(limit=1))[0].result == {"reasons": ["r5"]}
+    assert store.decision("d3") == records[3]
+    assert store.decision("missing") is None
+
+
+def test_console_sessions_expire_are_deleted_and_purged(store_url: tuple[str, str | None]) -> None:
+    url, schema = store_url
+    first = open_store(url, schema=schema)
+    live = ConsoleSessionRecord("a" * 64, "guild", "b" * 64, 100.0, 200.0)
+    old = ConsoleSessionRecord("c" * 64, "analyst-eu", "d" * 64, 10.0, 50.0)
+    first.save_session(live)
+    first.save_session(old)
+    first.close()
+    store = open_store(url, schema=schema)  # sessions survive a restart
+    try:
+        assert store.session("a" * 64, 150.0) == live
+        assert store.session("a" * 64, 200.0) is None  # expired at its expiry
+        assert store.session("c" * 64, 150.0) is None
+        assert store.session("e" * 64, 150.0) is None
+        assert store.purge_sessions(150.0) == 1
+        assert store.session("c" * 64, 20.0) is None  # purged, gone for good
+        store.delete_session("a" * 64)
+        assert store.session("a" * 64, 150.0) is None
+    finally:
+        store.close()
 
 
 def test_state_survives_a_restart(store_url: tuple[str, str | None]) -> None:

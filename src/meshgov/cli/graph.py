@@ -292,21 +292,12 @@ def _has_access_policy(directory: Path | None) -> bool:
     return directory is not None and (directory / "meshgov" / "access").is_dir()
 
 
-# Least to most protective: the union of what a principal may get keeps the most revealing.
-_MASK_STRENGTH = {"year": 0, "partial": 1, "hash": 2}
-
-
 def _policy_access(
     graph: EntityGraph, directory: Path, principal_text: str, source: str, purpose: str | None
 ) -> AccessView:
-    """Port views from the access policy's decisions (``data.meshgov.access.decision``).
-
-    Without a purpose, every purpose the product's grants name is tried and the union of what
-    they allow is kept: the most a principal can assemble.
-    """
+    """Port views from the access policy's decisions (``core.graph.policy_access``)."""
     from meshgov.catalog import Catalog
-    from meshgov.core.graph import PortView
-    from meshgov.core.manifest import Manifest
+    from meshgov.core.graph import policy_access
     from meshgov.core.principal import parse_principal
     from meshgov.gateway import Gateway
     from meshgov.policy_backends import load_bundle_dir
@@ -315,31 +306,10 @@ def _policy_access(
     gateway = Gateway(
         Catalog.from_manifests(graph.index.manifests.values()), load_bundle_dir(directory)
     )
-
-    def view(manifest: Manifest, port: str) -> PortView:
-        chosen = purpose or principal.purpose
-        purposes = (
-            [chosen]
-            if chosen
-            else sorted({p for g in manifest.spec.access.grants for p in g.purposes})
-        )
-        allowed = [
-            d
-            for d in (gateway.decide(principal, p, manifest.id, port) for p in purposes)
-            if d.allow
-        ]
-        if not allowed:
-            return PortView(False)
-        hidden = frozenset.intersection(*(d.hidden_columns for d in allowed))
-        masks: dict[str, str] = {}
-        for name in {c for d in allowed for c in d.masks}:
-            kinds = [d.masks[name].kind if name in d.masks else None for d in allowed]
-            if None in kinds:
-                continue  # some purpose shows it in clear
-            masks[name] = min(kinds, key=lambda k: _MASK_STRENGTH.get(str(k), 9)) or "null"
-        return PortView(True, hidden, masks)
-
-    return view
+    return policy_access(
+        lambda p, product, port: gateway.decide(principal, p, product, port),
+        purpose or principal.purpose,
+    )
 
 
 @app.command("risk")

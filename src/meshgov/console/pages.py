@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -23,7 +23,7 @@ from meshgov.console.sessions import SESSION_COOKIE, ConsoleSession, Sessions
 from meshgov.core.principal import Principal
 from meshgov.errors import AccessDenied, MeshgovError
 from meshgov.service import Service
-from meshgov.store.base import DecisionFilter
+from meshgov.store.base import DECISION_KINDS, DecisionFilter
 from meshgov.tokens import TokenRegistry
 
 HERE = Path(__file__).parent
@@ -31,6 +31,10 @@ PREFIX = "/ui"
 PAGE_SIZE = 50
 MAX_RESULT_ROWS = 200
 MAX_FORM_BYTES = 1_000_000
+DECISIONS_SHOWN = 200
+MAX_ANSWER_ROWS = 500  # a graph answer's table lists this many (the rest are counted)
+MAX_LISTED_PRODUCTS = 1_000  # beyond, product fields are free text (no 10,000-option lists)
+MAX_EMBEDDED_PICTURE = 500  # beyond, the whole-graph picture is a link, not an iframe
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescapes HTML
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -42,7 +46,7 @@ class LoginRequired(Exception):
 
 def install_console(app: FastAPI) -> FastAPI:
     """Mount the console on ``app`` (which holds the service and the token registry)."""
-    app.state.console_sessions = Sessions()
+    app.state.console_sessions = Sessions(lambda: app.state.service.store, lambda: app.state.tokens)
     app.include_router(router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(HERE / "static")), name="ui-static")
 
@@ -66,11 +70,12 @@ def _sessions(request: Request) -> Sessions:
     return sessions
 
 
-def _session(request: Request) -> ConsoleSession:
-    session = _sessions(request).get(request.cookies.get(SESSION_COOKIE))
+async def _session(request: Request) -> ConsoleSession:
+    session = await run_in_threadpool(_sessions(request).get, request.cookies.get(SESSION_COOKIE))
     if session is None:
         raise LoginRequired
     request.state.principal_id = session.principal.id
+    views.warm(_service(request).state)
     return session
 
 
@@ -133,12 +138,13 @@ def _refused(request: Request, session: ConsoleSession, exc: MeshgovError) -> HT
 @router.get("", response_class=HTMLResponse)
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request) -> Response:
-    _session(request)
+    await _session(request)
     return RedirectResponse(f"{PREFIX}/catalogue", status_code=303)
 
 
 @router.get("/login", response_class=HTMLResponse)
 async def login_form(request: Request) -> HTMLResponse:
+    views.warm(_service(request).state)
     return _render(request, "login.html", None)
 
 
@@ -149,13 +155,17 @@ async def login(request: Request) -> Response:
     except MeshgovError as exc:
         return _render(request, "login.html", None, status_code=exc.http_status, error=str(exc))
     tokens: TokenRegistry = request.app.state.tokens
+    token = fields.get("token", "").strip()
     try:
-        principal = tokens.authenticate(f"Bearer {fields.get('token', '').strip()}")
+        principal = tokens.authenticate(f"Bearer {token}")
     except MeshgovError:
         return _render(
             request, "login.html", None, status_code=401, error="unknown or revoked token"
         )
-    session = _sessions(request).open(principal)
+    try:
+        session = await run_in_threadpool(_sessions(request).open, principal, token)
+    except MeshgovError as exc:
+        return _render(request, "login.html", None, status_code=exc.http_status, error=str(exc))
     response = RedirectResponse(f"{PREFIX}/catalogue", status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -171,12 +181,12 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout", response_class=HTMLResponse)
 async def logout(request: Request) -> Response:
-    session = _session(request)
+    session = await _session(request)
     try:
         await _form(request, session)
     except MeshgovError as exc:
         return _refused(request, session, exc)
-    _sessions(request).close(session.id)
+    await run_in_threadpool(_sessions(request).close, session.id)
     response = RedirectResponse(f"{PREFIX}/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path=PREFIX)
     return response
@@ -191,14 +201,23 @@ async def catalogue(
     q: str = "",
     domain: str = "",
     classification: str = "",
+    entity: str = "",
+    status: str = "",
     page: int = 1,
 ) -> HTMLResponse:
-    session = _session(request)
+    session = await _session(request)
     state = _service(request).state
     rows = views.catalogue_rows(state)
-    matching = views.filter_catalogue(rows, q, domain, classification)
+    matching = views.filter_catalogue(rows, q, domain, classification, entity, status)
     pages = max(1, math.ceil(len(matching) / PAGE_SIZE))
     page = min(max(page, 1), pages)
+    chosen = {
+        "q": q,
+        "domain": domain,
+        "classification": classification,
+        "entity": entity,
+        "status": status,
+    }
     return _render(
         request,
         "catalogue.html",
@@ -207,17 +226,16 @@ async def catalogue(
         total=len(matching),
         page=page,
         pages=pages,
-        q=q,
-        domain=domain,
-        classification=classification,
-        domains=sorted({r.domain for r in rows}),
+        chosen=chosen,
+        query=urlencode({k: v for k, v in chosen.items() if v}),
+        facets=views.catalogue_facets(state),
         classifications=views.CLASSIFICATIONS,
     )
 
 
 @router.get("/products/{domain}/{name}", response_class=HTMLResponse)
 async def product(request: Request, domain: str, name: str) -> HTMLResponse:
-    session = _session(request)
+    session = await _session(request)
     service = _service(request)
     state = service.state
     manifest = state.catalog.manifests.get(f"{domain}/{name}")
@@ -225,16 +243,21 @@ async def product(request: Request, domain: str, name: str) -> HTMLResponse:
         return _render(
             request, "error.html", session, status_code=404, message=f"no product {domain}/{name}"
         )
-    versions = service.product_versions(domain, name)
+    versions = await run_in_threadpool(service.product_versions, domain, name)
+    published = await run_in_threadpool(
+        service.decisions,
+        DecisionFilter(product=manifest.id, kind="publish", allowed=True, limit=1000),
+    )
+    by_version = {}
+    for record in reversed(published):  # oldest first: a later record of a version wins
+        by_version[str(record.result.get("version"))] = record
+    checks = await run_in_threadpool(views.version_checks, state, versions, by_version)
     return _render(
         request,
         "product.html",
         session,
         product=views.product_view(state, manifest),
-        versions=[
-            {"version": v.version, "published": views.when(v.published_at)}
-            for v in reversed(versions)
-        ],
+        versions=checks,
     )
 
 
@@ -277,19 +300,27 @@ async def access(
     purpose: str = "",
     port: str = "",
 ) -> HTMLResponse:
-    session = _session(request)
+    session = await _session(request)
     service = _service(request)
     me = session.principal
     allowed = {p.id: p for p in _explorable(service, me)}
     results: list[dict[str, Any]] = []
     overview = None
     error = None
-    if not port and (principal or me.id) in allowed:
+    state = service.state
+    # On a large catalogue the overview (a decision per port) waits for the form's Explain.
+    deferred = not request.query_params and len(state.catalog.manifests) > MAX_LISTED_PRODUCTS
+    if not port and (principal or me.id) in allowed and not deferred:
         # No port picked: "what may I see?", the same overview as ``GET /v1/access``.
+        subject = allowed[principal or me.id]
         overview = await run_in_threadpool(
-            service.access_overview, allowed[principal or me.id], purpose or None
+            views.memo,
+            state,
+            "overview",
+            (subject.id, purpose),
+            lambda: service.access_overview(subject, purpose or None),
         )
-    elif not port:
+    elif not port and not deferred:
         error = f"only the guild may explore another principal's access ({principal})"
     if port:
         for who in [principal or me.id, *([other] if other else [])]:
@@ -313,13 +344,14 @@ async def access(
         chosen={"principal": principal or me.id, "other": other, "purpose": purpose, "port": port},
         results=results,
         overview=overview,
+        deferred=deferred,
         error=error,
     )
 
 
 @router.get("/query", response_class=HTMLResponse)
 async def query_form(request: Request) -> HTMLResponse:
-    session = _session(request)
+    session = await _session(request)
     service = _service(request)
     return _render(
         request,
@@ -333,7 +365,7 @@ async def query_form(request: Request) -> HTMLResponse:
 
 @router.post("/query", response_class=HTMLResponse)
 async def run_query(request: Request) -> HTMLResponse:
-    session = _session(request)
+    session = await _session(request)
     service = _service(request)
     try:
         fields = await _form(request, session)
@@ -382,7 +414,7 @@ async def run_query(request: Request) -> HTMLResponse:
 
 @router.get("/policies", response_class=HTMLResponse)
 async def policies(request: Request) -> HTMLResponse:
-    session = _session(request)
+    session = await _session(request)
     service = _service(request)
     active = service.active_revision_id()
     return _render(
@@ -397,7 +429,7 @@ async def policies(request: Request) -> HTMLResponse:
 
 @router.get("/policies/{revision}", response_class=HTMLResponse)
 async def revision_detail(request: Request, revision: str) -> HTMLResponse:
-    session = _session(request)
+    session = await _session(request)
     service = _service(request)
     found = service.store.revision(revision)
     if found is None:
@@ -433,7 +465,7 @@ async def revision_detail(request: Request, revision: str) -> HTMLResponse:
 
 @router.post("/policies/stage", response_class=HTMLResponse)
 async def stage(request: Request) -> Response:
-    session = _session(request)
+    session = await _session(request)
     service = _service(request)
     try:
         fields = await _form(request, session)
@@ -452,7 +484,7 @@ async def _confirmed_guild_action(
     request: Request, unconfirmed: str, action: Callable[[Service, str, dict[str, str]], object]
 ) -> Response:
     """Activate and roll back: the guild only, with the confirmation box ticked."""
-    session = _session(request)
+    session = await _session(request)
     service = _service(request)
     try:
         fields = await _form(request, session)
@@ -488,57 +520,149 @@ async def rollback(request: Request) -> Response:
 
 @router.get("/decisions", response_class=HTMLResponse)
 async def decisions(
-    request: Request, principal: str = "", product: str = "", outcome: str = ""
+    request: Request,
+    principal: str = "",
+    product: str = "",
+    outcome: str = "",
+    kind: str = "",
+    since: str = "",
+    until: str = "",
 ) -> HTMLResponse:
-    session = _session(request)
+    session = await _session(request)
     me = session.principal
+    chosen = {
+        "principal": principal,
+        "product": product,
+        "outcome": outcome,
+        "kind": kind,
+        "since": since,
+        "until": until,
+    }
     # As the API: only the guild reads other principals' decisions.
-    who = principal or None
+    who = principal.strip() or None
     if GUILD_GROUP not in me.groups:
         who = me.id
-    allowed = {"allowed": True, "denied": False}.get(outcome)
-    records = await run_in_threadpool(
-        _service(request).decisions,
-        DecisionFilter(principal=who, product=product or None, allowed=allowed, limit=200),
-    )
+    try:
+        query = DecisionFilter(
+            principal=who,
+            product=product.strip() or None,
+            allowed={"allowed": True, "denied": False}.get(outcome),
+            kind=views.decision_kind(kind),
+            since=views.parse_when(since, "from"),
+            until=views.parse_when(until, "to", end=True),
+            limit=DECISIONS_SHOWN,
+        )
+    except MeshgovError as exc:
+        return _render(
+            request,
+            "decisions.html",
+            session,
+            status_code=exc.http_status,
+            records=[],
+            chosen=chosen,
+            kinds=DECISION_KINDS,
+            error=str(exc),
+        )
+    records = await run_in_threadpool(_service(request).decisions, query)
     return _render(
         request,
         "decisions.html",
         session,
         records=[views.decision_row(r) for r in records],
-        chosen={"principal": principal, "product": product, "outcome": outcome},
+        shown=DECISIONS_SHOWN,
+        chosen=chosen,
+        kinds=DECISION_KINDS,
+        error=None,
     )
+
+
+@router.get("/decisions/{decision_id}", response_class=HTMLResponse)
+async def decision_detail(request: Request, decision_id: str) -> HTMLResponse:
+    session = await _session(request)
+    service = _service(request)
+    me = session.principal
+    await run_in_threadpool(service.flush_decisions, 2.0)
+    record = await run_in_threadpool(service.store.decision, decision_id[:64])
+    # Somebody else's decision is "not found" for all but the guild (no existence oracle).
+    if record is None or (GUILD_GROUP not in me.groups and record.principal != me.id):
+        return _render(
+            request,
+            "error.html",
+            session,
+            status_code=404,
+            message=f"no decision {decision_id[:64]} that you may read",
+        )
+    return _render(request, "decision.html", session, decision=views.decision_detail(record))
 
 
 @router.get("/graph", response_class=HTMLResponse)
 async def graph(
-    request: Request, question: str = "", left: str = "", right: str = "", target: str = ""
+    request: Request,
+    question: str = "",
+    left: str = "",
+    right: str = "",
+    target: str = "",
+    principal: str = "",
+    purpose: str = "",
 ) -> HTMLResponse:
-    session = _session(request)
+    session = await _session(request)
     service = _service(request)
+    state = service.state
+    me = session.principal
+    allowed = {p.id: p for p in _explorable(service, me)}
     answer: Any = None
     error = None
-    if question:
-        try:
+    status_code = 200
+    try:
+        if question == "risk":
+            chosen = allowed.get(principal or me.id)
+            if chosen is None:
+                status_code = 403
+                raise AccessDenied(
+                    f"only the guild may assess another principal's risk ({principal})"
+                )
             answer = await run_in_threadpool(
-                views.graph_answer, service.state, question, left, right, target
+                views.memo,
+                state,
+                "risk",
+                (chosen.id, purpose),
+                lambda: views.risk_answer(state, PREFIX, chosen, purpose or None),
             )
-        except MeshgovError as exc:
-            error = str(exc)
+        elif question:
+            answer = await run_in_threadpool(
+                views.graph_answer, state, PREFIX, question, left, right, target
+            )
+    except MeshgovError as exc:
+        error = str(exc)
+        status_code = exc.http_status if status_code == 200 else status_code
+    count = len(state.catalog.manifests)
     return _render(
         request,
         "graph.html",
         session,
-        products=sorted(service.state.catalog.manifests),
-        chosen={"question": question, "left": left, "right": right, "target": target},
+        status_code=status_code,
+        products=sorted(state.catalog.manifests) if count <= MAX_LISTED_PRODUCTS else [],
+        product_count=count,
+        embed_picture=count <= MAX_EMBEDDED_PICTURE,
+        principals=sorted(allowed),
+        purposes=views.purposes(state),
+        chosen={
+            "question": question,
+            "left": left,
+            "right": right,
+            "target": target,
+            "principal": principal or me.id,
+            "purpose": purpose,
+        },
         answer=answer,
+        rows_shown=MAX_ANSWER_ROWS,
         error=error,
     )
 
 
 @router.get("/graph/picture", response_class=HTMLResponse)
 async def graph_picture(request: Request) -> HTMLResponse:
-    _session(request)
+    await _session(request)
     from meshgov import graph_export
 
     state = _service(request).state

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import yaml
 
+from meshgov.console import drawing
 from meshgov.core.graph.questions import plain as plain
 from meshgov.core.manifest import Classification, Manifest
+from meshgov.core.principal import Principal
+from meshgov.errors import InputError, MeshgovError
 from meshgov.gateway import registered_purposes
 from meshgov.serving.state import ServingState
-from meshgov.store.base import DecisionRecord, PolicyRevision
+from meshgov.store.base import DecisionRecord, PolicyRevision, ProductVersion
 
 CLASSIFICATIONS = [c.value for c in Classification]
+T = TypeVar("T")
 _CATALOGUE_CACHE = "console_catalogue"
+_FACETS_CACHE = "console_catalogue_facets"
 _GRAPH_CACHE = "graph"  # the same key the HTTP graph endpoints cache the graph under
 
 
@@ -33,6 +40,43 @@ class CatalogueRow:
     classifications: frozenset[str]
     entities: tuple[str, ...]
     text: str  # lower-case haystack for the text search
+
+
+_WARM_CACHE = "console_warmed"
+_WARM_LOCK = threading.Lock()
+_MEMO_SIZE = 256
+
+
+def warm(state: ServingState) -> None:
+    """Build the per-state values the pages share (catalogue rows and facets, the entity graph)
+    in a background thread, once per serving state: a new state (an activation, a publication)
+    is then warm before most pages ask for it."""
+    with _WARM_LOCK:
+        if state.cache.get(_WARM_CACHE):
+            return
+        state.cache[_WARM_CACHE] = True
+
+    def build() -> None:
+        try:
+            catalogue_facets(state)
+            graph_of(state)
+        except Exception:  # a failure here only means the page builds it itself (and says why)
+            return
+
+    threading.Thread(target=build, name="meshgov-console-warm", daemon=True).start()
+
+
+def memo(state: ServingState, name: str, key: Any, compute: Callable[[], T]) -> T:
+    """``compute()`` remembered per serving state under ``(name, key)`` (bounded; cleared when
+    full). For answers that depend only on the state and the key (no request, no clock)."""
+    cache: dict[Any, Any] = state.cache.setdefault(f"console_memo:{name}", {})
+    if key in cache:
+        return cast(T, cache[key])
+    value = compute()
+    if len(cache) >= _MEMO_SIZE:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def when(timestamp: float) -> str:
@@ -72,16 +116,47 @@ def _row(key: str, manifest: Manifest) -> CatalogueRow:
     )
 
 
+@dataclass(frozen=True)
+class CatalogueFacets:
+    """The choices of the catalogue's filters (built once per state)."""
+
+    domains: tuple[str, ...]
+    entities: tuple[str, ...]
+    statuses: tuple[str, ...]
+
+
+def catalogue_facets(state: ServingState) -> CatalogueFacets:
+    facets: CatalogueFacets | None = state.cache.get(_FACETS_CACHE)
+    if facets is None:
+        rows = catalogue_rows(state)
+        facets = CatalogueFacets(
+            tuple(sorted({r.domain for r in rows})),
+            tuple(sorted({e for r in rows for e in r.entities})),
+            tuple(sorted({r.status for r in rows if r.status})),
+        )
+        state.cache[_FACETS_CACHE] = facets
+    return facets
+
+
 def filter_catalogue(
-    rows: list[CatalogueRow], text: str, domain: str, classification: str
+    rows: list[CatalogueRow],
+    text: str,
+    domain: str = "",
+    classification: str = "",
+    entity: str = "",
+    status: str = "",
 ) -> list[CatalogueRow]:
     needle = text.strip().lower()
+    if not (needle or domain or classification or entity or status):
+        return rows
     return [
         r
         for r in rows
         if (not needle or needle in r.text)
         and (not domain or r.domain == domain)
         and (not classification or classification in r.classifications)
+        and (not entity or entity in r.entities)
+        and (not status or r.status == status)
     ]
 
 
@@ -138,6 +213,62 @@ def data_files(revision: PolicyRevision | None) -> dict[str, str]:
     }
 
 
+_CHECKS_CACHE = "console_version_checks"
+
+
+def version_checks(
+    state: ServingState, versions: list[ProductVersion], published: dict[str, DecisionRecord]
+) -> list[dict[str, Any]]:
+    """Each version (newest first) with the findings of its release check: the check run now on
+    the active revision (against the version before it), and the one recorded when it was
+    published through the API (seeded versions have none). Computed once per serving state."""
+    from meshgov.catalog import read_manifest_document
+    from meshgov.gate import sourced
+    from meshgov.serving.registry import finding_summary, gate_findings, gate_passes
+
+    cache: dict[tuple[str, str, float], dict[str, Any]] = state.cache.setdefault(_CHECKS_CACHE, {})
+    rows: list[dict[str, Any]] = []
+    previous: Manifest | None = None
+    for version in versions:
+        key = (version.product_id, version.version, version.published_at)
+        check = cache.get(key)
+        manifest: Manifest | None = None
+        try:
+            manifest, doc = read_manifest_document(
+                version.manifest, f"{version.product_id}@{version.version}"
+            )
+            if check is None:
+                found = gate_findings(state.gate, sourced(manifest, doc), previous, state.catalog)
+                check = {
+                    "passes": gate_passes(found),
+                    "findings": [finding_summary(f) for f in found],
+                    "error": None,
+                }
+        except MeshgovError as exc:
+            check = {"passes": False, "findings": [], "error": str(exc)}
+        cache[key] = check
+        record = published.get(version.version)
+        rows.append(
+            {
+                "version": version.version,
+                "published": when(version.published_at),
+                "seeded": version.publisher.startswith("file:"),
+                "publisher": "" if version.publisher.startswith("file:") else version.publisher,
+                "check": check,
+                "at_publication": None
+                if record is None
+                else {
+                    "revision": record.revision,
+                    "findings": record.result.get("checked"),
+                    "count": record.result.get("findings"),
+                    "decision": record.id,
+                },
+            }
+        )
+        previous = manifest or previous
+    return list(reversed(rows))
+
+
 def decision_row(record: DecisionRecord) -> dict[str, Any]:
     return {
         "id": record.id,
@@ -149,6 +280,53 @@ def decision_row(record: DecisionRecord) -> dict[str, Any]:
         "reason": record.result.get("reason") or "",
         "tables": ", ".join(record.result.get("tables", []) or []),
         "revision": record.revision[:12],
+    }
+
+
+def decision_kind(kind: str) -> str | None:
+    from meshgov.store.base import DECISION_KINDS
+
+    if not kind:
+        return None
+    if kind not in DECISION_KINDS:
+        raise InputError(f"unknown decision kind {kind!r}; use one of: {', '.join(DECISION_KINDS)}")
+    return kind
+
+
+def parse_when(text: str, field_name: str, *, end: bool = False) -> float | None:
+    """A time filter field (``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM[:SS]``, UTC) as UNIX seconds.
+
+    A date alone in the "to" field means the end of that day."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(
+            f"{field_name}: {text[:40]!r} is not a date or time (YYYY-MM-DD or YYYY-MM-DDTHH:MM)"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    if end and len(text) == 10:
+        parsed += dt.timedelta(days=1) - dt.timedelta(microseconds=1)
+    return parsed.timestamp()
+
+
+def decision_detail(record: DecisionRecord) -> dict[str, Any]:
+    """Everything the decision log keeps of one decision (the input only as its digest)."""
+    result = dict(record.result)
+    reasons = result.pop("reasons", None) or []
+    reason = result.pop("reason", None)
+    tables = result.pop("tables", None) or []
+    return {
+        **decision_row(record),
+        "revision_full": record.revision,
+        "input_digest": record.input_digest,
+        "reasons": [*([reason] if reason else []), *(str(r) for r in reasons)],
+        "table_list": [str(t) for t in tables],
+        "engine": result.pop("policy_engine", ""),
+        "rest": dict(sorted(result.items())),
     }
 
 
@@ -166,25 +344,73 @@ def graph_of(state: ServingState) -> Any:
 
 
 def graph_answer(
-    state: ServingState, question: str, left: str, right: str, target: str
-) -> list[dict[str, Any]]:
-    """The answer of one ``meshgov graph`` question, as plain rows."""
+    state: ServingState, prefix: str, question: str, left: str, right: str, target: str
+) -> dict[str, Any]:
+    """The answer of one ``meshgov graph`` question: its plain data and its drawing."""
     from meshgov.core import graph as questions
 
     graph = graph_of(state)
     if question == "paths":
-        return [
+        _require(left, "the first product")
+        _require(right, "the second product")
+        paths = [
             {**plain(p), "hops": p.hops}
             for p in questions.join_paths(graph, left, right, max_hops=3, limit=10)
         ]
+        return {"data": paths, "drawing": drawing.paths_drawing(prefix, left, right, paths)}
     if question == "impact":
-        return [plain(questions.impact(graph, target))]
+        _require(target, "the target")
+        answer = plain(questions.impact(graph, target))
+        return {"data": answer, "drawing": drawing.impact_drawing(prefix, answer)}
     if question == "pii":
-        return [plain(flow) for flow in questions.pii_flows(graph)]
+        flows = [plain(flow) for flow in questions.pii_flows(graph)]
+        return {"data": flows, "drawing": drawing.pii_drawing(prefix, flows)}
     if question in ("upstream", "downstream"):
-        return [plain(questions.lineage(graph, target, questions.Direction(question)))]
-    if question == "entities":
-        return [plain(e) for e in questions.entities(graph)]
-    from meshgov.errors import InputError
-
+        _require(target, "the product")
+        answer = plain(questions.lineage(graph, target, questions.Direction(question)))
+        return {"data": answer, "drawing": drawing.lineage_drawing(prefix, answer)}
     raise InputError(f"unknown graph question {question!r}")
+
+
+def _require(value: str, what: str) -> None:
+    if not value.strip():
+        raise InputError(f"name {what} (domain/name)")
+
+
+def risk_answer(
+    state: ServingState, prefix: str, principal: Principal, purpose: str | None
+) -> dict[str, Any]:
+    """Re-identification risk of ``principal`` under the access policy of the serving state:
+    quasi-identifiers it can combine by joining products on shared entity ids."""
+    from meshgov.core.graph import (
+        policy_access,
+        principal_view,
+        quasi_identifier_policy,
+        reidentification_risk,
+    )
+
+    registry = state.bundle.data.get("registry", {})
+    config = registry.get("quasi_identifiers") if isinstance(registry, dict) else None
+    if config is None:
+        raise InputError(
+            "the active policies have no quasi-identifier list (data/quasi_identifiers.yaml)"
+        )
+    view = principal_view(
+        {
+            "id": principal.id,
+            "groups": list(principal.groups),
+            "domain": principal.domain,
+            "attributes": dict(principal.attributes),
+        },
+        purpose,
+    )
+    gateway = state.gateway
+    access = policy_access(
+        lambda p, product, port: gateway.decide(principal, p, product, port), purpose
+    )
+    report = plain(
+        reidentification_risk(
+            graph_of(state), view, quasi_identifier_policy(config), access, "policy"
+        )
+    )
+    return {"data": report, "drawing": drawing.risk_drawing(prefix, report)}

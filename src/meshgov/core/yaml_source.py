@@ -276,7 +276,8 @@ def load_yaml(text: str, source: str) -> SourceDocument:
             "several YAML documents in one file; put one product per file",
             Location(file=source, line=nodes[1].start_mark.line + 1),
         )
-    check_expansion(nodes[0], source)
+    if "*" in text:  # without the alias indicator there is no alias, so nothing to expand
+        check_expansion(nodes[0], source)
     try:
         doc.data = _construct(nodes[0], (), doc, _NodeBudget(source))
     except yaml.YAMLError as exc:

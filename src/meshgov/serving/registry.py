@@ -108,7 +108,11 @@ class Registry(DecisionLogging):
                 product=manifest.id,
                 document={"manifest": manifest_text},
                 allowed=passed,
-                result={"version": manifest.metadata.version, "findings": len(found)},
+                result={
+                    "version": manifest.metadata.version,
+                    "findings": len(found),
+                    "checked": [finding_summary(f) for f in found],
+                },
                 revision=state.revision,
             )
             if not passed:
@@ -191,6 +195,19 @@ def gate_findings(
         scan=ScanOptions(enabled=scan),
     )
     return [f.as_dict() for f in report.findings()]
+
+
+def finding_summary(finding: dict[str, Any]) -> dict[str, Any]:
+    """What the decision log keeps of one release-gate finding (rule, message, fix, file:line)."""
+    location = finding.get("location") or {}
+    return {
+        "rule": finding.get("rule"),
+        "severity": finding.get("severity"),
+        "message": finding.get("message"),
+        "fix": finding.get("fix"),
+        "file": location.get("file"),
+        "line": location.get("line"),
+    }
 
 
 def gate_passes(findings: list[dict[str, Any]]) -> bool:

@@ -16,6 +16,7 @@ from meshgov.errors import BackendUnavailable, InputError
 PRODUCT_COLUMNS = "domain, name, version, manifest, publisher, published_at"
 REVISION_COLUMNS = "id, author, created_at, modules, data, status, report"
 DECISION_COLUMNS = "id, time, kind, principal, product, input_digest, allowed, result, revision"
+SESSION_COLUMNS = "digest, principal, token_digest, created_at, expires_at"
 
 # What a decision record is about: a release check, a publication, an authorization of SQL (and
 # its execution; `wire`: a query over the PostgreSQL wire protocol), an OPA Data API evaluation,
@@ -155,6 +156,26 @@ class DecisionRecord:
 
 
 @dataclass(frozen=True)
+class ConsoleSessionRecord:
+    """A web console session as stored: never the session id nor the token, only digests.
+
+    ``digest`` is sha256 of the random session id (the id itself lives only in the browser's
+    cookie); ``token_digest`` is the token registry's sha256 of the token the session was opened
+    with, so that a revoked token ends its sessions in every worker.
+    """
+
+    digest: str
+    principal: str
+    token_digest: str
+    created_at: float
+    expires_at: float
+
+    def row(self) -> tuple[Any, ...]:
+        """Values in the order of ``SESSION_COLUMNS``."""
+        return (self.digest, self.principal, self.token_digest, self.created_at, self.expires_at)
+
+
+@dataclass(frozen=True)
 class DecisionFilter:
     principal: str | None = None
     product: str | None = None
@@ -221,6 +242,24 @@ class Store(Protocol):
         ...
 
     def count_decisions(self) -> int: ...
+
+    def decision(self, decision_id: str) -> DecisionRecord | None:
+        """One decision by its id."""
+        ...
+
+    def save_session(self, session: ConsoleSessionRecord) -> None:
+        """Record a new console session (``purge_sessions`` drops the expired ones)."""
+        ...
+
+    def session(self, digest: str, now: float) -> ConsoleSessionRecord | None:
+        """The unexpired session with this digest, if any."""
+        ...
+
+    def delete_session(self, digest: str) -> None: ...
+
+    def purge_sessions(self, now: float) -> int:
+        """Drop expired sessions; how many were dropped."""
+        ...
 
     def close(self) -> None: ...
 

@@ -13,7 +13,9 @@ from psycopg import sql
 from meshgov.errors import Conflict
 from meshgov.store.base import (
     PRODUCT_COLUMNS,
+    SESSION_COLUMNS,
     Activation,
+    ConsoleSessionRecord,
     DecisionFilter,
     DecisionRecord,
     PolicyAuditEvent,
@@ -42,6 +44,10 @@ SCHEMA_STATEMENTS = (
   principal TEXT NOT NULL, product TEXT, input_digest TEXT NOT NULL, allowed BOOLEAN NOT NULL,
   result JSONB NOT NULL, revision TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS decisions_time ON decisions(time)",
+    """CREATE TABLE IF NOT EXISTS console_sessions (
+  digest TEXT PRIMARY KEY, principal TEXT NOT NULL, token_digest TEXT NOT NULL,
+  created_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS console_sessions_expiry ON console_sessions(expires_at)",
 )
 
 # JSONB read back as text, as the shared row decoders expect.
@@ -202,6 +208,36 @@ class PostgresStore:
 
     def count_decisions(self) -> int:
         return int(self._rows("SELECT count(*) FROM decisions")[0][0])
+
+    def decision(self, decision_id: str) -> DecisionRecord | None:
+        rows = self._rows(
+            f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE id = %s", (decision_id,)
+        )
+        return DecisionRecord.from_row(rows[0]) if rows else None
+
+    def save_session(self, session: ConsoleSessionRecord) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                f"INSERT INTO console_sessions ({SESSION_COLUMNS}) VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (digest) DO NOTHING".encode(),
+                session.row(),
+            )
+
+    def session(self, digest: str, now: float) -> ConsoleSessionRecord | None:
+        rows = self._rows(
+            f"SELECT {SESSION_COLUMNS} FROM console_sessions WHERE digest = %s AND expires_at > %s",
+            (digest, now),
+        )
+        return ConsoleSessionRecord(*rows[0]) if rows else None
+
+    def delete_session(self, digest: str) -> None:
+        with self._transaction() as conn:
+            conn.execute(b"DELETE FROM console_sessions WHERE digest = %s", (digest,))
+
+    def purge_sessions(self, now: float) -> int:
+        with self._transaction() as conn:
+            cursor = conn.execute(b"DELETE FROM console_sessions WHERE expires_at <= %s", (now,))
+            return int(cursor.rowcount)
 
     def close(self) -> None:
         with self._lock:

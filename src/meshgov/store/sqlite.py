@@ -14,7 +14,9 @@ from meshgov.store.base import (
     DECISION_COLUMNS,
     PRODUCT_COLUMNS,
     REVISION_COLUMNS,
+    SESSION_COLUMNS,
     Activation,
+    ConsoleSessionRecord,
     DecisionFilter,
     DecisionRecord,
     PolicyAuditEvent,
@@ -43,6 +45,10 @@ CREATE TABLE IF NOT EXISTS decisions (
   product TEXT, input_digest TEXT NOT NULL, allowed INTEGER NOT NULL, result TEXT NOT NULL,
   revision TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS decisions_time ON decisions(time);
+CREATE TABLE IF NOT EXISTS console_sessions (
+  digest TEXT PRIMARY KEY, principal TEXT NOT NULL, token_digest TEXT NOT NULL,
+  created_at REAL NOT NULL, expires_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS console_sessions_expiry ON console_sessions(expires_at);
 """
 
 
@@ -202,6 +208,34 @@ class SqliteStore:
 
     def count_decisions(self) -> int:
         return int(self._rows("SELECT count(*) FROM decisions")[0][0])
+
+    def decision(self, decision_id: str) -> DecisionRecord | None:
+        rows = self._rows(f"SELECT {DECISION_COLUMNS} FROM decisions WHERE id = ?", (decision_id,))
+        return DecisionRecord.from_row(rows[0]) if rows else None
+
+    def save_session(self, session: ConsoleSessionRecord) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                f"INSERT OR REPLACE INTO console_sessions ({SESSION_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?)",
+                session.row(),
+            )
+
+    def session(self, digest: str, now: float) -> ConsoleSessionRecord | None:
+        rows = self._rows(
+            f"SELECT {SESSION_COLUMNS} FROM console_sessions WHERE digest = ? AND expires_at > ?",
+            (digest, now),
+        )
+        return ConsoleSessionRecord(*rows[0]) if rows else None
+
+    def delete_session(self, digest: str) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM console_sessions WHERE digest = ?", (digest,))
+
+    def purge_sessions(self, now: float) -> int:
+        with self._transaction() as conn:
+            cursor = conn.execute("DELETE FROM console_sessions WHERE expires_at <= ?", (now,))
+            return int(cursor.rowcount)
 
     def close(self) -> None:
         with self._lock:

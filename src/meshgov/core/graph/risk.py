@@ -229,6 +229,41 @@ def grant_access(principal: PrincipalView) -> AccessView:
     return view
 
 
+# Least to most protective: the union of what a principal may get keeps the most revealing.
+_MASK_STRENGTH = {"year": 0, "partial": 1, "hash": 2}
+
+#: ``(purpose, product, port) → AccessDecision`` of the access policy for one principal.
+Decide = Callable[[str, str, str], Any]
+
+
+def policy_access(decide: Decide, purpose: str | None) -> AccessView:
+    """Port views from the access policy's decisions (``data.meshgov.access.decision``).
+
+    Without a purpose, every purpose the product's grants name is tried and the union of what
+    they allow is kept: the most a principal can assemble.
+    """
+
+    def view(manifest: Manifest, port: str) -> PortView:
+        purposes = (
+            [purpose]
+            if purpose
+            else sorted({p for g in manifest.spec.access.grants for p in g.purposes})
+        )
+        allowed = [d for d in (decide(p, manifest.id, port) for p in purposes) if d.allow is True]
+        if not allowed:
+            return PortView(False)
+        hidden = frozenset.intersection(*(frozenset(d.hidden_columns) for d in allowed))
+        masks: dict[str, str] = {}
+        for name in {c for d in allowed for c in d.masks}:
+            kinds = [d.masks[name].kind if name in d.masks else None for d in allowed]
+            if None in kinds:
+                continue  # some purpose shows it in clear
+            masks[name] = min(kinds, key=lambda k: _MASK_STRENGTH.get(str(k), 9)) or "null"
+        return PortView(True, hidden, masks)
+
+    return view
+
+
 @dataclass(frozen=True)
 class ExposedQuasiIdentifier:
     name: str
