@@ -307,6 +307,11 @@ class Gate:
             violations, product=manifest.id, file=manifest.source, lines=sourced.lines
         )
 
+    def index_mesh(self, mesh: Mapping[str, Manifest]) -> None:
+        """Index ``mesh`` for the identity facts now: a later check against the same mesh (a
+        console page's release check, a publication) reuses the index instead of building it."""
+        self._identity.facts(mesh, [])
+
     def check(
         self,
         manifests: Sequence[SourcedManifest | MeshgovError],
