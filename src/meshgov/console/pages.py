@@ -29,7 +29,7 @@ from meshgov.tokens import TokenRegistry
 HERE = Path(__file__).parent
 PREFIX = "/ui"
 PAGE_SIZE = 50
-OVERVIEW_PAGE_SIZE = 50  # ports per page of "what may I see?" (a decision each)
+OVERVIEW_PAGE_SIZE = 25  # ports per page of "what may I see?" (a decision and a rewrite each)
 MAX_RESULT_ROWS = 200
 MAX_FORM_BYTES = 1_000_000
 DECISIONS_SHOWN = 200
