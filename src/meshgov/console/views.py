@@ -66,7 +66,8 @@ def warm(state: ServingState) -> None:
             # and the overview's rewrites use the gateway's default and DuckDB.
             for dialect in {"duckdb", state.gateway.default_dialect}:
                 Dialect.get_or_raise(dialect)
-            state.gate.index_mesh(state.catalog.manifests)  # the product page's release check
+            # The release gate's identity index of the catalogue (the product page's check).
+            state.gate.identity.facts(state.catalog.manifests, [])
             graph_of(state)
         except Exception:  # a failure here only means the page builds it itself (and says why)
             return
