@@ -4,7 +4,8 @@ A real ``meshgov`` HTTP process (uvicorn, one worker, in this process's threads)
 each page is fetched over loopback by a logged-in client, the median of ``--repeat`` loads after
 one warm-up (which builds the per-state caches: catalogue rows, graph). Baseline in the same run:
 ``GET /health`` (the cheapest route of the same server). Targets (issue 17): every page ≤ 300 ms on
-the example mesh, ≤ 1 s on a 10,000-product catalogue (the catalogue is paginated, 50 a page).
+the example mesh, ≤ 1 s on a 10,000-product catalogue (the catalogue is paginated, 50 a page;
+the access overview 25 ports a page).
 
 The 10,000 products are the example mesh plus generated consumers (``check_bench.build_mesh``).
 
@@ -43,7 +44,13 @@ PAGES = [
     ("catalogue last page", "/ui/catalogue?page=100000"),
     ("product (+ release checks)", "/ui/products/customer/customers"),
     ("access explorer", "/ui/access?purpose=analytics&port=customer/customers:customers"),
-    ("access overview", "/ui/access?purpose=analytics"),
+    ("access overview (page 1)", "/ui/access?purpose=analytics"),
+    ("access overview, last page", "/ui/access?purpose=analytics&page=100000"),
+    ("access overview, one domain", "/ui/access?domain=customer"),
+    (
+        "access explorer, as who?",
+        "/ui/access?principal=analyst-eu&other=analyst-us&purpose=analytics&port=commerce/orders:orders",
+    ),
     ("query form", "/ui/query"),
     ("policies", "/ui/policies"),
     ("decisions", "/ui/decisions"),

@@ -8,13 +8,14 @@ show it; a port the principal may not read is counted, never named.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 from sqlglot import exp
 
 from meshgov.core.principal import Principal
-from meshgov.core.sql.model import Mask, PortRef, ports_of
+from meshgov.core.sql.model import Mask, PortRef
 
 if TYPE_CHECKING:
     from meshgov.gateway import Gateway
@@ -51,12 +52,29 @@ class AccessOverview(BaseModel):
     purposes: list[str]
 
 
-def access_overview(gateway: Gateway, principal: Principal, purpose: str | None) -> AccessOverview:
-    """Every table port ``principal`` may read for ``purpose`` (default: the principal's own)."""
+def access_overview(
+    gateway: Gateway,
+    principal: Principal,
+    purpose: str | None,
+    ports: Sequence[PortRef] | None = None,
+    *,
+    with_purposes: bool = True,
+) -> AccessOverview:
+    """Every table port ``principal`` may read for ``purpose`` (default: the principal's own).
+
+    ``ports``: only these (a page of the catalogue's ports, in order; default every table port,
+    sorted): each costs one decision and, when readable, one rewrite, so a large catalogue is
+    evaluated a page at a time. ``denied`` then counts the given ports only. ``with_purposes``:
+    also list the purposes with any access (a decision per port and registered purpose).
+    """
+    from meshgov.gateway import catalog_ports
+
     purpose = purpose if purpose is not None else principal.purpose
     readable: list[ReadablePort] = []
     denied = 0
-    for port in sorted(ports_of(gateway.catalog.manifests), key=lambda p: (p.product, p.port)):
+    if ports is None:
+        ports = sorted(catalog_ports(gateway.catalog), key=lambda p: (p.product, p.port))
+    for port in ports:
         if gateway.resolve_port(port.table) is None:
             denied += 1  # two ports claim the table: the gateway refuses it
             continue
@@ -101,14 +119,14 @@ def access_overview(gateway: Gateway, principal: Principal, purpose: str | None)
         dialect=gateway.default_dialect,
         ports=readable,
         denied=denied,
-        purposes=_granted_purposes(gateway, principal),
+        purposes=_granted_purposes(gateway, principal) if with_purposes else [],
     )
 
 
 def _granted_purposes(gateway: Gateway, principal: Principal) -> list[str]:
-    from meshgov.gateway import registered_purposes
+    from meshgov.gateway import catalog_ports, registered_purposes
 
-    ports = ports_of(gateway.catalog.manifests)
+    ports = catalog_ports(gateway.catalog)
     return [
         purpose
         for purpose in sorted(registered_purposes(gateway.bundle))

@@ -241,7 +241,8 @@ class Gate:
         self.workers = workers if workers is not None else min(os.cpu_count() or 1, MAX_WORKERS)
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
-        self._identity = MeshFacts(self.registry.get("entities"))
+        # Public: ``identity.facts(mesh, [])`` indexes a mesh ahead of its checks (the console).
+        self.identity = MeshFacts(self.registry.get("entities"))
 
     def _pool(self) -> ThreadPoolExecutor:
         """Worker threads kept for the gate's life: each compiles the bundle once, on first use."""
@@ -348,7 +349,7 @@ class Gate:
         general: list[Finding] = [f for p in problems for f in Finding.from_errors(p)]
         try:
             checked_ids = [m.id for m in readable]
-            facts = _identity_facts(self._identity, mesh, checked_ids) if readable else {}
+            facts = _identity_facts(self.identity, mesh, checked_ids) if readable else {}
         except InputError as exc:
             # The mesh cannot be indexed (the manifests parse, but do not fit together): the
             # report says so and stays invalid (exit 2), and every manifest is still listed.

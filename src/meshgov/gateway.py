@@ -160,6 +160,16 @@ def _ports_of_one(manifest: Manifest) -> list[PortRef]:
     return ports_of({manifest.id: manifest})
 
 
+def catalog_ports(catalog: Catalog) -> list[PortRef]:
+    """Every table port of ``catalog`` (as ``ports_of``), each manifest's derived once while it
+    stays in the catalogue (the gateway's own port objects)."""
+    return [
+        port
+        for manifest in catalog.manifests.values()
+        for port in PER_MANIFEST.get(manifest, "ports", _ports_of_one)
+    ]
+
+
 def _normalise_dialect(dialect: str | None, default: str) -> str:
     name = (dialect or default).lower()
     return "postgres" if name == "postgresql" else name

@@ -97,6 +97,18 @@ def test_catalogue_product_access_decisions_and_graph(page: Any, console: Consol
     assert "'US'" in us
     _shot(page, "access")
 
+    # No port: "what may I see?", a page of ports at a time, here one domain's.
+    page.get_by_label("Principal", exact=True).select_option("analyst-eu")
+    page.get_by_label("Compare with").select_option("")
+    page.get_by_label("Port").select_option("")
+    page.get_by_label("Overview of domain").select_option("customer")
+    page.get_by_role("button", name="Explain").click()
+    overview = page.locator("#overview tbody tr")
+    assert overview.count() >= 1
+    assert all(t.startswith("customer/") for t in overview.all_inner_texts())
+    assert "email (hash)" in overview.first.inner_text()
+    assert page.get_by_label("Overview of domain").input_value() == "customer"
+
     page.goto(f"{console.url}/ui/decisions")
     _shot(page, "decisions")
     page.goto(f"{console.url}/ui/graph")

@@ -179,3 +179,83 @@ def test_a_decision_is_for_its_principal_and_the_guild(console: ConsoleServer) -
     assert theirs.status_code == 404 and "analyst-us" not in theirs.text
     assert missing.status_code == 404
     assert guild.status_code == 200 and "<dd>analyst-us</dd>" in guild.text
+
+
+def _overview_pages(client: object, params: dict[str, str]) -> list[str]:
+    """Every page of "what may I see?" for ``params``, following the Next links."""
+    pages = [client.get("/ui/access", params=params).text]  # type: ignore[attr-defined]
+    while True:
+        found = re.search(r'rel="next" href="\?([^"]+)"', pages[-1])
+        if found is None:
+            return pages
+        assert len(pages) < 50, "the overview's pages do not end"
+        query = found.group(1).replace("&amp;", "&")
+        pages.append(client.get(f"/ui/access?{query}").text)  # type: ignore[attr-defined]
+
+
+def _overview_counts(page: str) -> tuple[int, int]:
+    found = re.search(r"(\d+) ports? readable, (\d+) not", page)
+    assert found is not None, page[-2000:]
+    return int(found.group(1)), int(found.group(2))
+
+
+def test_the_access_overview_is_paged_and_its_pages_add_up_to_the_whole_answer(
+    console: ConsoleServer, monkeypatch: object
+) -> None:
+    from meshgov.console import pages
+
+    monkeypatch.setattr(pages, "OVERVIEW_PAGE_SIZE", 2)  # type: ignore[attr-defined]
+    service = console.service
+    analyst = next(p for p in service.principals if p.id == "analyst-eu")
+    whole = service.access_overview(analyst, "analytics")
+    total = len(service.ports(service.state))
+    with logged_in(console, "analyst-eu") as client:
+        walked = _overview_pages(client, {"purpose": "analytics"})
+        in_domain = _overview_pages(client, {"purpose": "analytics", "domain": "customer"})
+        beyond = client.get("/ui/access", params={"purpose": "analytics", "page": "999"}).text
+    assert len(walked) == -(-total // 2) and f"of {total} (page 1 of {len(walked)})" in walked[0]
+    rows = [row for page in walked for row in _cells(page, "overview")]
+    counts = [_overview_counts(page) for page in walked]
+    # Each page shows at most two ports; together they are exactly the whole overview.
+    assert all(readable + denied <= 2 for readable, denied in counts)
+    assert sum(r for r, _ in counts) == len(whole.ports) == len(rows)
+    assert sum(d for _, d in counts) == whole.denied
+    expected = {f"{p.product}:{p.port}": p for p in whole.ports}
+    assert sorted(row[0] for row in rows) == sorted(expected)
+    for row in rows:
+        port = expected[row[0]]
+        shown = ", ".join(f"{c.name} ({c.mask})" if c.mask else c.name for c in port.columns)
+        assert row[1] == shown and row[2] == ", ".join(port.hidden_columns)
+    customers = next(row for row in rows if row[0] == "customer/customers:customers")
+    assert "email (hash)" in customers[1] and "'EU'" in customers[3]
+    # The domain filter evaluates only that domain's ports, and its page links keep it.
+    domain_rows = [row for page in in_domain for row in _cells(page, "overview")]
+    assert domain_rows and all(row[0].startswith("customer/") for row in domain_rows)
+    assert sorted(row[0] for row in domain_rows) == sorted(
+        key for key in expected if key.startswith("customer/")
+    )
+    assert f"page {len(walked)} of {len(walked)}" in beyond  # clamped to the last page
+
+
+def test_on_a_large_catalogue_the_port_is_typed_and_the_overview_starts_at_once(
+    console: ConsoleServer, monkeypatch: object
+) -> None:
+    from meshgov.console import pages
+
+    monkeypatch.setattr(pages, "MAX_LISTED_PRODUCTS", 2)  # type: ignore[attr-defined]
+    with logged_in(console, "analyst-eu") as client:
+        form = client.get("/ui/access").text
+        typed = client.get(
+            "/ui/access",
+            params={"purpose": "analytics", "port": " customer/customers:customers "},
+        ).text
+        unknown = client.get("/ui/access", params={"port": "nope/nothing:x"}).text
+    assert '<input id="port" name="port"' in form and '<select id="port"' not in form
+    assert 'id="overview"' in form  # no waiting for Explain: a page costs a few decisions
+    assert "Purposes with access" not in form  # that line costs a decision per port and purpose
+    assert (
+        "analyst-eu: " in typed
+        and "MESHGOV_HASH(&#34;email&#34;)" in typed
+        and "&#39;EU&#39;" in typed
+    )
+    assert "no port nope/nothing:x" in unknown

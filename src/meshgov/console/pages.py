@@ -29,6 +29,7 @@ from meshgov.tokens import TokenRegistry
 HERE = Path(__file__).parent
 PREFIX = "/ui"
 PAGE_SIZE = 50
+OVERVIEW_PAGE_SIZE = 25  # ports per page of "what may I see?" (a decision and a rewrite each)
 MAX_RESULT_ROWS = 200
 MAX_FORM_BYTES = 1_000_000
 DECISIONS_SHOWN = 200
@@ -275,7 +276,7 @@ def _explain(
     service: Service, principal: Principal, purpose: str | None, port_key: str
 ) -> dict[str, Any] | None:
     state = service.state
-    port = next((p for p in service.ports(state) if f"{p.product}:{p.port}" == port_key), None)
+    port = views.port_by_key(state).get(port_key.strip())
     if port is None:
         return None
     decision = service.access_decision(state, principal, purpose, port)
@@ -299,6 +300,8 @@ async def access(
     other: str = "",
     purpose: str = "",
     port: str = "",
+    domain: str = "",
+    page: int = 1,
 ) -> HTMLResponse:
     session = await _session(request)
     service = _service(request)
@@ -308,19 +311,27 @@ async def access(
     overview = None
     error = None
     state = service.state
-    # On a large catalogue the overview (a decision per port) waits for the form's Explain.
-    deferred = not request.query_params and len(state.catalog.manifests) > MAX_LISTED_PRODUCTS
-    if not port and (principal or me.id) in allowed and not deferred:
-        # No port picked: "what may I see?", the same overview as ``GET /v1/access``.
+    ports = views.sorted_ports(state)
+    if not port and (principal or me.id) in allowed:
+        # No port picked: "what may I see?", the answer of ``GET /v1/access`` a page of ports at
+        # a time (one decision per port on the page; the purposes line only on a small catalogue).
         subject = allowed[principal or me.id]
         overview = await run_in_threadpool(
             views.memo,
             state,
             "overview",
-            (subject.id, purpose),
-            lambda: service.access_overview(subject, purpose or None),
+            (subject.id, purpose, domain, page, OVERVIEW_PAGE_SIZE),
+            lambda: views.overview_page(
+                state,
+                subject,
+                purpose or None,
+                domain,
+                page,
+                OVERVIEW_PAGE_SIZE,
+                with_purposes=len(ports) <= MAX_LISTED_PRODUCTS,
+            ),
         )
-    elif not port and not deferred:
+    elif not port:
         error = f"only the guild may explore another principal's access ({principal})"
     if port:
         for who in [principal or me.id, *([other] if other else [])]:
@@ -333,18 +344,28 @@ async def access(
                 error = f"no port {port}"
                 break
             results.append(explained)
+    chosen_fields = {
+        "principal": principal or me.id,
+        "other": other,
+        "purpose": purpose,
+        "port": port,
+        "domain": domain,
+    }
     return _render(
         request,
         "access.html",
         session,
         status_code=403 if error and "guild" in error else 200,
         principals=sorted(allowed),
-        ports=[f"{p.product}:{p.port}" for p in service.ports(service.state)],
-        purposes=views.purposes(service.state),
-        chosen={"principal": principal or me.id, "other": other, "purpose": purpose, "port": port},
+        # Beyond MAX_LISTED_PRODUCTS ports the port is a free-text field (no 10,000 options).
+        ports=[f"{p.product}:{p.port}" for p in ports] if len(ports) <= MAX_LISTED_PRODUCTS else [],
+        port_count=len(ports),
+        domains=views.catalogue_facets(state).domains,
+        purposes=views.purposes(state),
+        chosen=chosen_fields,
+        query=urlencode({k: v for k, v in chosen_fields.items() if v and k != "port"}),
         results=results,
         overview=overview,
-        deferred=deferred,
         error=error,
     )
 

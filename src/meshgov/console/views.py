@@ -58,7 +58,16 @@ def warm(state: ServingState) -> None:
 
     def build() -> None:
         try:
+            from sqlglot.dialects.dialect import Dialect
+
             catalogue_facets(state)
+            port_by_key(state)
+            # sqlglot loads a dialect on its first use (≈ 0.5 s for DuckDB's): the explorer's
+            # and the overview's rewrites use the gateway's default and DuckDB.
+            for dialect in {"duckdb", state.gateway.default_dialect}:
+                Dialect.get_or_raise(dialect)
+            # The release gate's identity index of the catalogue (the product page's check).
+            state.gate.identity.facts(state.catalog.manifests, [])
             graph_of(state)
         except Exception:  # a failure here only means the page builds it itself (and says why)
             return
@@ -414,3 +423,70 @@ def risk_answer(
         )
     )
     return {"data": report, "drawing": drawing.risk_drawing(prefix, report)}
+
+
+@dataclass(frozen=True)
+class OverviewPage:
+    """One page of "what may I see?": the ports of the page (of the catalogue's table ports,
+    sorted, of one domain or all), those the principal may read, and how many it may not."""
+
+    overview: Any  # AccessOverview of the page's ports
+    page: int
+    pages: int
+    total: int  # table ports matching the domain filter (readable or not)
+    first: int  # 1-based number of the page's first port (0 when there are none)
+    last: int
+
+
+def sorted_ports(state: ServingState) -> list[Any]:
+    """The catalogue's table ports sorted by product and port (once per state)."""
+    from meshgov.gateway import catalog_ports
+
+    ports: list[Any] | None = state.cache.get("console_sorted_ports")
+    if ports is None:
+        ports = sorted(catalog_ports(state.catalog), key=lambda p: (p.product, p.port))
+        state.cache["console_sorted_ports"] = ports
+    return ports
+
+
+def port_by_key(state: ServingState) -> dict[str, Any]:
+    """The catalogue's table ports by ``product:port`` (once per state)."""
+    by_key: dict[str, Any] | None = state.cache.get("console_ports_by_key")
+    if by_key is None:
+        by_key = {f"{p.product}:{p.port}": p for p in sorted_ports(state)}
+        state.cache["console_ports_by_key"] = by_key
+    return by_key
+
+
+def overview_page(
+    state: ServingState,
+    principal: Principal,
+    purpose: str | None,
+    domain: str,
+    page: int,
+    size: int,
+    with_purposes: bool,
+) -> OverviewPage:
+    """A page of the access overview: one decision (and one ``SELECT *`` rewrite when readable)
+    per port on the page, on the gateway of ``state``, the same answer as ``GET /v1/access``
+    restricted to those ports."""
+    from meshgov.access_overview import access_overview
+
+    ports = sorted_ports(state)
+    if domain:
+        ports = [p for p in ports if p.product.split("/", 1)[0] == domain]
+    pages = max(1, -(-len(ports) // size))
+    page = min(max(page, 1), pages)
+    shown = ports[(page - 1) * size : page * size]
+    overview = access_overview(
+        state.gateway, principal, purpose, shown, with_purposes=with_purposes
+    )
+    start = (page - 1) * size
+    return OverviewPage(
+        overview=overview,
+        page=page,
+        pages=pages,
+        total=len(ports),
+        first=start + 1 if shown else 0,
+        last=start + len(shown),
+    )

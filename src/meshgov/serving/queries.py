@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlglot import exp
 
 from meshgov.core.principal import Principal
-from meshgov.core.sql.model import AccessDecision, PortRef, ports_of
+from meshgov.core.sql.model import AccessDecision, PortRef
 from meshgov.errors import AccessDenied, InputError, MeshgovError
 from meshgov.execution import run_secure_sql, run_secure_stream, structural_barrier
-from meshgov.gateway import Authorization
+from meshgov.gateway import Authorization, catalog_ports
 from meshgov.limits import ResultLimits
 from meshgov.serving.decisions import DecisionLogging, logged_outcome, request_digest
 from meshgov.serving.state import ServingState
@@ -28,7 +28,7 @@ class Queries(DecisionLogging):
     def ports(self, state: ServingState) -> list[PortRef]:
         ports = state.cache.get("ports")
         if ports is None:
-            ports = ports_of(state.catalog.manifests)
+            ports = catalog_ports(state.catalog)
             state.cache["ports"] = ports
         return list(ports)
 
