@@ -42,6 +42,13 @@ _TOTAL_CASTS: dict[str, frozenset[Any]] = {
     "timestamp": _TIMESTAMPS | _TEXT,
     "string": _TEXT,
 }
+_CAST_KINDS = {
+    _T.DOUBLE: "number",
+    _T.FLOAT: "number",
+    _T.DECIMAL: "decimal",
+    _T.DATE: "date",
+    _T.BOOLEAN: "boolean",
+}
 # Collations that mean byte order on both engines (compared case-insensitively, written "C").
 _BYTE_ORDER_COLLATIONS = frozenset({"c", "posix"})
 _DAY_OF_WEEK_UNITS = frozenset({"DOW", "DAYOFWEEK", "WEEKDAY"})
@@ -230,6 +237,7 @@ class _Pair:
                     return "integer"
                 if target.this in _TEXT:
                     return "string"
+                return _CAST_KINDS.get(target.this)
             return None
         if isinstance(node, exp.Count):
             return "integer"
