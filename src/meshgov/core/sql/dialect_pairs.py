@@ -241,6 +241,8 @@ class _Pair:
             return None
         if isinstance(node, exp.Count):
             return "integer"
+        if isinstance(node, exp.Window):
+            return self.kind(node.this)
         if isinstance(node, exp.Trunc | exp.Floor | exp.Ceil) or (
             isinstance(node, exp.Round) and node.args.get("decimals") is None
         ):
@@ -444,15 +446,14 @@ def _day_of_week(node: exp.Expr, pair: _Pair) -> bool:
 def _spark_day_of_week(value: exp.Expr, iso: bool, base: int) -> exp.Expr:
     """Spark's DAYOFWEEK numbers Sunday 1 … Saturday 7 (it has no ISODOW, and sqlglot writes
     ISO days as `(DAYOFWEEK(d) % 7) + 1`, which makes Sunday 2): ISO days are written
-    `((DAYOFWEEK(d) + 5) % 7) + 1`, days from Sunday = 0 as `DAYOFWEEK(d) - 1`."""
-    day: exp.Expr = exp.DayOfWeek(this=value)
+    `EXTRACT(DOW_ISO FROM d)` (Monday 1 … Sunday 7), days from Sunday = 0 as
+    `EXTRACT(DOW_ISO FROM d) % 7` (no addition, which could overflow to the no-barrier rule)."""
+    if base == 1 and not iso:
+        return exp.DayOfWeek(this=value)
+    iso_day = exp.Extract(this=exp.var("DOW_ISO"), expression=value)
     if iso:
-        shifted = exp.Paren(this=exp.Add(this=day, expression=exp.Literal.number(5)))
-        modulo = exp.Paren(this=exp.Mod(this=shifted, expression=exp.Literal.number(7)))
-        return exp.Paren(this=exp.Add(this=modulo, expression=exp.Literal.number(1 + base)))
-    if base == 1:
-        return day
-    return exp.Paren(this=exp.Sub(this=day, expression=exp.Literal.number(1 - base)))
+        return iso_day
+    return exp.Paren(this=exp.Mod(this=iso_day, expression=exp.Literal.number(7)))
 
 
 def _week_start(node: exp.Expr, pair: _Pair) -> bool:
@@ -750,8 +751,9 @@ def _order_after_qualify(select: exp.Select, pair: _Pair) -> None:
 
 def _percentile_on_spark(node: exp.Expr, pair: _Pair) -> bool:
     """Spark reads `PERCENTILE_CONT(x, p)` (DuckDB's `quantile_cont`) not at all, and sqlglot
-    writes the ordered-set form as `PERCENTILE_APPROX` (an approximation): both are written as
-    Spark's exact, interpolating `PERCENTILE(x, p)` (of a double, as PostgreSQL interpolates)."""
+    writes the ordered-set form as `PERCENTILE_APPROX` (an approximation): both (and `median`)
+    are written as Spark's exact, interpolating `PERCENTILE(x, p)`, of a double as PostgreSQL
+    interpolates; DuckDB interpolates a decimal in its decimal type (refused)."""
     if isinstance(node, exp.WithinGroup):
         function, order = node.this, node.expression
         if not isinstance(function, exp.PercentileCont | exp.PercentileDisc):
@@ -765,6 +767,8 @@ def _percentile_on_spark(node: exp.Expr, pair: _Pair) -> bool:
                 "written as Spark's PERCENTILE(x, p), which orders ascending",
             )
         value, fraction = orders[0].this, function.this
+    elif isinstance(node, exp.Median):
+        value, fraction = node.this, exp.Literal.number("0.5")
     elif isinstance(node, exp.PercentileCont):
         if isinstance(node.parent, exp.WithinGroup):
             return False  # done with its WITHIN GROUP
@@ -779,7 +783,15 @@ def _percentile_on_spark(node: exp.Expr, pair: _Pair) -> bool:
             "a quantile that is not one number literal",
             "Spark's PERCENTILE takes one fraction here; ask for each quantile separately",
         )
-    if pair.kind(value) != "number":
+    kind = pair.kind(value)
+    if pair.read == "duckdb" and kind not in ("number", "integer"):
+        raise pair.refuse(
+            "quantile_cont/PERCENTILE_CONT/median of "
+            + ("a decimal" if kind == "decimal" else "a value of a type meshgov cannot tell"),
+            "DuckDB interpolates in the column's decimal type (405.95), Spark in double "
+            "precision (405.955); write quantile_cont(CAST(x AS DOUBLE), p)",
+        )
+    if kind != "number":
         value = exp.Cast(this=value, to=exp.DataType.build("DOUBLE"))
     node.replace(exp.Quantile(this=value, quantile=fraction))
     return True
@@ -953,7 +965,7 @@ _HANDLERS = _handlers(
         ("Round", _round),
         ("Qualify", _qualify),
         ("Interval", _interval),
-        ("WithinGroup PercentileCont PercentileDisc", _percentile_cont),
+        ("WithinGroup PercentileCont PercentileDisc Median", _percentile_cont),
         ("ArrayAgg", _array_agg),
         ("ArraySort SortArray", _array_sort),
         ("Dayname Monthname", _day_or_month_name),
