@@ -96,8 +96,7 @@ DUCKDB_REFUSED = {
     "AS m FROM commerce.orders",
     "CAST to an integer type of text": "SELECT CAST('2.7' AS INT) AS c FROM commerce.orders",
     "LEFT with a length": "SELECT left(currency, -1) AS c FROM commerce.orders",
-    "quantile_disc/PERCENTILE_DISC": "SELECT quantile_disc(amount, 0.5) AS q "
-    "FROM commerce.orders",
+    "quantile_disc/PERCENTILE_DISC": "SELECT quantile_disc(amount, 0.5) AS q FROM commerce.orders",
     # DuckDB interpolates a decimal in its type (405.95), Spark in double precision (405.955).
     "quantile_cont/PERCENTILE_CONT/median of a decimal": "SELECT quantile_cont(amount, 0.5) "
     "AS q FROM commerce.orders",

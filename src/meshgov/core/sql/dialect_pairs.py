@@ -7,8 +7,8 @@ run on an engine of another, each such construct is either rewritten, as a sqlgl
 means the same on the engine, or refused (``SqlUnsupportedError``: exit 3 / HTTP 403) with a reason
 that names it and the pair. ``translate`` is the one entry point; the rewriter calls it once, on
 the resolved tree, before the barrier and column checks see it. Engines are ``duckdb``,
-``postgres`` and ``spark`` (Spark 4, ANSI on); other write dialects (``meshgov rewrite --to trino``) get sqlglot's transpilation
-alone. docs/enforcement.md carries the same table in words.
+``postgres`` and ``spark`` (Spark 4, ANSI on); other write dialects (``meshgov rewrite --to
+trino``) get sqlglot's transpilation alone. docs/enforcement.md carries the same table in words.
 """
 
 from __future__ import annotations
@@ -80,14 +80,15 @@ RULES: tuple[PairRule, ...] = (
              "Spark's `/` no longer gives NULL for zero"),
     PairRule("`DIV` / `div` (integer division)", "spark, bigquery", "duckdb", "rewritten",
              "truncates decimals too; written as `TRUNC(a // b)`"),
-    PairRule("`GREATEST`/`LEAST` with NULL", "trino, snowflake, bigquery", "postgres",
+    PairRule("`GREATEST`/`LEAST` with NULL", "trino, snowflake, bigquery", "postgres, spark",
              "rewritten", "NULL when any argument is NULL; PostgreSQL skips NULLs: written "
              "`CASE WHEN a IS NULL OR … THEN NULL ELSE GREATEST(a, …) END` (refused when an "
              "argument is a subquery)"),
-    PairRule("`REGEXP_LIKE`/`RLIKE` (full match)", "snowflake", "postgres", "rewritten",
-             "the pattern must match the whole string: anchored as `^(?:pattern)$`"),
-    PairRule("`REGEXP_FULL_MATCH`", "duckdb", "postgres", "rewritten",
-             "anchored as `^(?:pattern)$` with `~`"),
+    PairRule("`REGEXP_LIKE`/`RLIKE` (full match)", "snowflake", "postgres, spark", "rewritten",
+             "the pattern must match the whole string: anchored as `^(?:pattern)$` (Spark: "
+             "`RLIKE`, with `(?i)` for the flag 'i')"),
+    PairRule("`REGEXP_FULL_MATCH`", "duckdb", "postgres, spark", "rewritten",
+             "anchored as `^(?:pattern)$` with `~` (Spark: `RLIKE`)"),
     PairRule("`SUBSTR`/`SUBSTRING` with a start that is not a positive integer literal, or a "
              "negative length literal", "*", "*", "refused",
              "zero and negative starts (and negative lengths) mean different things in every "
@@ -111,8 +112,8 @@ RULES: tuple[PairRule, ...] = (
              "a negative length gives '' (Snowflake, Spark) or fails (BigQuery); the engines "
              "keep all but the last characters"),
     PairRule("`DATE_TRUNC(d, WEEK)` (weeks starting Sunday) and `WEEK(<day>)` other than "
-             "MONDAY", "bigquery", "postgres", "refused",
-             "PostgreSQL's weeks start on Monday"),
+             "MONDAY", "bigquery", "postgres, spark", "refused",
+             "PostgreSQL's and Spark's weeks start on Monday"),
     PairRule("`CAST` to an integer type", "spark, databricks", "*", "rewritten / refused",
              "Spark truncates toward zero (CAST(1.7 AS INT) = 1), the engines round: a "
              "non-integer number is written `CAST(TRUNC(x) AS INT)`; text (other than an "
@@ -140,11 +141,11 @@ RULES: tuple[PairRule, ...] = (
              "`ROUND(x, n)` it lacks for doubles)"),
     PairRule("`ROUND` of a double", "postgres", "duckdb", "refused",
              "PostgreSQL rounds it half to even, DuckDB half away from zero"),
-    PairRule("`TRY(…)`", "duckdb", "postgres", "refused", "PostgreSQL has no TRY"),
-    PairRule("`QUALIFY` with `SELECT *`", "*", "postgres", "refused",
-             "PostgreSQL has no QUALIFY: sqlglot moves the window into a derived table whose "
-             "`*` then carries an extra `_w` column"),
-    PairRule("`QUALIFY` with `ORDER BY`/`LIMIT`", "*", "postgres", "rewritten",
+    PairRule("`TRY(…)`", "duckdb", "postgres, spark", "refused", "neither has TRY"),
+    PairRule("`QUALIFY` with `SELECT *`", "*", "postgres, spark", "refused",
+             "PostgreSQL has no QUALIFY (and sqlglot's Spark emulates it too): sqlglot moves the "
+             "window into a derived table whose `*` then carries an extra `_w` column"),
+    PairRule("`QUALIFY` with `ORDER BY`/`LIMIT`", "*", "postgres, spark", "rewritten",
              "sqlglot's emulation kept ORDER BY and LIMIT in the derived table it makes, so "
              "LIMIT cut the rows before QUALIFY filtered them: written `SELECT <outputs> FROM "
              "(… QUALIFY …) AS _q ORDER BY … LIMIT …` (refused when an output is unnamed)"),
@@ -159,7 +160,58 @@ RULES: tuple[PairRule, ...] = (
              "PostgreSQL)"),
     PairRule("`COLLATE`", "*", "*", "rewritten / refused",
              "`C`/`POSIX` (byte order) are written `\"C\"`, whatever the case the read dialect "
-             "folded them to; any other collation is refused"),
+             "folded them to (on Spark the clause is dropped: its default collation, "
+             "UTF8_BINARY, is byte order); any other collation is refused"),
+    # Spark 4 (ANSI on) as the engine; measured with pyspark 4.3 (tests/security/
+    # test_spark_dialect_parity.py runs each on DuckDB or PostgreSQL and on Spark).
+    PairRule("integer `/`", "postgres, trino", "spark", "rewritten / refused",
+             "truncates integers there, Spark's `/` divides as floating point: two integers are "
+             "written `a DIV b`; operands of a type meshgov cannot tell are refused"),
+    PairRule("DuckDB `//`", "duckdb", "spark", "rewritten / refused",
+             "truncates integers (kept: Spark's `DIV`) but divides decimals and doubles exactly, "
+             "where Spark's `DIV` truncates: written `/`; operands of unknown type are refused"),
+    PairRule("`DAYOFWEEK`/`EXTRACT(DOW …)`/`ISODOW`", "*", "spark", "rewritten",
+             "Spark's DAYOFWEEK counts Sunday as 1 and has no ISODOW (sqlglot's ISO form made "
+             "Sunday 2): ISO days are written `EXTRACT(DOW_ISO FROM d)`, days from Sunday = 0 "
+             "`EXTRACT(DOW_ISO FROM d) % 7`"),
+    PairRule("`CAST` to an integer type", "duckdb, postgres, trino, snowflake, bigquery",
+             "spark", "rewritten / refused",
+             "Spark truncates toward zero (CAST(2.7 AS INT) = 2), the others round (3): a "
+             "decimal is written `CAST(ROUND(x) AS INT)` (half away from zero), a double "
+             "`CAST(BROUND(x) AS INT)` (half to even; trino, snowflake, bigquery: `ROUND`); text "
+             "other than an integer literal, or an operand of unknown type, is refused"),
+    PairRule("`ROUND` of a double", "postgres", "spark", "rewritten",
+             "PostgreSQL rounds it half to even, Spark's ROUND half away from zero: written "
+             "Spark's `BROUND(x, n)`"),
+    PairRule("`quantile_cont`/`PERCENTILE_CONT`/`median`", "*", "spark", "rewritten / refused",
+             "`PERCENTILE_CONT(x, p)` is not Spark's and sqlglot writes the WITHIN GROUP form "
+             "as `PERCENTILE_APPROX` (approximate): written Spark's exact `PERCENTILE(x, p)` of "
+             "a double (as PostgreSQL interpolates); DuckDB interpolates a decimal in its "
+             "decimal type (405.95 vs 405.955): refused for a decimal read as duckdb (cast it "
+             "to DOUBLE), as are a list of fractions and a descending order"),
+    PairRule("`quantile_disc`/`PERCENTILE_DISC`", "*", "spark", "refused",
+             "sqlglot writes a form Spark does not have"),
+    PairRule("`ARRAY_AGG`/`LIST`", "*", "spark", "refused",
+             "sqlglot writes `COLLECT_LIST`, which drops NULLs and ignores ORDER BY "
+             "(`ARRAY_AGG(x ORDER BY x)[1]` is then any value)"),
+    PairRule("`list_sort`/`ARRAY_SORT`", "*", "spark", "refused",
+             "Spark places NULLs elsewhere in the sorted array"),
+    PairRule("`dayname`/`monthname`", "*", "spark", "rewritten",
+             "'Monday'/'January' there, 'Mon'/'Jan' from Spark's: written "
+             "`DATE_FORMAT(d, 'EEEE')` and `DATE_FORMAT(d, 'MMMM')`"),
+    PairRule("`REGEXP_REPLACE`", "*", "spark", "rewritten / refused",
+             "DuckDB and PostgreSQL replace the first match unless the flag 'g' is given, "
+             "Spark every match: refused without 'g' (read as duckdb or postgres), the flag "
+             "dropped with it; back-references (`\\1` vs `$1`) differ: a replacement that is "
+             "not a literal free of `\\` and `$` is refused"),
+    PairRule("`date - date`", "*", "spark", "rewritten",
+             "a number of days there, an interval on Spark: written `DATEDIFF(DAY, b, a)`"),
+    PairRule("`date_diff`/`DATEDIFF` other than days between two dates", "*", "spark",
+             "refused", "Spark counts whole units (2024-01-31 to 2024-03-03 is 1 month), "
+             "DuckDB the boundaries crossed (2); timestamps likewise"),
+    PairRule("`LEFT`/`RIGHT` with a length that is not a non-negative integer literal",
+             "duckdb, postgres", "spark", "refused",
+             "a negative length keeps all but the last characters there, gives '' on Spark"),
 )  # fmt: skip
 
 
@@ -858,7 +910,7 @@ def _collate(node: exp.Expr, pair: _Pair) -> bool:
     return True
 
 
-def _array_agg(node: exp.Expr, pair: _Pair) -> bool:
+def _array_agg(_node: exp.Expr, pair: _Pair) -> bool:
     if pair.write == "spark" and pair.read not in _SPARK:
         raise pair.refuse(
             "ARRAY_AGG/LIST",
@@ -868,7 +920,7 @@ def _array_agg(node: exp.Expr, pair: _Pair) -> bool:
     return False
 
 
-def _array_sort(node: exp.Expr, pair: _Pair) -> bool:
+def _array_sort(_node: exp.Expr, pair: _Pair) -> bool:
     if pair.write == "spark" and pair.read not in _SPARK:
         raise pair.refuse(
             "list_sort/ARRAY_SORT", "Spark places NULLs differently in a sorted array"
@@ -876,17 +928,16 @@ def _array_sort(node: exp.Expr, pair: _Pair) -> bool:
     return False
 
 
-_NAME_FORMATS = {exp.Dayname: "%A", exp.Monthname: "%B"}
+_NAME_FORMATS: dict[type[exp.Expr], str] = {exp.Dayname: "%A", exp.Monthname: "%B"}
 
 
 def _day_or_month_name(node: exp.Expr, pair: _Pair) -> bool:
     """DuckDB's `dayname`/`monthname` give 'Monday'/'January'; Spark's 'Mon'/'Jan': written as
-    Spark's `DATE_FORMAT(d, 'EEEE'|'MMMM')` (English: the JVM's default locale is not used by
-    `date_format`, which formats in the US locale)."""
+    Spark's `DATE_FORMAT(d, 'EEEE'|'MMMM')` (English names: the parity test checks them)."""
     if pair.write != "spark" or pair.read in _SPARK:
         return False
     if node.args.get("abbreviated"):
-        raise pair.refuse(f"abbreviated {node.sql_name()}", "not rewritten for Spark")
+        raise pair.refuse(f"abbreviated {node.key.upper()}", "not rewritten for Spark")
     fmt = _NAME_FORMATS[type(node)]
     node.replace(exp.TimeToStr(this=node.this, format=exp.Literal.string(fmt)))
     return True
@@ -927,9 +978,7 @@ def _date_minus_date(node: exp.Expr, pair: _Pair) -> bool:
     if pair.write != "spark" or pair.read in _SPARK:
         return False
     if pair.kind(node.this) == pair.kind(node.expression) == "date":
-        node.replace(
-            exp.DateDiff(this=node.this, expression=node.expression, unit=exp.var("DAY"))
-        )
+        node.replace(exp.DateDiff(this=node.this, expression=node.expression, unit=exp.var("DAY")))
         return True
     return False
 
