@@ -26,7 +26,8 @@ from test_spark_engine import _normalised
 
 from meshgov.engines.base import QueryEngine
 
-pytestmark = pytest.mark.spark
+# pyspark's Connect client emits FutureWarnings under pandas 3 (spark.md), errors under -W error.
+pytestmark = [pytest.mark.spark, pytest.mark.filterwarnings("ignore::FutureWarning")]
 
 # The static settings a Connect client cannot set (docs/deploy.md), and loopback only.
 SERVER_CONF = {
