@@ -4,10 +4,10 @@
    slice fails on a zero step or a bound out of BIGINT range, ``INTERVAL (x) DAY`` casts ``x``
    (fails on text, overflows), ``d + INTERVAL …`` overflows, an ``ESCAPE`` of two characters fails
    — each only when a hidden row reaches it, if it is built from data or sits in a CASE branch.
-2. Output items named outside the output list: DuckDB lets WHERE, GROUP BY, HAVING, QUALIFY name
-   an output alias (and GROUP BY an ordinal or ALL), so ``SELECT CAST(x AS INT) AS v … WHERE
-   v = 1`` runs the cast in WHERE, next to the row filter — also through an alias that names
-   another alias.
+2. Output items named outside the output list: DuckDB lets WHERE, HAVING, QUALIFY name an
+   output alias, so ``SELECT CAST(x AS INT) AS v … WHERE v = 1`` runs the cast in WHERE, next to
+   the row filter — also through an alias that names another alias. GROUP BY keys (by alias,
+   ordinal or ALL) are computed by the aggregation on the filtered rows: served.
 
 Each attack is judged as in ``test_barrier_classes``: the gateway's answer on the real data must be
 the physically reduced world's answer, and an engine error is allowed only where the reduced world
@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 from adversarial_world import Secrets
-from test_barrier_classes import Case, _judge, _on_reduced, _through_gateway
+from test_barrier_classes import Case, _judge, _on_reduced, _principal, _through_gateway
 
 from meshgov.core.principal import Principal
 from meshgov.engines.base import QueryEngine, QueryFailed
-from meshgov.errors import AccessDenied
+from meshgov.errors import AccessDenied, SqlUnsupportedError
 from meshgov.execution import execute_query
 
 PAYMENTS = "payments.payments p"
@@ -212,7 +212,35 @@ def test_no_error_oracle_and_the_reduced_answer(
     _judge(outcome, _on_reduced(engine, case, case.sql, reduced), case.sql, secrets)
 
 
-REFUSED = [c for c in ATTACKS + ACCESS_REFUSED_ONLY if c.only != "postgresql"]
+# An invalid ESCAPE literal is refused before anything runs, for every principal (the pattern
+# check of core/sql/patterns.py), so it never becomes a probe at all: judged on its own below.
+REFUSED_AS_LITERAL = {"escape-in-branch"}
+# GROUP BY keys (by alias, ordinal or ALL) are computed by the aggregation, on the rows the filter
+# passed, like the output list: served on DuckDB too, and judged against the reduced world above
+# (an error there would be the oracle).
+GROUPED = {
+    "alias-group-by",
+    "alias-group-by-ordinal",
+    "alias-group-by-all",
+    "alias-named-like-a-catalogue-column",
+}
+REFUSED = [
+    c
+    for c in ATTACKS + ACCESS_REFUSED_ONLY
+    if c.only != "postgresql" and c.name not in REFUSED_AS_LITERAL | GROUPED
+]
+
+
+@pytest.mark.parametrize("name", sorted(GROUPED))
+def test_group_keys_run_after_the_filter_on_duckdb(
+    name: str, duckdb_engine: QueryEngine, gateway: Any, reduced_duckdb: Any, secrets: Secrets
+) -> None:
+    case = next(c for c in ATTACKS if c.name == name)
+    outcome = _through_gateway(gateway, duckdb_engine, case, case.sql)
+    assert outcome.error is None, outcome.error
+    expected = _on_reduced(duckdb_engine, case, case.sql, reduced_duckdb)
+    assert expected is not None
+    _judge(outcome, expected, case.sql, secrets)
 
 
 @pytest.mark.parametrize("case", REFUSED, ids=[c.name for c in REFUSED])
@@ -252,3 +280,13 @@ def test_each_probe_fails_on_the_hidden_rows(
     assert _on_reduced(duckdb_engine, case, case.sql, reduced_duckdb) is not None
     with pytest.raises(QueryFailed):
         execute_query(gateway, duckdb_engine, case.sql, OWNER, "analytics", "duckdb")
+
+
+@pytest.mark.parametrize("who", ["analyst-eu", "owner"])
+def test_an_invalid_escape_is_refused_before_it_runs(
+    who: str, duckdb_engine: QueryEngine, gateway: Any
+) -> None:
+    case = next(c for c in ATTACKS if c.name == "escape-in-branch")
+    principal = OWNER if who == "owner" else _principal(case.who)
+    with pytest.raises(SqlUnsupportedError, match="must be one character"):
+        execute_query(gateway, duckdb_engine, case.sql, principal, "analytics", "duckdb")

@@ -252,9 +252,12 @@ class _TreeFacts:
         if is_aggregate(parent, self._dialect):
             return _AGGREGATE
         if isinstance(parent, exp.Select):
+            # The output list, ORDER BY and GROUP BY keys of an outermost SELECT are computed
+            # on the rows the filter passed (by the projection, the sort, the aggregation above
+            # it); an item some other clause names is evaluated there instead.
             in_output = (
                 id(parent) in self._roots
-                and node.arg_key in ("expressions", "order")
+                and node.arg_key in ("expressions", "order", "group")
                 and id(node) not in self.named_before
             )
             return _OUTPUT if in_output else _OTHER
@@ -304,13 +307,14 @@ def _named_before(
     """The output items of ``select`` (an outermost SELECT) evaluated before its row filter
     because a clause names them, with the name used.
 
-    DuckDB lets WHERE, GROUP BY, HAVING, QUALIFY (and JOIN ON) name an output alias, and GROUP BY
-    an ordinal or ALL: ``SELECT CAST(x AS INT) AS n … WHERE n > 3`` runs the cast in the WHERE
+    DuckDB lets WHERE, HAVING, QUALIFY (and JOIN ON) name an output alias:
+    ``SELECT CAST(x AS INT) AS n … WHERE n > 3`` runs the cast in the WHERE
     clause, and ``SELECT CAST(x AS INT) AS n, n + 1 AS m … WHERE m > 3`` too, through the alias
     ``m``. So an item is named before filtering when an unqualified column of its alias's name
     is anywhere in the SELECT outside the output list, ORDER BY and aggregates (in a nested
-    query too: names are not resolved by scope), or in an item that is itself named so; or when
-    GROUP BY names it by position or by ALL. A column of the same name as the alias counts too
+    query too: names are not resolved by scope), or in an item that is itself named so. GROUP BY
+    keys (by alias, position or ALL) are computed by the aggregation on the filtered rows, like
+    the output list. A column of the same name as the alias counts too
     (which of the two the engine binds is not decided here). Linear: every column of the SELECT
     is looked at once, and the closure over items follows each reference once."""
     items = list(select.expressions)
@@ -320,14 +324,6 @@ def _named_before(
             by_name.setdefault(item.alias.lower(), []).append(index)
     owner = {id(item): index for index, item in enumerate(items)}
     named: dict[int, str] = {}
-    group = select.args.get("group")
-    if isinstance(group, exp.Group):
-        if group.args.get("all"):
-            named.update((index, "GROUP BY ALL") for index in range(len(items)))
-        for key in group.expressions:
-            ordinal = _integer_constant(key)
-            if ordinal is not None and 1 <= ordinal <= len(items):
-                named.setdefault(ordinal - 1, f"GROUP BY {ordinal}")
     # item index → the items its expression names (evaluated wherever it is).
     names_in: dict[int, set[int]] = {}
     if by_name:
