@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adversarial_world import HASH_KEY, Secrets, keyed_hash
+from adversarial_world import Secrets, keyed_hash
 from test_adversarial import run
 from test_spark_engine import _normalised
 
@@ -129,40 +129,80 @@ def connect_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
-@pytest.fixture(scope="module")
-def connect_engine(connect_url: str, mesh_catalog: Any) -> Iterator[QueryEngine]:
-    from meshgov.engines.spark import SparkEngine
+# pyspark allows no Connect session in a process that holds a classic one (SESSION_ALREADY_EXIST),
+# and the other Spark tests of the run hold one: the Connect client runs in a child process of
+# its own, which writes the governed query's result as Arrow IPC.
+CLIENT = """
+import sys, warnings
+warnings.simplefilter("ignore", FutureWarning)
+url, tests_dir, sql, out = sys.argv[1:5]
+sys.path.insert(0, tests_dir)
+import pyarrow as pa
+from adversarial_world import HASH_KEY, MESH, ROOT, principal
+from meshgov.catalog import load_catalog
+from meshgov.engines.spark import SparkEngine, verify_locked
+from meshgov.errors import MeshgovError
+from meshgov.execution import execute_query
+from meshgov.gateway import Gateway
+from meshgov.policy_backends import load_bundle_dir
 
-    # Connect: the tables are written into the server's session catalogue (meshgov load's path).
-    engine = SparkEngine.from_catalog(mesh_catalog, HASH_KEY, url=connect_url, load=True)
+catalog = load_catalog(MESH)
+gateway = Gateway(catalog, load_bundle_dir(ROOT / "policies"))
+# Connect: the tables are written into the server's session catalogue (meshgov load's path).
+engine = SparkEngine.from_catalog(catalog, HASH_KEY, url=url, load=True)
+try:
+    verify_locked(engine.session)
     try:
-        yield engine
-    finally:
-        engine.close()
+        engine.execute("SELECT reflect('java.lang.System', 'getenv', 'HOME')")
+        print("reflect ran")
+    except MeshgovError:
+        print("reflect refused")
+    result = execute_query(gateway, engine, sql, principal("analyst-eu"), "analytics", "duckdb")
+    with pa.OSFile(out, "wb") as sink, pa.ipc.new_file(sink, result.table.schema) as writer:
+        writer.write_table(result.table)
+finally:
+    engine.close()
+"""
+
+GOVERNED = (
+    "SELECT c.email, c.region, sum(o.amount) AS spend FROM customer.customers c "
+    "JOIN commerce.orders o ON o.customer_id = c.customer_id GROUP BY c.email, c.region "
+    "ORDER BY spend DESC, c.email LIMIT 25"
+)
+
+
+@pytest.fixture(scope="module")
+def over_connect(connect_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The governed query's rows over ``connect_url``, and the client's own report."""
+    import pyarrow as pa
+
+    out = tmp_path_factory.mktemp("connect-client") / "result.arrow"
+    client = subprocess.run(
+        [sys.executable, "-c", CLIENT, connect_url, str(Path(__file__).parent), GOVERNED, str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert client.returncode == 0, client.stderr[-3000:]
+    with pa.memory_map(str(out)) as source:
+        table = pa.ipc.open_file(source).read_all()
+    return {"table": table, "stdout": client.stdout}
 
 
 def test_a_governed_query_over_spark_connect_equals_duckdb(
-    connect_engine: QueryEngine, duckdb_engine: QueryEngine, gateway: Any, secrets: Secrets
+    over_connect: dict[str, Any], duckdb_engine: QueryEngine, gateway: Any, secrets: Secrets
 ) -> None:
-    sql = (
-        "SELECT c.email, c.region, sum(o.amount) AS spend FROM customer.customers c "
-        "JOIN commerce.orders o ON o.customer_id = c.customer_id GROUP BY c.email, c.region "
-        "ORDER BY spend DESC, c.email LIMIT 25"
-    )
-    over_connect, on_duckdb = run(gateway, connect_engine, sql), run(gateway, duckdb_engine, sql)
-    assert over_connect.table is not None, over_connect.error
+    on_duckdb = run(gateway, duckdb_engine, GOVERNED)
     assert on_duckdb.table is not None, on_duckdb.error
-    rows = over_connect.table.to_pylist()
+    table = over_connect["table"]
+    rows = table.to_pylist()
     assert rows
     assert {r["region"] for r in rows} == {"EU"}
     assert {r["email"] for r in rows} <= {keyed_hash(e) for e in secrets.eu_emails}
-    assert _normalised(over_connect.table) == _normalised(on_duckdb.table)
+    assert _normalised(table) == _normalised(on_duckdb.table)
 
 
-def test_the_connect_session_is_locked_and_refuses_commands(connect_engine: Any) -> None:
-    from meshgov.engines.spark import verify_locked
-    from meshgov.errors import MeshgovError
-
-    verify_locked(connect_engine.session)
-    with pytest.raises(MeshgovError):
-        connect_engine.execute("SELECT reflect('java.lang.System', 'getenv', 'HOME')")
+def test_the_connect_session_is_locked_and_refuses_reflection(over_connect: dict[str, Any]) -> None:
+    # verify_locked passed in the client (it raises otherwise), and reflection was refused.
+    assert "reflect refused" in over_connect["stdout"]
