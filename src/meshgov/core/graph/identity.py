@@ -199,10 +199,40 @@ def _analyse(index: MeshIndex) -> list[dict[str, Any]]:
                     {"owner": sorted(owner_products)[0] if owner_products else None},
                 )
             )
+    facts.extend(_carrier_facts(index, None))
+    if index.identifier_names:
+        for pid, manifest in index.manifests.items():
+            for port in manifest.spec.output_ports:
+                for col in port.columns:
+                    if col.entity:
+                        continue
+                    for entity_name, matched in index.identifier_names.get(col.name.lower(), []):
+                        facts.append(
+                            _fact(
+                                "undeclared_identifier",
+                                entity_name,
+                                pid,
+                                port.name,
+                                col.name,
+                                {
+                                    "matched": matched,
+                                    "expected": index.registry[entity_name].canonical_name,
+                                },
+                            )
+                        )
+    return _sort_facts(facts)
+
+
+def _carrier_facts(index: MeshIndex, wanted: set[str] | None) -> list[dict[str, Any]]:
+    """Unknown entities and identifiers typed or formatted unlike their entity's canonical
+    form, for the carriers of ``wanted`` products (every product: None)."""
+    facts: list[dict[str, Any]] = []
     for name, carriers in index.carriers.items():
         entity_def = index.registry.get(name)
         for carrier in carriers:
             ref = carrier.ref
+            if wanted is not None and ref.product not in wanted:
+                continue
             if entity_def is None:
                 facts.append(_fact("unknown_entity", name, ref.product, ref.port, ref.column))
                 continue
@@ -232,27 +262,7 @@ def _analyse(index: MeshIndex) -> list[dict[str, Any]]:
                         {"format": carrier.format, "expected": entity_def.canonical_format},
                     )
                 )
-    if index.identifier_names:
-        for pid, manifest in index.manifests.items():
-            for port in manifest.spec.output_ports:
-                for col in port.columns:
-                    if col.entity:
-                        continue
-                    for entity_name, matched in index.identifier_names.get(col.name.lower(), []):
-                        facts.append(
-                            _fact(
-                                "undeclared_identifier",
-                                entity_name,
-                                pid,
-                                port.name,
-                                col.name,
-                                {
-                                    "matched": matched,
-                                    "expected": index.registry[entity_name].canonical_name,
-                                },
-                            )
-                        )
-    return _sort_facts(facts)
+    return facts
 
 
 def _sort_facts(facts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -393,41 +403,7 @@ def product_identity_facts(index: MeshIndex, products: Iterable[str]) -> list[di
                     {"owner": sorted(owner_products)[0] if owner_products else None},
                 )
             )
-    for name, carriers in index.carriers.items():
-        entity_def = index.registry.get(name)
-        for carrier in carriers:
-            ref = carrier.ref
-            if ref.product not in wanted:
-                continue
-            if entity_def is None:
-                facts.append(_fact("unknown_entity", name, ref.product, ref.port, ref.column))
-                continue
-            if entity_def.canonical_type and carrier.type != entity_def.canonical_type:
-                facts.append(
-                    _fact(
-                        "identifier_type_mismatch",
-                        name,
-                        ref.product,
-                        ref.port,
-                        ref.column,
-                        {"type": carrier.type, "expected": entity_def.canonical_type},
-                    )
-                )
-            if (
-                entity_def.canonical_format
-                and carrier.format
-                and carrier.format != entity_def.canonical_format
-            ):
-                facts.append(
-                    _fact(
-                        "identifier_format_mismatch",
-                        name,
-                        ref.product,
-                        ref.port,
-                        ref.column,
-                        {"format": carrier.format, "expected": entity_def.canonical_format},
-                    )
-                )
+    facts.extend(_carrier_facts(index, wanted))
     if index.identifier_names:
         for pid in sorted(wanted):
             manifest = index.manifests.get(pid)
