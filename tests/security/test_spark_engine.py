@@ -302,7 +302,10 @@ def test_fallible_predicate_over_a_filtered_table_is_denied_on_spark(
     from meshgov.errors import AccessDenied
     from meshgov.execution import execute_query
 
-    sql = "SELECT count(*) FROM customer.customers WHERE CAST(full_name AS INT) > 0"
+    # A cast to DATE: the dialect pairs refuse a text-to-integer cast for Spark before this rule.
+    sql = (
+        "SELECT count(*) FROM customer.customers WHERE CAST(full_name AS DATE) > DATE '2000-01-01'"
+    )
     with pytest.raises(AccessDenied, match="can fail on a value"):
         execute_query(gateway, spark_engine, sql, principal("analyst-eu"), "analytics", read)
 

@@ -70,3 +70,75 @@ def test_greatest_over_a_subquery_is_refused_rather_than_copied() -> None:
     with pytest.raises(SqlUnsupportedError) as caught:
         translate(statement, "trino", "postgres")
     assert "GREATEST of a subquery" in caught.value.message
+
+
+# --- Spark as the engine (the answers are compared on a real Spark session in
+# tests/security/test_spark_dialect_parity.py) ---------------------------------------------------
+
+
+def _on_spark(sql: str, read: str = "duckdb") -> str:
+    from meshgov.core.manifest import LogicalType
+    from meshgov.core.sql.spark_dialect import MeshgovSpark
+
+    types = {
+        "x": {LogicalType.number},
+        "amount": {LogicalType.decimal},
+        "n": {LogicalType.integer},
+        "d": {LogicalType.date},
+        "e": {LogicalType.date},
+        "s": {LogicalType.string},
+    }
+    statement = sqlglot.parse_one(sql, read=read)
+    translate(statement, read, "spark", types)
+    return statement.sql(dialect=MeshgovSpark)
+
+
+@pytest.mark.parametrize(
+    ("read", "sql", "expected"),
+    [
+        ("duckdb", "SELECT CAST(amount AS INT), CAST(x AS INT), CAST(n AS INT) FROM t",
+         "SELECT CAST(ROUND(amount) AS INT), CAST(BROUND(x) AS INT), CAST(n AS INT) FROM t"),
+        ("duckdb", "SELECT isodow(d), extract(dow FROM d), dayofweek(d) FROM t",
+         "SELECT EXTRACT(DOW_ISO FROM d), (EXTRACT(DOW_ISO FROM d) % 7), "
+         "(EXTRACT(DOW_ISO FROM d) % 7) FROM t"),
+        ("duckdb", "SELECT quantile_cont(x, 0.9), median(n) FROM t",
+         "SELECT PERCENTILE(x, 0.9), PERCENTILE(CAST(n AS DOUBLE), 0.5) FROM t"),
+        ("postgres", "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY amount) FROM t",
+         "SELECT PERCENTILE(CAST(amount AS DOUBLE), 0.5) FROM t"),
+        ("duckdb", "SELECT dayname(d), d - e FROM t",
+         "SELECT DATE_FORMAT(d, 'EEEE'), DATEDIFF(DAY, e, d) FROM t"),
+        ("postgres", "SELECT n / 2, round(x) FROM t", "SELECT n DIV 2, BROUND(x) FROM t"),
+        ("duckdb", "SELECT n // 2, amount // 2 FROM t", "SELECT n DIV 2, amount / 2 FROM t"),
+        ("duckdb", "SELECT a FROM t QUALIFY row_number() OVER (ORDER BY a) = 1 ORDER BY a LIMIT 3",
+         "SELECT a FROM (SELECT a FROM (SELECT a, ROW_NUMBER() OVER (ORDER BY a NULLS LAST) AS "
+         "_w FROM t) AS _t WHERE _w = 1) AS _q ORDER BY a NULLS LAST LIMIT 3"),
+    ],
+)  # fmt: skip
+def test_spark_rewrites(read: str, sql: str, expected: str) -> None:
+    assert _on_spark(sql, read) == expected
+
+
+@pytest.mark.parametrize(
+    ("sql", "construct"),
+    [
+        ("SELECT ARRAY_AGG(n ORDER BY n)[1] FROM t", "ARRAY_AGG"),
+        ("SELECT CAST(s AS INT) FROM t", "CAST to an integer type of text"),
+        ("SELECT quantile_cont(amount, 0.5) FROM t", "of a decimal"),
+        ("SELECT regexp_replace(s, 'a', 'b') FROM t", "without the flag 'g'"),
+        ("SELECT regexp_replace(s, '(a)', '\\1', 'g') FROM t", "replacement"),
+        ("SELECT date_diff('month', d, e) FROM t", "in months"),
+        ("SELECT left(s, -2) FROM t", "LEFT"),
+        ("SELECT * FROM t QUALIFY row_number() OVER (ORDER BY a) = 1", "QUALIFY with SELECT *"),
+        ("SELECT list_sort([n]) FROM t", "list_sort"),
+    ],
+)
+def test_spark_refusals_name_the_construct(sql: str, construct: str) -> None:
+    with pytest.raises(SqlUnsupportedError) as refused:
+        _on_spark(sql)
+    assert construct in refused.value.message
+    assert "spark engine" in refused.value.message
+
+
+def test_spark_read_as_databricks_is_not_translated() -> None:
+    statement = sqlglot.parse_one("SELECT CAST(s AS INT) FROM t", read="databricks")
+    assert not translate(statement, "databricks", "spark")

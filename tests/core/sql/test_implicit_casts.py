@@ -113,3 +113,24 @@ def test_behind_an_engine_barrier_they_are_served(sql: str) -> None:
 @pytest.mark.parametrize("sql", SERVED)
 def test_typed_comparisons_are_served(sql: str) -> None:
     assert "\"region\" = 'EU'" in _rewrite(sql)
+
+
+def _rewrite_for_spark(sql: str) -> str:
+    return rewrite(
+        sql,
+        read="duckdb",
+        write="spark",
+        resolve_port=lambda parts: PORT if parts[-1] == "orders" else None,
+        decide=lambda port: DECISION,
+        principal=Principal(id="analyst"),
+        engine_barrier=False,
+    ).sql
+
+
+def test_a_date_formatted_with_a_constant_pattern_is_total_on_spark() -> None:
+    # dayname is written DATE_FORMAT(d, 'EEEE') for Spark (dialect_pairs): grouping by it is
+    # served; formatting a text column could fail on a value, and is refused before the filter.
+    sql = "SELECT dayname(ordered_on) AS d, count(*) AS n FROM sales.orders GROUP BY 1"
+    assert "DATE_FORMAT(" in _rewrite_for_spark(sql)
+    with pytest.raises(SqlUnsupportedError, match="can fail on a value"):
+        _rewrite_for_spark("SELECT count(*) FROM sales.orders WHERE strftime(status, '%A') = 'x'")

@@ -113,6 +113,14 @@ def _is_fallible(
         return unit is not None and any(True for _ in unit.find_all(exp.Column))
     if isinstance(node, exp.Bracket):
         return not _total_subscript(node, dialect)
+    if isinstance(node, exp.TimeToStr):
+        # A date or timestamp formatted with a constant pattern (`dayname` on Spark is written
+        # `DATE_FORMAT(d, 'EEEE')`): no value makes it fail.
+        pattern = node.args.get("format")
+        literal = isinstance(pattern, exp.Literal) and pattern.is_string
+        return not (literal and _temporal(node.this, column_types))
+    if isinstance(node, exp.TimeStrToTime):
+        return not _temporal(node.this, column_types)
     if isinstance(node, exp.Escape):
         escape = node.expression
         return not (isinstance(escape, exp.Literal) and escape.is_string and len(escape.name) <= 1)
@@ -120,6 +128,17 @@ def _is_fallible(
     # text, overflows), and even a constant `INTERVAL 'garbage'` fails only when a branch that
     # holds it is reached.
     return True
+
+
+def _temporal(node: exp.Expr, column_types: ColumnTypes) -> bool:
+    """A column declared date or timestamp in every table of the query that has it (or Spark's
+    read-back `TimeStrToTime` of one, which converts nothing)."""
+    if isinstance(node, exp.TimeStrToTime):
+        node = node.this
+    if not isinstance(node, exp.Column):
+        return False
+    types = column_types.get(node.name.lower(), set())
+    return bool(types) and types <= {LogicalType.date, LogicalType.timestamp}
 
 
 # Engines whose subscript of a list or string by an index out of range gives NULL (Spark with ANSI

@@ -6,9 +6,9 @@ sqlglot transpiles syntax, and for a few constructs it keeps the syntax but not 
 run on an engine of another, each such construct is either rewritten, as a sqlglot tree, into what
 means the same on the engine, or refused (``SqlUnsupportedError``: exit 3 / HTTP 403) with a reason
 that names it and the pair. ``translate`` is the one entry point; the rewriter calls it once, on
-the resolved tree, before the barrier and column checks see it. Engines are ``duckdb`` and
-``postgres``; other write dialects (``meshgov rewrite --to trino``) get sqlglot's transpilation
-alone. docs/enforcement.md carries the same table in words.
+the resolved tree, before the barrier and column checks see it. Engines are ``duckdb``,
+``postgres`` and ``spark`` (Spark 4, ANSI on); other write dialects (``meshgov rewrite --to
+trino``) get sqlglot's transpilation alone. docs/enforcement.md carries the same table in words.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sqlglot import exp
 from meshgov.core.manifest import LogicalType
 from meshgov.errors import SqlUnsupportedError
 
-ENGINE_DIALECTS = frozenset({"duckdb", "postgres"})
+ENGINE_DIALECTS = frozenset({"duckdb", "postgres", "spark"})
 _SPARK = frozenset({"spark", "databricks"})
 # Dialects whose casts of a double to an integer round half away from zero (the engines: to even).
 _ROUND_HALF_AWAY = frozenset({"trino", "presto", "snowflake", "bigquery"})
@@ -41,6 +41,13 @@ _TOTAL_CASTS: dict[str, frozenset[Any]] = {
     "date": frozenset({_T.DATE}) | _TIMESTAMPS | _TEXT,
     "timestamp": _TIMESTAMPS | _TEXT,
     "string": _TEXT,
+}
+_CAST_KINDS = {
+    _T.DOUBLE: "number",
+    _T.FLOAT: "number",
+    _T.DECIMAL: "decimal",
+    _T.DATE: "date",
+    _T.BOOLEAN: "boolean",
 }
 # Collations that mean byte order on both engines (compared case-insensitively, written "C").
 _BYTE_ORDER_COLLATIONS = frozenset({"c", "posix"})
@@ -73,14 +80,15 @@ RULES: tuple[PairRule, ...] = (
              "Spark's `/` no longer gives NULL for zero"),
     PairRule("`DIV` / `div` (integer division)", "spark, bigquery", "duckdb", "rewritten",
              "truncates decimals too; written as `TRUNC(a // b)`"),
-    PairRule("`GREATEST`/`LEAST` with NULL", "trino, snowflake, bigquery", "postgres",
+    PairRule("`GREATEST`/`LEAST` with NULL", "trino, snowflake, bigquery", "postgres, spark",
              "rewritten", "NULL when any argument is NULL; PostgreSQL skips NULLs: written "
              "`CASE WHEN a IS NULL OR … THEN NULL ELSE GREATEST(a, …) END` (refused when an "
              "argument is a subquery)"),
-    PairRule("`REGEXP_LIKE`/`RLIKE` (full match)", "snowflake", "postgres", "rewritten",
-             "the pattern must match the whole string: anchored as `^(?:pattern)$`"),
-    PairRule("`REGEXP_FULL_MATCH`", "duckdb", "postgres", "rewritten",
-             "anchored as `^(?:pattern)$` with `~`"),
+    PairRule("`REGEXP_LIKE`/`RLIKE` (full match)", "snowflake", "postgres, spark", "rewritten",
+             "the pattern must match the whole string: anchored as `^(?:pattern)$` (Spark: "
+             "`RLIKE`, with `(?i)` for the flag 'i')"),
+    PairRule("`REGEXP_FULL_MATCH`", "duckdb", "postgres, spark", "rewritten",
+             "anchored as `^(?:pattern)$` with `~` (Spark: `RLIKE`)"),
     PairRule("`SUBSTR`/`SUBSTRING` with a start that is not a positive integer literal, or a "
              "negative length literal", "*", "*", "refused",
              "zero and negative starts (and negative lengths) mean different things in every "
@@ -104,8 +112,8 @@ RULES: tuple[PairRule, ...] = (
              "a negative length gives '' (Snowflake, Spark) or fails (BigQuery); the engines "
              "keep all but the last characters"),
     PairRule("`DATE_TRUNC(d, WEEK)` (weeks starting Sunday) and `WEEK(<day>)` other than "
-             "MONDAY", "bigquery", "postgres", "refused",
-             "PostgreSQL's weeks start on Monday"),
+             "MONDAY", "bigquery", "postgres, spark", "refused",
+             "PostgreSQL's and Spark's weeks start on Monday"),
     PairRule("`CAST` to an integer type", "spark, databricks", "*", "rewritten / refused",
              "Spark truncates toward zero (CAST(1.7 AS INT) = 1), the engines round: a "
              "non-integer number is written `CAST(TRUNC(x) AS INT)`; text (other than an "
@@ -133,11 +141,11 @@ RULES: tuple[PairRule, ...] = (
              "`ROUND(x, n)` it lacks for doubles)"),
     PairRule("`ROUND` of a double", "postgres", "duckdb", "refused",
              "PostgreSQL rounds it half to even, DuckDB half away from zero"),
-    PairRule("`TRY(…)`", "duckdb", "postgres", "refused", "PostgreSQL has no TRY"),
-    PairRule("`QUALIFY` with `SELECT *`", "*", "postgres", "refused",
-             "PostgreSQL has no QUALIFY: sqlglot moves the window into a derived table whose "
-             "`*` then carries an extra `_w` column"),
-    PairRule("`QUALIFY` with `ORDER BY`/`LIMIT`", "*", "postgres", "rewritten",
+    PairRule("`TRY(…)`", "duckdb", "postgres, spark", "refused", "neither has TRY"),
+    PairRule("`QUALIFY` with `SELECT *`", "*", "postgres, spark", "refused",
+             "PostgreSQL has no QUALIFY (and sqlglot's Spark emulates it too): sqlglot moves the "
+             "window into a derived table whose `*` then carries an extra `_w` column"),
+    PairRule("`QUALIFY` with `ORDER BY`/`LIMIT`", "*", "postgres, spark", "rewritten",
              "sqlglot's emulation kept ORDER BY and LIMIT in the derived table it makes, so "
              "LIMIT cut the rows before QUALIFY filtered them: written `SELECT <outputs> FROM "
              "(… QUALIFY …) AS _q ORDER BY … LIMIT …` (refused when an output is unnamed)"),
@@ -152,7 +160,58 @@ RULES: tuple[PairRule, ...] = (
              "PostgreSQL)"),
     PairRule("`COLLATE`", "*", "*", "rewritten / refused",
              "`C`/`POSIX` (byte order) are written `\"C\"`, whatever the case the read dialect "
-             "folded them to; any other collation is refused"),
+             "folded them to (on Spark the clause is dropped: its default collation, "
+             "UTF8_BINARY, is byte order); any other collation is refused"),
+    # Spark 4 (ANSI on) as the engine; measured with pyspark 4.3 (tests/security/
+    # test_spark_dialect_parity.py runs each on DuckDB or PostgreSQL and on Spark).
+    PairRule("integer `/`", "postgres, trino", "spark", "rewritten / refused",
+             "truncates integers there, Spark's `/` divides as floating point: two integers are "
+             "written `a DIV b`; operands of a type meshgov cannot tell are refused"),
+    PairRule("DuckDB `//`", "duckdb", "spark", "rewritten / refused",
+             "truncates integers (kept: Spark's `DIV`) but divides decimals and doubles exactly, "
+             "where Spark's `DIV` truncates: written `/`; operands of unknown type are refused"),
+    PairRule("`DAYOFWEEK`/`EXTRACT(DOW …)`/`ISODOW`", "*", "spark", "rewritten",
+             "Spark's DAYOFWEEK counts Sunday as 1 and has no ISODOW (sqlglot's ISO form made "
+             "Sunday 2): ISO days are written `EXTRACT(DOW_ISO FROM d)`, days from Sunday = 0 "
+             "`EXTRACT(DOW_ISO FROM d) % 7`"),
+    PairRule("`CAST` to an integer type", "duckdb, postgres, trino, snowflake, bigquery",
+             "spark", "rewritten / refused",
+             "Spark truncates toward zero (CAST(2.7 AS INT) = 2), the others round (3): a "
+             "decimal is written `CAST(ROUND(x) AS INT)` (half away from zero), a double "
+             "`CAST(BROUND(x) AS INT)` (half to even; trino, snowflake, bigquery: `ROUND`); text "
+             "other than an integer literal, or an operand of unknown type, is refused"),
+    PairRule("`ROUND` of a double", "postgres", "spark", "rewritten",
+             "PostgreSQL rounds it half to even, Spark's ROUND half away from zero: written "
+             "Spark's `BROUND(x, n)`"),
+    PairRule("`quantile_cont`/`PERCENTILE_CONT`/`median`", "*", "spark", "rewritten / refused",
+             "`PERCENTILE_CONT(x, p)` is not Spark's and sqlglot writes the WITHIN GROUP form "
+             "as `PERCENTILE_APPROX` (approximate): written Spark's exact `PERCENTILE(x, p)` of "
+             "a double (as PostgreSQL interpolates); DuckDB interpolates a decimal in its "
+             "decimal type (405.95 vs 405.955): refused for a decimal read as duckdb (cast it "
+             "to DOUBLE), as are a list of fractions and a descending order"),
+    PairRule("`quantile_disc`/`PERCENTILE_DISC`", "*", "spark", "refused",
+             "sqlglot writes a form Spark does not have"),
+    PairRule("`ARRAY_AGG`/`LIST`", "*", "spark", "refused",
+             "sqlglot writes `COLLECT_LIST`, which drops NULLs and ignores ORDER BY "
+             "(`ARRAY_AGG(x ORDER BY x)[1]` is then any value)"),
+    PairRule("`list_sort`/`ARRAY_SORT`", "*", "spark", "refused",
+             "Spark places NULLs elsewhere in the sorted array"),
+    PairRule("`dayname`/`monthname`", "*", "spark", "rewritten",
+             "'Monday'/'January' there, 'Mon'/'Jan' from Spark's: written "
+             "`DATE_FORMAT(d, 'EEEE')` and `DATE_FORMAT(d, 'MMMM')`"),
+    PairRule("`REGEXP_REPLACE`", "*", "spark", "rewritten / refused",
+             "DuckDB and PostgreSQL replace the first match unless the flag 'g' is given, "
+             "Spark every match: refused without 'g' (read as duckdb or postgres), the flag "
+             "dropped with it; back-references (`\\1` vs `$1`) differ: a replacement that is "
+             "not a literal free of `\\` and `$` is refused"),
+    PairRule("`date - date`", "*", "spark", "rewritten",
+             "a number of days there, an interval on Spark: written `DATEDIFF(DAY, b, a)`"),
+    PairRule("`date_diff`/`DATEDIFF` other than days between two dates", "*", "spark",
+             "refused", "Spark counts whole units (2024-01-31 to 2024-03-03 is 1 month), "
+             "DuckDB the boundaries crossed (2); timestamps likewise"),
+    PairRule("`LEFT`/`RIGHT` with a length that is not a non-negative integer literal",
+             "duckdb, postgres", "spark", "refused",
+             "a negative length keeps all but the last characters there, gives '' on Spark"),
 )  # fmt: skip
 
 
@@ -184,7 +243,7 @@ def translate(
     (used to tell a Spark cast of an integer from one of a decimal). Returns whether the tree
     changed. Raises ``SqlUnsupportedError`` naming the construct and the pair.
     """
-    if read == write or write not in ENGINE_DIALECTS:
+    if read == write or write not in ENGINE_DIALECTS or {read, write} <= _SPARK:
         return False
     pair = _Pair(read, write, column_types or {})
     changed = False
@@ -230,9 +289,12 @@ class _Pair:
                     return "integer"
                 if target.this in _TEXT:
                     return "string"
+                return _CAST_KINDS.get(target.this)
             return None
         if isinstance(node, exp.Count):
             return "integer"
+        if isinstance(node, exp.Window):
+            return self.kind(node.this)
         if isinstance(node, exp.Trunc | exp.Floor | exp.Ceil) or (
             isinstance(node, exp.Round) and node.args.get("decimals") is None
         ):
@@ -267,6 +329,8 @@ def _division(node: exp.Expr, pair: _Pair) -> bool:
     others divide as floating point and fail on a zero divisor (Spark read with ANSI semantics):
     DuckDB's `/` gives Infinity there, its `//` over a double fails as they do."""
     assert isinstance(node, exp.Div)
+    if pair.write == "spark":
+        return _division_on_spark(node, pair)
     if pair.write == "postgres":
         if node.args.get("safe") and pair.read in _SPARK:
             node.set("safe", False)
@@ -284,8 +348,39 @@ def _division(node: exp.Expr, pair: _Pair) -> bool:
     return False
 
 
+def _division_on_spark(node: exp.Div, pair: _Pair) -> bool:
+    """PostgreSQL's/Trino's `/` truncates integers (sqlglot marks it ``typed``); Spark's `/`
+    divides them as floating point and its `DIV` truncates: integers are written `a DIV b`."""
+    if not node.args.get("typed"):
+        return False
+    kinds = {pair.kind(node.this), pair.kind(node.expression)}
+    if kinds <= {"integer"}:
+        node.replace(exp.IntDiv(this=node.this, expression=node.expression))
+        return True
+    if None in kinds or not kinds <= {"integer", "integral", "decimal", "number"}:
+        raise pair.refuse(
+            "`/` of operands of a type meshgov cannot tell",
+            "it truncates integers there and divides them as floating point on Spark; cast "
+            "the operands to NUMERIC or DOUBLE",
+        )
+    return False
+
+
 def _int_division(node: exp.Expr, pair: _Pair) -> bool:
     assert isinstance(node, exp.IntDiv)
+    if pair.write == "spark" and pair.read == "duckdb":
+        # DuckDB's `//` truncates integers (as Spark's DIV) but divides decimals and doubles
+        # exactly (as Spark's `/`).
+        kinds = {pair.kind(node.this), pair.kind(node.expression)}
+        if kinds <= {"integer"}:
+            return False
+        if None in kinds or not kinds <= {"integer", "integral", "decimal", "number"}:
+            raise pair.refuse(
+                "`//` of operands of a type meshgov cannot tell",
+                "it truncates integers but divides decimals and doubles exactly",
+            )
+        node.replace(exp.Div(this=node.this, expression=node.expression))
+        return True
     if pair.read == "duckdb" and pair.write == "postgres":
         node.replace(exp.Div(this=node.this, expression=node.expression, typed=True, safe=False))
         return True
@@ -299,7 +394,7 @@ def _int_division(node: exp.Expr, pair: _Pair) -> bool:
 
 def _null_propagating_extreme(node: exp.Expr, pair: _Pair) -> bool:
     assert isinstance(node, exp.Greatest | exp.Least)
-    if pair.write != "postgres" or node.args.get("ignore_nulls") is not False:
+    if pair.write not in ("postgres", "spark") or node.args.get("ignore_nulls") is not False:
         return False
     arguments = [node.this, *node.expressions]
     if any(argument.find(exp.Query) for argument in arguments):
@@ -325,7 +420,7 @@ def _anchored(pattern: exp.Expr) -> exp.Expr:
 
 
 def _full_match(node: exp.Expr, pair: _Pair) -> bool:
-    if pair.write != "postgres":
+    if pair.write not in ("postgres", "spark"):
         return False
     if isinstance(node, exp.RegexpLike) and not node.args.get("full_match"):
         return False
@@ -336,6 +431,14 @@ def _full_match(node: exp.Expr, pair: _Pair) -> bool:
             raise pair.refuse("a regular expression with flags", "flags differ per dialect")
         if flag.name == "i":
             replacement_kind = exp.RegexpILike
+    if pair.write == "spark":
+        # Spark's RLIKE finds the pattern anywhere (Java regular expressions; `(?i)` ignores
+        # case); it has no regular-expression ILIKE.
+        pattern = node.expression
+        if replacement_kind is exp.RegexpILike:
+            pattern = exp.DPipe(this=exp.Literal.string("(?i)"), expression=pattern)
+        node.replace(exp.RegexpLike(this=node.this, expression=_anchored(pattern)))
+        return True
     node.replace(replacement_kind(this=node.this, expression=_anchored(node.expression)))
     return True
 
@@ -379,6 +482,9 @@ def _day_of_week(node: exp.Expr, pair: _Pair) -> bool:
     else:
         assert isinstance(node, exp.DayOfWeek)
         iso, base, value = False, 1 if pair.read in _SPARK else 0, node.this
+    if pair.write == "spark":
+        node.replace(_spark_day_of_week(value, iso, base))
+        return True
     extracted: exp.Expr = exp.Cast(
         this=exp.Extract(this=exp.var("ISODOW" if iso else "DOW"), expression=value),
         to=exp.DataType.build("INT"),
@@ -389,16 +495,29 @@ def _day_of_week(node: exp.Expr, pair: _Pair) -> bool:
     return True
 
 
+def _spark_day_of_week(value: exp.Expr, iso: bool, base: int) -> exp.Expr:
+    """Spark's DAYOFWEEK numbers Sunday 1 … Saturday 7 (it has no ISODOW, and sqlglot writes
+    ISO days as `(DAYOFWEEK(d) % 7) + 1`, which makes Sunday 2): ISO days are written
+    `EXTRACT(DOW_ISO FROM d)` (Monday 1 … Sunday 7), days from Sunday = 0 as
+    `EXTRACT(DOW_ISO FROM d) % 7` (no addition, which could overflow to the no-barrier rule)."""
+    if base == 1 and not iso:
+        return exp.DayOfWeek(this=value)
+    iso_day = exp.Extract(this=exp.var("DOW_ISO"), expression=value)
+    if iso:
+        return iso_day
+    return exp.Paren(this=exp.Mod(this=iso_day, expression=exp.Literal.number(7)))
+
+
 def _week_start(node: exp.Expr, pair: _Pair) -> bool:
     assert isinstance(node, exp.DateTrunc | exp.TimestampTrunc | exp.DatetimeTrunc)
     unit = node.args.get("unit")
     if (
-        pair.write == "postgres"
+        pair.write in ("postgres", "spark")
         and isinstance(unit, exp.WeekStart)
         and unit.name.upper() != "MONDAY"
     ):
         raise pair.refuse(
-            f"DATE_TRUNC to WEEK({unit.name.upper()})", "PostgreSQL's weeks start on Monday"
+            f"DATE_TRUNC to WEEK({unit.name.upper()})", "the engine's weeks start on Monday"
         )
     return False
 
@@ -431,6 +550,11 @@ def _cast(node: exp.Expr, pair: _Pair) -> bool:
                 "Spark truncates toward zero where the engine rounds or fails; write "
                 "CAST(TRUNC(x) AS INT) over a number",
             )
+    if pair.write == "spark" and pair.read not in _SPARK and target.this in _INTEGRAL:
+        operand, kind, rounded_here = _integer_cast_on_spark(operand, kind, pair)
+        if rounded_here:
+            node.set("this", operand)
+            changed = True
     if pair.read in _ROUND_HALF_AWAY and target.this in _INTEGRAL and kind == "number":
         rounded: exp.Expr = operand
         if pair.write == "postgres":
@@ -491,6 +615,30 @@ def _cast(node: exp.Expr, pair: _Pair) -> bool:
     return changed
 
 
+def _integer_cast_on_spark(
+    operand: exp.Expr, kind: str | None, pair: _Pair
+) -> tuple[exp.Expr, str | None, bool]:
+    """Spark's CAST to an integer type truncates toward zero (CAST(2.7 AS INT) = 2); DuckDB and
+    PostgreSQL round: a decimal half away from zero (Spark's ROUND), a double half to even
+    (Spark's BROUND). Returns the operand, its kind, and whether it was rewritten."""
+    if kind in ("integer", "integral", "boolean"):
+        return operand, kind, False
+    if kind == "string" and isinstance(operand, exp.Literal) and operand.name.isdigit():
+        return operand, kind, False  # an integer in text: every dialect reads it the same
+    if kind == "decimal":
+        return exp.Round(this=operand), "integral", True
+    if kind == "number":
+        if pair.read in _ROUND_HALF_AWAY:
+            return operand, kind, False  # rounded half away from zero below, as there
+        return exp.Anonymous(this="BROUND", expressions=[operand]), "integral", True
+    raise pair.refuse(
+        "CAST to an integer type of "
+        + ("text" if kind == "string" else "an expression of unknown type"),
+        "Spark truncates toward zero where the read dialect rounds, and reads text such as "
+        "'2.7' differently; cast a number (ROUND it first to say how)",
+    )
+
+
 def _round(node: exp.Expr, pair: _Pair) -> bool:
     """ROUND of a double: PostgreSQL rounds half to even, every other dialect half away from
     zero (ROUND(2.5e0) = 2 vs 3)."""
@@ -499,6 +647,11 @@ def _round(node: exp.Expr, pair: _Pair) -> bool:
         return False
     if pair.write == "postgres":
         node.set("this", exp.Cast(this=node.this, to=exp.DataType.build("DECIMAL")))
+        return True
+    if pair.read == "postgres" and pair.write == "spark":
+        # Spark's ROUND rounds half away from zero, its BROUND half to even (as PostgreSQL).
+        arguments = [node.this, *([node.args["decimals"]] if node.args.get("decimals") else [])]
+        node.replace(exp.Anonymous(this="BROUND", expressions=arguments))
         return True
     if pair.read == "postgres":
         raise pair.refuse(
@@ -518,6 +671,16 @@ def _date_diff(node: exp.Expr, pair: _Pair) -> bool:
             "weeks are counted as boundaries from Monday or Sunday, or as whole weeks, "
             "depending on the dialect; count days and divide",
         )
+    if pair.write == "spark" and pair.read not in _SPARK:
+        dates = pair.kind(node.this) == pair.kind(node.expression) == "date"
+        if name != "DAY" or not dates:
+            raise pair.refuse(
+                f"date_diff/DATEDIFF in {name.lower() or 'an unnamed unit'}s"
+                + ("" if dates else " of operands that are not both dates"),
+                "Spark counts whole units (2024-01-31 to 2024-03-03 is 1 month), the read "
+                "dialect the unit boundaries crossed (2); only days between two dates agree",
+            )
+        return False
     if (
         pair.write == "duckdb"
         and name in ("MONTH", "QUARTER", "YEAR")
@@ -555,12 +718,13 @@ def _left_right(node: exp.Expr, pair: _Pair) -> bool:
     Spark give '', BigQuery fails."""
     assert isinstance(node, exp.Left | exp.Right)
     length = node.expression
-    if pair.read in ENGINE_DIALECTS:
+    if {pair.read, pair.write} <= {"duckdb", "postgres"}:
         return False
     if not (isinstance(length, exp.Literal) and length.name.isdigit()):
         raise pair.refuse(
             f"{node.sql_name()} with a length that is not a non-negative integer literal",
-            "a negative length keeps all but the last characters on the engine",
+            "a negative length keeps all but the last characters (DuckDB, PostgreSQL), gives "
+            "'' (Snowflake, Spark) or fails (BigQuery)",
         )
     return False
 
@@ -570,14 +734,14 @@ def _extract(node: exp.Expr, pair: _Pair) -> bool:
 
 
 def _try(_node: exp.Expr, pair: _Pair) -> bool:
-    if pair.write == "postgres":
-        raise pair.refuse("TRY(...)", "PostgreSQL has no TRY")
+    if pair.write in ("postgres", "spark"):
+        raise pair.refuse("TRY(...)", "the engine has no TRY")
     return False
 
 
 def _qualify(node: exp.Expr, pair: _Pair) -> bool:
     select = node.parent
-    if pair.write != "postgres" or not isinstance(select, exp.Select):
+    if pair.write not in ("postgres", "spark") or not isinstance(select, exp.Select):
         return False
     if any(
         isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
@@ -585,7 +749,8 @@ def _qualify(node: exp.Expr, pair: _Pair) -> bool:
     ):
         raise pair.refuse(
             "QUALIFY with SELECT *",
-            "PostgreSQL has no QUALIFY; its emulation adds a column to `*`; list the columns",
+            "sqlglot emulates QUALIFY in a derived table, which adds a column to `*`; list the "
+            "columns",
         )
     if any(select.args.get(k) for k in _AFTER_QUALIFY):
         _order_after_qualify(select, pair)
@@ -636,7 +801,57 @@ def _order_after_qualify(select: exp.Select, pair: _Pair) -> None:
     select.set("from_", exp.From(this=exp.Subquery(this=inner, alias=alias)))
 
 
+def _percentile_on_spark(node: exp.Expr, pair: _Pair) -> bool:
+    """Spark reads `PERCENTILE_CONT(x, p)` (DuckDB's `quantile_cont`) not at all, and sqlglot
+    writes the ordered-set form as `PERCENTILE_APPROX` (an approximation): both (and `median`)
+    are written as Spark's exact, interpolating `PERCENTILE(x, p)`, of a double as PostgreSQL
+    interpolates; DuckDB interpolates a decimal in its decimal type (refused)."""
+    if isinstance(node, exp.WithinGroup):
+        function, order = node.this, node.expression
+        if not isinstance(function, exp.PercentileCont | exp.PercentileDisc):
+            return False
+        orders = order.expressions if isinstance(order, exp.Order) else []
+        if isinstance(function, exp.PercentileDisc):
+            raise pair.refuse("PERCENTILE_DISC", "Spark's differs; use PERCENTILE_CONT")
+        if len(orders) != 1 or orders[0].args.get("desc"):
+            raise pair.refuse(
+                "PERCENTILE_CONT ordered by other than one ascending value",
+                "written as Spark's PERCENTILE(x, p), which orders ascending",
+            )
+        value, fraction = orders[0].this, function.this
+    elif isinstance(node, exp.Median):
+        value, fraction = node.this, exp.Literal.number("0.5")
+    elif isinstance(node, exp.PercentileCont):
+        if isinstance(node.parent, exp.WithinGroup):
+            return False  # done with its WITHIN GROUP
+        value, fraction = node.this, node.expression
+    else:
+        assert isinstance(node, exp.PercentileDisc)
+        if isinstance(node.parent, exp.WithinGroup):
+            return False
+        raise pair.refuse("quantile_disc/PERCENTILE_DISC", "Spark has no such aggregate")
+    if not (isinstance(fraction, exp.Literal) and not fraction.is_string):
+        raise pair.refuse(
+            "a quantile that is not one number literal",
+            "Spark's PERCENTILE takes one fraction here; ask for each quantile separately",
+        )
+    kind = pair.kind(value)
+    if pair.read == "duckdb" and kind not in ("number", "integer"):
+        raise pair.refuse(
+            "quantile_cont/PERCENTILE_CONT/median of "
+            + ("a decimal" if kind == "decimal" else "a value of a type meshgov cannot tell"),
+            "DuckDB interpolates in the column's decimal type (405.95), Spark in double "
+            "precision (405.955); write quantile_cont(CAST(x AS DOUBLE), p)",
+        )
+    if kind != "number":
+        value = exp.Cast(this=value, to=exp.DataType.build("DOUBLE"))
+    node.replace(exp.Quantile(this=value, quantile=fraction))
+    return True
+
+
 def _percentile_cont(node: exp.Expr, pair: _Pair) -> bool:
+    if pair.write == "spark":
+        return _percentile_on_spark(node, pair)
     if pair.read != "postgres" or pair.write != "duckdb":
         return False
     if not isinstance(node, exp.WithinGroup) or not isinstance(node.this, exp.PercentileCont):
@@ -688,8 +903,84 @@ def _collate(node: exp.Expr, pair: _Pair) -> bool:
     name = collation.name if isinstance(collation, exp.Expr) else ""
     if name.lower() not in _BYTE_ORDER_COLLATIONS:
         raise pair.refuse(f"COLLATE {name or '?'}", "only C / POSIX (byte order) mean the same")
+    if pair.write == "spark":
+        node.replace(node.this)  # Spark's default collation, UTF8_BINARY, is byte order
+        return True
     node.set("expression", exp.to_identifier("C", quoted=True))
     return True
+
+
+def _array_agg(_node: exp.Expr, pair: _Pair) -> bool:
+    if pair.write == "spark" and pair.read not in _SPARK:
+        raise pair.refuse(
+            "ARRAY_AGG/LIST",
+            "sqlglot writes Spark's COLLECT_LIST, which drops NULLs and ignores ORDER BY (so "
+            "`ARRAY_AGG(x ORDER BY x)[1]` is not the least value); use min/max or string_agg",
+        )
+    return False
+
+
+def _array_sort(_node: exp.Expr, pair: _Pair) -> bool:
+    if pair.write == "spark" and pair.read not in _SPARK:
+        raise pair.refuse(
+            "list_sort/ARRAY_SORT", "Spark places NULLs differently in a sorted array"
+        )
+    return False
+
+
+_NAME_FORMATS: dict[type[exp.Expr], str] = {exp.Dayname: "%A", exp.Monthname: "%B"}
+
+
+def _day_or_month_name(node: exp.Expr, pair: _Pair) -> bool:
+    """DuckDB's `dayname`/`monthname` give 'Monday'/'January'; Spark's 'Mon'/'Jan': written as
+    Spark's `DATE_FORMAT(d, 'EEEE'|'MMMM')` (English names: the parity test checks them)."""
+    if pair.write != "spark" or pair.read in _SPARK:
+        return False
+    if node.args.get("abbreviated"):
+        raise pair.refuse(f"abbreviated {node.key.upper()}", "not rewritten for Spark")
+    fmt = _NAME_FORMATS[type(node)]
+    node.replace(exp.TimeToStr(this=node.this, format=exp.Literal.string(fmt)))
+    return True
+
+
+def _regexp_replace(node: exp.Expr, pair: _Pair) -> bool:
+    """DuckDB and PostgreSQL replace the first match unless the flag 'g' is given, Spark every
+    match; replacement back-references are `\\1` there and `$1` in Spark."""
+    if pair.write != "spark" or pair.read in _SPARK:
+        return False
+    modifiers = node.args.get("modifiers")
+    flags = modifiers.name if isinstance(modifiers, exp.Literal) else None
+    if pair.read in ("duckdb", "postgres") and flags != "g":
+        raise pair.refuse(
+            "REGEXP_REPLACE without the flag 'g'",
+            "it replaces the first match there, every match on Spark; pass 'g' to replace all",
+        )
+    replacement = node.args.get("replacement")
+    if not (
+        isinstance(replacement, exp.Literal)
+        and replacement.is_string
+        and "\\" not in replacement.name
+        and "$" not in replacement.name
+    ):
+        raise pair.refuse(
+            "REGEXP_REPLACE with a replacement that is not a literal without `\\` or `$`",
+            "back-references are written differently on Spark",
+        )
+    node.set("modifiers", None)
+    node.set("single_replace", None)
+    return True
+
+
+def _date_minus_date(node: exp.Expr, pair: _Pair) -> bool:
+    """`date - date` is a number of days in DuckDB and PostgreSQL, a day interval on Spark:
+    written as Spark's day count `DATEDIFF(DAY, b, a)`."""
+    assert isinstance(node, exp.Sub)
+    if pair.write != "spark" or pair.read in _SPARK:
+        return False
+    if pair.kind(node.this) == pair.kind(node.expression) == "date":
+        node.replace(exp.DateDiff(this=node.this, expression=node.expression, unit=exp.var("DAY")))
+        return True
+    return False
 
 
 Handler = Callable[[exp.Expr, _Pair], bool]
@@ -723,7 +1014,12 @@ _HANDLERS = _handlers(
         ("Round", _round),
         ("Qualify", _qualify),
         ("Interval", _interval),
-        ("WithinGroup", _percentile_cont),
+        ("WithinGroup PercentileCont PercentileDisc Median", _percentile_cont),
+        ("ArrayAgg", _array_agg),
+        ("ArraySort SortArray", _array_sort),
+        ("Dayname Monthname", _day_or_month_name),
+        ("RegexpReplace", _regexp_replace),
+        ("Sub", _date_minus_date),
         ("Anonymous", _postgres_json),
         ("Collate", _collate),
     ]

@@ -134,6 +134,9 @@ DIALECT_FUNCTIONS: dict[str, dict[str, str]] = {
         "regexp_split_to_table": PATTERN,
         "regexp_matches": PATTERN,
     },
+    "spark": {
+        "bround": TOTAL,  # written for a PostgreSQL ROUND of a double (dialect_pairs)
+    },
 }
 
 
