@@ -765,7 +765,12 @@ def test_denied_with_a_reason_naming_it(
     assert outcome.table is None, "the gateway let it through"
     assert isinstance(outcome.error, AccessDenied), outcome.error
     assert outcome.error.exit_code == 3
-    assert any(p.lower() in str(outcome.error).lower() for p in phrase.split("|")), outcome.error
+    phrases = phrase.split("|")
+    if engine.name == "spark":
+        # Read as duckdb, the construct may first be refused for not meaning the same on Spark
+        # (core/sql/dialect_pairs.py): still a denial naming it.
+        phrases.append("does not mean the same on")
+    assert any(p.lower() in str(outcome.error).lower() for p in phrases), outcome.error
     assert_no_leak(outcome, secrets, sql)
     received = outcome.received()
     # Nothing about the engine session: role, database, schema or catalogue names.
