@@ -276,17 +276,19 @@ def test_wire_nobody_reads_nothing(redteam_wire: Any) -> None:
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason="design-level: a principal no grant matches learns which ports exist, because a denied "
-    "port answers 42501 'access to table … (product:port) denied' and an absent one 42P01 "
-    "'unknown table' (the governed catalogue shows nobody no tables)",
-)
-def test_wire_nobody_cannot_tell_denied_ports_from_absent_ones(redteam_wire: Any) -> None:
-    codes = []
+def test_wire_denied_port_names_the_decision_and_absent_table_is_unknown(redteam_wire: Any) -> None:
+    """Which products exist is public in a mesh (docs/wire.md, "Which products exist is not
+    secret"): a port nobody granted is 42501 with the decision's reason, a name that is no port
+    42P01, and neither message names a column of the port (hidden or not)."""
+    failures = {}
     with _connect(redteam_wire, "nobody") as conn:
         for table in ("payments.payments", "payments.paymentz"):
             with pytest.raises(psycopg.Error) as failed:
                 conn.execute(f"SELECT 1 FROM {table}").fetchall()
-            codes.append(failed.value.sqlstate)
-    assert codes[0] == codes[1]
+            failures[table] = failed.value
+    denied, absent = failures["payments.payments"], failures["payments.paymentz"]
+    assert denied.sqlstate == "42501"
+    assert "payments/payments" in str(denied) and "denied" in str(denied)
+    assert absent.sqlstate == "42P01"
+    for failure in failures.values():
+        assert "card" not in str(failure).lower() and "amount" not in str(failure).lower()
