@@ -28,6 +28,7 @@ from sqlglot.errors import ParseError, TokenError
 
 from meshgov.engines.base import CANCEL_SCOPE, CancelScope, ResultStream
 from meshgov.errors import MeshgovError
+from meshgov.limits import check_size
 from meshgov.pgwire import messages as m
 from meshgov.pgwire.catalogue import (
     CatalogueRefused,
@@ -62,6 +63,10 @@ BATCH_ROWS = 4096
 READ_AHEAD = 2
 # Batches up to this many rows are encoded on the event loop; larger ones in a worker thread.
 INLINE_ENCODE_ROWS = 2048
+# Statement texts up to this many characters are split and parsed on the event loop; longer ones
+# in a worker thread (parsing is linear in the text but slow: ~1.6 s for 100,000 characters,
+# which on the event loop would stall every session and the HTTP API with it).
+INLINE_PARSE_CHARS = 4096
 
 # The SQLSTATE of each meshgov error code; anything else is an internal error (XX000).
 SQLSTATES = {
@@ -78,6 +83,7 @@ SQLSTATES = {
     "result_too_large": "54000",
     "limit_exceeded": "53200",
     "time_budget_exceeded": "57014",
+    "request_too_large": "54000",
 }
 
 
@@ -350,13 +356,36 @@ class Session:
             await asyncio.to_thread(conn.close)
 
     # ----------------------------------------------------------------- simple protocol
-    async def simple_query(self, text: str) -> None:
+    def check_text_size(self, text: str) -> None:
+        """A query text over ``MESHGOV_MAX_SQL_CHARS`` is refused before it is read (as on HTTP)."""
         try:
-            texts = split(text)
+            check_size(
+                len(text),
+                self.listener.service.settings.max_sql_chars,
+                "the query",
+                "MESHGOV_MAX_SQL_CHARS",
+                "characters",
+            )
+        except MeshgovError as exc:
+            raise wire_error(exc) from None
+
+    async def off_loop_if_long(self, text: str, work: Callable[[], Any]) -> Any:
+        """``work()`` (splitting, parsing ``text``): in a worker thread when ``text`` is long."""
+        if len(text) <= INLINE_PARSE_CHARS:
+            return work()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.listener.executor, work)
+
+    async def simple_query(self, text: str) -> None:
+        self.check_text_size(text)
+        try:
+            texts = await self.off_loop_if_long(text, lambda: split(text))
         except StatementError as exc:
             raise WireError(exc.sqlstate, exc.message) from None
         for statement_text in texts:
-            prepared = self.prepare(statement_text, [])
+            prepared = await self.off_loop_if_long(
+                statement_text, lambda t=statement_text: self.prepare(t, [])
+            )
             if prepared.statement.kind == "empty":
                 self.send(m.EMPTY_QUERY)
                 continue
@@ -379,7 +408,10 @@ class Session:
 
     # ----------------------------------------------------------------- extended protocol
     async def parse(self, message: m.Parse) -> None:
-        self.statements[message.statement] = self.prepare(message.query, list(message.param_oids))
+        self.check_text_size(message.query)
+        self.statements[message.statement] = await self.off_loop_if_long(
+            message.query, lambda: self.prepare(message.query, list(message.param_oids))
+        )
         self.send(m.PARSE_COMPLETE)
 
     async def bind(self, message: m.Bind) -> None:
