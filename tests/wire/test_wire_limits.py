@@ -57,3 +57,28 @@ def test_http_answers_while_a_long_wire_query_is_parsed(wire: WireServer) -> Non
     assert len(latencies) >= 3, latencies
     assert statistics.median(latencies) < 0.1, latencies
     assert max(latencies) < 0.5, latencies
+
+
+def _startup(user: str) -> bytes:
+    body = (196608).to_bytes(4, "big") + f"user\0{user}\0database\0analytics\0\0".encode()
+    return (len(body) + 4).to_bytes(4, "big") + body
+
+
+@pytest.mark.parametrize("user", ["analyst-eu", "somebody-unknown"], ids=["scram", "password"])
+def test_an_oversized_message_before_login_is_refused_at_once(wire: WireServer, user: str) -> None:
+    """Before login a client may not announce a 50 MB message (the server would wait for it and
+    buffer it): it gets 08P01 at once, as PostgreSQL limits authentication messages to 64 kB."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", wire.pg_port), timeout=5) as sock:
+        sock.sendall(_startup(user))
+        request = sock.recv(1024)
+        assert request[:1] == b"R"  # SCRAM (10) or cleartext password (3) requested
+        sock.sendall(b"p" + (50_000_000).to_bytes(4, "big") + b"x" * 1000)
+        answer = b""
+        while b"08P01" not in answer:
+            chunk = sock.recv(4096)  # a timeout here: the server waits for the 50 MB
+            if not chunk:
+                break
+            answer += chunk
+    assert b"08P01" in answer and b"invalid message length" in answer, answer

@@ -22,6 +22,7 @@ from meshgov.pgwire import messages as m
 from meshgov.pgwire.auth import MECHANISM, AuthenticationFailed, ScramExchange
 from meshgov.pgwire.catalogue import CatalogueDatabases
 from meshgov.pgwire.session import (
+    MAX_AUTH_MESSAGE_BYTES,
     SERVER_VERSION,
     Prepared,
     Session,
@@ -230,7 +231,7 @@ class PgListener:
             writer.write(m.authentication(10, m.cstring(MECHANISM) + b"\x00"))
             await writer.drain()
             try:
-                kind, payload = await read_message(reader)
+                kind, payload = await read_message(reader, MAX_AUTH_MESSAGE_BYTES)
                 if kind != b"p":
                     raise AuthenticationFailed("expected SASLInitialResponse")
                 first = m.Reader(payload)
@@ -239,7 +240,7 @@ class PgListener:
                 size = first.int32()
                 writer.write(m.authentication(11, exchange.server_first(first.bytes_(size))))
                 await writer.drain()
-                kind, payload = await read_message(reader)
+                kind, payload = await read_message(reader, MAX_AUTH_MESSAGE_BYTES)
                 if kind != b"p":
                     raise AuthenticationFailed("expected SASLResponse")
                 final = exchange.server_final(payload)
@@ -254,7 +255,7 @@ class PgListener:
             return principal
         writer.write(m.AUTH_CLEARTEXT)
         await writer.drain()
-        kind, payload = await read_message(reader)
+        kind, payload = await read_message(reader, MAX_AUTH_MESSAGE_BYTES)
         if kind != b"p":
             writer.write(denied)
             return None

@@ -1074,11 +1074,19 @@ def encode_batch(
     return messages
 
 
-async def read_message(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# Before login (a password, a SCRAM message) a client is not trusted with more (PostgreSQL's own
+# PG_MAX_AUTH_TOKEN_LENGTH), so an unauthenticated connection cannot make the server buffer 64 MB.
+MAX_AUTH_MESSAGE_BYTES = 65_535
+
+
+async def read_message(
+    reader: asyncio.StreamReader, max_size: int = MAX_MESSAGE_BYTES
+) -> tuple[bytes, bytes]:
     header = await reader.readexactly(5)
     kind = header[:1]
     size = int.from_bytes(header[1:], "big")
-    if size < 4 or size > 64 * 1024 * 1024:
+    if size < 4 or size > max_size:
         raise m.ProtocolViolation(f"invalid message length {size}")
     return kind, await reader.readexactly(size - 4)
 
