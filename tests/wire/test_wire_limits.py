@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import statistics
 import threading
 import time
@@ -64,16 +65,33 @@ def _startup(user: str) -> bytes:
     return (len(body) + 4).to_bytes(4, "big") + body
 
 
-@pytest.mark.parametrize("user", ["analyst-eu", "somebody-unknown"], ids=["scram", "password"])
-def test_an_oversized_message_before_login_is_refused_at_once(wire: WireServer, user: str) -> None:
+def _read_message(sock: socket.socket) -> tuple[bytes, bytes]:
+    header = b""
+    while len(header) < 5:
+        header += sock.recv(5 - len(header))
+    size = int.from_bytes(header[1:], "big") - 4
+    body = b""
+    while len(body) < size:
+        body += sock.recv(size - len(body))
+    return header[:1], body
+
+
+def _sasl_first(nonce: str) -> bytes:
+    first = f"n,,n=,r={nonce}".encode()
+    payload = b"SCRAM-SHA-256\0" + len(first).to_bytes(4, "big") + first
+    return b"p" + (len(payload) + 4).to_bytes(4, "big") + payload
+
+
+@pytest.mark.parametrize("step", ["first", "second"])
+def test_an_oversized_message_before_login_is_refused_at_once(wire: WireServer, step: str) -> None:
     """Before login a client may not announce a 50 MB message (the server would wait for it and
     buffer it): it gets 08P01 at once, as PostgreSQL limits authentication messages to 64 kB."""
-    import socket
-
     with socket.create_connection(("127.0.0.1", wire.pg_port), timeout=5) as sock:
-        sock.sendall(_startup(user))
-        request = sock.recv(1024)
-        assert request[:1] == b"R"  # SCRAM (10) or cleartext password (3) requested
+        sock.sendall(_startup("analyst-eu"))
+        assert _read_message(sock)[0] == b"R"  # SCRAM requested
+        if step == "second":
+            sock.sendall(_sasl_first("abcdefghijkl"))
+            assert _read_message(sock)[0] == b"R"  # server-first
         sock.sendall(b"p" + (50_000_000).to_bytes(4, "big") + b"x" * 1000)
         answer = b""
         while b"08P01" not in answer:
@@ -82,3 +100,31 @@ def test_an_oversized_message_before_login_is_refused_at_once(wire: WireServer, 
                 break
             answer += chunk
     assert b"08P01" in answer and b"invalid message length" in answer, answer
+
+
+def _scram_salt(port: int, user: str) -> tuple[int, str]:
+    """The authentication request a login as ``user`` gets, and the salt of its SCRAM exchange."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(_startup(user))
+        kind, body = _read_message(sock)
+        assert kind == b"R"
+        code = int.from_bytes(body[:4], "big")
+        if code != 10:
+            return code, ""
+        sock.sendall(_sasl_first("abcdefghijkl"))
+        kind, body = _read_message(sock)
+        assert kind == b"R" and int.from_bytes(body[:4], "big") == 11
+        attributes = dict(part.split("=", 1) for part in body[4:].decode().split(","))
+        return code, f"{attributes['s']} i={attributes['i']}"
+
+
+def test_the_login_exchange_does_not_tell_who_exists(wire: WireServer) -> None:
+    """An unknown user is asked for SCRAM as a known one is, with a salt that stays the same
+    (a salt changing at each attempt would mark the user as unknown)."""
+    known = _scram_salt(wire.pg_port, "analyst-eu")
+    unknown = _scram_salt(wire.pg_port, "no-such-principal")
+    assert known[0] == unknown[0] == 10
+    assert known == _scram_salt(wire.pg_port, "analyst-eu")
+    assert unknown == _scram_salt(wire.pg_port, "no-such-principal")
+    assert unknown[1] != _scram_salt(wire.pg_port, "another-unknown")[1]
+    assert unknown[1].endswith(known[1].rsplit(" ", 1)[1])  # the same iteration count
