@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import itertools
 import logging
 import secrets
@@ -19,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 import sqlglot
@@ -67,6 +68,7 @@ INLINE_ENCODE_ROWS = 2048
 # in a worker thread (parsing is linear in the text but slow: ~1.6 s for 100,000 characters,
 # which on the event loop would stall every session and the HTTP API with it).
 INLINE_PARSE_CHARS = 4096
+_T = TypeVar("_T")
 
 # The SQLSTATE of each meshgov error code; anything else is an internal error (XX000).
 SQLSTATES = {
@@ -369,7 +371,7 @@ class Session:
         except MeshgovError as exc:
             raise wire_error(exc) from None
 
-    async def off_loop_if_long(self, text: str, work: Callable[[], Any]) -> Any:
+    async def off_loop_if_long(self, text: str, work: Callable[[], _T]) -> _T:
         """``work()`` (splitting, parsing ``text``): in a worker thread when ``text`` is long."""
         if len(text) <= INLINE_PARSE_CHARS:
             return work()
@@ -379,12 +381,12 @@ class Session:
     async def simple_query(self, text: str) -> None:
         self.check_text_size(text)
         try:
-            texts = await self.off_loop_if_long(text, lambda: split(text))
+            texts = await self.off_loop_if_long(text, functools.partial(split, text))
         except StatementError as exc:
             raise WireError(exc.sqlstate, exc.message) from None
         for statement_text in texts:
             prepared = await self.off_loop_if_long(
-                statement_text, lambda t=statement_text: self.prepare(t, [])
+                statement_text, functools.partial(self.prepare, statement_text, [])
             )
             if prepared.statement.kind == "empty":
                 self.send(m.EMPTY_QUERY)
@@ -410,7 +412,8 @@ class Session:
     async def parse(self, message: m.Parse) -> None:
         self.check_text_size(message.query)
         self.statements[message.statement] = await self.off_loop_if_long(
-            message.query, lambda: self.prepare(message.query, list(message.param_oids))
+            message.query,
+            functools.partial(self.prepare, message.query, list(message.param_oids)),
         )
         self.send(m.PARSE_COMPLETE)
 
