@@ -7,6 +7,9 @@ identity Trino names only when the caller is in the ``query-engines`` group or i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from meshgov.core.principal import Principal
 from meshgov.errors import AccessDenied
 
@@ -41,3 +44,20 @@ def require_self(principal: Principal, claimed_id: str | None) -> None:
 
 def may_speak_for_others(principal: Principal) -> bool:
     return QUERY_ENGINE_GROUP in principal.groups or GUILD_GROUP in principal.groups
+
+
+def visible_report(report: Mapping[str, Any], principal: Principal) -> dict[str, Any]:
+    """A policy revision's report as ``principal`` may read it.
+
+    Its ``access`` impact holds every known principal's decisions before and after (row filters
+    with their attribute values, unmasked columns): only the guild reads all of it, as only the
+    guild explores another principal's access; anyone else sees the entries about itself.
+    """
+    shown = dict(report)
+    if GUILD_GROUP not in principal.groups and isinstance(shown.get("access"), list):
+        shown["access"] = [
+            entry
+            for entry in shown["access"]
+            if isinstance(entry, Mapping) and entry.get("principal") == principal.id
+        ]
+    return shown

@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlglot import exp
 
-from meshgov.authz import GUILD_GROUP, may_speak_for_others, require_guild
+from meshgov.authz import GUILD_GROUP, may_speak_for_others, require_guild, visible_report
 from meshgov.console import views
 from meshgov.console.sessions import SESSION_COOKIE, ConsoleSession, Sessions
 from meshgov.core.principal import Principal
@@ -479,7 +479,7 @@ async def revision_detail(request: Request, revision: str) -> HTMLResponse:
         "revision.html",
         session,
         revision=views.revision_row(found, active_id),
-        report=found.report,
+        report=visible_report(found.report, session.principal),
         diff=diff,
     )
 

@@ -2,7 +2,8 @@
 
 The tokens file keeps each token's verifier (StoredKey, ServerKey, salt, iterations), so a client
 proves it knows the token without sending it. An unknown user gets the same exchange, with a
-made-up salt, and fails at the same step: the answer never says which part was wrong.
+made-up salt (the same for the same user name, as a real one stays the same: ``mock_salt``), and
+fails at the same step: the answer never says which part was wrong, nor whether the user exists.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from meshgov.tokens import ScramVerifier
+from meshgov.tokens import SCRAM_ITERATIONS, ScramVerifier
 
 MECHANISM = "SCRAM-SHA-256"
 
@@ -31,11 +32,19 @@ def _attributes(message: str) -> dict[str, str]:
     return attributes
 
 
+def mock_salt(secret: bytes, user: str) -> bytes:
+    """The made-up salt of an unknown ``user``: stable for the name (a random one per attempt would
+    tell an unknown user from a known one), unguessable without the server's ``secret``."""
+    return hmac.digest(secret, user.encode(), "sha256")[:16]
+
+
 @dataclass
 class ScramExchange:
-    """One SCRAM-SHA-256 login; ``verifier`` None = unknown user (fails at the proof)."""
+    """One SCRAM-SHA-256 login; ``verifier`` None = unknown user (fails at the proof), whose
+    salt is ``mock_salt``."""
 
     verifier: ScramVerifier | None
+    mock_salt: bytes = b""
     _client_first_bare: str = ""
     _server_first: str = ""
     _nonce: str = ""
@@ -54,12 +63,13 @@ class ScramExchange:
         client_nonce = _attributes(bare).get("r", "")
         if not client_nonce:
             raise AuthenticationFailed("malformed SCRAM message")
-        verifier = self.verifier or ScramVerifier.make(secrets.token_urlsafe(24))
+        if self.verifier is not None:
+            salt, iterations = self.verifier.salt, self.verifier.iterations
+        else:
+            salt, iterations = self.mock_salt or secrets.token_bytes(16), SCRAM_ITERATIONS
         self._client_first_bare = bare
         self._nonce = client_nonce + base64.b64encode(secrets.token_bytes(18)).decode()
-        self._server_first = (
-            f"r={self._nonce},s={base64.b64encode(verifier.salt).decode()},i={verifier.iterations}"
-        )
+        self._server_first = f"r={self._nonce},s={base64.b64encode(salt).decode()},i={iterations}"
         return self._server_first.encode()
 
     def server_final(self, client_final: bytes) -> bytes:

@@ -56,7 +56,10 @@ REFUSED = {"pg_stat_activity", "pg_settings", "pg_file_settings", "pg_hba_file_r
            "pg_config", "pg_available_extensions", "pg_stat_wal_receiver",
            "pg_stat_subscription", "pg_statistic", "pg_shseclabel", "pg_seclabels",
            "pg_shdepend", "pg_replication_origin", "pg_replication_origin_status",
-           "pg_parameter_acl", "pg_available_extension_versions"}  # fmt: skip
+           "pg_parameter_acl", "pg_available_extension_versions",
+           # planner statistics: those of shared catalogues (pg_database's datname histogram)
+           # name every database of the cluster
+           "pg_stats", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic_ext_data"}  # fmt: skip
 # Cumulative statistics views: cluster-wide (pg_stat_database names every database, pg_stat_wal
 # and pg_stat_bgwriter show the server's activity) or per-session; clients do not need them.
 REFUSED_PREFIXES = ("pg_stat_", "pg_statio_")

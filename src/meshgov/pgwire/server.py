@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import secrets
 import ssl
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -19,9 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from meshgov.pgwire import messages as m
-from meshgov.pgwire.auth import MECHANISM, AuthenticationFailed, ScramExchange
+from meshgov.pgwire.auth import MECHANISM, AuthenticationFailed, ScramExchange, mock_salt
 from meshgov.pgwire.catalogue import CatalogueDatabases
 from meshgov.pgwire.session import (
+    MAX_AUTH_MESSAGE_BYTES,
     SERVER_VERSION,
     Prepared,
     Session,
@@ -76,6 +78,8 @@ class PgListener:
         self.prepared_cache: dict[tuple[str, tuple[int, ...]], Prepared] = {}
         self.per_principal: Counter[str] = Counter()
         self.connections = 0
+        # Salts unknown users' SCRAM exchanges (auth.mock_salt); never leaves this process.
+        self._mock_secret = secrets.token_bytes(32)
         self._server: asyncio.Server | None = None
         self._tls: ssl.SSLContext | None = None
         if settings.tls_cert is not None:
@@ -209,10 +213,13 @@ class PgListener:
         user = params.get("user", "")
         principals = self.tokens.by_id()
         verifier = self.tokens.verifiers.get(user)
+        # An unknown user is asked for SCRAM as a known one is (and fails at the proof), so the
+        # kind of exchange does not tell who exists (PostgreSQL's mock authentication).
+        mock = verifier is None and user not in principals and bool(self.tokens.verifiers)
         denied = m.error_response(
             "28P01", f'password authentication failed for user "{user}"', severity="FATAL"
         )
-        if verifier is None and not self._may_send_password(writer, secure):
+        if verifier is None and not mock and not self._may_send_password(writer, secure):
             # No verifier: the token itself would be the password, which needs TLS or loopback
             # (said to every user alike, so the answer does not tell who exists).
             writer.write(
@@ -225,12 +232,12 @@ class PgListener:
                 )
             )
             return None
-        if verifier is not None:
-            exchange = ScramExchange(verifier)
+        if verifier is not None or mock:
+            exchange = ScramExchange(verifier, mock_salt(self._mock_secret, user))
             writer.write(m.authentication(10, m.cstring(MECHANISM) + b"\x00"))
             await writer.drain()
             try:
-                kind, payload = await read_message(reader)
+                kind, payload = await read_message(reader, MAX_AUTH_MESSAGE_BYTES)
                 if kind != b"p":
                     raise AuthenticationFailed("expected SASLInitialResponse")
                 first = m.Reader(payload)
@@ -239,7 +246,7 @@ class PgListener:
                 size = first.int32()
                 writer.write(m.authentication(11, exchange.server_first(first.bytes_(size))))
                 await writer.drain()
-                kind, payload = await read_message(reader)
+                kind, payload = await read_message(reader, MAX_AUTH_MESSAGE_BYTES)
                 if kind != b"p":
                     raise AuthenticationFailed("expected SASLResponse")
                 final = exchange.server_final(payload)
@@ -254,7 +261,7 @@ class PgListener:
             return principal
         writer.write(m.AUTH_CLEARTEXT)
         await writer.drain()
-        kind, payload = await read_message(reader)
+        kind, payload = await read_message(reader, MAX_AUTH_MESSAGE_BYTES)
         if kind != b"p":
             writer.write(denied)
             return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import itertools
 import logging
 import secrets
@@ -19,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 import sqlglot
@@ -28,6 +29,7 @@ from sqlglot.errors import ParseError, TokenError
 
 from meshgov.engines.base import CANCEL_SCOPE, CancelScope, ResultStream
 from meshgov.errors import MeshgovError
+from meshgov.limits import check_size
 from meshgov.pgwire import messages as m
 from meshgov.pgwire.catalogue import (
     CatalogueRefused,
@@ -62,6 +64,11 @@ BATCH_ROWS = 4096
 READ_AHEAD = 2
 # Batches up to this many rows are encoded on the event loop; larger ones in a worker thread.
 INLINE_ENCODE_ROWS = 2048
+# Statement texts up to this many characters are split and parsed on the event loop; longer ones
+# in a worker thread (parsing is linear in the text but slow: ~1.6 s for 100,000 characters,
+# which on the event loop would stall every session and the HTTP API with it).
+INLINE_PARSE_CHARS = 4096
+_T = TypeVar("_T")
 
 # The SQLSTATE of each meshgov error code; anything else is an internal error (XX000).
 SQLSTATES = {
@@ -78,6 +85,7 @@ SQLSTATES = {
     "result_too_large": "54000",
     "limit_exceeded": "53200",
     "time_budget_exceeded": "57014",
+    "request_too_large": "54000",
 }
 
 
@@ -350,13 +358,36 @@ class Session:
             await asyncio.to_thread(conn.close)
 
     # ----------------------------------------------------------------- simple protocol
-    async def simple_query(self, text: str) -> None:
+    def check_text_size(self, text: str) -> None:
+        """A query text over ``MESHGOV_MAX_SQL_CHARS`` is refused before it is read (as on HTTP)."""
         try:
-            texts = split(text)
+            check_size(
+                len(text),
+                self.listener.service.settings.max_sql_chars,
+                "the query",
+                "MESHGOV_MAX_SQL_CHARS",
+                "characters",
+            )
+        except MeshgovError as exc:
+            raise wire_error(exc) from None
+
+    async def off_loop_if_long(self, text: str, work: Callable[[], _T]) -> _T:
+        """``work()`` (splitting, parsing ``text``): in a worker thread when ``text`` is long."""
+        if len(text) <= INLINE_PARSE_CHARS:
+            return work()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.listener.executor, work)
+
+    async def simple_query(self, text: str) -> None:
+        self.check_text_size(text)
+        try:
+            texts = await self.off_loop_if_long(text, functools.partial(split, text))
         except StatementError as exc:
             raise WireError(exc.sqlstate, exc.message) from None
         for statement_text in texts:
-            prepared = self.prepare(statement_text, [])
+            prepared = await self.off_loop_if_long(
+                statement_text, functools.partial(self.prepare, statement_text, [])
+            )
             if prepared.statement.kind == "empty":
                 self.send(m.EMPTY_QUERY)
                 continue
@@ -379,7 +410,11 @@ class Session:
 
     # ----------------------------------------------------------------- extended protocol
     async def parse(self, message: m.Parse) -> None:
-        self.statements[message.statement] = self.prepare(message.query, list(message.param_oids))
+        self.check_text_size(message.query)
+        self.statements[message.statement] = await self.off_loop_if_long(
+            message.query,
+            functools.partial(self.prepare, message.query, list(message.param_oids)),
+        )
         self.send(m.PARSE_COMPLETE)
 
     async def bind(self, message: m.Bind) -> None:
@@ -1042,11 +1077,19 @@ def encode_batch(
     return messages
 
 
-async def read_message(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# Before login (a password, a SCRAM message) a client is not trusted with more (PostgreSQL's own
+# PG_MAX_AUTH_TOKEN_LENGTH), so an unauthenticated connection cannot make the server buffer 64 MB.
+MAX_AUTH_MESSAGE_BYTES = 65_535
+
+
+async def read_message(
+    reader: asyncio.StreamReader, max_size: int = MAX_MESSAGE_BYTES
+) -> tuple[bytes, bytes]:
     header = await reader.readexactly(5)
     kind = header[:1]
     size = int.from_bytes(header[1:], "big")
-    if size < 4 or size > 64 * 1024 * 1024:
+    if size < 4 or size > max_size:
         raise m.ProtocolViolation(f"invalid message length {size}")
     return kind, await reader.readexactly(size - 4)
 

@@ -26,7 +26,7 @@ async def text_body(request: Request, *, json_field: str) -> str:
 
         try:
             document = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             if content_type == "":
                 return text
             raise InputError("malformed JSON body") from None

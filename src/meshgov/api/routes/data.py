@@ -88,7 +88,7 @@ async def _json_body(request: Request, limit: int) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deeply
         raise InputError("malformed JSON body") from None
     if not isinstance(body, dict):
         raise InputError('the body must be a JSON object {"input": …}')
@@ -360,7 +360,7 @@ async def _get(path: str, request: Request, input_text: str | None) -> JSONRespo
         _check_input_size(request.app.state.service, path, len(input_text.encode()))
         try:
             body["input"] = json.loads(input_text)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise InputError("the input query parameter is not valid JSON") from None
     return await _answer(request, path, body, caller, started)
 

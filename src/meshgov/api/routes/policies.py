@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from meshgov.api.deps import CallerDep, ServiceDep
 from meshgov.api.routes._body import text_body, text_request_body
 from meshgov.api.security import require_guild
+from meshgov.authz import visible_report
 from meshgov.core.rego_outline import rego_outline
 from meshgov.errors import NotFound
 from meshgov.service import Service
@@ -150,15 +151,16 @@ def list_revisions(service: ServiceDep, _caller: CallerDep) -> RevisionList:
 
 @router.get("/revisions/{revision}", response_model=RevisionDetail)
 def get_revision(
-    revision: Annotated[str, Path(max_length=64)], service: ServiceDep, _caller: CallerDep
+    revision: Annotated[str, Path(max_length=64)], service: ServiceDep, caller: CallerDep
 ) -> RevisionDetail:
-    """A revision with its files, data and its compile/test/impact report."""
+    """A revision with its files, data and its compile/test/impact report (the access impact on
+    other principals for the guild only)."""
     found = service.store.revision(revision)
     if found is None:
         raise NotFound(f"no policy revision {revision}")
     return RevisionDetail(
         **_summary(found, service.active_revision_id()),
-        report=found.report,
+        report=visible_report(found.report, caller),
         files=found.modules,
         data=found.data,
         audit=[_event(e) for e in service.store.audit(found.id)],
