@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from sqlglot import exp
 
 from meshgov.authz import GUILD_GROUP, may_speak_for_others, require_guild
-from meshgov.console import views
+from meshgov.console import views, visibility
 from meshgov.console.sessions import SESSION_COOKIE, ConsoleSession, Sessions
 from meshgov.core.principal import Principal
 from meshgov.errors import AccessDenied, MeshgovError
@@ -209,7 +209,21 @@ async def catalogue(
     session = await _session(request)
     state = _service(request).state
     rows = views.catalogue_rows(state)
-    matching = views.filter_catalogue(rows, q, domain, classification, entity, status)
+    me = session.principal
+
+    def hidden_of(row: views.CatalogueRow) -> set[str]:
+        return visibility.hidden_names(state, me, [row.id])
+
+    matching = await run_in_threadpool(
+        views.filter_catalogue,
+        rows,
+        q,
+        domain,
+        classification,
+        entity,
+        status,
+        None if visibility.sees_everything(me) else hidden_of,
+    )
     pages = max(1, math.ceil(len(matching) / PAGE_SIZE))
     page = min(max(page, 1), pages)
     chosen = {
@@ -235,7 +249,7 @@ async def catalogue(
 
 
 @router.get("/products/{domain}/{name}", response_class=HTMLResponse)
-async def product(request: Request, domain: str, name: str) -> HTMLResponse:
+async def product(request: Request, domain: str, name: str, purpose: str = "") -> HTMLResponse:
     session = await _session(request)
     service = _service(request)
     state = service.state
@@ -253,12 +267,17 @@ async def product(request: Request, domain: str, name: str) -> HTMLResponse:
     for record in reversed(published):  # oldest first: a later record of a version wins
         by_version[str(record.result.get("version"))] = record
     checks = await run_in_threadpool(views.version_checks, state, versions, by_version)
+    shown = await run_in_threadpool(
+        views.product_view, state, manifest, session.principal, purpose or None
+    )
     return _render(
         request,
         "product.html",
         session,
-        product=views.product_view(state, manifest),
-        versions=checks,
+        product=shown,
+        versions=visibility.redact_checks(checks, shown["hidden"]),
+        purpose=purpose,
+        purposes=views.purposes(state),
     )
 
 
@@ -273,7 +292,7 @@ def _explorable(service: Service, me: Principal) -> list[Principal]:
 
 
 def _explain(
-    service: Service, principal: Principal, purpose: str | None, port_key: str
+    service: Service, principal: Principal, purpose: str | None, port_key: str, viewer: Principal
 ) -> dict[str, Any] | None:
     state = service.state
     port = views.port_by_key(state).get(port_key.strip())
@@ -285,11 +304,23 @@ def _explain(
     authorization, _, _ = service.authorize(
         principal, select_all.sql("duckdb"), purpose, "duckdb", "duckdb"
     )
+    shown = decision.as_dict()
+    refusal = None if authorization.allowed else authorization.reason
+    manifest = state.catalog.manifests.get(port.product)
+    if not visibility.sees_everything(viewer, manifest):
+        # Hidden columns are counted, never named (nor in a reason) to whom may not see them.
+        names = set(decision.hidden_columns) | visibility.hidden_names(
+            state, viewer, [port.product]
+        )
+        shown["hidden_count"] = len(decision.hidden_columns)
+        shown["hidden_columns"] = []
+        shown["reasons"] = [visibility.redact(r, names) for r in shown.get("reasons", [])]
+        refusal = visibility.redact(refusal, names) if refusal else refusal
     return {
         "principal": principal.id,
-        "decision": decision.as_dict(),
+        "decision": shown,
         "sql": authorization.sql,
-        "refusal": None if authorization.allowed else authorization.reason,
+        "refusal": refusal,
     }
 
 
@@ -339,7 +370,9 @@ async def access(
             if chosen is None:
                 error = f"only the guild may explore another principal's access ({who})"
                 break
-            explained = await run_in_threadpool(_explain, service, chosen, purpose or None, port)
+            explained = await run_in_threadpool(
+                _explain, service, chosen, purpose or None, port, me
+            )
             if explained is None:
                 error = f"no port {port}"
                 break
@@ -585,11 +618,15 @@ async def decisions(
             error=str(exc),
         )
     records = await run_in_threadpool(_service(request).decisions, query)
+    state = _service(request).state
+    rows = await run_in_threadpool(
+        lambda: [_redacted(state, me, r, views.decision_row(r)) for r in records]
+    )
     return _render(
         request,
         "decisions.html",
         session,
-        records=[views.decision_row(r) for r in records],
+        records=rows,
         shown=DECISIONS_SHOWN,
         chosen=chosen,
         kinds=DECISION_KINDS,
@@ -613,7 +650,26 @@ async def decision_detail(request: Request, decision_id: str) -> HTMLResponse:
             status_code=404,
             message=f"no decision {decision_id[:64]} that you may read",
         )
-    return _render(request, "decision.html", session, decision=views.decision_detail(record))
+    shown = await run_in_threadpool(
+        _redacted, service.state, me, record, views.decision_detail(record)
+    )
+    return _render(request, "decision.html", session, decision=shown)
+
+
+def _redacted(
+    state: Any, viewer: Principal, record: Any, shown: dict[str, Any]
+) -> dict[str, Any]:
+    """A decision as shown to ``viewer``: the columns hidden from it in the products the decision
+    is about are taken out of its text (the guild's is unchanged)."""
+    if visibility.sees_everything(viewer):
+        return shown
+    products = {record.product} if record.product else set()
+    for table in record.result.get("tables", []) or []:
+        port = state.gateway.resolve_port(tuple(str(table).lower().split(".")))
+        if port is not None:
+            products.add(port.product)
+    names = visibility.hidden_names(state, viewer, products)
+    return visibility.redact_value(shown, names) if names else shown
 
 
 @router.get("/graph", response_class=HTMLResponse)
@@ -651,7 +707,7 @@ async def graph(
             )
         elif question:
             answer = await run_in_threadpool(
-                views.graph_answer, state, PREFIX, question, left, right, target
+                views.graph_answer, state, PREFIX, question, left, right, target, me
             )
     except MeshgovError as exc:
         error = str(exc)
@@ -683,12 +739,14 @@ async def graph(
 
 @router.get("/graph/picture", response_class=HTMLResponse)
 async def graph_picture(request: Request) -> HTMLResponse:
-    await _session(request)
+    session = await _session(request)
     from meshgov import graph_export
 
     state = _service(request).state
     html = await run_in_threadpool(
-        lambda: graph_export.to_html(views.graph_of(state), title="meshgov")
+        lambda: graph_export.to_html(
+            views.picture_graph(state, session.principal), title="meshgov"
+        )
     )
     response = HTMLResponse(html)
     # The picture is a self-contained page with its own inline script and styles.

@@ -14,7 +14,7 @@ from meshgov.console import drawing
 from meshgov.core.graph.questions import plain as plain
 from meshgov.core.manifest import Classification, Manifest
 from meshgov.core.principal import Principal
-from meshgov.errors import InputError, MeshgovError
+from meshgov.errors import InputError, MeshgovError, NotFound
 from meshgov.gateway import registered_purposes
 from meshgov.serving.state import ServingState
 from meshgov.store.base import DecisionRecord, PolicyRevision, ProductVersion
@@ -39,7 +39,8 @@ class CatalogueRow:
     pii: bool
     classifications: frozenset[str]
     entities: tuple[str, ...]
-    text: str  # lower-case haystack for the text search
+    text: str  # lower-case haystack for the text search (column names apart)
+    columns: tuple[str, ...]  # the column names (searched only where the viewer may see them)
 
 
 _WARM_CACHE = "console_warmed"
@@ -105,10 +106,7 @@ def _row(key: str, manifest: Manifest) -> CatalogueRow:
     meta = manifest.metadata
     columns = [c for p in manifest.spec.output_ports for c in p.columns]
     entities = tuple(sorted({c.entity for c in columns if c.entity}))
-    text = " ".join(
-        [key, meta.owner or "", meta.description or "", *meta.tags, *entities]
-        + [c.name for c in columns]
-    ).lower()
+    text = " ".join([key, meta.owner or "", meta.description or "", *meta.tags, *entities]).lower()
     return CatalogueRow(
         id=key,
         domain=meta.domain,
@@ -122,6 +120,7 @@ def _row(key: str, manifest: Manifest) -> CatalogueRow:
         classifications=frozenset(c.classification.value for c in columns if c.classification),
         entities=entities,
         text=text,
+        columns=tuple(sorted({c.name for c in columns})),
     )
 
 
@@ -154,23 +153,41 @@ def filter_catalogue(
     classification: str = "",
     entity: str = "",
     status: str = "",
+    hidden_of: Callable[[CatalogueRow], set[str]] | None = None,
 ) -> list[CatalogueRow]:
+    """The rows matching the filters; the text matches a column name only where ``hidden_of``
+    (the names hidden from the viewer in a row's product; None: the viewer sees every column)
+    does not hide it. It is asked only of rows that match by a column name alone."""
     needle = text.strip().lower()
     if not (needle or domain or classification or entity or status):
         return rows
+
+    def matches(r: CatalogueRow) -> bool:
+        if needle in r.text:
+            return True
+        named = [c for c in r.columns if needle in c.lower()]
+        if not named:
+            return False
+        return hidden_of is None or bool(set(named) - hidden_of(r))
+
     return [
         r
         for r in rows
-        if (not needle or needle in r.text)
-        and (not domain or r.domain == domain)
+        if (not domain or r.domain == domain)
         and (not classification or classification in r.classifications)
         and (not entity or entity in r.entities)
         and (not status or r.status == status)
+        and (not needle or matches(r))
     ]
 
 
-def product_view(state: ServingState, manifest: Manifest) -> dict[str, Any]:
-    """Ports and columns, grants, lineage up and down, and entities of one product."""
+def product_view(
+    state: ServingState, manifest: Manifest, viewer: Principal, purpose: str | None
+) -> dict[str, Any]:
+    """Ports and columns (as ``viewer``'s access decisions show them, see ``visibility``), grants,
+    lineage up and down, and entities of one product."""
+    from meshgov.console import visibility
+
     key = f"{manifest.metadata.domain}/{manifest.metadata.name}"
     downstream = sorted(
         other
@@ -178,14 +195,30 @@ def product_view(state: ServingState, manifest: Manifest) -> dict[str, Any]:
         if any(i.product == key for i in m.spec.inputs)
     )
     columns = [c for p in manifest.spec.output_ports for c in p.columns]
+    views = visibility.port_views(state, viewer, purpose, manifest)
+    hidden = visibility.hidden_in(manifest, views)
+    visible = {c.name for c in columns} - hidden
+    grants = [
+        {
+            "to": g.to,
+            "purposes": g.purposes,
+            "ports": g.ports,
+            "row_filter": g.row_filter,
+            "row_filter_shown": visibility.row_filter_shown(g.row_filter, visible),
+        }
+        for g in manifest.spec.access.grants
+    ]
     return {
         "id": key,
         "meta": manifest.metadata,
         "ports": manifest.spec.output_ports,
-        "grants": manifest.spec.access.grants,
+        "columns": visibility.product_columns(manifest, views),
+        "everything": views is None,
+        "hidden": hidden,
+        "grants": grants,
         "upstream": sorted({f"{i.product}" for i in manifest.spec.inputs}),
         "downstream": downstream,
-        "entities": sorted({c.entity for c in columns if c.entity}),
+        "entities": sorted({c.entity for c in columns if c.entity and c.name in visible}),
         "pii": any(c.pii for c in columns),
     }
 
@@ -353,32 +386,85 @@ def graph_of(state: ServingState) -> Any:
 
 
 def graph_answer(
-    state: ServingState, prefix: str, question: str, left: str, right: str, target: str
+    state: ServingState,
+    prefix: str,
+    question: str,
+    left: str,
+    right: str,
+    target: str,
+    viewer: Principal,
 ) -> dict[str, Any]:
-    """The answer of one ``meshgov graph`` question: its plain data and its drawing."""
+    """The answer of one ``meshgov graph`` question: its plain data (without the columns hidden
+    from ``viewer``, see ``visibility``) and its drawing."""
+    from meshgov.console import visibility
     from meshgov.core import graph as questions
 
     graph = graph_of(state)
+
+    def shown(data: Any) -> Any:
+        return visibility.filter_graph_answer(state, viewer, question, data)
+
     if question == "paths":
         _require(left, "the first product")
         _require(right, "the second product")
-        paths = [
-            {**plain(p), "hops": p.hops}
-            for p in questions.join_paths(graph, left, right, max_hops=3, limit=10)
-        ]
+        paths = shown(
+            [
+                {**plain(p), "hops": p.hops}
+                for p in questions.join_paths(graph, left, right, max_hops=3, limit=10)
+            ]
+        )
         return {"data": paths, "drawing": drawing.paths_drawing(prefix, left, right, paths)}
     if question == "impact":
         _require(target, "the target")
-        answer = plain(questions.impact(graph, target))
+        product, _, rest = target.strip().partition(":")
+        port, _, column = rest.partition(":")
+        if column and not visibility.visible_column(state, viewer, product, port, column):
+            # The same answer as for a column that does not exist: no oracle.
+            raise NotFound(f"port {product}:{port} has no column '{column}'")
+        answer = shown(plain(questions.impact(graph, target)))
         return {"data": answer, "drawing": drawing.impact_drawing(prefix, answer)}
     if question == "pii":
-        flows = [plain(flow) for flow in questions.pii_flows(graph)]
+        flows = shown([plain(flow) for flow in questions.pii_flows(graph)])
         return {"data": flows, "drawing": drawing.pii_drawing(prefix, flows)}
     if question in ("upstream", "downstream"):
         _require(target, "the product")
         answer = plain(questions.lineage(graph, target, questions.Direction(question)))
         return {"data": answer, "drawing": drawing.lineage_drawing(prefix, answer)}
     raise InputError(f"unknown graph question {question!r}")
+
+
+def picture_graph(state: ServingState, viewer: Principal) -> Any:
+    """The graph the whole-mesh picture draws for ``viewer``: the guild's is the mesh's; anyone
+    else's is built from the manifests with the columns hidden from it left out (the picture
+    lists columns only on small catalogues, so this is built only there)."""
+    from meshgov.console import visibility
+    from meshgov.core.graph import build_graph
+    from meshgov.graph_export import HTML_COLUMNS_UP_TO
+
+    manifests = state.catalog.manifests
+    if visibility.sees_everything(viewer) or len(manifests) > HTML_COLUMNS_UP_TO:
+        return graph_of(state)
+    shown = []
+    for manifest in manifests.values():
+        hidden = visibility.hidden_in(
+            manifest, visibility.port_views(state, viewer, None, manifest)
+        )
+        if hidden:
+            spec = manifest.spec.model_copy(
+                update={
+                    "output_ports": [
+                        port.model_copy(
+                            update={"columns": [c for c in port.columns if c.name not in hidden]}
+                        )
+                        for port in manifest.spec.output_ports
+                    ]
+                }
+            )
+            manifest = manifest.model_copy(update={"spec": spec})
+        shown.append(manifest)
+    registry = state.bundle.data.get("registry", {})
+    entities = registry.get("entities") if isinstance(registry, dict) else None
+    return build_graph(shown, entities)
 
 
 def _require(value: str, what: str) -> None:
