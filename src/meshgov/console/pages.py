@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import math
 import time
@@ -36,6 +37,7 @@ DECISIONS_SHOWN = 200
 MAX_ANSWER_ROWS = 500  # a graph answer's table lists this many (the rest are counted)
 MAX_LISTED_PRODUCTS = 1_000  # beyond, product fields are free text (no 10,000-option lists)
 MAX_EMBEDDED_PICTURE = 500  # beyond, the whole-graph picture is a link, not an iframe
+RISK_WAIT_S = 0.7  # a risk answer not ready by then is shown as progress (the page reloads)
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescapes HTML
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -688,6 +690,7 @@ async def graph(
     me = session.principal
     allowed = {p.id: p for p in _explorable(service, me)}
     answer: Any = None
+    pending: views.RiskProgress | None = None
     error = None
     status_code = 200
     try:
@@ -698,13 +701,17 @@ async def graph(
                 raise AccessDenied(
                     f"only the guild may assess another principal's risk ({principal})"
                 )
-            answer = await run_in_threadpool(
-                views.memo,
-                state,
-                "risk",
-                (chosen.id, purpose),
-                lambda: views.risk_answer(state, PREFIX, chosen, purpose or None),
-            )
+            job = views.risk_job(state, PREFIX, chosen, purpose or None)
+            try:
+                answer = (
+                    job.future.result()
+                    if job.future.done()
+                    else await asyncio.wait_for(
+                        asyncio.shield(asyncio.wrap_future(job.future)), RISK_WAIT_S
+                    )
+                )
+            except TimeoutError:
+                pending = job.progress
         elif question:
             answer = await run_in_threadpool(
                 views.graph_answer, state, PREFIX, question, left, right, target, me
@@ -732,6 +739,7 @@ async def graph(
             "purpose": purpose,
         },
         answer=answer,
+        pending=pending,
         rows_shown=MAX_ANSWER_ROWS,
         error=error,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -473,10 +474,15 @@ def _require(value: str, what: str) -> None:
 
 
 def risk_answer(
-    state: ServingState, prefix: str, principal: Principal, purpose: str | None
+    state: ServingState,
+    prefix: str,
+    principal: Principal,
+    purpose: str | None,
+    progress: RiskProgress | None = None,
 ) -> dict[str, Any]:
     """Re-identification risk of ``principal`` under the access policy of the serving state:
-    quasi-identifiers it can combine by joining products on shared entity ids."""
+    quasi-identifiers it can combine by joining products on shared entity ids. ``progress``
+    counts the ports decided (of every output port of the catalogue)."""
     from meshgov.core.graph import (
         policy_access,
         principal_view,
@@ -500,15 +506,64 @@ def risk_answer(
         purpose,
     )
     gateway = state.gateway
-    access = policy_access(
+    decided = policy_access(
         lambda p, product, port: gateway.decide(principal, p, product, port), purpose
     )
+
+    def access(manifest: Manifest, port: str) -> Any:
+        if progress is not None:
+            progress.done += 1
+        return decided(manifest, port)
+
     report = plain(
         reidentification_risk(
             graph_of(state), view, quasi_identifier_policy(config), access, "policy"
         )
     )
     return {"data": report, "drawing": drawing.risk_drawing(prefix, report)}
+
+
+@dataclass
+class RiskProgress:
+    """How far a risk answer computed in the background is: ports decided of ``total``."""
+
+    total: int
+    done: int = 0
+
+
+@dataclass
+class RiskJob:
+    progress: RiskProgress
+    future: Future[dict[str, Any]]
+
+
+_RISK_JOBS = "console_risk_jobs"
+_RISK_LOCK = threading.Lock()
+# One worker: the answers are computed one after the other (each is a decision per output port of
+# the catalogue, ≈ 10,000 at 10,000 products), on a thread that keeps its policy engine.
+_RISK_WORKER = ThreadPoolExecutor(1, thread_name_prefix="meshgov-console-risk")
+
+
+def risk_job(
+    state: ServingState, prefix: str, principal: Principal, purpose: str | None
+) -> RiskJob:
+    """The risk answer of ``(principal, purpose)`` on ``state``, computed once per serving state
+    (a policy activation or a publication makes a new state) in the background: the page waits
+    for it a moment and otherwise shows its progress."""
+    key = (principal.cache_key(), purpose or "")
+    with _RISK_LOCK:
+        jobs: dict[tuple[str, str], RiskJob] = state.cache.setdefault(_RISK_JOBS, {})
+        job = jobs.get(key)
+        if job is not None and not (job.future.done() and job.future.exception() is not None):
+            return job  # a failed answer is tried again on the next load
+        if len(jobs) >= _MEMO_SIZE:
+            for stale in [k for k, j in jobs.items() if j.future.done()]:
+                del jobs[stale]
+        total = sum(len(m.spec.output_ports) for m in state.catalog.manifests.values())
+        progress = RiskProgress(total)
+        future = _RISK_WORKER.submit(risk_answer, state, prefix, principal, purpose, progress)
+        job = jobs[key] = RiskJob(progress, future)
+        return job
 
 
 @dataclass(frozen=True)
