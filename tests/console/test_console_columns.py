@@ -11,7 +11,6 @@ import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
@@ -116,9 +115,10 @@ def test_analyst_sees_no_hidden_column_name_on_any_page(console_with_owner: Cons
     assert "segment" in product and "customer_id" in product  # the visible columns are there
     # The query shows the hidden column counted, not named; the explorer too.
     assert "(not named)" in seen["query"]
-    assert "hidden from you (not named)" in seen[
-        "/ui/access?purpose=analytics&port=marketing/customer_360:customer_360"
-    ]
+    assert (
+        "hidden from you (not named)"
+        in seen["/ui/access?purpose=analytics&port=marketing/customer_360:customer_360"]
+    )
     # Asking for the impact of a hidden column is answered as for a column that does not exist.
     impact = seen[
         "/ui/graph?question=impact&target=marketing/customer_360:customer_360:failed_payment_count"

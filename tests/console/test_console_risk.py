@@ -101,7 +101,9 @@ def _generated_mesh(root: Path, count: int) -> Path:
 
 
 @pytest.fixture(scope="module", params=["example", "generated"])
-def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def service(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
     tmp = tmp_path_factory.mktemp("risk")
     mesh = ROOT / "examples" / "mesh" if request.param == "example" else _generated_mesh(tmp, 120)
     settings = Settings(

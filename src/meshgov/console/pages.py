@@ -658,9 +658,7 @@ async def decision_detail(request: Request, decision_id: str) -> HTMLResponse:
     return _render(request, "decision.html", session, decision=shown)
 
 
-def _redacted(
-    state: Any, viewer: Principal, record: Any, shown: dict[str, Any]
-) -> dict[str, Any]:
+def _redacted(state: Any, viewer: Principal, record: Any, shown: dict[str, Any]) -> dict[str, Any]:
     """A decision as shown to ``viewer``: the columns hidden from it in the products the decision
     is about are taken out of its text (the guild's is unchanged)."""
     if visibility.sees_everything(viewer):
@@ -752,9 +750,7 @@ async def graph_picture(request: Request) -> HTMLResponse:
 
     state = _service(request).state
     html = await run_in_threadpool(
-        lambda: graph_export.to_html(
-            views.picture_graph(state, session.principal), title="meshgov"
-        )
+        lambda: graph_export.to_html(views.picture_graph(state, session.principal), title="meshgov")
     )
     response = HTMLResponse(html)
     # The picture is a self-contained page with its own inline script and styles.

@@ -156,9 +156,7 @@ def _split_ref(ref: str) -> tuple[str, str | None, str | None]:
     return product, port or None, column or None
 
 
-def filter_graph_answer(
-    state: ServingState, principal: Principal, question: str, data: Any
-) -> Any:
+def filter_graph_answer(state: ServingState, principal: Principal, question: str, data: Any) -> Any:
     """A graph answer's plain data without the columns hidden from a viewer who does not see
     everything (the answer of the guild is unchanged)."""
     if sees_everything(principal):
