@@ -158,7 +158,7 @@ def run(label: str, mesh: Path, repeat: int, target: float) -> bool:
             with httpx.Client(base_url=url, timeout=120) as client:
                 login = client.post("/ui/login", data={"token": "dev-guild"})
                 assert login.status_code == 303, login.text
-                _, baseline = median_ms(client, "/health", repeat)
+                _, baseline, _ = median_ms(client, "/health", repeat)
                 print(f"\n{label}: server ready (store seeded, state built) in {startup:.1f} s")
                 print(f"  {'GET /health (baseline)':<30} {baseline:8.1f} ms")
                 count = client.get("/ui/catalogue").text.split('id="count">', 1)[1].split("<")[0]

@@ -15,7 +15,7 @@ from console_http import logged_in
 from console_server import ROOT, ConsoleServer
 
 from meshgov.config import Settings
-from meshgov.console import drawing, views
+from meshgov.console import drawing, graph_views
 from meshgov.core.graph import (
     policy_access,
     principal_view,
@@ -71,7 +71,7 @@ def _previous(service: Service, principal: Principal, purpose: str | None) -> di
     )
     report = plain(
         reidentification_risk(
-            views.graph_of(state), view, quasi_identifier_policy(config), access, "policy"
+            graph_views.graph_of(state), view, quasi_identifier_policy(config), access, "policy"
         )
     )
     return {"data": report, "drawing": drawing.risk_drawing("/ui", report)}
@@ -136,28 +136,28 @@ def test_the_background_answer_is_the_direct_one(
     service: Service, who: Principal, purpose: str | None
 ) -> None:
     state = service.state
-    job = views.risk_job(state, "/ui", who, purpose)
+    job = graph_views.risk_job(state, "/ui", who, purpose)
     answer = job.future.result(timeout=120)
     assert answer == _previous(service, who, purpose)
     total = sum(len(m.spec.output_ports) for m in state.catalog.manifests.values())
     assert job.progress.done == job.progress.total == total
     # Asked again on the same state: the same job, not a second computation.
-    assert views.risk_job(state, "/ui", who, purpose) is job
+    assert graph_views.risk_job(state, "/ui", who, purpose) is job
 
 
 def test_a_risk_answer_not_ready_shows_its_progress_and_the_page_reloads(
     own_console: ConsoleServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from meshgov.console import pages
+    from meshgov.console import pages_graph
 
-    monkeypatch.setattr(pages, "RISK_WAIT_S", 0.0)
+    monkeypatch.setattr(pages_graph, "RISK_WAIT_S", 0.0)
     # The worker is busy with another answer until released: this one has to wait its turn.
     busy = threading.Event()
-    views._RISK_WORKER.submit(busy.wait, 60)
+    graph_views._RISK_WORKER.submit(busy.wait, 60)
     with logged_in(own_console, "fraud-investigator") as client:
         first = client.get("/ui/graph", params={"question": "risk"}).text
         busy.set()
-        views.risk_job(
+        graph_views.risk_job(
             own_console.service.state,
             "/ui",
             next(p for p in own_console.service.principals if p.id == "fraud-investigator"),
