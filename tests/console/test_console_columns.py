@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
 import pytest
-from console_http import csrf_of
+from console_http import csrf_of, logged_in
 from console_server import ROOT, ConsoleServer, start_console
 
 HIDDEN_FROM_ANALYSTS = ("failed_payment_count", "fraud_score")
@@ -161,3 +162,28 @@ def test_the_catalogue_search_does_not_find_a_product_by_a_hidden_column(
         shown = client.get("/ui/catalogue?q=total_spend").text
     assert "marketing/customer_360" not in hidden.split('id="catalogue"', 1)[1]
     assert "marketing/customer_360" in shown.split('id="catalogue"', 1)[1]
+
+
+def test_column_matches_not_checked_in_time_are_left_out_and_checked_in_the_background(
+    own_console: ConsoleServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from meshgov.console import pages, visibility
+
+    monkeypatch.setattr(pages, "COLUMN_CHECK_S", 0.0)
+    busy = threading.Event()
+    visibility.BACKGROUND.submit(busy.wait, 60)  # the background checker waits its turn
+    with logged_in(own_console, "analyst-eu") as client:
+        first = client.get("/ui/catalogue?q=total_spend").text
+        busy.set()
+        jobs = own_console.service.state.cache["console_column_jobs"]
+        for job in list(jobs.values()):
+            job.result(timeout=60)
+        then = client.get("/ui/catalogue?q=total_spend").text
+        hidden = client.get("/ui/catalogue?q=failed_payment").text
+    # Unchecked: not listed (fail closed), counted, and the page says so.
+    assert "marketing/customer_360" not in first.split('id="catalogue"', 1)[1]
+    assert 'id="unchecked"' in first and "reload" in first
+    # Checked in the background: the visible column finds the product, the hidden one does not.
+    assert "marketing/customer_360" in then.split('id="catalogue"', 1)[1]
+    assert 'id="unchecked"' not in then
+    assert "marketing/customer_360" not in hidden.split('id="catalogue"', 1)[1]

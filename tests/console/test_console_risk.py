@@ -15,7 +15,7 @@ from console_http import logged_in
 from console_server import ROOT, ConsoleServer
 
 from meshgov.config import Settings
-from meshgov.console import drawing, graph_views
+from meshgov.console import drawing, graph_views, visibility
 from meshgov.core.graph import (
     policy_access,
     principal_view,
@@ -153,7 +153,7 @@ def test_a_risk_answer_not_ready_shows_its_progress_and_the_page_reloads(
     monkeypatch.setattr(pages_graph, "RISK_WAIT_S", 0.0)
     # The worker is busy with another answer until released: this one has to wait its turn.
     busy = threading.Event()
-    graph_views._RISK_WORKER.submit(busy.wait, 60)
+    visibility.BACKGROUND.submit(busy.wait, 60)
     with logged_in(own_console, "fraud-investigator") as client:
         first = client.get("/ui/graph", params={"question": "risk"}).text
         busy.set()

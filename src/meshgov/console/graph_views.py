@@ -5,11 +5,11 @@ in the background once per serving state (no request, no HTML here)."""
 from __future__ import annotations
 
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from meshgov.console import drawing
+from meshgov.console import drawing, visibility
 from meshgov.core.graph.questions import plain as plain
 from meshgov.core.manifest import Manifest
 from meshgov.core.principal import Principal
@@ -186,9 +186,6 @@ class RiskJob:
 
 _RISK_JOBS = "console_risk_jobs"
 _RISK_LOCK = threading.Lock()
-# One worker: the answers are computed one after the other (each is a decision per output port of
-# the catalogue, ≈ 10,000 at 10,000 products), on a thread that keeps its policy engine.
-_RISK_WORKER = ThreadPoolExecutor(1, thread_name_prefix="meshgov-console-risk")
 
 
 def risk_job(
@@ -208,6 +205,8 @@ def risk_job(
                 del jobs[stale]
         total = sum(len(m.spec.output_ports) for m in state.catalog.manifests.values())
         progress = RiskProgress(total)
-        future = _RISK_WORKER.submit(risk_answer, state, prefix, principal, purpose, progress)
+        future = visibility.BACKGROUND.submit(
+            risk_answer, state, prefix, principal, purpose, progress
+        )
         job = jobs[key] = RiskJob(progress, future)
         return job

@@ -36,6 +36,7 @@ DECISIONS_SHOWN = 200
 MAX_ANSWER_ROWS = 500  # a graph answer's table lists this many (the rest are counted)
 MAX_LISTED_PRODUCTS = 1_000  # beyond, product fields are free text (no 10,000-option lists)
 MAX_EMBEDDED_PICTURE = 500  # beyond, the whole-graph picture is a link, not an iframe
+COLUMN_CHECK_S = 0.4  # the catalogue's search checks column matches against access this long
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescapes HTML
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -210,9 +211,20 @@ async def catalogue(
     state = _service(request).state
     rows = views.catalogue_rows(state)
     me = session.principal
+    # A product matching by a column name alone is listed only if the viewer may see that column:
+    # decided here for COLUMN_CHECK_S, the rest in the background (the page says how many wait).
+    deadline = time.perf_counter() + COLUMN_CHECK_S
+    unchecked = 0
 
-    def hidden_of(row: views.CatalogueRow) -> set[str]:
-        return visibility.hidden_names(state, me, [row.id])
+    def hidden_of(row: views.CatalogueRow) -> set[str] | None:
+        nonlocal unchecked
+        known = visibility.known_hidden(state, me, row.id)
+        if known is not None:
+            return known
+        if time.perf_counter() < deadline:
+            return visibility.hidden_names(state, me, [row.id])
+        unchecked += 1
+        return None
 
     matching = await run_in_threadpool(
         views.filter_catalogue,
@@ -224,6 +236,8 @@ async def catalogue(
         status,
         None if visibility.sees_everything(me) else hidden_of,
     )
+    if unchecked:
+        visibility.check_every_product(state, me)
     pages = max(1, math.ceil(len(matching) / PAGE_SIZE))
     page = min(max(page, 1), pages)
     chosen = {
@@ -239,6 +253,7 @@ async def catalogue(
         session,
         products=matching[(page - 1) * PAGE_SIZE : page * PAGE_SIZE],
         total=len(matching),
+        unchecked=unchecked,
         page=page,
         pages=pages,
         chosen=chosen,

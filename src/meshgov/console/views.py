@@ -152,11 +152,12 @@ def filter_catalogue(
     classification: str = "",
     entity: str = "",
     status: str = "",
-    hidden_of: Callable[[CatalogueRow], set[str]] | None = None,
+    hidden_of: Callable[[CatalogueRow], set[str] | None] | None = None,
 ) -> list[CatalogueRow]:
     """The rows matching the filters; the text matches a column name only where ``hidden_of``
-    (the names hidden from the viewer in a row's product; None: the viewer sees every column)
-    does not hide it. It is asked only of rows that match by a column name alone."""
+    (the names hidden from the viewer in a row's product, None when not known yet: no match; no
+    ``hidden_of``: the viewer sees every column) does not hide it. It is asked only of rows that
+    match by a column name alone."""
     needle = text.strip().lower()
     if not (needle or domain or classification or entity or status):
         return rows
@@ -167,7 +168,10 @@ def filter_catalogue(
         named = [c for c in r.columns if needle in c.lower()]
         if not named:
             return False
-        return hidden_of is None or bool(set(named) - hidden_of(r))
+        if hidden_of is None:
+            return True
+        hidden = hidden_of(r)
+        return hidden is not None and bool(set(named) - hidden)
 
     return [
         r

@@ -13,7 +13,9 @@ viewer's access decisions (no request, no HTML here).
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import sqlglot
@@ -26,6 +28,12 @@ from meshgov.core.principal import Principal
 from meshgov.serving.state import ServingState
 
 HIDDEN = "[a column you may not see]"
+_VIEWS_CACHE = "console_port_views"
+_VIEWS_KEPT = 200_000  # (principal, purpose, product) entries per serving state
+_JOBS_LOCK = threading.Lock()
+# The console's background work (risk answers, column checks), one at a time, on one thread that
+# keeps its policy engine.
+BACKGROUND = ThreadPoolExecutor(1, thread_name_prefix="meshgov-console-background")
 
 
 def sees_everything(principal: Principal, manifest: Manifest | None = None) -> bool:
@@ -44,7 +52,7 @@ def port_views(
     if sees_everything(principal, manifest):
         return None
     cache: dict[tuple[str, str, str], dict[str, PortView]] = state.cache.setdefault(
-        "console_port_views", {}
+        _VIEWS_CACHE, {}
     )
     key = (principal.cache_key(), purpose or "", manifest.id)
     found = cache.get(key)
@@ -54,10 +62,37 @@ def port_views(
             lambda p, product, port: gateway.decide(principal, p, product, port), purpose
         )
         found = {port.name: view(manifest, port.name) for port in manifest.spec.output_ports}
-        if len(cache) >= 20_000:
+        if len(cache) >= _VIEWS_KEPT:
             cache.clear()
         cache[key] = found
     return found
+
+
+def known_hidden(state: ServingState, principal: Principal, product: str) -> set[str] | None:
+    """The column names of ``product`` hidden from ``principal`` (for the union of purposes) if
+    already known on this serving state (no decision is made); None when not yet decided."""
+    manifest = state.catalog.manifests.get(product)
+    if manifest is None or sees_everything(principal, manifest):
+        return set()
+    cache: dict[tuple[str, str, str], dict[str, PortView]] = state.cache.get(_VIEWS_CACHE, {})
+    views = cache.get((principal.cache_key(), "", product))
+    return None if views is None else hidden_in(manifest, views)
+
+
+def check_every_product(state: ServingState, principal: Principal) -> None:
+    """Decide, in the background, which columns of every product ``principal`` may see (for the
+    catalogue's search by column name), once per serving state and principal."""
+    with _JOBS_LOCK:
+        jobs: dict[str, Future[None]] = state.cache.setdefault("console_column_jobs", {})
+        key = principal.cache_key()
+        if key in jobs:
+            return
+
+        def run() -> None:
+            for manifest in list(state.catalog.manifests.values()):
+                port_views(state, principal, None, manifest)
+
+        jobs[key] = BACKGROUND.submit(run)
 
 
 def hidden_in(manifest: Manifest, views: Mapping[str, PortView] | None) -> set[str]:
