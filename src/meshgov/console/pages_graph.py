@@ -170,8 +170,14 @@ async def graph(
             except TimeoutError:
                 pending = job.progress
         elif question:
+            # Remembered per state and viewer (the guild's answer is everybody's unfiltered one).
+            viewer = "" if visibility.sees_everything(me) else me.cache_key()
             answer = await run_in_threadpool(
-                graph_views.graph_answer, state, PREFIX, question, left, right, target, me
+                views.memo,
+                state,
+                "graph",
+                (question, left, right, target, viewer),
+                lambda: graph_views.graph_answer(state, PREFIX, question, left, right, target, me),
             )
     except MeshgovError as exc:
         error = str(exc)

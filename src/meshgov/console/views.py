@@ -60,6 +60,7 @@ def warm(state: ServingState) -> None:
 
             catalogue_facets(state)
             port_by_key(state)
+            readers(state)
             # sqlglot loads a dialect on its first use (≈ 0.5 s for DuckDB's): the explorer's
             # and the overview's rewrites use the gateway's default and DuckDB.
             for dialect in {"duckdb", state.gateway.default_dialect}:
@@ -192,11 +193,7 @@ def product_view(
     from meshgov.console import visibility
 
     key = f"{manifest.metadata.domain}/{manifest.metadata.name}"
-    downstream = sorted(
-        other
-        for other, m in state.catalog.manifests.items()
-        if any(i.product == key for i in m.spec.inputs)
-    )
+    downstream = readers(state).get(key, [])
     columns = [c for p in manifest.spec.output_ports for c in p.columns]
     views = visibility.port_views(state, viewer, purpose, manifest)
     hidden = visibility.hidden_in(manifest, views)
@@ -224,6 +221,19 @@ def product_view(
         "entities": sorted({c.entity for c in columns if c.entity and c.name in visible}),
         "pii": any(c.pii for c in columns),
     }
+
+
+def readers(state: ServingState) -> dict[str, list[str]]:
+    """Product → the products declaring it as an input, sorted (once per state)."""
+    found: dict[str, list[str]] | None = state.cache.get("console_readers")
+    if found is None:
+        index: dict[str, set[str]] = {}
+        for other, m in state.catalog.manifests.items():
+            for i in m.spec.inputs:
+                index.setdefault(i.product, set()).add(other)
+        found = {product: sorted(names) for product, names in index.items()}
+        state.cache["console_readers"] = found
+    return found
 
 
 def purposes(state: ServingState) -> list[str]:

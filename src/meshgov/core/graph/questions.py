@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections import deque
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -593,7 +593,8 @@ def plain(value: Any) -> Any:
     """An answer's dataclasses, tuples and sets as JSON-like values (sets sorted, so that an
     answer reads the same every time: the HTTP API and the console show it)."""
     if is_dataclass(value) and not isinstance(value, type):
-        return {k: plain(v) for k, v in asdict(value).items()}
+        # Field by field (not ``asdict``, which deep-copies the whole answer first).
+        return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
