@@ -76,7 +76,8 @@ PAGES = [
     ),
     ("analyst: own risk", "analyst:/ui/graph?question=risk&purpose=analytics"),
 ]
-PENDING = 'id="risk-progress"'  # a risk answer still computed in the background
+# Still computed in the background: a risk answer, a catalogue search's column checks.
+PENDING = ('id="risk-progress"', 'id="unchecked"')
 
 
 def free_port() -> int:
@@ -108,6 +109,10 @@ def serve(mesh: Path, tmp: Path) -> tuple[str, uvicorn.Server, threading.Thread,
     return f"http://127.0.0.1:{settings.port}", server, thread, time.perf_counter() - started
 
 
+def _pending(page: str) -> bool:
+    return any(marker in page for marker in PENDING)
+
+
 def median_ms(client: httpx.Client, path: str, repeat: int) -> tuple[float, float, float | None]:
     """(first load, median of the next ``repeat``, when the first load showed a risk answer in
     progress: how long until the answer was there) in ms; the first builds per-state caches."""
@@ -116,8 +121,8 @@ def median_ms(client: httpx.Client, path: str, repeat: int) -> tuple[float, floa
     response.raise_for_status()
     first = (time.perf_counter() - start) * 1000
     ready = None
-    if PENDING in response.text:  # the page reloads every second: poll as the browser would
-        while PENDING in response.text:
+    if _pending(response.text):  # the risk page reloads every second: poll as a browser would
+        while _pending(response.text):
             time.sleep(0.2)
             response = client.get(path)
         ready = (time.perf_counter() - start) * 1000
@@ -178,7 +183,7 @@ def run(label: str, mesh: Path, repeat: int, target: float) -> bool:
                     first, ms, ready = median_ms(who, path, repeat)
                     met = max(first, ms) <= target * 1000
                     ok &= met
-                    later = f"; answer ready after {ready / 1000:.1f} s" if ready else ""
+                    later = f"; complete after {ready / 1000:.1f} s" if ready else ""
                     print(
                         f"  {name:<30} {ms:8.1f} ms {ms / baseline:7.1f}× baseline  "
                         f"(first load {first:7.1f} ms{later})  target ≤ {target * 1000:.0f} ms: "

@@ -215,10 +215,11 @@ async def catalogue(
     # decided here for COLUMN_CHECK_S, the rest in the background (the page says how many wait).
     deadline = time.perf_counter() + COLUMN_CHECK_S
     unchecked = 0
+    known_hidden = visibility.known_hidden(state, me)
 
     def hidden_of(row: views.CatalogueRow) -> set[str] | None:
         nonlocal unchecked
-        known = visibility.known_hidden(state, me, row.id)
+        known = known_hidden(row.id)
         if known is not None:
             return known
         if time.perf_counter() < deadline:

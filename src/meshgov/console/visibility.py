@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -68,15 +68,30 @@ def port_views(
     return found
 
 
-def known_hidden(state: ServingState, principal: Principal, product: str) -> set[str] | None:
-    """The column names of ``product`` hidden from ``principal`` (for the union of purposes) if
-    already known on this serving state (no decision is made); None when not yet decided."""
-    manifest = state.catalog.manifests.get(product)
-    if manifest is None or sees_everything(principal, manifest):
-        return set()
-    cache: dict[tuple[str, str, str], dict[str, PortView]] = state.cache.get(_VIEWS_CACHE, {})
-    views = cache.get((principal.cache_key(), "", product))
-    return None if views is None else hidden_in(manifest, views)
+def known_hidden(state: ServingState, principal: Principal) -> Callable[[str], set[str] | None]:
+    """``product → `` the column names of ``product`` hidden from ``principal`` (for the union of
+    purposes) if already decided on this serving state (no decision is made), else None."""
+    key = principal.cache_key()
+    views_cache: dict[tuple[str, str, str], dict[str, PortView]] = state.cache.get(_VIEWS_CACHE, {})
+    names_cache: dict[tuple[str, str], set[str]] = state.cache.setdefault(
+        "console_hidden_names", {}
+    )
+    manifests = state.catalog.manifests
+
+    def lookup(product: str) -> set[str] | None:
+        found = names_cache.get((key, product))
+        if found is not None:
+            return found
+        manifest = manifests.get(product)
+        if manifest is None or sees_everything(principal, manifest):
+            return set()
+        views = views_cache.get((key, "", product))
+        if views is None:
+            return None
+        found = names_cache[(key, product)] = hidden_in(manifest, views)
+        return found
+
+    return lookup
 
 
 def check_every_product(state: ServingState, principal: Principal) -> None:
