@@ -76,8 +76,9 @@ PAGES = [
     ),
     ("analyst: own risk", "analyst:/ui/graph?question=risk&purpose=analytics"),
 ]
-# Still computed in the background: a risk answer, a catalogue search's column checks.
-PENDING = ('id="risk-progress"', 'id="unchecked"')
+# Still computed in the background: a risk answer, a catalogue search's column checks, the
+# access overview's totals.
+PENDING = ('id="risk-progress"', 'id="unchecked"', "decided so far (reload")
 
 
 def free_port() -> int:

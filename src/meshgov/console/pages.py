@@ -356,6 +356,7 @@ async def access(
     allowed = {p.id: p for p in _explorable(service, me)}
     results: list[dict[str, Any]] = []
     overview = None
+    totals = None
     error = None
     state = service.state
     ports = views.sorted_ports(state)
@@ -378,6 +379,8 @@ async def access(
                 with_purposes=len(ports) <= MAX_LISTED_PRODUCTS,
             ),
         )
+        if overview.pages > 1:
+            totals = views.overview_totals(state, subject, purpose or None, domain)
     elif not port:
         error = f"only the guild may explore another principal's access ({principal})"
     if port:
@@ -415,6 +418,7 @@ async def access(
         query=urlencode({k: v for k, v in chosen_fields.items() if v and k != "port"}),
         results=results,
         overview=overview,
+        totals=totals,
         error=error,
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -416,6 +417,65 @@ def port_by_key(state: ServingState) -> dict[str, Any]:
         by_key = {f"{p.product}:{p.port}": p for p in sorted_ports(state)}
         state.cache["console_ports_by_key"] = by_key
     return by_key
+
+
+@dataclass
+class OverviewTotals:
+    """The whole overview's counts (every matching port), counted in the background."""
+
+    total: int
+    decided: int = 0
+    readable: int = 0
+    denied: int = 0
+    failed: str | None = None  # why the counting stopped (the page then shows no totals)
+
+    @property
+    def ready(self) -> bool:
+        return self.failed is None and self.decided >= self.total
+
+
+_TOTALS_LOCK = threading.Lock()
+_TOTALS_CHUNK = 250
+# Its own thread: the counts are a decision (and a rewrite when readable) per port.
+_TOTALS_WORKER = ThreadPoolExecutor(1, thread_name_prefix="meshgov-console-totals")
+
+
+def overview_totals(
+    state: ServingState, principal: Principal, purpose: str | None, domain: str
+) -> OverviewTotals:
+    """The counts of the whole overview of ``domain`` (or all), the sum of its pages' counts:
+    counted once per serving state, principal, purpose and domain in the background (the page
+    shows them once ready)."""
+    from meshgov.access_overview import access_overview
+
+    key = (principal.cache_key(), purpose or "", domain)
+    with _TOTALS_LOCK:
+        jobs: dict[tuple[str, str, str], OverviewTotals] = state.cache.setdefault(
+            "console_overview_totals", {}
+        )
+        found = jobs.get(key)
+        if found is not None:
+            return found
+        ports = sorted_ports(state)
+        if domain:
+            ports = [p for p in ports if p.product.split("/", 1)[0] == domain]
+        totals = jobs[key] = OverviewTotals(len(ports))
+
+    def count() -> None:
+        try:
+            for start in range(0, len(ports), _TOTALS_CHUNK):
+                chunk = ports[start : start + _TOTALS_CHUNK]
+                part = access_overview(
+                    state.gateway, principal, purpose, chunk, with_purposes=False
+                )
+                totals.readable += len(part.ports)
+                totals.denied += part.denied
+                totals.decided += len(chunk)
+        except Exception as exc:  # shown on the page; the pages themselves are unaffected
+            totals.failed = f"the totals could not be counted: {exc}"
+
+    _TOTALS_WORKER.submit(count)
+    return totals
 
 
 def overview_page(
