@@ -192,3 +192,21 @@ def test_column_matches_not_checked_in_time_are_left_out_and_checked_in_the_back
     assert "marketing/customer_360" in then.split('id="catalogue"', 1)[1]
     assert 'id="unchecked"' not in then
     assert "marketing/customer_360" not in hidden.split('id="catalogue"', 1)[1]
+
+
+def test_a_row_filter_or_a_text_naming_a_hidden_column_is_not_shown() -> None:
+    from meshgov.console.visibility import HIDDEN, redact, redact_value, row_filter_shown
+
+    assert row_filter_shown("region = {principal.region}", {"region"})
+    assert not row_filter_shown("failed_payment_count > 0 AND region = 'EU'", {"region"})
+    assert not row_filter_shown("(((", {"region"})  # unparsable: not shown (fail closed)
+    reason = (
+        "columns hidden (classified restricted, no clearance): fraud_score, failed_payment_count"
+    )
+    assert redact(reason, {"fraud_score"}) == reason.replace("fraud_score", HIDDEN)
+    assert (
+        redact("fraud_scores and fraud_score_x", {"fraud_score"})
+        == "fraud_scores and fraud_score_x"
+    )
+    shown = redact_value({"hidden": ["fraud_score", "x"], "why": [reason]}, {"fraud_score"})
+    assert shown["hidden"] == ["x"] and "fraud_score" not in str(shown)

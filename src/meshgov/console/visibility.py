@@ -18,13 +18,13 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-import sqlglot
 from sqlglot import exp
 
 from meshgov.authz import GUILD_GROUP
 from meshgov.core.graph.risk import PortView, policy_access
 from meshgov.core.manifest import Manifest
 from meshgov.core.principal import Principal
+from meshgov.errors import MeshgovError
 from meshgov.serving.state import ServingState
 
 HIDDEN = "[a column you may not see]"
@@ -156,11 +156,17 @@ def row_filter_shown(sql: str | None, visible: set[str]) -> bool:
     (parsed with sqlglot; one that does not parse is not shown)."""
     if not sql:
         return True
+    from meshgov.core.sql.filters import _placeholder, parse_filter
+
     try:
-        tree = sqlglot.parse_one(sql.replace("{", "'{").replace("}", "}'"), read="duckdb")
-    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError, ValueError):
+        tree = parse_filter(sql)  # the template as the gateway parses it ({principal.x} too)
+    except MeshgovError:
         return False
-    return all(column.name in visible for column in tree.find_all(exp.Column))
+    return all(
+        column.name in visible
+        for column in tree.find_all(exp.Column)
+        if _placeholder(column.parent) is None
+    )
 
 
 def product_columns(manifest: Manifest, views: Mapping[str, PortView] | None) -> dict[str, Any]:
