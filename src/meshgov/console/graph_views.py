@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshgov.console import drawing, visibility
+from meshgov.core.collection import gc_paused
 from meshgov.core.graph.questions import plain as plain
 from meshgov.core.manifest import Manifest
 from meshgov.core.principal import Principal
@@ -33,6 +34,7 @@ def graph_of(state: ServingState) -> Any:
     return graph
 
 
+@gc_paused  # the answers allocate many small objects while the large graph is alive
 def graph_answer(
     state: ServingState,
     prefix: str,
