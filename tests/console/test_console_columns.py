@@ -215,3 +215,15 @@ def test_a_row_filter_or_a_text_naming_a_hidden_column_is_not_shown() -> None:
     )
     shown = redact_value({"hidden": ["fraud_score", "x"], "why": [reason]}, {"fraud_score"})
     assert shown["hidden"] == ["x"] and "fraud_score" not in str(shown)
+
+
+def test_a_query_engine_may_not_read_another_principal_s_risk(
+    console_with_owner: ConsoleServer,
+) -> None:
+    # trino may explore others' access (it speaks for them), but a risk answer names the columns
+    # another principal sees: only the guild reads those.
+    with _login(console_with_owner, "trino") as client:
+        other = client.get("/ui/graph?question=risk&principal=analyst-eu")
+        own = client.get("/ui/graph?question=risk")
+    assert other.status_code == 403 and "only the guild" in other.text
+    assert own.status_code == 200

@@ -153,6 +153,10 @@ async def graph(
     try:
         if question == "risk":
             chosen = allowed.get(principal or me.id)
+            # Another's risk names the columns it sees: for the guild only (a query engine that
+            # may explore others' access is not shown columns hidden from itself).
+            if chosen is not None and chosen.id != me.id and GUILD_GROUP not in me.groups:
+                chosen = None
             if chosen is None:
                 status_code = 403
                 raise AccessDenied(
