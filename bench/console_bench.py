@@ -15,6 +15,7 @@ The 10,000 products are the example mesh plus generated consumers (``check_bench
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import statistics
 import sys
@@ -65,7 +66,19 @@ PAGES = [
     ("graph: PII flows", "/ui/graph?question=pii"),
     ("graph: lineage downstream", "/ui/graph?question=downstream&target=customer/customers"),
     ("graph: re-identification risk", "/ui/graph?question=risk&principal=fraud-investigator"),
+    # As analyst-eu (neither guild nor owner): the columns follow its access decisions.
+    ("analyst: product", "analyst:/ui/products/marketing/customer_360"),
+    ("analyst: search by a column", "analyst:/ui/catalogue?q=failed_payment"),
+    ("analyst: search, common column", "analyst:/ui/catalogue?q=score"),
+    (
+        "analyst: impact of a column",
+        "analyst:/ui/graph?question=impact&target=customer/customers:customers:email",
+    ),
+    ("analyst: own risk", "analyst:/ui/graph?question=risk&purpose=analytics"),
 ]
+# Still computed in the background: a risk answer, a catalogue search's column checks, the
+# access overview's totals.
+PENDING = ('id="risk-progress"', 'id="unchecked"', "decided so far (reload")
 
 
 def free_port() -> int:
@@ -97,18 +110,30 @@ def serve(mesh: Path, tmp: Path) -> tuple[str, uvicorn.Server, threading.Thread,
     return f"http://127.0.0.1:{settings.port}", server, thread, time.perf_counter() - started
 
 
-def median_ms(client: httpx.Client, path: str, repeat: int) -> tuple[float, float]:
-    """(first load, median of the next ``repeat``) in ms; the first builds per-state caches."""
+def _pending(page: str) -> bool:
+    return any(marker in page for marker in PENDING)
+
+
+def median_ms(client: httpx.Client, path: str, repeat: int) -> tuple[float, float, float | None]:
+    """(first load, median of the next ``repeat``, when the first load showed a risk answer in
+    progress: how long until the answer was there) in ms; the first builds per-state caches."""
     start = time.perf_counter()
-    client.get(path).raise_for_status()
+    response = client.get(path)
+    response.raise_for_status()
     first = (time.perf_counter() - start) * 1000
+    ready = None
+    if _pending(response.text):  # the risk page reloads every second: poll as a browser would
+        while _pending(response.text):
+            time.sleep(0.2)
+            response = client.get(path)
+        ready = (time.perf_counter() - start) * 1000
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
         response = client.get(path)
         times.append(time.perf_counter() - start)
         response.raise_for_status()
-    return first, statistics.median(times) * 1000
+    return first, statistics.median(times) * 1000, ready
 
 
 def _a_decision(guild: httpx.Client) -> str:
@@ -139,24 +164,33 @@ def run(label: str, mesh: Path, repeat: int, target: float) -> bool:
             with httpx.Client(base_url=url, timeout=120) as client:
                 login = client.post("/ui/login", data={"token": "dev-guild"})
                 assert login.status_code == 303, login.text
-                _, baseline = median_ms(client, "/health", repeat)
+                _, baseline, _ = median_ms(client, "/health", repeat)
                 print(f"\n{label}: server ready (store seeded, state built) in {startup:.1f} s")
                 print(f"  {'GET /health (baseline)':<30} {baseline:8.1f} ms")
                 count = client.get("/ui/catalogue").text.split('id="count">', 1)[1].split("<")[0]
                 print(f"  catalogue shows: {count.strip()}")
                 decision = _a_decision(client)
                 session_cookies = dict(client.cookies)
+                analyst = httpx.Client(base_url=url, timeout=120)
+                assert (
+                    analyst.post("/ui/login", data={"token": "dev-analyst-eu"}).status_code == 303
+                )
                 ok = True
                 for name, template in PAGES:
                     path = template.format(decision=decision)
-                    first, ms = median_ms(client, path, repeat)
+                    who = client
+                    if path.startswith("analyst:"):
+                        who, path = analyst, path.removeprefix("analyst:")
+                    first, ms, ready = median_ms(who, path, repeat)
                     met = max(first, ms) <= target * 1000
                     ok &= met
+                    later = f"; complete after {ready / 1000:.1f} s" if ready else ""
                     print(
                         f"  {name:<30} {ms:8.1f} ms {ms / baseline:7.1f}× baseline  "
-                        f"(first load {first:7.1f} ms)  target ≤ {target * 1000:.0f} ms: "
+                        f"(first load {first:7.1f} ms{later})  target ≤ {target * 1000:.0f} ms: "
                         f"{'met' if met else 'MISSED'}"
                     )
+                analyst.close()
         finally:
             server.should_exit = True
             thread.join(timeout=30)
@@ -182,10 +216,12 @@ def main() -> int:
     parser.add_argument("--products", type=int, default=10_000)
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     ok = run("example mesh (7 products)", ROOT / "examples" / "mesh", args.repeat, TARGET_EXAMPLE_S)
     with tempfile.TemporaryDirectory() as tmp:
         mesh = build_mesh(Path(tmp), args.products)
         ok &= run(f"generated mesh ({args.products} products)", mesh, args.repeat, TARGET_LARGE_S)
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0 if ok or not args.check else 1
 
 

@@ -43,14 +43,14 @@ class ConsoleServer:
         self.thread.join(timeout=30)
 
 
-def start_console(tmp: Path) -> ConsoleServer:
+def start_console(tmp: Path, tokens_file: Path | None = None) -> ConsoleServer:
     settings = Settings(
         host="127.0.0.1",
         port=free_port(),
         catalog_dir=ROOT / "examples" / "mesh",
         policies_dir=ROOT / "policies",
         store_url=f"sqlite:///{tmp / 'meshgov.db'}",
-        tokens_file=ROOT / "examples" / "tokens.yaml",
+        tokens_file=tokens_file or ROOT / "examples" / "tokens.yaml",
         decision_flush_seconds=0.05,
     )
     service = Service(settings)

@@ -196,3 +196,22 @@ def test_a_browser_session_survives_a_restart(page: Any, tmp_path: Path) -> None
         assert page.url.endswith("/ui/login")
     finally:
         second.stop()
+
+
+def test_an_analyst_sees_a_product_s_columns_as_its_decisions_show_them(
+    page: Any, console: ConsoleServer
+) -> None:
+    _login(page, console, "analyst-eu")
+    page.goto(f"{console.url}/ui/products/marketing/customer_360")
+    page.get_by_label("Columns as I may read them for").select_option("analytics")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_url("**purpose=analytics")
+    columns = page.locator("table.columns tbody tr td:first-child").all_inner_texts()
+    assert "segment" in columns and "customer_id" in columns
+    assert "hidden from you are not listed" in page.locator("#columns-note").inner_text()
+    # The restricted column is absent: not a row, not a word anywhere on the page.
+    assert "failed_payment_count" not in page.content()
+    page.goto(f"{console.url}/ui/products/customer/customers?purpose=analytics")
+    email = page.locator("table.columns tr", has_text="email").first.inner_text()
+    assert "masked for you: hash" in email
+    _shot(page, "product-analyst", page.locator("section.port").first)

@@ -18,12 +18,12 @@ from fastapi.templating import Jinja2Templates
 from sqlglot import exp
 
 from meshgov.authz import GUILD_GROUP, may_speak_for_others, require_guild, visible_report
-from meshgov.console import views
+from meshgov.console import views, visibility
 from meshgov.console.sessions import SESSION_COOKIE, ConsoleSession, Sessions
 from meshgov.core.principal import Principal
 from meshgov.errors import AccessDenied, MeshgovError
 from meshgov.service import Service
-from meshgov.store.base import DECISION_KINDS, DecisionFilter
+from meshgov.store.base import DecisionFilter
 from meshgov.tokens import TokenRegistry
 
 HERE = Path(__file__).parent
@@ -36,6 +36,7 @@ DECISIONS_SHOWN = 200
 MAX_ANSWER_ROWS = 500  # a graph answer's table lists this many (the rest are counted)
 MAX_LISTED_PRODUCTS = 1_000  # beyond, product fields are free text (no 10,000-option lists)
 MAX_EMBEDDED_PICTURE = 500  # beyond, the whole-graph picture is a link, not an iframe
+COLUMN_CHECK_S = 0.4  # the catalogue's search checks column matches against access this long
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescapes HTML
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -209,7 +210,35 @@ async def catalogue(
     session = await _session(request)
     state = _service(request).state
     rows = views.catalogue_rows(state)
-    matching = views.filter_catalogue(rows, q, domain, classification, entity, status)
+    me = session.principal
+    # A product matching by a column name alone is listed only if the viewer may see that column:
+    # decided here for COLUMN_CHECK_S, the rest in the background (the page says how many wait).
+    deadline = time.perf_counter() + COLUMN_CHECK_S
+    unchecked = 0
+    known_hidden = visibility.known_hidden(state, me)
+
+    def hidden_of(row: views.CatalogueRow) -> set[str] | None:
+        nonlocal unchecked
+        known = known_hidden(row.id)
+        if known is not None:
+            return known
+        if time.perf_counter() < deadline:
+            return visibility.hidden_names(state, me, [row.id])
+        unchecked += 1
+        return None
+
+    matching = await run_in_threadpool(
+        views.filter_catalogue,
+        rows,
+        q,
+        domain,
+        classification,
+        entity,
+        status,
+        None if visibility.sees_everything(me) else hidden_of,
+    )
+    if unchecked:
+        visibility.check_every_product(state, me)
     pages = max(1, math.ceil(len(matching) / PAGE_SIZE))
     page = min(max(page, 1), pages)
     chosen = {
@@ -225,6 +254,7 @@ async def catalogue(
         session,
         products=matching[(page - 1) * PAGE_SIZE : page * PAGE_SIZE],
         total=len(matching),
+        unchecked=unchecked,
         page=page,
         pages=pages,
         chosen=chosen,
@@ -235,7 +265,7 @@ async def catalogue(
 
 
 @router.get("/products/{domain}/{name}", response_class=HTMLResponse)
-async def product(request: Request, domain: str, name: str) -> HTMLResponse:
+async def product(request: Request, domain: str, name: str, purpose: str = "") -> HTMLResponse:
     session = await _session(request)
     service = _service(request)
     state = service.state
@@ -253,12 +283,17 @@ async def product(request: Request, domain: str, name: str) -> HTMLResponse:
     for record in reversed(published):  # oldest first: a later record of a version wins
         by_version[str(record.result.get("version"))] = record
     checks = await run_in_threadpool(views.version_checks, state, versions, by_version)
+    shown = await run_in_threadpool(
+        views.product_view, state, manifest, session.principal, purpose or None
+    )
     return _render(
         request,
         "product.html",
         session,
-        product=views.product_view(state, manifest),
-        versions=checks,
+        product=shown,
+        versions=visibility.redact_checks(checks, shown["hidden"]),
+        purpose=purpose,
+        purposes=views.purposes(state),
     )
 
 
@@ -273,7 +308,7 @@ def _explorable(service: Service, me: Principal) -> list[Principal]:
 
 
 def _explain(
-    service: Service, principal: Principal, purpose: str | None, port_key: str
+    service: Service, principal: Principal, purpose: str | None, port_key: str, viewer: Principal
 ) -> dict[str, Any] | None:
     state = service.state
     port = views.port_by_key(state).get(port_key.strip())
@@ -285,11 +320,23 @@ def _explain(
     authorization, _, _ = service.authorize(
         principal, select_all.sql("duckdb"), purpose, "duckdb", "duckdb"
     )
+    shown = decision.as_dict()
+    refusal = None if authorization.allowed else authorization.reason
+    manifest = state.catalog.manifests.get(port.product)
+    if not visibility.sees_everything(viewer, manifest):
+        # Hidden columns are counted, never named (nor in a reason) to whom may not see them.
+        names = set(decision.hidden_columns) | visibility.hidden_names(
+            state, viewer, [port.product]
+        )
+        shown["hidden_count"] = len(decision.hidden_columns)
+        shown["hidden_columns"] = []
+        shown["reasons"] = [visibility.redact(r, names) for r in shown.get("reasons", [])]
+        refusal = visibility.redact(refusal, names) if refusal else refusal
     return {
         "principal": principal.id,
-        "decision": decision.as_dict(),
+        "decision": shown,
         "sql": authorization.sql,
-        "refusal": None if authorization.allowed else authorization.reason,
+        "refusal": refusal,
     }
 
 
@@ -309,6 +356,7 @@ async def access(
     allowed = {p.id: p for p in _explorable(service, me)}
     results: list[dict[str, Any]] = []
     overview = None
+    totals = None
     error = None
     state = service.state
     ports = views.sorted_ports(state)
@@ -331,6 +379,8 @@ async def access(
                 with_purposes=len(ports) <= MAX_LISTED_PRODUCTS,
             ),
         )
+        if overview.pages > 1:
+            totals = views.overview_totals(state, subject, purpose or None, domain)
     elif not port:
         error = f"only the guild may explore another principal's access ({principal})"
     if port:
@@ -339,7 +389,9 @@ async def access(
             if chosen is None:
                 error = f"only the guild may explore another principal's access ({who})"
                 break
-            explained = await run_in_threadpool(_explain, service, chosen, purpose or None, port)
+            explained = await run_in_threadpool(
+                _explain, service, chosen, purpose or None, port, me
+            )
             if explained is None:
                 error = f"no port {port}"
                 break
@@ -366,6 +418,7 @@ async def access(
         query=urlencode({k: v for k, v in chosen_fields.items() if v and k != "port"}),
         results=results,
         overview=overview,
+        totals=totals,
         error=error,
     )
 
@@ -536,162 +589,5 @@ async def rollback(request: Request) -> Response:
     )
 
 
-# --- decisions and graph --------------------------------------------------------------------
-
-
-@router.get("/decisions", response_class=HTMLResponse)
-async def decisions(
-    request: Request,
-    principal: str = "",
-    product: str = "",
-    outcome: str = "",
-    kind: str = "",
-    since: str = "",
-    until: str = "",
-) -> HTMLResponse:
-    session = await _session(request)
-    me = session.principal
-    chosen = {
-        "principal": principal,
-        "product": product,
-        "outcome": outcome,
-        "kind": kind,
-        "since": since,
-        "until": until,
-    }
-    # As the API: only the guild reads other principals' decisions.
-    who = principal.strip() or None
-    if GUILD_GROUP not in me.groups:
-        who = me.id
-    try:
-        query = DecisionFilter(
-            principal=who,
-            product=product.strip() or None,
-            allowed={"allowed": True, "denied": False}.get(outcome),
-            kind=views.decision_kind(kind),
-            since=views.parse_when(since, "from"),
-            until=views.parse_when(until, "to", end=True),
-            limit=DECISIONS_SHOWN,
-        )
-    except MeshgovError as exc:
-        return _render(
-            request,
-            "decisions.html",
-            session,
-            status_code=exc.http_status,
-            records=[],
-            chosen=chosen,
-            kinds=DECISION_KINDS,
-            error=str(exc),
-        )
-    records = await run_in_threadpool(_service(request).decisions, query)
-    return _render(
-        request,
-        "decisions.html",
-        session,
-        records=[views.decision_row(r) for r in records],
-        shown=DECISIONS_SHOWN,
-        chosen=chosen,
-        kinds=DECISION_KINDS,
-        error=None,
-    )
-
-
-@router.get("/decisions/{decision_id}", response_class=HTMLResponse)
-async def decision_detail(request: Request, decision_id: str) -> HTMLResponse:
-    session = await _session(request)
-    service = _service(request)
-    me = session.principal
-    await run_in_threadpool(service.flush_decisions, 2.0)
-    record = await run_in_threadpool(service.store.decision, decision_id[:64])
-    # Somebody else's decision is "not found" for all but the guild (no existence oracle).
-    if record is None or (GUILD_GROUP not in me.groups and record.principal != me.id):
-        return _render(
-            request,
-            "error.html",
-            session,
-            status_code=404,
-            message=f"no decision {decision_id[:64]} that you may read",
-        )
-    return _render(request, "decision.html", session, decision=views.decision_detail(record))
-
-
-@router.get("/graph", response_class=HTMLResponse)
-async def graph(
-    request: Request,
-    question: str = "",
-    left: str = "",
-    right: str = "",
-    target: str = "",
-    principal: str = "",
-    purpose: str = "",
-) -> HTMLResponse:
-    session = await _session(request)
-    service = _service(request)
-    state = service.state
-    me = session.principal
-    allowed = {p.id: p for p in _explorable(service, me)}
-    answer: Any = None
-    error = None
-    status_code = 200
-    try:
-        if question == "risk":
-            chosen = allowed.get(principal or me.id)
-            if chosen is None:
-                status_code = 403
-                raise AccessDenied(
-                    f"only the guild may assess another principal's risk ({principal})"
-                )
-            answer = await run_in_threadpool(
-                views.memo,
-                state,
-                "risk",
-                (chosen.id, purpose),
-                lambda: views.risk_answer(state, PREFIX, chosen, purpose or None),
-            )
-        elif question:
-            answer = await run_in_threadpool(
-                views.graph_answer, state, PREFIX, question, left, right, target
-            )
-    except MeshgovError as exc:
-        error = str(exc)
-        status_code = exc.http_status if status_code == 200 else status_code
-    count = len(state.catalog.manifests)
-    return _render(
-        request,
-        "graph.html",
-        session,
-        status_code=status_code,
-        products=sorted(state.catalog.manifests) if count <= MAX_LISTED_PRODUCTS else [],
-        product_count=count,
-        embed_picture=count <= MAX_EMBEDDED_PICTURE,
-        principals=sorted(allowed),
-        purposes=views.purposes(state),
-        chosen={
-            "question": question,
-            "left": left,
-            "right": right,
-            "target": target,
-            "principal": principal or me.id,
-            "purpose": purpose,
-        },
-        answer=answer,
-        rows_shown=MAX_ANSWER_ROWS,
-        error=error,
-    )
-
-
-@router.get("/graph/picture", response_class=HTMLResponse)
-async def graph_picture(request: Request) -> HTMLResponse:
-    await _session(request)
-    from meshgov import graph_export
-
-    state = _service(request).state
-    html = await run_in_threadpool(
-        lambda: graph_export.to_html(views.graph_of(state), title="meshgov")
-    )
-    response = HTMLResponse(html)
-    # The picture is a self-contained page with its own inline script and styles.
-    response.headers["Content-Security-Policy"] = "default-src 'self' 'unsafe-inline'"
-    response.headers["X-Frame-Options"] = "SAMEORIGIN"
-    return response
+# The decisions and graph pages (registered on the same router).
+from meshgov.console import pages_graph as pages_graph  # noqa: E402

@@ -5,13 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import yaml
 
-from meshgov.console import drawing
-from meshgov.core.graph.questions import plain as plain
 from meshgov.core.manifest import Classification, Manifest
 from meshgov.core.principal import Principal
 from meshgov.errors import InputError, MeshgovError
@@ -23,7 +22,6 @@ CLASSIFICATIONS = [c.value for c in Classification]
 T = TypeVar("T")
 _CATALOGUE_CACHE = "console_catalogue"
 _FACETS_CACHE = "console_catalogue_facets"
-_GRAPH_CACHE = "graph"  # the same key the HTTP graph endpoints cache the graph under
 
 
 @dataclass(frozen=True)
@@ -39,7 +37,8 @@ class CatalogueRow:
     pii: bool
     classifications: frozenset[str]
     entities: tuple[str, ...]
-    text: str  # lower-case haystack for the text search
+    text: str  # lower-case haystack for the text search (column names apart)
+    columns: tuple[str, ...]  # the column names (searched only where the viewer may see them)
 
 
 _WARM_CACHE = "console_warmed"
@@ -62,12 +61,15 @@ def warm(state: ServingState) -> None:
 
             catalogue_facets(state)
             port_by_key(state)
+            readers(state)
             # sqlglot loads a dialect on its first use (≈ 0.5 s for DuckDB's): the explorer's
             # and the overview's rewrites use the gateway's default and DuckDB.
             for dialect in {"duckdb", state.gateway.default_dialect}:
                 Dialect.get_or_raise(dialect)
             # The release gate's identity index of the catalogue (the product page's check).
             state.gate.identity.facts(state.catalog.manifests, [])
+            from meshgov.console.graph_views import graph_of
+
             graph_of(state)
         except Exception:  # a failure here only means the page builds it itself (and says why)
             return
@@ -105,10 +107,7 @@ def _row(key: str, manifest: Manifest) -> CatalogueRow:
     meta = manifest.metadata
     columns = [c for p in manifest.spec.output_ports for c in p.columns]
     entities = tuple(sorted({c.entity for c in columns if c.entity}))
-    text = " ".join(
-        [key, meta.owner or "", meta.description or "", *meta.tags, *entities]
-        + [c.name for c in columns]
-    ).lower()
+    text = " ".join([key, meta.owner or "", meta.description or "", *meta.tags, *entities]).lower()
     return CatalogueRow(
         id=key,
         domain=meta.domain,
@@ -122,6 +121,7 @@ def _row(key: str, manifest: Manifest) -> CatalogueRow:
         classifications=frozenset(c.classification.value for c in columns if c.classification),
         entities=entities,
         text=text,
+        columns=tuple(sorted({c.name for c in columns})),
     )
 
 
@@ -154,40 +154,87 @@ def filter_catalogue(
     classification: str = "",
     entity: str = "",
     status: str = "",
+    hidden_of: Callable[[CatalogueRow], set[str] | None] | None = None,
 ) -> list[CatalogueRow]:
+    """The rows matching the filters; the text matches a column name only where ``hidden_of``
+    (the names hidden from the viewer in a row's product, None when not known yet: no match; no
+    ``hidden_of``: the viewer sees every column) does not hide it. It is asked only of rows that
+    match by a column name alone."""
     needle = text.strip().lower()
     if not (needle or domain or classification or entity or status):
         return rows
+
+    def matches(r: CatalogueRow) -> bool:
+        if needle in r.text:
+            return True
+        named = [c for c in r.columns if needle in c.lower()]
+        if not named:
+            return False
+        if hidden_of is None:
+            return True
+        hidden = hidden_of(r)
+        return hidden is not None and bool(set(named) - hidden)
+
     return [
         r
         for r in rows
-        if (not needle or needle in r.text)
-        and (not domain or r.domain == domain)
+        if (not domain or r.domain == domain)
         and (not classification or classification in r.classifications)
         and (not entity or entity in r.entities)
         and (not status or r.status == status)
+        and (not needle or matches(r))
     ]
 
 
-def product_view(state: ServingState, manifest: Manifest) -> dict[str, Any]:
-    """Ports and columns, grants, lineage up and down, and entities of one product."""
+def product_view(
+    state: ServingState, manifest: Manifest, viewer: Principal, purpose: str | None
+) -> dict[str, Any]:
+    """Ports and columns (as ``viewer``'s access decisions show them, see ``visibility``), grants,
+    lineage up and down, and entities of one product."""
+    from meshgov.console import visibility
+
     key = f"{manifest.metadata.domain}/{manifest.metadata.name}"
-    downstream = sorted(
-        other
-        for other, m in state.catalog.manifests.items()
-        if any(i.product == key for i in m.spec.inputs)
-    )
+    downstream = readers(state).get(key, [])
     columns = [c for p in manifest.spec.output_ports for c in p.columns]
+    views = visibility.port_views(state, viewer, purpose, manifest)
+    hidden = visibility.hidden_in(manifest, views)
+    visible = {c.name for c in columns} - hidden
+    grants = [
+        {
+            "to": g.to,
+            "purposes": g.purposes,
+            "ports": g.ports,
+            "row_filter": g.row_filter,
+            "row_filter_shown": visibility.row_filter_shown(g.row_filter, visible),
+        }
+        for g in manifest.spec.access.grants
+    ]
     return {
         "id": key,
         "meta": manifest.metadata,
         "ports": manifest.spec.output_ports,
-        "grants": manifest.spec.access.grants,
+        "columns": visibility.product_columns(manifest, views),
+        "everything": views is None,
+        "hidden": hidden,
+        "grants": grants,
         "upstream": sorted({f"{i.product}" for i in manifest.spec.inputs}),
         "downstream": downstream,
-        "entities": sorted({c.entity for c in columns if c.entity}),
+        "entities": sorted({c.entity for c in columns if c.entity and c.name in visible}),
         "pii": any(c.pii for c in columns),
     }
+
+
+def readers(state: ServingState) -> dict[str, list[str]]:
+    """Product → the products declaring it as an input, sorted (once per state)."""
+    found: dict[str, list[str]] | None = state.cache.get("console_readers")
+    if found is None:
+        index: dict[str, set[str]] = {}
+        for other, m in state.catalog.manifests.items():
+            for i in m.spec.inputs:
+                index.setdefault(i.product, set()).add(other)
+        found = {product: sorted(names) for product, names in index.items()}
+        state.cache["console_readers"] = found
+    return found
 
 
 def purposes(state: ServingState) -> list[str]:
@@ -339,92 +386,6 @@ def decision_detail(record: DecisionRecord) -> dict[str, Any]:
     }
 
 
-def graph_of(state: ServingState) -> Any:
-    """The entity graph of the serving state, built once per state."""
-    graph = state.cache.get(_GRAPH_CACHE)
-    if graph is None:
-        from meshgov.core.graph import build_graph
-
-        registry = state.bundle.data.get("registry", {})
-        entities = registry.get("entities") if isinstance(registry, dict) else None
-        graph = build_graph(list(state.catalog.manifests.values()), entities)
-        state.cache[_GRAPH_CACHE] = graph
-    return graph
-
-
-def graph_answer(
-    state: ServingState, prefix: str, question: str, left: str, right: str, target: str
-) -> dict[str, Any]:
-    """The answer of one ``meshgov graph`` question: its plain data and its drawing."""
-    from meshgov.core import graph as questions
-
-    graph = graph_of(state)
-    if question == "paths":
-        _require(left, "the first product")
-        _require(right, "the second product")
-        paths = [
-            {**plain(p), "hops": p.hops}
-            for p in questions.join_paths(graph, left, right, max_hops=3, limit=10)
-        ]
-        return {"data": paths, "drawing": drawing.paths_drawing(prefix, left, right, paths)}
-    if question == "impact":
-        _require(target, "the target")
-        answer = plain(questions.impact(graph, target))
-        return {"data": answer, "drawing": drawing.impact_drawing(prefix, answer)}
-    if question == "pii":
-        flows = [plain(flow) for flow in questions.pii_flows(graph)]
-        return {"data": flows, "drawing": drawing.pii_drawing(prefix, flows)}
-    if question in ("upstream", "downstream"):
-        _require(target, "the product")
-        answer = plain(questions.lineage(graph, target, questions.Direction(question)))
-        return {"data": answer, "drawing": drawing.lineage_drawing(prefix, answer)}
-    raise InputError(f"unknown graph question {question!r}")
-
-
-def _require(value: str, what: str) -> None:
-    if not value.strip():
-        raise InputError(f"name {what} (domain/name)")
-
-
-def risk_answer(
-    state: ServingState, prefix: str, principal: Principal, purpose: str | None
-) -> dict[str, Any]:
-    """Re-identification risk of ``principal`` under the access policy of the serving state:
-    quasi-identifiers it can combine by joining products on shared entity ids."""
-    from meshgov.core.graph import (
-        policy_access,
-        principal_view,
-        quasi_identifier_policy,
-        reidentification_risk,
-    )
-
-    registry = state.bundle.data.get("registry", {})
-    config = registry.get("quasi_identifiers") if isinstance(registry, dict) else None
-    if config is None:
-        raise InputError(
-            "the active policies have no quasi-identifier list (data/quasi_identifiers.yaml)"
-        )
-    view = principal_view(
-        {
-            "id": principal.id,
-            "groups": list(principal.groups),
-            "domain": principal.domain,
-            "attributes": dict(principal.attributes),
-        },
-        purpose,
-    )
-    gateway = state.gateway
-    access = policy_access(
-        lambda p, product, port: gateway.decide(principal, p, product, port), purpose
-    )
-    report = plain(
-        reidentification_risk(
-            graph_of(state), view, quasi_identifier_policy(config), access, "policy"
-        )
-    )
-    return {"data": report, "drawing": drawing.risk_drawing(prefix, report)}
-
-
 @dataclass(frozen=True)
 class OverviewPage:
     """One page of "what may I see?": the ports of the page (of the catalogue's table ports,
@@ -456,6 +417,65 @@ def port_by_key(state: ServingState) -> dict[str, Any]:
         by_key = {f"{p.product}:{p.port}": p for p in sorted_ports(state)}
         state.cache["console_ports_by_key"] = by_key
     return by_key
+
+
+@dataclass
+class OverviewTotals:
+    """The whole overview's counts (every matching port), counted in the background."""
+
+    total: int
+    decided: int = 0
+    readable: int = 0
+    denied: int = 0
+    failed: str | None = None  # why the counting stopped (the page then shows no totals)
+
+    @property
+    def ready(self) -> bool:
+        return self.failed is None and self.decided >= self.total
+
+
+_TOTALS_LOCK = threading.Lock()
+_TOTALS_CHUNK = 250
+# Its own thread: the counts are a decision (and a rewrite when readable) per port.
+_TOTALS_WORKER = ThreadPoolExecutor(1, thread_name_prefix="meshgov-console-totals")
+
+
+def overview_totals(
+    state: ServingState, principal: Principal, purpose: str | None, domain: str
+) -> OverviewTotals:
+    """The counts of the whole overview of ``domain`` (or all), the sum of its pages' counts:
+    counted once per serving state, principal, purpose and domain in the background (the page
+    shows them once ready)."""
+    from meshgov.access_overview import access_overview
+
+    key = (principal.cache_key(), purpose or "", domain)
+    with _TOTALS_LOCK:
+        jobs: dict[tuple[str, str, str], OverviewTotals] = state.cache.setdefault(
+            "console_overview_totals", {}
+        )
+        found = jobs.get(key)
+        if found is not None:
+            return found
+        ports = sorted_ports(state)
+        if domain:
+            ports = [p for p in ports if p.product.split("/", 1)[0] == domain]
+        totals = jobs[key] = OverviewTotals(len(ports))
+
+    def count() -> None:
+        try:
+            for start in range(0, len(ports), _TOTALS_CHUNK):
+                chunk = ports[start : start + _TOTALS_CHUNK]
+                part = access_overview(
+                    state.gateway, principal, purpose, chunk, with_purposes=False
+                )
+                totals.readable += len(part.ports)
+                totals.denied += part.denied
+                totals.decided += len(chunk)
+        except Exception as exc:  # shown on the page; the pages themselves are unaffected
+            totals.failed = f"the totals could not be counted: {exc}"
+
+    _TOTALS_WORKER.submit(count)
+    return totals
 
 
 def overview_page(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections import deque
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -589,11 +589,20 @@ def pii_flows(source: EntityGraph | MeshIndex) -> list[PiiFlow]:
     return flows
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # a dataclass's field names, looked up once
+
+
 def plain(value: Any) -> Any:
     """An answer's dataclasses, tuples and sets as JSON-like values (sets sorted, so that an
     answer reads the same every time: the HTTP API and the console show it)."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {k: plain(v) for k, v in asdict(value).items()}
+    if value is None or isinstance(value, str | int | float):  # most of an answer: leaves
+        return value
+    names = _FIELD_NAMES.get(type(value))
+    if names is None and is_dataclass(value) and not isinstance(value, type):
+        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in fields(value))
+    if names is not None:
+        # Field by field (not ``asdict``, which deep-copies the whole answer first).
+        return {name: plain(getattr(value, name)) for name in names}
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
