@@ -218,15 +218,21 @@ class Relay:
         return len(messages)
 
     async def _acknowledge(self, messages: list[BrokerMessage]) -> None:
-        """Acknowledge a relayed batch (its last event when the consumer acknowledges all up to
-        it); a lost acknowledgement means a redelivery, whose republish is dropped as a
+        """Acknowledge a relayed batch: every event, in one write (or, with ``ack_all``, its last
+        event). A lost acknowledgement means a redelivery, whose republish is dropped as a
         duplicate."""
-        chosen = [max(messages, key=lambda m: m.sequence)] if self.config.ack_all else messages
-        results = await asyncio.gather(*(m.ack() for m in chosen), return_exceptions=True)
-        failures = sum(1 for r in results if isinstance(r, BaseException))
-        if failures:
+        try:
+            if self.config.ack_all:
+                await max(messages, key=lambda m: m.sequence).ack()
+            else:
+                await self._subscription.ack_many(messages)
+        except Exception as exc:  # noqa: BLE001 - the events come again after ack_wait
             log.warning(
-                "relay %s:%s: %d acknowledgement(s) lost", self.product, self.port, failures
+                "relay %s:%s: acknowledgement of %d event(s) lost (%s)",
+                self.product,
+                self.port,
+                len(messages),
+                exc,
             )
 
     def _govern(self, messages: list[BrokerMessage]) -> list[OutgoingMessage]:

@@ -31,6 +31,7 @@ class BrokerMessage:
     sequence: int  # position in its stream (durable: a reader resumes from here)
     ack: Callable[[], Awaitable[None]]
     nak: Callable[[float], Awaitable[None]]  # redeliver after this many seconds
+    handle: object = None  # the broker's own message (``Subscription.ack_many`` reads it)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,11 @@ class PublishReceipt:
 class Subscription(Protocol):
     async def fetch(self, batch: int, timeout: float) -> list[BrokerMessage]:
         """Up to ``batch`` messages, waiting at most ``timeout`` seconds ([] when none came)."""
+        ...
+
+    async def ack_many(self, messages: list[BrokerMessage]) -> None:
+        """Acknowledge each of ``messages`` (in one write where the broker allows it); raise
+        ``BrokerError`` if the acknowledgements could not be sent (they are then redelivered)."""
         ...
 
     async def close(self) -> None: ...
