@@ -164,7 +164,7 @@ def _decode_bulk(port: OutputPort, messages: list[BrokerMessage]) -> pa.Table | 
     try:
         table = pj.read_json(
             pa.BufferReader(body),
-            read_options=pj.ReadOptions(use_threads=False, block_size=max(len(body) + 1, 1 << 20)),
+            read_options=pj.ReadOptions(use_threads=False, block_size=1 << 16),
             parse_options=pj.ParseOptions(
                 explicit_schema=schema, unexpected_field_behavior="ignore"
             ),

@@ -18,6 +18,7 @@ import collections
 import contextlib
 import itertools
 import json
+import logging
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -37,6 +38,7 @@ from meshgov.brokers.base import (
     PublishReceipt,
 )
 
+log = logging.getLogger("meshgov.brokers.nats")
 MSG_ID_HEADER = "Nats-Msg-Id"
 _NATS_ERRORS: tuple[type[BaseException], ...] = (
     nats.errors.Error,
@@ -87,6 +89,8 @@ class _Batch:
     def result(self) -> list[PublishReceipt]:
         self.future.result()  # raises the first refusal
         return [r for r in self.receipts if r is not None]
+
+
 _CRLF = "\r\n"
 _NEWLINES = str.maketrans({"\r": " ", "\n": " "})
 
@@ -149,6 +153,8 @@ class NatsSubscription:
         self._queue: collections.deque[Msg] = collections.deque()
         self._wake: asyncio.Future[None] | None = None
         self._sub: Any = None
+        self._prefetch: str | None = None  # the reply subject of a request sent ahead
+        self._prefetching = not ephemeral
 
     async def open(self) -> None:
         self._sub = await self._client.subscribe(
@@ -213,7 +219,10 @@ class NatsSubscription:
         try:
             if self._sub is None:
                 await self.open()
-            await self._collect(out, batch, None, 0.0)  # deliveries already here
+            prefetch, self._prefetch = self._prefetch, None
+            # Deliveries already here, and those of the request sent after the last full batch
+            # (they came while that batch was being processed).
+            await self._collect(out, batch, prefetch, loop.time() + (timeout if prefetch else 0))
             if len(out) < batch:
                 # What the stream holds now, at once; only when nothing is there, a request
                 # that waits on the server for new events (up to ``timeout``).
@@ -222,6 +231,10 @@ class NatsSubscription:
             if not out:
                 reply = await self._request(batch, expires=timeout)
                 await self._collect(out, batch, reply, loop.time() + timeout + 0.05)
+            if len(out) >= batch and self._prefetching:
+                # A full batch: more are likely waiting; ask for the next batch now, so that it
+                # arrives while this one is processed.
+                self._prefetch = await self._request(batch, expires=None)
         except _NATS_ERRORS as exc:
             if out:
                 return out
@@ -356,7 +369,16 @@ class NatsBroker:
         )
         try:
             try:
-                await self._js.consumer_info(stream, name)
+                info = await self._js.consumer_info(stream, name)
+                if info.config.ack_policy != config.ack_policy:
+                    log.warning(
+                        "NATS consumer %s of %s acknowledges with policy %s, not %s: delete it "
+                        "to have it recreated",
+                        name,
+                        stream,
+                        info.config.ack_policy,
+                        config.ack_policy,
+                    )
             except nats.js.errors.NotFoundError:
                 await self._js.add_consumer(stream, config)
             subscription = NatsSubscription(self, stream, name, ephemeral=False)
