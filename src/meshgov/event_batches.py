@@ -141,9 +141,10 @@ def _decode_bulk(port: OutputPort, messages: list[BrokerMessage]) -> pa.Table | 
     """The whole batch decoded by one call of pyarrow's JSON reader over the newline-joined
     events, when that is exactly what ``_decode_one`` would give for each: every event one
     line (no raw newline or carriage return in any; none blank, so each line gives at least a
-    row and the row count proves each gave exactly one), every required column present, no
-    infinite number. Anything else (a malformed event, a duplicate key, a lone surrogate...)
-    returns None and the batch is decoded event by event, which names each bad event."""
+    row and the row count proves each gave exactly one), valid UTF-8, every required column
+    present, no infinite number. Anything else (a malformed event, a duplicate key, a lone
+    surrogate...) returns None and the batch is decoded event by event, which names each bad
+    event."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.json as pj
@@ -154,6 +155,10 @@ def _decode_bulk(port: OutputPort, messages: list[BrokerMessage]) -> pa.Table | 
     if body.count(b"\n") != len(messages) - 1 or b"\r" in body:
         return None
     if any(not m.data.strip() for m in messages):
+        return None
+    try:
+        body.decode()  # pyarrow's reader would take invalid UTF-8 into a string column as is
+    except UnicodeDecodeError:
         return None
     schema = pa.schema(
         [
