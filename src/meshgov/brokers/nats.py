@@ -181,10 +181,18 @@ class NatsSubscription:
         return reply
 
     async def _collect(
-        self, out: list[BrokerMessage], batch: int, reply: str | None, deadline: float
+        self,
+        out: list[BrokerMessage],
+        batch: int,
+        reply: str | None,
+        deadline: float,
+        *,
+        eager: bool = False,
     ) -> bool:
         """Take queued deliveries into ``out`` until ``batch``, the status of request ``reply``
-        (True), or ``deadline`` (loop time); statuses of earlier requests are dropped."""
+        (True), or ``deadline`` (loop time); statuses of earlier requests are dropped. With
+        ``eager``, return as soon as something came and nothing more is queued (the request
+        stays open on the server: what it delivers later is kept for the next fetch)."""
         loop = asyncio.get_running_loop()
         queue = self._queue
         while len(out) < batch:
@@ -199,7 +207,7 @@ class NatsSubscription:
                     raise BrokerError(f"NATS consumer {self._consumer}: {description or status}")
                 if reply is not None and msg.subject == reply and status in ("404", "408"):
                     return True
-            if len(out) >= batch or reply is None:
+            if len(out) >= batch or reply is None or (eager and out):
                 break
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -230,7 +238,7 @@ class NatsSubscription:
                 await self._collect(out, batch, reply, loop.time() + timeout + 1.0)
             if not out:
                 reply = await self._request(batch, expires=timeout)
-                await self._collect(out, batch, reply, loop.time() + timeout + 0.05)
+                await self._collect(out, batch, reply, loop.time() + timeout + 0.05, eager=True)
             if len(out) >= batch and self._prefetching:
                 # A full batch: more are likely waiting; ask for the next batch now, so that it
                 # arrives while this one is processed.
