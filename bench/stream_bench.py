@@ -240,7 +240,9 @@ async def raw_phase(ns: str, count: int) -> Rates:
     return rates
 
 
-async def governed_phase(ns: str, root: Path, count: int) -> tuple[float, int]:
+async def governed_phase(ns: str, root: Path, count: int) -> tuple[float, int, float]:
+    """(raw events/s, governed events published, CPU microseconds of this process per raw
+    event: the relay's own cost, DuckDB's threads included, whatever the load)."""
     client = await nats.connect(URL)
     js = client.jetstream()
     await js.add_stream(name=f"{ns.upper()}_RAW", subjects=[f"{ns}.raw"])
@@ -259,16 +261,18 @@ async def governed_phase(ns: str, root: Path, count: int) -> tuple[float, int]:
         config(ns),
     )
     await relay.start()
+    cpu = time.process_time()
     started = time.perf_counter()
     handled = 0
     while handled < count:
         handled += await relay.run_once()
     rate = count / (time.perf_counter() - started)
+    cpu_per_event = (time.process_time() - cpu) / count * 1e6
     published = relay.stats.published
     await relay.close()
     await broker.close()
     runner.close()
-    return rate, published
+    return rate, published, cpu_per_event
 
 
 def relay_process(ns: str, root: str, ready: Any, stop_after: float) -> None:
@@ -368,7 +372,7 @@ def main() -> None:
         (root / "orders.yaml").write_text(manifest(ns), encoding="utf-8")
         try:
             baselines = asyncio.run(raw_phase(ns, args.events))
-            relay_rate, published = asyncio.run(governed_phase(ns, root, args.events))
+            relay_rate, published, relay_cpu = asyncio.run(governed_phase(ns, root, args.events))
             relay_load = os.getloadavg()[0]
             asyncio.run(cleanup(ns))
             raw, governed = asyncio.run(latency_phase(ns, root, args.rate, args.seconds))
@@ -382,6 +386,10 @@ def main() -> None:
     print(
         f"{'governed relay, 1 subscriber':<60}: {relay_rate:9,.0f} events/s (load {relay_load:.1f};"
         f" {published:,} governed events published; target >= {TARGET_EVENTS_PER_S:,})"
+    )
+    print(
+        f"relay CPU: {relay_cpu:.1f} us per raw event ({1e6 / relay_cpu:,.0f} events per "
+        "CPU-second of the relay process; the NATS server needs its own)"
     )
     for name in (TRANSPORT, "JetStream fetch 1,000 + ack each (nats-py)"):
         print(f"relay / {name}: {relay_rate / baselines.rates[name]:.2f}x")
