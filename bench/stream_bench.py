@@ -118,16 +118,22 @@ async def publish(js: Any, subject: str, count: int) -> float:
 
 
 class Rates:
-    """Events/s of each baseline and the load average when each was measured."""
+    """Events/s of each baseline, the CPU microseconds per event of this process (client side
+    only: the NATS server's are not counted) and the load average when each was measured."""
 
     def __init__(self) -> None:
         self.rates: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
         self.loads: dict[str, float] = {}
+        self._cpu = time.process_time()
 
-    def add(self, name: str, count: int, seconds: float) -> float:
+    def start(self) -> None:
+        self._cpu = time.process_time()
+
+    def add(self, name: str, count: int, seconds: float) -> None:
         self.rates[name] = count / seconds
+        self.cpu[name] = (time.process_time() - self._cpu) / count * 1e6
         self.loads[name] = os.getloadavg()[0]
-        return self.rates[name]
 
 
 async def core_rate(ns: str, count: int) -> float:
@@ -222,18 +228,21 @@ async def raw_phase(ns: str, count: int) -> Rates:
     base, copy = f"{ns.upper()}_BASE", f"{ns.upper()}_COPY"
     await js.add_stream(name=base, subjects=[f"{ns}.base"])
     await js.add_stream(name=copy, subjects=[f"{ns}.copy"])
-    rates.rates["JetStream publish, publish_async (nats-py)"] = await publish(
-        js, f"{ns}.base", count
-    )
-    rates.loads["JetStream publish, publish_async (nats-py)"] = os.getloadavg()[0]
+    rates.start()
+    rate = await publish(js, f"{ns}.base", count)
+    rates.add("JetStream publish, publish_async (nats-py)", count, count / rate)
     await client.close()
+    rates.start()
     seconds = await nats_py_consume(base, f"{ns}.base", count)
     rates.add("JetStream fetch 1,000 + ack each (nats-py)", count, seconds)
     broker = await NatsBroker.connect(URL)
+    rates.start()
     seconds = await broker_publish(broker, f"{ns}.copy", count)
     rates.add("JetStream publish_many (meshgov broker)", count, seconds)
+    rates.start()
     seconds = await broker_consume(broker, base, f"{ns}.base", count, None)
     rates.add("JetStream fetch + ack_many (meshgov broker)", count, seconds)
+    rates.start()
     seconds = await broker_consume(broker, base, f"{ns}.base", count, f"{ns}.copy")
     rates.add(TRANSPORT, count, seconds)
     await broker.close()
@@ -382,7 +391,10 @@ def main() -> None:
         f"events: {args.events:,} JSON events of ~{len(event(1))} bytes; load at start {load0:.1f}"
     )
     for name, rate in baselines.rates.items():
-        print(f"{name:<60}: {rate:9,.0f} events/s (load {baselines.loads[name]:.1f})")
+        print(
+            f"{name:<60}: {rate:9,.0f} events/s, {baselines.cpu[name]:5.1f} us CPU/event "
+            f"(load {baselines.loads[name]:.1f})"
+        )
     print(
         f"{'governed relay, 1 subscriber':<60}: {relay_rate:9,.0f} events/s (load {relay_load:.1f};"
         f" {published:,} governed events published; target >= {TARGET_EVENTS_PER_S:,})"
