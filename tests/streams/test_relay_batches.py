@@ -165,13 +165,15 @@ def test_a_delivery_lost_on_its_way_is_not_acknowledged_by_later_events(world: W
 
 def test_pull_fetch_keeps_late_deliveries_and_acks_each_in_one_write(world: World) -> None:
     """The broker's own pull path: a full batch asks for the next one ahead; deliveries of that
-    request are returned by the next fetch, in stream order, none lost or repeated; ``ack_many``
-    acknowledges exactly the events it is given."""
+    request are returned by the next fetch, in stream order (events with headers and without
+    alike), none lost or repeated; ``ack_many`` acknowledges exactly the events it is given."""
 
     async def scenario() -> None:
         broker = await connect(world)
         try:
-            await publish_raw(broker, world, [b"{}"] * 25)
+            for number in range(1, 26):
+                headers = {"Trace": f"t{number}"} if number % 3 == 0 else None
+                await broker._js.publish(world.raw_subject, b"{}", headers=headers)
             sub = await broker.durable(world.raw_stream, world.raw_subject, f"{world.ns}_pull")
             seen: list[int] = []
             first = await sub.fetch(10, 0.2)
@@ -183,6 +185,7 @@ def test_pull_fetch_keeps_late_deliveries_and_acks_each_in_one_write(world: Worl
                 assert batch, f"got {len(seen)}/25"
                 seen += [m.sequence for m in batch]
             assert seen == list(range(1, 26))
+            assert [dict(m.headers) for m in first[:3]] == [{}, {}, {"Trace": "t3"}]
             assert await sub.fetch(10, 0.1) == []
             info = await broker._js.consumer_info(world.raw_stream, f"{world.ns}_pull")
             assert (info.ack_floor.stream_seq, info.num_ack_pending) == (5, 20)
