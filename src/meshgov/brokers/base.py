@@ -1,7 +1,8 @@
 """What meshgov needs of an event broker: durable streams, pull consumers, acknowledged publishes.
 
 Everything is async (brokers are network clients). A message is acknowledged only by the code
-that processed it (``BrokerMessage.ack``); ``nak`` asks for a redelivery. Publishing returns only
+that processed it (``BrokerMessage.ack``, or ``Subscription.ack_many`` for a batch); ``nak`` asks
+for a redelivery. Publishing returns only
 once the broker has persisted the message (``publish_many`` fails if any one failed), and a
 message id lets the broker drop a republished duplicate (``OutgoingMessage.msg_id``).
 """
