@@ -34,6 +34,7 @@ from typing import Any
 import nats
 from nats.js import api
 
+from meshgov.brokers.base import OutgoingMessage
 from meshgov.brokers.nats import NatsBroker
 from meshgov.catalog import load_catalog
 from meshgov.core.principal import Principal
@@ -46,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 URL = os.environ.get("MESHGOV_NATS_URL", "nats://127.0.0.1:4222")
 TARGET_EVENTS_PER_S = 50_000
 TARGET_ADDED_P99_MS = 50.0
+TRANSPORT = "relay transport: fetch, publish each, ack (meshgov broker)"
 KEY = b"bench-mesh-key"
 ANALYST = Principal(id="analyst-eu", groups=["analysts"], attributes={"region": "EU"})
 
@@ -115,16 +117,54 @@ async def publish(js: Any, subject: str, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-async def raw_phase(ns: str, count: int) -> tuple[float, float]:
+class Rates:
+    """Events/s of each baseline, the CPU microseconds per event of this process (client side
+    only: the NATS server's are not counted) and the load average when each was measured."""
+
+    def __init__(self) -> None:
+        self.rates: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self.loads: dict[str, float] = {}
+        self._cpu = time.process_time()
+
+    def start(self) -> None:
+        self._cpu = time.process_time()
+
+    def add(self, name: str, count: int, seconds: float) -> None:
+        self.rates[name] = count / seconds
+        self.cpu[name] = (time.process_time() - self._cpu) / count * 1e6
+        self.loads[name] = os.getloadavg()[0]
+
+
+async def core_rate(ns: str, count: int) -> float:
+    """Core NATS (no JetStream): nats-py publishing to a subscriber on the same connection."""
     client = await nats.connect(URL)
-    js = client.jetstream()
-    await js.add_stream(name=f"{ns.upper()}_BASE", subjects=[f"{ns}.base"])
-    publish_rate = await publish(js, f"{ns}.base", count)
-    sub = await js.pull_subscribe(
-        f"{ns}.base",
-        durable="base",
-        stream=f"{ns.upper()}_BASE",
-        config=api.ConsumerConfig(max_ack_pending=100_000),
+    received = 0
+    done = asyncio.Event()
+
+    async def counted(_: Any) -> None:
+        nonlocal received
+        received += 1
+        if received >= count:
+            done.set()
+
+    await client.subscribe(f"{ns}.core", cb=counted, pending_msgs_limit=-1)
+    payload = event(1)
+    started = time.perf_counter()
+    for _ in range(count):
+        await client.publish(f"{ns}.core", payload)
+    await client.flush()
+    await asyncio.wait_for(done.wait(), 120)
+    seconds = time.perf_counter() - started
+    await client.close()
+    return seconds
+
+
+async def nats_py_consume(stream: str, subject: str, count: int) -> float:
+    """nats-py's own pull API: fetch 1,000, acknowledge each (one publish per ack)."""
+    client = await nats.connect(URL)
+    sub = await client.jetstream().pull_subscribe(
+        subject, durable="natspy", stream=stream, config=api.ConsumerConfig(max_ack_pending=100_000)
     )
     started = time.perf_counter()
     consumed = 0
@@ -132,12 +172,86 @@ async def raw_phase(ns: str, count: int) -> tuple[float, float]:
         messages = await sub.fetch(1000, timeout=1)
         await asyncio.gather(*(m.ack() for m in messages))
         consumed += len(messages)
-    consume_rate = count / (time.perf_counter() - started)
+    seconds = time.perf_counter() - started
     await client.close()
-    return publish_rate, consume_rate
+    return seconds
 
 
-async def governed_phase(ns: str, root: Path, count: int) -> tuple[float, int]:
+async def broker_publish(broker: NatsBroker, subject: str, count: int) -> float:
+    """meshgov's publish path (``publish_many``: batches of 1,000, every PubAck awaited)."""
+    started = time.perf_counter()
+    for start in range(0, count, 1000):
+        await broker.publish_many(
+            [
+                OutgoingMessage(subject, event(number), msg_id=f"{subject}:{number}")
+                for number in range(start, min(count, start + 1000))
+            ]
+        )
+    return time.perf_counter() - started
+
+
+async def broker_consume(
+    broker: NatsBroker, stream: str, subject: str, count: int, forward: str | None
+) -> float:
+    """meshgov's consume path (the relay's fetch of 1,000 and ``ack_many``), optionally
+    republishing each event as it is to ``forward`` first (the relay's transport without the
+    governing: decode, secure SQL, encode)."""
+    sub = await broker.durable(stream, subject, f"transport{int(bool(forward))}")
+    started = time.perf_counter()
+    consumed = 0
+    while consumed < count:
+        messages = await sub.fetch(1000, 1.0)
+        if forward is not None:
+            await broker.publish_many(
+                [
+                    OutgoingMessage(
+                        forward,
+                        m.data,
+                        msg_id=f"{stream}:{m.sequence}:x",
+                        headers={"Meshgov-Raw-Sequence": str(m.sequence)},
+                    )
+                    for m in messages
+                ]
+            )
+        await sub.ack_many(messages)
+        consumed += len(messages)
+    seconds = time.perf_counter() - started
+    await sub.close()
+    return seconds
+
+
+async def raw_phase(ns: str, count: int) -> Rates:
+    rates = Rates()
+    rates.add("core NATS publish -> subscriber (nats-py)", count, await core_rate(ns, count))
+    client = await nats.connect(URL)
+    js = client.jetstream()
+    base, copy = f"{ns.upper()}_BASE", f"{ns.upper()}_COPY"
+    await js.add_stream(name=base, subjects=[f"{ns}.base"])
+    await js.add_stream(name=copy, subjects=[f"{ns}.copy"])
+    rates.start()
+    rate = await publish(js, f"{ns}.base", count)
+    rates.add("JetStream publish, publish_async (nats-py)", count, count / rate)
+    await client.close()
+    rates.start()
+    seconds = await nats_py_consume(base, f"{ns}.base", count)
+    rates.add("JetStream fetch 1,000 + ack each (nats-py)", count, seconds)
+    broker = await NatsBroker.connect(URL)
+    rates.start()
+    seconds = await broker_publish(broker, f"{ns}.copy", count)
+    rates.add("JetStream publish_many (meshgov broker)", count, seconds)
+    rates.start()
+    seconds = await broker_consume(broker, base, f"{ns}.base", count, None)
+    rates.add("JetStream fetch + ack_many (meshgov broker)", count, seconds)
+    rates.start()
+    seconds = await broker_consume(broker, base, f"{ns}.base", count, f"{ns}.copy")
+    rates.add(TRANSPORT, count, seconds)
+    await broker.close()
+    return rates
+
+
+async def governed_phase(ns: str, root: Path, count: int) -> tuple[float, int, float]:
+    """(raw events/s, governed events published, CPU microseconds of this process per raw
+    event: the relay's own cost, DuckDB's threads included, whatever the load)."""
     client = await nats.connect(URL)
     js = client.jetstream()
     await js.add_stream(name=f"{ns.upper()}_RAW", subjects=[f"{ns}.raw"])
@@ -156,16 +270,18 @@ async def governed_phase(ns: str, root: Path, count: int) -> tuple[float, int]:
         config(ns),
     )
     await relay.start()
+    cpu = time.process_time()
     started = time.perf_counter()
     handled = 0
     while handled < count:
         handled += await relay.run_once()
     rate = count / (time.perf_counter() - started)
+    cpu_per_event = (time.process_time() - cpu) / count * 1e6
     published = relay.stats.published
     await relay.close()
     await broker.close()
     runner.close()
-    return rate, published
+    return rate, published, cpu_per_event
 
 
 def relay_process(ns: str, root: str, ready: Any, stop_after: float) -> None:
@@ -259,30 +375,36 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
     ns = "bench" + uuid.uuid4().hex[:8]
+    load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "orders.yaml").write_text(manifest(ns), encoding="utf-8")
         try:
-            publish_rate, consume_rate = asyncio.run(raw_phase(ns, args.events))
-            relay_rate, published = asyncio.run(governed_phase(ns, root, args.events))
+            baselines = asyncio.run(raw_phase(ns, args.events))
+            relay_rate, published, relay_cpu = asyncio.run(governed_phase(ns, root, args.events))
+            relay_load = os.getloadavg()[0]
             asyncio.run(cleanup(ns))
             raw, governed = asyncio.run(latency_phase(ns, root, args.rate, args.seconds))
         finally:
             asyncio.run(cleanup(ns))
     print(
-        f"events: {args.events:,} JSON events of ~{len(event(1))} bytes; "
-        f"load {os.getloadavg()[0]:.1f}"
+        f"events: {args.events:,} JSON events of ~{len(event(1))} bytes; load at start {load0:.1f}"
     )
-    print(f"raw NATS JetStream publish (acked)   : {publish_rate:10,.0f} events/s")
-    print(f"raw NATS JetStream consume (fetch+ack): {consume_rate:10,.0f} events/s")
+    for name, rate in baselines.rates.items():
+        print(
+            f"{name:<60}: {rate:9,.0f} events/s, {baselines.cpu[name]:5.1f} us CPU/event "
+            f"(load {baselines.loads[name]:.1f})"
+        )
     print(
-        f"governed relay (1 subscriber)         : {relay_rate:10,.0f} events/s "
-        f"({published:,} governed events published; target >= {TARGET_EVENTS_PER_S:,})"
+        f"{'governed relay, 1 subscriber':<60}: {relay_rate:9,.0f} events/s (load {relay_load:.1f};"
+        f" {published:,} governed events published; target >= {TARGET_EVENTS_PER_S:,})"
     )
     print(
-        f"relay / raw consume = {relay_rate / consume_rate:.2f}x, relay / raw publish = "
-        f"{relay_rate / publish_rate:.2f}x (nats-py's own ceiling, same run)"
+        f"relay CPU: {relay_cpu:.1f} us per raw event ({1e6 / relay_cpu:,.0f} events per "
+        "CPU-second of the relay process; the NATS server needs its own)"
     )
+    for name in (TRANSPORT, "JetStream fetch 1,000 + ack each (nats-py)"):
+        print(f"relay / {name}: {relay_rate / baselines.rates[name]:.2f}x")
     raw_p50, raw_p99 = percentile(raw, 50), percentile(raw, 99)
     gov_p50, gov_p99 = percentile(governed, 50), percentile(governed, 99)
     print(

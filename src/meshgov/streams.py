@@ -64,10 +64,6 @@ class RelayConfig:
     # A fetched event not acknowledged within this time is delivered again (a relay that died
     # or lost its connection mid-batch).
     ack_wait: float = 30.0
-    # Acknowledge a batch by its last event (one acknowledgement per batch instead of one per
-    # event). Only for a single relay per port: several relays sharing the durable consumer
-    # must acknowledge each event (`meshgov serve` with several workers does).
-    ack_all: bool = True
 
 
 @dataclass(frozen=True)
@@ -169,7 +165,6 @@ class Relay:
             self.raw_subject,
             self.consumer,
             ack_wait=self.config.ack_wait,
-            ack_all=self.config.ack_all,
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -188,8 +183,8 @@ class Relay:
         """Fetch, govern and publish one micro-batch; returns the number of raw events handled.
 
         A batch that fails (policy engine, broker) is kept and retried first on the next call,
-        before any newer event: acknowledgements stay in stream order, so acknowledging the last
-        event of a batch (``ack_all``) never covers an event that was not relayed.
+        before any newer event; none of its events is acknowledged until all its governed and
+        dead-letter publishes were persisted.
         """
         messages = self._pending
         if messages is None:
@@ -218,15 +213,19 @@ class Relay:
         return len(messages)
 
     async def _acknowledge(self, messages: list[BrokerMessage]) -> None:
-        """Acknowledge a relayed batch (its last event when the consumer acknowledges all up to
-        it); a lost acknowledgement means a redelivery, whose republish is dropped as a
-        duplicate."""
-        chosen = [max(messages, key=lambda m: m.sequence)] if self.config.ack_all else messages
-        results = await asyncio.gather(*(m.ack() for m in chosen), return_exceptions=True)
-        failures = sum(1 for r in results if isinstance(r, BaseException))
-        if failures:
+        """Acknowledge each event of a relayed batch, all in one write. Never by the last event
+        alone (``AckPolicy.ALL``): an event delivered but lost on its way (a connection cut
+        mid-batch) would be acknowledged by the ones after it and never relayed. A lost
+        acknowledgement means a redelivery, whose republish is dropped as a duplicate."""
+        try:
+            await self._subscription.ack_many(messages)
+        except BackendUnavailable as exc:
             log.warning(
-                "relay %s:%s: %d acknowledgement(s) lost", self.product, self.port, failures
+                "relay %s:%s: acknowledgement of %d event(s) lost (%s)",
+                self.product,
+                self.port,
+                len(messages),
+                exc.message,
             )
 
     def _govern(self, messages: list[BrokerMessage]) -> list[OutgoingMessage]:

@@ -340,21 +340,14 @@ def test_redelivered_events_are_republished_once(world: World) -> None:
         )
         await relay.start()
         await publish_raw(broker, world, as_json(ORDERS[:6]))
-        fetch = relay._subscription.fetch
+        ack_many = relay._subscription.ack_many
 
-        async def losing_acks(batch: int, timeout: float) -> list[Any]:
-            messages = await fetch(batch, timeout)
+        async def losing_acks(messages: list[Any]) -> None:
+            raise BackendUnavailable("ack lost")
 
-            async def lost() -> None:
-                raise ConnectionError("ack lost")
-
-            for message in messages:
-                message.ack = lost
-            return messages
-
-        relay._subscription.fetch = losing_acks
+        relay._subscription.ack_many = losing_acks
         await drain(relay, 6)
-        relay._subscription.fetch = fetch
+        relay._subscription.ack_many = ack_many
         await drain(relay, 6)  # redelivered after ack_wait
         assert relay.stats.duplicates == 6
         got = await read_all(world.url, relay.governed_stream, relay.subject_for(subscriber), 6)

@@ -112,8 +112,6 @@ def start_relay(settings: Settings, service: Service) -> RelayThread | None:
         governed_prefix=f"{ns}gov",
         dead_letter_prefix=f"{ns}dlq",
         stream_prefix=f"{ns.upper()}MESHGOV",
-        # Workers share the durable consumer: each acknowledges exactly the events it relayed.
-        ack_all=settings.workers == 1,
     )
     relay = RelayThread(
         settings.nats_url,

@@ -1,7 +1,8 @@
 """What meshgov needs of an event broker: durable streams, pull consumers, acknowledged publishes.
 
 Everything is async (brokers are network clients). A message is acknowledged only by the code
-that processed it (``BrokerMessage.ack``); ``nak`` asks for a redelivery. Publishing returns only
+that processed it (``BrokerMessage.ack``, or ``Subscription.ack_many`` for a batch); ``nak`` asks
+for a redelivery. Publishing returns only
 once the broker has persisted the message (``publish_many`` fails if any one failed), and a
 message id lets the broker drop a republished duplicate (``OutgoingMessage.msg_id``).
 """
@@ -31,6 +32,7 @@ class BrokerMessage:
     sequence: int  # position in its stream (durable: a reader resumes from here)
     ack: Callable[[], Awaitable[None]]
     nak: Callable[[float], Awaitable[None]]  # redeliver after this many seconds
+    handle: object = None  # the broker's own message (``Subscription.ack_many`` reads it)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,11 @@ class PublishReceipt:
 class Subscription(Protocol):
     async def fetch(self, batch: int, timeout: float) -> list[BrokerMessage]:
         """Up to ``batch`` messages, waiting at most ``timeout`` seconds ([] when none came)."""
+        ...
+
+    async def ack_many(self, messages: list[BrokerMessage]) -> None:
+        """Acknowledge each of ``messages`` (in one write where the broker allows it); raise
+        ``BrokerError`` if the acknowledgements could not be sent (they are then redelivered)."""
         ...
 
     async def close(self) -> None: ...

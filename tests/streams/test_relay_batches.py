@@ -1,0 +1,196 @@
+"""How the relay settles a batch, against the real NATS JetStream server: a publish refused
+mid-batch leaves the whole batch unacknowledged (and it comes again), a delivery lost on its way
+is not acknowledged by the events after it, and a republish is recognised by its message id."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nats.js import api
+from stream_world import (
+    FRAUD,
+    HASH_KEY,
+    ORDERS,
+    World,
+    as_json,
+    cleanup,
+    connect,
+    make_world,
+    publish_raw,
+    read_all,
+)
+
+from meshgov.brokers.base import BrokerError
+from meshgov.brokers.nats import NatsBroker
+from meshgov.governed import GovernedRunner
+from meshgov.streams import Relay, Subscriber
+
+
+@pytest.fixture
+def world(tmp_path: Path, nats_url: str) -> Any:
+    made = make_world(tmp_path, nats_url)
+    yield made
+    asyncio.run(cleanup(made))
+
+
+def relay_for(broker: NatsBroker, world: World, runner: GovernedRunner, **config: Any) -> Relay:
+    gateway = world.gateway()
+    return Relay(
+        broker,
+        lambda: gateway,
+        runner,
+        "shop/orders",
+        "order_events",
+        [Subscriber(FRAUD, "fraud_detection")],
+        world.config(**config),
+    )
+
+
+async def consumer_state(
+    broker: NatsBroker, relay: Relay, expected: tuple[int, int]
+) -> tuple[int, int]:
+    """(acknowledged floor in the raw stream, events delivered and not acknowledged), read
+    until it is ``expected`` or 3 s passed (the server applies acknowledgements on its own
+    time)."""
+    deadline = asyncio.get_running_loop().time() + 3
+    while True:
+        info = await broker._js.consumer_info(relay.raw_stream, relay.consumer)
+        state = (info.ack_floor.stream_seq or 0, info.num_ack_pending or 0)
+        if state == expected or asyncio.get_running_loop().time() > deadline:
+            return state
+        await asyncio.sleep(0.05)
+
+
+def test_a_publish_refused_mid_batch_leaves_the_batch_unacknowledged(world: World) -> None:
+    """The governed stream takes 3 messages and refuses the rest: the batch of 6 fails, none of
+    its raw events is acknowledged; a new relay (the first one gone) gets all 6 again once the
+    stream accepts them, the 3 already stored are recognised as duplicates by their message id,
+    and each governed event is stored once."""
+
+    async def scenario() -> None:
+        broker = await connect(world)
+        runner = GovernedRunner(HASH_KEY)
+        first = relay_for(broker, world, runner)
+        subjects = [f"{first.config.governed_prefix}.*.*.{first._path}"]
+        await broker._js.add_stream(
+            name=first.governed_stream,
+            subjects=subjects,
+            max_msgs=3,
+            discard=api.DiscardPolicy.NEW,
+            duplicate_window=120.0,
+        )
+        await first.start()
+        await publish_raw(broker, world, as_json(ORDERS[:6]))
+        with pytest.raises(BrokerError):
+            await first.run_once()
+        assert await consumer_state(broker, first, (0, 6)) == (0, 6)
+        assert first.stats.events == 0
+        await first.close()
+
+        await broker._js.update_stream(
+            api.StreamConfig(
+                name=first.governed_stream,
+                subjects=subjects,
+                max_msgs=-1,
+                discard=api.DiscardPolicy.NEW,
+                duplicate_window=120.0,
+            )
+        )
+        second = relay_for(broker, world, runner)
+        await second.start()
+        handled = 0
+        deadline = asyncio.get_running_loop().time() + 15
+        while handled < 6:  # redelivered after ack_wait (1 s here)
+            assert asyncio.get_running_loop().time() < deadline, f"handled {handled}/6"
+            handled += await second.run_once()
+        assert second.stats.duplicates == 3
+        assert await consumer_state(broker, second, (6, 0)) == (6, 0)
+        got = await read_all(
+            world.url, second.governed_stream, second.subject_for(second.subscribers[0]), 6
+        )
+        ids = sorted(json.loads(m.data)["order_id"] for m in got)
+        assert ids == sorted(o["order_id"] for o in ORDERS[:6])
+        await second.close()
+        await broker.close()
+        runner.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_delivery_lost_on_its_way_is_not_acknowledged_by_later_events(world: World) -> None:
+    """The first event of the batch is delivered by the server but never reaches the relay
+    (what a cut connection does to messages in flight): acknowledging the five after it must
+    not acknowledge it, so the server delivers it again and it is relayed."""
+
+    async def scenario() -> None:
+        broker = await connect(world)
+        runner = GovernedRunner(HASH_KEY)
+        relay = relay_for(broker, world, runner)
+        await relay.start()
+        await publish_raw(broker, world, as_json(ORDERS[:6]))
+        fetch = relay._subscription.fetch
+        lost: list[int] = []
+
+        async def losing_first(batch: int, timeout: float) -> list[Any]:
+            messages = await fetch(batch, timeout)
+            if messages and not lost:
+                lost.append(messages[0].sequence)
+                return messages[1:]
+            return messages
+
+        relay._subscription.fetch = losing_first
+        handled = 0
+        deadline = asyncio.get_running_loop().time() + 15
+        while handled < 6:
+            assert asyncio.get_running_loop().time() < deadline, f"handled {handled}/6"
+            handled += await relay.run_once()
+        assert lost == [1]
+        got = await read_all(
+            world.url, relay.governed_stream, relay.subject_for(relay.subscribers[0]), 6
+        )
+        assert sorted(json.loads(m.data)["order_id"] for m in got) == sorted(
+            o["order_id"] for o in ORDERS[:6]
+        )
+        assert await consumer_state(broker, relay, (6, 0)) == (6, 0)
+        await relay.close()
+        await broker.close()
+        runner.close()
+
+    asyncio.run(scenario())
+
+
+def test_pull_fetch_keeps_late_deliveries_and_acks_each_in_one_write(world: World) -> None:
+    """The broker's own pull path: a full batch asks for the next one ahead; deliveries of that
+    request are returned by the next fetch, in stream order (events with headers and without
+    alike), none lost or repeated; ``ack_many`` acknowledges exactly the events it is given."""
+
+    async def scenario() -> None:
+        broker = await connect(world)
+        try:
+            for number in range(1, 26):
+                headers = {"Trace": f"t{number}"} if number % 3 == 0 else None
+                await broker._js.publish(world.raw_subject, b"{}", headers=headers)
+            sub = await broker.durable(world.raw_stream, world.raw_subject, f"{world.ns}_pull")
+            seen: list[int] = []
+            first = await sub.fetch(10, 0.2)
+            assert [m.sequence for m in first] == list(range(1, 11))
+            seen += [m.sequence for m in first]
+            await sub.ack_many(first[:5])
+            while len(seen) < 25:
+                batch = await sub.fetch(10, 0.2)
+                assert batch, f"got {len(seen)}/25"
+                seen += [m.sequence for m in batch]
+            assert seen == list(range(1, 26))
+            assert [dict(m.headers) for m in first[:3]] == [{}, {}, {"Trace": "t3"}]
+            assert await sub.fetch(10, 0.1) == []
+            info = await broker._js.consumer_info(world.raw_stream, f"{world.ns}_pull")
+            assert (info.ack_floor.stream_seq, info.num_ack_pending) == (5, 20)
+            await sub.close()
+        finally:
+            await broker.close()
+
+    asyncio.run(scenario())
