@@ -351,11 +351,7 @@ class Session:
 
     # ----------------------------------------------------------------- simple protocol
     async def simple_query(self, text: str) -> None:
-        try:
-            texts = split(text)
-        except StatementError as exc:
-            raise WireError(exc.sqlstate, exc.message) from None
-        for statement_text in texts:
+        for statement_text in self.split(text):
             prepared = self.prepare(statement_text, [])
             if prepared.statement.kind == "empty":
                 self.send(m.EMPTY_QUERY)
@@ -466,6 +462,23 @@ class Session:
         self.send(m.CLOSE_COMPLETE)
 
     # ----------------------------------------------------------------- statements
+    def split(self, text: str) -> tuple[str, ...]:
+        """The statements of a simple Query message (cached per text, like ``prepare``: tools
+        and pools send the same texts again; splitting is tokenizing, which depends on nothing
+        but the text)."""
+        cache = self.listener.split_cache
+        known = cache.get(text)
+        if known is not None:
+            return known
+        try:
+            texts = tuple(split(text))
+        except StatementError as exc:
+            raise WireError(exc.sqlstate, exc.message) from None
+        if len(cache) >= PREPARED_CACHE_SIZE:
+            cache.clear()
+        cache[text] = texts
+        return texts
+
     def prepare(self, text: str, param_oids: list[int]) -> Prepared:
         """Classify and parse ``text`` (cached per text and parameter types: a statement sent
         again, as tools and pools do, is not parsed again; trees are never changed in place)."""
@@ -708,12 +721,11 @@ class Session:
 
         scope = CancelScope()
         stream, ahead = await self.guarded(start, scope)
-        types = [pg_type(f.type) for f in stream.schema]
-        fields = [(f.name, t.oid, t.modifier) for f, t in zip(stream.schema, types, strict=True)]
+        fields, encoders = self.listener.shape(stream.schema)
         result = Result(
             fields,
             iter(()),
-            [(t.text, t.binary) for t in types],
+            encoders,
             tag="SELECT",
             stream=stream,
             scope=scope,
@@ -741,6 +753,8 @@ class Session:
         if result.ahead and result.ahead[0].num_rows <= INLINE_ENCODE_ROWS:
             return encode_batch(result.ahead.popleft(), encoders, binary_columns)
         stream = result.stream
+        if not result.ahead and (stream is None or stream.closed):
+            return []  # read to its end already (a small result): no worker call for nothing
 
         def work() -> list[bytes]:
             if result.ahead:
