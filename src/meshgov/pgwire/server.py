@@ -12,7 +12,7 @@ import asyncio
 import ipaddress
 import logging
 import ssl
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -87,6 +87,7 @@ class PgListener:
         # Arrow schemas of results: both depend on nothing but their key.
         self.split_cache: dict[str, tuple[str, ...]] = {}
         self._shapes: dict[pa.Schema, Shape] = {}
+        self._recent_shapes: deque[tuple[pa.Schema, Shape]] = deque(maxlen=8)
         self.per_principal: Counter[str] = Counter()
         self.connections = 0
         self._server: asyncio.Server | None = None
@@ -120,6 +121,9 @@ class PgListener:
 
     def shape(self, schema: pa.Schema) -> Shape:
         """The RowDescription fields and the value encoders of results of ``schema``."""
+        for recent, shape in self._recent_shapes:  # comparing is cheaper than hashing
+            if recent.equals(schema):
+                return shape
         known = self._shapes.get(schema)
         if known is None:
             types = [pg_type(f.type) for f in schema]
@@ -130,6 +134,7 @@ class PgListener:
             if len(self._shapes) >= SHAPE_CACHE_SIZE:
                 self._shapes.clear()
             self._shapes[schema] = known
+        self._recent_shapes.appendleft((schema, known))
         return known
 
     @property

@@ -62,6 +62,8 @@ BATCH_ROWS = 4096
 READ_AHEAD = 2
 # Batches up to this many rows are encoded on the event loop; larger ones in a worker thread.
 INLINE_ENCODE_ROWS = 2048
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+READ_CHUNK_BYTES = 256 * 1024
 
 # The SQLSTATE of each meshgov error code; anything else is an internal error (XX000).
 SQLSTATES = {
@@ -196,6 +198,7 @@ class Session:
         self.busy = False
         self.pending_cancel = ""
         self._catalogue_conn: Any = None
+        self._in = bytearray()  # received, not yet handled
         self._out: list[bytes] = []  # written to the socket at once (Sync, Flush, query end)
         self._open: set[Result] = set()  # results whose engine stream may still be open
         self._discarded: list[Result] = []  # to close once the current message is handled
@@ -209,9 +212,7 @@ class Session:
         skipping = False  # after an error in the extended protocol, until Sync
         while True:
             try:
-                # asyncio.timeout, not wait_for: no task per message.
-                async with asyncio.timeout(idle):
-                    kind, payload = await read_message(self.reader)
+                kind, payload = await self.next_message(idle)
             except TimeoutError:
                 self.send(m.error_response("57P05", "terminating connection due to idle timeout",
                                            severity="FATAL"))  # fmt: skip
@@ -280,6 +281,26 @@ class Session:
             if kind in {b"Q", b"S", b"H"} or skipping or len(self._out) > 64:
                 self.flush()
                 await self.writer.drain()
+
+    async def next_message(self, idle: float) -> tuple[bytes, bytes]:
+        """The next message: taken from what was received already (the extended protocol's
+        messages of a query arrive together), else read (under the idle timeout) in chunks."""
+        buffer = self._in
+        while True:
+            if len(buffer) >= 5:
+                size = int.from_bytes(buffer[1:5], "big")
+                if size < 4 or size > MAX_MESSAGE_BYTES:
+                    raise m.ProtocolViolation(f"invalid message length {size}")
+                if len(buffer) > size:
+                    kind, payload = bytes(buffer[:1]), bytes(buffer[5 : size + 1])
+                    del buffer[: size + 1]
+                    return kind, payload
+            # asyncio.timeout, not wait_for: no task per read.
+            async with asyncio.timeout(idle):
+                chunk = await self.reader.read(READ_CHUNK_BYTES)
+            if not chunk:
+                raise asyncio.IncompleteReadError(bytes(buffer), None)
+            buffer += chunk
 
     def cancel(self, reason: str) -> None:
         """A CancelRequest for this session (from another connection)."""
@@ -1060,7 +1081,7 @@ async def read_message(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
     header = await reader.readexactly(5)
     kind = header[:1]
     size = int.from_bytes(header[1:], "big")
-    if size < 4 or size > 64 * 1024 * 1024:
+    if size < 4 or size > MAX_MESSAGE_BYTES:
         raise m.ProtocolViolation(f"invalid message length {size}")
     return kind, await reader.readexactly(size - 4)
 
