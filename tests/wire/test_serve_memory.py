@@ -1,8 +1,12 @@
 """A ``meshgov serve`` process on the DuckDB engine does not grow with the queries it serves.
 
 Regression: such a process once grew by about 350 KB per wire query (2,000 queries on one
-connection: +700 MB) while the same listener started in-process stayed flat. The bound here is
-far above the noise (allocator, caches filling up) and far below that growth over 800 queries
+connection: +700 MB) while the same listener started in-process stayed flat. The cause: rego-cpp
+(regopy, the embedded policy engine) defines its own global operator new/delete, and when its
+library was the first to load libstdc++ (``serve`` staged the policies on it before DuckDB was
+imported; the test process had imported DuckDB long before), libstdc++'s own calls bound to them
+and DuckDB allocated through rego-cpp's allocator. Both policy engines are served here. The bound
+is far above the noise (allocator, caches filling up) and far below that growth over 800 queries
 (about 280 MB). Counts queries, never time; Linux (``/proc``) only.
 """
 
@@ -33,6 +37,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _this_checkout() -> str:
+    """PYTHONPATH for a child process that imports this checkout's meshgov."""
+    source = str(Path(meshgov.__file__).resolve().parents[1])
+    return os.pathsep.join([source, os.environ.get("PYTHONPATH", "")])
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -40,19 +50,38 @@ def _rss_mb(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
+def test_regopy_does_not_take_over_the_cpp_allocator() -> None:
+    """Loading the embedded policy engine first leaves libstdc++'s operator new its own."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import meshgov.policy_backends.embedded"],
+        env={**os.environ, "LD_DEBUG": "bindings", "PYTHONPATH": _this_checkout()},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    if "binding file" not in done.stderr:
+        pytest.skip("the dynamic loader does not report its bindings (glibc's LD_DEBUG)")
+    taken = [
+        line
+        for line in done.stderr.splitlines()
+        if "libstdc++" in line.split(" to ")[0] and "librego" in line.split(" to ")[-1]
+    ]
+    assert not taken, "\n".join(taken[:5])
+
+
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc (Linux)")
-def test_serve_on_duckdb_does_not_grow_per_query(tmp_path: Path) -> None:
+@pytest.mark.parametrize("policy_engine", ["auto", "embedded"])
+def test_serve_on_duckdb_does_not_grow_per_query(tmp_path: Path, policy_engine: str) -> None:
     pg_port = _free_port()
-    source = str(Path(meshgov.__file__).resolve().parents[1])  # this checkout's meshgov
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([source, os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": _this_checkout(),
         "MESHGOV_STORE_URL": f"sqlite:///{tmp_path / 'meshgov.db'}",
     }
     env.pop("MESHGOV_PG_CATALOG_DSN", None)  # no catalogue introspection: no PostgreSQL needed
     process = subprocess.Popen(
         [MESHGOV, "serve", "--catalog", "examples/mesh", "--port", str(_free_port()),
-         "--pg-port", str(pg_port), "--engine", "duckdb"],
+         "--pg-port", str(pg_port), "--engine", "duckdb", "--policy-engine", policy_engine],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
