@@ -5,7 +5,9 @@ In one run, for a point query and an aggregate query of the EU analyst over the 
   engine and on the PostgreSQL engine (``meshgov serve`` subprocesses);
 - the same secure SQL (``meshgov rewrite --to postgres``) run by pgbench directly on PostgreSQL,
   in the database the PostgreSQL engine reads;
-- the same secure SQL run in-process on meshgov's DuckDB engine (8 threads);
+- the same secure SQL run in-process on meshgov's DuckDB engine (8 threads), right before each
+  wire run on DuckDB, with the CPU time per query of both (the server process's, the engine's):
+  their ratio does not move with the load of other processes as the rates do;
 - a large result (1M rows) read by psql, with the server's peak memory.
 
 Targets (PRODUCT.md): on PostgreSQL >= 40% of direct throughput (cached queries); on DuckDB >= 80%
@@ -107,14 +109,15 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def duckdb_in_process_rate(sql: str, seconds: float) -> float:
-    """The secure SQL run directly on meshgov's DuckDB engine connection, 8 threads."""
-    from meshgov.catalog import load_catalog
-    from meshgov.config import Settings
-    from meshgov.engines.base import open_engine
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    engine = open_engine("duckdb", load_catalog(ROOT / "examples" / "mesh"), Settings().hash_key())
-    duck_sql = secure_sql_duckdb(sql)
+
+def duckdb_in_process_rate(engine: object, duck_sql: str, seconds: float) -> tuple[float, float]:
+    """The secure SQL run directly on meshgov's DuckDB engine connection, 8 threads →
+    (queries per second, CPU milliseconds per query)."""
     count = [0] * 8
     stop = time.monotonic() + seconds
 
@@ -124,12 +127,13 @@ def duckdb_in_process_rate(sql: str, seconds: float) -> float:
             count[slot] += 1
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
-    started = time.monotonic()
+    started, cpu = time.monotonic(), cpu_seconds(os.getpid())
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return sum(count) / (time.monotonic() - started)
+    done = sum(count)
+    return done / (time.monotonic() - started), (cpu_seconds(os.getpid()) - cpu) / done * 1000
 
 
 def secure_sql_duckdb(sql: str) -> str:
@@ -165,25 +169,39 @@ def main() -> None:
         servers.append(serve("duckdb", duck_port, args.dsn, tmp))
         servers.append(serve(dsn, pg_port, args.dsn, tmp))
         direct = postgres.dsn_for_database(args.dsn, name)
-        print(f"pgbench -c 8 -j 2 -T {args.seconds}; tps (transactions = queries)")
+        from meshgov.engines.base import open_engine
+
+        engine = open_engine(
+            "duckdb", load_catalog(ROOT / "examples" / "mesh"), Settings().hash_key()
+        )
+        print(
+            f"pgbench -c 8 -j 2 -T {args.seconds}; tps (transactions = queries); the DuckDB "
+            "in-process rate is measured right before each wire run on DuckDB; CPU: ms per "
+            "query of the server process (wire) and of the in-process engine (8 threads)"
+        )
         print(f"{'query':<10} {'mode':<9} {'pg direct':>10} {'wire/pg':>9} {'ratio':>6} "
-              f"{'duck in-proc':>12} {'wire/duck':>10} {'ratio':>6}")  # fmt: skip
+              f"{'duck in-proc':>12} {'wire/duck':>10} {'ratio':>6} {'cpu in-proc':>11} "
+              f"{'cpu wire':>9} {'cpu ratio':>9}")  # fmt: skip
         for label, sql in QUERIES.items():
-            secure = secure_sql(sql)
-            in_process = duckdb_in_process_rate(sql, args.seconds / 2)
+            secure, duck_sql = secure_sql(sql), secure_sql_duckdb(sql)
+            engine.execute_unprotected(duck_sql)  # type: ignore[attr-defined]
             for mode in ("simple", "extended"):
                 base = pgbench(direct, secure, mode, args.seconds, None)
                 wire_pg = pgbench(
                     f"host=127.0.0.1 port={pg_port} dbname=analytics user=analyst-eu",
                     sql, mode, args.seconds, "dev-analyst-eu",
                 )  # fmt: skip
+                in_process, in_cpu = duckdb_in_process_rate(engine, duck_sql, args.seconds)
+                cpu = cpu_seconds(servers[0].pid)
                 wire_duck = pgbench(
                     f"host=127.0.0.1 port={duck_port} dbname=analytics user=analyst-eu",
                     sql, mode, args.seconds, "dev-analyst-eu",
                 )  # fmt: skip
+                wire_cpu = (cpu_seconds(servers[0].pid) - cpu) / (wire_duck * args.seconds) * 1000
                 print(
                     f"{label:<10} {mode:<9} {base:>10.0f} {wire_pg:>9.0f} {wire_pg / base:>6.2f} "
-                    f"{in_process:>12.0f} {wire_duck:>10.0f} {wire_duck / in_process:>6.2f}"
+                    f"{in_process:>12.0f} {wire_duck:>10.0f} {wire_duck / in_process:>6.2f} "
+                    f"{in_cpu:>11.2f} {wire_cpu:>9.2f} {in_cpu / wire_cpu:>9.2f}"
                 )
         before = peak_rss_mb(servers[0].pid)
         started = time.perf_counter()

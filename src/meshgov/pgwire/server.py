@@ -13,11 +13,14 @@ import ipaddress
 import logging
 import secrets
 import ssl
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
 
 from meshgov.pgwire import messages as m
 from meshgov.pgwire.auth import MECHANISM, AuthenticationFailed, ScramExchange, mock_salt
@@ -30,6 +33,7 @@ from meshgov.pgwire.session import (
     SessionState,
     read_message,
 )
+from meshgov.pgwire.types import pg_type
 
 if TYPE_CHECKING:
     from meshgov.core.principal import Principal
@@ -39,6 +43,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("meshgov.pgwire")
 
 STARTUP_TIMEOUT_SECONDS = 10.0
+SHAPE_CACHE_SIZE = 1024
+
+# A result's RowDescription fields (name, type oid, modifier) and its encoders (text, binary).
+Encoder = Callable[[Any], bytes]
+Shape = tuple[list[tuple[str, int, int]], list[tuple[Encoder, Encoder]]]
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,11 @@ class PgListener:
         # Parsed statements by (text, parameter types), shared by sessions: parsing is per
         # text, authorization per principal (in the gateway, cached there).
         self.prepared_cache: dict[tuple[str, tuple[int, ...]], Prepared] = {}
+        # The statements of simple Query texts, and the wire shape (fields, encoders) of the
+        # Arrow schemas of results: both depend on nothing but their key.
+        self.split_cache: dict[str, tuple[str, ...]] = {}
+        self._shapes: dict[pa.Schema, Shape] = {}
+        self._recent_shapes: deque[tuple[pa.Schema, Shape]] = deque(maxlen=8)
         self.per_principal: Counter[str] = Counter()
         self.connections = 0
         # Salts unknown users' SCRAM exchanges (auth.mock_salt); never leaves this process.
@@ -108,6 +122,24 @@ class PgListener:
             "max_identifier_length": "63",
             "lc_messages": "C",
         }
+
+    def shape(self, schema: pa.Schema) -> Shape:
+        """The RowDescription fields and the value encoders of results of ``schema``."""
+        for recent, shape in self._recent_shapes:  # comparing is cheaper than hashing
+            if recent.equals(schema):
+                return shape
+        known = self._shapes.get(schema)
+        if known is None:
+            types = [pg_type(f.type) for f in schema]
+            known = (
+                [(f.name, t.oid, t.modifier) for f, t in zip(schema, types, strict=True)],
+                [(t.text, t.binary) for t in types],
+            )
+            if len(self._shapes) >= SHAPE_CACHE_SIZE:
+                self._shapes.clear()
+            self._shapes[schema] = known
+        self._recent_shapes.appendleft((schema, known))
+        return known
 
     @property
     def port(self) -> int:

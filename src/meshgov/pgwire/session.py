@@ -69,6 +69,8 @@ INLINE_ENCODE_ROWS = 2048
 # which on the event loop would stall every session and the HTTP API with it).
 INLINE_PARSE_CHARS = 4096
 _T = TypeVar("_T")
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+READ_CHUNK_BYTES = 256 * 1024
 
 # The SQLSTATE of each meshgov error code; anything else is an internal error (XX000).
 SQLSTATES = {
@@ -204,6 +206,7 @@ class Session:
         self.busy = False
         self.pending_cancel = ""
         self._catalogue_conn: Any = None
+        self._in = bytearray()  # received, not yet handled
         self._out: list[bytes] = []  # written to the socket at once (Sync, Flush, query end)
         self._open: set[Result] = set()  # results whose engine stream may still be open
         self._discarded: list[Result] = []  # to close once the current message is handled
@@ -217,9 +220,7 @@ class Session:
         skipping = False  # after an error in the extended protocol, until Sync
         while True:
             try:
-                # asyncio.timeout, not wait_for: no task per message.
-                async with asyncio.timeout(idle):
-                    kind, payload = await read_message(self.reader)
+                kind, payload = await self.next_message(idle)
             except TimeoutError:
                 self.send(m.error_response("57P05", "terminating connection due to idle timeout",
                                            severity="FATAL"))  # fmt: skip
@@ -288,6 +289,26 @@ class Session:
             if kind in {b"Q", b"S", b"H"} or skipping or len(self._out) > 64:
                 self.flush()
                 await self.writer.drain()
+
+    async def next_message(self, idle: float) -> tuple[bytes, bytes]:
+        """The next message: taken from what was received already (the extended protocol's
+        messages of a query arrive together), else read (under the idle timeout) in chunks."""
+        buffer = self._in
+        while True:
+            if len(buffer) >= 5:
+                size = int.from_bytes(buffer[1:5], "big")
+                if size < 4 or size > MAX_MESSAGE_BYTES:
+                    raise m.ProtocolViolation(f"invalid message length {size}")
+                if len(buffer) > size:
+                    kind, payload = bytes(buffer[:1]), bytes(buffer[5 : size + 1])
+                    del buffer[: size + 1]
+                    return kind, payload
+            # asyncio.timeout, not wait_for: no task per read.
+            async with asyncio.timeout(idle):
+                chunk = await self.reader.read(READ_CHUNK_BYTES)
+            if not chunk:
+                raise asyncio.IncompleteReadError(bytes(buffer), None)
+            buffer += chunk
 
     def cancel(self, reason: str) -> None:
         """A CancelRequest for this session (from another connection)."""
@@ -380,10 +401,7 @@ class Session:
 
     async def simple_query(self, text: str) -> None:
         self.check_text_size(text)
-        try:
-            texts = await self.off_loop_if_long(text, functools.partial(split, text))
-        except StatementError as exc:
-            raise WireError(exc.sqlstate, exc.message) from None
+        texts = await self.off_loop_if_long(text, functools.partial(self.split, text))
         for statement_text in texts:
             prepared = await self.off_loop_if_long(
                 statement_text, functools.partial(self.prepare, statement_text, [])
@@ -501,6 +519,23 @@ class Session:
         self.send(m.CLOSE_COMPLETE)
 
     # ----------------------------------------------------------------- statements
+    def split(self, text: str) -> tuple[str, ...]:
+        """The statements of a simple Query message (cached per text, like ``prepare``: tools
+        and pools send the same texts again; splitting is tokenizing, which depends on nothing
+        but the text)."""
+        cache = self.listener.split_cache
+        known = cache.get(text)
+        if known is not None:
+            return known
+        try:
+            texts = tuple(split(text))
+        except StatementError as exc:
+            raise WireError(exc.sqlstate, exc.message) from None
+        if len(cache) >= PREPARED_CACHE_SIZE:
+            cache.clear()
+        cache[text] = texts
+        return texts
+
     def prepare(self, text: str, param_oids: list[int]) -> Prepared:
         """Classify and parse ``text`` (cached per text and parameter types: a statement sent
         again, as tools and pools do, is not parsed again; trees are never changed in place)."""
@@ -743,12 +778,11 @@ class Session:
 
         scope = CancelScope()
         stream, ahead = await self.guarded(start, scope)
-        types = [pg_type(f.type) for f in stream.schema]
-        fields = [(f.name, t.oid, t.modifier) for f, t in zip(stream.schema, types, strict=True)]
+        fields, encoders = self.listener.shape(stream.schema)
         result = Result(
             fields,
             iter(()),
-            [(t.text, t.binary) for t in types],
+            encoders,
             tag="SELECT",
             stream=stream,
             scope=scope,
@@ -776,6 +810,8 @@ class Session:
         if result.ahead and result.ahead[0].num_rows <= INLINE_ENCODE_ROWS:
             return encode_batch(result.ahead.popleft(), encoders, binary_columns)
         stream = result.stream
+        if not result.ahead and (stream is None or stream.closed):
+            return []  # read to its end already (a small result): no worker call for nothing
 
         def work() -> list[bytes]:
             if result.ahead:
@@ -1077,7 +1113,6 @@ def encode_batch(
     return messages
 
 
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 # Before login (a password, a SCRAM message) a client is not trusted with more (PostgreSQL's own
 # PG_MAX_AUTH_TOKEN_LENGTH), so an unauthenticated connection cannot make the server buffer 64 MB.
 MAX_AUTH_MESSAGE_BYTES = 65_535

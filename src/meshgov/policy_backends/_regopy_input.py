@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pyarrow  # noqa: F401  (before regopy: see embedded.py)
 from regopy import rego_shared
 
 _lib: Any = rego_shared.rego

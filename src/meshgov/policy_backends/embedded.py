@@ -24,6 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# libstdc++ must be in the process before rego-cpp: librego_shared.so defines its own global
+# operator new/delete, and when it is the library that brings libstdc++ in, libstdc++'s own calls
+# bind to them (LD_DEBUG=bindings shows it); every C++ library loaded later (DuckDB, Arrow) then
+# allocates through rego-cpp's allocator, and a DuckDB query left ~350 KB behind (a `meshgov
+# serve` on the embedded engine grew by 700 MB over 2,000 wire queries). pyarrow loads it first.
+import pyarrow  # noqa: F401  (before regopy; see above)
 import regopy
 from regopy import BundleFormat, Interpreter
 
