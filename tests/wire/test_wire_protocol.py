@@ -19,12 +19,27 @@ def test_cancel_request_interrupts_the_engine(any_wire: WireServer) -> None:
     import psycopg
 
     with psycopg.connect(any_wire.dsn(), autocommit=True) as conn:
+        # A cancel that arrives before the query does is lost (PostgreSQL's rule: it cancels
+        # what runs, nothing later), so under load one cancel at a fixed time may come too
+        # early: it is sent again every 0.3 s until the query has raised (for 10 s at most).
         # cancel_safe: the plain cancel() blocks holding the GIL, and this server is in-process.
-        timer = threading.Timer(0.5, conn.cancel_safe)
-        timer.start()
+        raised = threading.Event()
+
+        def cancel_until_raised() -> None:
+            deadline = time.monotonic() + 10
+            while not raised.wait(0.3) and time.monotonic() < deadline:
+                conn.cancel_safe()
+
+        canceller = threading.Thread(target=cancel_until_raised, daemon=True)
         started = time.monotonic()
-        with pytest.raises(psycopg.errors.QueryCanceled):
-            conn.execute(SLOW)
+        canceller.start()
+        try:
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                conn.execute(SLOW)
+        finally:
+            raised.set()
+            # cancel_safe returns once the server has handled it: none is left for what follows.
+            canceller.join()
         assert time.monotonic() - started < 10
         assert conn.execute("SELECT 1").fetchone() == (1,)  # the session survives
 
