@@ -25,14 +25,9 @@ import pyarrow as pa
 from meshgov.pgwire import messages as m
 from meshgov.pgwire.auth import MECHANISM, AuthenticationFailed, ScramExchange, mock_salt
 from meshgov.pgwire.catalogue import CatalogueDatabases
-from meshgov.pgwire.session import (
-    MAX_AUTH_MESSAGE_BYTES,
-    SERVER_VERSION,
-    Prepared,
-    Session,
-    SessionState,
-    read_message,
-)
+from meshgov.pgwire.framing import MAX_AUTH_MESSAGE_BYTES, read_message
+from meshgov.pgwire.session import SERVER_VERSION, Session
+from meshgov.pgwire.state import Prepared, SessionState
 from meshgov.pgwire.types import pg_type
 
 if TYPE_CHECKING:
