@@ -17,7 +17,8 @@ mesh), with the time and memory that preparing each mesh's data took.
 Targets: uncached ≤ 1.5× parse+gen, cached ≤ 50 µs; one decision ≤ 150 µs on regorus (regopy no
 slower than before); at 10,000 products no decision over 1.3× the example mesh's.
 
-    .venv/bin/python bench/rewrite_bench.py [--repeat N] [--mesh-sizes 1000,10000] [--decisions-only]
+    .venv/bin/python bench/rewrite_bench.py [--repeat N] [--mesh-sizes 1000,10000]
+                                            [--decisions-only]
 """
 
 from __future__ import annotations
@@ -292,9 +293,8 @@ def main() -> None:
     columns = "".join(f" {'uncached':>9} {'ratio':>6} {'cold':>8}" for _ in ENGINES)
     if not args.decisions_only:
         print(f"\n{'':<28} {'':>10}" + "".join(f" {name:^25}" for name in ENGINES) + f" {'':>8}")
-        print(
-            f"{'query':<28} {'parse+gen':>10}{columns} {'cached':>8}   (µs, median of {args.repeat})"
-        )
+        median_of = f"(µs, median of {args.repeat})"
+        print(f"{'query':<28} {'parse+gen':>10}{columns} {'cached':>8}   {median_of}")
     ratios: list[float] = []
     cached_all: list[float] = []
     for title, sql in {} if args.decisions_only else QUERIES.items():

@@ -18,7 +18,7 @@ from meshgov.core.policy import PolicyBundle, reads_data
 
 ACCESS_ENTRYPOINT = "meshgov/access/decision"
 
-# How many levels the access index has (policies/meshgov/access/access.rego reads exactly this many).
+# How many levels the access index has (policies/meshgov/access/access.rego reads this many).
 ACCESS_INDEX_DEPTH = 3
 
 
@@ -163,7 +163,8 @@ def access_index(views: Mapping[str, Any], depth: int = ACCESS_INDEX_DEPTH) -> d
     groups: dict[str, dict[str, Any]] = {}
     for pid, view in views.items():
         groups.setdefault(pid[at : at + 1], {})[pid] = view
-    return {"at": at, "by": {char: access_index(group, depth - 1) for char, group in groups.items()}}
+    below = {char: access_index(group, depth - 1) for char, group in groups.items()}
+    return {"at": at, "by": below}
 
 
 def _largest_group(ids: Mapping[str, Any], at: int) -> int:
@@ -175,7 +176,7 @@ def _largest_group(ids: Mapping[str, Any], at: int) -> int:
 
 
 def indexed_view(index: Mapping[str, Any], pid: str) -> Any:
-    """The access view of ``pid`` in ``access_index``'s tree, or ``None`` (as the policy looks it up)."""
+    """The access view of ``pid`` in an ``access_index`` tree, or ``None`` (as Rego finds it)."""
     node: Any = index
     for _ in range(ACCESS_INDEX_DEPTH):
         node = node["by"].get(pid[node["at"] : node["at"] + 1])
