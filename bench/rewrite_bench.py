@@ -38,7 +38,6 @@ import sqlglot
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from meshgov.access_data import ACCESS_INDEX_DEPTH  # noqa: E402
 from meshgov.core.principal import Principal  # noqa: E402
 from meshgov.core.sql.secure_views import SECURE_VIEWS  # noqa: E402
 from meshgov.gateway import (  # noqa: E402
@@ -143,22 +142,18 @@ def _synthetic_mesh(template: dict[str, Any], size: int) -> dict[str, dict[str, 
 
 
 def _farthest(index: dict[str, Any]) -> str:
-    """The product id whose lookup in the access index walks the most keys (every level's keys
-    before the one taken, counted once per reference that passes through that level)."""
-    best: tuple[int, str] = (-1, "")
-    levels = [(index, 0)]
-    for depth in range(ACCESS_INDEX_DEPTH, -1, -1):
-        below: list[tuple[Any, int]] = []
-        for node, walked in levels:
-            keys = list(node) if depth == 0 else list(node["by"])
-            for position, key in enumerate(keys):
-                cost = walked + position * max(depth, 1)
-                if depth == 0:
-                    best = max(best, (cost, key))
-                else:
-                    below.append((node["by"][key], cost))
-        levels = below
-    return best[1]
+    """The product id whose lookup in the access index walks the most keys (the keys before the
+    one taken at every level: rego-cpp walks an object's keys in order)."""
+    levels: list[tuple[dict[str, Any], int]] = [(index["by"], 0)]
+    for _ in index["at"]:
+        levels = [
+            (node[key], walked + position)
+            for node, walked in levels
+            for position, key in enumerate(node)
+        ]
+    return max(
+        (walked + position, pid) for leaf, walked in levels for position, pid in enumerate(leaf)
+    )[1]
 
 
 def _rss_mb() -> float:

@@ -41,28 +41,33 @@ decide(request, catalog, registry) := _for_product(request, product, registry.pu
 } else := _unknown(request)
 
 # --- finding the product -------------------------------------------------------------------------
-# data.catalog.access indexes the access views by product id in a tree three levels deep: each level
-# is {"at": i, "by": {character: level below}}, the ids below grouped by their character at
-# position i (chosen per level by meshgov.access_data.access_index so that no group is large), the
-# last level holds the views by id. Why: rego-cpp finds an object key by walking the keys before it
-# (about 0.5 µs each), so products keyed by domain then name made the last of 10,000 products walk
-# 200 keys; here each level holds at most one key per character in use. rego-cpp also copies what a
-# variable or a function argument holds of the data (a whole level of the tree, for every lookup),
-# so the decision looks the product up in references to data.catalog.access written in the rule's
-# own body: _product and _indexed are the same lookup, the first on data, the second on arguments.
-_product := data.catalog.access.by[c1].by[c2].by[c3][id] if {
+# data.catalog.access indexes the access views by product id in a tree three levels deep:
+# {"at": [i, j, k], "by": {c: {d: {e: {id: view}}}}}, the views grouped by the id's characters at
+# positions i, j and k (chosen by meshgov.access_data.access_index so that no group is large).
+# Why: rego-cpp finds an object key by walking the keys before it (about 0.5 µs each), so products
+# keyed by domain then name made the last of 10,000 products walk 200 keys; here each level holds
+# at most one key per character in use. The lookup is written for both engines' costs: rego-cpp
+# copies what a function argument or a builtin's argument holds of the data (indexing the tree
+# passed as an argument cost 3-4x; object.get of it more still), so the decision reads
+# data.catalog.access in the rule's own body (_product); regorus takes a chain of references
+# indexed by variables (x[a][b][c]) about 40 µs slower than one step per level, as written here.
+# _indexed is the same lookup on arguments (for decide, the tests' entry).
+_product := product if {
 	id := input.product
 	is_string(id)
-	c1 := substring(id, data.catalog.access.at, 1)
-	c2 := substring(id, data.catalog.access.by[c1].at, 1)
-	c3 := substring(id, data.catalog.access.by[c1].by[c2].at, 1)
+	at := data.catalog.access.at
+	level1 := data.catalog.access.by[substring(id, at[0], 1)]
+	level2 := level1[substring(id, at[1], 1)]
+	level3 := level2[substring(id, at[2], 1)]
+	product := level3[id]
 }
 
-_indexed(index, id) := index.by[c1].by[c2].by[c3][id] if {
+_indexed(index, id) := product if {
 	is_string(id)
-	c1 := substring(id, index.at, 1)
-	c2 := substring(id, index.by[c1].at, 1)
-	c3 := substring(id, index.by[c1].by[c2].at, 1)
+	level1 := index.by[substring(id, index.at[0], 1)]
+	level2 := level1[substring(id, index.at[1], 1)]
+	level3 := level2[substring(id, index.at[2], 1)]
+	product := level3[id]
 }
 
 _for_product(request, product, purposes) := _decision(request, product, port, purposes) if {
