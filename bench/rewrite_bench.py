@@ -38,6 +38,7 @@ import sqlglot
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from meshgov.access_data import ACCESS_INDEX_DEPTH  # noqa: E402
 from meshgov.core.principal import Principal  # noqa: E402
 from meshgov.core.sql.secure_views import SECURE_VIEWS  # noqa: E402
 from meshgov.gateway import (  # noqa: E402
@@ -144,12 +145,12 @@ def _synthetic_mesh(template: dict[str, Any], size: int) -> dict[str, dict[str, 
 def _farthest(index: dict[str, Any]) -> str:
     """The product id whose lookup in the access index walks the most keys (the keys before the
     one taken at every level: rego-cpp walks an object's keys in order)."""
-    levels: list[tuple[dict[str, Any], int]] = [(index["by"], 0)]
-    for _ in index["at"]:
+    levels: list[tuple[dict[str, Any], int]] = [(index, 0)]
+    for _ in range(ACCESS_INDEX_DEPTH):
         levels = [
-            (node[key], walked + position)
+            (node["by"][key], walked + position)
             for node, walked in levels
-            for position, key in enumerate(node)
+            for position, key in enumerate(node["by"])
         ]
     return max(
         (walked + position, pid) for leaf, walked in levels for position, pid in enumerate(leaf)

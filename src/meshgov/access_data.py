@@ -148,42 +148,38 @@ def _grant_view(grant: Mapping[str, Any]) -> dict[str, Any]:
 def access_index(views: Mapping[str, Any], depth: int = ACCESS_INDEX_DEPTH) -> dict[str, Any]:
     """``views`` (product id → access view) as a tree ``depth`` levels deep that Rego walks cheaply.
 
-    ``{"at": [i, j, k], "by": {c: {d: {e: {id: view}}}}}``: the views grouped by the id's
-    characters at positions ``i``, ``j`` and ``k`` (``""`` past the end, as Rego's ``substring``
-    gives), each position chosen in turn so that the largest group it leaves is the smallest.
-    rego-cpp finds an object key by walking the keys before it (≈ 0.5 µs each): with the products
-    keyed by domain then name, the last of 10,000 (100 domains of 100) walked 200 keys; here a
-    level holds at most one key per character in use (10 for ids that differ in digits) and
+    Each level is ``{"at": i, "by": {character: level below}}``: the ids below it grouped by their
+    character at position ``i`` (``""`` past the end: what Rego's ``substring`` gives), ``i``
+    chosen per level so that its largest group is the smallest; the last level holds the views
+    by id. rego-cpp finds an object key by walking the keys before it (≈ 0.5 µs each): with the
+    products keyed by domain then name, the last of 10,000 (100 domains of 100) walked 200 keys;
+    here a level has at most one key per character in use (10 for ids that differ in digits) and
     10,000 products leave a handful per leaf, so a lookup costs about the same at any size.
     """
-    positions: list[int] = []
+    if depth == 0:
+        return dict(views)
     longest = max((len(pid) for pid in views), default=0)
-    for _ in range(depth):
-        positions.append(
-            min(range(longest + 1), key=lambda at: (_largest_group(views, [*positions, at]), at))
-        )
-    tree: dict[str, Any] = {}
+    at = min(range(longest + 1), key=lambda i: (_largest_group(views, i), i))
+    groups: dict[str, dict[str, Any]] = {}
     for pid, view in views.items():
-        node = tree
-        for at in positions:
-            node = node.setdefault(pid[at : at + 1], {})
-        node[pid] = view
-    return {"at": positions, "by": tree}
+        groups.setdefault(pid[at : at + 1], {})[pid] = view
+    below = {char: access_index(group, depth - 1) for char, group in groups.items()}
+    return {"at": at, "by": below}
 
 
-def _largest_group(ids: Mapping[str, Any], positions: list[int]) -> int:
-    sizes: dict[tuple[str, ...], int] = {}
+def _largest_group(ids: Mapping[str, Any], at: int) -> int:
+    sizes: dict[str, int] = {}
     for pid in ids:
-        key = tuple(pid[at : at + 1] for at in positions)
-        sizes[key] = sizes.get(key, 0) + 1
+        char = pid[at : at + 1]
+        sizes[char] = sizes.get(char, 0) + 1
     return max(sizes.values(), default=0)
 
 
 def indexed_view(index: Mapping[str, Any], pid: str) -> Any:
     """The access view of ``pid`` in an ``access_index`` tree, or ``None`` (as Rego finds it)."""
-    node: Any = index["by"]
-    for at in index["at"]:
-        node = node.get(pid[at : at + 1])
+    node: Any = index
+    for _ in range(ACCESS_INDEX_DEPTH):
+        node = node["by"].get(pid[node["at"] : node["at"] + 1])
         if node is None:
             return None
     return node.get(pid)

@@ -41,32 +41,33 @@ decide(request, catalog, registry) := _for_product(request, product, registry.pu
 } else := _unknown(request)
 
 # --- finding the product -------------------------------------------------------------------------
-# data.catalog.access indexes the access views by product id in a tree three levels deep:
-# {"at": [i, j, k], "by": {c: {d: {e: {id: view}}}}}, the views grouped by the id's characters at
-# positions i, j and k (chosen by meshgov.access_data.access_index so that no group is large).
+# data.catalog.access indexes the access views by product id in a tree three levels deep: each
+# level is {"at": i, "by": {character: level below}}, the ids below it grouped by their character
+# at position i (chosen per level by meshgov.access_data.access_index so that no group is large);
+# the last level holds the views by id.
 # Why: rego-cpp finds an object key by walking the keys before it (about 0.5 µs each), so products
 # keyed by domain then name made the last of 10,000 products walk 200 keys; here each level holds
 # at most one key per character in use. The lookup is written for both engines' costs: rego-cpp
 # copies what a function argument or a builtin's argument holds of the data (indexing the tree
 # passed as an argument cost 3-4x; object.get of it more still), so the decision reads
-# data.catalog.access in the rule's own body (_product); regorus takes a chain of references
-# indexed by variables (x[a][b][c]) about 40 µs slower than one step per level, as written here.
-# _indexed is the same lookup on arguments (for decide, the tests' entry).
+# data.catalog.access in the rule's own body (_product), where binding a level is not a copy;
+# regorus evaluates a chain of references indexed by variables (x[a][b][c]) about 40 µs slower
+# than one step per level, as written here. _indexed is the same lookup on arguments (for decide,
+# the tests' entry).
 _product := product if {
 	id := input.product
 	is_string(id)
-	at := data.catalog.access.at
-	level1 := data.catalog.access.by[substring(id, at[0], 1)]
-	level2 := level1[substring(id, at[1], 1)]
-	level3 := level2[substring(id, at[2], 1)]
+	level1 := data.catalog.access.by[substring(id, data.catalog.access.at, 1)]
+	level2 := level1.by[substring(id, level1.at, 1)]
+	level3 := level2.by[substring(id, level2.at, 1)]
 	product := level3[id]
 }
 
 _indexed(index, id) := product if {
 	is_string(id)
-	level1 := index.by[substring(id, index.at[0], 1)]
-	level2 := level1[substring(id, index.at[1], 1)]
-	level3 := level2[substring(id, index.at[2], 1)]
+	level1 := index.by[substring(id, index.at, 1)]
+	level2 := level1.by[substring(id, level1.at, 1)]
+	level3 := level2.by[substring(id, level2.at, 1)]
 	product := level3[id]
 }
 

@@ -18,7 +18,7 @@ _registry := {"purposes": {
 # key sets (pii, restricted), and each grant carries its text for reasons.
 _column(extra) := object.union({"classification": "internal", "pii": false, "mask": null, "maskExpr": null}, extra)
 
-_indexed(id, view) := {"at": [0, 0, 0], "by": {c: {c: {c: {id: view}}}}} if {
+_indexed(id, view) := {"at": 0, "by": {c: {"at": 0, "by": {c: {"at": 0, "by": {c: {id: view}}}}}}} if {
 	c := substring(id, 0, 1)
 }
 
