@@ -269,13 +269,14 @@ def test_cli_rewrite_bad_principal_file_exits_2(tmp_path: Path) -> None:
 
 
 def test_access_view_is_a_projection_of_the_products() -> None:
+    from meshgov.access_data import indexed_view
     from meshgov.gateway import catalog_policy_data
 
     catalog = load_catalog(str(MESH))
     products = {pid: m.policy_document() for pid, m in catalog.manifests.items()}
     data = catalog_policy_data(products)["catalog"]
     assert data["products"] == products
-    view = data["access"]["customer"]["customers"]
+    view = indexed_view(data["access"], "customer/customers")
     assert view["domain"] == "customer"
     port = products["customer/customers"]["spec"]["outputPorts"][0]
     narrowable = {
@@ -285,6 +286,10 @@ def test_access_view_is_a_projection_of_the_products() -> None:
     for kind, index in view["grantsTo"].items():
         for target, positions in index.items():
             assert all(target in view["grants"][i]["to"][kind] for i in positions)
+    assert {pid: indexed_view(data["access"], pid)["id"] for pid in products} == {
+        pid: pid for pid in products
+    }
+    assert indexed_view(data["access"], "customer/nope") is None
 
 
 def test_access_changes_are_named_by_what_they_do_to_the_reader() -> None:

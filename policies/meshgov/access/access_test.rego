@@ -12,13 +12,17 @@ _registry := {"purposes": {
 	"fraud_detection": {"pii": true},
 }}
 
-# The catalogue as the policy reads it: its access view by domain and product name
-# (meshgov.gateway.catalog_policy_data),
-# where a port lists only its PII and restricted columns, as objects and as key sets (pii,
-# restricted), and each grant carries its text for reasons.
+# The catalogue as the policy reads it: its access view indexed by product id
+# (meshgov.gateway.catalog_policy_data; with one product, every level of the index is keyed by the
+# id's first character), where a port lists only its PII and restricted columns, as objects and as
+# key sets (pii, restricted), and each grant carries its text for reasons.
 _column(extra) := object.union({"classification": "internal", "pii": false, "mask": null, "maskExpr": null}, extra)
 
-_catalog := {"access": {"customer": {"customers": {
+_indexed(id, view) := {"at": 0, "by": {c: {"at": 0, "by": {c: {"at": 0, "by": {c: {id: view}}}}}}} if {
+	c := substring(id, 0, 1)
+}
+
+_catalog := {"access": _indexed("customer/customers", {
 	"id": "customer/customers",
 	"domain": "customer",
 	"status": "active",
@@ -40,7 +44,7 @@ _catalog := {"access": {"customer": {"customers": {
 		},
 	],
 	"grantsTo": {"ids": {}, "groups": {"analysts": [0], "fraud": [1]}, "domains": {}},
-}}}}
+})}
 
 _request(principal, purpose) := {
 	"principal": principal, "purpose": purpose,

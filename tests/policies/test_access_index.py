@@ -1,0 +1,97 @@
+"""The access view's index (``data.catalog.access``): small levels at any size, and the access
+policy finds every product through it, on both engines, and nothing else (fail closed)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meshgov.access_data import ACCESS_INDEX_DEPTH, access_index, catalog_policy_data, indexed_view
+from meshgov.catalog import load_catalog
+from meshgov.gateway import ACCESS_ENTRYPOINT, ACCESS_QUERY
+from meshgov.policy_backends import engine_from_url, load_bundle_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _levels(index: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """Each level's objects that Rego walks: the ``by`` of every node, then the leaves."""
+    nodes = [index]
+    levels = []
+    for _ in range(ACCESS_INDEX_DEPTH):
+        levels.append([node["by"] for node in nodes])
+        nodes = [child for node in nodes for child in node["by"].values()]
+    return [*levels, nodes]
+
+
+def test_every_level_of_ten_thousand_products_holds_few_keys() -> None:
+    ids = [f"d{i // 100:03d}/p{i:05d}" for i in range(10_000)]
+    index = access_index({pid: {"id": pid} for pid in ids})
+    *levels, leaves = _levels(index)
+    assert max(len(node) for level in levels for node in level) <= 10
+    assert max(len(leaf) for leaf in leaves) <= 10
+    assert all(indexed_view(index, pid) == {"id": pid} for pid in ids)
+    assert indexed_view(index, "d000/p10000") is None
+    assert indexed_view(index, "") is None
+
+
+def test_ids_of_other_lengths_and_alphabets_are_grouped_too() -> None:
+    names = ["customers", "orders", "order_items", "payments", "customer_360", "audience"]
+    ids = [
+        f"{domain}/{name}_{n}"
+        for domain in ("sales", "hr", "marketing")
+        for name in names
+        for n in range(40)
+    ]
+    index = access_index({pid: pid for pid in ids})
+    assert max(len(leaf) for leaf in _levels(index)[-1]) <= len(ids) // 20
+    assert all(indexed_view(index, pid) == pid for pid in ids)
+
+
+def test_an_empty_catalogue_has_an_index_that_finds_nothing() -> None:
+    index = access_index({})
+    assert indexed_view(index, "customer/customers") is None
+
+
+@pytest.mark.parametrize("engine", ["embedded", "regorus"])
+def test_the_policy_finds_every_product_of_a_larger_mesh_and_nothing_else(engine: str) -> None:
+    catalog = load_catalog(str(ROOT / "examples" / "mesh"))
+    template = catalog.manifests["customer/customers"].policy_document()
+    products: dict[str, Any] = {}
+    for i in range(150):
+        domain, name = f"d{i % 7}", f"{['customers', 'orders', 'items'][i % 3]}_{i}"
+        doc = copy.deepcopy(template)
+        doc["id"] = f"{domain}/{name}"
+        doc["metadata"] = {**doc["metadata"], "domain": domain, "name": name}
+        products[doc["id"]] = doc
+    data = {"catalog": {"access": catalog_policy_data(products)["catalog"]["access"]}}
+    policy = engine_from_url(engine).prepare(
+        load_bundle_dir(ROOT / "policies"), data, entrypoints=[ACCESS_ENTRYPOINT]
+    )
+    request = {
+        "principal": {
+            "id": "ann",
+            "groups": ["analysts"],
+            "domain": "analytics",
+            "attributes": {"region": "EU", "clearances": []},
+        },
+        "purpose": "analytics",
+        "port": "customers",
+    }
+    for pid in products:
+        decision = policy.evaluate(ACCESS_QUERY, {**request, "product": pid})
+        assert decision["allow"] is True, (pid, decision["reasons"])
+    for missing in [
+        "d0/customers_1",
+        "d0/customers_0x",
+        "d0/customers_",
+        "customer/customers",
+        "",
+        7,
+    ]:
+        decision = policy.evaluate(ACCESS_QUERY, {**request, "product": missing})
+        assert decision["allow"] is False
+        assert decision["reasons"][0].startswith("unknown product "), decision["reasons"]
