@@ -7,7 +7,7 @@ from typing import Any
 from meshgov.errors import BackendUnavailable
 from meshgov.gateway import Authorization
 from meshgov.serving.state import ServiceCore, ServingState
-from meshgov.store.base import DecisionFilter, DecisionRecord
+from meshgov.store.base import DecisionFilter, DecisionKind, DecisionRecord
 from meshgov.store.decision_log import input_digest
 
 
@@ -17,7 +17,7 @@ class DecisionLogging(ServiceCore):
     def record(
         self,
         *,
-        kind: str,
+        kind: DecisionKind,
         principal: str,
         product: str | None,
         document: Any,

@@ -15,6 +15,7 @@ from meshgov.gateway import Authorization, catalog_ports
 from meshgov.limits import ResultLimits
 from meshgov.serving.decisions import DecisionLogging, logged_outcome, request_digest
 from meshgov.serving.state import ServingState
+from meshgov.store.base import DecisionKind
 
 log = logging.getLogger("meshgov.service")
 
@@ -46,7 +47,7 @@ class Queries(DecisionLogging):
         read_dialect: str | None,
         write_dialect: str | None,
         *,
-        kind: str = "authorize",
+        kind: DecisionKind = "authorize",
         state: ServingState | None = None,
         context: dict[str, Any] | None = None,
         engine_barrier: bool = False,
@@ -104,7 +105,7 @@ class Queries(DecisionLogging):
         purpose: str | None,
         read_dialect: str | None,
         *,
-        kind: str = "execute",
+        kind: DecisionKind = "execute",
         context: dict[str, Any] | None = None,
     ) -> tuple[Any, Authorization, str]:
         """Authorize, then run the secure SQL on the engine → (Arrow table, authorization, id)."""
@@ -120,7 +121,7 @@ class Queries(DecisionLogging):
         purpose: str | None,
         read_dialect: str | None,
         *,
-        kind: str = "execute",
+        kind: DecisionKind = "execute",
         context: dict[str, Any] | None = None,
     ) -> tuple[ResultStream, Authorization, str]:
         """``execute`` with the rows as a stream of Arrow batches (the caller closes it)."""
@@ -135,7 +136,7 @@ class Queries(DecisionLogging):
         sql: str,
         purpose: str | None,
         read_dialect: str | None,
-        kind: str,
+        kind: DecisionKind,
         context: dict[str, Any] | None,
     ) -> tuple[QueryEngine, Authorization, str]:
         state = self.state

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from meshgov.errors import BackendUnavailable, InputError
 
@@ -19,9 +19,24 @@ DECISION_COLUMNS = "id, time, kind, principal, product, input_digest, allowed, r
 SESSION_COLUMNS = "digest, principal, token_digest, created_at, expires_at"
 
 # What a decision record is about: a release check, a publication, an authorization of SQL (and
-# its execution; `wire`: a query over the PostgreSQL wire protocol), an OPA Data API evaluation,
-# or a Trino access-control call.
-DECISION_KINDS = ("check", "publish", "authorize", "execute", "wire", "opa", "trino")
+# its execution: `execute` over HTTP, `console` from the console's query page, `wire` over the
+# PostgreSQL wire protocol), an export, a streamed query result, an event subscription, an OPA
+# Data API evaluation, or a Trino access-control call. The one list: recording takes a
+# ``DecisionKind`` (checked by mypy) and the filters (HTTP, console) accept exactly these.
+DecisionKind = Literal[
+    "check",
+    "publish",
+    "authorize",
+    "execute",
+    "console",
+    "wire",
+    "export",
+    "stream",
+    "subscribe",
+    "opa",
+    "trino",
+]
+DECISION_KINDS: tuple[str, ...] = get_args(DecisionKind)
 
 # Revision states: a revision is only activatable when it compiled and every test passed.
 REVISION_VALID = "valid"
@@ -126,7 +141,7 @@ class PolicyAuditEvent:
 class DecisionRecord:
     id: str
     time: float
-    kind: str  # one of DECISION_KINDS
+    kind: str  # one of DECISION_KINDS (read back from the store as text)
     principal: str
     product: str | None
     input_digest: str

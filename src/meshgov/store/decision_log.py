@@ -19,7 +19,7 @@ from collections import deque
 from typing import Any
 
 from meshgov.errors import MeshgovError
-from meshgov.store.base import DecisionRecord, Store
+from meshgov.store.base import DecisionKind, DecisionRecord, Store
 
 log = logging.getLogger("meshgov.decisions")
 
@@ -89,7 +89,7 @@ class DecisionLog:
     def record(
         self,
         *,
-        kind: str,
+        kind: DecisionKind,
         principal: str,
         product: str | None,
         document: Any,
