@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meshgov import __version__
+from meshgov.api.docs import install_docs
 from meshgov.api.errors import error_body, install_error_handlers
 from meshgov.api.fast_authorize import AUTHORIZE_PATH, FastAuthorize, replay_body
 from meshgov.api.offload import CpuPool
@@ -208,6 +209,8 @@ def create_app(
         version=__version__,
         summary="Data mesh governance: registry, query gateway, policies, OPA and Trino.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by install_docs
+        redoc_url=None,
     )
 
     def openapi_with_bearer() -> dict[str, Any]:
@@ -250,6 +253,7 @@ def create_app(
     )
     for module in routers:
         app.include_router(module.router)
+    install_docs(app)
     app.add_middleware(
         BodyLimitMiddleware,
         limit=settings.max_body_bytes,
