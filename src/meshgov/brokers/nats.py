@@ -39,6 +39,7 @@ from meshgov.brokers.base import (
     OutgoingMessage,
     PublishReceipt,
 )
+from meshgov.brokers.nats_migration import recreate_from_ack_floor
 
 log = logging.getLogger("meshgov.brokers.nats")
 MSG_ID_HEADER = "Nats-Msg-Id"
@@ -458,14 +459,7 @@ class NatsBroker:
             try:
                 info = await self._js.consumer_info(stream, name)
                 if info.config.ack_policy != config.ack_policy:
-                    log.warning(
-                        "NATS consumer %s of %s acknowledges with policy %s, not %s: delete it "
-                        "to have it recreated",
-                        name,
-                        stream,
-                        info.config.ack_policy,
-                        config.ack_policy,
-                    )
+                    await recreate_from_ack_floor(self._js, stream, info, config)
             except nats.js.errors.NotFoundError:
                 await self._js.add_consumer(stream, config)
             subscription = NatsSubscription(self, stream, name, ephemeral=False)
