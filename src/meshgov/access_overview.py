@@ -119,11 +119,12 @@ def access_overview(
         dialect=gateway.default_dialect,
         ports=readable,
         denied=denied,
-        purposes=_granted_purposes(gateway, principal) if with_purposes else [],
+        purposes=granted_purposes(gateway, principal) if with_purposes else [],
     )
 
 
-def _granted_purposes(gateway: Gateway, principal: Principal) -> list[str]:
+def granted_purposes(gateway: Gateway, principal: Principal) -> list[str]:
+    """The registered purposes for which ``principal`` may read at least one port."""
     from meshgov.gateway import catalog_ports, registered_purposes
 
     ports = catalog_ports(gateway.catalog)

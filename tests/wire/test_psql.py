@@ -96,7 +96,28 @@ def test_wrong_token_and_unknown_purpose(wire: WireServer) -> None:
     )  # fmt: skip
     assert unknown.returncode != 0
     assert 'database "nope" does not exist' in unknown.stderr
-    assert "analytics" in unknown.stderr  # the allowed purposes are named
+    assert "analyst-eu may use: analytics\n" in unknown.stderr  # only what its grants allow
+
+
+def test_an_unknown_purpose_names_the_principals_purposes_all_for_the_guild(
+    wire: WireServer,
+) -> None:
+    import psycopg
+
+    from meshgov.gateway import registered_purposes
+
+    registered = sorted(registered_purposes(wire.service.state.bundle))
+    assert "fraud_detection" in registered
+    for user, listed in (
+        ("analyst-eu", ["analytics"]),
+        ("nobody", ["none"]),
+        ("guild", registered),
+    ):
+        with pytest.raises(psycopg.OperationalError) as refused:
+            psycopg.connect(wire.dsn(user=user, purpose="nope"), connect_timeout=10)
+        message = str(refused.value)
+        assert 'database "nope" does not exist' in message
+        assert f"{user} may use: {', '.join(listed)}" in message, message
 
 
 def test_catalogue_refuses_server_state_and_role_names(wire: WireServer) -> None:

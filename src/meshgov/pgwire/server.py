@@ -3,7 +3,8 @@
 user = principal id, password = that principal's token, database = the purpose. A password
 travels in clear only over TLS or loopback; where the tokens file holds a SCRAM-SHA-256 verifier
 for the principal, the token never travels at all. A failed login is ``28P01`` whatever was wrong;
-an unknown purpose is ``3D000`` naming the principal's allowed ones.
+an unknown purpose is ``3D000`` naming the purposes the principal's grants allow (all, for the
+guild).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from meshgov.authz import GUILD_GROUP
 from meshgov.pgwire import messages as m
 from meshgov.pgwire.auth import MECHANISM, AuthenticationFailed, ScramExchange, mock_salt
 from meshgov.pgwire.catalogue import CatalogueDatabases
@@ -320,7 +322,7 @@ class PgListener:
         purpose = params.get("database") or params.get("user", "")
         allowed = self.purposes()
         if purpose not in allowed:
-            listed = ", ".join(sorted(allowed)) or "none"
+            listed = ", ".join(self.purposes_of(principal, allowed)) or "none"
             writer.write(
                 m.error_response(
                     "3D000",
@@ -366,6 +368,15 @@ class PgListener:
         from meshgov.gateway import registered_purposes
 
         return set(registered_purposes(self.service.state.bundle))
+
+    def purposes_of(self, principal: Principal, registered: set[str]) -> list[str]:
+        """The purposes to name to ``principal`` in a ``3D000``: every registered one for the
+        guild; for anyone else those for which the gateway lets them read at least one port."""
+        from meshgov.access_overview import granted_purposes
+
+        if GUILD_GROUP in principal.groups:
+            return sorted(registered)
+        return granted_purposes(self.service.state.gateway, principal)
 
 
 def _reported(name: str) -> str:
