@@ -224,9 +224,14 @@ _deny_reasons(request, product, purposes) := [concat("", [
 	" allows principal '", _str(object.get(object.get(request, "principal", {}), "id", null)),
 	"' (groups ", _list(object.get(object.get(request, "principal", {}), "groups", [])),
 	", domain ", _str(object.get(object.get(request, "principal", {}), "domain", null)),
-	") for purpose ", _str(object.get(request, "purpose", null)), " (deny by default)",
+	") ", _for_purpose(object.get(request, "purpose", null)), " (deny by default)",
 	_granted_purposes_hint(product, request),
 ])]
+
+# The request's purpose as a denial names it (a request may give none).
+_for_purpose(purpose) := "without a purpose" if {
+	purpose == null
+} else := concat("", ["for purpose ", _str(purpose)])
 
 # Which purposes a grant of this port names the principal for: a denial says what to ask for.
 _granted_purposes_hint(product, request) := concat("", [

@@ -63,6 +63,15 @@ test_deny_by_default if {
 	count(result.reasons) == 1
 }
 
+test_a_denial_without_a_purpose_says_so if {
+	nobody := {"id": "x", "groups": [], "domain": null, "attributes": {}}
+	result := access.decide(_request(nobody, null), _catalog, _registry)
+	result.allow == false
+	endswith(result.reasons[0], ") without a purpose (deny by default)")
+	named := access.decide(_request(nobody, "analytics"), _catalog, _registry)
+	endswith(named.reasons[0], ") for purpose analytics (deny by default)")
+}
+
 test_analyst_gets_filter_masks_and_hidden_columns if {
 	result := access.decide(_request(_analyst, "analytics"), _catalog, _registry)
 	result.allow == true
