@@ -142,6 +142,37 @@ def test_bad_input_is_exit_2_with_one_line() -> None:
     assert "principal file not found" in err
 
 
+def test_export_reports_the_bytes_written(tmp_path: Path) -> None:
+    target = tmp_path / "mesh.html"
+    code, _, err = _run("export", "--format", "html", "-o", str(target), *MESH)
+    assert code == 0
+    size = target.stat().st_size
+    assert len(target.read_text(encoding="utf-8")) < size  # non-ASCII: characters ≠ bytes
+    assert f"({size:,} bytes)" in " ".join(err.split())
+
+
+def test_without_catalog_the_current_directory_must_hold_manifests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _run("impact", "customer/customers:customers:email")
+    assert code == 2
+    assert "no --catalog given" in err and "holds no product manifests" in err
+    assert "pass --catalog DIR" in " ".join(err.split())
+    # A JSON schema that mentions the manifest keys (as the ODCS schemas in src/ do).
+    schema = '{"properties": {"apiVersion": {"type": "string"}}, "title": "DataContract"}'
+    (tmp_path / "schema.json").write_text(schema, encoding="utf-8")
+    code, _, err = _run("impact", "customer/customers:customers:email")
+    assert code == 2
+    flat = " ".join(err.split())
+    assert "schema.json" in flat and "no --catalog given" in flat
+    assert "is not a product manifest" in flat and "pass --catalog DIR" in flat
+    # Given explicitly, a directory's bad file is reported as before (no hint about defaults).
+    code, _, err = _run("impact", "customer/customers:customers:email", "--catalog", ".")
+    assert code == 2
+    assert "no --catalog given" not in err
+
+
 def test_html_export_is_self_contained(tmp_path: Path) -> None:
     target = tmp_path / "mesh.html"
     code, _, _ = _run("export", "--format", "html", "-o", str(target), *MESH)

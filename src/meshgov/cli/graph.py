@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from meshgov.cli._common import EXIT_VIOLATIONS, err_console, reports_errors
-from meshgov.errors import InputError, Location
+from meshgov.errors import InputError, Location, MeshgovError
 
 if TYPE_CHECKING:
     from meshgov.core.graph import AccessView, EntityGraph
@@ -106,11 +106,17 @@ def _load_graph(ctx: typer.Context, catalog: Path | None, policies: Path | None)
     from meshgov.catalog import load_manifest, manifest_paths
     from meshgov.core.graph import build_graph
 
+    defaulted = (catalog or _group_option(ctx, "catalog")) is None
     catalog = _catalog_dir(ctx, catalog)
     if not catalog.is_dir():
         raise InputError(f"catalog directory not found: {catalog}", Location(file=str(catalog)))
     registry = _registry(ctx, policies)
     paths = manifest_paths([catalog])
+    if defaulted and not paths:
+        raise InputError(
+            f"no --catalog given, and the current directory ({catalog.resolve()}) holds no "
+            "product manifests: pass --catalog DIR"
+        )
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -121,7 +127,17 @@ def _load_graph(ctx: typer.Context, catalog: Path | None, policies: Path | None)
         task = progress.add_task("reading manifests", total=len(paths))
         manifests = []
         for path in paths:
-            manifests.append(load_manifest(path))
+            try:
+                manifests.append(load_manifest(path))
+            except MeshgovError as exc:
+                if not defaulted:
+                    raise
+                raise InputError(
+                    f"no --catalog given, so the current directory ({catalog.resolve()}) is read "
+                    f"as the catalogue, and this file is not a product manifest ({exc.message}): "
+                    "pass --catalog DIR",
+                    exc.location or Location(file=str(path)),
+                ) from None
             progress.advance(task)
         progress.update(task, description="building the graph")
         return build_graph(manifests, registry)
@@ -411,8 +427,9 @@ def export_command(
     if output_file is None:
         typer.echo(text)
         return
+    data = text.encode("utf-8")
     try:
-        output_file.write_text(text, encoding="utf-8")
+        output_file.write_bytes(data)
     except OSError as exc:
         raise InputError(f"cannot write: {exc.strerror}", Location(file=str(output_file))) from None
-    err_console.print(f"wrote {output_file} ({len(text):,} bytes)")
+    err_console.print(f"wrote {output_file} ({len(data):,} bytes)")
