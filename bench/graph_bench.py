@@ -201,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     left, right = rng.choice(deep), rng.choice(deep)
     paths_s, paths = timed(lambda: join_paths(graph, left, right), repeat=20)
     source = ids[0]  # a layer-0 owner product: the widest downstream
-    impact_s, hit = timed(lambda: impact(graph, f"{source}:main:e00_id"), repeat=20)
+    # Its first column carries the entity it owns, named e00_id or (by chance) e00_ref.
+    owned = next(m for m in manifests if m.id == source).spec.output_ports[0].columns[0].name
+    impact_s, hit = timed(lambda: impact(graph, f"{source}:main:{owned}"), repeat=20)
     # A heavily read product: the 90th percentile of downstream size among 200 sampled ones.
     sample = sorted(rng.sample(ids, 200), key=lambda p: (len(impact(graph, p).items), p))
     typical = sample[180]
@@ -226,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             "impact, widest source column",
             impact_s,
             0.050,
-            f"{source}:main:e00_id → {len({i.product for i in hit.items}):,} products, "
+            f"{source}:main:{owned} → {len({i.product for i in hit.items}):,} products, "
             f"{len(hit.owners):,} owners",
         ),
         (
