@@ -61,6 +61,16 @@ def test_conforming_bundle_is_clean() -> None:
     assert _lint() == []
 
 
+def test_the_shipped_policies_lint_clean() -> None:
+    policies = ROOT / "policies"
+    modules = {
+        path.relative_to(policies).as_posix(): path.read_text(encoding="utf-8")
+        for path in sorted(policies.rglob("*.rego"))
+    }
+    assert modules
+    assert lint_modules(modules) == []
+
+
 def test_package_must_mirror_directory() -> None:
     findings = _lint(**{"meshgov/pii/pii.rego": POLICY.replace("meshgov.pii", "meshgov.privacy")})
     mismatch = [f for f in findings if f.rule == "directory-package-mismatch"]

@@ -27,7 +27,10 @@ violations := report(input, data.registry)
 #   an object.
 report(gate, registry) := (_metadata_findings(gate) | _change_findings(gate)) | _grant_validity(gate, registry)
 
-_metadata_findings(gate) := (((_missing_metadata(gate) | _invalid_semver(gate)) | _missing_end_of_support(gate)) | _source_findings(gate))
+_metadata_findings(gate) := (
+	((_missing_metadata(gate) | _invalid_semver(gate)) | _missing_end_of_support(gate))
+		| _source_findings(gate)
+)
 
 _change_findings(gate) := set() if not _has_previous(gate)
 
