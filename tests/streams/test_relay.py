@@ -21,9 +21,7 @@ from stream_world import (
     DropProxy,
     World,
     as_json,
-    cleanup,
     connect,
-    make_world,
     order,
     publish_raw,
     read_all,
@@ -38,13 +36,6 @@ from meshgov.streams import (
     Relay,
     Subscriber,
 )
-
-
-@pytest.fixture
-def world(tmp_path: Path, nats_url: str) -> Any:
-    made = make_world(tmp_path, nats_url)
-    yield made
-    asyncio.run(cleanup(made))
 
 
 def keyed(value: str) -> str:

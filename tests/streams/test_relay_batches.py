@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,9 +16,7 @@ from stream_world import (
     ORDERS,
     World,
     as_json,
-    cleanup,
     connect,
-    make_world,
     publish_raw,
     read_all,
 )
@@ -28,13 +25,6 @@ from meshgov.brokers.base import BrokerError
 from meshgov.brokers.nats import NatsBroker
 from meshgov.governed import GovernedRunner
 from meshgov.streams import Relay, Subscriber
-
-
-@pytest.fixture
-def world(tmp_path: Path, nats_url: str) -> Any:
-    made = make_world(tmp_path, nats_url)
-    yield made
-    asyncio.run(cleanup(made))
 
 
 def relay_for(broker: NatsBroker, world: World, runner: GovernedRunner, **config: Any) -> Relay:

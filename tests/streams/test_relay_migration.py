@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from pathlib import Path
-from typing import Any
 
 import pytest
 from stream_world import (
@@ -16,9 +14,7 @@ from stream_world import (
     ORDERS,
     World,
     as_json,
-    cleanup,
     connect,
-    make_world,
     publish_raw,
     read_all,
 )
@@ -26,13 +22,6 @@ from test_relay import drain
 
 from meshgov.governed import GovernedRunner
 from meshgov.streams import Relay, Subscriber
-
-
-@pytest.fixture
-def world(tmp_path: Path, nats_url: str) -> Any:
-    made = make_world(tmp_path, nats_url)
-    yield made
-    asyncio.run(cleanup(made))
 
 
 def test_an_ack_all_consumer_is_recreated_from_its_ack_floor(

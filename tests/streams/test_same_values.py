@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-import pytest
 from stream_world import (
     ANALYST_EU,
     ANALYST_US,
@@ -19,9 +17,7 @@ from stream_world import (
     ORDERS,
     World,
     as_json,
-    cleanup,
     connect,
-    make_world,
     publish_raw,
     read_all,
 )
@@ -34,13 +30,6 @@ from meshgov.governed import GovernedRunner
 from meshgov.streams import Relay, Subscriber
 
 VIEWERS = [(ANALYST_EU, "analytics"), (ANALYST_US, "analytics"), (FRAUD, "fraud_detection")]
-
-
-@pytest.fixture
-def world(tmp_path: Path, nats_url: str) -> Any:
-    made = make_world(tmp_path, nats_url)
-    yield made
-    asyncio.run(cleanup(made))
 
 
 def normalised(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
