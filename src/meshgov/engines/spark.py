@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -65,6 +66,7 @@ from meshgov.errors import (
     SnapshotUnavailable,
     SqlUnsupportedError,
 )
+from meshgov.engines.spark_guard import GUARD_CLASS, GUARD_CONDITION
 
 if TYPE_CHECKING:
     from meshgov.catalog import Catalog
@@ -181,7 +183,7 @@ def keyed_hash_udf(key: bytes) -> Callable[[pa.Array], pa.Array]:
 
 def start_session(url: str, conf: dict[str, str] | None = None) -> Any:
     """A Spark session for ``url`` with the locked settings (Connect: the server must have the
-    static ones; see docs/deploy.md)."""
+    static ones and meshgov's guard extension; see docs/deploy.md)."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     try:
@@ -190,28 +192,90 @@ def start_session(url: str, conf: dict[str, str] | None = None) -> Any:
         raise BackendUnavailable(
             "the spark engine needs pyspark: pip install 'meshgov[spark]'"
         ) from None
+    connect = url.startswith("sc://")
     builder: Any = SparkSession.builder
-    if url.startswith("sc://"):
-        builder = builder.remote(url)
+    if connect:
+        builder = builder.remote(connect_url(url))
         settings = dict(conf or {})
+        # pyspark's client logs a failing query's message (values included) to stderr.
+        for name in _CLIENT_LOGGERS:
+            logging.getLogger(name).disabled = True
     else:
         master = DEFAULT_MASTER if url in {"spark", "local"} else url
         builder = builder.master(master).appName("meshgov")
         settings = {**DEFAULT_CONF, **(conf or {})}
     settings.update(LOCKED_CONF)
-    if url.startswith("sc://"):
+    if connect:
         # Static settings belong to the server; a Connect client may set only runtime ones.
         settings = {k: v for k, v in settings.items() if k not in _STATIC_SETTINGS}
     for key, value in settings.items():
         builder = builder.config(key, value)
     try:
         session = builder.getOrCreate()
+        if connect:
+            session.conf.get("spark.sql.extensions", None)  # the first call that must succeed
     except Exception as exc:
+        if connect:
+            raise connect_unavailable(exc) from None
         raise BackendUnavailable(f"cannot start Spark ({type(exc).__name__})") from None
-    if not url.startswith("sc://"):
+    if not connect:
         # Spark logs failing queries with their values (SQLQueryContextLogger, task failures).
         session.sparkContext.setLogLevel("OFF")
     return session
+
+
+TOKEN_ENV = "MESHGOV_SPARK_CONNECT_TOKEN"
+_CLIENT_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "[::1]"})
+
+
+def connect_url(url: str) -> str:
+    """The ``sc://`` URL pyspark gets: the token of ``MESHGOV_SPARK_CONNECT_TOKEN`` when the URL
+    carries none (so it stays out of process lists). pyspark sends a token over TLS, except to
+    ``localhost`` (gRPC's local credentials): a loopback address becomes ``localhost`` when a
+    token travels without ``use_ssl=true``."""
+    address, _, tail = url[len("sc://") :].partition("/")
+    params: dict[str, str] = {}
+    for item in tail.lstrip(";").split(";"):
+        if item:
+            key, _, value = item.partition("=")
+            params[key] = value
+    token = params.get("token") or os.environ.get(TOKEN_ENV) or None
+    if token is not None and "token" not in params:
+        params["token"] = token
+    token = token or os.environ.get("SPARK_CONNECT_AUTHENTICATE_TOKEN")
+    host, _, port = address.rpartition(":") if not address.endswith("]") else (address, "", "")
+    if token and params.get("use_ssl", "").lower() != "true" and host in _LOOPBACK:
+        address = f"localhost:{port}" if port else "localhost"
+    if not params:
+        return f"sc://{address}"
+    return f"sc://{address}/;" + ";".join(f"{k}={v}" for k, v in params.items())
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its token's value replaced (for any message that names the engine)."""
+    address, slash, tail = url.partition("/;") if url.startswith("sc://") else (url, "", "")
+    if not slash:
+        return url
+    items = [
+        "token=***" if item.split("=", 1)[0] == "token" else item for item in tail.split(";")
+    ]
+    return f"{address}/;" + ";".join(items)
+
+
+def connect_unavailable(exc: BaseException) -> BackendUnavailable:
+    """A failed first call to a Connect server, said without its details (they could carry the
+    URL's parameters)."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    if "unauthenticated" in text or "authentication" in text:
+        return BackendUnavailable(
+            "the Spark Connect server refused meshgov's credentials: a missing or wrong token "
+            f"(set {TOKEN_ENV} to the server's token; see docs/deploy.md \"Spark\")"
+        )
+    return BackendUnavailable(
+        f"cannot reach the Spark Connect server ({type(exc).__name__}; is it running, and does "
+        "it expect TLS (use_ssl=true)? see docs/deploy.md \"Spark\")"
+    )
 
 
 _STATIC_SETTINGS = frozenset({"spark.sql.restrictedMode.enabled", "spark.sql.reflect.allowList"})
@@ -476,7 +540,8 @@ def spark_parts(source: PortSource) -> tuple[str, ...]:
 
 def verify_locked(session: Any) -> None:
     """Fail closed when the session does not have every locked setting (a Connect server started
-    without the static ones, or a session some other code created)."""
+    without the static ones, or a session some other code created), or when a Connect server
+    does not run meshgov's guard extension (its parsed-plan guard cannot run over Connect)."""
     for key, expected in LOCKED_CONF.items():
         try:
             actual = str(session.conf.get(key, None)).lower()
@@ -487,6 +552,39 @@ def verify_locked(session: Any) -> None:
                 f"the Spark session is not locked down: {key} must be {expected} "
                 "(a Connect server must be started with it; see docs/deploy.md)"
             )
+    if not hasattr(session, "_jsparkSession"):
+        verify_guard(session)
+
+
+def verify_guard(session: Any) -> None:
+    """The server's sessions run the guard: it is configured, and it refuses a probe (a ``SET``
+    of a locked setting to its locked value: harmless should it run)."""
+    missing = BackendUnavailable(
+        f"the Spark Connect server does not run meshgov's guard: start it with "
+        f"--jars <the jar of `meshgov spark guard-jar`> --conf spark.sql.extensions={GUARD_CLASS} "
+        '(see docs/deploy.md "Spark")'
+    )
+    try:
+        extensions = str(session.conf.get("spark.sql.extensions", None) or "")
+    except Exception:
+        raise missing from None
+    if GUARD_CLASS not in {name.strip() for name in extensions.split(",")}:
+        raise missing
+    try:
+        session.sql("SET spark.sql.ansi.enabled=true")
+    except Exception as exc:
+        if _condition(exc) == GUARD_CONDITION:
+            return
+        raise missing from None
+    raise missing
+
+
+def _condition(exc: BaseException) -> str:
+    getter = getattr(exc, "getCondition", None) or getattr(exc, "getErrorClass", None)
+    if callable(getter):
+        with contextlib.suppress(Exception):
+            return str(getter() or "")
+    return ""
 
 
 def install_hash(session: Any, hash_key: bytes) -> None:
@@ -520,9 +618,9 @@ def load_port(session: Any, source: PortSource, staging: Path | None = None) -> 
     name = exp.table_(table, db=database, quoted=True).sql(dialect="spark")
     try:
         session.catalog.setCurrentDatabase("default")
-        if not session.catalog.databaseExists(database):
-            create = exp.Create(kind="SCHEMA", this=exp.to_identifier(database), exists=True)
-            session.sql(create.sql(dialect="spark"))
+        # IF NOT EXISTS, no catalogue query: a guarded server accepts only this shape.
+        create = exp.Create(kind="SCHEMA", this=exp.to_identifier(database), exists=True)
+        session.sql(create.sql(dialect="spark"))
         target = exp.table_(table, db=database, quoted=True)
         drop = exp.Drop(kind="TABLE", tables=[target], exists=True)
         session.sql(drop.sql(dialect="spark"))
@@ -686,6 +784,12 @@ def spark_error(exc: BaseException) -> MeshgovError:
         with contextlib.suppress(Exception):
             condition = str(getter() or "")
     name = type(exc).__name__
+    if condition == GUARD_CONDITION:
+        # The server's guard extension refused the plan (it names the construct, not values).
+        return SqlUnsupportedError(
+            "the spark engine runs only read-only queries on product tables (refused by the "
+            "server's guard)"
+        )
     marker = f"{condition} {name}"
     kind = next(
         (label for words, label in _CONDITION_KINDS if any(w in marker for w in words)), None
