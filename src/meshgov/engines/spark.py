@@ -211,7 +211,9 @@ def start_session(url: str, conf: dict[str, str] | None = None) -> Any:
     for key, value in settings.items():
         builder = builder.config(key, value)
     try:
-        session = builder.getOrCreate()
+        # Connect: a session of its own (getOrCreate would reuse the process's default session,
+        # whatever server or token it was made with).
+        session = builder.create() if connect else builder.getOrCreate()
         if connect:
             session.conf.get("spark.sql.extensions", None)  # the first call that must succeed
     except Exception as exc:

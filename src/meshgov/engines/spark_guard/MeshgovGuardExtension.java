@@ -173,8 +173,10 @@ public final class MeshgovGuardExtension extends AbstractFunction1<SparkSessionE
             throw refused(name);
         }
         if (PYTHON_UDFS.contains(name)) {
-            String function = String.valueOf(expression.prettyName()).toLowerCase(Locale.ROOT);
-            if (!(name.equals("PythonUDF") && function.equals(HASH_FUNCTION))) {
+            boolean hash = expression instanceof org.apache.spark.sql.catalyst.expressions.PythonUDF
+                && HASH_FUNCTION.equals(((org.apache.spark.sql.catalyst.expressions.PythonUDF) expression)
+                    .name().toLowerCase(Locale.ROOT));
+            if (!hash) {
                 throw refused("a Python function");
             }
         }
