@@ -49,7 +49,7 @@ def _child(script: str, *args: str, env: dict[str, str] | None = None) -> str:
         [sys.executable, "-c", script, TESTS_DIR, *args],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=300,
         check=False,
         env={**environment, **(env or {})},
     )

@@ -58,6 +58,7 @@ from meshgov.engines.base import (
     unavailable_port,
     unavailable_ports,
 )
+from meshgov.engines.spark_guard import GUARD_CLASS, GUARD_CONDITION
 from meshgov.errors import (
     BackendUnavailable,
     InputError,
@@ -66,7 +67,6 @@ from meshgov.errors import (
     SnapshotUnavailable,
     SqlUnsupportedError,
 )
-from meshgov.engines.spark_guard import GUARD_CLASS, GUARD_CONDITION
 
 if TYPE_CHECKING:
     from meshgov.catalog import Catalog
@@ -208,21 +208,35 @@ def start_session(url: str, conf: dict[str, str] | None = None) -> Any:
     if connect:
         # Static settings belong to the server; a Connect client may set only runtime ones.
         settings = {k: v for k, v in settings.items() if k not in _STATIC_SETTINGS}
+    if connect:
+        return _connect_session(builder, settings)
     for key, value in settings.items():
         builder = builder.config(key, value)
     try:
-        # Connect: a session of its own (getOrCreate would reuse the process's default session,
-        # whatever server or token it was made with).
-        session = builder.create() if connect else builder.getOrCreate()
-        if connect:
-            session.conf.get("spark.sql.extensions", None)  # the first call that must succeed
+        session = builder.getOrCreate()
     except Exception as exc:
-        if connect:
-            raise connect_unavailable(exc) from None
         raise BackendUnavailable(f"cannot start Spark ({type(exc).__name__})") from None
-    if not connect:
-        # Spark logs failing queries with their values (SQLQueryContextLogger, task failures).
-        session.sparkContext.setLogLevel("OFF")
+    # Spark logs failing queries with their values (SQLQueryContextLogger, task failures).
+    session.sparkContext.setLogLevel("OFF")
+    return session
+
+
+def _connect_session(builder: Any, settings: dict[str, str]) -> Any:
+    """A Connect session of its own (``getOrCreate`` would reuse the process's default session,
+    whatever server or token it was made with). The settings are sent after a first call has
+    succeeded, so that a refused session is stopped here rather than left the active one."""
+    try:
+        session = builder.create()
+    except Exception as exc:
+        raise connect_unavailable(exc) from None
+    try:
+        session.conf.get("spark.sql.extensions", None)  # the first call that must succeed
+        for key, value in settings.items():
+            session.conf.set(key, value)
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            session.stop()
+        raise connect_unavailable(exc) from None
     return session
 
 
@@ -254,17 +268,6 @@ def connect_url(url: str) -> str:
     return f"sc://{address}/;" + ";".join(f"{k}={v}" for k, v in params.items())
 
 
-def redact_url(url: str) -> str:
-    """``url`` with its token's value replaced (for any message that names the engine)."""
-    address, slash, tail = url.partition("/;") if url.startswith("sc://") else (url, "", "")
-    if not slash:
-        return url
-    items = [
-        "token=***" if item.split("=", 1)[0] == "token" else item for item in tail.split(";")
-    ]
-    return f"{address}/;" + ";".join(items)
-
-
 def connect_unavailable(exc: BaseException) -> BackendUnavailable:
     """A failed first call to a Connect server, said without its details (they could carry the
     URL's parameters)."""
@@ -272,11 +275,11 @@ def connect_unavailable(exc: BaseException) -> BackendUnavailable:
     if "unauthenticated" in text or "authentication" in text:
         return BackendUnavailable(
             "the Spark Connect server refused meshgov's credentials: a missing or wrong token "
-            f"(set {TOKEN_ENV} to the server's token; see docs/deploy.md \"Spark\")"
+            f'(set {TOKEN_ENV} to the server\'s token; see docs/deploy.md "Spark")'
         )
     return BackendUnavailable(
         f"cannot reach the Spark Connect server ({type(exc).__name__}; is it running, and does "
-        "it expect TLS (use_ssl=true)? see docs/deploy.md \"Spark\")"
+        'it expect TLS (use_ssl=true)? see docs/deploy.md "Spark")'
     )
 
 
@@ -594,7 +597,10 @@ def install_hash(session: Any, hash_key: bytes) -> None:
     from pyspark.sql import functions
 
     arrow_udf: Any = getattr(functions, "arrow_udf")  # noqa: B009 (absent from pyspark's stubs)
-    session.udf.register(HASH_FUNCTION, arrow_udf(keyed_hash_udf(hash_key), "string"))
+    from pyspark.sql.types import StringType
+
+    # A type object, not "string": parsing a type name asks the process's active session.
+    session.udf.register(HASH_FUNCTION, arrow_udf(keyed_hash_udf(hash_key), StringType()))
 
 
 def load_port(session: Any, source: PortSource, staging: Path | None = None) -> int:

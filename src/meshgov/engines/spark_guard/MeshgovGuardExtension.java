@@ -12,8 +12,7 @@
  * Loading (meshgov load over Spark Connect) needs three commands, accepted only in these shapes:
  * CREATE SCHEMA IF NOT EXISTS without properties (no location), DROP TABLE, and saveAsTable of
  * rows the client sent (a LocalRelation) into a managed Parquet table (no path, no location, not
- * appending). Everything else that is not a query is refused. A local session's
- * own code (meshgov in process) may run anything on a thread it marks trusted.
+ * appending). Everything else that is not a query is refused.
  *
  * Built by `meshgov spark guard-jar` with javac against pyspark's jars; no Scala compiler needed:
  * Scala 2.13 functions are implemented through scala.runtime.AbstractFunction1.
@@ -72,14 +71,8 @@ public final class MeshgovGuardExtension extends AbstractFunction1<SparkSessionE
         {"spark.sql.ansi.enabled", "true"},
     };
 
-    private static final ThreadLocal<Boolean> TRUSTED = ThreadLocal.withInitial(() -> false);
     /** The table an accepted saveAsTable is writing, on the thread running it. */
     private static final ThreadLocal<String> LOADING = new ThreadLocal<>();
-
-    /** Mark the calling thread's plans trusted (a local session's own loading code, via py4j). */
-    public static void trust(boolean trusted) {
-        TRUSTED.set(trusted);
-    }
 
     @Override
     public BoxedUnit apply(SparkSessionExtensions extensions) {
@@ -115,9 +108,6 @@ public final class MeshgovGuardExtension extends AbstractFunction1<SparkSessionE
     static final class Check extends AbstractFunction1<LogicalPlan, BoxedUnit> {
         @Override
         public BoxedUnit apply(LogicalPlan plan) {
-            if (TRUSTED.get()) {
-                return BoxedUnit.UNIT;
-            }
             SQLConf conf = SQLConf.get();
             for (String[] setting : LOCKED) {
                 String actual = conf.getConfString(setting[0], setting[1]);

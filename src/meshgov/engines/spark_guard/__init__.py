@@ -73,9 +73,11 @@ def build_guard_jar(directory: Path) -> Path:
         source = Path(work) / SOURCE_NAME
         source.write_bytes(guard_source())
         classes = Path(work) / "classes"
+        built = str(Path(work) / target.name)
+        compile_options = ["-nowarn", "--release", "17", "-d", str(classes), "-cp", classpath]
         steps = [
-            [javac, "-nowarn", "--release", "17", "-d", str(classes), "-cp", classpath, str(source)],
-            [jar, "--create", "--file", str(Path(work) / target.name), "-C", str(classes), "."],
+            [javac, *compile_options, str(source)],
+            [jar, "--create", "--file", built, "-C", str(classes), "."],
         ]
         for step in steps:
             try:
