@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from meshgov.cli import app
-from meshgov.engines.spark import connect_url
+from meshgov.engines.spark_connect import connect_url
 from meshgov.engines.spark_guard import GUARD_CLASS, build_guard_jar, jar_name
 from meshgov.errors import BackendUnavailable
 

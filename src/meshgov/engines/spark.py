@@ -12,7 +12,10 @@ session down and checks what it is given before Spark sees it:
   command at call time. So the text is parsed by *Spark's own parser* (local mode) and every node
   of the parsed plan must be a query node of an allow-list; relations must be port tables or CTEs,
   functions must not be file, reflection, error or identity functions, and no column may be the
-  ``_metadata`` file column. sqlglot checks the same text first (``prepare_query``).
+  ``_metadata`` file column. sqlglot checks the same text first (``prepare_query``). A Spark
+  Connect server has no parser on meshgov's side: it must run meshgov's guard extension
+  (``engines/spark_guard``, a check rule on every plan of the server), which meshgov checks at
+  start (``verify_locked``; ``engines/spark_connect``).
 - **Row filters first, guaranteed**: Spark has no security-barrier view, so the engine declares
   ``structural_barrier = False`` and the gateway applies its rule for such engines on the tree it
   generates: expressions that could fail before a row filter are denied.
@@ -28,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import logging
 import os
 import shutil
 import sys
@@ -58,7 +60,8 @@ from meshgov.engines.base import (
     unavailable_port,
     unavailable_ports,
 )
-from meshgov.engines.spark_guard import GUARD_CLASS, GUARD_CONDITION
+from meshgov.engines.spark_connect import connect_session, connect_url, verify_guard
+from meshgov.engines.spark_guard import GUARD_CONDITION
 from meshgov.errors import (
     BackendUnavailable,
     InputError,
@@ -197,9 +200,6 @@ def start_session(url: str, conf: dict[str, str] | None = None) -> Any:
     if connect:
         builder = builder.remote(connect_url(url))
         settings = dict(conf or {})
-        # pyspark's client logs a failing query's message (values included) to stderr.
-        for name in _CLIENT_LOGGERS:
-            logging.getLogger(name).disabled = True
     else:
         master = DEFAULT_MASTER if url in {"spark", "local"} else url
         builder = builder.master(master).appName("meshgov")
@@ -209,7 +209,7 @@ def start_session(url: str, conf: dict[str, str] | None = None) -> Any:
         # Static settings belong to the server; a Connect client may set only runtime ones.
         settings = {k: v for k, v in settings.items() if k not in _STATIC_SETTINGS}
     if connect:
-        return _connect_session(builder, settings)
+        return connect_session(builder, settings)
     for key, value in settings.items():
         builder = builder.config(key, value)
     try:
@@ -219,68 +219,6 @@ def start_session(url: str, conf: dict[str, str] | None = None) -> Any:
     # Spark logs failing queries with their values (SQLQueryContextLogger, task failures).
     session.sparkContext.setLogLevel("OFF")
     return session
-
-
-def _connect_session(builder: Any, settings: dict[str, str]) -> Any:
-    """A Connect session of its own (``getOrCreate`` would reuse the process's default session,
-    whatever server or token it was made with). The settings are sent after a first call has
-    succeeded, so that a refused session is stopped here rather than left the active one."""
-    try:
-        session = builder.create()
-    except Exception as exc:
-        raise connect_unavailable(exc) from None
-    try:
-        session.conf.get("spark.sql.extensions", None)  # the first call that must succeed
-        for key, value in settings.items():
-            session.conf.set(key, value)
-    except Exception as exc:
-        with contextlib.suppress(Exception):
-            session.stop()
-        raise connect_unavailable(exc) from None
-    return session
-
-
-TOKEN_ENV = "MESHGOV_SPARK_CONNECT_TOKEN"
-_CLIENT_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
-_LOOPBACK = frozenset({"127.0.0.1", "::1", "[::1]"})
-
-
-def connect_url(url: str) -> str:
-    """The ``sc://`` URL pyspark gets: the token of ``MESHGOV_SPARK_CONNECT_TOKEN`` when the URL
-    carries none (so it stays out of process lists). pyspark sends a token over TLS, except to
-    ``localhost`` (gRPC's local credentials): a loopback address becomes ``localhost`` when a
-    token travels without ``use_ssl=true``."""
-    address, _, tail = url[len("sc://") :].partition("/")
-    params: dict[str, str] = {}
-    for item in tail.lstrip(";").split(";"):
-        if item:
-            key, _, value = item.partition("=")
-            params[key] = value
-    token = params.get("token") or os.environ.get(TOKEN_ENV) or None
-    if token is not None and "token" not in params:
-        params["token"] = token
-    token = token or os.environ.get("SPARK_CONNECT_AUTHENTICATE_TOKEN")
-    host, _, port = address.rpartition(":") if not address.endswith("]") else (address, "", "")
-    if token and params.get("use_ssl", "").lower() != "true" and host in _LOOPBACK:
-        address = f"localhost:{port}" if port else "localhost"
-    if not params:
-        return f"sc://{address}"
-    return f"sc://{address}/;" + ";".join(f"{k}={v}" for k, v in params.items())
-
-
-def connect_unavailable(exc: BaseException) -> BackendUnavailable:
-    """A failed first call to a Connect server, said without its details (they could carry the
-    URL's parameters)."""
-    text = f"{type(exc).__name__} {exc}".lower()
-    if "unauthenticated" in text or "authentication" in text:
-        return BackendUnavailable(
-            "the Spark Connect server refused meshgov's credentials: a missing or wrong token "
-            f'(set {TOKEN_ENV} to the server\'s token; see docs/deploy.md "Spark")'
-        )
-    return BackendUnavailable(
-        f"cannot reach the Spark Connect server ({type(exc).__name__}; is it running, and does "
-        'it expect TLS (use_ssl=true)? see docs/deploy.md "Spark")'
-    )
 
 
 _STATIC_SETTINGS = frozenset({"spark.sql.restrictedMode.enabled", "spark.sql.reflect.allowList"})
@@ -561,37 +499,6 @@ def verify_locked(session: Any) -> None:
         verify_guard(session)
 
 
-def verify_guard(session: Any) -> None:
-    """The server's sessions run the guard: it is configured, and it refuses a probe (a ``SET``
-    of a locked setting to its locked value: harmless should it run)."""
-    missing = BackendUnavailable(
-        f"the Spark Connect server does not run meshgov's guard: start it with "
-        f"--jars <the jar of `meshgov spark guard-jar`> --conf spark.sql.extensions={GUARD_CLASS} "
-        '(see docs/deploy.md "Spark")'
-    )
-    try:
-        extensions = str(session.conf.get("spark.sql.extensions", None) or "")
-    except Exception:
-        raise missing from None
-    if GUARD_CLASS not in {name.strip() for name in extensions.split(",")}:
-        raise missing
-    try:
-        session.sql("SET spark.sql.ansi.enabled=true")
-    except Exception as exc:
-        if _condition(exc) == GUARD_CONDITION:
-            return
-        raise missing from None
-    raise missing
-
-
-def _condition(exc: BaseException) -> str:
-    getter = getattr(exc, "getCondition", None) or getattr(exc, "getErrorClass", None)
-    if callable(getter):
-        with contextlib.suppress(Exception):
-            return str(getter() or "")
-    return ""
-
-
 def install_hash(session: Any, hash_key: bytes) -> None:
     """Register ``meshgov_hash`` in the session (a session function: gone with the session)."""
     from pyspark.sql import functions
@@ -833,6 +740,7 @@ def load(
         raise InputError(f"not a spark engine: {url!r}")
     session = start_session(url)
     try:
+        verify_locked(session)  # a Connect server without the guard is refused before loading
         install_hash(session, hash_key)
         sources = port_sources(catalog)
         for source in sources:
