@@ -108,6 +108,28 @@ def spark_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     session.stop()
 
 
+@pytest.fixture(scope="session")
+def spark_guard_jar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """meshgov's Spark guard extension, built once per test run with javac against pyspark's
+    jars (``meshgov spark guard-jar``), or skip (fail with MESHGOV_REQUIRE_SPARK=1)."""
+    import importlib.util
+
+    from meshgov.engines.spark_guard import build_guard_jar
+    from meshgov.errors import BackendUnavailable
+
+    problem = None
+    if importlib.util.find_spec("pyspark") is None:
+        problem = "pyspark is not installed (pip install 'meshgov[spark]')"
+    else:
+        try:
+            return build_guard_jar(tmp_path_factory.mktemp("spark-guard"))
+        except BackendUnavailable as exc:
+            problem = str(exc)
+    if os.environ.get("MESHGOV_REQUIRE_SPARK") == "1":
+        pytest.fail(problem)
+    pytest.skip(problem)
+
+
 _EVENT_LOG: dict[str, Path] = {}
 
 

@@ -136,7 +136,13 @@ class Settings(BaseSettings):
     def _known_query_engine(cls, value: str) -> str:
         if value == "duckdb" or value.startswith(("postgresql://", "postgres://")):
             return value
-        raise ValueError("query_engine must be 'duckdb' or 'postgresql://…'")
+        # Spark (engines/spark.py engine_is_spark): local mode, a cluster, a Connect server.
+        if value in {"spark", "local"} or value.startswith(("spark://", "local[", "sc://")):
+            return value
+        raise ValueError(
+            "query_engine must be 'duckdb', 'postgresql://…' or a Spark engine "
+            "(spark, local[N], spark://…, sc://…)"
+        )
 
     @field_validator("store_url")
     @classmethod

@@ -12,7 +12,19 @@ from typing import Annotated
 
 import typer
 
-from meshgov.cli import access, check, export, graph, policy, query, rewrite, serve, stream, token
+from meshgov.cli import (
+    access,
+    check,
+    export,
+    graph,
+    policy,
+    query,
+    rewrite,
+    serve,
+    spark,
+    stream,
+    token,
+)
 
 app = typer.Typer(
     name="meshgov",
@@ -56,6 +68,7 @@ app.add_typer(policy.app, name="policy")
 serve.register(app)
 token.register(app)
 app.add_typer(stream.app, name="stream")
+app.add_typer(spark.app, name="spark")
 
 
 def main() -> None:

@@ -12,7 +12,10 @@ session down and checks what it is given before Spark sees it:
   command at call time. So the text is parsed by *Spark's own parser* (local mode) and every node
   of the parsed plan must be a query node of an allow-list; relations must be port tables or CTEs,
   functions must not be file, reflection, error or identity functions, and no column may be the
-  ``_metadata`` file column. sqlglot checks the same text first (``prepare_query``).
+  ``_metadata`` file column. sqlglot checks the same text first (``prepare_query``). A Spark
+  Connect server has no parser on meshgov's side: it must run meshgov's guard extension
+  (``engines/spark_guard``, a check rule on every plan of the server), which meshgov checks at
+  start (``verify_locked``; ``engines/spark_connect``).
 - **Row filters first, guaranteed**: Spark has no security-barrier view, so the engine declares
   ``structural_barrier = False`` and the gateway applies its rule for such engines on the tree it
   generates: expressions that could fail before a row filter are denied.
@@ -57,6 +60,8 @@ from meshgov.engines.base import (
     unavailable_port,
     unavailable_ports,
 )
+from meshgov.engines.spark_connect import connect_session, connect_url, verify_guard
+from meshgov.engines.spark_guard import GUARD_CONDITION
 from meshgov.errors import (
     BackendUnavailable,
     InputError,
@@ -181,7 +186,7 @@ def keyed_hash_udf(key: bytes) -> Callable[[pa.Array], pa.Array]:
 
 def start_session(url: str, conf: dict[str, str] | None = None) -> Any:
     """A Spark session for ``url`` with the locked settings (Connect: the server must have the
-    static ones; see docs/deploy.md)."""
+    static ones and meshgov's guard extension; see docs/deploy.md)."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     try:
@@ -190,27 +195,29 @@ def start_session(url: str, conf: dict[str, str] | None = None) -> Any:
         raise BackendUnavailable(
             "the spark engine needs pyspark: pip install 'meshgov[spark]'"
         ) from None
+    connect = url.startswith("sc://")
     builder: Any = SparkSession.builder
-    if url.startswith("sc://"):
-        builder = builder.remote(url)
+    if connect:
+        builder = builder.remote(connect_url(url))
         settings = dict(conf or {})
     else:
         master = DEFAULT_MASTER if url in {"spark", "local"} else url
         builder = builder.master(master).appName("meshgov")
         settings = {**DEFAULT_CONF, **(conf or {})}
     settings.update(LOCKED_CONF)
-    if url.startswith("sc://"):
+    if connect:
         # Static settings belong to the server; a Connect client may set only runtime ones.
         settings = {k: v for k, v in settings.items() if k not in _STATIC_SETTINGS}
+    if connect:
+        return connect_session(builder, settings)
     for key, value in settings.items():
         builder = builder.config(key, value)
     try:
         session = builder.getOrCreate()
     except Exception as exc:
         raise BackendUnavailable(f"cannot start Spark ({type(exc).__name__})") from None
-    if not url.startswith("sc://"):
-        # Spark logs failing queries with their values (SQLQueryContextLogger, task failures).
-        session.sparkContext.setLogLevel("OFF")
+    # Spark logs failing queries with their values (SQLQueryContextLogger, task failures).
+    session.sparkContext.setLogLevel("OFF")
     return session
 
 
@@ -476,7 +483,8 @@ def spark_parts(source: PortSource) -> tuple[str, ...]:
 
 def verify_locked(session: Any) -> None:
     """Fail closed when the session does not have every locked setting (a Connect server started
-    without the static ones, or a session some other code created)."""
+    without the static ones, or a session some other code created), or when a Connect server
+    does not run meshgov's guard extension (its parsed-plan guard cannot run over Connect)."""
     for key, expected in LOCKED_CONF.items():
         try:
             actual = str(session.conf.get(key, None)).lower()
@@ -487,6 +495,8 @@ def verify_locked(session: Any) -> None:
                 f"the Spark session is not locked down: {key} must be {expected} "
                 "(a Connect server must be started with it; see docs/deploy.md)"
             )
+    if not hasattr(session, "_jsparkSession"):
+        verify_guard(session)
 
 
 def install_hash(session: Any, hash_key: bytes) -> None:
@@ -494,7 +504,10 @@ def install_hash(session: Any, hash_key: bytes) -> None:
     from pyspark.sql import functions
 
     arrow_udf: Any = getattr(functions, "arrow_udf")  # noqa: B009 (absent from pyspark's stubs)
-    session.udf.register(HASH_FUNCTION, arrow_udf(keyed_hash_udf(hash_key), "string"))
+    from pyspark.sql.types import StringType
+
+    # A type object, not "string": parsing a type name asks the process's active session.
+    session.udf.register(HASH_FUNCTION, arrow_udf(keyed_hash_udf(hash_key), StringType()))
 
 
 def load_port(session: Any, source: PortSource, staging: Path | None = None) -> int:
@@ -520,9 +533,9 @@ def load_port(session: Any, source: PortSource, staging: Path | None = None) -> 
     name = exp.table_(table, db=database, quoted=True).sql(dialect="spark")
     try:
         session.catalog.setCurrentDatabase("default")
-        if not session.catalog.databaseExists(database):
-            create = exp.Create(kind="SCHEMA", this=exp.to_identifier(database), exists=True)
-            session.sql(create.sql(dialect="spark"))
+        # IF NOT EXISTS, no catalogue query: a guarded server accepts only this shape.
+        create = exp.Create(kind="SCHEMA", this=exp.to_identifier(database), exists=True)
+        session.sql(create.sql(dialect="spark"))
         target = exp.table_(table, db=database, quoted=True)
         drop = exp.Drop(kind="TABLE", tables=[target], exists=True)
         session.sql(drop.sql(dialect="spark"))
@@ -686,6 +699,12 @@ def spark_error(exc: BaseException) -> MeshgovError:
         with contextlib.suppress(Exception):
             condition = str(getter() or "")
     name = type(exc).__name__
+    if condition == GUARD_CONDITION:
+        # The server's guard extension refused the plan (it names the construct, not values).
+        return SqlUnsupportedError(
+            "the spark engine runs only read-only queries on product tables (refused by the "
+            "server's guard)"
+        )
     marker = f"{condition} {name}"
     kind = next(
         (label for words, label in _CONDITION_KINDS if any(w in marker for w in words)), None
@@ -721,6 +740,7 @@ def load(
         raise InputError(f"not a spark engine: {url!r}")
     session = start_session(url)
     try:
+        verify_locked(session)  # a Connect server without the guard is refused before loading
         install_hash(session, hash_key)
         sources = port_sources(catalog)
         for source in sources:
