@@ -95,3 +95,69 @@ def test_the_policy_finds_every_product_of_a_larger_mesh_and_nothing_else(engine
         decision = policy.evaluate(ACCESS_QUERY, {**request, "product": missing})
         assert decision["allow"] is False
         assert decision["reasons"][0].startswith("unknown product "), decision["reasons"]
+
+
+def _random_ids(seed: int, count: int) -> list[str]:
+    """Ids of odd shapes: any characters (slashes, dots, quotes, combining marks, letters
+    outside the BMP, ones that differ only by case or normalisation), empty, long, and ids that
+    are prefixes of others."""
+    import random
+
+    rng = random.Random(seed)
+    alphabet = list("ab/._-'\"\\ 0") + ["é", "e\u0301", "É", "ß", "😀", "中", "\u200b"]
+    ids: set[str] = set()
+    while len(ids) < count:
+        length = rng.choice([0, 1, 2, 3, 5, 8, 13, 40, 300])
+        pid = "".join(rng.choice(alphabet) for _ in range(length))
+        ids.add(pid)
+        if pid and rng.random() < 0.3:
+            ids.add(pid[:-1])  # a prefix of another id
+    return sorted(ids)
+
+
+@pytest.mark.parametrize("engine", ["embedded", "regorus"])
+def test_random_ids_find_exactly_their_own_view(engine: str) -> None:
+    """Brute force: for every id and every port name, the decision finds the product iff the id
+    is one, and then its own view (each product has a port of its own name). On the embedded
+    engine an id that JSON escapes or that is not ASCII may be not found (rego-cpp's substring
+    counts in a string's JSON text): a denial, never another product's view."""
+    import json
+
+    catalog = load_catalog(str(ROOT / "examples" / "mesh"))
+    template = catalog.manifests["customer/customers"].policy_document()
+    ids = _random_ids(7, 240)
+    products: dict[str, Any] = {}
+    ports: dict[str, str] = {}
+    for i, pid in enumerate(ids[::2]):  # every other id is a product; the others are not
+        doc = copy.deepcopy(template)
+        doc["id"] = pid
+        port = copy.deepcopy(doc["spec"]["outputPorts"][0])
+        port["name"] = ports[pid] = f"port{i}"
+        doc["spec"]["outputPorts"] = [port]
+        products[pid] = doc
+    data = {"catalog": {"access": catalog_policy_data(products)["catalog"]["access"]}}
+    policy = engine_from_url(engine).prepare(
+        load_bundle_dir(ROOT / "policies"), data, entrypoints=[ACCESS_ENTRYPOINT]
+    )
+    request = {"principal": {"id": "ann", "groups": [], "attributes": {}}, "purpose": "x"}
+    port_names = sorted(set(ports.values()))
+    probes = [*ids, *(pid.upper() for pid in ids), *(pid + "\u0301" for pid in ids[:20])]
+    for pid in probes:
+        own = ports.get(pid)
+        for port in {own or port_names[0], port_names[len(pid) % len(port_names)]}:
+            reason = policy.evaluate(ACCESS_QUERY, {**request, "product": pid, "port": port})[
+                "reasons"
+            ][0]
+            if pid not in products or (
+                engine == "embedded"
+                and json.dumps(pid)[1:-1] != pid
+                and reason.startswith("unknown product ")
+            ):
+                assert reason.startswith("unknown product "), (pid, port, reason)
+            elif port != own:
+                assert "has no output port" in reason, (pid, port, reason)
+            else:
+                assert "unknown product" not in reason and "no output port" not in reason, (
+                    pid,
+                    reason,
+                )

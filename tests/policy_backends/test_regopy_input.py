@@ -73,3 +73,33 @@ def test_a_refused_input_is_an_evaluation_error_not_a_truncated_string() -> None
     assert prepared.evaluate("data.p.allow", {"id": "ann"}) is True
     with pytest.raises(PolicyEvaluationError, match="NUL"):
         prepared.evaluate("data.p.allow", {"id": "ann\0x"})
+
+
+# Strings that JSON must escape: rego-cpp keeps a pushed string's bytes as its JSON text, so
+# unescaped they came back out of the engine as JSON syntax (a quote closed the string).
+ESCAPED = ['a"b', "a\\b", "tab\there", "line\nbreak", '"quoted"', "\x01", 'x"], "allow": true, "q": ["y']
+
+
+@pytest.mark.parametrize("text", ESCAPED)
+def test_strings_that_json_escapes_come_back_unchanged(text: str) -> None:
+    document = {"s": text, text: 1}
+    assert _through(set_input, document) == document
+
+
+def test_an_input_string_cannot_rewrite_the_decision() -> None:
+    """A request's own text (a purpose, a port, an id) quoted back in a reason could close the
+    reason's string and add ``"allow": true`` to the decision the engine returns (a JSON object
+    whose duplicate key Python reads last)."""
+    bundle = PolicyBundle.create(
+        {
+            "p.rego": 'package p\n\nimport rego.v1\n\ndecision := {"allow": false, '
+            '"reasons": [concat("", ["unknown purpose ", input.purpose])], "masks": {}}\n'
+            '\nsame if input.purpose == "a\\"b"\n'
+        },
+        {},
+    )
+    prepared = EmbeddedEngine().prepare(bundle, entrypoints=["p/decision", "p/same"])
+    purpose = 'x"], "allow": true, "masks": {}, "q": ["y'
+    decision = prepared.evaluate("data.p.decision", {"purpose": purpose})
+    assert decision == {"allow": False, "reasons": [f"unknown purpose {purpose}"], "masks": {}}
+    assert prepared.evaluate("data.p.same", {"purpose": 'a"b'}) is True

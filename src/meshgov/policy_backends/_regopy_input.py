@@ -7,11 +7,18 @@ much as a quarter of the decision. This module makes the same C calls with the f
 has already declared (argument types included), passing ``bytes`` directly. Anything that is not
 JSON-like, a string holding a NUL byte (C strings would silently cut it), an integer outside 64
 bits or a failing push raises ``ValueError``: the caller turns it into a denial.
+
+A string is pushed as its JSON text (quoted; quotes, backslashes and control characters escaped;
+other characters as they are, as before): rego-cpp keeps a pushed string's bytes as the string's
+JSON text and writes them back out unescaped, so a raw quote in a request (a purpose, a port)
+closed the string in the engine's output and could add ``"allow": true`` to an access decision.
+(regopy's own ``set_input`` pushes raw bytes too.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from json.encoder import encode_basestring
 from typing import Any
 
 import pyarrow  # noqa: F401  (before regopy: see embedded.py)
@@ -33,7 +40,7 @@ _INT64 = 2**63
 def _text(value: str) -> bytes:
     if "\0" in value:
         raise ValueError("input strings cannot contain NUL bytes")
-    return value.encode()
+    return encode_basestring(value).encode()
 
 
 def _push(handle: int, value: Any) -> int:
