@@ -77,7 +77,15 @@ def test_a_refused_input_is_an_evaluation_error_not_a_truncated_string() -> None
 
 # Strings that JSON must escape: rego-cpp keeps a pushed string's bytes as its JSON text, so
 # unescaped they came back out of the engine as JSON syntax (a quote closed the string).
-ESCAPED = ['a"b', "a\\b", "tab\there", "line\nbreak", '"quoted"', "\x01", 'x"], "allow": true, "q": ["y']
+ESCAPED = [
+    'a"b',
+    "a\\b",
+    "tab\there",
+    "line\nbreak",
+    '"quoted"',
+    "\x01",
+    'x"], "allow": true, "q": ["y',
+]
 
 
 @pytest.mark.parametrize("text", ESCAPED)

@@ -46,8 +46,18 @@ class StatementPreparer(Connection):
 
     def prepare(self, text: str, param_oids: list[int]) -> Prepared:
         """Classify and parse ``text`` (cached per text and parameter types: a statement sent
-        again, as tools and pools do, is not parsed again; trees are never changed in place)."""
-        key = (text, tuple(param_oids))
+        again, as tools and pools do, is not parsed again; trees are never changed in place).
+        The key holds the principal, purpose and revisions too: the types announced for untyped
+        parameters follow the columns this principal sees (``column_type``)."""
+        serving = self.listener.service.state
+        key = (
+            text,
+            tuple(param_oids),
+            self.state.principal.cache_key(),
+            self.state.purpose,
+            serving.revision,
+            serving.catalog.revision,
+        )
         cache = self.listener.prepared_cache
         known = cache.get(key)
         if known is not None:
@@ -99,14 +109,22 @@ class StatementPreparer(Connection):
 
     def column_type(self, tree: exp.Expression, name: str) -> int:
         """The type of column ``name`` as the manifests declare it, in the tables ``tree``
-        reads (a masked column compared with a parameter is text either way)."""
+        reads (a masked column compared with a parameter is text either way), if the session's
+        principal sees it: a column hidden from it is unknown (text), as an absent one is, so
+        that a ParameterDescription does not tell a hidden column's name and type."""
         service = self.listener.service
+        serving = service.state
         named = {t.name.lower() for t in tree.find_all(exp.Table)}
-        for port in service.ports(service.state):
+        for port in service.ports(serving):
             if port.table[-1] not in named:
                 continue
             column = port.column(name)
-            if column is not None and column.mask_expr is None:
+            if column is None or column.mask_expr is not None:
+                continue
+            decision = service.access_decision(
+                serving, self.state.principal, self.state.purpose, port
+            )
+            if decision.allow and column.name not in decision.hidden_columns:
                 return LOGICAL_OIDS.get(str(column.type), TEXT)
         return 0
 

@@ -79,9 +79,10 @@ class PgListener:
         self.executor = ThreadPoolExecutor(
             settings.worker_threads, thread_name_prefix="meshgov-wire"
         )
-        # Parsed statements by (text, parameter types), shared by sessions: parsing is per
-        # text, authorization per principal (in the gateway, cached there).
-        self.prepared_cache: dict[tuple[str, tuple[int, ...]], Prepared] = {}
+        # Parsed statements by (text, parameter types, principal, purpose, revisions), shared by
+        # a principal's sessions (the types inferred for untyped parameters follow the columns
+        # the principal sees); authorization is per execution (in the gateway, cached there).
+        self.prepared_cache: dict[tuple[Any, ...], Prepared] = {}
         # The statements of simple Query texts, and the wire shape (fields, encoders) of the
         # Arrow schemas of results: both depend on nothing but their key.
         self.split_cache: dict[str, tuple[str, ...]] = {}
