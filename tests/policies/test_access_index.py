@@ -104,7 +104,7 @@ def _random_ids(seed: int, count: int) -> list[str]:
     import random
 
     rng = random.Random(seed)
-    alphabet = list("ab/._-'\"\\ 0") + ["é", "e\u0301", "É", "ß", "😀", "中", "\u200b"]
+    alphabet = [*"ab/._-'\"\\ 0", "é", "e\u0301", "É", "ß", "😀", "中", "\u200b"]
     ids: set[str] = set()
     while len(ids) < count:
         length = rng.choice([0, 1, 2, 3, 5, 8, 13, 40, 300])

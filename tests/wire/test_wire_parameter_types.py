@@ -8,7 +8,6 @@ import socket
 import struct
 from pathlib import Path
 
-import pytest
 from wire_server import serve
 
 ROOT = Path(__file__).resolve().parents[2]
