@@ -188,3 +188,17 @@ def test_tls_with_a_configured_certificate(
         verified = server.dsn(sslmode="verify-full", sslrootcert=str(cert))
         with psycopg.connect(verified, autocommit=True) as conn:
             assert conn.execute("SELECT count(*) FROM customer.customers").fetchone()[0] > 0
+        # A startup packet sent in clear right behind the SSLRequest must not be read as if it
+        # had come over TLS (PostgreSQL's CVE-2021-23214): the server answers no 'S' to it.
+        import socket
+        import struct
+
+        ssl_request = struct.pack("!ii", 8, 80877103)
+        params = b"user\x00analyst-eu\x00database\x00analytics\x00\x00"
+        startup = struct.pack("!ii", 8 + len(params), 196608) + params
+        with socket.create_connection(("127.0.0.1", server.pg_port), timeout=10) as raw:
+            raw.sendall(ssl_request + startup)
+            reply = b""
+            while chunk := raw.recv(4096):
+                reply += chunk
+        assert not reply.startswith(b"S")

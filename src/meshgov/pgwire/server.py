@@ -209,6 +209,10 @@ class PgListener:
                 if self._tls is None or secure:
                     writer.write(b"N")
                     continue
+                # Bytes sent with the SSLRequest, before the handshake, would be read afterwards as
+                # if they had come over TLS (PostgreSQL's CVE-2021-23214): refuse the connection.
+                if getattr(reader, "_buffer", b""):
+                    raise m.ProtocolViolation("received unencrypted data after SSL request")
                 writer.write(b"S")
                 await writer.drain()
                 await writer.start_tls(self._tls)
