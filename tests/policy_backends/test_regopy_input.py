@@ -94,6 +94,18 @@ def test_strings_that_json_escapes_come_back_unchanged(text: str) -> None:
     assert _through(set_input, document) == document
 
 
+@pytest.mark.parametrize("text", ["plain", *ESCAPED])
+def test_sprintf_of_an_input_string_is_the_string(text: str) -> None:
+    """rego-cpp's ``sprintf("%s", …)`` uses a pushed string's bytes as they are: a string pushed
+    as its JSON text came back with its quotes (the release gate's messages broke)."""
+    interp = regopy.Interpreter()
+    set_input(interp, {"s": text})
+    output = interp.query('m := sprintf("<%s>", [input.s]); c := concat("", ["<", input.s, ">"])')
+    assert output.ok()
+    bindings = json.loads(str(output))["bindings"]
+    assert bindings == {"m": f"<{text}>", "c": f"<{text}>"}
+
+
 def test_an_input_string_cannot_rewrite_the_decision() -> None:
     """A request's own text (a purpose, a port, an id) quoted back in a reason could close the
     reason's string and add ``"allow": true`` to the decision the engine returns (a JSON object

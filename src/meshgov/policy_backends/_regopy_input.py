@@ -8,15 +8,18 @@ has already declared (argument types included), passing ``bytes`` directly. Anyt
 JSON-like, a string holding a NUL byte (C strings would silently cut it), an integer outside 64
 bits or a failing push raises ``ValueError``: the caller turns it into a denial.
 
-A string is pushed as its JSON text (quoted; quotes, backslashes and control characters escaped;
-other characters as they are, as before): rego-cpp keeps a pushed string's bytes as the string's
-JSON text and writes them back out unescaped, so a raw quote in a request (a purpose, a port)
-closed the string in the engine's output and could add ``"allow": true`` to an access decision.
-(regopy's own ``set_input`` pushes raw bytes too.)
+Only strings JSON writes as they are (no quote, backslash or control character) are pushed this
+way. rego-cpp writes a pushed string's bytes back out unescaped, so a raw quote in a request (a
+purpose, a port) closed the string in the engine's output and could add ``"allow": true`` to an
+access decision (regopy's own ``set_input`` pushes raw bytes too); pushing the JSON text instead
+breaks ``sprintf("%s", …)``, which then keeps the quotes. An input holding any other string is
+therefore set as JSON text with ``set_input_term``, which rego-cpp parses and escapes correctly
+(slower, and rare: ids and purposes are plain).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from json.encoder import encode_basestring
 from typing import Any
@@ -37,10 +40,16 @@ _array = _lib.regoInputArray
 _INT64 = 2**63
 
 
+class _NeedsEscaping(Exception):
+    """A string JSON escapes: the input goes through rego-cpp's JSON parser instead."""
+
+
 def _text(value: str) -> bytes:
     if "\0" in value:
         raise ValueError("input strings cannot contain NUL bytes")
-    return encode_basestring(value).encode()
+    if len(encode_basestring(value)) != len(value) + 2:
+        raise _NeedsEscaping
+    return value.encode()
 
 
 def _push(handle: int, value: Any) -> int:
@@ -86,11 +95,43 @@ def _push(handle: int, value: Any) -> int:
     raise ValueError(f"cannot pass a {kind.__name__} to the policy engine")
 
 
+def _plain(value: Any) -> Any:
+    """``value`` as plain JSON values, with the checks ``_push`` makes (for the JSON path)."""
+    if isinstance(value, str):
+        if "\0" in value:
+            raise ValueError("input strings cannot contain NUL bytes")
+        return str(value)
+    if isinstance(value, bool) or value is None:
+        return value if value is None else bool(value)
+    if isinstance(value, int):
+        if not -_INT64 <= value < _INT64:
+            raise ValueError("input integers must fit in 64 bits")
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, Mapping):
+        plain = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise ValueError(f"input object keys must be strings, not {type(key).__name__}")
+            plain[key] = _plain(item)
+        return plain
+    if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
+        return [_plain(item) for item in value]
+    raise ValueError(f"cannot pass a {type(value).__name__} to the policy engine")
+
+
 def set_input(interpreter: Any, value: Any) -> None:
-    """``interpreter.set_input(value)`` through the C API directly."""
+    """``interpreter.set_input(value)`` through the C API directly (through rego-cpp's JSON
+    parser when a string needs escaping)."""
     handle = _lib.regoNewInput()
     try:
-        if _push(handle, value):
+        try:
+            pushed = _push(handle, value)
+        except _NeedsEscaping:
+            interpreter.set_input_term(json.dumps(_plain(value), allow_nan=False))
+            return
+        if pushed:
             raise ValueError("the policy engine refused the input")
         if _lib.regoSetInput(interpreter._impl, handle):
             raise ValueError("the policy engine refused the input")
