@@ -7,6 +7,7 @@ live in ``attributes.clearances``; row-filter placeholders ``{principal.X}`` rea
 from __future__ import annotations
 
 import json
+import math
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
@@ -36,6 +37,12 @@ class Principal(BaseModel):
         clearances = value.get("clearances")
         if clearances is not None and not isinstance(clearances, list):
             raise ValueError("attributes.clearances must be a list of strings")
+        for name, item in value.items():
+            for number in item if isinstance(item, list) else [item]:
+                # NaN and infinities are not JSON, and a row filter would write them as
+                # identifiers (``region = nan``).
+                if isinstance(number, float) and not math.isfinite(number):
+                    raise ValueError(f"attributes.{name} must be a finite number, not {number}")
         return value
 
     @property

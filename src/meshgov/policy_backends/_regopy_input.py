@@ -6,7 +6,8 @@ buffer copy and a return-code check per push, which made setting a small access 
 much as a quarter of the decision. This module makes the same C calls with the functions regopy
 has already declared (argument types included), passing ``bytes`` directly. Anything that is not
 JSON-like, a string holding a NUL byte (C strings would silently cut it), an integer outside 64
-bits or a failing push raises ``ValueError``: the caller turns it into a denial.
+bits, a non-finite float (not JSON) or a failing push raises ``ValueError``: the caller turns it
+into a denial (regorus and OPA make the same checks: ``_input_checks``).
 
 Only strings JSON writes as they are (no quote, backslash or control character) are pushed this
 way. rego-cpp writes a pushed string's bytes back out unescaped, so a raw quote in a request (a
@@ -20,12 +21,15 @@ therefore set as JSON text with ``set_input_term``, which rego-cpp parses and es
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from json.encoder import encode_basestring
 from typing import Any
 
 import pyarrow  # noqa: F401  (before regopy: see embedded.py)
 from regopy import rego_shared
+
+from meshgov.policy_backends._input_checks import INT64, plain_input
 
 _lib: Any = rego_shared.rego
 _string = _lib.regoInputString
@@ -36,8 +40,6 @@ _null = _lib.regoInputNull
 _item = _lib.regoInputObjectItem
 _object = _lib.regoInputObject
 _array = _lib.regoInputArray
-
-_INT64 = 2**63
 
 
 class _NeedsEscaping(Exception):
@@ -74,10 +76,12 @@ def _push(handle: int, value: Any) -> int:
     if kind is bool:
         return int(_bool(handle, value))
     if kind is int:
-        if not -_INT64 <= value < _INT64:
+        if not -INT64 <= value < INT64:
             raise ValueError("input integers must fit in 64 bits")
         return int(_int(handle, value))
     if kind is float:
+        if not math.isfinite(value):
+            raise ValueError("input numbers must be finite")
         return int(_float(handle, value))
     # Rarer shapes (subclasses such as StrEnum, other mappings and sequences) as their plain form.
     if isinstance(value, str):
@@ -95,32 +99,6 @@ def _push(handle: int, value: Any) -> int:
     raise ValueError(f"cannot pass a {kind.__name__} to the policy engine")
 
 
-def _plain(value: Any) -> Any:
-    """``value`` as plain JSON values, with the checks ``_push`` makes (for the JSON path)."""
-    if isinstance(value, str):
-        if "\0" in value:
-            raise ValueError("input strings cannot contain NUL bytes")
-        return str(value)
-    if isinstance(value, bool) or value is None:
-        return value if value is None else bool(value)
-    if isinstance(value, int):
-        if not -_INT64 <= value < _INT64:
-            raise ValueError("input integers must fit in 64 bits")
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, Mapping):
-        plain = {}
-        for key, item in value.items():
-            if type(key) is not str:
-                raise ValueError(f"input object keys must be strings, not {type(key).__name__}")
-            plain[key] = _plain(item)
-        return plain
-    if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
-        return [_plain(item) for item in value]
-    raise ValueError(f"cannot pass a {type(value).__name__} to the policy engine")
-
-
 def set_input(interpreter: Any, value: Any) -> None:
     """``interpreter.set_input(value)`` through the C API directly (through rego-cpp's JSON
     parser when a string needs escaping)."""
@@ -129,7 +107,7 @@ def set_input(interpreter: Any, value: Any) -> None:
         try:
             pushed = _push(handle, value)
         except _NeedsEscaping:
-            interpreter.set_input_term(json.dumps(_plain(value), allow_nan=False))
+            interpreter.set_input_term(json.dumps(plain_input(value), allow_nan=False))
             return
         if pushed:
             raise ValueError("the policy engine refused the input")

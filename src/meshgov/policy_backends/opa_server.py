@@ -26,6 +26,7 @@ from meshgov.errors import (
     PolicyCompileError,
     PolicyEvaluationError,
 )
+from meshgov.policy_backends._input_checks import plain_input
 
 POLICY_ID_PREFIX = "meshgov/"
 
@@ -68,7 +69,11 @@ class OpaServerPrepared:
             raise PolicyEvaluationError(f"only data references can be evaluated, got {query!r}")
         path = query.removeprefix("data.").replace(".", "/")
         try:
-            answer = self._engine.client.query_rule(input_document, path)
+            checked = plain_input(input_document)  # the checks the embedded engine makes
+        except ValueError as exc:
+            raise PolicyEvaluationError(f"evaluating {query}: input refused ({exc})") from None
+        try:
+            answer = self._engine.client.query_rule(checked, path)
         except requests.HTTPError as exc:
             status = exc.response.status_code if exc.response is not None else "?"
             raise PolicyEvaluationError(f"evaluating {query}: OPA answered HTTP {status}") from None

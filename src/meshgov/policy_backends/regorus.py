@@ -35,6 +35,7 @@ from typing import Any
 
 from meshgov.core.policy import PolicyBundle
 from meshgov.errors import InputError, Location, PolicyCompileError, PolicyEvaluationError
+from meshgov.policy_backends._input_checks import plain_input
 
 EXTRA = "meshgov[regorus]"
 DISTRIBUTION = "gordon-to-regorus"
@@ -245,7 +246,7 @@ class RegorusPrepared:
 
     def _run(self, engine: Any, query: str, input_document: Any) -> Any:
         try:
-            payload = json.dumps(input_document)
+            payload = json.dumps(plain_input(input_document), allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise PolicyEvaluationError(f"evaluating {query}: input is not JSON ({exc})") from None
         try:

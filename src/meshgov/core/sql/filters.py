@@ -7,6 +7,7 @@ fields; ``{principal.X}`` is ``attributes.X``. A list becomes an IN list (``col 
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Any
 
@@ -46,6 +47,9 @@ def _literal(value: Any, where: str) -> exp.Expr:
     if isinstance(value, bool):
         return exp.Boolean(this=value)
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            # sqlglot writes nan/inf as bare words: identifiers, not literals.
+            raise AccessDenied(f"{where}: principal value {value} is not a finite number")
         return exp.Literal.number(value)
     if isinstance(value, str):
         return exp.Literal.string(value)
