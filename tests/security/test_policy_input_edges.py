@@ -174,3 +174,46 @@ def test_a_row_filter_binds_an_attribute_as_one_literal(dialect: str, region: st
     assert isinstance(filters[0].expression, exp.Literal) and filters[0].expression.is_string
     assert filters[0].expression.this == region
     assert not list(tree.find_all(exp.Or)), result.sql
+
+
+# The release gate: a manifest's own text is input too (descriptions, tags).
+_PLAIN_DESCRIPTION = (
+    "description: One row per customer, deduplicated daily from the CRM; owns the mesh's "
+    "customer id."
+)
+
+
+def _unmasked_manifest() -> str:
+    """customers.yaml with e-mail's mask removed: one ``pii/missing-mask`` violation."""
+    text = (MESH / "customer" / "customers.yaml").read_text(encoding="utf-8")
+    unmasked = text.replace("piiCategory: email,\n           mask: hash,", "piiCategory: email,")
+    assert unmasked != text and _PLAIN_DESCRIPTION in text
+    return unmasked
+
+
+@pytest.mark.parametrize("text", STRANGE[:-2], ids=range(len(STRANGE) - 2))
+@pytest.mark.parametrize("field", ["description", "tag"])
+def test_strange_manifest_text_keeps_the_gate_violation_on_both_engines(
+    field: str, text: str
+) -> None:
+    from meshgov.gate import Gate, read_sourced_manifest
+
+    # A YAML double-quoted scalar: every character but printable ASCII as a \U escape.
+    quoted = (
+        '"'
+        + "".join(c if " " <= c <= "~" and c not in '"\\' else f"\\U{ord(c):08x}" for c in text)
+        + '"'
+    )
+
+    manifest = _unmasked_manifest()
+    if field == "description":
+        manifest = manifest.replace(_PLAIN_DESCRIPTION, f"description: {quoted}")
+    else:
+        manifest = manifest.replace("tags: [master-data, crm]", f"tags: [crm, {quoted}]")
+    for engine in ENGINES:
+        gate = Gate.from_dir(ROOT / "policies", engine_from_url(engine))
+        try:
+            findings = gate.evaluate(read_sourced_manifest(manifest, "m.yaml"), None)
+        finally:
+            gate.close()
+        assert [f.rule for f in findings] == ["pii/missing-mask"], (engine, findings)
