@@ -7,6 +7,7 @@ Two implementations share this interface and the same tests: ``sqlite.py`` (defa
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, get_args
@@ -137,6 +138,31 @@ class PolicyAuditEvent:
     previous: str | None = None
 
 
+def _storable_text(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate becomes "?"
+    return text.replace("\0", "\ufffd") if "\0" in text else text
+
+
+def storable(value: Any) -> Any:
+    """``value`` with every string (keys too) made storable: PostgreSQL refuses NUL in text and
+    ``\\u0000`` or a lone surrogate in jsonb, and a lone surrogate cannot be encoded at all. A
+    request's own text reaches a decision's reasons; one such record failed its whole batch, which
+    the decision log retried for ever (every later decision unwritten). Non-finite floats (not
+    JSON) become text."""
+    if isinstance(value, str):
+        return _storable_text(value)
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
 @dataclass(frozen=True)
 class DecisionRecord:
     id: str
@@ -150,17 +176,18 @@ class DecisionRecord:
     revision: str
 
     def row(self) -> tuple[Any, ...]:
-        """Values in the order of ``DECISION_COLUMNS``, the result as JSON text."""
+        """Values in the order of ``DECISION_COLUMNS``, the result as JSON text; text a store
+        cannot hold (NUL, lone surrogates) replaced (``storable``)."""
         return (
             self.id,
             self.time,
             self.kind,
-            self.principal,
-            self.product,
+            storable(self.principal),
+            storable(self.product),
             self.input_digest,
             self.allowed,
-            json.dumps(self.result, default=str),
-            self.revision,
+            json.dumps(storable(self.result), default=str),
+            storable(self.revision),
         )
 
     @classmethod
