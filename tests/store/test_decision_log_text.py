@@ -7,8 +7,11 @@ ever, so one such request stopped the decision log for every request after it.""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from meshgov.errors import BackendUnavailable
 from meshgov.store.base import Store
 from meshgov.store.decision_log import DecisionLog
 
@@ -53,3 +56,91 @@ def test_a_decision_with_strange_text_is_written_with_those_after_it(
     else:
         assert written.principal.startswith("p") and "\0" not in written.principal
         assert reason.startswith("purpose '") and reason.endswith("' is not registered")
+
+
+class RefusingStore:
+    """A real store behind a constraint it enforces on write: any batch holding a record whose
+    result has the key ``refused`` (or whose principal is ``refused-always``) fails as a whole,
+    as a database refuses a transaction for one bad row."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+
+    def append_decisions(self, records: list[Any]) -> None:
+        if any("refused" in r.result or r.principal == "refused-always" for r in records):
+            raise BackendUnavailable("PostgreSQL: invalid input value")
+        self.inner.append_decisions(records)
+
+
+@pytest.mark.parametrize("principal", ["p", "refused-always"])
+def test_a_record_the_store_refuses_does_not_stall_the_log(store: Store, principal: str) -> None:
+    """The failed batch is written a record at a time: the others as they were, the refused one
+    reduced (its result kept as ASCII JSON text), or dropped with an error if even that fails."""
+    log = DecisionLog(RefusingStore(store), batch_size=1000, flush_seconds=0.05)  # type: ignore[arg-type]
+    try:
+        ids = [
+            log.record(
+                kind="access",
+                principal=principal if index == 1 else "p",
+                product="d/p",
+                document={"n": index},
+                allowed=index != 1,
+                result={"refused": "é"} if index == 1 else {"allow": True, "n": index},
+                revision="rev",
+            )
+            for index in range(4)
+        ]
+        assert log.flush(timeout=10)
+    finally:
+        log.close()
+    for index in (0, 2, 3):
+        record = store.decision(ids[index])
+        assert record is not None and record.result == {"allow": True, "n": index}
+    refused = store.decision(ids[1])
+    if principal == "refused-always":
+        assert refused is None
+    else:
+        assert refused is not None and refused.allowed is False and refused.revision == "rev"
+        assert refused.result == {"unstorable_result": '{"refused": "\\u00e9"}'}
+
+
+class DownStore:
+    """Refuses every write until ``up`` is set, then delegates."""
+
+    def __init__(self, inner: Store, failures: int) -> None:
+        self.inner = inner
+        self.failures_left = failures
+
+    def append_decisions(self, records: list[Any]) -> None:
+        if self.failures_left:
+            self.failures_left -= 1
+            raise BackendUnavailable("store down")
+        self.inner.append_decisions(records)
+
+
+@pytest.mark.parametrize("failures", [1, 3, 4, 10])
+def test_a_store_that_is_down_for_a_while_gets_every_record_as_it_was(
+    store: Store, failures: int
+) -> None:
+    """Records that failed only because the store was down are never reduced nor dropped."""
+    down = DownStore(store, failures)
+    log = DecisionLog(down, batch_size=1000, flush_seconds=0.02)  # type: ignore[arg-type]
+    try:
+        ids = [
+            log.record(
+                kind="access",
+                principal=f"p{index}",
+                product="d/p",
+                document={},
+                allowed=True,
+                result={"allow": True, "n": index},
+                revision="rev",
+            )
+            for index in range(5)
+        ]
+        assert log.flush(timeout=10)
+    finally:
+        log.close()
+    for index, decision_id in enumerate(ids):
+        record = store.decision(decision_id)
+        assert record is not None and record.result == {"allow": True, "n": index}

@@ -2,7 +2,10 @@
 
 A background thread drains the queue into the store every ``flush_seconds`` or ``batch_size``
 records. ``close()`` drains what is left, so a clean shutdown loses nothing. If the store fails, the
-batch is retried on the next round (records keep their ids, so replays are idempotent).
+batch is retried on the next round (records keep their ids, so replays are idempotent). A failed
+batch is also written a record at a time, so that one record the store refuses while it takes the
+records after it (a value it cannot hold) is written in a reduced form instead of holding back
+every later decision.
 """
 
 from __future__ import annotations
@@ -28,6 +31,31 @@ log = logging.getLogger("meshgov.decisions")
 # every call, which costs up to half a millisecond on some kernels: too much per request.
 _ID_PREFIX = uuid.uuid4().hex[:16]
 _ID_COUNTER = itertools.count(1)
+
+
+# Failures in a row, none of the records going in, before a round takes the store to be down.
+_MAX_FAILURES_IN_A_ROW = 3
+
+
+def reduced(record: DecisionRecord) -> DecisionRecord:
+    """What any store holds of ``record``: its text fields ASCII-escaped, its result kept as the
+    ASCII JSON text of the original under ``unstorable_result`` (the decision's id, time, kind,
+    outcome and revision unchanged)."""
+
+    def ascii_text(value: str) -> str:
+        return json.dumps(value, ensure_ascii=True)[1:-1]
+
+    return DecisionRecord(
+        id=record.id,
+        time=record.time,
+        kind=record.kind,
+        principal=ascii_text(record.principal),
+        product=None if record.product is None else ascii_text(record.product),
+        input_digest=ascii_text(record.input_digest),
+        allowed=record.allowed,
+        result={"unstorable_result": json.dumps(record.result, ensure_ascii=True, default=str)},
+        revision=ascii_text(record.revision),
+    )
 
 
 def _new_prefix() -> None:
@@ -150,16 +178,60 @@ class DecisionLog:
         try:
             self._store.append_decisions(batch)
         except MeshgovError as exc:
-            # Kept in _pending with their ids: the next round retries (replays are idempotent).
             self.failures += 1
-            log.error("decision log write failed, will retry: %s", exc.message)
-            if self._closed.is_set():
-                time.sleep(min(self._flush_seconds, 0.5))
+            left = self._write_singly(batch)
+            # Those left stay in _pending with their ids: the next round retries them.
+            self._settle(len(batch) - len(left), left)
+            if left:
+                log.error("decision log write failed, will retry: %s", exc.message)
+                if self._closed.is_set():
+                    time.sleep(min(self._flush_seconds, 0.5))
             return
+        self._settle(len(batch), [])
+
+    def _settle(self, count: int, left: list[DecisionRecord]) -> None:
+        """``count`` records of _pending are settled; ``left`` (in order) are still to write."""
         with self._lock:
-            del self._pending[: len(batch)]
-            self.written += len(batch)
+            self._pending[:] = left + self._pending[count + len(left) :]
+            self.written += count
             self._written_cv.notify_all()
+
+    def _write_singly(self, batch: list[DecisionRecord]) -> list[DecisionRecord]:
+        """After a failed batch, each record alone; returns those still to write.
+
+        A record that failed before another record went in is one the store refuses (it is up):
+        written in a reduced form, or dropped with an error naming it if even that is refused.
+        Records that failed after the last one that went in are kept: the store may be down, and
+        after ``_MAX_FAILURES_IN_A_ROW`` failures in a row the rest is kept without trying."""
+        failed: list[DecisionRecord] = []  # since the last record that went in
+        refused: list[DecisionRecord] = []
+        for index, record in enumerate(batch):
+            try:
+                self._store.append_decisions([record])
+            except MeshgovError:
+                failed.append(record)
+                if len(failed) >= _MAX_FAILURES_IN_A_ROW:
+                    self._write_reduced(refused)
+                    return failed + batch[index + 1 :]
+                continue
+            refused.extend(failed)
+            failed = []
+        self._write_reduced(refused)
+        return failed
+
+    def _write_reduced(self, refused: list[DecisionRecord]) -> None:
+        for record in refused:
+            try:  # once more as it is: the store may have come back during the round
+                self._store.append_decisions([record])
+                continue
+            except MeshgovError:
+                pass
+            try:
+                self._store.append_decisions([reduced(record)])
+            except MeshgovError as exc:
+                log.error("decision log dropped record %s: %s", record.id, exc.message)
+            else:
+                log.error("decision log wrote record %s reduced: the store refused it", record.id)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every record queued before this call is durable; False on timeout.
