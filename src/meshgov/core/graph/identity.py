@@ -200,27 +200,38 @@ def _analyse(index: MeshIndex) -> list[dict[str, Any]]:
                 )
             )
     facts.extend(_carrier_facts(index, None))
-    if index.identifier_names:
-        for pid, manifest in index.manifests.items():
-            for port in manifest.spec.output_ports:
-                for col in port.columns:
-                    if col.entity:
-                        continue
-                    for entity_name, matched in index.identifier_names.get(col.name.lower(), []):
-                        facts.append(
-                            _fact(
-                                "undeclared_identifier",
-                                entity_name,
-                                pid,
-                                port.name,
-                                col.name,
-                                {
-                                    "matched": matched,
-                                    "expected": index.registry[entity_name].canonical_name,
-                                },
-                            )
-                        )
+    facts.extend(_undeclared_identifier_facts(index, index.manifests))
     return _sort_facts(facts)
+
+
+def _undeclared_identifier_facts(index: MeshIndex, pids: Iterable[str]) -> list[dict[str, Any]]:
+    """Columns of ``pids`` that declare no entity but are named like an entity's identifier."""
+    facts: list[dict[str, Any]] = []
+    if not index.identifier_names:
+        return facts
+    for pid in pids:
+        manifest = index.manifests.get(pid)
+        if manifest is None:
+            continue
+        for port in manifest.spec.output_ports:
+            for col in port.columns:
+                if col.entity:
+                    continue
+                for entity_name, matched in index.identifier_names.get(col.name.lower(), []):
+                    facts.append(
+                        _fact(
+                            "undeclared_identifier",
+                            entity_name,
+                            pid,
+                            port.name,
+                            col.name,
+                            {
+                                "matched": matched,
+                                "expected": index.registry[entity_name].canonical_name,
+                            },
+                        )
+                    )
+    return facts
 
 
 def _carrier_facts(index: MeshIndex, wanted: set[str] | None) -> list[dict[str, Any]]:
@@ -404,29 +415,7 @@ def product_identity_facts(index: MeshIndex, products: Iterable[str]) -> list[di
                 )
             )
     facts.extend(_carrier_facts(index, wanted))
-    if index.identifier_names:
-        for pid in sorted(wanted):
-            manifest = index.manifests.get(pid)
-            if manifest is None:
-                continue
-            for port in manifest.spec.output_ports:
-                for col in port.columns:
-                    if col.entity:
-                        continue
-                    for entity_name, matched in index.identifier_names.get(col.name.lower(), []):
-                        facts.append(
-                            _fact(
-                                "undeclared_identifier",
-                                entity_name,
-                                pid,
-                                port.name,
-                                col.name,
-                                {
-                                    "matched": matched,
-                                    "expected": index.registry[entity_name].canonical_name,
-                                },
-                            )
-                        )
+    facts.extend(_undeclared_identifier_facts(index, sorted(wanted)))
     return _sort_facts(facts)
 
 
