@@ -38,6 +38,7 @@ from meshgov.core.collection import gc_paused
 from meshgov.core.graph.model import (
     Carrier,
     ColumnRef,
+    EntityDef,
     EntityGraph,
     MeshIndex,
     build_index,
@@ -126,26 +127,36 @@ def _reaching(
     return seen
 
 
+def _registry_problems(name: str, entity: EntityDef) -> list[dict[str, Any]]:
+    """The registry's own problems with an entity (several owners declared…) as facts."""
+    return [
+        _fact(
+            "entity_multiple_owners",
+            name,
+            entity.owner_product,
+            detail={"reason": f"registry: {problem}"},
+        )
+        for problem in entity.problems
+    ]
+
+
+def _owner_carriers(entity: EntityDef, carriers: list[Carrier]) -> list[Carrier]:
+    """The carriers of an entity that live in its owning domain."""
+    return [
+        c
+        for c in carriers
+        if entity.owner_domain and c.ref.product.split("/", 1)[0] == entity.owner_domain
+    ]
+
+
 def _analyse(index: MeshIndex) -> list[dict[str, Any]]:
     facts: list[dict[str, Any]] = []
     sources = {product: lineage_sources(index, product) for product in index.manifests}
     consumers = _lineage_consumers(sources)
     for name, entity in index.registry.items():
         carriers = index.carriers.get(name, [])
-        for problem in entity.problems:
-            facts.append(
-                _fact(
-                    "entity_multiple_owners",
-                    name,
-                    entity.owner_product,
-                    detail={"reason": f"registry: {problem}"},
-                )
-            )
-        owner_carriers = [
-            c
-            for c in carriers
-            if entity.owner_domain and c.ref.product.split("/", 1)[0] == entity.owner_domain
-        ]
+        facts.extend(_registry_problems(name, entity))
+        owner_carriers = _owner_carriers(entity, carriers)
         if not owner_carriers:
             facts.append(
                 _fact(
@@ -336,20 +347,8 @@ def product_identity_facts(index: MeshIndex, products: Iterable[str]) -> list[di
     for name, entity in index.registry.items():
         carriers = index.carriers.get(name, [])
         if entity.owner_product in wanted:
-            for problem in entity.problems:
-                facts.append(
-                    _fact(
-                        "entity_multiple_owners",
-                        name,
-                        entity.owner_product,
-                        detail={"reason": f"registry: {problem}"},
-                    )
-                )
-        owner_carriers = [
-            c
-            for c in carriers
-            if entity.owner_domain and c.ref.product.split("/", 1)[0] == entity.owner_domain
-        ]
+            facts.extend(_registry_problems(name, entity))
+        owner_carriers = _owner_carriers(entity, carriers)
         if not owner_carriers:
             if entity.owner_product in wanted:
                 facts.append(
