@@ -57,3 +57,12 @@ def start_console(tmp: Path, tokens_file: Path | None = None) -> ConsoleServer:
     app = install_console(create_app(settings, service=service))
     server, thread = serve_in_thread(app, settings.host, settings.port)
     return ConsoleServer(f"http://{settings.host}:{settings.port}", service, server, thread, app)
+
+
+def login(page: Any, console: ConsoleServer, who: str) -> None:
+    """Log ``who`` in through the console's form in a browser page (Playwright)."""
+    page.goto(f"{console.url}/ui/login")
+    page.get_by_label("Token").fill(TOKENS[who])
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/ui/catalogue")
+    assert page.locator("#whoami").inner_text() == who

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from console_server import TOKENS, ConsoleServer
+from console_server import ConsoleServer, login
 
 pytestmark = pytest.mark.browser
 
@@ -29,14 +29,6 @@ def page(browser: Any) -> Iterator[Any]:
         context.close()
 
 
-def _login(page: Any, console: ConsoleServer, who: str) -> None:
-    page.goto(f"{console.url}/ui/login")
-    page.get_by_label("Token").fill(TOKENS[who])
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/ui/catalogue")
-    assert page.locator("#whoami").inner_text() == who
-
-
 def _shot(page: Any, name: str, *, full_page: bool = True) -> None:
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
@@ -49,7 +41,7 @@ def _shot(page: Any, name: str, *, full_page: bool = True) -> None:
 def test_each_role_logs_in_walks_every_page_and_logs_out(
     page: Any, console: ConsoleServer, who: str
 ) -> None:
-    _login(page, console, who)
+    login(page, console, who)
     for link, heading in [
         ("Catalogue", "Catalogue"),
         ("Access", "Access explorer"),
@@ -67,7 +59,7 @@ def test_each_role_logs_in_walks_every_page_and_logs_out(
 
 
 def test_catalogue_product_access_decisions_and_graph(page: Any, console: ConsoleServer) -> None:
-    _login(page, console, "guild")
+    login(page, console, "guild")
     rows = page.locator("#catalogue tbody tr")
     assert rows.count() >= 5
     _shot(page, "catalogue")
@@ -124,7 +116,7 @@ def test_catalogue_product_access_decisions_and_graph(page: Any, console: Consol
 def test_analyst_eu_query_shows_hashed_emails_and_eu_rows_only(
     page: Any, console: ConsoleServer
 ) -> None:
-    _login(page, console, "analyst-eu")
+    login(page, console, "analyst-eu")
     page.goto(f"{console.url}/ui/query")
     page.get_by_label("SQL").fill("SELECT customer_id, email, region FROM customer.customers")
     page.get_by_label("Purpose").select_option("analytics")
@@ -152,7 +144,7 @@ def test_guild_stages_a_breaking_revision_sees_the_impact_activates_and_rolls_ba
     original = service.active_revision_id()
     categories = copy.deepcopy(service.state.bundle.data["registry"]["pii_categories"])
     categories["address"]["minimum"] = "restricted"
-    _login(page, own_console, "guild")
+    login(page, own_console, "guild")
     page.goto(f"{own_console.url}/ui/policies")
     page.get_by_label("File (e.g. data/pii_categories.yaml or one of the modules below)").fill(
         "data/pii_categories.yaml"
@@ -186,7 +178,7 @@ def test_guild_stages_a_breaking_revision_sees_the_impact_activates_and_rolls_ba
 
 def test_an_analyst_is_refused_activation(page: Any, own_console: ConsoleServer) -> None:
     active = own_console.service.active_revision_id()
-    _login(page, own_console, "analyst-eu")
+    login(page, own_console, "analyst-eu")
     page.goto(f"{own_console.url}/ui/policies/{active}")
     assert page.get_by_role("button", name="Activate").count() == 0
     page.goto(f"{own_console.url}/ui/policies")
@@ -207,7 +199,7 @@ def test_narrow_screen_keeps_everything_reachable(browser: Any, console: Console
     context = browser.new_context(viewport={"width": 390, "height": 844})
     try:
         page = context.new_page()
-        _login(page, console, "analyst-eu")
+        login(page, console, "analyst-eu")
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390 + 1  # wide tables scroll inside their own box, not the page
         page.keyboard.press("Tab")

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from console_server import TOKENS, ConsoleServer, start_console
+from console_server import ConsoleServer, login, start_console
 
 pytestmark = pytest.mark.browser
 
@@ -32,14 +32,6 @@ def page(browser: Any) -> Iterator[Any]:
         yield context.new_page()
     finally:
         context.close()
-
-
-def _login(page: Any, console: ConsoleServer, who: str) -> None:
-    page.goto(f"{console.url}/ui/login")
-    page.get_by_label("Token").fill(TOKENS[who])
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/ui/catalogue")
-    assert page.locator("#whoami").inner_text() == who
 
 
 def _shot(page: Any, name: str, locator: Any = None) -> None:
@@ -64,7 +56,7 @@ def _drawn(page: Any) -> dict[str, str]:
 
 
 def test_graph_questions_are_drawn_and_risk_is_assessed(page: Any, console: ConsoleServer) -> None:
-    _login(page, console, "guild")
+    login(page, console, "guild")
     page.get_by_role("navigation", name="Console pages").get_by_role("link", name="Graph").click()
     page.get_by_label("Join paths from").fill("customer/customers")
     page.get_by_label("to", exact=True).fill("commerce/orders")
@@ -103,7 +95,7 @@ def test_graph_questions_are_drawn_and_risk_is_assessed(page: Any, console: Cons
 
 
 def test_an_analyst_assesses_only_its_own_risk(page: Any, console: ConsoleServer) -> None:
-    _login(page, console, "owner-customer")
+    login(page, console, "owner-customer")
     page.goto(f"{console.url}/ui/graph")
     options = page.get_by_label("Re-identification risk of").locator("option").all_inner_texts()
     assert options == ["owner-customer"]
@@ -115,7 +107,7 @@ def test_an_analyst_assesses_only_its_own_risk(page: Any, console: ConsoleServer
 
 
 def test_catalogue_filters_by_entity_and_status(page: Any, console: ConsoleServer) -> None:
-    _login(page, console, "analyst-eu")
+    login(page, console, "analyst-eu")
     page.get_by_label("Entity").select_option("order")
     page.get_by_label("Status").select_option("active")
     page.get_by_role("button", name="Filter").click()
@@ -136,7 +128,7 @@ def test_product_shows_each_version_with_its_release_check(
     categories["address"]["minimum"] = "restricted"
     revision = service.stage_file("guild", "data/pii_categories.yaml", yaml.safe_dump(categories))
     service.activate("guild", revision.id)
-    _login(page, own_console, "owner-customer")
+    login(page, own_console, "owner-customer")
     page.goto(f"{own_console.url}/ui/products/customer/customers")
     version = page.get_by_role("region", name="Version 2.1.0")
     version.wait_for(state="visible")
@@ -149,7 +141,7 @@ def test_product_shows_each_version_with_its_release_check(
 
 
 def test_decisions_filter_by_time_and_open_a_decision(page: Any, console: ConsoleServer) -> None:
-    _login(page, console, "analyst-eu")
+    login(page, console, "analyst-eu")
     page.goto(f"{console.url}/ui/query")
     page.get_by_label("SQL").fill("SELECT * FROM customer.customers")
     page.get_by_role("button", name="Run").click()
@@ -183,7 +175,7 @@ def test_decisions_filter_by_time_and_open_a_decision(page: Any, console: Consol
 def test_a_browser_session_survives_a_restart(page: Any, tmp_path: Path) -> None:
     first = start_console(tmp_path)
     try:
-        _login(page, first, "analyst-us")
+        login(page, first, "analyst-us")
     finally:
         first.stop()
     second = start_console(tmp_path)  # a new process on the same store (and port-less cookie)
@@ -201,7 +193,7 @@ def test_a_browser_session_survives_a_restart(page: Any, tmp_path: Path) -> None
 def test_an_analyst_sees_a_product_s_columns_as_its_decisions_show_them(
     page: Any, console: ConsoleServer
 ) -> None:
-    _login(page, console, "analyst-eu")
+    login(page, console, "analyst-eu")
     page.goto(f"{console.url}/ui/products/marketing/customer_360")
     page.get_by_label("Columns as I may read them for").select_option("analytics")
     page.get_by_role("button", name="Show").click()
