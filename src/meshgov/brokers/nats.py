@@ -6,10 +6,11 @@ duplicate within the stream's ``duplicate_window``. The hot path takes a thin wa
 nats-py's connection: pull requests and their deliveries go through one inbox subscription of
 the consumer (``NatsSubscription``); a batch's acknowledgements, and a batch's publishes (each
 with a reply subject under one inbox of this broker), are each written in one piece
-(``_Writer``), then every publish acknowledgement is awaited: nothing is reported published that
-JetStream did not persist; deliveries and publish acknowledgements are taken from nats-py's
-parser as parsed (``_Receiver``). The client reconnects by itself; operations during an outage
-fail with ``BrokerError`` and the caller retries (the raw events stay unacknowledged).
+(``nats_protocol.Writer``), then every publish acknowledgement is awaited: nothing is reported
+published that JetStream did not persist; deliveries and publish acknowledgements are taken from
+the connection's reads in bulk (``nats_protocol.BulkParser``). The client reconnects by itself;
+operations during an outage fail with ``BrokerError`` and the caller retries (the raw events stay
+unacknowledged).
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import inspect
+import functools
 import itertools
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -40,6 +41,7 @@ from meshgov.brokers.base import (
     PublishReceipt,
 )
 from meshgov.brokers.nats_migration import recreate_from_ack_floor
+from meshgov.brokers.nats_protocol import BulkHandler, Writer, header_lines, install_bulk_parser
 
 log = logging.getLogger("meshgov.brokers.nats")
 MSG_ID_HEADER = "Nats-Msg-Id"
@@ -51,16 +53,15 @@ _NATS_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def _stream_sequence(msg: Msg) -> int:
+def _stream_sequence(reply: str) -> int:
     """The stream sequence from the reply subject (``$JS.ACK.<stream>.<consumer>.<delivered>.
-    <stream seq>...``, or with domain and account hash first), without nats-py's metadata
-    object; anything else falls back to it."""
-    tokens = (msg.reply or "").split(".")
+    <stream seq>...``, or with domain and account hash first)."""
+    tokens = reply.split(".")
     if len(tokens) == 9 and tokens[0] == "$JS" and tokens[1] == "ACK":
         return int(tokens[5])
     if len(tokens) >= 12 and tokens[0] == "$JS" and tokens[1] == "ACK":
         return int(tokens[7])
-    return int(msg.metadata.sequence.stream)
+    raise BrokerError(f"not a JetStream delivery (reply subject {reply!r})")
 
 
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
@@ -96,109 +97,29 @@ class _Batch:
 
 _CRLF = "\r\n"
 _NEWLINES = str.maketrans({"\r": " ", "\n": " "})
+# What a subscription queues: subject, reply, payload, and the headers (the raw header block
+# from the bulk parser, nats-py's parsed dict on its own path, None without).
+_Queued = tuple[bytes, bytes, bytes, "bytes | Mapping[str, str] | None"]
 
 
-def _message(msg: Msg) -> BrokerMessage:
-    return BrokerMessage(
-        subject=msg.subject,
-        data=msg.data,
-        headers=msg.headers or _NO_HEADERS,
-        sequence=_stream_sequence(msg),
-        ack=msg.ack,
-        nak=msg.nak,
-        handle=msg,
-    )
+def _headers(raw: bytes | Mapping[str, str] | None) -> Mapping[str, str]:
+    if not raw:
+        return _NO_HEADERS
+    return header_lines(raw) if isinstance(raw, bytes) else raw
 
 
-class _Writer:
-    """Whole NATS protocol commands handed to nats-py's write buffer in one piece (a batch of
-    publishes or acknowledgements leaves in one or a few socket writes). Uses nats-py's
-    buffer (``_send_command``/``_flush_pending``), so buffering across a reconnect is the
-    client's own; when a nats-py version lacks them, each command goes through its public
-    ``publish``."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-        send = getattr(client, "_send_command", None)
-        flush = getattr(client, "_flush_pending", None)
-        self._send = send if callable(send) and callable(flush) else None
-        self._flush = flush
-
-    @property
-    def fast(self) -> bool:
-        return self._send is not None
-
-    async def write(self, commands: list[bytes]) -> None:
-        if self._client.is_closed:
-            raise BrokerError("the NATS connection is closed")
-        assert self._send is not None and self._flush is not None
-        await self._send(b"".join(commands))
-        await self._flush()
-
-
-_Handler = Callable[[bytes, bytes, bytes, Any], bool]
-
-
-def _header_lines(block: bytes) -> dict[str, str]:
-    """The headers of a message (``NATS/1.0\\r\\nKey: value\\r\\n...``; a repeated key
-    keeps its last value)."""
-    headers: dict[str, str] = {}
-    for line in block.decode(errors="replace").split("\r\n")[1:]:
-        key, colon, value = line.partition(":")
-        if colon and key.strip():
-            headers[key.strip()] = value.strip()
-    return headers
-
-
-class _Receiver:
-    """Messages of this broker's own inboxes (pull deliveries, publish acknowledgements) taken
-    from nats-py's protocol parser as they are parsed, without the header parsing, queue and
-    task of a nats-py subscription (measured: about 20% less CPU for the relay). A handler
-    returns False to leave a message to nats-py's own path (statuses). Only installed when
-    nats-py's ``_process_msg`` has the expected shape; otherwise every message takes the
-    subscription callback, which does the same more slowly."""
-
-    _SHAPE = ("sid", "subject", "reply", "data", "headers")
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-        self._handlers: dict[int, _Handler] = {}
-        original = getattr(client, "_process_msg", None)
-        self.installed = False
-        if original is None or not inspect.iscoroutinefunction(original):
-            return
-        if tuple(inspect.signature(original).parameters) != self._SHAPE:
-            return
-        handlers = self._handlers
-        stats = client.stats
-
-        async def process(sid: int, subject: bytes, reply: bytes, data: bytes, headers: Any) -> Any:
-            handler = handlers.get(sid)
-            if handler is not None and handler(subject, reply, data, headers):
-                stats["in_msgs"] += 1
-                stats["in_bytes"] += len(data)
-                return None
-            return await original(sid, subject, reply, data, headers)
-
-        client._process_msg = process  # type: ignore[method-assign]
-        self.installed = True
-
-    def register(self, subscription: Any, handler: _Handler) -> None:
-        sid = getattr(subscription, "_id", None)
-        if self.installed and isinstance(sid, int):
-            self._handlers[sid] = handler
-
-    def unregister(self, subscription: Any) -> None:
-        self._handlers.pop(getattr(subscription, "_id", None), None)  # type: ignore[arg-type]
+def _from_nats_py(msg: Msg) -> _Queued:
+    return (msg.subject.encode(), (msg.reply or "").encode(), msg.data, msg.headers)
 
 
 class NatsSubscription:
     """A pull consumer read through this broker's own inbox: each pull request
     (``$JS.API.CONSUMER.MSG.NEXT``) has a reply subject of its own under one subscription, whose
-    callback only queues what arrives; ``fetch`` takes the queued deliveries in order and ends a
-    request at its status (404 no messages, 408 expired) or when the batch is full. (nats-py's
-    ``fetch`` awaits every message through a task and a timeout of its own.) Deliveries of an
-    earlier request that arrive late are kept for the next fetch, never dropped."""
+    messages are only queued as they arrive (in bulk, from ``BulkParser``); ``fetch`` takes the
+    queued deliveries in order and ends a request at its status (404 no messages, 408 expired) or
+    when the batch is full. (nats-py's ``fetch`` awaits every message through a task and a
+    timeout of its own.) Deliveries of an earlier request that arrive late are kept for the next
+    fetch, never dropped."""
 
     def __init__(self, broker: NatsBroker, stream: str, consumer: str, ephemeral: bool) -> None:
         self._broker = broker
@@ -209,7 +130,7 @@ class NatsSubscription:
         self._next = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
         self._inbox = self._client.new_inbox()
         self._requests = itertools.count()
-        self._queue: collections.deque[Msg] = collections.deque()
+        self._queue: collections.deque[_Queued] = collections.deque()
         self._wake: asyncio.Future[None] | None = None
         self._sub: Any = None
         self._prefetch: str | None = None  # the reply subject of a request sent ahead
@@ -222,31 +143,17 @@ class NatsSubscription:
             pending_msgs_limit=-1,
             pending_bytes_limit=-1,
         )
-        self._broker._receive.register(self._sub, self._delivered)
+        self._broker._bulk(self._sub, self._delivered)
 
     async def _arrived(self, msg: Msg) -> None:
-        self._queue.append(msg)
-        wake = self._wake
-        if wake is not None and not wake.done():
-            wake.set_result(None)
+        """nats-py's own path (no bulk parser)."""
+        self._delivered([_from_nats_py(msg)])
 
-    def _delivered(self, subject: bytes, reply: bytes, data: bytes, headers: Any) -> bool:
-        """A delivery, queued straight from nats-py's parser, in the order they came (statuses,
-        which have no reply subject, take nats-py's own path, to ``_arrived``)."""
-        if not reply:
-            return False
-        msg = Msg(
-            _client=self._client,
-            subject=subject.decode(),
-            reply=reply.decode(),
-            data=data,
-            headers=_header_lines(headers) if headers else None,
-        )
-        self._queue.append(msg)
+    def _delivered(self, messages: list[Any]) -> None:
+        self._queue.extend(messages)
         wake = self._wake
         if wake is not None and not wake.done():
             wake.set_result(None)
-        return True
 
     async def _request(self, batch: int, *, expires: float | None) -> str:
         reply = f"{self._inbox}.{next(self._requests)}"
@@ -257,6 +164,18 @@ class NatsSubscription:
             request["expires"] = int(expires * 1e9)
         await self._client.publish(self._next, json.dumps(request).encode(), reply=reply)
         return reply
+
+    def _message(self, subject: bytes, reply: bytes, data: bytes, headers: Any) -> BrokerMessage:
+        ack_subject = reply.decode()
+        return BrokerMessage(
+            subject=subject.decode(errors="replace"),
+            data=data,
+            headers=_headers(headers),
+            sequence=_stream_sequence(ack_subject),
+            ack=functools.partial(self._broker._ack, ack_subject),
+            nak=functools.partial(self._broker._nak, ack_subject),
+            handle=ack_subject,
+        )
 
     async def _collect(
         self,
@@ -273,17 +192,19 @@ class NatsSubscription:
         stays open on the server: what it delivers later is kept for the next fetch)."""
         loop = asyncio.get_running_loop()
         queue = self._queue
+        request = reply.encode() if reply is not None else None
         while len(out) < batch:
             while queue and len(out) < batch:
-                msg = queue.popleft()
-                if msg.reply:
-                    out.append(_message(msg))
+                subject, ack_subject, data, headers = queue.popleft()
+                if ack_subject:
+                    out.append(self._message(subject, ack_subject, data, headers))
                     continue
-                status = (msg.headers or {}).get("Status", "")
-                if status == "409":
-                    description = (msg.headers or {}).get("Description", "")
-                    raise BrokerError(f"NATS consumer {self._consumer}: {description or status}")
-                if reply is not None and msg.subject == reply and status in ("404", "408"):
+                status = _headers(headers)
+                code = status.get("Status", "")
+                if code == "409":
+                    description = status.get("Description", "")
+                    raise BrokerError(f"NATS consumer {self._consumer}: {description or code}")
+                if subject == request and code in ("404", "408"):
                     return True
             if len(out) >= batch or reply is None or (eager and out):
                 break
@@ -343,17 +264,17 @@ class NatsSubscription:
     async def close(self) -> None:
         with contextlib.suppress(*_NATS_ERRORS):
             if self._sub is not None:
-                self._broker._receive.unregister(self._sub)
+                self._broker._unbulk(self._sub)
                 await self._sub.unsubscribe()
             if self._ephemeral:
                 await self._broker._js.delete_consumer(self._stream, self._consumer)
 
 
 def _reply_of(message: BrokerMessage) -> str:
-    reply = getattr(message.handle, "reply", "")
-    if not reply:
+    reply = message.handle
+    if not isinstance(reply, str) or not reply:
         raise BrokerError("a message without its NATS acknowledgement subject")
-    return str(reply)
+    return reply
 
 
 class NatsBroker:
@@ -363,8 +284,8 @@ class NatsBroker:
         self._client = client
         self._js = client.jetstream()
         self._publish_timeout = publish_timeout
-        self._writer = _Writer(client)
-        self._receive = _Receiver(client)
+        self._writer = Writer(client)
+        self._parser = install_bulk_parser(client)
         self._inbox = client.new_inbox()
         self._batch_ids = itertools.count()
         self._batches: dict[str, _Batch] = {}
@@ -484,16 +405,34 @@ class NatsBroker:
             raise BrokerError(f"cannot read NATS stream {stream} ({exc})") from None
         return subscription
 
+    def _bulk(self, subscription: Any, handler: BulkHandler) -> None:
+        """Take ``subscription``'s messages in bulk from the parser, when it is installed (else
+        they take the subscription's nats-py callback)."""
+        sid = getattr(subscription, "_id", None)
+        if self._parser is not None and isinstance(sid, int):
+            self._parser.handlers[sid] = handler
+
+    def _unbulk(self, subscription: Any) -> None:
+        if self._parser is not None:
+            self._parser.handlers.pop(getattr(subscription, "_id", -1), None)
+
+    async def _ack(self, reply: str) -> None:
+        await self._client.publish(reply, b"")
+
+    async def _nak(self, reply: str, delay: float = 0.0) -> None:
+        payload = b"-NAK"
+        if delay > 0:
+            payload += b" " + json.dumps({"delay": int(delay * 1e9)}).encode()
+        await self._client.publish(reply, payload)
+
     async def _on_ack(self, msg: Msg) -> None:
-        self._settle(msg.subject, msg.data, msg.headers)
+        self._acked([_from_nats_py(msg)])
 
-    def _acked(self, subject: bytes, _reply: bytes, data: bytes, headers: Any) -> bool:
-        if headers:
-            return False  # a status (no stream for the subject): nats-py parses it
-        self._settle(subject.decode(), data, None)
-        return True
+    def _acked(self, messages: list[Any]) -> None:
+        for subject, _, data, headers in messages:
+            self._settle(subject.decode(), data, headers)
 
-    def _settle(self, subject: str, data: bytes, headers: Mapping[str, str] | None) -> None:
+    def _settle(self, subject: str, data: bytes, headers: Any) -> None:
         batch_id, _, index = subject.rpartition(".")
         batch = self._batches.get(batch_id.rpartition(".")[2])
         if batch is None:
@@ -504,7 +443,7 @@ class NatsBroker:
             ack = None
         if not isinstance(ack, dict) or "error" in ack or "seq" not in ack:
             # No stream for the subject (a 503 status with no body), or JetStream's error.
-            status = (headers or {}).get("Status", "")
+            status = _headers(headers).get("Status", "")
             batch.fail(BrokerError(f"NATS did not persist a message ({status or ack})"))
         else:
             batch.done(int(index), PublishReceipt(int(ack["seq"]), bool(ack.get("duplicate"))))
@@ -560,7 +499,7 @@ class NatsBroker:
                     pending_msgs_limit=-1,
                     pending_bytes_limit=-1,
                 )
-                self._receive.register(self._ack_subscription, self._acked)
+                self._bulk(self._ack_subscription, self._acked)
             self._batches[batch_id] = batch
             if self._writer.fast:
                 commands = [
