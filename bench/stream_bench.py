@@ -5,9 +5,10 @@ creates is uniquely named and deleted at the end. Phases:
 
 1. raw: publish N JSON events to a JetStream stream (pipelined, every publish acknowledged),
    then consume them with a durable pull consumer (fetch 1,000, ack each): events/s of both.
-2. governed throughput: the relay (``meshgov.streams.Relay``, micro-batches of 1,000) drains the
-   same N events for one subscriber (the EU analyst: row filter, e-mail hashed, card partial,
-   one column hidden), each survivor published and acknowledged: raw events/s it handles.
+2. governed throughput: the relay (``meshgov.streams.Relay.run``, micro-batches of 1,000,
+   pipelined as ``meshgov stream serve`` runs it) drains the same N events for one subscriber
+   (the EU analyst: row filter, e-mail hashed, card partial, one column hidden), each survivor
+   published and acknowledged: raw events/s it handles.
 3. latency: events published at a steady rate while the relay runs in its own process; a
    subscriber on the raw subject and one on the governed subject timestamp each arrival
    against the send time carried in the event: p50/p99 of both, and the added p99.
@@ -272,9 +273,17 @@ async def governed_phase(ns: str, root: Path, count: int) -> tuple[float, int, f
     await relay.start()
     cpu = time.process_time()
     started = time.perf_counter()
-    handled = 0
-    while handled < count:
-        handled += await relay.run_once()
+    # As `meshgov stream serve` runs it (``Relay.run``: pipelined batches) until all are relayed.
+    stop = asyncio.Event()
+
+    async def watch() -> None:
+        while relay.stats.events < count:
+            await asyncio.sleep(0.002)
+        stop.set()
+
+    watcher = asyncio.ensure_future(watch())
+    await relay.run(stop)
+    await watcher
     rate = count / (time.perf_counter() - started)
     cpu_per_event = (time.process_time() - cpu) / count * 1e6
     published = relay.stats.published

@@ -27,6 +27,7 @@ Decoding and encoding events, and the pull API's reader, are in ``meshgov.event_
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import re
@@ -34,7 +35,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from meshgov.brokers.base import Broker, BrokerError, BrokerMessage, OutgoingMessage
+from meshgov.brokers.base import (
+    Broker,
+    BrokerError,
+    BrokerMessage,
+    OutgoingMessage,
+    PendingPublish,
+)
 from meshgov.errors import AccessDenied, BackendUnavailable, InputError
 from meshgov.event_batches import SEQ_COLUMN, decode_events, events_port, governed_events
 
@@ -137,7 +144,10 @@ class Relay:
         self.dead_letter_subject = f"{self.config.dead_letter_prefix}.{self._path}"
         self.consumer = f"{self.config.stream_prefix}_relay_{stem}".lower()
         self._subscription: Any = None
-        self._pending: list[BrokerMessage] | None = None
+        # Fetched batches not yet written (a failed one first), and the one written whose
+        # receipts are awaited.
+        self._unpublished: collections.deque[list[BrokerMessage]] = collections.deque()
+        self._inflight: tuple[list[BrokerMessage], PendingPublish] | None = None
 
     def subject_for(self, subscriber: Subscriber) -> str:
         return (
@@ -168,49 +178,80 @@ class Relay:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                if self._subscription is None:
-                    await self.start()
-                handled = await self.run_once()
-                if not handled and self._pending is not None:
+        """Relay until ``stop``, pipelined: a batch's governed events are written, then the next
+        batch is fetched and governed while the broker persists them; the earlier batch's
+        receipts are awaited (and its raw events acknowledged) before the next one is written.
+        Publishes stay in raw order; a failed batch is retried before any later one."""
+        try:
+            while not stop.is_set():
+                try:
+                    if self._subscription is None:
+                        await self.start()
+                    handled = await self._step(pipelined=True)
+                    if not handled and self._unpublished:
+                        await _sleep_or_stop(stop, self.config.retry_delay)
+                except BackendUnavailable as exc:
+                    log.warning("relay %s:%s: %s; retrying", self.product, self.port, exc.message)
                     await _sleep_or_stop(stop, self.config.retry_delay)
-            except BackendUnavailable as exc:
-                log.warning("relay %s:%s: %s; retrying", self.product, self.port, exc.message)
-                await _sleep_or_stop(stop, self.config.retry_delay)
+        finally:
+            with contextlib.suppress(BackendUnavailable):
+                await self._confirm_inflight()
 
     async def run_once(self) -> int:
-        """Fetch, govern and publish one micro-batch; returns the number of raw events handled.
+        """Fetch, govern and publish one micro-batch and acknowledge its raw events; returns the
+        number of raw events handled.
 
         A batch that fails (policy engine, broker) is kept and retried first on the next call,
         before any newer event; none of its events is acknowledged until all its governed and
         dead-letter publishes were persisted.
         """
-        messages = self._pending
-        if messages is None:
+        return await self._step(pipelined=False)
+
+    async def _step(self, *, pipelined: bool) -> int:
+        if not self._unpublished:
             messages = await self._subscription.fetch(self.config.batch, self.config.fetch_timeout)
             if not messages:
+                await self._confirm_inflight()  # nothing new: finish the batch in flight now
                 return 0
-        self._pending = messages
+            self._unpublished.append(messages)
+        messages = self._unpublished[0]
         try:
             outgoing = self._govern(messages)
         except BackendUnavailable as exc:
             # The policy engine failed: nothing forwarded, nothing acknowledged; retried.
             self.stats.retried_batches += 1
             log.warning("relay %s:%s: %s; batch retried", self.product, self.port, exc.message)
+            await self._confirm_inflight()
             return 0
+        await self._confirm_inflight()
         try:
-            receipts = await self.broker.publish_many(outgoing)
+            receipts = await self.broker.start_publish(outgoing)
         except BrokerError:
             # Republished on retry with the same message ids: the broker drops what it has.
             self.stats.retried_batches += 1
             raise
-        self._pending = None
+        self._inflight = (self._unpublished.popleft(), receipts)
+        if not pipelined:
+            await self._confirm_inflight()
+        return len(messages)
+
+    async def _confirm_inflight(self) -> None:
+        """Await the receipts of the batch in flight, then acknowledge its raw events; if the
+        broker did not persist all of it, it goes back first in line (``BrokerError``)."""
+        if self._inflight is None:
+            return
+        messages, pending = self._inflight
+        self._inflight = None
+        try:
+            receipts = await pending.receipts()
+        except BrokerError:
+            self.stats.retried_batches += 1
+            self._unpublished.appendleft(messages)
+            raise
         self.stats.duplicates += sum(1 for r in receipts if r.duplicate)
         await self._acknowledge(messages)
         self.stats.batches += 1
         self.stats.events += len(messages)
-        return len(messages)
 
     async def _acknowledge(self, messages: list[BrokerMessage]) -> None:
         """Acknowledge each event of a relayed batch, all in one write. Never by the last event
@@ -305,6 +346,8 @@ class Relay:
             self._on_decision(subscriber, governed, denied)
 
     async def close(self) -> None:
+        with contextlib.suppress(BackendUnavailable):
+            await self._confirm_inflight()
         if self._subscription is not None:
             await self._subscription.close()
 

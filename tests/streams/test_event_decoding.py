@@ -18,17 +18,19 @@ from meshgov.core.manifest import OutputPort
 from meshgov.event_batches import SEQ_COLUMN, decode_events, events_port
 
 
-async def _never() -> None:
-    raise AssertionError("not settled here")
+class _Unsettled:
+    """Decoding never settles a message."""
 
+    async def ack(self, message: BrokerMessage) -> None:
+        raise AssertionError("not settled here")
 
-async def _never_nak(_: float) -> None:
-    raise AssertionError("not settled here")
+    async def nak(self, message: BrokerMessage, delay: float) -> None:
+        raise AssertionError("not settled here")
 
 
 def messages(bodies: list[bytes]) -> list[BrokerMessage]:
     return [
-        BrokerMessage("raw", body, {}, sequence, _never, _never_nak)
+        BrokerMessage("raw", body, {}, sequence, _Unsettled())
         for sequence, body in enumerate(bodies, start=100)
     ]
 

@@ -111,6 +111,60 @@ def test_a_publish_refused_mid_batch_leaves_the_batch_unacknowledged(world: Worl
     asyncio.run(scenario())
 
 
+def test_pipelined_relay_retries_a_refused_batch_before_later_ones_and_loses_nothing(
+    world: World,
+) -> None:
+    """``Relay.run`` writes a batch before the previous one is confirmed. The governed stream
+    takes 5 messages, then refuses: the batch in flight fails, it and every later batch stay
+    unacknowledged (the raw ack floor stays below them) and nothing is stored twice; once the
+    stream accepts again, every event arrives exactly once and all raw events are settled."""
+
+    async def scenario() -> None:
+        broker = await connect(world)
+        runner = GovernedRunner(HASH_KEY)
+        relay = relay_for(broker, world, runner, batch=4)
+        subjects = [f"{relay.config.governed_prefix}.*.*.{relay._path}"]
+
+        def governed_config(limit: int) -> api.StreamConfig:
+            return api.StreamConfig(
+                name=relay.governed_stream,
+                subjects=subjects,
+                max_msgs=limit,
+                discard=api.DiscardPolicy.NEW,
+                duplicate_window=120.0,
+            )
+
+        await broker._js.add_stream(governed_config(5))
+        await relay.start()
+        orders = ORDERS[:16]
+        await publish_raw(broker, world, as_json(orders))
+        stop = asyncio.Event()
+        task = asyncio.create_task(relay.run(stop))
+        await asyncio.sleep(1.0)
+        floor, _ = await consumer_state(broker, relay, (4, 12))
+        assert floor <= 4  # nothing after the refused batch is acknowledged
+        assert (await broker._js.stream_info(relay.governed_stream)).state.messages == 5
+        assert relay.stats.retried_batches >= 1
+
+        await broker._js.update_stream(governed_config(-1))
+        subject = relay.subject_for(relay.subscribers[0])
+        got: list[Any] = []
+        for _ in range(40):
+            got = await read_all(world.url, relay.governed_stream, subject, len(orders), 0.5)
+            if len(got) >= len(orders):
+                break
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        ids = [json.loads(m.data)["order_id"] for m in got]
+        assert sorted(ids) == sorted(o["order_id"] for o in orders)  # all, each exactly once
+        assert await consumer_state(broker, relay, (len(orders), 0)) == (len(orders), 0)
+        await relay.close()
+        await broker.close()
+        runner.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_delivery_lost_on_its_way_is_not_acknowledged_by_later_events(world: World) -> None:
     """The first event of the batch is delivered by the server but never reaches the relay
     (what a cut connection does to messages in flight): acknowledging the five after it must

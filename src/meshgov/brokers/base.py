@@ -9,9 +9,10 @@ message id lets the broker drop a republished duplicate (``OutgoingMessage.msg_i
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import NamedTuple, Protocol
 
 from meshgov.errors import BackendUnavailable
 
@@ -22,7 +23,17 @@ class BrokerError(BackendUnavailable):
     code = "broker_unavailable"
 
 
-@dataclass
+class Settler(Protocol):
+    """How a broker settles one of its messages (``BrokerMessage.ack``/``nak``)."""
+
+    async def ack(self, message: BrokerMessage) -> None: ...
+
+    async def nak(self, message: BrokerMessage, delay: float) -> None: ...
+
+
+# Slots and a settler shared by a subscription's messages rather than two bound callables each:
+# a relay builds one of these per event, tens of thousands a second.
+@dataclass(slots=True)
 class BrokerMessage:
     """One message read from a stream, with its position and how to settle it."""
 
@@ -30,23 +41,39 @@ class BrokerMessage:
     data: bytes
     headers: Mapping[str, str]
     sequence: int  # position in its stream (durable: a reader resumes from here)
-    ack: Callable[[], Awaitable[None]]
-    nak: Callable[[float], Awaitable[None]]  # redeliver after this many seconds
-    handle: object = None  # the broker's own message (``Subscription.ack_many`` reads it)
+    settler: Settler
+    handle: object = None  # the broker's own reference (its acknowledgement subject...)
+
+    async def ack(self) -> None:
+        await self.settler.ack(self)
+
+    async def nak(self, delay: float = 0.0) -> None:
+        """Ask for a redelivery after ``delay`` seconds."""
+        await self.settler.nak(self, delay)
 
 
-@dataclass(frozen=True)
-class OutgoingMessage:
+NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+
+
+class OutgoingMessage(NamedTuple):
+    """A message to publish (a tuple: built once per governed event, cheaply)."""
+
     subject: str
     data: bytes
     msg_id: str  # the broker drops a second message with this id within its dedup window
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = NO_HEADERS
 
 
 @dataclass(frozen=True)
 class PublishReceipt:
     sequence: int
     duplicate: bool  # the broker had this msg_id already (a redelivery's republish)
+
+
+class PendingPublish(Protocol):
+    async def receipts(self) -> list[PublishReceipt]:
+        """Once the broker persisted every message (``BrokerError`` if any one was not)."""
+        ...
 
 
 class Subscription(Protocol):
@@ -100,6 +127,11 @@ class Broker(Protocol):
 
     async def publish_many(self, messages: list[OutgoingMessage]) -> list[PublishReceipt]:
         """Publish all, concurrently; raise ``BrokerError`` unless every one was persisted."""
+        ...
+
+    async def start_publish(self, messages: list[OutgoingMessage]) -> PendingPublish:
+        """Send all (in order) and return at once; their receipts are awaited on the result
+        (``publish_many`` is both). Lets a caller prepare its next batch meanwhile."""
         ...
 
     async def close(self) -> None: ...

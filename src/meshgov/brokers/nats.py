@@ -18,13 +18,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
 import itertools
 import json
 import logging
 import re
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any
 
 import nats
@@ -35,6 +33,7 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from meshgov.brokers.base import (
+    NO_HEADERS,
     BrokerError,
     BrokerMessage,
     OutgoingMessage,
@@ -64,7 +63,6 @@ def _stream_sequence(reply: str) -> int:
     raise BrokerError(f"not a JetStream delivery (reply subject {reply!r})")
 
 
-_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 _SUBJECT = re.compile(r"[^\s*>]+(\.[^\s*>]+)*")
 _HEADER_KEY = re.compile(r"[!-9;-~]+")  # printable ASCII without ':'
 
@@ -96,6 +94,11 @@ class _Batch:
 
 
 _CRLF = "\r\n"
+# JetStream's publish acknowledgement as nats-server writes it (its PubAck struct's field order);
+# anything else is read by the JSON parser.
+_PUB_ACK = re.compile(
+    rb'\{"stream":"[^"\\]*","seq":(\d+)(?:,"domain":"[^"\\]*")?(,"duplicate":true)?\}'
+)
 _NEWLINES = str.maketrans({"\r": " ", "\n": " "})
 # What a subscription queues: subject, reply, payload, and the headers (the raw header block
 # from the bulk parser, nats-py's parsed dict on its own path, None without).
@@ -104,7 +107,7 @@ _Queued = tuple[bytes, bytes, bytes, "bytes | Mapping[str, str] | None"]
 
 def _headers(raw: bytes | Mapping[str, str] | None) -> Mapping[str, str]:
     if not raw:
-        return _NO_HEADERS
+        return NO_HEADERS
     return header_lines(raw) if isinstance(raw, bytes) else raw
 
 
@@ -172,8 +175,7 @@ class NatsSubscription:
             data=data,
             headers=_headers(headers),
             sequence=_stream_sequence(ack_subject),
-            ack=functools.partial(self._broker._ack, ack_subject),
-            nak=functools.partial(self._broker._nak, ack_subject),
+            settler=self._broker,
             handle=ack_subject,
         )
 
@@ -275,6 +277,29 @@ def _reply_of(message: BrokerMessage) -> str:
     if not isinstance(reply, str) or not reply:
         raise BrokerError("a message without its NATS acknowledgement subject")
     return reply
+
+
+class _PendingBatch:
+    """A written batch whose acknowledgements are awaited (``NatsBroker.start_publish``)."""
+
+    def __init__(self, broker: NatsBroker, batch_id: str, batch: _Batch, deadline: float) -> None:
+        self._broker = broker
+        self._batch_id = batch_id
+        self._batch = batch
+        self._deadline = deadline
+
+    async def receipts(self) -> list[PublishReceipt]:
+        if not self._batch.receipts:
+            return []
+        loop = asyncio.get_running_loop()
+        try:
+            remaining = max(self._deadline - loop.time(), 0.0)
+            await asyncio.wait_for(asyncio.shield(self._batch.future), remaining)
+        except _NATS_ERRORS as exc:
+            raise BrokerError(f"NATS publish failed ({type(exc).__name__})") from None
+        finally:
+            self._broker._batches.pop(self._batch_id, None)
+        return self._batch.result()
 
 
 class NatsBroker:
@@ -416,37 +441,41 @@ class NatsBroker:
         if self._parser is not None:
             self._parser.handlers.pop(getattr(subscription, "_id", -1), None)
 
-    async def _ack(self, reply: str) -> None:
-        await self._client.publish(reply, b"")
+    async def ack(self, message: BrokerMessage) -> None:
+        await self._client.publish(_reply_of(message), b"")
 
-    async def _nak(self, reply: str, delay: float = 0.0) -> None:
+    async def nak(self, message: BrokerMessage, delay: float) -> None:
         payload = b"-NAK"
         if delay > 0:
             payload += b" " + json.dumps({"delay": int(delay * 1e9)}).encode()
-        await self._client.publish(reply, payload)
+        await self._client.publish(_reply_of(message), payload)
 
     async def _on_ack(self, msg: Msg) -> None:
         self._acked([_from_nats_py(msg)])
 
     def _acked(self, messages: list[Any]) -> None:
         for subject, _, data, headers in messages:
-            self._settle(subject.decode(), data, headers)
+            self._settle(subject.decode(errors="replace"), data, headers)
 
     def _settle(self, subject: str, data: bytes, headers: Any) -> None:
         batch_id, _, index = subject.rpartition(".")
         batch = self._batches.get(batch_id.rpartition(".")[2])
-        if batch is None:
-            return  # a batch that already failed or timed out
+        if batch is None or not index.isdigit():
+            return  # a batch that already failed or timed out (or not one of ours)
+        plain = None if headers else _PUB_ACK.fullmatch(data)
+        if plain is not None:
+            batch.done(int(index), PublishReceipt(int(plain[1]), plain[2] is not None))
+            return
         try:
             ack = json.loads(data) if data else None
         except ValueError:
             ack = None
-        if not isinstance(ack, dict) or "error" in ack or "seq" not in ack:
+        if not isinstance(ack, dict) or "error" in ack or not isinstance(ack.get("seq"), int):
             # No stream for the subject (a 503 status with no body), or JetStream's error.
             status = _headers(headers).get("Status", "")
             batch.fail(BrokerError(f"NATS did not persist a message ({status or ack})"))
         else:
-            batch.done(int(index), PublishReceipt(int(ack["seq"]), bool(ack.get("duplicate"))))
+            batch.done(int(index), PublishReceipt(ack["seq"], bool(ack.get("duplicate"))))
 
     def _check(self, name: str, pattern: re.Pattern[str], what: str) -> None:
         if name not in self._checked:
@@ -457,39 +486,40 @@ class NatsBroker:
     def _command(self, message: OutgoingMessage, reply: str) -> bytes:
         """One ``HPUB`` (subject, reply, headers with ``Nats-Msg-Id``, payload), as nats-py
         would write it."""
-        self._check(message.subject, _SUBJECT, "subject")
-        lines = ["NATS/1.0\r\n"]
-        for key, value in (*message.headers.items(), (MSG_ID_HEADER, message.msg_id)):
-            self._check(key, _HEADER_KEY, "header")
+        checked = self._checked
+        subject, data, msg_id, headers = message
+        if subject not in checked:
+            self._check(subject, _SUBJECT, "subject")
+        lines = []
+        for key, value in (*headers.items(), (MSG_ID_HEADER, msg_id)):
+            if key not in checked:
+                self._check(key, _HEADER_KEY, "header")
             if "\r" in value or "\n" in value:
                 value = value.translate(_NEWLINES)
             lines.append(f"{key}: {value.strip()}\r\n")
-        lines.append("\r\n")
-        header = "".join(lines).encode()
-        size = len(header) + len(message.data)
+        header = f"NATS/1.0\r\n{''.join(lines)}\r\n".encode()
+        size = len(header) + len(data)
         if size > self.max_payload:
             raise BrokerError(
-                f"cannot publish to {message.subject}: {size} bytes exceed the broker's "
+                f"cannot publish to {subject}: {size} bytes exceed the broker's "
                 f"limit of {self.max_payload}"
             )
-        return b"".join(
-            (
-                f"HPUB {message.subject} {reply} {len(header)} {size}\r\n".encode(),
-                header,
-                message.data,
-                b"\r\n",
-            )
-        )
+        return f"HPUB {subject} {reply} {len(header)} {size}\r\n".encode() + header + data + b"\r\n"
 
     async def publish_many(self, messages: list[OutgoingMessage]) -> list[PublishReceipt]:
+        return await (await self.start_publish(messages)).receipts()
+
+    async def start_publish(self, messages: list[OutgoingMessage]) -> _PendingBatch:
         """Every message of the batch is written with a reply subject
-        ``<inbox>.<batch>.<index>`` in one piece, then the batch waits for all acknowledgements
-        (one future per batch, failed by the first refusal)."""
-        if not messages:
-            return []
+        ``<inbox>.<batch>.<index>``, in one piece, and is on its way to the server when this
+        returns; the batch's receipts are all its acknowledgements (one future per batch, failed
+        by the first refusal, or after ``publish_timeout``)."""
         loop = asyncio.get_running_loop()
         batch_id = str(next(self._batch_ids))
         batch = _Batch(len(messages), loop.create_future())
+        pending = _PendingBatch(self, batch_id, batch, loop.time() + self._publish_timeout)
+        if not messages:
+            return pending
         prefix = f"{self._inbox}.{batch_id}."
         try:
             if self._ack_subscription is None:
@@ -506,7 +536,7 @@ class NatsBroker:
                     self._command(message, f"{prefix}{index}")
                     for index, message in enumerate(messages)
                 ]
-                await self._writer.write(commands)
+                await self._writer.write(commands, sent=True)
             else:
                 for index, message in enumerate(messages):
                     await self._client.publish(
@@ -515,12 +545,13 @@ class NatsBroker:
                         reply=f"{prefix}{index}",
                         headers={**message.headers, MSG_ID_HEADER: message.msg_id},
                     )
-            await asyncio.wait_for(asyncio.shield(batch.future), self._publish_timeout)
         except _NATS_ERRORS as exc:
-            raise BrokerError(f"NATS publish failed ({type(exc).__name__})") from None
-        finally:
             self._batches.pop(batch_id, None)
-        return batch.result()
+            raise BrokerError(f"NATS publish failed ({type(exc).__name__})") from None
+        except BaseException:
+            self._batches.pop(batch_id, None)
+            raise
+        return pending
 
     async def close(self) -> None:
         with contextlib.suppress(*_NATS_ERRORS):

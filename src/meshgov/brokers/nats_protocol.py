@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +31,7 @@ from nats.protocol.parser import ERR_RE, MAX_CONTROL_LINE_SIZE, Parser
 
 from meshgov.brokers.base import BrokerError
 
+log = logging.getLogger("meshgov.brokers.nats")
 # (subject, reply, payload, header block or None) of one message, as bytes off the wire.
 Delivery = tuple[bytes, bytes, bytes, "bytes | None"]
 BulkHandler = Callable[[list[Delivery]], None]
@@ -129,7 +131,12 @@ class BulkParser(Parser):
         stats = self.nc.stats
         stats["in_msgs"] += len(messages)
         stats["in_bytes"] += sum(len(m[2]) for m in messages)
-        handler(messages)
+        try:
+            handler(messages)
+        except Exception:
+            # Never into nats-py's read loop (it would stop reading): what was not taken is not
+            # acknowledged, so a delivery comes again and a publish times out and is retried.
+            log.exception("NATS messages of subscription %d could not be handled", sid)
 
     async def _control(self, line: bytes) -> None:
         """Any other operation, handled by nats-py as its parser would."""
@@ -209,13 +216,20 @@ class Writer:
         flush = getattr(client, "_flush_pending", None)
         self._send: Any = send if callable(send) and callable(flush) else None
         self._flush: Any = flush
+        # Waiting until the flusher task has written (nats-py's ``force_flush``).
+        self._can_wait = callable(flush) and "force_flush" in inspect.signature(flush).parameters
 
     @property
     def fast(self) -> bool:
         return self._send is not None
 
-    async def write(self, commands: list[bytes]) -> None:
+    async def write(self, commands: list[bytes], *, sent: bool = False) -> None:
+        """Queue ``commands`` in one piece; with ``sent``, return once they were written to the
+        socket (the caller's next work then overlaps with the server's)."""
         if self._client.is_closed:
             raise BrokerError("the NATS connection is closed")
         await self._send(b"".join(commands))
-        await self._flush()
+        if sent and self._can_wait:
+            await self._flush(force_flush=True)
+        else:
+            await self._flush()
