@@ -52,14 +52,15 @@ _NATS_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def _stream_sequence(reply: str) -> int:
+def _stream_sequence(reply: bytes) -> int:
     """The stream sequence from the reply subject (``$JS.ACK.<stream>.<consumer>.<delivered>.
     <stream seq>...``, or with domain and account hash first)."""
-    tokens = reply.split(".")
-    if len(tokens) == 9 and tokens[0] == "$JS" and tokens[1] == "ACK":
-        return int(tokens[5])
-    if len(tokens) >= 12 and tokens[0] == "$JS" and tokens[1] == "ACK":
-        return int(tokens[7])
+    tokens = reply.split(b".")
+    if tokens[0] == b"$JS" and tokens[1:2] == [b"ACK"]:
+        if len(tokens) == 9:
+            return int(tokens[5])
+        if len(tokens) >= 12:
+            return int(tokens[7])
     raise BrokerError(f"not a JetStream delivery (reply subject {reply!r})")
 
 
@@ -138,6 +139,7 @@ class NatsSubscription:
         self._sub: Any = None
         self._prefetch: str | None = None  # the reply subject of a request sent ahead
         self._prefetching = not ephemeral
+        self._subjects: dict[bytes, str] = {}
 
     async def open(self) -> None:
         self._sub = await self._client.subscribe(
@@ -169,14 +171,14 @@ class NatsSubscription:
         return reply
 
     def _message(self, subject: bytes, reply: bytes, data: bytes, headers: Any) -> BrokerMessage:
-        ack_subject = reply.decode()
+        """A delivery; its handle is its acknowledgement subject (bytes, as written back)."""
+        text = self._subjects.get(subject)
+        if text is None:
+            text = subject.decode(errors="replace")
+            if len(self._subjects) < 1024:  # a consumer's few subjects, decoded once
+                self._subjects[subject] = text
         return BrokerMessage(
-            subject=subject.decode(errors="replace"),
-            data=data,
-            headers=_headers(headers),
-            sequence=_stream_sequence(ack_subject),
-            settler=self._broker,
-            handle=ack_subject,
+            text, data, _headers(headers), _stream_sequence(reply), self._broker, reply
         )
 
     async def _collect(
@@ -254,9 +256,7 @@ class NatsSubscription:
         writer = self._broker._writer
         try:
             if writer.fast:
-                await writer.write(
-                    [f"PUB {_reply_of(m)} 0{_CRLF}{_CRLF}".encode() for m in messages]
-                )
+                await writer.write([b"PUB %s 0\r\n\r\n" % _reply_of(m) for m in messages])
             else:
                 for message in messages:
                     await message.ack()
@@ -272,9 +272,9 @@ class NatsSubscription:
                 await self._broker._js.delete_consumer(self._stream, self._consumer)
 
 
-def _reply_of(message: BrokerMessage) -> str:
+def _reply_of(message: BrokerMessage) -> bytes:
     reply = message.handle
-    if not isinstance(reply, str) or not reply:
+    if not isinstance(reply, bytes) or not reply:
         raise BrokerError("a message without its NATS acknowledgement subject")
     return reply
 
@@ -442,13 +442,13 @@ class NatsBroker:
             self._parser.handlers.pop(getattr(subscription, "_id", -1), None)
 
     async def ack(self, message: BrokerMessage) -> None:
-        await self._client.publish(_reply_of(message), b"")
+        await self._client.publish(_reply_of(message).decode(), b"")
 
     async def nak(self, message: BrokerMessage, delay: float) -> None:
         payload = b"-NAK"
         if delay > 0:
             payload += b" " + json.dumps({"delay": int(delay * 1e9)}).encode()
-        await self._client.publish(_reply_of(message), payload)
+        await self._client.publish(_reply_of(message).decode(), payload)
 
     async def _on_ack(self, msg: Msg) -> None:
         self._acked([_from_nats_py(msg)])

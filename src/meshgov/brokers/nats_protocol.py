@@ -22,6 +22,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +37,9 @@ log = logging.getLogger("meshgov.brokers.nats")
 Delivery = tuple[bytes, bytes, bytes, "bytes | None"]
 BulkHandler = Callable[[list[Delivery]], None]
 
+# The usual ``MSG subject sid [reply] size`` line, matched in one call (anything else, and every
+# HMSG, is split by ``_message_line``).
+_MSG = re.compile(rb"MSG ([^ \r\n]+) (\d+) (?:([^ \r\n]+) )?(\d+)\r\n")
 _CALLBACKS = ("_process_msg", "_process_ping", "_process_pong", "_process_err", "_process_info")
 
 
@@ -93,29 +97,35 @@ class BulkParser(Parser):
                     if size - pos > MAX_CONTROL_LINE_SIZE:
                         raise ProtocolError("nats: control line too long")
                     break
-                op = view[pos : pos + 4]
-                if op == b"MSG " or op == b"HMSG":
+                usual = _MSG.match(view, pos, end + 2)
+                if usual is not None:
+                    subject, sid_text, reply, size_text = usual.groups()
+                    sid, reply, header_size, total = int(sid_text), reply or b"", 0, int(size_text)
+                elif view.startswith((b"MSG ", b"HMSG "), pos):
                     sid, subject, reply, header_size, total = _message_line(view[pos:end])
-                    start = end + 2
-                    stop = start + total
-                    if stop + 2 > size:
-                        self._needed = stop + 2 - pos
-                        break
-                    headers = view[start : start + header_size] if header_size else None
-                    payload = view[start + header_size : stop]
-                    pos = stop + 2
-                    if sid in handlers:
-                        bulk.setdefault(sid, []).append((subject, reply, payload, headers))
-                        continue
-                    del buf[: pos - committed]
-                    committed = pos
-                    await self.nc._process_msg(sid, subject, reply, payload, headers)
                 else:
                     line = view[pos:end].strip()
                     pos = end + 2
                     del buf[: pos - committed]
                     committed = pos
                     await self._control(line)
+                    if self.buf is not buf:
+                        return  # the connection was reset while nats-py handled it
+                    continue
+                start = end + 2
+                stop = start + total
+                if stop + 2 > size:
+                    self._needed = stop + 2 - pos
+                    break
+                headers = view[start : start + header_size] if header_size else None
+                payload = view[start + header_size : stop]
+                pos = stop + 2
+                if sid in handlers:
+                    bulk.setdefault(sid, []).append((subject, reply, payload, headers))
+                    continue
+                del buf[: pos - committed]
+                committed = pos
+                await self.nc._process_msg(sid, subject, reply, payload, headers)
                 if self.buf is not buf:
                     return  # the connection was reset while nats-py handled that: start over
         finally:
