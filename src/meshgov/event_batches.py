@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import decimal
+import functools
 import json
 import json.encoder
 import time
@@ -138,6 +139,21 @@ _BULK_TYPES = frozenset(
 _TEXT_TYPES = frozenset({LogicalType.date, LogicalType.timestamp, LogicalType.binary})
 
 
+@functools.lru_cache(maxsize=256)
+def _bulk_schema(columns: tuple[tuple[str, LogicalType], ...]) -> pa.Schema | None:
+    """What pyarrow's reader reads a port's events as, if it can read them all (else None)."""
+    import pyarrow as pa
+
+    if any(kind not in _BULK_TYPES | _TEXT_TYPES for _, kind in columns):
+        return None
+    return pa.schema(
+        [
+            (name, pa.string() if kind in _TEXT_TYPES else _arrow_type(kind))
+            for name, kind in columns
+        ]
+    )
+
+
 def _decode_bulk(port: OutputPort, messages: list[BrokerMessage]) -> pa.Table | None:
     """The whole batch decoded by one call of pyarrow's JSON reader over the newline-joined
     events, when that is exactly what ``_decode_one`` would give for each: every event one
@@ -150,27 +166,26 @@ def _decode_bulk(port: OutputPort, messages: list[BrokerMessage]) -> pa.Table | 
     import pyarrow.compute as pc
     import pyarrow.json as pj
 
-    if not messages or any(c.type not in _BULK_TYPES | _TEXT_TYPES for c in port.columns):
+    schema = _bulk_schema(tuple((c.name, c.type) for c in port.columns))
+    if not messages or schema is None:
         return None
-    body = b"\n".join([m.data for m in messages])
+    events = [m.data for m in messages]
+    body = b"\n".join(events)
     if body.count(b"\n") != len(messages) - 1 or b"\r" in body:
         return None
-    if any(not m.data.strip() for m in messages):
+    if not all(event.strip() for event in events):
         return None
     try:
         body.decode()  # pyarrow's reader would take invalid UTF-8 into a string column as is
     except UnicodeDecodeError:
         return None
-    schema = pa.schema(
-        [
-            (c.name, pa.string() if c.type in _TEXT_TYPES else _arrow_type(c.type))
-            for c in port.columns
-        ]
-    )
     try:
         table = pj.read_json(
             pa.BufferReader(body),
-            read_options=pj.ReadOptions(use_threads=False, block_size=1 << 16),
+            # One block for the whole batch (one chunk per column), within int32.
+            read_options=pj.ReadOptions(
+                use_threads=False, block_size=max(1 << 16, min(len(body) + 1, 1 << 30))
+            ),
             parse_options=pj.ParseOptions(
                 explicit_schema=schema, unexpected_field_behavior="ignore"
             ),
