@@ -11,9 +11,11 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import decimal
+import functools
 import json
+import json.encoder
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -137,6 +139,21 @@ _BULK_TYPES = frozenset(
 _TEXT_TYPES = frozenset({LogicalType.date, LogicalType.timestamp, LogicalType.binary})
 
 
+@functools.lru_cache(maxsize=256)
+def _bulk_schema(columns: tuple[tuple[str, LogicalType], ...]) -> pa.Schema | None:
+    """What pyarrow's reader reads a port's events as, if it can read them all (else None)."""
+    import pyarrow as pa
+
+    if any(kind not in _BULK_TYPES | _TEXT_TYPES for _, kind in columns):
+        return None
+    return pa.schema(
+        [
+            (name, pa.string() if kind in _TEXT_TYPES else _arrow_type(kind))
+            for name, kind in columns
+        ]
+    )
+
+
 def _decode_bulk(port: OutputPort, messages: list[BrokerMessage]) -> pa.Table | None:
     """The whole batch decoded by one call of pyarrow's JSON reader over the newline-joined
     events, when that is exactly what ``_decode_one`` would give for each: every event one
@@ -149,27 +166,26 @@ def _decode_bulk(port: OutputPort, messages: list[BrokerMessage]) -> pa.Table | 
     import pyarrow.compute as pc
     import pyarrow.json as pj
 
-    if not messages or any(c.type not in _BULK_TYPES | _TEXT_TYPES for c in port.columns):
+    schema = _bulk_schema(tuple((c.name, c.type) for c in port.columns))
+    if not messages or schema is None:
         return None
-    body = b"\n".join([m.data for m in messages])
+    events = [m.data for m in messages]
+    body = b"\n".join(events)
     if body.count(b"\n") != len(messages) - 1 or b"\r" in body:
         return None
-    if any(not m.data.strip() for m in messages):
+    if not all(event.strip() for event in events):
         return None
     try:
         body.decode()  # pyarrow's reader would take invalid UTF-8 into a string column as is
     except UnicodeDecodeError:
         return None
-    schema = pa.schema(
-        [
-            (c.name, pa.string() if c.type in _TEXT_TYPES else _arrow_type(c.type))
-            for c in port.columns
-        ]
-    )
     try:
         table = pj.read_json(
             pa.BufferReader(body),
-            read_options=pj.ReadOptions(use_threads=False, block_size=1 << 16),
+            # One block for the whole batch (one chunk per column), within int32.
+            read_options=pj.ReadOptions(
+                use_threads=False, block_size=max(1 << 16, min(len(body) + 1, 1 << 30))
+            ),
             parse_options=pj.ParseOptions(
                 explicit_schema=schema, unexpected_field_behavior="ignore"
             ),
@@ -261,19 +277,72 @@ def _json_default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
+# One encoder for every value that has no faster path below: the same text as ``json.dumps``
+# with these arguments gives (which builds such an encoder on every call).
+_ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"))
+_encode_text: Callable[[str], str] = getattr(json.encoder, "c_encode_basestring_ascii", None) or (
+    json.encoder.encode_basestring_ascii
+)
+
+
+def _float_text(value: float) -> str:
+    # As ``json``'s encoder writes a float (allow_nan: NaN and the infinities as JavaScript names).
+    if value != value:
+        return "NaN"
+    if value == _INFINITY:
+        return "Infinity"
+    if value == -_INFINITY:
+        return "-Infinity"
+    return float.__repr__(value)
+
+
+_INFINITY = float("inf")
+
+
+def _column_texts(values: pa.ChunkedArray) -> list[str]:
+    """Each value of a result column as the JSON text ``json.dumps`` writes for it in an event."""
+    import pyarrow as pa
+
+    kind = values.type
+    items = values.to_pylist()
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        encode: Callable[[Any], str] = _encode_text
+    elif pa.types.is_integer(kind):
+        encode = int.__repr__
+    elif pa.types.is_floating(kind):
+        encode = _float_text
+    elif pa.types.is_boolean(kind):
+        return ["null" if v is None else "true" if v else "false" for v in items]
+    else:
+        encode = _ENCODER.encode
+    if values.null_count:
+        return ["null" if v is None else encode(v) for v in items]
+    return list(map(encode, items))
+
+
 def governed_events(table: pa.Table, governed: GovernedPort) -> list[tuple[int, bytes]]:
-    """(raw sequence, governed event as JSON) of the rows the secure SQL returned."""
+    """(raw sequence, governed event as JSON) of the rows the secure SQL returned.
+
+    Each event is the text ``json.dumps(dict(zip(names, row)), default=_json_default,
+    separators=(",", ":"))`` gives, built column by column: each column's values encoded in
+    one pass, then each row's texts put into one template of the column names.
+    """
     names = list(governed.columns)
-    columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
-    sequences = columns[-1]
-    rows = zip(*columns[:-1], strict=True)
-    out: list[tuple[int, bytes]] = []
-    for sequence, row in zip(sequences, rows, strict=True):
-        text = json.dumps(
-            dict(zip(names, row, strict=True)), default=_json_default, separators=(",", ":")
-        )
-        out.append((int(sequence), text.encode()))
-    return out
+    sequences = table.column(table.num_columns - 1).to_pylist()
+    if len(set(names)) != len(names):  # a dict would keep one of each name: encode it as one
+        columns = [table.column(i).to_pylist() for i in range(table.num_columns - 1)]
+        return [
+            (int(sequence), _ENCODER.encode(dict(zip(names, row, strict=True))).encode())
+            for sequence, row in zip(sequences, zip(*columns, strict=True), strict=True)
+        ]
+    template = "{" + ",".join(_encode_text(name).replace("%", "%%") + ":%s" for name in names) + "}"
+    texts = [_column_texts(table.column(i)) for i in range(table.num_columns - 1)]
+    if not texts:
+        return [(int(sequence), b"{}") for sequence in sequences]
+    return [
+        (int(sequence), (template % row).encode())
+        for sequence, row in zip(sequences, zip(*texts, strict=True), strict=True)
+    ]
 
 
 def events_port(gateway: Gateway, product: str, port: str) -> tuple[Manifest, OutputPort]:

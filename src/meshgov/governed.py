@@ -179,32 +179,42 @@ def _hash_after(select: exp.Select) -> tuple[str, tuple[int, ...]]:
 class GovernedRunner:
     """A locked-down in-memory DuckDB that runs governed SQL over one registered Arrow source.
 
-    Nothing is loaded into it: each run registers its source (a pyarrow table, dataset or batch
-    reader), runs the secure SQL in a fresh cursor and unregisters it. ``meshgov_hash`` is the
-    embedded engine's closure with the mesh key; the configuration is locked as there.
+    Nothing is loaded into it: each run reads its source (a pyarrow table, dataset or batch
+    reader) registered in a cursor of its own; a micro-batch (``run`` over a table) is read
+    through a per-thread cursor where the source is registered once and only swapped.
+    ``meshgov_hash`` is the embedded engine's closure with the mesh key; the configuration is
+    locked as there.
     """
 
     def __init__(self, hash_key: bytes) -> None:
+        self._hash_key = hash_key
+        self._connection = self._connect({})
+        # Micro-batches run in a database of their own with one thread: a query over a
+        # thousand rows gains nothing from a second thread and pays for waking it.
+        self._small = self._connect({"threads": 1})
+        self._lock = threading.Lock()
+        # One cursor per thread for small runs (a cursor costs milliseconds to open), its
+        # source registered once (registering costs more than the query over a micro-batch).
+        self._local = threading.local()
+
+    def _connect(self, config: dict[str, Any]) -> duckdb.DuckDBPyConnection:
         import duckdb
         from duckdb.func import PythonUDFType
 
         from meshgov.engines.duckdb import _LOCKED_CONFIG, HASH_FUNCTION
         from meshgov.engines.keyed_hash import keyed_hash
 
-        self._hash_key = hash_key
-        self._connection = duckdb.connect(":memory:", config=dict(_LOCKED_CONFIG))
-        self._connection.create_function(
+        connection = duckdb.connect(":memory:", config={**_LOCKED_CONFIG, **config})
+        connection.create_function(
             HASH_FUNCTION,
-            keyed_hash(hash_key),
+            keyed_hash(self._hash_key),
             ["VARCHAR"],
             "VARCHAR",
             type=PythonUDFType.ARROW,
             side_effects=False,
         )
-        self._connection.execute("SET lock_configuration = true")
-        self._lock = threading.Lock()
-        # One cursor per thread for small runs (a cursor costs milliseconds to open).
-        self._local = threading.local()
+        connection.execute("SET lock_configuration = true")
+        return connection
 
     def cursor(self, source: Any) -> duckdb.DuckDBPyConnection:
         """A cursor with ``source`` registered as the governed relation (close it when done)."""
@@ -215,17 +225,21 @@ class GovernedRunner:
 
     def run(self, governed: GovernedPort, source: Any) -> pa.Table:
         """The governed rows of ``source`` (small inputs: an event micro-batch)."""
-        cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
-        if cursor is None:
+        import pyarrow as pa
+
+        if not isinstance(source, pa.Table):
+            cursor = self.cursor(source)
+            try:
+                table = cursor.sql(governed.runner_sql or governed.sql).to_arrow_table()
+            finally:
+                cursor.close()
+            return self._hashed(governed, table)
+        batches: _MicroBatches | None = getattr(self._local, "batches", None)
+        if batches is None:
             with self._lock:
-                cursor = self._connection.cursor()
-            self._local.cursor = cursor
-        cursor.register(SOURCE_RELATION, source)
-        try:
-            table = cursor.sql(governed.runner_sql or governed.sql).to_arrow_table()
-        finally:
-            cursor.unregister(SOURCE_RELATION)
-        return self._hashed(governed, table)
+                batches = _MicroBatches(self._small.cursor())
+            self._local.batches = batches
+        return self._hashed(governed, batches.run(governed.runner_sql or governed.sql, source))
 
     def _hashed(self, governed: GovernedPort, data: Any) -> Any:
         """``data`` (a table or a record batch of ``runner_sql``) with its hashed columns
@@ -262,7 +276,48 @@ class GovernedRunner:
         return ahead.reader(), ahead
 
     def close(self) -> None:
+        self._small.close()
         self._connection.close()
+
+
+class _MicroBatches:
+    """A thread's cursor for micro-batches. ``SOURCE_RELATION`` is registered in it once, as
+    this object, which gives DuckDB the table of the current run whenever it asks for an Arrow
+    stream; and each SQL text is parsed once into a relation that is executed again for each
+    table (DuckDB binds it again at each execution, over the table of that run)."""
+
+    _MAX_RELATIONS = 64  # SQL texts kept per thread (one per subscriber and policy revision)
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        self._cursor = cursor
+        self._table: pa.Table | None = None
+        self._registered = False
+        self._relations: dict[str, duckdb.DuckDBPyRelation] = {}
+
+    def __arrow_c_stream__(self, requested_schema: object = None) -> object:
+        if self._table is None:  # only read while ``run`` has set it
+            raise RuntimeError("no micro-batch is being governed")
+        return self._table.__arrow_c_stream__(requested_schema)
+
+    def run(self, sql: str, table: pa.Table) -> pa.Table:
+        self._table = table
+        try:
+            if not self._registered:  # DuckDB reads the schema here: once a table is set
+                self._cursor.register(SOURCE_RELATION, self)
+                self._registered = True
+            relation = self._relations.get(sql)
+            if relation is None:
+                if len(self._relations) >= self._MAX_RELATIONS:
+                    self._relations.clear()
+                relation = self._cursor.sql(sql)
+                self._relations[sql] = relation
+            try:
+                return relation.to_arrow_table()
+            except BaseException:
+                del self._relations[sql]  # made again next time, from the text
+                raise
+        finally:
+            self._table = None
 
 
 class _Closer(Protocol):
