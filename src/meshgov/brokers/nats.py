@@ -95,10 +95,10 @@ class _Batch:
 
 
 _CRLF = "\r\n"
-# JetStream's publish acknowledgement as nats-server writes it (its PubAck struct's field order);
-# anything else is read by the JSON parser.
+# JetStream's publish acknowledgement as nats-server writes it (its PubAck's fields in order;
+# 2.9 puts a space after some commas and colons); anything else is read by the JSON parser.
 _PUB_ACK = re.compile(
-    rb'\{"stream":"[^"\\]*","seq":(\d+)(?:,"domain":"[^"\\]*")?(,"duplicate":true)?\}'
+    rb'\{"stream": ?"[^"\\]*", ?"seq": ?(\d+)(?:, ?"domain": ?"[^"\\]*")?(, ?"duplicate": ?true)?\}'
 )
 _NEWLINES = str.maketrans({"\r": " ", "\n": " "})
 # What a subscription queues: subject, reply, payload, and the headers (the raw header block
