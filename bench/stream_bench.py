@@ -96,12 +96,12 @@ def event(number: int) -> bytes:
     ).encode()
 
 
-def config(ns: str) -> RelayConfig:
+def config(ns: str, batch: int) -> RelayConfig:
     return RelayConfig(
         governed_prefix=f"{ns}gov",
         dead_letter_prefix=f"{ns}dlq",
         stream_prefix=ns.upper(),
-        batch=1000,
+        batch=batch,
         fetch_timeout=0.01,
     )
 
@@ -118,22 +118,44 @@ async def publish(js: Any, subject: str, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
+def server_cpu() -> float | None:
+    """CPU seconds used so far by the local ``nats-server`` process (None: not on this machine,
+    or not readable)."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() != "nats-server":
+                continue
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return None
+
+
 class Rates:
-    """Events/s of each baseline, the CPU microseconds per event of this process (client side
-    only: the NATS server's are not counted) and the load average when each was measured."""
+    """Events/s of each baseline, the CPU microseconds per event of this process (client side)
+    and of the local NATS server, and the load average when each was measured."""
 
     def __init__(self) -> None:
         self.rates: dict[str, float] = {}
         self.cpu: dict[str, float] = {}
+        self.server: dict[str, float | None] = {}
         self.loads: dict[str, float] = {}
         self._cpu = time.process_time()
+        self._server = server_cpu()
 
     def start(self) -> None:
         self._cpu = time.process_time()
+        self._server = server_cpu()
 
     def add(self, name: str, count: int, seconds: float) -> None:
         self.rates[name] = count / seconds
         self.cpu[name] = (time.process_time() - self._cpu) / count * 1e6
+        now = server_cpu()
+        before = self._server
+        self.server[name] = (now - before) / count * 1e6 if now and before is not None else None
         self.loads[name] = os.getloadavg()[0]
 
 
@@ -250,9 +272,12 @@ async def raw_phase(ns: str, count: int) -> Rates:
     return rates
 
 
-async def governed_phase(ns: str, root: Path, count: int) -> tuple[float, int, float]:
-    """(raw events/s, governed events published, CPU microseconds of this process per raw
-    event: the relay's own cost, DuckDB's threads included, whatever the load)."""
+async def governed_phase(
+    ns: str, root: Path, count: int, batch: int
+) -> tuple[float, int, float, float | None]:
+    """(raw events/s, governed events published, CPU microseconds per raw event of this process
+    (the relay's own cost, DuckDB's threads included, whatever the load) and of the local NATS
+    server)."""
     client = await nats.connect(URL)
     js = client.jetstream()
     await js.add_stream(name=f"{ns.upper()}_RAW", subjects=[f"{ns}.raw"])
@@ -268,9 +293,10 @@ async def governed_phase(ns: str, root: Path, count: int) -> tuple[float, int, f
         "bench/orders",
         "order_events",
         [Subscriber(ANALYST, "analytics")],
-        config(ns),
+        config(ns, batch),
     )
     await relay.start()
+    server = server_cpu()
     cpu = time.process_time()
     started = time.perf_counter()
     # As `meshgov stream serve` runs it (``Relay.run``: pipelined batches) until all are relayed.
@@ -286,14 +312,18 @@ async def governed_phase(ns: str, root: Path, count: int) -> tuple[float, int, f
     await watcher
     rate = count / (time.perf_counter() - started)
     cpu_per_event = (time.process_time() - cpu) / count * 1e6
+    server_after = server_cpu()
+    server_per_event = (
+        (server_after - server) / count * 1e6 if server_after and server is not None else None
+    )
     published = relay.stats.published
     await relay.close()
     await broker.close()
     runner.close()
-    return rate, published, cpu_per_event
+    return rate, published, cpu_per_event, server_per_event
 
 
-def relay_process(ns: str, root: str, ready: Any, stop_after: float) -> None:
+def relay_process(ns: str, root: str, ready: Any, stop_after: float, batch: int) -> None:
     async def main() -> None:
         broker = await NatsBroker.connect(URL)
         gateway = Gateway(load_catalog(root), load_bundle_dir(ROOT / "policies"))
@@ -305,7 +335,7 @@ def relay_process(ns: str, root: str, ready: Any, stop_after: float) -> None:
             "bench/orders",
             "order_events",
             [Subscriber(ANALYST, "analytics")],
-            config(ns),
+            config(ns, batch),
         )
         await relay.start()
         # Warm the decision, the secure SQL and DuckDB before the measured events.
@@ -320,14 +350,14 @@ def relay_process(ns: str, root: str, ready: Any, stop_after: float) -> None:
 
 
 async def latency_phase(
-    ns: str, root: Path, rate: int, seconds: float
+    ns: str, root: Path, rate: int, seconds: float, batch: int
 ) -> tuple[list[float], list[float]]:
     client = await nats.connect(URL)
     js = client.jetstream()
     await js.add_stream(name=f"{ns.upper()}_RAW", subjects=[f"{ns}.raw"])
     context = multiprocessing.get_context("spawn")
     ready = context.Event()
-    relay = context.Process(target=relay_process, args=(ns, str(root), ready, seconds + 10))
+    relay = context.Process(target=relay_process, args=(ns, str(root), ready, seconds + 10, batch))
     relay.start()
     while not ready.is_set():
         await asyncio.sleep(0.05)
@@ -364,6 +394,10 @@ async def latency_phase(
     return raw_latency[skip:], governed_latency[skip // 2 :]
 
 
+def per_event(micros: float | None) -> str:
+    return "n/a" if micros is None else f"{micros:5.1f} us"
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else float("nan")
 
@@ -382,6 +416,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rate", type=int, default=2000, help="events/s in the latency phase")
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--batch", type=int, default=RelayConfig.batch, help="relay micro-batch (its default)"
+    )
     args = parser.parse_args()
     ns = "bench" + uuid.uuid4().hex[:8]
     load0 = os.getloadavg()[0]
@@ -390,10 +427,14 @@ def main() -> None:
         (root / "orders.yaml").write_text(manifest(ns), encoding="utf-8")
         try:
             baselines = asyncio.run(raw_phase(ns, args.events))
-            relay_rate, published, relay_cpu = asyncio.run(governed_phase(ns, root, args.events))
+            relay_rate, published, relay_cpu, relay_server = asyncio.run(
+                governed_phase(ns, root, args.events, args.batch)
+            )
             relay_load = os.getloadavg()[0]
             asyncio.run(cleanup(ns))
-            raw, governed = asyncio.run(latency_phase(ns, root, args.rate, args.seconds))
+            raw, governed = asyncio.run(
+                latency_phase(ns, root, args.rate, args.seconds, args.batch)
+            )
         finally:
             asyncio.run(cleanup(ns))
     print(
@@ -401,8 +442,8 @@ def main() -> None:
     )
     for name, rate in baselines.rates.items():
         print(
-            f"{name:<60}: {rate:9,.0f} events/s, {baselines.cpu[name]:5.1f} us CPU/event "
-            f"(load {baselines.loads[name]:.1f})"
+            f"{name:<60}: {rate:9,.0f} events/s, {baselines.cpu[name]:5.1f} us CPU/event, "
+            f"server {per_event(baselines.server[name])} (load {baselines.loads[name]:.1f})"
         )
     print(
         f"{'governed relay, 1 subscriber':<60}: {relay_rate:9,.0f} events/s (load {relay_load:.1f};"
@@ -410,7 +451,8 @@ def main() -> None:
     )
     print(
         f"relay CPU: {relay_cpu:.1f} us per raw event ({1e6 / relay_cpu:,.0f} events per "
-        "CPU-second of the relay process; the NATS server needs its own)"
+        f"CPU-second of the relay process; micro-batches of {args.batch:,}); NATS server CPU: "
+        f"{per_event(relay_server)} per raw event"
     )
     for name in (TRANSPORT, "JetStream fetch 1,000 + ack each (nats-py)"):
         print(f"relay / {name}: {relay_rate / baselines.rates[name]:.2f}x")

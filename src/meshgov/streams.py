@@ -64,7 +64,9 @@ class RelayConfig:
     governed_prefix: str = "gov"
     dead_letter_prefix: str = "dlq"
     stream_prefix: str = "MESHGOV"
-    batch: int = 1000
+    batch: int = (
+        4000  # events per micro-batch: per-batch costs (the SQL run, a pull request) amortised
+    )
     fetch_timeout: float = 0.02
     retry_delay: float = 1.0
     duplicate_window: float = 120.0

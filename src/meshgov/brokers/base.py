@@ -64,8 +64,7 @@ class OutgoingMessage(NamedTuple):
     headers: Mapping[str, str] = NO_HEADERS
 
 
-@dataclass(frozen=True)
-class PublishReceipt:
+class PublishReceipt(NamedTuple):
     sequence: int
     duplicate: bool  # the broker had this msg_id already (a redelivery's republish)
 

@@ -55,12 +55,12 @@ _NATS_ERRORS: tuple[type[BaseException], ...] = (
 def _stream_sequence(reply: bytes) -> int:
     """The stream sequence from the reply subject (``$JS.ACK.<stream>.<consumer>.<delivered>.
     <stream seq>...``, or with domain and account hash first)."""
-    tokens = reply.split(b".")
-    if tokens[0] == b"$JS" and tokens[1:2] == [b"ACK"]:
-        if len(tokens) == 9:
-            return int(tokens[5])
-        if len(tokens) >= 12:
-            return int(tokens[7])
+    if reply.startswith(b"$JS.ACK."):
+        dots = reply.count(b".")
+        if dots == 8:
+            return int(reply.split(b".", 6)[5])
+        if dots >= 11:
+            return int(reply.split(b".", 8)[7])
     raise BrokerError(f"not a JetStream delivery (reply subject {reply!r})")
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -37,9 +36,6 @@ log = logging.getLogger("meshgov.brokers.nats")
 Delivery = tuple[bytes, bytes, bytes, "bytes | None"]
 BulkHandler = Callable[[list[Delivery]], None]
 
-# The usual ``MSG subject sid [reply] size`` line, matched in one call (anything else, and every
-# HMSG, is split by ``_message_line``).
-_MSG = re.compile(rb"MSG ([^ \r\n]+) (\d+) (?:([^ \r\n]+) )?(\d+)\r\n")
 _CALLBACKS = ("_process_msg", "_process_ping", "_process_pong", "_process_err", "_process_info")
 
 
@@ -97,11 +93,7 @@ class BulkParser(Parser):
                     if size - pos > MAX_CONTROL_LINE_SIZE:
                         raise ProtocolError("nats: control line too long")
                     break
-                usual = _MSG.match(view, pos, end + 2)
-                if usual is not None:
-                    subject, sid_text, reply, size_text = usual.groups()
-                    sid, reply, header_size, total = int(sid_text), reply or b"", 0, int(size_text)
-                elif view.startswith((b"MSG ", b"HMSG "), pos):
+                if view.startswith((b"MSG ", b"HMSG "), pos):
                     sid, subject, reply, header_size, total = _message_line(view[pos:end])
                 else:
                     line = view[pos:end].strip()
