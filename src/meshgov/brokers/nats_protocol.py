@@ -86,8 +86,17 @@ class BulkParser(Parser):
         pos = committed = 0
         handlers = self.handlers
         bulk: dict[int, list[Delivery]] = {}
+        # Bytes the one-pass splitting may copy in this call (it copies the rest of the buffer
+        # each time it starts): twice the buffer, so a read mixing kinds of messages stays linear.
+        budget = 2 * size
         try:
             while pos < size:
+                if budget > 0 and handlers and view.startswith((b"MSG ", b"HMSG "), pos):
+                    budget -= size - pos
+                    after = _split_run(view, pos, handlers, bulk)
+                    if after > pos:
+                        pos = after
+                        continue
                 end = view.find(b"\r\n", pos)
                 if end < 0:
                     if size - pos > MAX_CONTROL_LINE_SIZE:
@@ -161,6 +170,50 @@ class BulkParser(Parser):
             await client._process_info(info)
         else:
             raise ProtocolError("nats: unknown protocol")
+
+
+def _split_run(view: bytes, pos: int, handlers: dict[int, Any], bulk: dict[int, list[Any]]) -> int:
+    """The run of whole messages of ``handlers``' subscriptions from ``pos``, cut out of the rest
+    of the buffer with one split on CRLF, into ``bulk``; returns where the run ends (``pos``
+    when it is empty). It ends at the first thing it cannot frame with certainty from the parts
+    (a payload or header block holding CRLF, another subscription, a control line, an incomplete
+    message): the message-by-message loop goes on from there. A payload part whose length is the
+    declared size is the whole payload (a payload cut at a CRLF inside would be shorter)."""
+    parts = view[pos:].split(b"\r\n")
+    last = len(parts) - 1  # parts[last] follows the last CRLF: incomplete, or empty
+    index = 0
+    while index + 1 < last:
+        fields = parts[index].split(b" ")
+        headed = fields[0] == b"HMSG"
+        if not headed and fields[0] != b"MSG":
+            break
+        count = len(fields) - headed  # HMSG has one number more than MSG
+        if count not in (4, 5):
+            break
+        try:
+            sid, total = int(fields[2]), int(fields[-1])
+            header_size = int(fields[-2]) if headed else 0
+        except ValueError:
+            break
+        headers: bytes | None = None
+        body = index + 1
+        if headed:
+            while body < last and parts[body]:  # the header block ends with an empty line
+                body += 1
+            headers = b"\r\n".join(parts[index + 1 : body + 1]) + b"\r\n"
+            body += 1
+            if len(headers) != header_size:
+                break
+        if body >= last or sid not in handlers:
+            break
+        payload = parts[body]
+        if len(payload) != total - header_size:
+            break
+        reply = fields[3] if count == 5 else b""
+        bulk.setdefault(sid, []).append((fields[1], reply, payload, headers))
+        pos += len(parts[index]) + 2 + total + 2
+        index = body + 1
+    return pos
 
 
 def _message_line(line: bytes) -> tuple[int, bytes, bytes, int, int]:
