@@ -238,3 +238,74 @@ def test_pull_fetch_keeps_late_deliveries_and_acks_each_in_one_write(world: Worl
             await broker.close()
 
     asyncio.run(scenario())
+
+
+def test_a_stray_message_on_the_pull_inbox_does_not_drop_the_deliveries_around_it(
+    world: World,
+) -> None:
+    """Something that is not a JetStream delivery reaches the consumer's inbox (a message with
+    a reply subject that is not an acknowledgement subject) after deliveries were queued: the
+    fetch returns those deliveries in order and skips the stray message; it does not drop
+    them (they would come again only after ``ack_wait``, behind later events)."""
+
+    async def scenario() -> None:
+        import nats
+
+        broker = await connect(world)
+        other = await nats.connect(world.url)
+        try:
+            for _ in range(6):
+                await broker._js.publish(world.raw_subject, b"{}")
+            sub = await broker.durable(
+                world.raw_stream, world.raw_subject, f"{world.ns}_stray", ack_wait=30.0
+            )
+            first = await sub.fetch(3, 0.2)  # a full batch: the next 3 are asked for ahead
+            assert [m.sequence for m in first] == [1, 2, 3]
+            await asyncio.sleep(0.2)  # the 3 asked ahead are queued now
+            await other.publish(f"{sub._inbox}.stray", b"{}", reply="not.an.ack.subject")
+            await other.flush()
+            await asyncio.sleep(0.2)
+            second = await sub.fetch(10, 0.2)
+            assert [m.sequence for m in second] == [4, 5, 6]
+            await sub.close()
+        finally:
+            await other.close()
+            await broker.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_409_status_after_deliveries_keeps_them_and_is_reported_next(world: World) -> None:
+    """A 409 status (the consumer deleted, a leadership change) reaching the inbox after some
+    deliveries were queued: the fetch returns the deliveries, and the following fetch reports
+    the 409 (``BrokerError``)."""
+
+    async def scenario() -> None:
+        import nats
+
+        broker = await connect(world)
+        other = await nats.connect(world.url)
+        try:
+            for _ in range(6):
+                await broker._js.publish(world.raw_subject, b"{}")
+            sub = await broker.durable(
+                world.raw_stream, world.raw_subject, f"{world.ns}_409", ack_wait=30.0
+            )
+            first = await sub.fetch(3, 0.2)
+            assert [m.sequence for m in first] == [1, 2, 3]
+            await asyncio.sleep(0.2)
+            await other.publish(
+                f"{sub._inbox}.0", b"", headers={"Status": "409", "Description": "Consumer Deleted"}
+            )
+            await other.flush()
+            await asyncio.sleep(0.2)
+            second = await sub.fetch(10, 0.2)
+            assert [m.sequence for m in second] == [4, 5, 6]
+            with pytest.raises(BrokerError):
+                await sub.fetch(10, 0.2)
+            await sub.close()
+        finally:
+            await other.close()
+            await broker.close()
+
+    asyncio.run(scenario())

@@ -199,13 +199,22 @@ class NatsSubscription:
         request = reply.encode() if reply is not None else None
         while len(out) < batch:
             while queue and len(out) < batch:
-                subject, ack_subject, data, headers = queue.popleft()
+                item = queue.popleft()
+                subject, ack_subject, data, headers = item
                 if ack_subject:
-                    out.append(self._message(subject, ack_subject, data, headers))
+                    try:
+                        out.append(self._message(subject, ack_subject, data, headers))
+                    except BrokerError as exc:
+                        # Not JetStream's (nothing to acknowledge): skipped, never the
+                        # deliveries taken already, which would be lost to this relay.
+                        log.warning("NATS consumer %s: %s; skipped", self._consumer, exc)
                     continue
                 status = _headers(headers)
                 code = status.get("Status", "")
                 if code == "409":
+                    if out:  # the deliveries before it first; the status on the next fetch
+                        queue.appendleft(item)
+                        return False
                     description = status.get("Description", "")
                     raise BrokerError(f"NATS consumer {self._consumer}: {description or code}")
                 if subject == request and code in ("404", "408"):
