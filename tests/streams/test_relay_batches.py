@@ -309,3 +309,42 @@ def test_a_409_status_after_deliveries_keeps_them_and_is_reported_next(world: Wo
             await broker.close()
 
     asyncio.run(scenario())
+
+
+def test_a_batch_whose_confirmation_is_cancelled_is_retried_first(world: World) -> None:
+    """The task awaiting a written batch's receipts is cancelled (a relay task cancelled, a
+    timeout around it): the batch is neither acknowledged nor forgotten; the next step
+    publishes it again before anything newer and acknowledges it."""
+
+    async def scenario() -> None:
+        broker = await connect(world)
+        runner = GovernedRunner(HASH_KEY)
+        relay = relay_for(broker, world, runner, ack_wait=30.0)
+        await relay.start()
+        await publish_raw(broker, world, as_json(ORDERS[:6]))
+        assert await relay._step(pipelined=True) == 6
+        assert relay._inflight is not None
+        messages, pending = relay._inflight
+
+        class SlowPersist:  # the broker takes its time to persist the batch
+            async def receipts(self) -> Any:
+                await asyncio.sleep(0.5)
+                return await pending.receipts()
+
+        relay._inflight = (messages, SlowPersist())
+        confirming = asyncio.create_task(relay._confirm_inflight())
+        await asyncio.sleep(0.05)
+        confirming.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await confirming
+        await publish_raw(broker, world, as_json(ORDERS[6:8]))
+        assert await relay.run_once() == 6  # the cancelled batch, before the 2 newer events
+        assert relay.stats.duplicates == 6  # persisted the first time: stored once
+        assert await consumer_state(broker, relay, (6, 0)) == (6, 0)
+        assert await relay.run_once() == 2
+        assert await consumer_state(broker, relay, (8, 0)) == (8, 0)
+        await relay.close()
+        await broker.close()
+        runner.close()
+
+    asyncio.run(scenario())
