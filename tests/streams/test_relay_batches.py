@@ -348,3 +348,69 @@ def test_a_batch_whose_confirmation_is_cancelled_is_retried_first(world: World) 
         runner.close()
 
     asyncio.run(scenario())
+
+
+def test_governing_longer_than_the_publish_timeout_does_not_time_out_persisted_batches(
+    world: World,
+) -> None:
+    """Governing a batch (a slow policy engine here) holds the event loop longer than the
+    broker's publish timeout while the previous batch's acknowledgements wait unread in the
+    socket: that time is not the broker's, so the previous batch is still confirmed. (Once a
+    batch had been refused, its retry was timed out so on every attempt, for ever: the next
+    batch, already fetched, was governed before the retry's acknowledgements were read.)"""
+
+    async def scenario() -> None:
+        import time
+
+        broker = await NatsBroker.connect(world.url, publish_timeout=0.3)
+        await broker.ensure_stream(world.raw_stream, [world.raw_subject])
+        runner = GovernedRunner(HASH_KEY)
+        gateway = world.gateway()
+
+        def slow_gateway() -> Any:
+            time.sleep(0.4)  # a policy engine that takes longer than the publish timeout
+            return gateway
+
+        relay = Relay(
+            broker,
+            slow_gateway,
+            runner,
+            "shop/orders",
+            "order_events",
+            [Subscriber(FRAUD, "fraud_detection")],
+            world.config(batch=4, ack_wait=30.0, retry_delay=0.1),
+        )
+        subjects = [f"{relay.config.governed_prefix}.*.*.{relay._path}"]
+
+        def governed_config(limit: int) -> api.StreamConfig:
+            return api.StreamConfig(
+                name=relay.governed_stream,
+                subjects=subjects,
+                max_msgs=limit,
+                discard=api.DiscardPolicy.NEW,
+                duplicate_window=120.0,
+            )
+
+        await broker._js.add_stream(governed_config(4))  # the second batch is refused
+        await relay.start()
+        await publish_raw(broker, world, as_json(ORDERS[:16]))
+        stop = asyncio.Event()
+        task = asyncio.create_task(relay.run(stop))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while relay.stats.retried_batches == 0 and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        assert relay.stats.retried_batches >= 1
+        await broker._js.update_stream(governed_config(-1))
+        deadline = loop.time() + 12
+        while relay.stats.events < 16 and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        assert relay.stats.events == 16, relay.stats
+        assert await consumer_state(broker, relay, (16, 0)) == (16, 0)
+        await relay.close()
+        await broker.close()
+        runner.close()
+
+    asyncio.run(scenario())
