@@ -250,6 +250,9 @@ class Relay:
             self.stats.retried_batches += 1
             self._unpublished.appendleft(messages)
             raise
+        except BaseException:
+            self._unpublished.appendleft(messages)  # cancelled: unconfirmed, so still first
+            raise
         self.stats.duplicates += sum(1 for r in receipts if r.duplicate)
         await self._acknowledge(messages)
         self.stats.batches += 1

@@ -137,7 +137,15 @@ def test_a_handler_that_fails_does_not_stop_the_reader() -> None:
 
 
 @pytest.mark.parametrize(
-    "line", [b"MSG a 7\r\n", b"MSG a x 3\r\nabc\r\n", b"HMSG a 7 9 3\r\nabc\r\n", b"BOGUS\r\n"]
+    "line",
+    [
+        b"MSG a 7\r\n",
+        b"MSG a x 3\r\nabc\r\n",
+        b"HMSG a 7 9 3\r\nabc\r\n",
+        b"BOGUS\r\n",
+        b"MSG a 7 -15\r\nabc\r\n",  # a negative size looped for ever (the parser went back)
+        b"MSG a 7 r -16\r\nabc\r\n",
+    ],
 )
 def test_malformed_protocol_is_a_protocol_error(line: bytes) -> None:
     from nats.errors import ProtocolError

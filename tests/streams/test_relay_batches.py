@@ -238,3 +238,179 @@ def test_pull_fetch_keeps_late_deliveries_and_acks_each_in_one_write(world: Worl
             await broker.close()
 
     asyncio.run(scenario())
+
+
+def test_a_stray_message_on_the_pull_inbox_does_not_drop_the_deliveries_around_it(
+    world: World,
+) -> None:
+    """Something that is not a JetStream delivery reaches the consumer's inbox (a message with
+    a reply subject that is not an acknowledgement subject) after deliveries were queued: the
+    fetch returns those deliveries in order and skips the stray message; it does not drop
+    them (they would come again only after ``ack_wait``, behind later events)."""
+
+    async def scenario() -> None:
+        import nats
+
+        broker = await connect(world)
+        other = await nats.connect(world.url)
+        try:
+            for _ in range(6):
+                await broker._js.publish(world.raw_subject, b"{}")
+            sub = await broker.durable(
+                world.raw_stream, world.raw_subject, f"{world.ns}_stray", ack_wait=30.0
+            )
+            first = await sub.fetch(3, 0.2)  # a full batch: the next 3 are asked for ahead
+            assert [m.sequence for m in first] == [1, 2, 3]
+            await asyncio.sleep(0.2)  # the 3 asked ahead are queued now
+            await other.publish(f"{sub._inbox}.stray", b"{}", reply="not.an.ack.subject")
+            await other.flush()
+            await asyncio.sleep(0.2)
+            second = await sub.fetch(10, 0.2)
+            assert [m.sequence for m in second] == [4, 5, 6]
+            await sub.close()
+        finally:
+            await other.close()
+            await broker.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_409_status_after_deliveries_keeps_them_and_is_reported_next(world: World) -> None:
+    """A 409 status (the consumer deleted, a leadership change) reaching the inbox after some
+    deliveries were queued: the fetch returns the deliveries, and the following fetch reports
+    the 409 (``BrokerError``)."""
+
+    async def scenario() -> None:
+        import nats
+
+        broker = await connect(world)
+        other = await nats.connect(world.url)
+        try:
+            for _ in range(6):
+                await broker._js.publish(world.raw_subject, b"{}")
+            sub = await broker.durable(
+                world.raw_stream, world.raw_subject, f"{world.ns}_409", ack_wait=30.0
+            )
+            first = await sub.fetch(3, 0.2)
+            assert [m.sequence for m in first] == [1, 2, 3]
+            await asyncio.sleep(0.2)
+            await other.publish(
+                f"{sub._inbox}.0", b"", headers={"Status": "409", "Description": "Consumer Deleted"}
+            )
+            await other.flush()
+            await asyncio.sleep(0.2)
+            second = await sub.fetch(10, 0.2)
+            assert [m.sequence for m in second] == [4, 5, 6]
+            with pytest.raises(BrokerError):
+                await sub.fetch(10, 0.2)
+            await sub.close()
+        finally:
+            await other.close()
+            await broker.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_whose_confirmation_is_cancelled_is_retried_first(world: World) -> None:
+    """The task awaiting a written batch's receipts is cancelled (a relay task cancelled, a
+    timeout around it): the batch is neither acknowledged nor forgotten; the next step
+    publishes it again before anything newer and acknowledges it."""
+
+    async def scenario() -> None:
+        broker = await connect(world)
+        runner = GovernedRunner(HASH_KEY)
+        relay = relay_for(broker, world, runner, ack_wait=30.0)
+        await relay.start()
+        await publish_raw(broker, world, as_json(ORDERS[:6]))
+        assert await relay._step(pipelined=True) == 6
+        assert relay._inflight is not None
+        messages, pending = relay._inflight
+
+        class SlowPersist:  # the broker takes its time to persist the batch
+            async def receipts(self) -> Any:
+                await asyncio.sleep(0.5)
+                return await pending.receipts()
+
+        relay._inflight = (messages, SlowPersist())
+        confirming = asyncio.create_task(relay._confirm_inflight())
+        await asyncio.sleep(0.05)
+        confirming.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await confirming
+        await publish_raw(broker, world, as_json(ORDERS[6:8]))
+        assert await relay.run_once() == 6  # the cancelled batch, before the 2 newer events
+        assert relay.stats.duplicates == 6  # persisted the first time: stored once
+        assert await consumer_state(broker, relay, (6, 0)) == (6, 0)
+        assert await relay.run_once() == 2
+        assert await consumer_state(broker, relay, (8, 0)) == (8, 0)
+        await relay.close()
+        await broker.close()
+        runner.close()
+
+    asyncio.run(scenario())
+
+
+def test_governing_longer_than_the_publish_timeout_does_not_time_out_persisted_batches(
+    world: World,
+) -> None:
+    """Governing a batch (a slow policy engine here) holds the event loop longer than the
+    broker's publish timeout while the previous batch's acknowledgements wait unread in the
+    socket: that time is not the broker's, so the previous batch is still confirmed. (Once a
+    batch had been refused, its retry was timed out so on every attempt, for ever: the next
+    batch, already fetched, was governed before the retry's acknowledgements were read.)"""
+
+    async def scenario() -> None:
+        import time
+
+        broker = await NatsBroker.connect(world.url, publish_timeout=0.3)
+        await broker.ensure_stream(world.raw_stream, [world.raw_subject])
+        runner = GovernedRunner(HASH_KEY)
+        gateway = world.gateway()
+
+        def slow_gateway() -> Any:
+            time.sleep(0.4)  # a policy engine that takes longer than the publish timeout
+            return gateway
+
+        relay = Relay(
+            broker,
+            slow_gateway,
+            runner,
+            "shop/orders",
+            "order_events",
+            [Subscriber(FRAUD, "fraud_detection")],
+            world.config(batch=4, ack_wait=30.0, retry_delay=0.1),
+        )
+        subjects = [f"{relay.config.governed_prefix}.*.*.{relay._path}"]
+
+        def governed_config(limit: int) -> api.StreamConfig:
+            return api.StreamConfig(
+                name=relay.governed_stream,
+                subjects=subjects,
+                max_msgs=limit,
+                discard=api.DiscardPolicy.NEW,
+                duplicate_window=120.0,
+            )
+
+        await broker._js.add_stream(governed_config(4))  # the second batch is refused
+        await relay.start()
+        await publish_raw(broker, world, as_json(ORDERS[:16]))
+        stop = asyncio.Event()
+        task = asyncio.create_task(relay.run(stop))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while relay.stats.retried_batches == 0 and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        assert relay.stats.retried_batches >= 1
+        await broker._js.update_stream(governed_config(-1))
+        deadline = loop.time() + 12
+        while relay.stats.events < 16 and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        assert relay.stats.events == 16, relay.stats
+        assert await consumer_state(broker, relay, (16, 0)) == (16, 0)
+        await relay.close()
+        await broker.close()
+        runner.close()
+
+    asyncio.run(scenario())

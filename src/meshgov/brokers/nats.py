@@ -199,13 +199,22 @@ class NatsSubscription:
         request = reply.encode() if reply is not None else None
         while len(out) < batch:
             while queue and len(out) < batch:
-                subject, ack_subject, data, headers = queue.popleft()
+                item = queue.popleft()
+                subject, ack_subject, data, headers = item
                 if ack_subject:
-                    out.append(self._message(subject, ack_subject, data, headers))
+                    try:
+                        out.append(self._message(subject, ack_subject, data, headers))
+                    except BrokerError as exc:
+                        # Not JetStream's (nothing to acknowledge): skipped, never the
+                        # deliveries taken already, which would be lost to this relay.
+                        log.warning("NATS consumer %s: %s; skipped", self._consumer, exc)
                     continue
                 status = _headers(headers)
                 code = status.get("Status", "")
                 if code == "409":
+                    if out:  # the deliveries before it first; the status on the next fetch
+                        queue.appendleft(item)
+                        return False
                     description = status.get("Description", "")
                     raise BrokerError(f"NATS consumer {self._consumer}: {description or code}")
                 if subject == request and code in ("404", "408"):
@@ -282,19 +291,19 @@ def _reply_of(message: BrokerMessage) -> bytes:
 class _PendingBatch:
     """A written batch whose acknowledgements are awaited (``NatsBroker.start_publish``)."""
 
-    def __init__(self, broker: NatsBroker, batch_id: str, batch: _Batch, deadline: float) -> None:
+    def __init__(self, broker: NatsBroker, batch_id: str, batch: _Batch, timeout: float) -> None:
         self._broker = broker
         self._batch_id = batch_id
         self._batch = batch
-        self._deadline = deadline
+        self._timeout = timeout
 
     async def receipts(self) -> list[PublishReceipt]:
         if not self._batch.receipts:
             return []
-        loop = asyncio.get_running_loop()
         try:
-            remaining = max(self._deadline - loop.time(), 0.0)
-            await asyncio.wait_for(asyncio.shield(self._batch.future), remaining)
+            # Counted from here, not from the write: until now the caller held the event loop
+            # (governing its next batch), and acknowledgements that had come were not yet read.
+            await asyncio.wait_for(asyncio.shield(self._batch.future), self._timeout)
         except _NATS_ERRORS as exc:
             raise BrokerError(f"NATS publish failed ({type(exc).__name__})") from None
         finally:
@@ -513,11 +522,11 @@ class NatsBroker:
         """Every message of the batch is written with a reply subject
         ``<inbox>.<batch>.<index>``, in one piece, and is on its way to the server when this
         returns; the batch's receipts are all its acknowledgements (one future per batch, failed
-        by the first refusal, or after ``publish_timeout``)."""
+        by the first refusal, or ``publish_timeout`` after they are awaited)."""
         loop = asyncio.get_running_loop()
         batch_id = str(next(self._batch_ids))
         batch = _Batch(len(messages), loop.create_future())
-        pending = _PendingBatch(self, batch_id, batch, loop.time() + self._publish_timeout)
+        pending = _PendingBatch(self, batch_id, batch, self._publish_timeout)
         if not messages:
             return pending
         prefix = f"{self._inbox}.{batch_id}."

@@ -221,11 +221,11 @@ def _message_line(line: bytes) -> tuple[int, bytes, bytes, int, int]:
     ``HMSG subject sid [reply] header_size total_size``."""
     parts = line.split()
     try:
-        if parts[0] == b"MSG":
-            if len(parts) == 4:
-                return int(parts[2]), parts[1], b"", 0, int(parts[3])
-            if len(parts) == 5:
-                return int(parts[2]), parts[1], parts[3], 0, int(parts[4])
+        if parts[0] == b"MSG" and len(parts) in (4, 5):
+            total = int(parts[-1])
+            if total < 0:  # would move the parser back over what it read: for ever
+                raise ValueError
+            return int(parts[2]), parts[1], parts[3] if len(parts) == 5 else b"", 0, total
         elif parts[0] == b"HMSG":
             if len(parts) == 5:
                 header_size, total = int(parts[3]), int(parts[4])
