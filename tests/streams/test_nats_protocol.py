@@ -197,3 +197,34 @@ def test_the_servers_publish_acknowledgements_take_the_fast_path(nats_url: str) 
             await client.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("reply", "headers", "outcome"),
+    [
+        (b"thanks", None, "pending"),  # a subscriber answering the reply subject: not a verdict
+        (b"", None, "pending"),
+        (b'{"seq": "4"}', None, "pending"),
+        (b'{"stream":"S", "seq":4}', None, "done"),
+        (b'{"stream":"S","seq":4,"domain":"hub","duplicate":true}', None, "done"),
+        (b'{"error":{"code":503,"description":"no stream"}}', None, "failed"),
+        (b"", b"NATS/1.0 503\r\n\r\n", "failed"),
+    ],
+)
+def test_only_jetstreams_answer_settles_a_publish(
+    reply: bytes, headers: bytes | None, outcome: str
+) -> None:
+    """What comes back on a publish's reply subject: JetStream's acknowledgement confirms it,
+    its refusal (an error, a 503 status) fails the batch, anything else is ignored."""
+    from meshgov.brokers.nats import _Batch
+
+    async def scenario() -> str:
+        broker = NatsBroker.__new__(NatsBroker)
+        batch = _Batch(1, asyncio.get_running_loop().create_future())
+        broker._batches = {"7": batch}
+        broker._settle("_MESHGOV_INBOX.abc.7.0", reply, headers)
+        if not batch.future.done():
+            return "pending"
+        return "failed" if batch.future.exception() else "done"
+
+    assert asyncio.run(scenario()) == outcome

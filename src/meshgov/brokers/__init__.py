@@ -7,12 +7,14 @@ for message ids); nothing else in meshgov names a broker.
 
 from __future__ import annotations
 
+from typing import Any
+
 from meshgov.brokers.base import Broker, BrokerError, BrokerMessage, OutgoingMessage
 
 __all__ = ["Broker", "BrokerError", "BrokerMessage", "OutgoingMessage", "open_broker"]
 
 
-async def open_broker(url: str, **options: float) -> Broker:
+async def open_broker(url: str, **options: Any) -> Broker:
     """A connected broker for ``url`` (``nats://host:port``)."""
     if url.startswith(("nats://", "tls://")):
         from meshgov.brokers.nats import NatsBroker

@@ -44,6 +44,10 @@ from meshgov.brokers.nats_protocol import BulkHandler, Writer, header_lines, ins
 
 log = logging.getLogger("meshgov.brokers.nats")
 MSG_ID_HEADER = "Nats-Msg-Id"
+# Replies to meshgov come under this prefix, not NATS's shared ``_INBOX``: pull deliveries carry
+# raw events, so a user allowed ``_INBOX.>`` (as NATS clients usually are) must not see them.
+# Grant subscribe on it to meshgov's own user only (docs/enforcement.md, "NATS permissions").
+INBOX_PREFIX = "_MESHGOV_INBOX"
 _NATS_ERRORS: tuple[type[BaseException], ...] = (
     nats.errors.Error,
     nats.js.errors.Error,
@@ -334,6 +338,7 @@ class NatsBroker:
         connect_timeout: float = 2.0,
         publish_timeout: float = 5.0,
         reconnect_wait: float = 0.25,
+        inbox_prefix: str = INBOX_PREFIX,
     ) -> NatsBroker:
         async def quiet(_: Exception) -> None:
             return None  # outages surface as BrokerError on the operation that meets them
@@ -349,6 +354,7 @@ class NatsBroker:
                     max_reconnect_attempts=-1,
                     allow_reconnect=True,
                     error_cb=quiet,
+                    inbox_prefix=inbox_prefix,
                 ),
                 connect_timeout * 2,
             )
@@ -479,12 +485,16 @@ class NatsBroker:
             ack = json.loads(data) if data else None
         except ValueError:
             ack = None
-        if not isinstance(ack, dict) or "error" in ack or not isinstance(ack.get("seq"), int):
+        status = _headers(headers).get("Status", "")
+        if isinstance(ack, dict) and isinstance(ack.get("seq"), int) and "error" not in ack:
+            batch.done(int(index), PublishReceipt(ack["seq"], bool(ack.get("duplicate"))))
+        elif status or (isinstance(ack, dict) and "error" in ack):
             # No stream for the subject (a 503 status with no body), or JetStream's error.
-            status = _headers(headers).get("Status", "")
             batch.fail(BrokerError(f"NATS did not persist a message ({status or ack})"))
         else:
-            batch.done(int(index), PublishReceipt(ack["seq"], bool(ack.get("duplicate"))))
+            # Neither JetStream's acknowledgement nor its refusal (a subscriber of the subject
+            # answering the reply subject): not a verdict; JetStream's own answer settles it.
+            log.warning("ignored a reply that is not JetStream's on %s", subject)
 
     def _check(self, name: str, pattern: re.Pattern[str], what: str) -> None:
         if name not in self._checked:
