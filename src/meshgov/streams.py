@@ -57,6 +57,8 @@ VERSION_HEADER = "Meshgov-Product-Version"
 RAW_SEQ_HEADER = "Meshgov-Raw-Sequence"
 REASON_HEADER = "Meshgov-Reason"
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
+# Room left for a message's headers under the broker's payload limit.
+_HEADER_ROOM = 4096
 
 
 @dataclass(frozen=True)
@@ -285,6 +287,9 @@ class Relay:
         for message, reason in bad:
             outgoing.append(self._dead_letter(message, reason))
         self.stats.dead_lettered += len(bad)
+        dead = len(bad)
+        limit = self.broker.max_payload - _HEADER_ROOM
+        by_sequence: dict[int, BrokerMessage] = {}
         for subscriber in self.subscribers:
             try:
                 governed = governed_port(
@@ -308,6 +313,20 @@ class Relay:
             survivors = governed_events(self.runner.run(governed, table), governed)
             self.stats.filtered += table.num_rows - len(survivors)
             for sequence, data in survivors:
+                if len(data) > limit:
+                    # Masks can lengthen an event past what the broker carries: the owners get
+                    # it as a dead letter (never raw to the subscriber), the stream goes on.
+                    by_sequence = by_sequence or {m.sequence: m for m in messages}
+                    reason = (
+                        f"the governed event for {subscriber.principal.id} "
+                        f"({subscriber.purpose}) has {len(data)} bytes, over the broker's limit"
+                    )
+                    outgoing.append(
+                        self._dead_letter(by_sequence[sequence], reason, for_whom=subject)
+                    )
+                    self.stats.dead_lettered += 1
+                    dead += 1
+                    continue
                 outgoing.append(
                     OutgoingMessage(
                         subject=subject,
@@ -317,18 +336,21 @@ class Relay:
                         headers={**headers, RAW_SEQ_HEADER: str(sequence)},
                     )
                 )
-        self.stats.published += len(outgoing) - len(bad)
+        self.stats.published += len(outgoing) - dead
         return outgoing
 
-    def _dead_letter(self, message: BrokerMessage, reason: str) -> OutgoingMessage:
+    def _dead_letter(
+        self, message: BrokerMessage, reason: str, *, for_whom: str = ""
+    ) -> OutgoingMessage:
         # The payload is kept when the broker can carry it (so nothing is lost); the reason and
         # the raw position always are. The dead-letter subject is the owners', never a consumer's.
-        limit = max(self.broker.max_payload - 4096, 0)
+        limit = max(self.broker.max_payload - _HEADER_ROOM, 0)
         data = message.data if len(message.data) <= limit else b""
         return OutgoingMessage(
             subject=self.dead_letter_subject,
             data=data,
-            msg_id=f"{self.raw_stream}:{message.sequence}:dead-letter",
+            msg_id=f"{self.raw_stream}:{message.sequence}:dead-letter{':' if for_whom else ''}"
+            f"{for_whom}",
             headers={
                 REASON_HEADER: reason,
                 RAW_SEQ_HEADER: str(message.sequence),

@@ -414,3 +414,45 @@ def test_governing_longer_than_the_publish_timeout_does_not_time_out_persisted_b
         runner.close()
 
     asyncio.run(scenario())
+
+
+def test_a_governed_event_over_the_brokers_limit_is_dead_lettered_and_the_stream_goes_on(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One event's governed form is larger than the broker carries (here a limit lowered to
+    600 bytes of payload): it goes to the owners' dead letters with the reason, the other events
+    are relayed, nothing is retried for ever."""
+    from meshgov import streams
+
+    monkeypatch.setattr(NatsBroker, "max_payload", property(lambda _: streams._HEADER_ROOM + 600))
+
+    async def scenario() -> None:
+        broker = await connect(world)
+        runner = GovernedRunner(HASH_KEY)
+        relay = relay_for(broker, world, runner)
+        await relay.start()
+        rows = [dict(o) for o in ORDERS[:6]]
+        rows[2]["order_id"] = "X" * 900
+        await publish_raw(broker, world, as_json(rows))
+        handled = 0
+        deadline = asyncio.get_running_loop().time() + 15
+        while handled < 6:
+            assert asyncio.get_running_loop().time() < deadline, f"handled {handled}/6"
+            handled += await relay.run_once()
+        assert relay.stats.retried_batches == 0
+        got = await read_all(
+            world.url, relay.governed_stream, relay.subject_for(relay.subscribers[0]), 5
+        )
+        assert sorted(json.loads(m.data)["order_id"] for m in got) == sorted(
+            r["order_id"] for r in rows if r is not rows[2]
+        )
+        dead = await read_all(world.url, relay.dead_letter_stream, relay.dead_letter_subject, 1)
+        assert len(dead) == 1
+        assert "over the broker's limit" in dead[0].headers["Meshgov-Reason"]
+        assert dead[0].headers["Meshgov-Raw-Sequence"] == "3"
+        assert await consumer_state(broker, relay, (6, 0)) == (6, 0)
+        await relay.close()
+        await broker.close()
+        runner.close()
+
+    asyncio.run(scenario())
