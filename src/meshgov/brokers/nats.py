@@ -555,7 +555,10 @@ class NatsBroker:
                     self._command(message, f"{prefix}{index}")
                     for index, message in enumerate(messages)
                 ]
-                await self._writer.write(commands, sent=True)
+                # Bounded: during an outage nats-py's flush would wait for the reconnection.
+                await asyncio.wait_for(
+                    self._writer.write(commands, sent=True), self._publish_timeout
+                )
             else:
                 for index, message in enumerate(messages):
                     await self._client.publish(
