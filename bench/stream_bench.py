@@ -39,6 +39,7 @@ from nats.js import api
 from meshgov.brokers.base import OutgoingMessage
 from meshgov.brokers.nats import NatsBroker
 from meshgov.catalog import load_catalog
+from meshgov.core.collection import tune_for_batches
 from meshgov.core.principal import Principal
 from meshgov.gateway import Gateway
 from meshgov.governed import GovernedRunner
@@ -291,6 +292,7 @@ async def governed_phase(
     broker = await NatsBroker.connect(URL)
     gateway = Gateway(load_catalog(root), load_bundle_dir(ROOT / "policies"))
     runner = GovernedRunner(KEY)
+    tune_for_batches()  # as `meshgov stream serve` does for its process
     relay = Relay(
         broker,
         lambda: gateway,
@@ -338,6 +340,7 @@ def relay_process(ns: str, root: str, ready: Any, stop_after: float, batch: int)
         broker = await NatsBroker.connect(URL)
         gateway = Gateway(load_catalog(root), load_bundle_dir(ROOT / "policies"))
         runner = GovernedRunner(KEY)
+        tune_for_batches()  # as `meshgov stream serve` does for its process
         relay = Relay(
             broker,
             lambda: gateway,

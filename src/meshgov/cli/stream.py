@@ -72,6 +72,10 @@ def serve(
         Subscriber(load_principal_file(path), name) for path in principal for name in purpose
     ]
 
+    from meshgov.core.collection import tune_for_batches
+
+    tune_for_batches()  # a relay process: batches of short-lived objects (measured)
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
