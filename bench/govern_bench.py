@@ -14,7 +14,6 @@ DuckDB's threads included) and the load average beside them.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -22,9 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# The same port, events and analyst as the relay's bench (run from bench/, it is importable).
+from stream_bench import ANALYST, event, manifest
+
 from meshgov.brokers.base import BrokerMessage
 from meshgov.catalog import load_catalog
-from meshgov.core.principal import Principal
 from meshgov.event_batches import SEQ_COLUMN, decode_events, events_port, governed_events
 from meshgov.gateway import Gateway
 from meshgov.governed import GovernedRunner, governed_port
@@ -32,60 +33,23 @@ from meshgov.policy_backends import load_bundle_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = b"bench-mesh-key"
-ANALYST = Principal(id="analyst-eu", groups=["analysts"], attributes={"region": "EU"})
 NS = "benchgov"
 
 
-def manifest() -> str:
-    return f"""apiVersion: meshgov/v1
-kind: DataProduct
-metadata: {{domain: bench, name: orders, version: 1.0.0, owner: b@acme.example,
-           description: Bench orders., status: active}}
-spec:
-  outputPorts:
-    - name: order_events
-      kind: events
-      stream: {{subject: {NS}.raw, name: {NS.upper()}_RAW}}
-      retention: 7d
-      columns:
-        - {{name: order_id, type: string, required: true, classification: internal}}
-        - {{name: email, type: string, classification: confidential, pii: true,
-           piiCategory: email, mask: hash}}
-        - {{name: card, type: string, classification: confidential, pii: true,
-           piiCategory: card, mask: partial}}
-        - {{name: amount, type: number, required: true, classification: internal}}
-        - {{name: region, type: string, required: true, classification: internal}}
-        - {{name: risk_score, type: integer, classification: restricted}}
-        - {{name: sent_ns, type: integer, required: true, classification: internal}}
-  access:
-    grants:
-      - to: {{groups: [analysts]}}
-        purposes: [analytics]
-        rowFilter: "region = {{principal.region}}"
-"""
+class _Unsettled:
+    """The governing stages never settle a message."""
 
+    async def ack(self, _message: BrokerMessage) -> None:
+        raise AssertionError("not settled here")
 
-def event(number: int) -> bytes:
-    return json.dumps(
-        {
-            "order_id": f"O{number:08d}",
-            "email": f"buyer{number}@example.com",
-            "card": f"4111111111{number % 1_000_000:06d}",
-            "amount": 10 + number % 500 * 0.5,
-            "region": "EU" if number % 2 else "US",
-            "risk_score": number % 100,
-            "sent_ns": time.time_ns(),
-        }
-    ).encode()
-
-
-async def _settled(*_: Any) -> None:
-    return None
+    async def nak(self, _message: BrokerMessage, _delay: float) -> None:
+        raise AssertionError("not settled here")
 
 
 def messages(start: int, count: int) -> list[BrokerMessage]:
+    settler = _Unsettled()
     return [
-        BrokerMessage(f"{NS}.raw", event(n), {}, n + 1, _settled, _settled)
+        BrokerMessage(f"{NS}.raw", event(n), {}, n + 1, settler)
         for n in range(start, start + count)
     ]
 
@@ -109,7 +73,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        (root / "orders.yaml").write_text(manifest(), encoding="utf-8")
+        (root / "orders.yaml").write_text(manifest(NS), encoding="utf-8")
         gateway = Gateway(load_catalog(root), load_bundle_dir(ROOT / "policies"))
     runner = GovernedRunner(KEY)
     _, declared = events_port(gateway, "bench/orders", "order_events")

@@ -22,8 +22,9 @@ from meshgov.brokers.nats import NatsBroker
 from meshgov.catalog import load_catalog
 from meshgov.core.principal import Principal
 from meshgov.gateway import Gateway
+from meshgov.governed import GovernedRunner
 from meshgov.policy_backends import load_bundle_dir
-from meshgov.streams import RelayConfig
+from meshgov.streams import Relay, RelayConfig, Subscriber
 
 ROOT = Path(__file__).resolve().parents[2]
 HASH_KEY = b"test-mesh-key"
@@ -263,3 +264,17 @@ class DropProxy:
 
 def run(coro_factory: Callable[[], Any]) -> Any:
     return asyncio.run(coro_factory())
+
+
+def relay_for(broker: NatsBroker, world: World, runner: GovernedRunner, **config: Any) -> Relay:
+    """The relay of the world's events port for the fraud analyst (all rows, e-mails hashed)."""
+    gateway = world.gateway()
+    return Relay(
+        broker,
+        lambda: gateway,
+        runner,
+        "shop/orders",
+        "order_events",
+        [Subscriber(FRAUD, "fraud_detection")],
+        world.config(**config),
+    )

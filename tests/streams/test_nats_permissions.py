@@ -18,11 +18,10 @@ from typing import Any
 
 import nats
 import pytest
-from stream_world import FRAUD, HASH_KEY, ORDERS, World, as_json, make_world
+from stream_world import FRAUD, HASH_KEY, ORDERS, World, as_json, make_world, relay_for
 
 from meshgov.brokers.nats import INBOX_PREFIX, NatsBroker
 from meshgov.governed import GovernedRunner
-from meshgov.streams import Relay, Subscriber
 
 
 def _free_port() -> int:
@@ -121,16 +120,7 @@ def test_raw_events_reach_the_relay_only_and_its_publishes_cannot_be_answered(
 
         broker = await NatsBroker.connect(url.replace("://", "://meshgov-relay:relay@"))
         runner = GovernedRunner(HASH_KEY)
-        gateway = world.gateway()
-        relay = Relay(
-            broker,
-            lambda: gateway,
-            runner,
-            "shop/orders",
-            "order_events",
-            [Subscriber(FRAUD, "fraud_detection")],
-            world.config(batch=10),
-        )
+        relay = relay_for(broker, world, runner, batch=10)
         await relay.start()
         producer = await nats.connect(url, user="producer", password="producer")
         rows = ORDERS[:25]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -19,25 +20,13 @@ from stream_world import (
     connect,
     publish_raw,
     read_all,
+    relay_for,
 )
 
 from meshgov.brokers.base import BrokerError
 from meshgov.brokers.nats import NatsBroker
 from meshgov.governed import GovernedRunner
 from meshgov.streams import Relay, Subscriber
-
-
-def relay_for(broker: NatsBroker, world: World, runner: GovernedRunner, **config: Any) -> Relay:
-    gateway = world.gateway()
-    return Relay(
-        broker,
-        lambda: gateway,
-        runner,
-        "shop/orders",
-        "order_events",
-        [Subscriber(FRAUD, "fraud_detection")],
-        world.config(**config),
-    )
 
 
 async def consumer_state(
@@ -240,6 +229,33 @@ def test_pull_fetch_keeps_late_deliveries_and_acks_each_in_one_write(world: Worl
     asyncio.run(scenario())
 
 
+async def _after_an_intruder(
+    world: World, name: str, intrude: Callable[[str, Any], Awaitable[None]]
+) -> tuple[list[Any], Any]:
+    """Six raw events; a fetch of 3 (the next 3 are asked for ahead and queue up), then
+    ``intrude`` publishes on the consumer's inbox from another connection; returns the next
+    fetch and the subscription (open, with its broker)."""
+    import nats
+
+    broker = await connect(world)
+    other = await nats.connect(world.url)
+    try:
+        for _ in range(6):
+            await broker._js.publish(world.raw_subject, b"{}")
+        sub = await broker.durable(
+            world.raw_stream, world.raw_subject, f"{world.ns}_{name}", ack_wait=30.0
+        )
+        first = await sub.fetch(3, 0.2)  # a full batch: the next 3 are asked for ahead
+        assert [m.sequence for m in first] == [1, 2, 3]
+        await asyncio.sleep(0.2)  # the 3 asked ahead are queued now
+        await intrude(sub._inbox, other)
+        await other.flush()
+        await asyncio.sleep(0.2)
+        return await sub.fetch(10, 0.2), sub
+    finally:
+        await other.close()
+
+
 def test_a_stray_message_on_the_pull_inbox_does_not_drop_the_deliveries_around_it(
     world: World,
 ) -> None:
@@ -248,29 +264,14 @@ def test_a_stray_message_on_the_pull_inbox_does_not_drop_the_deliveries_around_i
     fetch returns those deliveries in order and skips the stray message; it does not drop
     them (they would come again only after ``ack_wait``, behind later events)."""
 
-    async def scenario() -> None:
-        import nats
+    async def intrude(inbox: str, other: Any) -> None:
+        await other.publish(f"{inbox}.stray", b"{}", reply="not.an.ack.subject")
 
-        broker = await connect(world)
-        other = await nats.connect(world.url)
-        try:
-            for _ in range(6):
-                await broker._js.publish(world.raw_subject, b"{}")
-            sub = await broker.durable(
-                world.raw_stream, world.raw_subject, f"{world.ns}_stray", ack_wait=30.0
-            )
-            first = await sub.fetch(3, 0.2)  # a full batch: the next 3 are asked for ahead
-            assert [m.sequence for m in first] == [1, 2, 3]
-            await asyncio.sleep(0.2)  # the 3 asked ahead are queued now
-            await other.publish(f"{sub._inbox}.stray", b"{}", reply="not.an.ack.subject")
-            await other.flush()
-            await asyncio.sleep(0.2)
-            second = await sub.fetch(10, 0.2)
-            assert [m.sequence for m in second] == [4, 5, 6]
-            await sub.close()
-        finally:
-            await other.close()
-            await broker.close()
+    async def scenario() -> None:
+        second, sub = await _after_an_intruder(world, "stray", intrude)
+        assert [m.sequence for m in second] == [4, 5, 6]
+        await sub.close()
+        await sub._broker.close()
 
     asyncio.run(scenario())
 
@@ -280,33 +281,17 @@ def test_a_409_status_after_deliveries_keeps_them_and_is_reported_next(world: Wo
     deliveries were queued: the fetch returns the deliveries, and the following fetch reports
     the 409 (``BrokerError``)."""
 
-    async def scenario() -> None:
-        import nats
+    async def intrude(inbox: str, other: Any) -> None:
+        status = {"Status": "409", "Description": "Consumer Deleted"}
+        await other.publish(f"{inbox}.0", b"", headers=status)
 
-        broker = await connect(world)
-        other = await nats.connect(world.url)
-        try:
-            for _ in range(6):
-                await broker._js.publish(world.raw_subject, b"{}")
-            sub = await broker.durable(
-                world.raw_stream, world.raw_subject, f"{world.ns}_409", ack_wait=30.0
-            )
-            first = await sub.fetch(3, 0.2)
-            assert [m.sequence for m in first] == [1, 2, 3]
-            await asyncio.sleep(0.2)
-            await other.publish(
-                f"{sub._inbox}.0", b"", headers={"Status": "409", "Description": "Consumer Deleted"}
-            )
-            await other.flush()
-            await asyncio.sleep(0.2)
-            second = await sub.fetch(10, 0.2)
-            assert [m.sequence for m in second] == [4, 5, 6]
-            with pytest.raises(BrokerError):
-                await sub.fetch(10, 0.2)
-            await sub.close()
-        finally:
-            await other.close()
-            await broker.close()
+    async def scenario() -> None:
+        second, sub = await _after_an_intruder(world, "409", intrude)
+        assert [m.sequence for m in second] == [4, 5, 6]
+        with pytest.raises(BrokerError):
+            await sub.fetch(10, 0.2)
+        await sub.close()
+        await sub._broker.close()
 
     asyncio.run(scenario())
 
