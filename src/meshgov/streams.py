@@ -76,6 +76,16 @@ class RelayConfig:
     # or lost its connection mid-batch).
     ack_wait: float = 30.0
 
+    @classmethod
+    def in_namespace(cls, namespace: str, **options: Any) -> RelayConfig:
+        """The prefixes of ``MESHGOV_STREAM_NAMESPACE`` (the service and `meshgov stream serve`)."""
+        return cls(
+            governed_prefix=f"{namespace}gov",
+            dead_letter_prefix=f"{namespace}dlq",
+            stream_prefix=f"{namespace.upper()}MESHGOV",
+            **options,
+        )
+
 
 @dataclass(frozen=True)
 class Subscriber:

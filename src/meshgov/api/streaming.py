@@ -107,12 +107,7 @@ def start_relay(settings: Settings, service: Service) -> RelayThread | None:
             revision=service.state.revision,
         )
 
-    ns = settings.stream_namespace
-    config = RelayConfig(
-        governed_prefix=f"{ns}gov",
-        dead_letter_prefix=f"{ns}dlq",
-        stream_prefix=f"{ns.upper()}MESHGOV",
-    )
+    config = RelayConfig.in_namespace(settings.stream_namespace)
     relay = RelayThread(
         settings.nats_url,
         lambda: service.state.gateway,

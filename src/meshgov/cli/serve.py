@@ -133,10 +133,17 @@ def serve_command(
     if settings.configured_hash_key() is None:
         err_console.print(f"[yellow]warning[/] {DEVELOPMENT_KEY_WARNING}")
     err_console.print(f"OpenAPI docs: [link={base}/docs]{base}/docs[/]")
-    if settings.nats_url:
+    if settings.nats_url and settings.stream_relay:
         err_console.print(
             f"event streams: relaying events ports via {settings.nats_url} to "
-            "gov.<purpose>.<principal>.<domain>.<name>.<port> (a warning follows if unreachable)",
+            f"{settings.stream_namespace}gov.<purpose>.<principal>.<domain>.<name>.<port> "
+            "(a warning follows if unreachable)",
+            markup=False,
+        )
+    elif settings.nats_url:
+        err_console.print(
+            f"event streams: served by the pull API from {settings.nats_url}; not relayed "
+            "(MESHGOV_STREAM_RELAY is off)",
             markup=False,
         )
     if found_tokens is not None and found_tokens.resolve() == DEV_TOKENS_FILE.resolve():

@@ -74,6 +74,7 @@ def serve(
 
     from meshgov.core.collection import tune_for_batches
 
+    settings = Settings()  # MESHGOV_HASH_KEY, MESHGOV_STREAM_NAMESPACE: as the service's relay
     tune_for_batches()  # a relay process: batches of short-lived objects (measured)
 
     async def main() -> None:
@@ -90,11 +91,11 @@ def serve(
         await run_relays(
             nats,
             lambda: gateway,
-            Settings().hash_key(),
+            settings.hash_key(),
             chosen,
             subscribers,
             stop,
-            RelayConfig(batch=batch),
+            RelayConfig.in_namespace(settings.stream_namespace, batch=batch),
             on_started=started,
         )
 

@@ -1,0 +1,56 @@
+"""`meshgov stream serve` relays where the service's relay does: MESHGOV_STREAM_NAMESPACE."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+import meshgov.core.collection
+import meshgov.streams
+from meshgov.cli import app
+from meshgov.streams import RelayConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+MESH = ROOT / "examples" / "mesh"
+
+
+@pytest.mark.parametrize(("namespace", "governed"), [("", "gov"), ("team7", "team7gov")])
+def test_stream_serve_uses_the_stream_namespace_and_the_batch(
+    monkeypatch: pytest.MonkeyPatch, namespace: str, governed: str
+) -> None:
+    seen: list[RelayConfig] = []
+
+    async def fake_run_relays(*args: Any, **kwargs: Any) -> None:
+        seen.append(args[6])
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(meshgov.streams, "run_relays", fake_run_relays)
+    monkeypatch.setattr(meshgov.core.collection, "tune_for_batches", lambda: None)
+    monkeypatch.setenv("MESHGOV_STREAM_NAMESPACE", namespace)
+    result = CliRunner().invoke(
+        app,
+        [
+            "stream",
+            "serve",
+            "--catalog",
+            str(MESH),
+            "--policies",
+            str(ROOT / "policies"),
+            "--principal",
+            str(MESH / "principals" / "analyst-eu.yaml"),
+            "--purpose",
+            "analytics",
+            "--batch",
+            "123",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert len(seen) == 1
+    assert seen[0].governed_prefix == governed
+    assert seen[0].dead_letter_prefix == f"{namespace}dlq"
+    assert seen[0].stream_prefix == f"{namespace.upper()}MESHGOV"
+    assert seen[0].batch == 123
