@@ -172,3 +172,12 @@ def test_the_export_is_produced_batch_by_batch(tmp_path: Path) -> None:
     expected = int(np.sum(np.array(big["region"].to_pylist()) == "EU"))
     assert table.num_rows == expected
     assert max(len(c) for c in chunks) < sum(len(c) for c in chunks) / 2
+
+
+def test_an_output_that_cannot_be_written_exits_2_naming_it(tmp_path: Path) -> None:
+    out = tmp_path / "missing-dir" / "customers.parquet"
+    result = export("analyst-eu", out)
+    assert result.exit_code == 2, result.output
+    assert "cannot write the export" in result.output
+    assert "missing-dir" in result.output
+    assert "internal_error" not in result.output

@@ -44,6 +44,7 @@ def export(
     """Write the rows and values PRINCIPAL may see of a port's snapshot; a denial exits 3."""
     from meshgov.catalog import load_catalog
     from meshgov.config import Settings
+    from meshgov.errors import InputError, Location
     from meshgov.exports import ExportFormat, export_to, parse_export_format, plan_export
     from meshgov.gate import default_policies_dir
     from meshgov.gateway import Gateway
@@ -71,9 +72,20 @@ def export(
             sys.stdout.buffer.flush()
         else:
             partial = output.with_name(output.name + ".partial")
-            # A path, not a Python file object: pyarrow then writes it natively, without the
-            # GIL, while the next batch is produced (see docs/benchmarks.md).
-            rows = export_to(plan, runner, fmt, partial)
+            try:  # an output that cannot be written is the caller's to fix (exit 2), found early
+                partial.touch()
+            except OSError as exc:
+                raise InputError(
+                    f"cannot write the export: {exc.strerror or type(exc).__name__}",
+                    Location(file=str(partial)),
+                ) from None
+            try:
+                # A path, not a Python file object: pyarrow then writes it natively, without
+                # the GIL, while the next batch is produced (see docs/benchmarks.md).
+                rows = export_to(plan, runner, fmt, partial)
+            except BaseException:
+                partial.unlink(missing_ok=True)  # no half-written file left behind
+                raise
             partial.replace(output)  # never a half-written export under the final name
     finally:
         runner.close()
