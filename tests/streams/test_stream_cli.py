@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -54,3 +55,46 @@ def test_stream_serve_uses_the_stream_namespace_and_the_batch(
     assert seen[0].dead_letter_prefix == f"{namespace}dlq"
     assert seen[0].stream_prefix == f"{namespace.upper()}MESHGOV"
     assert seen[0].batch == 123
+
+
+def test_stream_serve_warns_at_start_about_a_subscriber_the_policy_denies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    relay = SimpleNamespace(
+        product="commerce/orders",
+        port="order_events",
+        raw_subject="commerce.orders.events",
+        subject_for=lambda s: f"gov.{s.purpose}.{s.principal.id}.commerce.orders.order_events",
+    )
+
+    async def fake_run_relays(*args: Any, **kwargs: Any) -> None:
+        kwargs["on_started"]([relay])
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(meshgov.streams, "run_relays", fake_run_relays)
+    monkeypatch.setattr(meshgov.core.collection, "tune_for_batches", lambda: None)
+    result = CliRunner().invoke(
+        app,
+        [
+            "stream",
+            "serve",
+            "--catalog",
+            str(MESH),
+            "--policies",
+            str(ROOT / "policies"),
+            "--principal",
+            str(MESH / "principals" / "analyst-eu.yaml"),
+            "--purpose",
+            "analytics",
+            "--purpose",
+            "marketing",
+            "commerce/orders:order_events",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert (
+        "warning nothing is relayed to gov.marketing.analyst-eu.commerce.orders.order_events: "
+        "commerce/orders:order_events: no grant" in output
+    )
+    assert "nothing is relayed to gov.analytics" not in output

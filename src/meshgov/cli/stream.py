@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from meshgov.cli._common import err_console, load_principal_file, reports_errors
 
@@ -52,11 +53,11 @@ def serve(
 
     from meshgov.catalog import load_catalog
     from meshgov.config import Settings
-    from meshgov.errors import InputError
+    from meshgov.errors import AccessDenied, InputError
     from meshgov.event_batches import events_port
     from meshgov.gate import default_policies_dir
     from meshgov.gateway import Gateway
-    from meshgov.governed import parse_port_ref
+    from meshgov.governed import governed_port, parse_port_ref
     from meshgov.policy_backends import load_bundle_dir
     from meshgov.streams import RelayConfig, Subscriber, events_ports, run_relays
 
@@ -87,6 +88,22 @@ def serve(
             for relay in relays:
                 subjects = ", ".join(relay.subject_for(s) for s in subscribers)
                 err_console.print(f"relaying {relay.raw_subject} → {subjects}", markup=False)
+                # The policy is fixed for this process: a subscriber denied now gets nothing
+                # until restarted, which a silent relay would leave the user to guess.
+                for subscriber in subscribers:
+                    try:
+                        governed_port(
+                            gateway,
+                            subscriber.principal,
+                            subscriber.purpose,
+                            relay.product,
+                            relay.port,
+                        )
+                    except AccessDenied as exc:
+                        err_console.print(
+                            f"[yellow]warning[/] nothing is relayed to "
+                            f"{escape(relay.subject_for(subscriber))}: {escape(exc.message)}"
+                        )
 
         await run_relays(
             nats,
