@@ -181,3 +181,16 @@ def test_an_output_that_cannot_be_written_exits_2_naming_it(tmp_path: Path) -> N
     assert "cannot write the export" in result.output
     assert "missing-dir" in result.output
     assert "internal_error" not in result.output
+
+
+def test_an_export_warns_about_the_development_hash_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As `meshgov query` and `meshgov serve` do: hashes made with the public key are guessable."""
+    public = export("analyst-eu", tmp_path / "public.parquet")
+    assert public.exit_code == 0, public.output
+    assert "public development key" in " ".join(public.output.split())
+    monkeypatch.setenv("MESHGOV_HASH_KEY", "s3cret")
+    keyed = export("analyst-eu", tmp_path / "keyed.parquet")
+    assert keyed.exit_code == 0, keyed.output
+    assert "development key" not in keyed.output

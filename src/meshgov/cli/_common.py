@@ -14,6 +14,7 @@ from rich.markup import escape
 from meshgov.errors import Location, MeshgovError, PrincipalError
 
 if TYPE_CHECKING:
+    from meshgov.config import Settings
     from meshgov.core.policy import PolicyEngine
     from meshgov.core.principal import Principal
 
@@ -47,6 +48,16 @@ def policy_engine(name: str) -> PolicyEngine:
 
 # No emoji codes (":100:" in "file.yaml:100:" would print 💯) and user text escaped below.
 err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+
+
+def hash_key_of(settings: Settings) -> bytes:
+    """The mesh key of a command that hashes (query, serve, export, stream serve), warning when
+    it is the public development key."""
+    from meshgov.config import DEVELOPMENT_KEY_WARNING
+
+    if settings.configured_hash_key() is None:
+        err_console.print(f"[yellow]warning[/] {DEVELOPMENT_KEY_WARNING}")
+    return settings.hash_key()
 
 
 def fail(error: MeshgovError) -> typer.Exit:

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from meshgov.cli._common import err_console, load_principal_file, reports_errors
+from meshgov.cli._common import err_console, hash_key_of, load_principal_file, reports_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -65,7 +65,7 @@ def export(
     who = load_principal_file(principal)
     gateway = Gateway(load_catalog(catalog), load_bundle_dir(policies or default_policies_dir()))
     plan = plan_export(gateway, who, purpose, product, port_name, next_decision_id())
-    runner = GovernedRunner(Settings().hash_key())
+    runner = GovernedRunner(hash_key_of(Settings()))
     try:
         if str(output) == "-":
             rows = export_to(plan, runner, fmt, sys.stdout.buffer)

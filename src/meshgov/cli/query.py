@@ -16,6 +16,7 @@ import typer
 from meshgov.cli._common import (
     PolicyEngineOption,
     err_console,
+    hash_key_of,
     load_principal_file,
     policy_engine,
     reports_errors,
@@ -68,7 +69,7 @@ def query(
     rego_engine: PolicyEngineOption = "auto",
 ) -> None:
     """Run SQL as PRINCIPAL: masked columns, filtered rows; a denial exits 3 naming what and why."""
-    from meshgov.config import DEVELOPMENT_KEY_WARNING, Settings
+    from meshgov.config import Settings
     from meshgov.engines.base import engine_kind
     from meshgov.execution import execute_query, parse_format
     from meshgov.gateway import sql_dialect
@@ -81,10 +82,7 @@ def query(
     mesh = _load_catalog(catalog)
     who = load_principal_file(principal)
     gateway = _gateway(mesh, policies, rego_engine)
-    settings = Settings()
-    if settings.configured_hash_key() is None:
-        err_console.print(f"[yellow]warning[/] {DEVELOPMENT_KEY_WARNING}")
-    query_engine = _open_engine(engine, mesh, settings.hash_key())
+    query_engine = _open_engine(engine, mesh, hash_key_of(Settings()))
     try:
         result = execute_query(gateway, query_engine, sql, who, purpose, dialect)
     finally:

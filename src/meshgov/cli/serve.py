@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from meshgov.cli._common import err_console, reports_errors
+from meshgov.cli._common import err_console, hash_key_of, reports_errors
 
 DEV_TOKENS_FILE = Path("examples/tokens.yaml")
 
@@ -82,7 +82,7 @@ def serve_command(
     """Run the HTTP service. Settings also come from MESHGOV_* environment variables."""
     import uvicorn
 
-    from meshgov.config import DEVELOPMENT_KEY_WARNING, Settings
+    from meshgov.config import Settings
     from meshgov.service import Service
 
     # Options win over the environment; workers re-read the same values from the environment.
@@ -130,8 +130,7 @@ def serve_command(
         f"policy engine {rego_engine}, query engine {engine.split('://')[0]}, "
         f"{workers} worker(s)"
     )
-    if settings.configured_hash_key() is None:
-        err_console.print(f"[yellow]warning[/] {DEVELOPMENT_KEY_WARNING}")
+    hash_key_of(settings)  # warns when it is the development key
     err_console.print(f"OpenAPI docs: [link={base}/docs]{base}/docs[/]")
     if settings.nats_url and settings.stream_relay:
         err_console.print(

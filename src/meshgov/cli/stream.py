@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from meshgov.cli._common import err_console, load_principal_file, reports_errors
+from meshgov.cli._common import err_console, hash_key_of, load_principal_file, reports_errors
 
 if TYPE_CHECKING:
     from meshgov.streams import Relay
@@ -76,6 +76,7 @@ def serve(
     from meshgov.core.collection import tune_for_batches
 
     settings = Settings()  # MESHGOV_HASH_KEY, MESHGOV_STREAM_NAMESPACE: as the service's relay
+    hash_key = hash_key_of(settings)
     tune_for_batches()  # a relay process: batches of short-lived objects (measured)
 
     async def main() -> None:
@@ -108,7 +109,7 @@ def serve(
         await run_relays(
             nats,
             lambda: gateway,
-            settings.hash_key(),
+            hash_key,
             chosen,
             subscribers,
             stop,
