@@ -76,6 +76,10 @@ def test_bad_requests(server: RunningServer) -> None:
         assert client.get(PATH, params={"format": "xlsx"}).status_code == 400
         missing = client.get("/v1/products/customer/customers/ports/nope/export")
         assert missing.status_code == 404
+        assert "customer/customers has no output port 'nope'" in missing.json()["message"]
+        unknown = client.get("/v1/products/customer/nobody/ports/customers/export")
+        assert unknown.status_code == 404
+        assert "unknown product 'customer/nobody'" in unknown.json()["message"]
         no_snapshot = client.get(
             "/v1/products/commerce/orders/ports/order_events/export",
             params={"purpose": "analytics"},

@@ -59,8 +59,10 @@ async def export_port(
     state = service.state
     product = f"{domain}/{name}"
     manifest = state.catalog.manifests.get(product)
-    if manifest is None or not any(p.name == port for p in manifest.spec.output_ports):
-        raise NotFound(f"no port {product}:{port}")
+    if manifest is None:
+        raise NotFound(f"unknown product {product!r}")
+    if not any(p.name == port for p in manifest.spec.output_ports):
+        raise NotFound(f"product {product} has no output port {port!r}")
     decision = state.gateway.decide(caller, purpose, product, port)
 
     def log(allowed: bool, reason: str | None) -> str:
