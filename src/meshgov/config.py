@@ -114,6 +114,15 @@ class Settings(BaseSettings):
     pg_max_connections: Annotated[int, Field(ge=1)] = 100
     pg_max_connections_per_principal: Annotated[int, Field(ge=1)] = 20
     pg_idle_timeout_seconds: Annotated[float, Field(gt=0)] = 3600.0
+    # Failed logins (docs/wire.md): after each failure for a user name (or from an address) the
+    # next login waits, doubling from `delay` up to `max_delay`; past `max_failures` within the
+    # window it is refused (28P01). 0 failures = that counter is off. `tracked`: keys per counter.
+    pg_login_max_failures: Annotated[int, Field(ge=0)] = 10
+    pg_login_max_failures_per_address: Annotated[int, Field(ge=0)] = 100
+    pg_login_window_seconds: Annotated[float, Field(gt=0)] = 300.0
+    pg_login_delay_seconds: Annotated[float, Field(ge=0, le=5)] = 0.1
+    pg_login_max_delay_seconds: Annotated[float, Field(ge=0, le=30)] = 2.0
+    pg_login_tracked: Annotated[int, Field(ge=1)] = 10_000
     # The PostgreSQL server that holds the governed catalogue (one database per visible view;
     # the role needs CREATEDB and CREATEROLE). Empty = the query engine's server when it is
     # PostgreSQL, else introspection is refused (data queries still work).

@@ -30,6 +30,7 @@ def create_process_app(settings: Settings, *, bootstrap: bool = True) -> FastAPI
 
     def make_listener(service: Service, tokens: TokenRegistry) -> PgListener:
         from meshgov.pgwire.server import PgListener, WireSettings
+        from meshgov.pgwire.throttle import LoginLimits
 
         return PgListener(
             service,
@@ -44,6 +45,14 @@ def create_process_app(settings: Settings, *, bootstrap: bool = True) -> FastAPI
                 idle_timeout_seconds=settings.pg_idle_timeout_seconds,
                 catalogue_dsn=settings.wire_catalog_dsn(),
                 catalogue_prefix=settings.pg_catalog_prefix,
+                login_limits=LoginLimits(
+                    max_failures=settings.pg_login_max_failures,
+                    max_failures_per_address=settings.pg_login_max_failures_per_address,
+                    window_seconds=settings.pg_login_window_seconds,
+                    delay_seconds=settings.pg_login_delay_seconds,
+                    max_delay_seconds=settings.pg_login_max_delay_seconds,
+                    max_tracked=settings.pg_login_tracked,
+                ),
             ),
         )
 

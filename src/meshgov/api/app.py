@@ -185,6 +185,7 @@ def create_app(
         owned.start(bootstrap=bootstrap)
         relay = start_relay(settings, owned)
         started: list[Listener] = []
+        app.state.listeners = started  # the process's other faces, for tests and operators
         try:
             for make in listeners:
                 listener = make(owned, registry)

@@ -14,10 +14,11 @@ import ipaddress
 import logging
 import secrets
 import ssl
+import time
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ from meshgov.pgwire.catalogue import CatalogueDatabases
 from meshgov.pgwire.framing import MAX_AUTH_MESSAGE_BYTES, read_message
 from meshgov.pgwire.session import SERVER_VERSION, Session
 from meshgov.pgwire.state import Prepared, SessionState
+from meshgov.pgwire.throttle import LoginLimits, LoginThrottle
 from meshgov.pgwire.types import pg_type
 
 if TYPE_CHECKING:
@@ -61,6 +63,8 @@ class WireSettings:
     # Worker threads for engine work (queries, reading batches): most of their time is spent
     # waiting on the engine (PostgreSQL) or in it without the GIL (DuckDB).
     worker_threads: int = 16
+    # Failed logins: delayed, then refused (28P01), per user name and per client address.
+    login_limits: LoginLimits = field(default_factory=LoginLimits)
 
 
 class PgListener:
@@ -92,6 +96,7 @@ class PgListener:
         self.connections = 0
         # Salts unknown users' SCRAM exchanges (auth.mock_salt); never leaves this process.
         self._mock_secret = secrets.token_bytes(32)
+        self.login_throttle = LoginThrottle(settings.login_limits, time.monotonic)
         self._server: asyncio.Server | None = None
         self._tls: ssl.SSLContext | None = None
         if settings.tls_cert is not None:
@@ -165,6 +170,8 @@ class PgListener:
             if started is None:
                 return
             reader, writer, params, secure = started
+            if not await self._admit_login(writer, params):
+                return
             principal = await asyncio.wait_for(
                 self._authenticate(reader, writer, params, secure), STARTUP_TIMEOUT_SECONDS
             )
@@ -237,6 +244,29 @@ class PgListener:
         if session is not None:
             session.cancel("canceling statement due to user request")
 
+    async def _admit_login(self, writer: asyncio.StreamWriter, params: dict[str, str]) -> bool:
+        """Wait out the login delay of the user name and address; False (and the wrong-password
+        answer) when either is past its limit of failures."""
+        user, address = params.get("user", ""), _client_address(writer)
+        delay = self.login_throttle.delay(user, address)
+        if delay > 0:
+            await asyncio.sleep(delay)  # only this connection waits
+        if self.login_throttle.refused(user, address):
+            writer.write(_denied(user))
+            return False
+        return True
+
+    def _login_failed(self, user: str, writer: asyncio.StreamWriter) -> None:
+        address = _client_address(writer)
+        user_limit, address_limit = self.login_throttle.failed(user, address)
+        if user_limit or address_limit:
+            # The address, not the name: a name may be a mistyped password.
+            log.warning(
+                "PostgreSQL logins refused for %s: too many failures from %s",
+                "a user name" if user_limit else "an address",
+                address,
+            )
+
     async def _authenticate(
         self,
         reader: asyncio.StreamReader,
@@ -250,9 +280,7 @@ class PgListener:
         # An unknown user is asked for SCRAM as a known one is (and fails at the proof), so the
         # kind of exchange does not tell who exists (PostgreSQL's mock authentication).
         mock = verifier is None and user not in principals and bool(self.tokens.verifiers)
-        denied = m.error_response(
-            "28P01", f'password authentication failed for user "{user}"', severity="FATAL"
-        )
+        denied = _denied(user)
         if verifier is None and not mock and not self._may_send_password(writer, secure):
             # No verifier: the token itself would be the password, which needs TLS or loopback
             # (said to every user alike, so the answer does not tell who exists).
@@ -285,26 +313,43 @@ class PgListener:
                     raise AuthenticationFailed("expected SASLResponse")
                 final = exchange.server_final(payload)
             except AuthenticationFailed:
+                self._login_failed(user, writer)
                 writer.write(denied)
                 return None
-            writer.write(m.authentication(12, final))
             principal = principals.get(user)
             if principal is None:  # a verifier without a principal cannot happen; fail closed
+                self._login_failed(user, writer)
                 writer.write(denied)
                 return None
-            return principal
+            return self._logged_in(principal, writer, m.authentication(12, final))
         writer.write(m.AUTH_CLEARTEXT)
         await writer.drain()
         kind, payload = await read_message(reader, MAX_AUTH_MESSAGE_BYTES)
         if kind != b"p":
+            self._login_failed(user, writer)
             writer.write(denied)
             return None
         password = m.Reader(payload).cstring()
         found = self.tokens.by_password(user, password)
         if found is None:
+            self._login_failed(user, writer)
             writer.write(denied)
             return None
-        return found
+        return self._logged_in(found, writer, b"")
+
+    def _logged_in(
+        self, principal: Principal, writer: asyncio.StreamWriter, final: bytes
+    ) -> Principal | None:
+        """A proven login is accepted only if its user name and address are still under their
+        limits now: concurrent attempts all pass ``_admit_login`` before any has failed, so
+        only those that end before the limit is reached may succeed."""
+        if self.login_throttle.refused(principal.id, _client_address(writer)):
+            writer.write(_denied(principal.id))  # the same answer as a wrong password
+            return None
+        self.login_throttle.succeeded(principal.id)
+        if final:
+            writer.write(final)
+        return principal
 
     def _may_send_password(self, writer: asyncio.StreamWriter, secure: bool) -> bool:
         if secure:
@@ -382,6 +427,20 @@ class PgListener:
         if GUILD_GROUP in principal.groups:
             return sorted(registered)
         return granted_purposes(self.service.state.gateway, principal)
+
+
+def _denied(user: str) -> bytes:
+    return m.error_response(
+        "28P01", f'password authentication failed for user "{user}"', severity="FATAL"
+    )
+
+
+def _client_address(writer: asyncio.StreamWriter) -> str:
+    """The peer's IP address; ``local`` for a Unix socket."""
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return "local"
 
 
 def _reported(name: str) -> str:
