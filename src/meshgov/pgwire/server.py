@@ -3,9 +3,8 @@
 user = principal id, password = that principal's token, database = the purpose. A password
 travels in clear only over TLS or loopback; where the tokens file holds a SCRAM-SHA-256 verifier
 for the principal, the token never travels at all. A failed login is ``28P01`` whatever was wrong,
-and repeated failures make later logins wait, then get the same refusal (``throttle.py``); an unknown
-purpose is ``3D000`` naming the purposes the principal's grants allow (all, for the
-guild).
+and repeated failures make later logins wait, then get the same refusal (``throttle.py``); an
+unknown purpose is ``3D000`` naming the purposes the principal's grants allow (all, for the guild).
 """
 
 from __future__ import annotations
