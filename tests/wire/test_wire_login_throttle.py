@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from wire_server import WireServer, serve
@@ -169,3 +170,23 @@ def test_failure_counter_forgets_old_and_excess_keys() -> None:
     assert counter.exceeded("late")
     now[0] += 10.5
     assert not counter.exceeded("late")
+
+
+def test_failures_that_end_during_a_login_refuse_it(server: WireServer) -> None:
+    """Concurrent attempts all pass the check on arrival: a right token is accepted only if the
+    name is still under its limit when its exchange ends. The failures of concurrent attempts
+    (from another address) are recorded between the arrival check and the exchange."""
+    listener = _listener(server)
+    authenticate = listener._authenticate
+
+    async def with_concurrent_failures(*args: Any) -> Any:
+        for _ in range(3):
+            listener.login_throttle.failed("analyst-eu", "192.0.2.1")
+        return await authenticate(*args)
+
+    listener._authenticate = with_concurrent_failures  # type: ignore[method-assign]
+    try:
+        assert _login(server, "analyst-eu", "dev-analyst-eu")[:2] == WRONG
+    finally:
+        del listener._authenticate
+    assert _login(server, "analyst-us", "dev-analyst-us")[0] == "ok"
