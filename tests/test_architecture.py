@@ -80,6 +80,7 @@ FACADES = [
     SRC / "exports.py",
     SRC / "streams.py",
     SRC / "event_batches.py",
+    SRC / "visibility.py",
     *sorted(SRC.joinpath("serving").glob("*.py")),
 ]
 

@@ -36,7 +36,10 @@ def test_what_may_i_see_is_what_the_gateway_enforces(server: RunningServer) -> N
             [table] = decided["decision"]["tables"]
             masks = {c["name"]: c["mask"] for c in port["columns"] if c["mask"]}
             assert masks == {name: m["kind"] for name, m in table["masks"].items()}
-            assert port["hidden_columns"] == table["hidden_columns"]
+            # The query's answer names them (to whom asked); the listing, like the console,
+            # does not name a column hidden from the caller (meshgov.visibility).
+            assert port["hidden_columns"] == []
+            assert not {c["name"] for c in port["columns"]} & set(table["hidden_columns"])
             assert port["row_filter"] == table["row_filter_sql"]
         rows = client.post(
             "/v1/query/execute",
@@ -49,9 +52,8 @@ def test_what_may_i_see_is_what_the_gateway_enforces(server: RunningServer) -> N
     assert overview["principal"] == "analyst-eu"
     assert customers["row_filter"] == "\"region\" = 'EU'"
     assert {c["name"]: c["mask"] for c in customers["columns"]}["email"] == "hash"
-    assert ports[("marketing/customer_360", "customer_360")]["hidden_columns"] == [
-        "failed_payment_count"
-    ]
+    assert ports[("marketing/customer_360", "customer_360")]["hidden_columns"] == []
+    assert "failed_payment_count" not in listed.text
     assert "failed_payment_count" not in {
         c["name"] for c in ports[("marketing/customer_360", "customer_360")]["columns"]
     }
@@ -86,7 +88,17 @@ def test_meshgov_access_lists_the_same(server: RunningServer) -> None:
     cli = json.loads(done.stdout)
     with server.client("analyst-eu") as client:
         http = client.get("/v1/access", params={"purpose": "analytics"}).json()
-    assert cli["ports"] == http["ports"]
+
+    # The same ports, columns, masks and row filters; the CLI (local files) names hidden columns,
+    # the HTTP answer does not (hidden from the caller, as in the console).
+    def unnamed(ports: list[dict[str, object]]) -> list[dict[str, object]]:
+        return [
+            {k: v for k, v in p.items() if k not in ("hidden_columns", "reasons")} for p in ports
+        ]
+
+    assert unnamed(cli["ports"]) == unnamed(http["ports"])
+    assert [p["hidden_columns"] for p in http["ports"]] == [[] for _ in cli["ports"]]
+    assert ["failed_payment_count"] in [p["hidden_columns"] for p in cli["ports"]]
     table = subprocess.run(
         [*MESHGOV, "access", "--principal", str(MESH / "principals" / "analyst-eu.yaml"),
          "--catalog", str(MESH), "--policies", str(ROOT / "policies")],

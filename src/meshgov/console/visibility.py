@@ -1,97 +1,55 @@
-"""Which columns a console viewer may see: the column *metadata* each page shows follows the
-viewer's access decisions (no request, no HTML here).
-
-- The guild, and principals of a product's own domain (its owners), see every column.
-- Anyone else sees a port's columns as its access decisions show them, for the purpose chosen on
-  the page or, without one, the union over the purposes the product's grants name (the same union
-  as the re-identification risk: a column is shown if some purpose shows it, marked masked if
-  every purpose that shows it masks it). A column hidden from the viewer is absent: its name is
-  not on the page, in a reason, a finding, a row filter or a graph answer. A port the viewer may
-  not read shows no columns.
+"""The console's side of column visibility: the rule itself lives in ``meshgov.visibility``
+(shared with the HTTP API); here the console's background worker that decides, ahead of a
+search, which columns of every product a viewer may see.
 """
 
 from __future__ import annotations
 
-import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
 
-from sqlglot import exp
-
-from meshgov.authz import GUILD_GROUP
-from meshgov.core.graph.risk import PortView, policy_access
-from meshgov.core.manifest import Manifest
 from meshgov.core.principal import Principal
-from meshgov.errors import MeshgovError
 from meshgov.serving.state import ServingState
+from meshgov.visibility import (
+    HIDDEN,
+    filter_graph_answer,
+    hidden_in,
+    hidden_names,
+    known_hidden,
+    mentions,
+    port_views,
+    product_columns,
+    redact,
+    redact_checks,
+    redact_value,
+    row_filter_shown,
+    sees_everything,
+    visible_column,
+)
 
-HIDDEN = "[a column you may not see]"
-_VIEWS_CACHE = "console_port_views"
-_VIEWS_KEPT = 200_000  # (principal, purpose, product) entries per serving state
+__all__ = [
+    "BACKGROUND",
+    "HIDDEN",
+    "check_every_product",
+    "filter_graph_answer",
+    "hidden_in",
+    "hidden_names",
+    "known_hidden",
+    "mentions",
+    "port_views",
+    "product_columns",
+    "redact",
+    "redact_checks",
+    "redact_value",
+    "row_filter_shown",
+    "sees_everything",
+    "visible_column",
+]
+
 _JOBS_LOCK = threading.Lock()
 # The console's background work (risk answers, column checks), one at a time, on one thread that
 # keeps its policy engine.
 BACKGROUND = ThreadPoolExecutor(1, thread_name_prefix="meshgov-console-background")
-
-
-def sees_everything(principal: Principal, manifest: Manifest | None = None) -> bool:
-    """The guild sees every column of every product; an owner every column of its domain's."""
-    if GUILD_GROUP in principal.groups:
-        return True
-    return manifest is not None and principal.domain == manifest.metadata.domain
-
-
-def port_views(
-    state: ServingState, principal: Principal, purpose: str | None, manifest: Manifest
-) -> dict[str, PortView] | None:
-    """Per port of ``manifest``, what ``principal`` gets of it; None: everything (guild, owner).
-
-    Remembered per serving state (the gateway caches the decisions too)."""
-    if sees_everything(principal, manifest):
-        return None
-    cache: dict[tuple[str, str, str], dict[str, PortView]] = state.cache.setdefault(
-        _VIEWS_CACHE, {}
-    )
-    key = (principal.cache_key(), purpose or "", manifest.id)
-    found = cache.get(key)
-    if found is None:
-        gateway = state.gateway
-        view = policy_access(
-            lambda p, product, port: gateway.decide(principal, p, product, port), purpose
-        )
-        found = {port.name: view(manifest, port.name) for port in manifest.spec.output_ports}
-        if len(cache) >= _VIEWS_KEPT:
-            cache.clear()
-        cache[key] = found
-    return found
-
-
-def known_hidden(state: ServingState, principal: Principal) -> Callable[[str], set[str] | None]:
-    """``product → `` the column names of ``product`` hidden from ``principal`` (for the union of
-    purposes) if already decided on this serving state (no decision is made), else None."""
-    key = principal.cache_key()
-    views_cache: dict[tuple[str, str, str], dict[str, PortView]] = state.cache.get(_VIEWS_CACHE, {})
-    names_cache: dict[tuple[str, str], set[str]] = state.cache.setdefault(
-        "console_hidden_names", {}
-    )
-    manifests = state.catalog.manifests
-
-    def lookup(product: str) -> set[str] | None:
-        found = names_cache.get((key, product))
-        if found is not None:
-            return found
-        manifest = manifests.get(product)
-        if manifest is None or sees_everything(principal, manifest):
-            return set()
-        views = views_cache.get((key, "", product))
-        if views is None:
-            return None
-        found = names_cache[(key, product)] = hidden_in(manifest, views)
-        return found
-
-    return lookup
 
 
 def check_every_product(state: ServingState, principal: Principal) -> None:
@@ -108,201 +66,3 @@ def check_every_product(state: ServingState, principal: Principal) -> None:
                 port_views(state, principal, None, manifest)
 
         jobs[key] = BACKGROUND.submit(run)
-
-
-def hidden_in(manifest: Manifest, views: Mapping[str, PortView] | None) -> set[str]:
-    """The column names of ``manifest`` the viewer may not see in any of its ports."""
-    if views is None:
-        return set()
-    shown: set[str] = set()
-    every: set[str] = set()
-    for port in manifest.spec.output_ports:
-        view = views.get(port.name)
-        for column in port.columns:
-            every.add(column.name)
-            if view is not None and view.readable and column.name not in view.hidden:
-                shown.add(column.name)
-    return every - shown
-
-
-def hidden_names(
-    state: ServingState, principal: Principal, products: Iterable[str], purpose: str | None = None
-) -> set[str]:
-    """The column names hidden from ``principal`` in any of ``products`` (ids; unknown ones are
-    skipped)."""
-    names: set[str] = set()
-    for product in set(products):
-        manifest = state.catalog.manifests.get(product)
-        if manifest is not None:
-            names |= hidden_in(manifest, port_views(state, principal, purpose, manifest))
-    return names
-
-
-def redact(text: str, names: Iterable[str]) -> str:
-    """``text`` (a reason, a finding: prose, not SQL) with each whole-word ``names`` replaced."""
-    wanted = sorted({n for n in names if n}, key=len, reverse=True)
-    if not wanted or not text:
-        return text
-    pattern = r"(?<![\w])(?:" + "|".join(re.escape(n) for n in wanted) + r")(?![\w])"
-    return re.sub(pattern, HIDDEN, text)
-
-
-def mentions(text: str, names: Iterable[str]) -> bool:
-    return redact(text, names) != text
-
-
-def row_filter_shown(sql: str | None, visible: set[str]) -> bool:
-    """A grant's row filter may be shown when every column it names is visible to the viewer
-    (parsed with sqlglot; one that does not parse is not shown)."""
-    if not sql:
-        return True
-    from meshgov.core.sql.filters import _placeholder, parse_filter
-
-    try:
-        tree = parse_filter(sql)  # the template as the gateway parses it ({principal.x} too)
-    except MeshgovError:
-        return False
-    return all(
-        column.name in visible
-        for column in tree.find_all(exp.Column)
-        if _placeholder(column.parent) is None
-    )
-
-
-def product_columns(manifest: Manifest, views: Mapping[str, PortView] | None) -> dict[str, Any]:
-    """Per port: ``readable``, and the columns the viewer may see with ``shown_mask`` (the mask
-    kind applied to the viewer, None: in clear or the viewer sees everything)."""
-    ports: dict[str, Any] = {}
-    for port in manifest.spec.output_ports:
-        view = None if views is None else views.get(port.name, PortView(False))
-        if view is not None and not view.readable:
-            ports[port.name] = {"readable": False, "columns": []}
-            continue
-        ports[port.name] = {
-            "readable": True,
-            "columns": [
-                {"column": column, "shown_mask": view.masks.get(column.name) if view else None}
-                for column in port.columns
-                if view is None or column.name not in view.hidden
-            ],
-        }
-    return ports
-
-
-def visible_column(
-    state: ServingState, principal: Principal, product: str, port: str | None, column: str | None
-) -> bool:
-    """Whether ``product:port:column`` (a graph answer's reference) is a column the viewer sees;
-    references without a column are products or ports, always shown."""
-    if column is None or port is None:
-        return True
-    manifest = state.catalog.manifests.get(product)
-    if manifest is None:
-        return True
-    views = port_views(state, principal, None, manifest)
-    if views is None:
-        return True
-    view = views.get(port)
-    return view is not None and view.readable and column not in view.hidden
-
-
-def _split_ref(ref: str) -> tuple[str, str | None, str | None]:
-    product, _, rest = ref.partition(":")
-    port, _, column = rest.partition(":")
-    return product, port or None, column or None
-
-
-def filter_graph_answer(state: ServingState, principal: Principal, question: str, data: Any) -> Any:
-    """A graph answer's plain data without the columns hidden from a viewer who does not see
-    everything (the answer of the guild is unchanged)."""
-    if sees_everything(principal):
-        return data
-
-    def shown_ref(ref: str) -> bool:
-        return visible_column(state, principal, *_split_ref(ref))
-
-    if question == "impact":
-        items = [
-            i
-            for i in data["items"]
-            if visible_column(state, principal, i["product"], i["port"], i["column"])
-            and (i["precision"] != "column" or shown_ref(i["via"]))
-        ]
-        kept = {i["product"] for i in items}
-        owners = [
-            {**o, "products": [p for p in o["products"] if p in kept]} for o in data["owners"]
-        ]
-        return {**data, "items": items, "owners": [o for o in owners if o["products"]]}
-    if question == "pii":
-        flows = []
-        for flow in data:
-            sources = []
-            for source in flow["sources"]:
-                columns = [
-                    c
-                    for c in source["columns"]
-                    if visible_column(
-                        state, principal, source["product"], source["port"], c.split(" (", 1)[0]
-                    )
-                ]
-                if columns:
-                    sources.append({**source, "columns": columns})
-            if sources:
-                flows.append({**flow, "sources": sources})
-        return flows
-    if question == "paths":
-        paths = []
-        for path in data:
-            steps = []
-            for step in path["steps"]:
-                left = [c for c in step["left_columns"] if shown_ref(f"{step['left_product']}:{c}")]
-                right = [
-                    c for c in step["right_columns"] if shown_ref(f"{step['right_product']}:{c}")
-                ]
-                steps.append({**step, "left_columns": left, "right_columns": right})
-            # A path joining only on columns the viewer cannot see is not a path for it.
-            if all(s["left_columns"] and s["right_columns"] for s in steps):
-                paths.append({**path, "steps": steps})
-        return paths
-    return data
-
-
-def _redact_finding(finding: dict[str, Any], names: set[str]) -> dict[str, Any]:
-    return {k: redact(v, names) if isinstance(v, str) else v for k, v in finding.items()}
-
-
-def redact_checks(checks: list[dict[str, Any]], names: set[str]) -> list[dict[str, Any]]:
-    """The product page's release checks with the hidden column names taken out of findings."""
-    if not names:
-        return checks
-    out = []
-    for row in checks:
-        check = row["check"]
-        redacted = {
-            **check,
-            "findings": [_redact_finding(f, names) for f in check["findings"]],
-            "error": redact(check["error"], names) if check.get("error") else check.get("error"),
-        }
-        published = row["at_publication"]
-        if published is not None and published.get("findings"):
-            published = {
-                **published,
-                "findings": [_redact_finding(f, names) for f in published["findings"]],
-            }
-        out.append({**row, "check": redacted, "at_publication": published})
-    return out
-
-
-def redact_value(value: Any, names: set[str]) -> Any:
-    """``value`` (plain data: dicts, lists, strings) with the hidden ``names`` taken out of every
-    string; a list that held only hidden names becomes empty."""
-    if isinstance(value, str):
-        return HIDDEN if value in names else redact(value, names)
-    if isinstance(value, Mapping):
-        return {
-            (redact(k, names) if isinstance(k, str) else k): redact_value(v, names)
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [redact_value(v, names) for v in value if not (isinstance(v, str) and v in names)]
-    return value

@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from meshgov.access_overview import AccessOverview
 from meshgov.api.deps import CallerDep, ServiceDep
+from meshgov.visibility import redact_access
 
 router = APIRouter(prefix="/v1", tags=["query"])
 
@@ -22,6 +23,14 @@ async def access(
     """The ports the token's principal may read for ``purpose`` (default: the principal's own
     default purpose), with their visible columns, masks, hidden columns and the row filter bound
     to the principal: the same decisions and rewrites its queries get. Ports it may not read are
-    counted (``denied``), never named.
+    counted (``denied``), never named. As in the console, the guild and a product's own domain
+    see its hidden columns named; anyone else gets ``hidden_columns`` empty and reasons and row
+    filters without their names (``meshgov.visibility``).
     """
-    return await run_in_threadpool(service.access_overview, caller, purpose)
+
+    def shown() -> AccessOverview:
+        overview = service.access_overview(caller, purpose)
+        redacted: AccessOverview = redact_access(service.state, caller, overview)
+        return redacted
+
+    return await run_in_threadpool(shown)

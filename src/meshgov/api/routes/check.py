@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from meshgov.api.deps import CallerDep, CpuDep, ServiceDep
 from meshgov.limits import check_size
 from meshgov.service import Service, gate_passes
+from meshgov.visibility import findings_scope, redact_findings
 
 router = APIRouter(prefix="/v1", tags=["check"])
 
@@ -46,13 +47,17 @@ def check_manifest_size(service: Service, text: str, what: str = "the manifest")
 async def check(
     request: CheckRequest, service: ServiceDep, caller: CallerDep, pool: CpuDep
 ) -> CheckResponse:
-    """Findings of the active policies for one manifest (as ``meshgov check`` would report)."""
+    """Findings of the active policies for one manifest (as ``meshgov check`` would report);
+    a column of another product hidden from the caller is not named in them."""
     check_manifest_size(service, request.manifest)
     if request.previous is not None:
         check_manifest_size(service, request.previous, "the previous manifest")
     findings, decision_id, revision = await pool.run(
         service.check, caller, request.manifest, request.previous
     )
+    shown = redact_findings(
+        service.state, caller, findings, *findings_scope(request.manifest, None, request.previous)
+    )
     return CheckResponse(
-        passed=gate_passes(findings), revision=revision, decision_id=decision_id, findings=findings
+        passed=gate_passes(findings), revision=revision, decision_id=decision_id, findings=shown
     )

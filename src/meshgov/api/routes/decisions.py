@@ -10,8 +10,11 @@ from pydantic import BaseModel
 
 from meshgov.api.deps import CallerDep, ServiceDep
 from meshgov.api.security import GUILD_GROUP
+from meshgov.core.principal import Principal
 from meshgov.errors import AccessDenied, InputError
+from meshgov.serving.state import ServingState
 from meshgov.store.base import DECISION_KINDS, DecisionFilter
+from meshgov.visibility import hidden_names, redact_value, sees_everything
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
 
@@ -44,7 +47,8 @@ def list_decisions(
     until: dt.datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> DecisionList:
-    """Newest first. The guild sees every decision; anyone else only their own."""
+    """Newest first. The guild sees every decision; anyone else only their own, without the
+    names of the columns hidden from it in the products a decision is about (as the console)."""
     if GUILD_GROUP not in caller.groups:
         if principal is not None and principal != caller.id:
             raise AccessDenied("only the guild may read other principals' decisions")
@@ -72,7 +76,7 @@ def list_decisions(
                 product=r.product,
                 input_digest=r.input_digest,
                 allowed=r.allowed,
-                result=r.result,
+                result=_shown_result(service.state, caller, r),
                 revision=r.revision,
             )
             for r in records
@@ -96,3 +100,22 @@ def _epoch(value: dt.datetime | None) -> float | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     return value.timestamp()
+
+
+def _shown_result(state: ServingState, viewer: Principal, record: Any) -> dict[str, Any]:
+    """A decision's result as shown to ``viewer``: the columns hidden from it in the products the
+    decision is about taken out of its text (the guild's is unchanged; see the console's
+    ``pages_graph._redacted``)."""
+    result: dict[str, Any] = record.result
+    if sees_everything(viewer):
+        return result
+    products = {record.product} if record.product else set()
+    for table in result.get("tables", []) or []:
+        port = state.gateway.resolve_port(tuple(str(table).lower().split(".")))
+        if port is not None:
+            products.add(port.product)
+    names = hidden_names(state, viewer, products)
+    if not names:
+        return result
+    shown: dict[str, Any] = redact_value(result, names)
+    return shown

@@ -14,8 +14,11 @@ from meshgov.api.routes._body import text_body, text_request_body
 from meshgov.api.routes.check import check_manifest_size
 from meshgov.api.security import require_owner
 from meshgov.catalog import read_manifest_text
+from meshgov.core.principal import Principal
 from meshgov.errors import NotFound
+from meshgov.service import Service
 from meshgov.store.base import ProductVersion
+from meshgov.visibility import findings_scope, manifest_text, redact_findings, shown_manifest
 
 router = APIRouter(prefix="/v1/products", tags=["products"])
 
@@ -91,11 +94,12 @@ def list_products(service: ServiceDep, _caller: CallerDep) -> ProductList:
 
 @router.get("/{domain}/{name}", response_model=ProductDetail)
 def get_product(
-    domain: NamePath, name: NamePath, service: ServiceDep, _caller: CallerDep
+    domain: NamePath, name: NamePath, service: ServiceDep, caller: CallerDep
 ) -> ProductDetail:
-    """The latest version, with its manifest."""
+    """The latest version, with its manifest (the columns hidden from the caller absent, see
+    ``meshgov.visibility``)."""
     latest = service.product_versions(domain, name)[-1]
-    return _detail(latest)
+    return _detail(service, caller, latest)
 
 
 @router.get("/{domain}/{name}/versions", response_model=VersionList)
@@ -122,20 +126,22 @@ def get_version(
     name: NamePath,
     version: Annotated[str, Path(max_length=128)],
     service: ServiceDep,
-    _caller: CallerDep,
+    caller: CallerDep,
 ) -> ProductDetail:
     for stored in service.product_versions(domain, name):
         if stored.version == version:
-            return _detail(stored)
+            return _detail(service, caller, stored)
     raise NotFound(f"{domain}/{name} has no version {version}")
 
 
-def _detail(version: ProductVersion) -> ProductDetail:
+def _detail(service: Service, caller: Principal, version: ProductVersion) -> ProductDetail:
     manifest = read_manifest_text(version.manifest, f"store:{version.product_id}")
+    shown = shown_manifest(service.state, caller, manifest)
     return ProductDetail(
         **_summary(version),
-        manifest=manifest.model_dump(mode="json", by_alias=True, exclude_none=True),
-        manifest_text=version.manifest,
+        manifest=shown.model_dump(mode="json", by_alias=True, exclude_none=True),
+        # The text as published only to whom sees every column; else the manifest as shown.
+        manifest_text=version.manifest if shown is manifest else manifest_text(shown),
     )
 
 
@@ -172,6 +178,9 @@ async def publish_product(
         product=result.product,
         version=result.version,
         revision=revision,
-        findings=result.findings,
+        # An owner sees its own product whole, not necessarily the products it reads.
+        findings=redact_findings(
+            service.state, caller, result.findings, *findings_scope(text, f"{domain}/{name}")
+        ),
     )
     return JSONResponse(body.model_dump(), status_code=201 if result.published else 422)
