@@ -326,6 +326,8 @@ def shown_manifest(state: ServingState, principal: Principal, manifest: Manifest
                 kept.append(ref)
         return kept
 
+    if not names and _unchanged(manifest, shown_names, shown_refs):
+        return manifest  # nothing to leave out: the manifest as published (and its text)
     ports = []
     for port in manifest.spec.output_ports:
         columns = [
@@ -349,6 +351,17 @@ def shown_manifest(state: ServingState, principal: Principal, manifest: Manifest
     access = manifest.spec.access.model_copy(update={"grants": grants})
     spec = manifest.spec.model_copy(update={"output_ports": ports, "access": access})
     return manifest.model_copy(update={"spec": spec})
+
+
+def _unchanged(
+    manifest: Manifest, shown_names: set[str], shown_refs: Callable[[list[str]], list[str]]
+) -> bool:
+    """Every column shown: whether the references and row filters are all shown as they are."""
+    for port in manifest.spec.output_ports:
+        for column in port.columns:
+            if column.derived_from and shown_refs(column.derived_from) != column.derived_from:
+                return False
+    return all(row_filter_shown(g.row_filter, shown_names) for g in manifest.spec.access.grants)
 
 
 def _hidden_filter(sql: str, names: set[str]) -> str:

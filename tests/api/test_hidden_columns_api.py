@@ -65,7 +65,17 @@ def test_catalog_export_leaves_hidden_columns_out(server: RunningServer) -> None
     shown = {e["product"]: e["manifest"] for e in analyst.json()["products"]}
     assert "total_spend" in shown[PRODUCT]
     read_manifest_text(shown[PRODUCT], "answer")  # still a manifest `meshgov check --catalog` reads
-    assert SECRET in {e["product"]: e["manifest"] for e in guild["products"]}[PRODUCT]
+    published = {e["product"]: e["manifest"] for e in guild["products"]}
+    assert SECRET in published[PRODUCT]
+    # A product with nothing hidden from the analyst is given as published, text and all.
+    whole = [key for key, text in shown.items() if key != PRODUCT and text == published[key]]
+    assert whole, "every product was rewritten for the analyst"
+    for key in whole:
+        assert _columns_of(shown[key]) == _columns_of(published[key])
+
+
+def _columns_of(text: str) -> set[str]:
+    return {c.name for p in read_manifest_text(text, "answer").spec.output_ports for c in p.columns}
 
 
 @pytest.mark.parametrize(

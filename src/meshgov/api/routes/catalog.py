@@ -54,6 +54,10 @@ def _shown(state: ServingState, caller: Principal, key: str, stored: Any) -> str
     registered = state.catalog.manifests.get(key)
     if registered is not None and sees_everything(caller, registered):
         return str(stored.manifest)
-    manifest = read_manifest_text(stored.manifest, f"store:{key}")
+    manifest = (
+        registered  # parsed already when it is the version served
+        if registered is not None and registered.metadata.version == stored.version
+        else read_manifest_text(stored.manifest, f"store:{key}")
+    )
     shown = shown_manifest(state, caller, manifest)
     return str(stored.manifest) if shown is manifest else manifest_text(shown)
