@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 import meshgov.core.collection
 import meshgov.streams
@@ -17,6 +17,24 @@ from meshgov.streams import RelayConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 MESH = ROOT / "examples" / "mesh"
+
+
+def stream_serve(*extra: str) -> Result:
+    """``meshgov stream serve`` of the example mesh for the EU analyst (the relay itself faked)."""
+    return CliRunner().invoke(
+        app,
+        [
+            "stream",
+            "serve",
+            "--catalog",
+            str(MESH),
+            "--policies",
+            str(ROOT / "policies"),
+            "--principal",
+            str(MESH / "principals" / "analyst-eu.yaml"),
+            *extra,
+        ],
+    )
 
 
 @pytest.mark.parametrize(("namespace", "governed"), [("", "gov"), ("team7", "team7gov")])
@@ -32,23 +50,7 @@ def test_stream_serve_uses_the_stream_namespace_and_the_batch(
     monkeypatch.setattr(meshgov.streams, "run_relays", fake_run_relays)
     monkeypatch.setattr(meshgov.core.collection, "tune_for_batches", lambda: None)
     monkeypatch.setenv("MESHGOV_STREAM_NAMESPACE", namespace)
-    result = CliRunner().invoke(
-        app,
-        [
-            "stream",
-            "serve",
-            "--catalog",
-            str(MESH),
-            "--policies",
-            str(ROOT / "policies"),
-            "--principal",
-            str(MESH / "principals" / "analyst-eu.yaml"),
-            "--purpose",
-            "analytics",
-            "--batch",
-            "123",
-        ],
-    )
+    result = stream_serve("--purpose", "analytics", "--batch", "123")
     assert result.exit_code == 0, result.output
     assert len(seen) == 1
     assert seen[0].governed_prefix == governed
@@ -73,23 +75,8 @@ def test_stream_serve_warns_at_start_about_a_subscriber_the_policy_denies(
 
     monkeypatch.setattr(meshgov.streams, "run_relays", fake_run_relays)
     monkeypatch.setattr(meshgov.core.collection, "tune_for_batches", lambda: None)
-    result = CliRunner().invoke(
-        app,
-        [
-            "stream",
-            "serve",
-            "--catalog",
-            str(MESH),
-            "--policies",
-            str(ROOT / "policies"),
-            "--principal",
-            str(MESH / "principals" / "analyst-eu.yaml"),
-            "--purpose",
-            "analytics",
-            "--purpose",
-            "marketing",
-            "commerce/orders:order_events",
-        ],
+    result = stream_serve(
+        "--purpose", "analytics", "--purpose", "marketing", "commerce/orders:order_events"
     )
     assert result.exit_code == 0, result.output
     output = " ".join(result.output.split())
