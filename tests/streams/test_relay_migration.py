@@ -9,7 +9,6 @@ import logging
 
 import pytest
 from stream_world import (
-    FRAUD,
     HASH_KEY,
     ORDERS,
     World,
@@ -17,11 +16,11 @@ from stream_world import (
     connect,
     publish_raw,
     read_all,
+    relay_for,
 )
 from test_relay import drain
 
 from meshgov.governed import GovernedRunner
-from meshgov.streams import Relay, Subscriber
 
 
 def test_an_ack_all_consumer_is_recreated_from_its_ack_floor(
@@ -29,18 +28,9 @@ def test_an_ack_all_consumer_is_recreated_from_its_ack_floor(
 ) -> None:
     async def scenario() -> None:
         broker = await connect(world)
-        gateway = world.gateway()
         runner = GovernedRunner(HASH_KEY)
-        subscriber = Subscriber(FRAUD, "fraud_detection")  # no row filter: sees every event
-        relay = Relay(
-            broker,
-            lambda: gateway,
-            runner,
-            "shop/orders",
-            "order_events",
-            [subscriber],
-            world.config(),
-        )
+        relay = relay_for(broker, world, runner)  # the fraud analyst: sees every event
+        subscriber = relay.subscribers[0]
         await publish_raw(broker, world, as_json(ORDERS[:10]))
         # The old consumer: policy all, long ack wait; 10 events delivered, the 4th acknowledged
         # (so the first 4 are settled), the other 6 delivered but never acknowledged.
